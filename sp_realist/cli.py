@@ -1,0 +1,47 @@
+"""The ``sp-realist`` command line.
+
+Each command is a thin click wrapper over a library function.  The command
+groups of each area live beside their library code (``sp_realist/<area>/
+commands.py``) and are registered here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from . import __version__
+from .cli_support import group, message
+
+# Modules that define ``register(main)``; each adds its commands to the group.
+COMMAND_MODULES = (
+    "sp_realist.commands",           # init, info
+    "sp_realist.ingest.commands",    # ingest, sources, participants, attributes, summary
+    "sp_realist.privacy.commands",   # anonymise, audit
+    "sp_realist.coding.commands",    # codebook, code, autocode, memo, retrieve, matrices, themes, agreement
+    "sp_realist.cmoc.commands",      # appraise, cmoc, theory, ifthen, saturation, suggest, graph, triangulate
+    "sp_realist.exchange.commands",  # export / import (REFI-QDA)
+    "sp_realist.report.commands",    # report, build
+)
+
+
+@group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="sp-realist")
+def main() -> None:
+    """sp_realist: realist and qualitative evaluation from the command line.
+
+    \b
+    Quick start:
+      sp-realist init evaluation.sprealist
+      sp-realist ingest diaries/*.docx --kind diary --site S1
+      sp-realist summary
+    Run 'sp-realist COMMAND --help' for any command.
+    """
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(main)
+
+
+__all__ = ["main", "message"]

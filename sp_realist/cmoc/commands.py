@@ -1,0 +1,7 @@
+"""Commands of sp_realist.cmoc (filled by its issue)."""
+
+import click
+
+
+def register(main: click.Group) -> None:
+    """Add this area's commands to the main group."""

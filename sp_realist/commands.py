@@ -1,0 +1,56 @@
+"""Project-level commands: ``init`` and ``info``."""
+
+from __future__ import annotations
+
+import click
+import pandas as pd
+
+from .cli_support import emit, format_option, get_project, message, project_option
+from .store import Project
+
+
+def project_info(project: Project) -> pd.DataFrame:
+    """Key facts about a project as a two-column frame."""
+    from sqlalchemy import func, select
+
+    from . import schema as S
+
+    with project.connect() as conn:
+        rows = [("location", project.location), ("schema_version", project.schema_version)]
+        for table in (S.sources, S.segments, S.participants, S.codes, S.codings, S.memos, S.themes,
+                      S.cmocs, S.theories, S.appraisals):
+            rows.append((table.name, conn.execute(select(func.count()).select_from(table)).scalar_one()))
+    return pd.DataFrame(rows, columns=["item", "value"])
+
+
+@click.command("init")
+@click.argument("path", type=click.Path(dir_okay=False))
+def init_cmd(path: str) -> None:
+    """Create a new, empty project file.
+
+    \b
+    Example:
+      sp-realist init evaluation.sprealist
+    """
+    project = Project.create(path)
+    project.close()
+    message(f"Created project {path}")
+
+
+@click.command("info")
+@project_option
+@format_option
+def info_cmd(project_path, fmt, output) -> None:
+    """Show the project's location, schema version and object counts.
+
+    \b
+    Example:
+      sp-realist info -p evaluation.sprealist --format json
+    """
+    project = get_project(project_path)
+    emit(project_info(project), fmt, output, title="Project")
+
+
+def register(main: click.Group) -> None:
+    main.add_command(init_cmd)
+    main.add_command(info_cmd)

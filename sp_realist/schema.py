@@ -1,0 +1,349 @@
+"""The project schema, written with SQLAlchemy Core.
+
+Every table lives in one :class:`~sqlalchemy.MetaData`.  Queries elsewhere are
+built with SQLAlchemy expressions only, so the same code runs on SQLite (the
+default, one ``*.sprealist`` file) and on PostgreSQL.
+
+Character offsets (``start``/``end``) are always positions in the owning
+source's plain ``text`` (Python ``str`` indices, i.e. Unicode code points),
+half-open ``[start, end)``, as in REFI-QDA's PlainTextSelection.  Any code that
+changes a source's text (anonymisation) must move every span that points into
+it: segments, codings and excerpts.
+
+``SCHEMA_VERSION`` is bumped whenever the schema changes; add a migration to
+``sp_realist.store.MIGRATIONS`` at the same time.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+# Timestamps are ISO-8601 UTC strings ("2026-11-23T19:30:00+00:00"): portable
+# across back ends and readable in exports.
+TS = String(40)
+
+SOURCE_KINDS = ("interview", "focus_group", "diary", "field_notes", "document")
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# --- participants ---------------------------------------------------------
+participants = Table(
+    "participants",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(100), nullable=False, unique=True),  # e.g. "S1 DK1"
+    Column("role", String(200)),
+    Column("site", String(100)),
+    Column("created_at", TS, nullable=False),
+)
+
+participant_attributes = Table(
+    "participant_attributes",
+    metadata,
+    Column("participant_id", Integer, ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("value", Text),
+)
+
+# --- sources and segments -------------------------------------------------
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(500), nullable=False, unique=True),
+    Column("kind", String(40), nullable=False),
+    Column("checksum", String(64), nullable=False),  # sha256 of the file bytes it came from
+    Column("text", Text, nullable=False),
+    Column("date", String(40)),  # ISO date of the interview / diary entry when known
+    Column("file_name", String(500)),  # the file it was read from (base name)
+    Column("file_format", String(20)),  # txt, md, docx, vtt, srt, qdpx ...
+    Column("entry_index", Integer),  # position of a diary entry inside its file (0-based)
+    Column("participant_id", Integer, ForeignKey("participants.id", ondelete="SET NULL")),
+    Column("guid", String(36)),  # stable REFI-QDA GUID once exported or imported
+    Column("created_at", TS, nullable=False),
+    Column("ingest_order", Integer, nullable=False),
+    CheckConstraint(
+        "kind IN ('interview','focus_group','diary','field_notes','document')", name="ck_sources_kind"
+    ),
+)
+
+source_attributes = Table(
+    "source_attributes",
+    metadata,
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(200), primary_key=True),  # site, wave, health_board, surgery ...
+    Column("value", Text),
+)
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("ord", Integer, nullable=False),
+    Column("start", Integer, nullable=False),
+    Column("end", Integer, nullable=False),
+    Column("speaker", String(200)),
+    Column("section", String(200)),  # Driscoll: "What?", "So what?", "Now what?"; docx headings
+    Column("kind", String(40), nullable=False),  # turn | paragraph | section | preamble | heading | cue
+    Column("start_time", Float),  # seconds, for VTT/SRT
+    Column("end_time", Float),
+    Column("participant_id", Integer, ForeignKey("participants.id", ondelete="SET NULL")),
+    UniqueConstraint("source_id", "ord", name="uq_segments_source_ord"),
+    CheckConstraint('"start" <= "end"', name="ck_segments_span"),
+)
+Index("ix_segments_source", segments.c.source_id, segments.c.start)
+
+# --- codebook and codings (coding issue) ---------------------------------
+codes = Table(
+    "codes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(300), nullable=False, unique=True),
+    Column("parent_id", Integer, ForeignKey("codes.id", ondelete="RESTRICT")),
+    Column("definition", Text),
+    Column("inclusion", Text),
+    Column("exclusion", Text),
+    Column("example", Text),
+    Column("colour", String(20)),
+    Column("ord", Integer, nullable=False, default=0),
+    Column("guid", String(36)),
+    Column("created_at", TS, nullable=False),
+)
+
+code_rules = Table(
+    "code_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code_id", Integer, ForeignKey("codes.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(300), nullable=False, unique=True),
+    Column("kind", String(20), nullable=False),  # keywords | phrases | pattern
+    Column("spec", Text, nullable=False),  # JSON: list of strings or a Matcher pattern list
+    Column("unit", String(20), nullable=False, default="sentence"),  # match | sentence | segment | section
+    Column("lemma", Boolean, nullable=False, default=False),
+)
+
+codings = Table(
+    "codings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code_id", Integer, ForeignKey("codes.id", ondelete="CASCADE"), nullable=False),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("start", Integer, nullable=False),
+    Column("end", Integer, nullable=False),
+    Column("coder", String(200), nullable=False),
+    Column("origin", String(300), nullable=False, default="manual"),  # manual | rule:<name> | import:<tool>
+    Column("memo", Text),
+    Column("guid", String(36)),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("code_id", "source_id", "start", "end", "coder", name="uq_codings_span"),
+    CheckConstraint('"start" < "end"', name="ck_codings_span"),
+)
+Index("ix_codings_source", codings.c.source_id, codings.c.start)
+Index("ix_codings_code", codings.c.code_id)
+
+memos = Table(
+    "memos",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("target_type", String(20), nullable=False),  # project | code | source | coding | cmoc | theory | participant | theme
+    Column("target_id", Integer),  # NULL for project memos
+    Column("title", String(300)),
+    Column("text", Text, nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("guid", String(36)),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+Index("ix_memos_target", memos.c.target_type, memos.c.target_id)
+
+themes = Table(
+    "themes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(300), nullable=False, unique=True),
+    Column("parent_id", Integer, ForeignKey("themes.id", ondelete="CASCADE")),
+    Column("description", Text),
+    Column("phase", String(20), nullable=False, default="initial"),  # initial | searching | reviewing | defining | named
+    Column("ord", Integer, nullable=False, default=0),
+    Column("guid", String(36)),
+    Column("created_at", TS, nullable=False),
+)
+
+theme_codes = Table(
+    "theme_codes",
+    metadata,
+    Column("theme_id", Integer, ForeignKey("themes.id", ondelete="CASCADE"), primary_key=True),
+    Column("code_id", Integer, ForeignKey("codes.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# --- realist analysis (cmoc issue) ---------------------------------------
+# An excerpt is a span of a source that analysis refers to: a coded span or a
+# segment.  Appraisals and CMOC evidence point at excerpts, so both survive
+# re-coding, and anonymisation moves them with the text.
+excerpts = Table(
+    "excerpts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("start", Integer, nullable=False),
+    Column("end", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("source_id", "start", "end", name="uq_excerpts_span"),
+    CheckConstraint('"start" < "end"', name="ck_excerpts_span"),
+)
+
+theories = Table(
+    "theories",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(50), nullable=False, unique=True),  # "T1"
+    Column("title", String(500), nullable=False),
+    Column("description", Text),
+    Column("questions", Text),  # JSON list, e.g. ["Q2", "Q3", "Q4"]
+    Column("ord", Integer, nullable=False, default=0),
+    Column("guid", String(36)),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+cmocs = Table(
+    "cmocs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(50), nullable=False, unique=True),  # "T1.2"
+    Column("context", Text),
+    Column("mechanism_resource", Text),
+    Column("mechanism_response", Text),
+    Column("outcome", Text),
+    Column("status", String(20), nullable=False, default="partial"),  # partial | complete
+    Column("confidence", String(20)),  # high | moderate | low
+    Column("memo", Text),
+    Column("ord", Integer, nullable=False, default=0),
+    Column("guid", String(36)),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+theory_cmocs = Table(
+    "theory_cmocs",
+    metadata,
+    Column("theory_id", Integer, ForeignKey("theories.id", ondelete="CASCADE"), primary_key=True),
+    Column("cmoc_id", Integer, ForeignKey("cmocs.id", ondelete="CASCADE"), primary_key=True),
+    Column("ord", Integer, nullable=False, default=0),
+)
+
+theory_history = Table(
+    "theory_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("theory_id", Integer, ForeignKey("theories.id", ondelete="CASCADE"), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("author", String(200)),
+    Column("change", Text, nullable=False),
+    Column("reason", Text),
+    Column("evidence", Text),  # JSON list of excerpt ids
+)
+
+cmoc_evidence = Table(
+    "cmoc_evidence",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("cmoc_id", Integer, ForeignKey("cmocs.id", ondelete="CASCADE"), nullable=False),
+    Column("excerpt_id", Integer, ForeignKey("excerpts.id", ondelete="CASCADE"), nullable=False),
+    Column("role", String(20), nullable=False, default="supports"),  # supports | refutes
+    Column("component", String(30)),  # context | mechanism_resource | mechanism_response | outcome
+    Column("analyst", String(200)),
+    Column("note", Text),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("cmoc_id", "excerpt_id", "role", name="uq_cmoc_evidence"),
+)
+
+cmoc_relations = Table(
+    "cmoc_relations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("from_id", Integer, ForeignKey("cmocs.id", ondelete="CASCADE"), nullable=False),
+    Column("to_id", Integer, ForeignKey("cmocs.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(20), nullable=False),  # refines | contradicts | chains
+    Column("note", Text),
+    UniqueConstraint("from_id", "to_id", "kind", name="uq_cmoc_relations"),
+)
+
+appraisals = Table(
+    "appraisals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("excerpt_id", Integer, ForeignKey("excerpts.id", ondelete="CASCADE"), nullable=False),
+    Column("analyst", String(200), nullable=False),
+    Column("relevance", String(20)),  # relevant | not_relevant | concept_box
+    Column("trust", String(20)),  # high | moderate | low
+    Column("trust_rationale", Text),
+    Column("interpretation", String(30)),  # context | mechanism_resource | mechanism_response | outcome | unclear
+    Column("cmoc_judgement", String(20)),  # new | supports | refines | refutes
+    Column("cmoc_id", Integer, ForeignKey("cmocs.id", ondelete="SET NULL")),
+    Column("theory_id", Integer, ForeignKey("theories.id", ondelete="SET NULL")),
+    Column("theory_change", Boolean),
+    Column("theory_note", Text),
+    Column("saturation_note", Text),
+    Column("note", Text),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("excerpt_id", "analyst", name="uq_appraisals_excerpt_analyst"),
+)
+
+appraisal_history = Table(
+    "appraisal_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("appraisal_id", Integer, ForeignKey("appraisals.id", ondelete="CASCADE"), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("analyst", String(200), nullable=False),
+    Column("snapshot", Text, nullable=False),  # JSON of the appraisal row before the change
+)
+
+# --- privacy (anonymisation issue) ---------------------------------------
+anonymisation_runs = Table(
+    "anonymisation_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_sha256", String(64), nullable=False),  # which key was applied; never the key itself
+    Column("direction", String(10), nullable=False),  # apply | reverse
+    Column("at", TS, nullable=False),
+    Column("replacements", Integer, nullable=False),
+    Column("sources", Text),  # JSON list of source ids
+)
+
+# --- audit log -------------------------------------------------------------
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", TS, nullable=False),
+    Column("actor", String(200)),
+    Column("action", String(100), nullable=False),  # ingest, code.add, cmoc.edit, anonymise ...
+    Column("target", String(300)),
+    Column("detail", Text),  # JSON
+)

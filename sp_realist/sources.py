@@ -1,0 +1,263 @@
+"""Low-level, shared operations on sources, segments and participants.
+
+Ingest, REFI-QDA import and the tests all create sources through
+:func:`add_source`, so the invariants live in one place:
+
+* segments are ordered, contiguous and non-overlapping, and concatenate back
+  to the source's text exactly (the first starts at 0, the last ends at
+  ``len(text)``);
+* everything for one source is written in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from . import schema as S
+from .errors import NotFoundError, SpRealistError
+from .store import Project, now
+
+
+@dataclass
+class Segment:
+    """A span of a source's text: ``text[start:end]``."""
+
+    start: int
+    end: int
+    kind: str = "paragraph"  # turn | paragraph | section | preamble | heading | cue
+    speaker: str | None = None
+    section: str | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    participant_code: str | None = None
+
+
+@dataclass
+class SourceDraft:
+    """Everything needed to store one source (one transcript or one diary entry)."""
+
+    name: str
+    kind: str
+    text: str
+    segments: list[Segment]
+    checksum: str
+    date: str | None = None
+    file_name: str | None = None
+    file_format: str | None = None
+    entry_index: int | None = None
+    participant_code: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_segments(text: str, segments: Sequence[Segment], name: str = "source") -> None:
+    """Raise unless ``segments`` tile ``text`` exactly, in order."""
+    pos = 0
+    for i, seg in enumerate(segments):
+        if seg.start != pos or seg.end < seg.start:
+            raise SpRealistError(
+                f"Internal error: segment {i} of {name} spans {seg.start}:{seg.end} but should start at {pos}; "
+                "please report this with the file."
+            )
+        pos = seg.end
+    if pos != len(text):
+        raise SpRealistError(
+            f"Internal error: the segments of {name} end at {pos}, not at the end of the text ({len(text)})."
+        )
+
+
+def ensure_participant(conn: Connection, code: str, role: str | None = None, site: str | None = None,
+                       attributes: dict[str, str] | None = None) -> int:
+    """The id of participant ``code``, created if missing; fills role/site only where empty."""
+    code = " ".join(code.split())
+    row = conn.execute(select(S.participants).where(S.participants.c.code == code)).mappings().first()
+    if row is None:
+        pid = conn.execute(
+            insert(S.participants).values(code=code, role=role, site=site, created_at=now())
+        ).inserted_primary_key[0]
+    else:
+        pid = row["id"]
+        values = {}
+        if role and not row["role"]:
+            values["role"] = role
+        if site and not row["site"]:
+            values["site"] = site
+        if values:
+            conn.execute(update(S.participants).where(S.participants.c.id == pid).values(**values))
+    for k, v in (attributes or {}).items():
+        set_attribute(conn, "participant", pid, k, v)
+    return pid
+
+
+def set_attribute(conn: Connection, entity: str, entity_id: int, name: str, value: Any) -> None:
+    """Set one attribute of a source or participant (insert or replace)."""
+    table, col = {
+        "source": (S.source_attributes, S.source_attributes.c.source_id),
+        "participant": (S.participant_attributes, S.participant_attributes.c.participant_id),
+    }[entity]
+    conn.execute(delete(table).where(and_(col == entity_id, table.c.name == name)))
+    if value is not None:
+        conn.execute(insert(table).values({col.key: entity_id, "name": name, "value": str(value)}))
+
+
+def source_exists(conn: Connection, name: str) -> dict | None:
+    row = conn.execute(select(S.sources).where(S.sources.c.name == name)).mappings().first()
+    return dict(row) if row else None
+
+
+def add_source(conn: Connection, draft: SourceDraft) -> int:
+    """Insert one source with its segments and attributes; return its id."""
+    if draft.kind not in S.SOURCE_KINDS:
+        raise SpRealistError(
+            f"{draft.name}: kind {draft.kind!r} is not one of {', '.join(S.SOURCE_KINDS)}."
+        )
+    check_segments(draft.text, draft.segments, draft.name)
+    participant_id = None
+    site = draft.attributes.get("site")
+    if draft.participant_code:
+        participant_id = ensure_participant(conn, draft.participant_code, site=site)
+    order = conn.execute(select(func.coalesce(func.max(S.sources.c.ingest_order), 0))).scalar_one() + 1
+    sid = conn.execute(
+        insert(S.sources).values(
+            name=draft.name, kind=draft.kind, checksum=draft.checksum, text=draft.text, date=draft.date,
+            file_name=draft.file_name, file_format=draft.file_format, entry_index=draft.entry_index,
+            participant_id=participant_id, created_at=now(), ingest_order=order,
+        )
+    ).inserted_primary_key[0]
+    rows = []
+    speaker_ids: dict[str, int] = {}
+    for i, seg in enumerate(draft.segments):
+        pid = None
+        if seg.participant_code:
+            if seg.participant_code not in speaker_ids:
+                speaker_ids[seg.participant_code] = ensure_participant(conn, seg.participant_code, site=site)
+            pid = speaker_ids[seg.participant_code]
+        rows.append(dict(source_id=sid, ord=i, start=seg.start, end=seg.end, speaker=seg.speaker,
+                         section=seg.section, kind=seg.kind, start_time=seg.start_time,
+                         end_time=seg.end_time, participant_id=pid))
+    if rows:
+        conn.execute(insert(S.segments), rows)
+    for k, v in draft.attributes.items():
+        set_attribute(conn, "source", sid, k, v)
+    return sid
+
+
+def delete_source(conn: Connection, source_id: int) -> None:
+    """Delete a source and everything that points into it (segments, codings, excerpts...)."""
+    for table in (S.segments, S.codings, S.source_attributes):
+        conn.execute(delete(table).where(table.c.source_id == source_id))
+    excerpt_ids = select(S.excerpts.c.id).where(S.excerpts.c.source_id == source_id)
+    conn.execute(delete(S.cmoc_evidence).where(S.cmoc_evidence.c.excerpt_id.in_(excerpt_ids)))
+    conn.execute(delete(S.appraisal_history).where(S.appraisal_history.c.appraisal_id.in_(
+        select(S.appraisals.c.id).where(S.appraisals.c.excerpt_id.in_(excerpt_ids)))))
+    conn.execute(delete(S.appraisals).where(S.appraisals.c.excerpt_id.in_(excerpt_ids)))
+    conn.execute(delete(S.excerpts).where(S.excerpts.c.source_id == source_id))
+    conn.execute(delete(S.memos).where(and_(S.memos.c.target_type == "source", S.memos.c.target_id == source_id)))
+    conn.execute(delete(S.sources).where(S.sources.c.id == source_id))
+
+
+def resolve_source(conn: Connection, ref: str | int) -> dict:
+    """A source row by id (int or digits) or exact name; clear error otherwise."""
+    row = None
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        row = conn.execute(select(S.sources).where(S.sources.c.id == int(ref))).mappings().first()
+    if row is None:
+        row = conn.execute(select(S.sources).where(S.sources.c.name == str(ref))).mappings().first()
+    if row is None:
+        raise NotFoundError(f"No source named {ref!r} in the project; see 'sp-realist sources list'.")
+    return dict(row)
+
+
+def source_attributes(conn: Connection, source_id: int) -> dict[str, str]:
+    rows = conn.execute(
+        select(S.source_attributes.c.name, S.source_attributes.c.value).where(
+            S.source_attributes.c.source_id == source_id)
+    ).all()
+    return {r[0]: r[1] for r in rows}
+
+
+def attribution_map(conn: Connection) -> dict[int, str]:
+    """source id -> the code a quote from it is attributed to, e.g. ``"S1 DK1"``.
+
+    The source's participant code when it has one, else its ``site`` attribute
+    plus "unidentified", else the source name.
+    """
+    p = S.participants
+    rows = conn.execute(
+        select(S.sources.c.id, S.sources.c.name, p.c.code).select_from(
+            S.sources.outerjoin(p, S.sources.c.participant_id == p.c.id))
+    ).all()
+    sites = dict(conn.execute(
+        select(S.source_attributes.c.source_id, S.source_attributes.c.value).where(
+            S.source_attributes.c.name == "site")
+    ).all())
+    out = {}
+    for sid, name, code in rows:
+        if code:
+            out[sid] = code
+        elif sites.get(sid):
+            out[sid] = f"{sites[sid]}, unidentified"
+        else:
+            out[sid] = name
+    return out
+
+
+def segment_attribution(conn: Connection, source_id: int, start: int) -> str | None:
+    """The participant code of the segment containing ``start`` (interview speakers)."""
+    seg = S.segments
+    row = conn.execute(
+        select(S.participants.c.code).select_from(seg.join(S.participants, seg.c.participant_id == S.participants.c.id))
+        .where(and_(seg.c.source_id == source_id, seg.c.start <= start, seg.c.end > start))
+    ).first()
+    return row[0] if row else None
+
+
+def sources_frame(project: Project) -> pd.DataFrame:
+    """One row per source with its kind, participant, date, segment count and attributes."""
+    with project.connect() as conn:
+        p = S.participants
+        nseg = (select(S.segments.c.source_id, func.count().label("segments"))
+                .group_by(S.segments.c.source_id).subquery())
+        rows = conn.execute(
+            select(S.sources.c.id, S.sources.c.name, S.sources.c.kind, p.c.code.label("participant"),
+                   S.sources.c.date, func.length(S.sources.c.text).label("characters"),
+                   func.coalesce(nseg.c.segments, 0).label("segments"))
+            .select_from(S.sources.outerjoin(p, S.sources.c.participant_id == p.c.id)
+                         .outerjoin(nseg, nseg.c.source_id == S.sources.c.id))
+            .order_by(S.sources.c.ingest_order)
+        ).mappings().all()
+        attrs = conn.execute(select(S.source_attributes)).mappings().all()
+    df = pd.DataFrame([dict(r) for r in rows],
+                      columns=["id", "name", "kind", "participant", "date", "characters", "segments"])
+    names = sorted({a["name"] for a in attrs})
+    by_source: dict[int, dict[str, str]] = {}
+    for a in attrs:
+        by_source.setdefault(a["source_id"], {})[a["name"]] = a["value"]
+    for n in names:
+        df[n] = [by_source.get(sid, {}).get(n) for sid in df["id"]]
+    return df
+
+
+def iter_batches(items: Iterable, size: int):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,232 @@
+"""The project store: one SQLite file by default, any SQLAlchemy URL later.
+
+>>> from sp_realist.store import Project
+>>> project = Project.create("evaluation.sprealist")        # doctest: +SKIP
+>>> with project.begin() as conn:                             # doctest: +SKIP
+...     conn.execute(...)
+
+All multi-row writes go through :meth:`Project.begin`, one transaction that
+commits on success and rolls back on any exception, so a failed command leaves
+nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from sqlalchemy import create_engine, event, insert, inspect, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from . import schema as S
+from .errors import ProjectError
+
+PROJECT_SUFFIX = ".sprealist"
+ENV_PROJECT = "SP_REALIST_PROJECT"
+
+# Namespace for deterministic GUIDs (REFI-QDA needs GUIDs; they must be stable
+# across exports of an unchanged project).
+GUID_NAMESPACE = uuid.UUID("6f2d3c1e-7a4b-5e8f-9a0b-1c2d3e4f5a6b")
+
+
+def now() -> str:
+    """The current time as an ISO-8601 UTC string (seconds precision)."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def stable_guid(*parts: Any) -> str:
+    """A deterministic GUID built from ``parts`` (uuid5)."""
+    return str(uuid.uuid5(GUID_NAMESPACE, "\x1f".join(str(p) for p in parts)))
+
+
+def _is_url(target: str) -> bool:
+    return "://" in target
+
+
+def _migrate_to_1(conn: Connection) -> None:
+    S.metadata.create_all(conn)
+
+
+# MIGRATIONS[n] brings a store at version n to version n+1.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1}
+
+
+class Project:
+    """An open project.  Use :meth:`create` or :meth:`open`, never the constructor."""
+
+    def __init__(self, engine: Engine, location: str):
+        self.engine = engine
+        self.location = location
+        self.tables = S
+
+    # -- opening -----------------------------------------------------------
+    @staticmethod
+    def _engine_for(target: str) -> Engine:
+        if _is_url(target):
+            return create_engine(target, future=True)
+        engine = create_engine(f"sqlite:///{target}", future=True)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - exercised everywhere
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+
+    @classmethod
+    def create(cls, target: str | os.PathLike) -> "Project":
+        """Create a new, empty project.  Refuses to overwrite an existing file."""
+        target = str(target)
+        if not _is_url(target):
+            path = Path(target)
+            if path.exists():
+                raise ProjectError(f"{path} already exists; choose another name or open it with --project.")
+            if not path.parent.exists():
+                raise ProjectError(f"The folder {path.parent} does not exist; create it first.")
+        engine = cls._engine_for(target)
+        project = cls(engine, target)
+        with project.begin() as conn:
+            project._upgrade(conn)
+            conn.execute(insert(S.meta).values(key="created_at", value=now()))
+            conn.execute(insert(S.meta).values(key="project_id", value=str(uuid.uuid4())))
+        return project
+
+    @classmethod
+    def open(cls, target: str | os.PathLike) -> "Project":
+        """Open an existing project, migrating its schema to the current version."""
+        target = str(target)
+        if not _is_url(target):
+            path = Path(target)
+            if not path.is_file():
+                raise ProjectError(
+                    f"No project file at {path}; create one with 'sp-realist init {path}'."
+                )
+            with open(path, "rb") as fh:
+                head = fh.read(16)
+            if head and not head.startswith(b"SQLite format 3"):
+                raise ProjectError(f"{path} is not an sp_realist project file (not an SQLite database).")
+        engine = cls._engine_for(target)
+        project = cls(engine, target)
+        try:
+            with project.begin() as conn:
+                if not inspect(conn).has_table("meta"):
+                    raise ProjectError(f"{target} is not an sp_realist project (it has no meta table).")
+                project._upgrade(conn)
+        except (DatabaseError, OperationalError) as exc:
+            raise ProjectError(f"{target} could not be opened as a project: {exc.orig}.") from None
+        return project
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Project":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Project({self.location!r})"
+
+    # -- schema versioning -------------------------------------------------
+    def _version(self, conn: Connection) -> int:
+        if not inspect(conn).has_table("meta"):
+            return 0
+        row = conn.execute(select(S.meta.c.value).where(S.meta.c.key == "schema_version")).first()
+        return int(row[0]) if row else 0
+
+    def _upgrade(self, conn: Connection) -> None:
+        version = self._version(conn)
+        if version > S.SCHEMA_VERSION:
+            raise ProjectError(
+                f"{self.location} was written by a newer sp_realist (schema {version}); upgrade sp_realist to open it."
+            )
+        while version < S.SCHEMA_VERSION:
+            MIGRATIONS[version](conn)
+            version += 1
+            self._set_meta(conn, "schema_version", str(version))
+
+    @property
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return self._version(conn)
+
+    # -- transactions and helpers -----------------------------------------
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection inside one transaction (commit on success, rollback on error)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A read connection."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    def _set_meta(self, conn: Connection, key: str, value: str) -> None:
+        exists = conn.execute(select(S.meta.c.key).where(S.meta.c.key == key)).first()
+        if exists:
+            conn.execute(update(S.meta).where(S.meta.c.key == key).values(value=value))
+        else:
+            conn.execute(insert(S.meta).values(key=key, value=value))
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        """A project setting (JSON-decoded), stored in the meta table under ``setting:KEY``."""
+        with self.connect() as conn:
+            row = conn.execute(select(S.meta.c.value).where(S.meta.c.key == f"setting:{key}")).first()
+        return json.loads(row[0]) if row else default
+
+    def set_setting(self, key: str, value: Any, conn: Connection | None = None) -> None:
+        if conn is None:
+            with self.begin() as c:
+                self._set_meta(c, f"setting:{key}", json.dumps(value))
+        else:
+            self._set_meta(conn, f"setting:{key}", json.dumps(value))
+
+    def log(self, conn: Connection, action: str, target: str | None = None, actor: str | None = None, **detail) -> None:
+        """Append to the audit log inside the caller's transaction."""
+        conn.execute(
+            insert(S.audit_log).values(
+                at=now(), actor=actor, action=action, target=target,
+                detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
+            )
+        )
+
+
+def find_project(explicit: str | None = None, cwd: str | os.PathLike | None = None) -> str:
+    """Resolve which project a command works on.
+
+    Order: the explicit ``--project`` value, the ``SP_REALIST_PROJECT``
+    environment variable, then the single ``*.sprealist`` file in the current
+    directory.
+    """
+    if explicit:
+        return explicit
+    env = os.environ.get(ENV_PROJECT)
+    if env:
+        return env
+    here = Path(cwd or os.getcwd())
+    found = sorted(here.glob(f"*{PROJECT_SUFFIX}"))
+    if len(found) == 1:
+        return str(found[0])
+    if not found:
+        raise ProjectError(
+            f"No project given and no *{PROJECT_SUFFIX} file in {here}; pass --project PATH, set "
+            f"{ENV_PROJECT}, or create one with 'sp-realist init NAME{PROJECT_SUFFIX}'."
+        )
+    names = ", ".join(p.name for p in found)
+    raise ProjectError(f"Several project files in {here} ({names}); choose one with --project PATH.")
+
+
+def open_project(explicit: str | None = None) -> Project:
+    return Project.open(find_project(explicit))

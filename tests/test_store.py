@@ -1,0 +1,125 @@
+"""The project store: creation, opening, migrations, transactions, discovery."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from sqlalchemy import insert, select
+
+from sp_realist import schema as S
+from sp_realist.errors import ProjectError, SpRealistError
+from sp_realist.sources import Segment, SourceDraft, add_source, resolve_source
+from sp_realist.store import Project, find_project
+
+
+def test_create_and_reopen(tmp_path):
+    path = tmp_path / "a.sprealist"
+    Project.create(path).close()
+    with Project.open(path) as p:
+        assert p.schema_version == S.SCHEMA_VERSION
+    with pytest.raises(ProjectError, match="already exists"):
+        Project.create(path)
+
+
+def test_foreign_keys_and_wal_are_on(project):
+    with project.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar().lower() == "wal"
+
+
+def test_migrates_an_old_store_on_open(tmp_path):
+    # A version-0 file: an SQLite database with only an empty meta table.
+    path = tmp_path / "old.sprealist"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE meta (key VARCHAR(100) PRIMARY KEY, value TEXT NOT NULL)")
+    con.commit()
+    con.close()
+    with Project.open(path) as p:
+        assert p.schema_version == S.SCHEMA_VERSION
+        with p.connect() as conn:
+            assert conn.execute(select(S.sources)).all() == []
+
+
+def test_refuses_newer_schema(tmp_path):
+    path = tmp_path / "new.sprealist"
+    Project.create(path).close()
+    con = sqlite3.connect(path)
+    con.execute("UPDATE meta SET value='999' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(ProjectError, match="newer sp_realist"):
+        Project.open(path)
+
+
+def test_refuses_non_project_files(tmp_path):
+    bogus = tmp_path / "x.sprealist"
+    bogus.write_text("hello")
+    with pytest.raises(ProjectError, match="not an sp_realist project"):
+        Project.open(bogus)
+    with pytest.raises(ProjectError, match="No project file"):
+        Project.open(tmp_path / "missing.sprealist")
+
+
+def test_transaction_rolls_back_on_error(project):
+    text = "Hello there."
+    draft = SourceDraft(name="s1", kind="interview", text=text, segments=[Segment(0, len(text))], checksum="x")
+    with pytest.raises(RuntimeError):
+        with project.begin() as conn:
+            add_source(conn, draft)
+            raise RuntimeError("boom")
+    with project.connect() as conn:
+        assert conn.execute(select(S.sources)).all() == []
+
+
+def test_add_source_checks_segments_tile_the_text(project):
+    draft = SourceDraft(name="s", kind="diary", text="abcdef", segments=[Segment(0, 3)], checksum="x")
+    with pytest.raises(SpRealistError, match="end at 3"):
+        with project.begin() as conn:
+            add_source(conn, draft)
+    with project.connect() as conn:
+        assert conn.execute(select(S.sources)).all() == []
+
+
+def test_add_and_resolve_source(project):
+    text = "What?\nA thing happened.\n"
+    draft = SourceDraft(name="S1 DK1 entry 1", kind="diary", text=text, checksum="c",
+                        segments=[Segment(0, 6, kind="heading"), Segment(6, len(text), section="What?")],
+                        participant_code="S1 DK1", attributes={"site": "S1"})
+    with project.begin() as conn:
+        sid = add_source(conn, draft)
+    with project.connect() as conn:
+        row = resolve_source(conn, "S1 DK1 entry 1")
+        assert row["id"] == sid
+        assert resolve_source(conn, str(sid))["name"] == "S1 DK1 entry 1"
+        segs = conn.execute(select(S.segments).order_by(S.segments.c.ord)).mappings().all()
+        assert "".join(text[s["start"]:s["end"]] for s in segs) == text
+
+
+def test_find_project(tmp_path, monkeypatch):
+    monkeypatch.delenv("SP_REALIST_PROJECT", raising=False)
+    with pytest.raises(ProjectError, match="No project given"):
+        find_project(None, cwd=tmp_path)
+    (tmp_path / "one.sprealist").write_bytes(b"")
+    assert find_project(None, cwd=tmp_path).endswith("one.sprealist")
+    (tmp_path / "two.sprealist").write_bytes(b"")
+    with pytest.raises(ProjectError, match="Several project files"):
+        find_project(None, cwd=tmp_path)
+    monkeypatch.setenv("SP_REALIST_PROJECT", "env.sprealist")
+    assert find_project(None, cwd=tmp_path) == "env.sprealist"
+    assert find_project("explicit.sprealist", cwd=tmp_path) == "explicit.sprealist"
+
+
+def test_cli_init_and_info(runner, cli, tmp_path):
+    path = tmp_path / "p.sprealist"
+    r = runner.invoke(cli, ["init", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "Created project" in r.stderr
+    r = runner.invoke(cli, ["info", "-p", str(path), "--format", "json"])
+    assert r.exit_code == 0
+    assert '"schema_version"' in r.stdout
+    r = runner.invoke(cli, ["init", str(path)])
+    assert r.exit_code == 1
+    assert "already exists" in r.stderr and "Traceback" not in r.output
+    r = runner.invoke(cli, ["info", "--format", "nonsense", "-p", str(path)])
+    assert r.exit_code == 2
