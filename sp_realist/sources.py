@@ -261,3 +261,74 @@ def iter_batches(items: Iterable, size: int):
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, sort_keys=True)
+
+
+def locate_quote(text: str, quote: str, where: str = "source") -> tuple[int, int]:
+    """The span of ``quote`` in ``text``: exact match first, then with runs of
+    white space matched loosely.  The quote must occur exactly once.
+    """
+    import re
+
+    quote = quote.strip()
+    if not quote:
+        raise SpRealistError(f"{where}: an empty quote cannot be located; give the exact words.")
+    first = text.find(quote)
+    if first >= 0:
+        if text.find(quote, first + 1) >= 0:
+            raise SpRealistError(
+                f"{where}: the quote {quote[:60]!r} occurs more than once; lengthen it so it is unique."
+            )
+        return first, first + len(quote)
+    pattern = r"\s+".join(re.escape(part) for part in quote.split())
+    matches = list(re.finditer(pattern, text))
+    if len(matches) == 1:
+        return matches[0].start(), matches[0].end()
+    if not matches:
+        raise SpRealistError(f"{where}: the quote {quote[:60]!r} is not in the text; check its wording.")
+    raise SpRealistError(f"{where}: the quote {quote[:60]!r} occurs more than once; lengthen it so it is unique.")
+
+
+def locate_excerpt(conn: Connection, spec: dict, where: str = "") -> tuple[int, int, int]:
+    """Resolve a file-format excerpt reference to ``(source_id, start, end)``.
+
+    ``spec`` has ``source`` and one of ``quote``, ``span: [start, end]``,
+    ``segment: N`` (0-based order) or ``section: NAME`` (the first segment with
+    that section).  Used by every YAML importer (codings, analysis).
+    """
+    if "source" not in spec:
+        raise SpRealistError(f"{where}: each excerpt needs a 'source'.")
+    src = resolve_source(conn, spec["source"])
+    text = src["text"]
+    label = f"{where}{' ' if where else ''}(source {src['name']!r})"
+    if spec.get("quote"):
+        start, end = locate_quote(text, str(spec["quote"]), label)
+    elif spec.get("span") is not None:
+        try:
+            start, end = (int(x) for x in spec["span"])
+        except (TypeError, ValueError):
+            raise SpRealistError(f"{label}: span must be [start, end].") from None
+        if not 0 <= start < end <= len(text):
+            raise SpRealistError(f"{label}: span {start}:{end} is outside the text (0:{len(text)}).")
+    elif spec.get("segment") is not None or spec.get("section"):
+        q = select(S.segments.c.start, S.segments.c.end).where(S.segments.c.source_id == src["id"])
+        if spec.get("segment") is not None:
+            q = q.where(S.segments.c.ord == int(spec["segment"]))
+        else:
+            q = q.where(S.segments.c.section == str(spec["section"])).where(S.segments.c.kind != "heading")
+        row = conn.execute(q.order_by(S.segments.c.ord)).first()
+        if row is None:
+            raise SpRealistError(f"{label}: no such segment or section ({spec.get('segment', spec.get('section'))}).")
+        start, end = row
+    else:
+        raise SpRealistError(f"{where}: give a quote, a span, a segment or a section.")
+    return src["id"], start, end
+
+
+def get_or_create_excerpt(conn: Connection, source_id: int, start: int, end: int) -> int:
+    """The id of the excerpt for this span, created if needed."""
+    row = conn.execute(select(S.excerpts.c.id).where(and_(
+        S.excerpts.c.source_id == source_id, S.excerpts.c.start == start, S.excerpts.c.end == end))).first()
+    if row:
+        return row[0]
+    return conn.execute(insert(S.excerpts).values(
+        source_id=source_id, start=start, end=end, created_at=now())).inserted_primary_key[0]

@@ -123,3 +123,16 @@ def test_cli_init_and_info(runner, cli, tmp_path):
     assert "already exists" in r.stderr and "Traceback" not in r.output
     r = runner.invoke(cli, ["info", "--format", "nonsense", "-p", str(path)])
     assert r.exit_code == 2
+
+
+def test_locate_quote():
+    from sp_realist.sources import locate_quote
+
+    text = "I wasn't told what clients\nI was seeing. Then more."
+    assert locate_quote(text, "Then more") == (text.index("Then"), len(text) - 1)
+    s, e = locate_quote(text, "told what clients I was seeing")
+    assert text[s:e] == "told what clients\nI was seeing"
+    with pytest.raises(SpRealistError, match="not in the text"):
+        locate_quote(text, "absent words")
+    with pytest.raises(SpRealistError, match="more than once"):
+        locate_quote("ab ab", "ab")
