@@ -147,7 +147,8 @@ S3_DK3 = {
             "The heating in our room at the surgery has broken again and we had to use the staff room for one "
             "appointment. Otherwise a routine week of follow-up calls.",
             "Nothing much to reflect on, except that small practical things like a warm, private room make a "
-            "difference to how relaxed clients are.",
+            "difference to how relaxed clients are. One client kept her coat on for the whole session and "
+            "apologised for shivering, which is not the welcome we want to give.",
             "I have reported the heating to the practice manager and will check next week.",
         ]),
     ],
