@@ -1,7 +1,553 @@
-"""Commands of sp_realist.cmoc (filled by its issue)."""
+"""Commands of sp_realist.cmoc: appraise, cmoc, theory, ifthen, saturation,
+suggest, graph, triangulate and analysis.  Each is a thin wrapper over a
+library function in this package."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
 
 import click
+
+from ..cli_support import emit, format_option, get_project, group, message, project_option, resolve_coder
+from ..output import to_markdown, to_records
+from ._common import COMPONENTS, CONFIDENCES, RELATION_KINDS, ROLES, STATUSES
+
+
+def analyst_option(func: Callable) -> Callable:
+    return click.option("--analyst", default=None, metavar="NAME",
+                        help="Who is analysing. Defaults to $SP_REALIST_CODER, then the login name.")(func)
+
+
+def excerpt_options(func: Callable) -> Callable:
+    """--source with --quote/--span/--segment/--section, or --excerpt ID."""
+    opts = [
+        click.option("--excerpt", "excerpt_id", type=int, default=None, help="An existing excerpt id."),
+        click.option("--section", default=None, help="The first segment of this section (e.g. 'So what?')."),
+        click.option("--segment", type=int, default=None, help="The segment with this 0-based order."),
+        click.option("--span", default=None, metavar="START:END", help="Half-open character offsets."),
+        click.option("--quote", default=None, help="Exact words that occur once in the source."),
+        click.option("--source", default=None, help="Source name or id."),
+    ]
+    for opt in opts:
+        func = opt(func)
+    return func
+
+
+def excerpt_spec(source, quote, span, segment, section, excerpt_id) -> Any:
+    if excerpt_id is not None:
+        return excerpt_id
+    if not source:
+        raise click.UsageError("Give --source with --quote, --span, --segment or --section, or give --excerpt ID.")
+    spec: dict[str, Any] = {"source": source}
+    if quote:
+        spec["quote"] = quote
+    elif span:
+        try:
+            a, b = span.split(":")
+            spec["span"] = [int(a), int(b)]
+        except ValueError:
+            raise click.BadParameter(f"{span!r} is not START:END.", param_hint="--span") from None
+    elif segment is not None:
+        spec["segment"] = segment
+    elif section:
+        spec["section"] = section
+    else:
+        raise click.UsageError("With --source, give --quote, --span, --segment or --section.")
+    return spec
+
+
+def _items(values: tuple[str, ...]) -> Any:
+    """A repeated text option: None if absent, text if once, a list of items if several."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else list(values)
+
+
+def _show(frames: dict[str, Any], fmt: str, output: str | None, what: str) -> None:
+    """Show one part (``what``) or every part of a multi-part record."""
+    if what != "all":
+        emit(frames[what], fmt, output, title=what.capitalize())
+        return
+    if fmt == "table" and not output:
+        for name, df in frames.items():
+            emit(df, fmt, None, title=name.capitalize())
+        return
+    if fmt == "json":
+        text = json.dumps({k: to_records(v) for k, v in frames.items()}, ensure_ascii=False, indent=2,
+                          default=str) + "\n"
+    elif fmt == "md":
+        text = "\n".join(f"## {k.capitalize()}\n\n{to_markdown(v)}" for k, v in frames.items())
+    else:
+        raise click.UsageError(f"--format {fmt} shows one part at a time; add --what {'|'.join(frames)}.")
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
+# ---------------------------------------------------------------------------
+# cmoc
+# ---------------------------------------------------------------------------
+@group("cmoc")
+def cmoc_group() -> None:
+    """Context-mechanism-outcome configurations: add, edit, list, show, link evidence, relate, table.
+
+    \b
+    Example:
+      sp-realist cmoc add T1.1 --theory T1 --context "Lack of induction at site" \\
+          --mechanism "Creates confusion" --outcome "Communication issues"
+      sp-realist cmoc link T1.1 --source "S1 DK1 2019-05-14" --quote "I wasn't told" --role supports
+    """
+
+
+def cmoc_field_options(func: Callable) -> Callable:
+    opts = [
+        click.option("--memo", default=None, help="A memo about this CMOC."),
+        click.option("--confidence", type=click.Choice(CONFIDENCES), default=None, help="Confidence."),
+        click.option("--status", type=click.Choice(STATUSES), default=None, help="partial or complete."),
+        click.option("--outcome", multiple=True, help="Outcome (repeat for several items)."),
+        click.option("--mechanism", "--mechanism-response", "mechanism_response", multiple=True,
+                     help="Mechanism: the response/behaviour (repeat for several items)."),
+        click.option("--mechanism-resource", "mechanism_resource", multiple=True,
+                     help="Mechanism: the resource offered (optional; shown with the context in tables)."),
+        click.option("--context", multiple=True, help="Context (repeat for several items)."),
+    ]
+    for opt in opts:
+        func = opt(func)
+    return func
+
+
+def _fields(context, mechanism_resource, mechanism_response, outcome, status, confidence, memo) -> dict:
+    fields = {"context": _items(context), "mechanism_resource": _items(mechanism_resource),
+              "mechanism_response": _items(mechanism_response), "outcome": _items(outcome),
+              "status": status, "confidence": confidence, "memo": memo}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+@cmoc_group.command("add")
+@click.argument("key")
+@cmoc_field_options
+@click.option("--theory", default=None, help="Add the CMOC to this theory.")
+@analyst_option
+@project_option
+def cmoc_add_cmd(key, context, mechanism_resource, mechanism_response, outcome, status, confidence, memo,
+                 theory, analyst, project_path) -> None:
+    """Create a CMOC.
+
+    \b
+    Example:
+      sp-realist cmoc add T1.2 --theory T1 --context "No organised site and staff introduction" \\
+          --mechanism Irritation --outcome "Repeatedly asking surgery staff for information"
+    """
+    from .cmocs import add_cmoc
+
+    project = get_project(project_path)
+    add_cmoc(project, key, theory=theory, actor=resolve_coder(analyst),
+             **_fields(context, mechanism_resource, mechanism_response, outcome, status, confidence, memo))
+    message(f"Added CMOC {key}" + (f" to theory {theory}" if theory else ""))
+
+
+@cmoc_group.command("edit")
+@click.argument("key")
+@cmoc_field_options
+@click.option("--new-key", default=None, help="Rename the CMOC.")
+@click.option("--reason", default=None, help="Why (recorded in the history of the CMOC's theories).")
+@click.option("--evidence", multiple=True, type=int, help="Excerpt id that prompted the change (repeatable).")
+@analyst_option
+@project_option
+def cmoc_edit_cmd(key, context, mechanism_resource, mechanism_response, outcome, status, confidence, memo,
+                  new_key, reason, evidence, analyst, project_path) -> None:
+    """Change a CMOC's fields; with --reason the refinement enters its theories' history.
+
+    \b
+    Example:
+      sp-realist cmoc edit T1.3 --mechanism Frustration --reason "S1 DK2 on paperwork" --evidence 12
+    """
+    from .cmocs import edit_cmoc
+
+    project = get_project(project_path)
+    changed = edit_cmoc(project, key, actor=resolve_coder(analyst), reason=reason, evidence=list(evidence) or None,
+                        new_key=new_key,
+                        **_fields(context, mechanism_resource, mechanism_response, outcome, status, confidence, memo))
+    message(f"CMOC {key}: changed {', '.join(changed)}" if changed else f"CMOC {key}: nothing changed")
+
+
+@cmoc_group.command("delete")
+@click.argument("key")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@analyst_option
+@project_option
+def cmoc_delete_cmd(key, yes, analyst, project_path) -> None:
+    """Delete a CMOC with its evidence links and relations (logged in the audit log).
+
+    \b
+    Example:
+      sp-realist cmoc delete T9.9 --yes
+    """
+    from .cmocs import delete_cmoc
+
+    if not yes:
+        click.confirm(f"Delete CMOC {key} and its evidence links?", abort=True, err=True)
+    delete_cmoc(get_project(project_path), key, actor=resolve_coder(analyst))
+    message(f"Deleted CMOC {key}")
+
+
+@cmoc_group.command("list")
+@click.option("--theory", default=None, help="Only the CMOCs of this theory.")
+@project_option
+@format_option
+def cmoc_list_cmd(theory, project_path, fmt, output) -> None:
+    """List CMOCs with their theories and evidence counts.
+
+    \b
+    Example:
+      sp-realist cmoc list --theory T1 --format md
+    """
+    from .cmocs import list_cmocs
+
+    emit(list_cmocs(get_project(project_path), theory), fmt, output, title="CMOCs")
+
+
+@cmoc_group.command("show")
+@click.argument("key")
+@click.option("--what", type=click.Choice(["all", "fields", "evidence", "relations"]), default="all",
+              show_default=True, help="Which part to show.")
+@project_option
+@format_option
+def cmoc_show_cmd(key, what, project_path, fmt, output) -> None:
+    """Show one CMOC: its fields, its evidence (with the excerpts' text) and its relations.
+
+    \b
+    Example:
+      sp-realist cmoc show T1.1
+      sp-realist cmoc show T1.1 --what evidence --format csv
+    """
+    from .cmocs import cmoc_detail, cmoc_fields_frame
+
+    detail = cmoc_detail(get_project(project_path), key)
+    frames = {"fields": cmoc_fields_frame(detail), "evidence": detail["evidence"], "relations": detail["relations"]}
+    _show(frames, fmt, output, what)
+
+
+@cmoc_group.command("link")
+@click.argument("key")
+@excerpt_options
+@click.option("--role", type=click.Choice(ROLES), default="supports", show_default=True)
+@click.option("--component", type=click.Choice(COMPONENTS), default=None,
+              help="Which part of the CMOC the excerpt speaks to.")
+@click.option("--note", default=None)
+@click.option("--remove", is_flag=True, help="Remove the link instead.")
+@analyst_option
+@project_option
+def cmoc_link_cmd(key, source, quote, span, segment, section, excerpt_id, role, component, note, remove,
+                  analyst, project_path) -> None:
+    """Link an excerpt to a CMOC as supporting or refuting evidence.
+
+    \b
+    Example:
+      sp-realist cmoc link T1.1 --source "S1 DK1 2019-05-14" \\
+          --quote "had to keep asking the receptionist" --role supports --component outcome
+      sp-realist cmoc link T1.1 --excerpt 7 --remove
+    """
+    from .cmocs import link_evidence, unlink_evidence
+
+    project = get_project(project_path)
+    spec = excerpt_spec(source, quote, span, segment, section, excerpt_id)
+    if remove:
+        n = unlink_evidence(project, key, spec, role if role != "supports" or excerpt_id is None else None,
+                            actor=resolve_coder(analyst))
+        message(f"Removed {n} evidence link(s) from {key}")
+        return
+    eid = link_evidence(project, key, spec, role=role, component=component, analyst=resolve_coder(analyst),
+                        note=note)
+    message(f"Linked evidence {eid} to {key} ({role})")
+
+
+@cmoc_group.command("relate")
+@click.argument("from_key", metavar="FROM")
+@click.argument("to_key", metavar="TO")
+@click.option("--kind", type=click.Choice(RELATION_KINDS), required=True,
+              help="refines, contradicts, or chains (FROM's outcome is TO's context).")
+@click.option("--note", default=None)
+@click.option("--remove", is_flag=True, help="Remove the relation instead.")
+@analyst_option
+@project_option
+def cmoc_relate_cmd(from_key, to_key, kind, note, remove, analyst, project_path) -> None:
+    """Relate two CMOCs.
+
+    \b
+    Example:
+      sp-realist cmoc relate T3.3 T3.1 --kind chains
+    """
+    from .cmocs import relate_cmocs, unrelate_cmocs
+
+    project = get_project(project_path)
+    if remove:
+        n = unrelate_cmocs(project, from_key, to_key, kind, actor=resolve_coder(analyst))
+        message(f"Removed {n} relation(s)")
+        return
+    relate_cmocs(project, from_key, to_key, kind, note, actor=resolve_coder(analyst))
+    message(f"{from_key} {kind} {to_key}")
+
+
+@cmoc_group.command("table")
+@click.option("--theory", default=None, help="Only the CMOCs of this theory.")
+@click.option("--keys/--no-keys", default=False, help="Add a first column with the CMOC keys.")
+@project_option
+@format_option(xlsx=True)
+def cmoc_table_cmd(theory, keys, project_path, fmt, output) -> None:
+    """The report's three-column table: Context (Resource), Mechanism (Behaviour), Outcome.
+
+    \b
+    Example:
+      sp-realist cmoc table --theory T1 --format md
+    """
+    from .ifthen import cmoc_table
+
+    df = cmoc_table(get_project(project_path), theory)
+    df = df.reset_index().rename(columns={"cmoc": "CMOC"}) if keys else df.reset_index(drop=True)
+    emit(df, fmt, output, title=f"CMOCs of {theory}" if theory else "CMOCs")
+
+
+# ---------------------------------------------------------------------------
+# theory
+# ---------------------------------------------------------------------------
+@group("theory")
+def theory_group() -> None:
+    """Mid-range theories: add, edit, membership, history, import and export of theory files.
+
+    \b
+    Example:
+      sp-realist theory import theories.yaml
+      sp-realist theory history T1
+    """
+
+
+@theory_group.command("add")
+@click.argument("key")
+@click.option("--title", required=True)
+@click.option("--description", default=None)
+@click.option("--question", "questions", multiple=True, help="Evaluation question addressed (repeatable).")
+@analyst_option
+@project_option
+def theory_add_cmd(key, title, description, questions, analyst, project_path) -> None:
+    """Create a mid-range theory.
+
+    \b
+    Example:
+      sp-realist theory add T1 --title "Link worker frustration with confusion in the referral process" \\
+          --question Q2 --question Q3 --question Q4
+    """
+    from .theories import add_theory
+
+    add_theory(get_project(project_path), key, title, description=description, questions=list(questions) or None,
+               actor=resolve_coder(analyst))
+    message(f"Added theory {key}")
+
+
+@theory_group.command("edit")
+@click.argument("key")
+@click.option("--title", default=None)
+@click.option("--description", default=None)
+@click.option("--question", "questions", multiple=True, help="Replace the questions (repeatable).")
+@click.option("--new-key", default=None)
+@click.option("--reason", default=None, help="Why (recorded in the history).")
+@click.option("--evidence", multiple=True, type=int, help="Excerpt id that prompted the change (repeatable).")
+@analyst_option
+@project_option
+def theory_edit_cmd(key, title, description, questions, new_key, reason, evidence, analyst, project_path) -> None:
+    """Change a theory; the change is recorded in its refinement history.
+
+    \b
+    Example:
+      sp-realist theory edit T2 --title "What matters to me in a complex case" --reason "Team review 2020-03"
+    """
+    from .theories import edit_theory
+
+    changed = edit_theory(get_project(project_path), key, title=title, description=description,
+                          questions=list(questions) if questions else None, new_key=new_key, reason=reason,
+                          evidence=list(evidence) or None, actor=resolve_coder(analyst))
+    message(f"Theory {key}: changed {', '.join(changed)}" if changed else f"Theory {key}: nothing changed")
+
+
+@theory_group.command("add-cmoc")
+@click.argument("theory")
+@click.argument("cmoc")
+@click.option("--reason", default=None)
+@click.option("--evidence", multiple=True, type=int, help="Excerpt id (repeatable).")
+@analyst_option
+@project_option
+def theory_add_cmoc_cmd(theory, cmoc, reason, evidence, analyst, project_path) -> None:
+    """Make a CMOC part of a theory (recorded in the history).
+
+    \b
+    Example:
+      sp-realist theory add-cmoc T1 T1.3 --reason "S1 DK2's entries on paperwork" --evidence 12
+    """
+    from .theories import add_member
+
+    added = add_member(get_project(project_path), theory, cmoc, reason=reason, evidence=list(evidence) or None,
+                       actor=resolve_coder(analyst))
+    message(f"Added {cmoc} to {theory}" if added else f"{cmoc} was already part of {theory}")
+
+
+@theory_group.command("remove-cmoc")
+@click.argument("theory")
+@click.argument("cmoc")
+@click.option("--reason", default=None)
+@click.option("--evidence", multiple=True, type=int, help="Excerpt id (repeatable).")
+@analyst_option
+@project_option
+def theory_remove_cmoc_cmd(theory, cmoc, reason, evidence, analyst, project_path) -> None:
+    """Take a CMOC out of a theory (the CMOC is kept; recorded in the history).
+
+    \b
+    Example:
+      sp-realist theory remove-cmoc T2 T2.3 --reason "refuted by S3 DK3"
+    """
+    from .theories import remove_member
+
+    removed = remove_member(get_project(project_path), theory, cmoc, reason=reason, evidence=list(evidence) or None,
+                            actor=resolve_coder(analyst))
+    message(f"Removed {cmoc} from {theory}" if removed else f"{cmoc} was not part of {theory}")
+
+
+@theory_group.command("record")
+@click.argument("theory")
+@click.option("--change", required=True, help="What changed.")
+@click.option("--reason", default=None)
+@click.option("--evidence", multiple=True, type=int, help="Excerpt id (repeatable).")
+@click.option("--at", default=None, help="Date of the change (default: now).")
+@analyst_option
+@project_option
+def theory_record_cmd(theory, change, reason, evidence, at, analyst, project_path) -> None:
+    """Add an entry to a theory's refinement history.
+
+    \b
+    Example:
+      sp-realist theory record T1 --change "Context now includes reception staff" --reason "team meeting" --at 2019-09-01
+    """
+    from .theories import record_change
+
+    record_change(get_project(project_path), theory, change, reason=reason, evidence=list(evidence) or None,
+                  author=resolve_coder(analyst), at=at)
+    message(f"Recorded a change to {theory}")
+
+
+@theory_group.command("list")
+@project_option
+@format_option
+def theory_list_cmd(project_path, fmt, output) -> None:
+    """List theories with their questions and CMOCs.
+
+    \b
+    Example:
+      sp-realist theory list --format json
+    """
+    from .theories import list_theories
+
+    emit(list_theories(get_project(project_path)), fmt, output, title="Theories")
+
+
+@theory_group.command("show")
+@click.argument("key")
+@click.option("--what", type=click.Choice(["all", "fields", "cmocs", "history"]), default="all", show_default=True)
+@project_option
+@format_option
+def theory_show_cmd(key, what, project_path, fmt, output) -> None:
+    """Show one theory: its fields, its CMOCs and its history.
+
+    \b
+    Example:
+      sp-realist theory show T1
+    """
+    from .cmocs import list_cmocs
+    from .theories import theory_detail, theory_fields_frame, theory_history
+
+    project = get_project(project_path)
+    detail = theory_detail(project, key)
+    frames = {"fields": theory_fields_frame(detail), "cmocs": list_cmocs(project, key),
+              "history": theory_history(project, key)}
+    _show(frames, fmt, output, what)
+
+
+@theory_group.command("history")
+@click.argument("key", required=False)
+@project_option
+@format_option
+def theory_history_cmd(key, project_path, fmt, output) -> None:
+    """The refinement history of one theory (or all): date, author, change, reason, evidence.
+
+    \b
+    Example:
+      sp-realist theory history T1 --format md
+    """
+    from .theories import theory_history
+
+    emit(theory_history(get_project(project_path), key), fmt, output, title="Theory history")
+
+
+@theory_group.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@analyst_option
+@project_option
+def theory_import_cmd(path, analyst, project_path) -> None:
+    """Merge a theory file (YAML) into the project: theories, CMOCs, relations, history.
+
+    \b
+    Example:
+      sp-realist theory import theories.yaml
+    """
+    from .theoryfile import import_theories_yaml
+
+    counts = import_theories_yaml(get_project(project_path), path, actor=resolve_coder(analyst))
+    message(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+
+
+@theory_group.command("export")
+@click.argument("path", type=click.Path(dir_okay=False), required=False)
+@project_option
+def theory_export_cmd(path, project_path) -> None:
+    """Write the programme theory as a theory file (YAML); to stdout without PATH.
+
+    \b
+    Example:
+      sp-realist theory export theories.yaml
+    """
+    from .theoryfile import export_theories_yaml
+
+    text = export_theories_yaml(get_project(project_path), path)
+    if path:
+        message(f"Wrote {path}")
+    else:
+        click.echo(text, nl=False)
+
+
+# ---------------------------------------------------------------------------
+# ifthen
+# ---------------------------------------------------------------------------
+@click.command("ifthen")
+@click.option("--theory", default=None, help="Only the CMOCs of this theory.")
+@click.option("--template", default=None, help="A template file, or a template name in the project's folders.")
+@project_option
+@format_option
+def ifthen_cmd(theory, template, project_path, fmt, output) -> None:
+    """If/then statements rendered from the CMOCs (Jinja2 template, overridable per project).
+
+    \b
+    Example:
+      sp-realist ifthen --theory T1 --format md
+      sp-realist ifthen --template my-style.j2
+    """
+    from .ifthen import ifthen_statements
+
+    emit(ifthen_statements(get_project(project_path), theory, template), fmt, output, title="If/then statements")
 
 
 def register(main: click.Group) -> None:
     """Add this area's commands to the main group."""
+    main.add_command(cmoc_group)
+    main.add_command(theory_group)
+    main.add_command(ifthen_cmd)

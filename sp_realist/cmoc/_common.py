@@ -1,0 +1,117 @@
+"""Shared vocabulary and look-ups for the realist-analysis area."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from .. import schema as S
+from ..errors import NotFoundError, SpRealistError
+
+STATUSES = ("partial", "complete")
+CONFIDENCES = ("high", "moderate", "low")
+COMPONENTS = ("context", "mechanism_resource", "mechanism_response", "outcome")
+ROLES = ("supports", "refutes")
+RELATION_KINDS = ("refines", "contradicts", "chains")
+
+# Wong & Papoutsi's six steps (appendix "Data analysis processes").
+RELEVANCE = ("relevant", "not_relevant", "concept_box")
+TRUST = ("high", "moderate", "low")
+INTERPRETATIONS = ("context", "mechanism_resource", "mechanism_response", "outcome", "unclear")
+CMOC_JUDGEMENTS = ("new", "supports", "refines", "refutes")
+
+CMOC_TEXT_FIELDS = ("context", "mechanism_resource", "mechanism_response", "outcome")
+
+
+def check_choice(value: Any, choices: Iterable[str], what: str, where: str) -> str | None:
+    """``value`` normalised (``-``/space -> ``_``, lower case) if it is one of ``choices``."""
+    if value is None or value == "":
+        return None
+    norm = str(value).strip().lower().replace("-", "_").replace(" ", "_")
+    choices = tuple(choices)
+    if norm not in choices:
+        raise SpRealistError(f"{where}: {what} {value!r} is not one of {', '.join(choices)}; use one of those.")
+    return norm
+
+
+def text_value(value: Any, where: str, field: str) -> str | None:
+    """A CMOC text cell.  A YAML list becomes one item per line (joined with
+    commas and "and" in if/then statements, one per line in tables)."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        items = [str(v).strip() for v in value if v is not None and str(v).strip()]
+        bad = [i for i in items if "\n" in i]
+        if bad:
+            raise SpRealistError(f"{where}: an item of {field} spans several lines; give one line per item.")
+        return "\n".join(items) or None
+    if isinstance(value, (dict, set)):
+        raise SpRealistError(f"{where}: {field} must be text or a list of text, not a mapping.")
+    text = str(value).strip()
+    return text or None
+
+
+def text_items(value: str | None) -> list[str]:
+    """The items of a CMOC text cell (one per line)."""
+    if not value:
+        return []
+    return [line.strip() for line in str(value).splitlines() if line.strip()]
+
+
+def resolve_cmoc(conn: Connection, ref: str | int) -> dict:
+    row = conn.execute(select(S.cmocs).where(S.cmocs.c.key == str(ref))).mappings().first()
+    if row is None and (isinstance(ref, int) or str(ref).isdigit()):
+        row = conn.execute(select(S.cmocs).where(S.cmocs.c.id == int(ref))).mappings().first()
+    if row is None:
+        raise NotFoundError(f"No CMOC {ref!r} in the project; see 'sp-realist cmoc list'.")
+    return dict(row)
+
+
+def resolve_theory(conn: Connection, ref: str | int) -> dict:
+    row = conn.execute(select(S.theories).where(S.theories.c.key == str(ref))).mappings().first()
+    if row is None and (isinstance(ref, int) or str(ref).isdigit()):
+        row = conn.execute(select(S.theories).where(S.theories.c.id == int(ref))).mappings().first()
+    if row is None:
+        raise NotFoundError(f"No theory {ref!r} in the project; see 'sp-realist theory list'.")
+    return dict(row)
+
+
+def resolve_excerpt(conn: Connection, ref: int | str | dict, where: str = "excerpt") -> int:
+    """An excerpt id from an id or a file-format reference (source + quote/span/segment/section)."""
+    from ..sources import get_or_create_excerpt, locate_excerpt
+
+    if isinstance(ref, dict):
+        if ref.get("excerpt") is not None:
+            return resolve_excerpt(conn, ref["excerpt"], where)
+        sid, start, end = locate_excerpt(conn, ref, where)
+        return get_or_create_excerpt(conn, sid, start, end)
+    if isinstance(ref, int) or str(ref).isdigit():
+        row = conn.execute(select(S.excerpts.c.id).where(S.excerpts.c.id == int(ref))).first()
+        if row is None:
+            raise NotFoundError(f"{where}: no excerpt with id {ref}; locate it by source and quote instead.")
+        return row[0]
+    raise SpRealistError(f"{where}: {ref!r} is not an excerpt id; give an id or a source with a quote or span.")
+
+
+def loads_list(value: str | None) -> list:
+    if not value:
+        return []
+    try:
+        out = json.loads(value)
+    except ValueError:
+        return [value]
+    return out if isinstance(out, list) else [out]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def natural_key(key: str) -> tuple:
+    """Sort "T1.10" after "T1.2"."""
+    import re
+
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(key)))
