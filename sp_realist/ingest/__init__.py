@@ -1,1 +1,402 @@
-"""sp_realist.ingest"""
+"""Ingest transcripts and reflective diaries into a project.
+
+>>> from sp_realist import Project
+>>> from sp_realist.ingest import ingest_paths, ingest_manifest
+>>> project = Project.open("evaluation.sprealist")                       # doctest: +SKIP
+>>> report = ingest_paths(project, ["diaries/s1-dk1.docx"], site="S1")  # doctest: +SKIP
+>>> report.frame()                                                       # doctest: +SKIP
+
+One reader module per format (:mod:`.text` for ``.txt``/``.md``,
+:mod:`.docx`, :mod:`.vtt`, :mod:`.srt`) turns a file into a
+:class:`~sp_realist.ingest.base.Document`; :mod:`.diary` splits a reflective
+diary into entries; :func:`read_sources` turns a file into the
+:class:`~sp_realist.sources.SourceDraft` s it holds (one per interview, one per
+diary entry) without touching a project; :func:`ingest_paths` and
+:func:`ingest_manifest` store them, each file in its own transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import pandas as pd
+from sqlalchemy import and_, or_, select
+
+from .. import schema as S
+from ..errors import IngestError, SpRealistError
+from ..sources import SourceDraft, add_source, delete_source, ensure_participant, sha256_bytes
+from ..store import Project
+from . import diary as _diary
+from . import text as _text
+from .base import Document, clean_label, decode_bytes, parse_date
+
+__all__ = [
+    "IngestReport",
+    "FileResult",
+    "ingest_paths",
+    "ingest_manifest",
+    "read_document",
+    "read_sources",
+    "detect_kind",
+    "parse_speaker_map",
+    "SUPPORTED_SUFFIXES",
+]
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".docx", ".vtt", ".srt")
+STATUSES = ("ingested", "unchanged", "replaced", "refused")
+
+Progress = Callable[[int, int], None]
+
+
+# --- results -------------------------------------------------------------------
+
+@dataclass
+class FileResult:
+    """What happened to one file."""
+
+    path: str
+    status: str  # ingested | unchanged | replaced | refused
+    kind: str | None = None
+    sources: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+@dataclass
+class IngestReport:
+    """Per-file results of an ingest; ``frame()`` gives them as a DataFrame."""
+
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def refused(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "refused"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+    @property
+    def source_names(self) -> list[str]:
+        return [n for f in self.files for n in f.sources]
+
+    def counts(self) -> dict[str, int]:
+        return {s: sum(1 for f in self.files if f.status == s) for s in STATUSES}
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [{"file": f.path, "status": f.status, "kind": f.kind, "sources": len(f.sources),
+              "names": "; ".join(f.sources), "message": f.message} for f in self.files],
+            columns=["file", "status", "kind", "sources", "names", "message"],
+        )
+
+
+@dataclass
+class _Options:
+    kind: str | None = None
+    site: str | None = None
+    participant: str | None = None
+    role: str | None = None
+    date: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    speaker_map: dict[str, str] = field(default_factory=dict)
+    replace: bool = False
+
+
+# --- reading (no project needed) ----------------------------------------------------
+
+def read_document(data: bytes, name: str) -> Document:
+    """Read a file's bytes with the reader for its extension."""
+    suffix = Path(name).suffix.lower()
+    if suffix in (".txt", ".md", ".markdown", ".text"):
+        return _text.read(data, name, "md" if suffix in (".md", ".markdown") else "txt")
+    if suffix == ".docx":
+        from . import docx as _docx
+
+        return _docx.read(data, name)
+    if suffix == ".vtt":
+        from . import vtt as _vtt
+
+        return _vtt.read(data, name)
+    if suffix == ".srt":
+        from . import srt as _srt
+
+        return _srt.read(data, name)
+    if suffix == ".doc":
+        raise IngestError(f"{name}: old Word .doc files cannot be read; open it in Word and save it as .docx.")
+    raise IngestError(
+        f"{name}: unsupported file type {suffix or '(no extension)'!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}."
+    )
+
+
+def detect_kind(doc: Document) -> str:
+    """``diary`` when the document follows the reflective-diary template, else ``interview``."""
+    if doc.segments is None and _diary.looks_like_diary(doc):
+        return "diary"
+    return "interview"
+
+
+def read_sources(data: bytes, name: str, kind: str | None = None, site: str | None = None,
+                 participant: str | None = None, date: str | None = None,
+                 attributes: Mapping[str, str] | None = None, speaker_map: Mapping[str, str] | None = None,
+                 known_codes: Iterable[str] = ()) -> list[SourceDraft]:
+    """The sources a file holds, as drafts (names not yet made unique in a project).
+
+    A diary gives one draft per entry; any other kind one draft per file.
+    """
+    if kind is not None and kind not in S.SOURCE_KINDS:
+        raise SpRealistError(f"{name}: kind {kind!r} is not one of {', '.join(S.SOURCE_KINDS)}; choose one of them.")
+    doc = read_document(data, name)
+    kind = kind or detect_kind(doc)
+    checksum = sha256_bytes(data)
+    base = Path(name).name
+    stem = Path(name).stem
+    attrs = {k: str(v) for k, v in (attributes or {}).items() if v is not None and str(v) != ""}
+    if site:
+        attrs["site"] = site
+    participant = clean_label(participant) if participant else None
+    if kind == "diary":
+        if doc.segments is not None:
+            raise IngestError(f"{name}: a caption file cannot be a reflective diary; ingest it as an interview.")
+        drafts = []
+        for entry in _diary.split_entries(doc, base):
+            code = clean_label(entry.participant_code) if entry.participant_code else participant
+            edate = entry.date or (parse_date(date, name) if date else None)
+            if code and edate:
+                entry_name = f"{code} {edate}"
+            elif site and edate:
+                entry_name = f"{site} unidentified {edate}"
+            elif edate:
+                entry_name = f"{stem} {edate}"
+            else:
+                entry_name = f"{stem} entry {entry.index + 1}"
+            eattrs = dict(attrs)
+            if entry.surgery_code:
+                eattrs["surgery"] = entry.surgery_code
+            drafts.append(SourceDraft(
+                name=entry_name, kind="diary", text=entry.text, segments=entry.segments, checksum=checksum,
+                date=edate, file_name=base, file_format=doc.format, entry_index=entry.index,
+                participant_code=code, attributes=eattrs,
+            ))
+        return drafts
+    if doc.segments is not None:
+        from .vtt import map_caption_speakers
+
+        segments = map_caption_speakers(doc.segments, speaker_map, known_codes, participant)
+    elif kind in ("interview", "focus_group"):
+        segments = _text.segment_transcript(doc, speaker_map, known_codes, participant) \
+            or _text.segment_paragraphs(doc)
+    else:
+        segments = _text.segment_paragraphs(doc)
+    return [SourceDraft(
+        name=stem, kind=kind, text=doc.text, segments=segments, checksum=checksum,
+        date=parse_date(date, name) if date else None, file_name=base, file_format=doc.format,
+        entry_index=None, participant_code=participant, attributes=attrs,
+    )]
+
+
+def parse_speaker_map(pairs: Iterable[str] | Mapping[str, str] | None) -> dict[str, str]:
+    """``["Sarah=S1 LW1", ...]`` (or a mapping) -> ``{"Sarah": "S1 LW1"}``."""
+    if not pairs:
+        return {}
+    if isinstance(pairs, Mapping):
+        return {clean_label(k): clean_label(v) for k, v in pairs.items()}
+    out = {}
+    for pair in pairs:
+        for part in str(pair).split(";"):
+            if not part.strip():
+                continue
+            if "=" not in part or not part.split("=", 1)[0].strip() or not part.split("=", 1)[1].strip():
+                raise SpRealistError(f"speaker map: {part!r} is not NAME=CODE; write it like 'Sarah=S1 LW1'.")
+            k, v = part.split("=", 1)
+            out[clean_label(k)] = clean_label(v)
+    return out
+
+
+# --- storing -----------------------------------------------------------------------
+
+def ingest_paths(project: Project, paths: Sequence[str | os.PathLike], kind: str | None = None,
+                 site: str | None = None, participant: str | None = None,
+                 attributes: Mapping[str, str] | None = None, replace: bool = False,
+                 progress: Progress | None = None, speaker_map: Mapping[str, str] | Iterable[str] | None = None,
+                 role: str | None = None, date: str | None = None) -> IngestReport:
+    """Ingest files into ``project``; one transaction per file.
+
+    * ``kind``: ``interview``, ``focus_group``, ``diary``, ``field_notes`` or
+      ``document``; by default ``diary`` for files in the reflective-diary
+      template, else ``interview``.
+    * ``site``, ``attributes``: source attributes of every source created.
+    * ``participant``: the participant code of the sources (a diary entry's own
+      "Participant code:" line wins); ``role`` sets that participant's role.
+    * ``speaker_map``: interview speaker label -> participant code.
+    * A file already ingested with the same content is ``unchanged`` (nothing
+      is written).  A file whose name was ingested before with other content is
+      ``refused`` unless ``replace=True``, which deletes the old sources of
+      that file **with their codings, excerpts, appraisals and memos** and
+      stores the new ones.
+    * A bad file is ``refused`` with one sentence; the others are ingested.
+
+    ``progress(done, total)`` is called after each file.
+    """
+    if kind is not None and kind not in S.SOURCE_KINDS:
+        raise SpRealistError(f"--kind {kind!r} is not one of {', '.join(S.SOURCE_KINDS)}; choose one of them.")
+    opts = _Options(kind=kind, site=site, participant=participant, role=role, date=date,
+                    attributes=dict(attributes or {}), speaker_map=parse_speaker_map(speaker_map),
+                    replace=replace)
+    report = IngestReport()
+    paths = list(paths)
+    for i, path in enumerate(paths, start=1):
+        report.files.append(_ingest_file(project, Path(path), opts))
+        if progress:
+            progress(i, len(paths))
+    return report
+
+
+MANIFEST_COLUMNS = ("path", "kind", "participant", "site", "role", "date")
+
+
+def read_manifest(csv_path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows of a manifest CSV with ``path`` resolved against the CSV's folder.
+
+    Columns: ``path`` (required), ``kind``, ``participant``, ``site``, ``role``,
+    ``date``; any other column becomes a source attribute.  Empty cells are
+    ignored.  Raises :class:`SpRealistError` when the manifest itself is bad.
+    """
+    csv_path = Path(csv_path)
+    try:
+        data = csv_path.read_bytes()
+    except OSError as exc:
+        raise SpRealistError(f"{csv_path}: the manifest cannot be read ({exc.strerror}); check the path.") from None
+    text, _enc = decode_bytes(data, str(csv_path))
+    reader = csv.DictReader(io.StringIO(text))
+    fields = [clean_label(f or "") for f in (reader.fieldnames or [])]
+    if "path" not in [f.lower() for f in fields]:
+        raise SpRealistError(f"{csv_path}: the manifest has no 'path' column; its first line must name the columns.")
+    reader.fieldnames = [f.lower() if f.lower() in MANIFEST_COLUMNS else f for f in fields]
+    rows = []
+    for n, row in enumerate(reader, start=2):
+        if None in row:
+            raise SpRealistError(f"{csv_path}, line {n}: more cells than column names; check the commas.")
+        row = {k: (v or "").strip() for k, v in row.items() if k}
+        if not any(row.values()):
+            continue
+        if not row.get("path"):
+            raise SpRealistError(f"{csv_path}, line {n}: the path is empty; give each row a file.")
+        if row.get("kind") and row["kind"] not in S.SOURCE_KINDS:
+            raise SpRealistError(
+                f"{csv_path}, line {n}: kind {row['kind']!r} is not one of {', '.join(S.SOURCE_KINDS)}.")
+        if row.get("date"):
+            parse_date(row["date"], f"{csv_path}, line {n}")
+        row["path"] = str((csv_path.parent / row["path"]))
+        row["_line"] = str(n)
+        rows.append(row)
+    return rows
+
+
+def ingest_manifest(project: Project, csv_path: str | os.PathLike, replace: bool = False,
+                    progress: Progress | None = None, speaker_map: Mapping[str, str] | Iterable[str] | None = None,
+                    defaults: Mapping[str, str] | None = None) -> IngestReport:
+    """Ingest the files a manifest CSV lists (see :func:`read_manifest`).
+
+    The whole manifest is checked first; then each file is ingested in its own
+    transaction, as by :func:`ingest_paths`.  ``defaults`` (``kind``, ``site``,
+    ``participant``...) apply where a row leaves a column empty.
+    """
+    rows = read_manifest(csv_path)
+    smap = parse_speaker_map(speaker_map)
+    report = IngestReport()
+    for i, row in enumerate(rows, start=1):
+        merged = {**{k: v for k, v in (defaults or {}).items() if v}, **{k: v for k, v in row.items() if v}}
+        attrs = {k: v for k, v in merged.items() if k not in MANIFEST_COLUMNS and not k.startswith("_")}
+        opts = _Options(kind=merged.get("kind"), site=merged.get("site"), participant=merged.get("participant"),
+                        role=merged.get("role"), date=merged.get("date"), attributes=attrs, speaker_map=smap,
+                        replace=replace)
+        report.files.append(_ingest_file(project, Path(row["path"]), opts))
+        if progress:
+            progress(i, len(rows))
+    return report
+
+
+def _ingest_file(project: Project, path: Path, opts: _Options) -> FileResult:
+    shown = str(path)
+    try:
+        if not path.is_file():
+            raise IngestError(f"{shown}: no such file; check the path.")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise IngestError(f"{shown}: the file cannot be read ({exc.strerror}); check its permissions.") from None
+        checksum = sha256_bytes(data)
+        base = path.name
+        with project.connect() as conn:
+            same = conn.execute(
+                select(S.sources.c.name, S.sources.c.file_name, S.sources.c.kind)
+                .where(S.sources.c.checksum == checksum).order_by(S.sources.c.ingest_order)
+            ).all()
+            previous = conn.execute(
+                select(S.sources.c.id, S.sources.c.name, S.sources.c.checksum)
+                .where(S.sources.c.file_name == base).order_by(S.sources.c.ingest_order)
+            ).all()
+            known_codes = [r[0] for r in conn.execute(select(S.participants.c.code)).all()]
+        if same:
+            names = [r[0] for r in same]
+            note = "" if same[0][1] == base else f" (same content as {same[0][1]})"
+            return FileResult(shown, "unchanged", same[0][2], names,
+                              f"already ingested{note}; nothing to do")
+        if previous and not opts.replace:
+            raise IngestError(
+                f"{shown}: a different version of {base} was ingested before ({len(previous)} source(s), e.g. "
+                f"{previous[0][1]!r}); pass --replace to replace them (their codings and analysis are deleted), "
+                "or rename the file if it is a different one."
+            )
+        drafts = read_sources(data, shown, kind=opts.kind, site=opts.site, participant=opts.participant,
+                              date=opts.date, attributes=opts.attributes, speaker_map=opts.speaker_map,
+                              known_codes=known_codes)
+        if not drafts:
+            raise IngestError(f"{shown}: no text found; check that it is the right file.")
+        with project.begin() as conn:
+            old_ids = [r[0] for r in previous]
+            for sid in old_ids:
+                delete_source(conn, sid)
+            _unique_names(conn, drafts)
+            for d in drafts:
+                add_source(conn, d)
+            if opts.participant or opts.role:
+                codes = {d.participant_code for d in drafts if d.participant_code}
+                for code in codes or ({clean_label(opts.participant)} if opts.participant else set()):
+                    ensure_participant(conn, code, role=opts.role, site=opts.site)
+            project.log(conn, "ingest.replace" if old_ids else "ingest", base, checksum=checksum,
+                        kind=drafts[0].kind, sources=[d.name for d in drafts], replaced=len(old_ids))
+        status = "replaced" if old_ids else "ingested"
+        msg = f"{len(drafts)} source(s)"
+        if old_ids:
+            msg += f"; replaced {len(old_ids)} older source(s)"
+        return FileResult(shown, status, drafts[0].kind, [d.name for d in drafts], msg)
+    except SpRealistError as exc:
+        return FileResult(shown, "refused", opts.kind, [], exc.message)
+
+
+def _unique_names(conn, drafts: list[SourceDraft]) -> None:
+    """Append " #2", " #3"... to names already taken (in the project or this file)."""
+    wanted = {d.name for d in drafts}
+    taken = set()
+    if wanted:
+        rows = conn.execute(select(S.sources.c.name).where(or_(
+            S.sources.c.name.in_(wanted), *[S.sources.c.name.like(f"{_like_escape(n)} #%", escape="\\")
+                                              for n in wanted]))).all()
+        taken = {r[0] for r in rows}
+    for d in drafts:
+        if d.name in taken:
+            n = 2
+            while f"{d.name} #{n}" in taken:
+                n += 1
+            d.name = f"{d.name} #{n}"
+        taken.add(d.name)
+
+
+def _like_escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,203 @@
+"""Reflective diaries in Driscoll's "What? / So what? / Now what?" template.
+
+The template (appendix of the Mind Cymru evaluation report) opens each entry
+with header lines::
+
+    Reflective Diary Date of diary insert: 14/05/2019
+    Participant code: S1 DK1    Surgery code: S1 GP2
+
+followed by three sections.  Their headings are recognised whatever their
+style: ``What?``, ``WHAT``, ``So What:``, ``Now what? Modifying future
+outcomes``, ``## What?: Returning to the situation``, a bold paragraph, a Word
+heading, or the first cell of a table row (or the header row of a table with
+one column per section).  A plain-text line counts as a heading when it is
+only the heading word(s), or the heading word(s) with punctuation and one of
+the template's subtitles; a styled line (Markdown ``#``/bold, Word heading or
+bold paragraph, table label) may carry any short subtitle.
+
+One file may hold many entries.  An entry starts at each "Date of diary
+insert" line (taking in a "Reflective diary" title line or participant-code
+line just before it); without date lines, at each "Reflective diary" title;
+without either, at each "What?" heading that follows a "So what?" / "Now
+what?" section.  Text before the first entry (instructions, a cover note)
+belongs to the first entry's preamble: nothing is dropped.
+
+Each entry's segments: the preamble (header lines and anything before the
+first heading, ``kind="preamble"``), then for each section its heading
+(``kind="heading"``) and its text (``kind="section"``), both with
+``section`` set to the canonical ``"What?"``, ``"So what?"`` or ``"Now what?"``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..errors import IngestError
+from ..sources import Segment
+from .base import Block, Cut, Document, clean_label, parse_date, tile
+from .text import segment_paragraphs, strip_markup
+
+SECTIONS = ("What?", "So what?", "Now what?")
+_CANON = {"what": "What?", "so what": "So what?", "now what": "Now what?"}
+
+HEADING_RE = re.compile(
+    r"^(?P<key>so[ \t]+what|now[ \t]+what|what)\b(?P<punct>[ \t]*[?:.!\-\u2013\u2014]+)?[ \t]*(?P<rest>.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+SUBTITLE_RE = re.compile(
+    r"^(?:returning\s+to\s+the\s+situation|understanding\s+the\s+context|modifying\s+future\s+outcomes)\W*$",
+    re.IGNORECASE,
+)
+DIARY_DATE_RE = re.compile(r"date\s+of\s+(?:the\s+)?diary\s+(?:insert|entry)", re.IGNORECASE)
+ENTRY_DATE_RE = re.compile(
+    r"date\s+of\s+(?:the\s+)?(?:diary\s+)?(?:insert|entry)\s*[:\-]?[ \t]*"
+    r"(?P<value>.*?)(?=\t| {2,}|participant\s+code|surgery\s+code|\n|$)",
+    re.IGNORECASE,
+)
+TITLE_RE = re.compile(r"^[\W_]*reflective\s+diary\b", re.IGNORECASE)
+PCODE_RE = re.compile(
+    r"participant\s+code\s*[:\-]?[ \t]*(?P<value>.*?)(?=\t| {2,}|surgery\s+code|date\s+of|\n|$)", re.IGNORECASE)
+SURGERY_RE = re.compile(
+    r"surgery\s+code\s*[:\-]?[ \t]*(?P<value>.*?)(?=\t| {2,}|participant\s+code|date\s+of|\n|$)", re.IGNORECASE)
+
+
+@dataclass
+class Entry:
+    """One diary entry: ``doc.text[start:end]`` with segments relative to ``start``."""
+
+    index: int  # 0-based position in its file
+    start: int
+    end: int
+    text: str
+    segments: list[Segment]
+    date: str | None = None
+    participant_code: str | None = None
+    surgery_code: str | None = None
+    sections: list[str] = field(default_factory=list)
+
+
+def heading_section(block: Block) -> str | None:
+    """The canonical section ("What?", "So what?", "Now what?") a block heads, or ``None``."""
+    if len(block.text) > 160:
+        return None
+    t = strip_markup(block.text)
+    m = HEADING_RE.match(t)
+    if not m:
+        return None
+    key = _CANON[" ".join(m.group("key").lower().split())]
+    rest = m.group("rest").strip(" \t:-\u2013\u2014")
+    if not rest:
+        return key
+    if not m.group("punct"):
+        return None
+    if block.style in ("heading", "bold", "label") and len(rest) <= 80:
+        return key
+    if SUBTITLE_RE.match(rest):
+        return key
+    return None
+
+
+def looks_like_diary(doc: Document) -> bool:
+    """True when the document follows the reflective-diary template."""
+    found = set()
+    for b in doc.blocks:
+        if DIARY_DATE_RE.search(b.text) or TITLE_RE.match(b.text):
+            return True
+        sec = heading_section(b)
+        if sec:
+            found.add(sec)
+    return "What?" in found and len(found) >= 2
+
+
+def _value(m: re.Match | None) -> str | None:
+    if not m:
+        return None
+    v = strip_markup(m.group("value"))
+    v = v.strip(" \t:;,-_.[]()")
+    return clean_label(v) or None
+
+
+def entry_starts(doc: Document) -> list[int]:
+    """Block indices where entries start."""
+    blocks = doc.blocks
+    dated = [i for i, b in enumerate(blocks) if DIARY_DATE_RE.search(b.text)]
+    if dated:
+        starts = []
+        for i in dated:
+            j = i
+            floor = starts[-1] + 1 if starts else 0
+            while j - 1 >= floor and i - (j - 1) <= 2 and not DIARY_DATE_RE.search(blocks[j - 1].text) \
+                    and (TITLE_RE.match(blocks[j - 1].text) or PCODE_RE.search(blocks[j - 1].text)) \
+                    and heading_section(blocks[j - 1]) is None:
+                j -= 1
+            starts.append(j)
+        return starts
+    titled = [i for i, b in enumerate(blocks) if TITLE_RE.match(b.text)]
+    if titled:
+        return titled
+    starts = []
+    seen: set[str] = set()
+    for i, b in enumerate(blocks):
+        sec = heading_section(b)
+        if sec == "What?" and (not starts or seen & {"So what?", "Now what?"}):
+            starts.append(i)
+            seen = set()
+        if sec:
+            seen.add(sec)
+    return starts or [0]
+
+
+def split_entries(doc: Document, name: str = "diary") -> list[Entry]:
+    """The entries of a diary file, each with its header fields and segments."""
+    if not doc.blocks:
+        return []
+    starts = entry_starts(doc)
+    positions = [doc.blocks[i].start for i in starts]
+    positions[0] = 0  # text before the first entry belongs to it
+    bounds = list(zip(positions, positions[1:] + [len(doc.text)]))
+    return [parse_entry(doc, s, e, k, name) for k, (s, e) in enumerate(bounds)]
+
+
+def parse_entry(doc: Document, start: int, end: int, index: int, name: str = "diary") -> Entry:
+    blocks = [b for b in doc.blocks if start <= b.start < end]
+    where = f"{name}, entry {index + 1}"
+    heads = [(b, heading_section(b)) for b in blocks]
+    first_head = next((k for k, (_b, s) in enumerate(heads) if s), len(heads))
+    header = blocks[:first_head] if first_head else blocks[:3]
+    date = pcode = surgery = None
+    for b in header:
+        if date is None:
+            m = ENTRY_DATE_RE.search(b.text)
+            if m:
+                date = parse_date(_value(m) or "", where)
+        if pcode is None:
+            pcode = _value(PCODE_RE.search(b.text))
+        if surgery is None:
+            surgery = _value(SURGERY_RE.search(b.text))
+    if date is None and header:
+        # "Reflective Diary 14/05/2019" without the "Date of diary insert" words
+        for b in header:
+            if TITLE_RE.match(b.text):
+                try:
+                    date = parse_date(TITLE_RE.sub("", b.text), where)
+                except IngestError:
+                    date = None
+                if date:
+                    break
+    cuts: list[Cut] = []
+    sections: list[str] = []
+    for k, (b, sec) in enumerate(heads):
+        if not sec:
+            continue
+        sections.append(sec)
+        cuts.append(Cut(b.start, "heading", section=sec))
+        nxt = heads[k + 1][0] if k + 1 < len(heads) else None
+        if nxt is not None and heads[k + 1][1] is None:
+            cuts.append(Cut(nxt.start, "section", section=sec))
+    if cuts:
+        segments = tile(doc.text, cuts, start, end, lead_kind="preamble")
+    else:
+        segments = segment_paragraphs(doc, start, end)
+    return Entry(index=index, start=start, end=end, text=doc.text[start:end], segments=segments, date=date,
+                 participant_code=pcode, surgery_code=surgery, sections=sections)

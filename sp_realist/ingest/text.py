@@ -1,0 +1,197 @@
+"""Plain-text and Markdown transcripts (``.txt``, ``.md``), and the segmenters
+shared with Word documents.
+
+Speaker turns are lines that start with a label and a colon::
+
+    Interviewer: How did the referral reach you?
+    S1 LW1: Mostly by fax, believe it or not.
+    [00:12:03] Sarah: And then...
+    **P3:** Markdown bold labels work too.
+
+A label counts as a speaker when it occurs at least twice as a label in the
+file, or looks like a role or participant code (``Interviewer``, ``P3``,
+``S1 LW1``), or is in the speaker map.  Lines without a label continue the
+current turn.  Text before the first turn is kept as preamble paragraphs.
+A file with fewer than two speaker turns is split into paragraphs (blank
+lines separate paragraphs; Markdown ``#`` headings become heading segments
+and label the paragraphs under them with ``section``).
+
+The stored text is the file's text exactly (after decoding, with line endings
+normalised to ``\\n``): labels, timestamps and Markdown marks stay in it, so
+every quote a coder sees is what the file says.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Mapping
+
+from ..sources import Segment
+from .base import Block, Cut, Document, clean_label, decode_bytes, line_blocks, tile
+
+_MD_HEADING = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+\S")
+_MD_BOLD_LINE = re.compile(r"^[ \t]*(\*\*|__)(?=\S)(.+?)(?<=\S)\1[ \t]*[:.]?[ \t]*$")
+
+TURN_RE = re.compile(
+    r"^[ \t]*(?:[-*>][ \t]+)?"
+    r"(?:[\[(](?P<ts>\d{1,2}(?::\d{2}){1,2}(?:[.,]\d+)?)[\])][ \t]*|(?P<ts2>\d{1,2}:\d{2}:\d{2})[ \t]+)?"
+    r"(?:\*\*|__)?"
+    r"(?P<label>[^\W\d_][\w'\u2019.\-]*(?:[ \t]+[\w'\u2019.\-()]+){0,3}?)"
+    r"[ \t]*(?:\*\*|__)?[ \t]*:(?:\*\*|__)?(?=[ \t]|$)"
+)
+
+#: Labels that are roles or codes, accepted as speakers even when they occur once.
+ROLE_RE = re.compile(
+    r"^(?:interviewer|interviewee|facilitator|moderator|researcher|respondent|participant(?: ?\d+)?|"
+    r"int|iv|i|r|q|a|speaker ?\d+|p ?\d+|[A-Z]{1,3} ?\d+|S\d+ ?[A-Z]{1,4}\d+)$",
+    re.IGNORECASE,
+)
+#: Labels that are never speakers (header fields of transcripts and diaries).
+STOP_LABELS = frozenset("""
+date time location place venue note notes comment comments title subject duration attendees present
+transcript recording file project site surgery code participant code date of interview interview date
+reflective diary date of diary insert re cc to from
+""".split("\n"))
+_STOP_WORDS = {w for w in " ".join(STOP_LABELS).split()}
+#: Interviewer-like labels (never mapped to the interviewee given with --participant).
+INTERVIEWER_RE = re.compile(r"^(?:interviewer|int|iv|i|q|facilitator|moderator|researcher|evaluator)(?: ?\d+)?$",
+                            re.IGNORECASE)
+#: A label that is itself a participant code, e.g. "S1 LW1", "S3 DK2".
+CODE_RE = re.compile(r"^S\d+ ?[A-Z]{1,4}\d+$")
+
+
+def read(data: bytes, name: str, fmt: str = "txt") -> Document:
+    """Decode a ``.txt`` / ``.md`` file into a :class:`Document` of line blocks."""
+    text, _encoding = decode_bytes(data, name)
+    return from_text(text, fmt)
+
+
+def from_text(text: str, fmt: str = "txt") -> Document:
+    blocks = line_blocks(text)
+    for b in blocks:
+        m = _MD_HEADING.match(b.text)
+        if m:
+            b.style, b.level, b.para_start = "heading", len(m.group(1)), True
+        elif _MD_BOLD_LINE.match(b.text):
+            b.style, b.para_start = "bold", True
+    return Document(text=text, blocks=blocks, format=fmt)
+
+
+def strip_markup(text: str) -> str:
+    """A heading's words without Markdown marks, bullets or numbering."""
+    t = text.strip()
+    t = re.sub(r"^#{1,6}[ \t]+", "", t)
+    t = re.sub(r"^(?:[-*>•][ \t]+|\d{1,2}[.)][ \t]+)", "", t)
+    t = t.replace("**", "").replace("__", "")
+    t = re.sub(r"^[*_]+|[*_]+$", "", t.strip())
+    return clean_label(t)
+
+
+def turn_label(block: Block) -> tuple[str, float | None] | None:
+    """``(label, seconds)`` when the block starts with ``Label:``; else ``None``."""
+    if block.speaker:
+        return block.speaker, block.time
+    m = TURN_RE.match(block.text)
+    if not m:
+        return None
+    label = clean_label(m.group("label")).rstrip(".")
+    if not label or len(label) > 40 or not (label[0].isupper() or ROLE_RE.match(label)):
+        return None
+    if label.lower() in STOP_LABELS:
+        return None
+    ts = m.group("ts") or m.group("ts2")
+    return label, (to_seconds(ts) if ts else None)
+
+
+def to_seconds(ts: str) -> float:
+    parts = ts.replace(",", ".").split(":")
+    total = 0.0
+    for p in parts:
+        total = total * 60 + float(p)
+    return total
+
+
+def map_speakers(speakers: Iterable[str], speaker_map: Mapping[str, str] | None = None,
+                 known_codes: Iterable[str] = (), participant: str | None = None) -> dict[str, str]:
+    """speaker label -> participant code.
+
+    A label maps when it is in ``speaker_map`` (case-insensitive), is itself a
+    participant code (``S1 LW1``) or a code already in the project.  When
+    ``participant`` is given and exactly one speaker is neither an interviewer
+    nor mapped otherwise, that speaker is the participant.
+    """
+    smap = {clean_label(k).lower(): clean_label(v) for k, v in (speaker_map or {}).items()}
+    known = {clean_label(c).lower(): clean_label(c) for c in known_codes}
+    out: dict[str, str] = {}
+    unmapped = []
+    for sp in dict.fromkeys(speakers):
+        key = sp.lower()
+        if key in smap:
+            out[sp] = smap[key]
+        elif CODE_RE.match(sp):
+            out[sp] = sp
+        elif key in known:
+            out[sp] = known[key]
+        elif not INTERVIEWER_RE.match(sp):
+            unmapped.append(sp)
+    if participant and len(unmapped) == 1:
+        out[unmapped[0]] = clean_label(participant)
+    return out
+
+
+def segment_transcript(doc: Document, speaker_map: Mapping[str, str] | None = None,
+                       known_codes: Iterable[str] = (), participant: str | None = None,
+                       start: int = 0, end: int | None = None) -> list[Segment] | None:
+    """Speaker-turn segments of ``doc`` (or of ``doc.text[start:end]``), or
+    ``None`` when it is not a transcript (fewer than two speaker turns)."""
+    end = len(doc.text) if end is None else end
+    blocks = [b for b in doc.blocks if start <= b.start < end]
+    found = [(b, turn_label(b)) for b in blocks]
+    counts: dict[str, int] = {}
+    for _b, lab in found:
+        if lab:
+            counts[lab[0]] = counts.get(lab[0], 0) + 1
+    smap_keys = {clean_label(k).lower() for k in (speaker_map or {})}
+    known = {clean_label(c).lower() for c in known_codes}
+
+    def accepted(label: str, block: Block) -> bool:
+        return bool(block.speaker) or counts[label] >= 2 or bool(ROLE_RE.match(label)) \
+            or label.lower() in smap_keys or label.lower() in known
+
+    turns = [(b, lab) for b, lab in found if lab and accepted(lab[0], b)]
+    if len(turns) < 2 and not (doc.transcript and turns):
+        return None
+    mapping = map_speakers([lab[0] for _b, lab in turns], speaker_map, known_codes, participant)
+    turn_ids = {id(b) for b, _ in turns}
+    cuts: list[Cut] = []
+    section = None
+    in_turn = started = False
+    for b, lab in found:
+        if id(b) in turn_ids:
+            sp, ts = lab
+            cuts.append(Cut(b.start, "turn", speaker=sp, section=section, start_time=ts,
+                            participant_code=mapping.get(sp)))
+            in_turn = started = True
+        elif b.style == "heading":
+            section = strip_markup(b.text) or None
+            cuts.append(Cut(b.start, "heading", section=section))
+            in_turn, started = False, True
+        elif b.para_start and not in_turn:
+            cuts.append(Cut(b.start, "paragraph" if started else "preamble", section=section))
+    return tile(doc.text, cuts, start, end, lead_kind="preamble")
+
+
+def segment_paragraphs(doc: Document, start: int = 0, end: int | None = None,
+                       section: str | None = None) -> list[Segment]:
+    """Paragraph segments (headings as their own segments) of ``doc.text[start:end]``."""
+    end = len(doc.text) if end is None else end
+    cuts: list[Cut] = []
+    for b in doc.blocks:
+        if not (start <= b.start < end):
+            continue
+        if b.style == "heading":
+            section = strip_markup(b.text) or None
+            cuts.append(Cut(b.start, "heading", section=section))
+        elif b.para_start:
+            cuts.append(Cut(b.start, "paragraph", section=section))
+    return tile(doc.text, cuts, start, end, lead_kind="paragraph")

@@ -1,0 +1,267 @@
+"""Readers and segmenters on real files: text in four encodings, Markdown,
+Word (python-docx) diaries in three forms and speaker tables, WebVTT, SRT."""
+
+from __future__ import annotations
+
+import codecs
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from sp_realist.errors import IngestError
+from sp_realist.ingest import detect_kind, read_document, read_sources
+from sp_realist.ingest.base import decode_bytes, parse_date
+from sp_realist.sources import check_segments
+
+import ingest_samples as samples
+
+
+def _tiles(draft):
+    check_segments(draft.text, draft.segments, draft.name)
+    assert "".join(draft.text[s.start:s.end] for s in draft.segments) == draft.text
+
+
+def _seg_text(draft, seg):
+    return draft.text[seg.start:seg.end]
+
+
+# --- encodings -------------------------------------------------------------------
+
+TEXT = "Interviewer: Café, naïve — “quoted” £5?\nP1: Yes.\nInterviewer: Again?\nP1: Indeed.\n"
+
+
+@pytest.mark.parametrize("encoding,bom", [
+    ("utf-8", b""), ("utf-8", codecs.BOM_UTF8), ("utf-16-le", codecs.BOM_UTF16_LE),
+    ("utf-16-be", codecs.BOM_UTF16_BE), ("cp1252", b""),
+])
+def test_text_encodings_decode_to_the_same_text(encoding, bom):
+    data = bom + TEXT.replace("\n", "\r\n").encode(encoding)
+    text, _enc = decode_bytes(data, "t.txt")
+    assert text == TEXT  # BOM gone, CRLF normalised, characters intact
+    [draft] = read_sources(data, "t.txt")
+    _tiles(draft)
+    assert [s.speaker for s in draft.segments] == ["Interviewer", "P1", "Interviewer", "P1"]
+
+
+@pytest.mark.parametrize("data,match", [
+    (b"", "empty"),
+    (b"  \n\r\n ", "empty"),
+    (b"PK\x03\x04rest-of-a-zip", "zip archive"),
+    (b"%PDF-1.4 binary", "PDF"),
+    (b"abc\x00\x01\x02def", "not readable text"),
+    (b"\x81\x8d\x8f\x90\x9d", "not readable text"),
+])
+def test_bad_text_files_are_refused(data, match):
+    with pytest.raises(IngestError, match=match) as info:
+        read_sources(data, "bad.txt")
+    assert info.value.message.startswith("bad.txt: ")
+
+
+def test_unsupported_extension_and_fake_docx():
+    with pytest.raises(IngestError, match="unsupported file type '.pdf'"):
+        read_document(b"%PDF", "x.pdf")
+    with pytest.raises(IngestError, match="not a zip archive"):
+        read_document(b"just text", "x.docx")
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("hello.txt", "hi")
+    with pytest.raises(IngestError, match="zip archive but not a Word document"):
+        read_document(buf.getvalue(), "x.docx")
+
+
+# --- dates -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw,iso", [
+    ("14/05/2019", "2019-05-14"), ("4/6/2019", "2019-06-04"), ("14.05.19", "2019-05-14"),
+    ("2019-05-14", "2019-05-14"), ("14 May 2019", "2019-05-14"), ("14th of May 2019", "2019-05-14"),
+    ("May 14, 2019", "2019-05-14"), ("...../...../", None), ("", None),
+])
+def test_parse_date_day_first(raw, iso):
+    assert parse_date(raw) == iso
+
+
+def test_parse_date_refuses_impossible_dates():
+    with pytest.raises(IngestError, match="not a valid"):
+        parse_date("31/02/2019", "d.txt")
+    with pytest.raises(IngestError, match="not a date"):
+        parse_date("week 12 of 2019", "d.txt")
+
+
+# --- diaries ---------------------------------------------------------------------
+
+def _check_diary(drafts, entries=samples.ENTRIES, site=None):
+    assert len(drafts) == len(entries)
+    for d, (_raw, iso, code, surgery, what, so, now) in zip(drafts, entries):
+        _tiles(d)
+        assert d.kind == "diary" and d.date == iso and d.participant_code == code
+        assert d.name == f"{code} {iso}"
+        assert d.attributes.get("surgery") == surgery
+        if site:
+            assert d.attributes["site"] == site
+        body = {s.section: _seg_text(d, s) for s in d.segments if s.kind == "section"}
+        assert set(body) == {"What?", "So what?", "Now what?"}
+        assert what in body["What?"] and so in body["So what?"] and now in body["Now what?"]
+        assert so not in body["What?"]
+        heads = [s.section for s in d.segments if s.kind == "heading"]
+        assert heads == ["What?", "So what?", "Now what?"]
+        pre = d.segments[0]
+        assert pre.kind == "preamble" and "Date of diary insert" in _seg_text(d, pre)
+
+
+@pytest.mark.parametrize("style", ["plain", "upper", "colon", "subtitle", "markdown", "bold"])
+def test_text_diary_heading_styles(style):
+    data = samples.diary_text(style).encode("utf-8")
+    name = "diary.md" if style in ("markdown", "bold") else "diary.txt"
+    drafts = read_sources(data, name, site="S1")
+    _check_diary(drafts, site="S1")
+    # entries concatenate back to the whole file
+    assert "".join(d.text for d in drafts) == data.decode("utf-8")
+    assert [d.entry_index for d in drafts] == [0, 1, 2]
+
+
+def test_diary_preamble_before_first_entry_is_kept():
+    pre = "Diary returned by the Mind site coordinator.\nPlease see below."
+    data = samples.diary_text("plain", preamble=pre).encode("utf-8")
+    drafts = read_sources(data, "d.txt")
+    assert drafts[0].text.startswith(pre)
+    assert pre in drafts[0].text[drafts[0].segments[0].start:drafts[0].segments[0].end]
+    assert "".join(d.text for d in drafts) == data.decode()
+
+
+def test_plain_what_sentence_is_not_a_heading():
+    text = ("Reflective Diary Date of diary insert: 01/07/2019\n\nWhat?\nWhat a week it was.\n"
+            "What? I could not believe it.\n\nSo what?\nIt mattered.\n")
+    [d] = read_sources(text.encode(), "d.txt")
+    _tiles(d)
+    assert [s.section for s in d.segments if s.kind == "heading"] == ["What?", "So what?"]
+    what = next(_seg_text(d, s) for s in d.segments if s.kind == "section" and s.section == "What?")
+    assert "What a week" in what and "I could not believe it" in what
+
+
+def test_diary_names_without_code_or_date():
+    entries = [(date, iso, None, None, w, s, n) for (date, iso, _c, _g, w, s, n) in samples.ENTRIES[:2]]
+    data = samples.diary_text("plain", entries).encode()
+    assert [d.name for d in read_sources(data, "s3-keeper.txt", site="S3")] == [
+        "S3 unidentified 2019-05-14", "S3 unidentified 2019-05-21"]
+    assert [d.name for d in read_sources(data, "s3-keeper.txt")] == [
+        "s3-keeper 2019-05-14", "s3-keeper 2019-05-21"]
+    assert [d.participant_code for d in read_sources(data, "k.txt", participant="S3 DK9")] == ["S3 DK9"] * 2
+    undated = data.decode().replace("Date of diary insert: 14/05/2019", "Date of diary insert: ..../..../")
+    names = [d.name for d in read_sources(undated.encode(), "k.txt")]
+    assert names == ["k entry 1", "k 2019-05-21"]
+
+
+@pytest.mark.parametrize("form", ["headings", "bold", "table", "columns"])
+def test_docx_diaries(tmp_path, form):
+    path = samples.write_docx_diary(tmp_path / f"diary-{form}.docx", form)
+    drafts = read_sources(path.read_bytes(), path.name, site="S1")
+    _check_diary(drafts, site="S1")
+    assert all(d.file_format == "docx" for d in drafts)
+
+
+def test_kind_detection(tmp_path):
+    assert detect_kind(read_document(samples.diary_text().encode(), "a.txt")) == "diary"
+    assert detect_kind(read_document(samples.TRANSCRIPT.encode(), "a.txt")) == "interview"
+    path = samples.write_docx_diary(tmp_path / "d.docx", "bold")
+    assert detect_kind(read_document(path.read_bytes(), "d.docx")) == "diary"
+
+
+# --- transcripts -----------------------------------------------------------------
+
+def test_text_transcript_turns_and_timestamps():
+    [d] = read_sources(samples.TRANSCRIPT.encode(), "pm.txt", participant="S2 PM1")
+    _tiles(d)
+    assert d.kind == "interview" and d.name == "pm" and d.participant_code == "S2 PM1"
+    kinds = [s.kind for s in d.segments]
+    assert kinds == ["preamble", "turn", "turn", "turn", "turn"]
+    turns = [s for s in d.segments if s.kind == "turn"]
+    assert [s.speaker for s in turns] == ["Interviewer", "P2", "Interviewer", "P2"]
+    # the single interviewee is the participant given
+    assert [s.participant_code for s in turns] == [None, "S2 PM1", None, "S2 PM1"]
+    assert "Some staff did not know" in _seg_text(d, turns[1])  # continuation line stays in the turn
+    assert turns[2].start_time == 5 * 60 + 10 and turns[3].start_time == 5 * 60 + 14
+
+
+def test_speaker_map_and_code_labels():
+    text = "Interviewer: Hi.\nSarah: Hello.\nS1 LW1: Me too.\nInterviewer: Good.\nSarah: Yes.\n"
+    [d] = read_sources(text.encode(), "x.md", speaker_map={"sarah": "S1 LW2"})
+    codes = [(s.speaker, s.participant_code) for s in d.segments]
+    assert codes == [("Interviewer", None), ("Sarah", "S1 LW2"), ("S1 LW1", "S1 LW1"),
+                     ("Interviewer", None), ("Sarah", "S1 LW2")]
+
+
+def test_text_without_turns_is_paragraphs():
+    text = "# Field notes\n\nFirst visit to the surgery.\nStill the first paragraph.\n\nSecond paragraph.\n"
+    [d] = read_sources(text.encode(), "notes.md", kind="field_notes")
+    _tiles(d)
+    assert [s.kind for s in d.segments] == ["heading", "paragraph", "paragraph"]
+    assert [s.section for s in d.segments] == ["Field notes"] * 3
+
+
+def test_docx_speaker_table_and_paragraph_turns(tmp_path):
+    for writer in (samples.write_docx_speaker_table, samples.write_docx_paragraph_turns):
+        path = writer(tmp_path / f"{writer.__name__}.docx")
+        [d] = read_sources(path.read_bytes(), path.name)
+        _tiles(d)
+        turns = [s for s in d.segments if s.kind == "turn"]
+        assert [(s.speaker, s.participant_code) for s in turns] == [
+            ("Interviewer", None), ("S1 LW1", "S1 LW1"), ("Interviewer", None), ("S1 LW1", "S1 LW1")]
+        for s, (sp, said) in zip(turns, samples.TURNS):
+            assert _seg_text(d, s).startswith(f"{sp}: {said}")
+
+
+def test_teams_vtt_merges_consecutive_cues():
+    [d] = read_sources(samples.TEAMS_VTT.encode(), "call.vtt", speaker_map={"Sarah Jones": "EV1"})
+    _tiles(d)
+    assert d.file_format == "vtt"
+    assert [(s.speaker, s.start_time, s.end_time) for s in d.segments] == [
+        ("Sarah Jones", 1.0, 7.5), ("S2 LW1", 8.0, 15.0), ("Sarah Jones", 15.5, 18.0)]
+    assert _seg_text(d, d.segments[1]).strip() == "S2 LW1: I started as a link worker in May. The first weeks were confusing."
+    assert [s.participant_code for s in d.segments] == ["EV1", "S2 LW1", "EV1"]
+    assert "<v" not in d.text
+
+
+@pytest.mark.parametrize("name,data", [("zoom.vtt", samples.ZOOM_VTT), ("zoom.srt", samples.SRT)])
+def test_zoom_captions(name, data):
+    [d] = read_sources(data.encode(), name)
+    _tiles(d)
+    assert [s.speaker for s in d.segments] == ["Owen Price", "Rhian"] + (["Owen Price"] if name.endswith("vtt") else [])
+    rhian = d.segments[1]
+    assert rhian.start_time == 3.5 and rhian.end_time == 9.0
+    assert _seg_text(d, rhian).startswith("Rhian: Yes, loud and clear. ")
+
+
+def test_bad_captions_are_refused():
+    with pytest.raises(IngestError, match="not a valid WebVTT"):
+        read_sources(b"just some words\nand more", "x.vtt")
+    with pytest.raises(IngestError, match="caption file cannot be a reflective diary"):
+        read_sources(samples.ZOOM_VTT.encode(), "x.vtt", kind="diary")
+
+
+# --- the invariant: segments always rebuild the text -------------------------------
+
+label = st.sampled_from(["Interviewer", "P1", "S1 LW1", "Sarah", "[00:01:02] Owen", "**P3:**", "Note"])
+line = st.one_of(
+    st.builds(lambda l, t: f"{l}: {t}", label, st.text(max_size=40)),
+    st.text(max_size=60),
+    st.sampled_from(["", "  ", "What?", "So what?", "## Now what?", "Date of diary insert: 14/05/2019",
+                     "Participant code: S1 DK1  Surgery code: S1 GP1", "**What?**", "WHAT"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(line, min_size=1, max_size=25), st.sampled_from(["\n", "\r\n", "\n\n"]),
+       st.sampled_from([None, "interview", "diary", "document"]))
+def test_segments_always_rebuild_the_text(lines, sep, kind):
+    text = sep.join(lines)
+    try:
+        drafts = read_sources(text.encode("utf-8"), "h.txt", kind=kind)
+    except IngestError:
+        return  # empty or control characters: refused, fine
+    whole = text.replace("\r\n", "\n").replace("\r", "\n")
+    assert "".join(d.text for d in drafts) == whole
+    for d in drafts:
+        _tiles(d)
