@@ -1,0 +1,114 @@
+"""Helpers shared by the coding modules: code lookup, the code tree, coders, YAML."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from .. import schema as S
+from ..errors import NotFoundError, SpRealistError
+
+ENV_CODER = "SP_REALIST_CODER"
+UNITS = ("match", "sentence", "segment", "section")
+PHASES = ("initial", "searching", "reviewing", "defining", "named")
+
+
+def default_coder(coder: str | None = None) -> str:
+    """``coder``, else ``$SP_REALIST_CODER``, else the login name."""
+    if coder and coder.strip():
+        return coder.strip()
+    env = os.environ.get(ENV_CODER)
+    if env and env.strip():
+        return env.strip()
+    try:
+        import getpass
+
+        return getpass.getuser() or "unknown"
+    except Exception:  # pragma: no cover - platform dependent
+        return "unknown"
+
+
+def clean_name(name: Any, what: str = "code") -> str:
+    """A name with white space normalised; refuses empty names."""
+    if name is None or not str(name).strip():
+        raise SpRealistError(f"A {what} needs a non-empty name; give one.")
+    return " ".join(str(name).split())
+
+
+def code_rows(conn: Connection) -> list[dict]:
+    return [dict(r) for r in conn.execute(select(S.codes).order_by(S.codes.c.ord, S.codes.c.id)).mappings()]
+
+
+def resolve_code(conn: Connection, ref: str | int) -> dict:
+    """A code row by exact name (or id); clear error otherwise."""
+    row = None
+    if isinstance(ref, int):
+        row = conn.execute(select(S.codes).where(S.codes.c.id == ref)).mappings().first()
+    else:
+        name = " ".join(str(ref).split())
+        row = conn.execute(select(S.codes).where(S.codes.c.name == name)).mappings().first()
+        if row is None and "/" in name:  # a path "Parent/Child"
+            row = conn.execute(select(S.codes).where(S.codes.c.name == name.rsplit("/", 1)[1].strip())).mappings().first()
+    if row is None:
+        raise NotFoundError(f"No code named {str(ref)!r} in the codebook; see 'sp-realist codebook tree'.")
+    return dict(row)
+
+
+def descendants(conn: Connection, code_id: int) -> list[int]:
+    """Ids of ``code_id``'s descendants (not including itself), depth first."""
+    children: dict[int | None, list[int]] = {}
+    for cid, pid in conn.execute(select(S.codes.c.id, S.codes.c.parent_id).order_by(S.codes.c.ord, S.codes.c.id)):
+        children.setdefault(pid, []).append(cid)
+    out: list[int] = []
+    stack = list(reversed(children.get(code_id, [])))
+    while stack:
+        cid = stack.pop()
+        out.append(cid)
+        stack.extend(reversed(children.get(cid, [])))
+    return out
+
+
+def code_ids_for(conn: Connection, codes: list[str] | tuple[str, ...] | None, children: bool = False) -> list[int] | None:
+    """Resolve code names to ids (with descendants when ``children``); None means all codes."""
+    if not codes:
+        return None
+    ids: list[int] = []
+    for ref in codes:
+        cid = resolve_code(conn, ref)["id"]
+        if cid not in ids:
+            ids.append(cid)
+        if children:
+            ids.extend(d for d in descendants(conn, cid) if d not in ids)
+    return ids
+
+
+def read_yaml(path: str | os.PathLike, top: str) -> dict:
+    """Load a YAML mapping from ``path``; clear errors for missing files and bad YAML."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise SpRealistError(f"{p}: no such file; check the path.")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SpRealistError(f"{p}: not valid YAML{where}; fix the syntax.") from None
+    except UnicodeDecodeError:
+        raise SpRealistError(f"{p}: not UTF-8 text; save it as UTF-8.") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpRealistError(f"{p}: expected a mapping with a '{top}:' list at the top.")
+    return data
+
+
+def dump_yaml(data: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100, default_flow_style=False)

@@ -1,0 +1,337 @@
+"""Rule-based autocoding with spaCy (no model download: ``spacy.blank("en")``).
+
+A rule belongs to a code and has one of
+
+* ``keywords``: words, case-insensitive (``lemma: true`` matches every
+  inflection through spaCy's English lookup lemmatizer table from
+  ``spacy-lookups-data``: "refer" matches "referred", "referring");
+* ``phrases``: multi-word phrases, case-insensitive (also with ``lemma``);
+* ``pattern``: a spaCy ``Matcher`` token pattern (or a list of them), e.g.
+  ``[{LOWER: brick}, {LOWER: wall}]``.
+
+Every hit is expanded to the rule's ``unit`` (match, sentence, segment or
+section; see :mod:`sp_realist.coding.units`) and becomes a coding with coder
+``autocode`` and origin ``rule:<name>``.  Applying twice adds nothing the
+second time; ``remove_rule_codings`` removes one rule's codings as a batch.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any, Callable
+
+import pandas as pd
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from .. import schema as S
+from ..errors import NotFoundError, SpRealistError
+from ..store import Project
+from ._common import UNITS, clean_name, resolve_code
+from .codings import existing_keys, insert_codings
+from .units import SourceUnits, trim
+
+AUTOCODER = "autocode"
+RULE_KINDS = ("keywords", "phrases", "pattern")
+HIT_COLUMNS = ["rule", "code", "source", "start", "end", "match_start", "match_end", "matched", "context", "new"]
+
+
+@lru_cache(maxsize=1)
+def _blank():
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.max_length = 50_000_000
+    return nlp
+
+
+@lru_cache(maxsize=1)
+def lemma_table():
+    """spaCy's English lookup lemmatizer table (lower-case form -> lemma)."""
+    try:
+        from spacy.lookups import load_lookups
+
+        return load_lookups("en", ["lemma_lookup"]).get_table("lemma_lookup")
+    except (ValueError, ImportError):  # pragma: no cover - depends on installation
+        raise SpRealistError(
+            "Lemma rules need the spaCy lookup tables; install them with 'pip install spacy-lookups-data'.") from None
+
+
+def _pattern_list(pattern: Any, where: str) -> list[list[dict]]:
+    if isinstance(pattern, list) and pattern and all(isinstance(t, dict) for t in pattern):
+        return [pattern]
+    if isinstance(pattern, list) and pattern and all(
+            isinstance(p, list) and p and all(isinstance(t, dict) for t in p) for p in pattern):
+        return pattern
+    raise SpRealistError(f"{where}: 'pattern' must be a spaCy Matcher token pattern such as "
+                         "[{LOWER: brick}, {LOWER: wall}], or a list of them.")
+
+
+def parse_rule(spec: Any, where: str = "rule") -> dict:
+    """Validate a rule mapping from the codebook YAML; return name, kind, spec, unit, lemma."""
+    if not isinstance(spec, dict):
+        raise SpRealistError(f"{where}: a rule is a mapping with name and keywords, phrases or pattern.")
+    allowed = {"name", "keywords", "phrases", "pattern", "unit", "lemma"}
+    unknown = set(spec) - allowed
+    if unknown:
+        raise SpRealistError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(allowed))}.")
+    name = clean_name(spec.get("name"), "rule")
+    where = f"{where} ({name})"
+    kinds = [k for k in RULE_KINDS if spec.get(k) is not None]
+    if len(kinds) != 1:
+        raise SpRealistError(f"{where}: give exactly one of keywords, phrases or pattern.")
+    kind = kinds[0]
+    unit = spec.get("unit", "sentence")
+    if unit not in UNITS:
+        raise SpRealistError(f"{where}: unit {unit!r} is not one of {', '.join(UNITS)}.")
+    lemma = spec.get("lemma", False)
+    if not isinstance(lemma, bool):
+        raise SpRealistError(f"{where}: lemma must be true or false.")
+    value = spec[kind]
+    if kind in ("keywords", "phrases"):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(v, (str, int, float)) for v in value):
+            raise SpRealistError(f"{where}: {kind} must be a non-empty list of words or phrases.")
+        value = [" ".join(str(v).split()) for v in value]
+        if any(not v for v in value):
+            raise SpRealistError(f"{where}: {kind} contains an empty entry; remove it.")
+    else:
+        value = _pattern_list(value, where)
+        from spacy.matcher import Matcher
+
+        try:
+            Matcher(_blank().vocab, validate=True).add("check", value)
+        except (ValueError, KeyError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SpRealistError(f"{where}: not a valid spaCy Matcher pattern ({first}); see spaCy's Matcher docs.") from None
+    return {"name": name, "kind": kind, "spec": value, "unit": unit, "lemma": lemma}
+
+
+# --- rules in the project -------------------------------------------------------
+def rules_frame(project: Project) -> pd.DataFrame:
+    """Every autocoding rule: name, code, kind, spec (JSON), unit, lemma, codings made."""
+    from sqlalchemy import func
+
+    with project.connect() as conn:
+        counts = dict(conn.execute(select(S.codings.c.origin, func.count()).where(S.codings.c.origin.like("rule:%"))
+                                   .group_by(S.codings.c.origin)).all())
+        rows = conn.execute(select(S.code_rules, S.codes.c.name.label("code"))
+                            .select_from(S.code_rules.join(S.codes, S.code_rules.c.code_id == S.codes.c.id))
+                            .order_by(S.code_rules.c.id)).mappings().all()
+    return pd.DataFrame([{"name": r["name"], "code": r["code"], "kind": r["kind"], "spec": r["spec"],
+                          "unit": r["unit"], "lemma": bool(r["lemma"]),
+                          "codings": counts.get(f"rule:{r['name']}", 0)} for r in rows],
+                        columns=["name", "code", "kind", "spec", "unit", "lemma", "codings"])
+
+
+def add_rule(project: Project, code: str, name: str, keywords: list[str] | None = None,
+             phrases: list[str] | None = None, pattern: list | None = None, unit: str = "sentence",
+             lemma: bool = False) -> int:
+    """Attach a new autocoding rule to ``code``; return its id."""
+    spec = {"name": name, "unit": unit, "lemma": lemma}
+    for k, v in (("keywords", keywords), ("phrases", phrases), ("pattern", pattern)):
+        if v is not None:
+            spec[k] = v
+    rule = parse_rule(spec, f"rule {name!r}")
+    with project.begin() as conn:
+        crow = resolve_code(conn, code)
+        if conn.execute(select(S.code_rules.c.id).where(S.code_rules.c.name == rule["name"])).first():
+            raise SpRealistError(f"rule {rule['name']!r}: already exists; choose another name.")
+        rid = conn.execute(insert(S.code_rules).values(
+            code_id=crow["id"], name=rule["name"], kind=rule["kind"], spec=json.dumps(rule["spec"], ensure_ascii=False),
+            unit=rule["unit"], lemma=rule["lemma"])).inserted_primary_key[0]
+        project.log(conn, "rule.add", rule["name"], code=crow["name"])
+    return rid
+
+
+def remove_rule_codings(project: Project, name: str) -> int:
+    """Remove every coding made by rule ``name`` (origin ``rule:<name>``); return how many."""
+    name = " ".join(str(name).split())
+    with project.begin() as conn:
+        c = S.codings
+        cond = c.c.origin == f"rule:{name}"
+        known = conn.execute(select(S.code_rules.c.id).where(S.code_rules.c.name == name)).first()
+        n_codings = conn.execute(select(c.c.id).where(cond).limit(1)).first()
+        if not known and not n_codings:
+            raise NotFoundError(f"No rule named {name!r} and no codings from it; see 'sp-realist autocode --dry-run'.")
+        conn.execute(delete(S.memos).where(and_(S.memos.c.target_type == "coding",
+                                                S.memos.c.target_id.in_(select(c.c.id).where(cond)))))
+        n = conn.execute(delete(c).where(cond)).rowcount
+        project.log(conn, "autocode.remove", name, removed=n)
+    return n
+
+
+def delete_rule(project: Project, name: str, codings: bool = False) -> int:
+    """Delete a rule (and, with ``codings``, the codings it made); return codings removed."""
+    n = remove_rule_codings(project, name) if codings else 0
+    with project.begin() as conn:
+        res = conn.execute(delete(S.code_rules).where(S.code_rules.c.name == " ".join(str(name).split())))
+        if not res.rowcount:
+            raise NotFoundError(f"No rule named {name!r}; see 'sp-realist codebook rules'.")
+        project.log(conn, "rule.delete", name, codings_removed=n)
+    return n
+
+
+# --- matching ----------------------------------------------------------------
+class _Lemmatiser:
+    """Sets ``token.lemma`` to the lookup lemma of the token's lower-case form (cached by hash)."""
+
+    def __init__(self, vocab):
+        self.table = lemma_table()
+        self.strings = vocab.strings
+        self.cache: dict[int, int] = {}
+
+    def __call__(self, doc):
+        cache = self.cache
+        for tok in doc:
+            low = tok.lower
+            h = cache.get(low)
+            if h is None:
+                s = tok.lower_
+                h = self.strings.add(self.table.get(s, s))
+                cache[low] = h
+            tok.lemma = h
+        return doc
+
+
+def _patterns_use_lemma(patterns: list[list[dict]]) -> bool:
+    return any("LEMMA" in {k.upper() for k in tok} for pat in patterns for tok in pat)
+
+
+class RuleSet:
+    """Compiled matchers for a list of rule rows (name, kind, spec, unit, lemma, code_id)."""
+
+    def __init__(self, rules: list[dict]):
+        from spacy.matcher import Matcher, PhraseMatcher
+
+        self.nlp = _blank()
+        vocab = self.nlp.vocab
+        self.rules = {r["name"]: r for r in rules}
+        self.need_lemma = any(r["lemma"] or (r["kind"] == "pattern" and _patterns_use_lemma(r["spec"])) for r in rules)
+        self.need_sentences = any(r["unit"] == "sentence" for r in rules)
+        self.lemmatiser = _Lemmatiser(vocab) if self.need_lemma else None
+        self.lower = PhraseMatcher(vocab, attr="LOWER")
+        self.lemma = PhraseMatcher(vocab, attr="LEMMA")
+        self.matcher = Matcher(vocab)
+        self.ids: dict[int, str] = {}
+        for r in rules:
+            key = f"rule:{r['name']}"
+            self.ids[vocab.strings.add(key)] = r["name"]
+            if r["kind"] == "pattern":
+                self.matcher.add(key, r["spec"])
+                continue
+            docs = [self.nlp.make_doc(p) for p in r["spec"]]
+            if r["lemma"]:
+                self.lemma.add(key, [self.lemmatiser(d) for d in docs])
+            else:
+                self.lower.add(key, docs)
+        self.sentencizer = None
+        if self.need_sentences:
+            from spacy.pipeline import Sentencizer
+
+            self.sentencizer = Sentencizer()
+
+    def docs(self, texts):
+        for doc in self.nlp.tokenizer.pipe(texts, batch_size=64):
+            if self.lemmatiser is not None:
+                self.lemmatiser(doc)
+            if self.sentencizer is not None:
+                self.sentencizer(doc)
+            yield doc
+
+    def matches(self, doc) -> list[tuple[str, int, int]]:
+        """(rule name, start char, end char) for every hit in ``doc``."""
+        out = []
+        for m in (self.lower, self.lemma, self.matcher):
+            if len(m):
+                for match_id, s, e in m(doc):
+                    out.append((self.ids[match_id], doc[s].idx, doc[e - 1].idx + len(doc[e - 1])))
+        return out
+
+
+def _load_rules(conn: Connection, names: list[str] | None) -> list[dict]:
+    q = select(S.code_rules).order_by(S.code_rules.c.id)
+    rows = [dict(r) for r in conn.execute(q).mappings()]
+    if names:
+        wanted = [" ".join(n.split()) for n in names]
+        known = {r["name"] for r in rows}
+        missing = [n for n in wanted if n not in known]
+        if missing:
+            raise NotFoundError(f"No rule named {missing[0]!r} in the codebook; see 'sp-realist codebook rules'.")
+        rows = [r for r in rows if r["name"] in wanted]
+    for r in rows:
+        r["spec"] = json.loads(r["spec"])
+        r["lemma"] = bool(r["lemma"])
+    return rows
+
+
+def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = None,
+             progress: Callable[[int, int], None] | None = None, sources: list[str | int] | None = None,
+             context: int = 60) -> pd.DataFrame:
+    """Apply the codebook's rules to every source (or ``sources``).
+
+    Returns one row per hit: rule, code, source, the unit span coded
+    (``start``/``end``), the match span, the matched words, ``context`` (the
+    words around the match) and ``new`` (False when the coding already exists
+    or another hit in this run already coded the same unit).  With
+    ``dry_run`` nothing is written.  Idempotent: applying twice adds nothing.
+    """
+    from ..sources import resolve_source
+
+    with project.connect() as conn:
+        rule_rows = _load_rules(conn, rules)
+        codes = dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
+        q = select(S.sources.c.id, S.sources.c.name, S.sources.c.text).order_by(S.sources.c.ingest_order)
+        if sources:
+            q = q.where(S.sources.c.id.in_([resolve_source(conn, s)["id"] for s in sources]))
+        srcs = conn.execute(q).all()
+        seg = S.segments
+        segs: dict[int, list[tuple]] = {}
+        for r in conn.execute(select(seg.c.source_id, seg.c.start, seg.c.end, seg.c.section, seg.c.kind)
+                              .order_by(seg.c.source_id, seg.c.ord)):
+            segs.setdefault(r[0], []).append((r[1], r[2], r[3], r[4]))
+        before = existing_keys(conn, sorted({r["code_id"] for r in rule_rows}), None, AUTOCODER) if rule_rows else set()
+    if not rule_rows:
+        return pd.DataFrame(columns=HIT_COLUMNS)
+    ruleset = RuleSet(rule_rows)
+    seen = set(before)
+    hits: list[tuple] = []
+    total = len(srcs)
+    texts = (s[2] for s in srcs)
+    for i, (src, doc) in enumerate(zip(srcs, ruleset.docs(texts))):
+        sid, sname, text = src
+        units = SourceUnits(text, segs.get(sid) or [(0, len(text), None, "paragraph")])
+        if ruleset.sentencizer is not None:
+            units.set_sentences([(s.start_char, s.end_char) for s in doc.sents])
+        for rule_name, ms, me in sorted(ruleset.matches(doc), key=lambda h: (h[1], h[2], h[0])):
+            rule = ruleset.rules[rule_name]
+            us, ue = units.expand(ms, me, rule["unit"])
+            if us >= ue:
+                continue
+            key = (rule["code_id"], sid, us, ue, AUTOCODER)
+            new = key not in seen
+            seen.add(key)
+            hits.append((rule_name, codes[rule["code_id"]], sname, us, ue, ms, me, text[ms:me],
+                         _context(text, ms, me, context), new, rule["code_id"], sid))
+        if progress is not None:
+            progress(i + 1, total)
+    df = pd.DataFrame(hits, columns=HIT_COLUMNS + ["code_id", "source_id"])
+    if not dry_run:
+        rows = [{"code_id": h[10], "source_id": h[11], "start": h[3], "end": h[4], "coder": AUTOCODER,
+                 "origin": f"rule:{h[0]}"} for h in hits if h[9]]
+        with project.begin() as conn:
+            n = insert_codings(conn, rows)
+            project.log(conn, "autocode", ",".join(rules) if rules else "all rules", actor=AUTOCODER,
+                        rules=len(rule_rows), hits=len(hits), added=n)
+    return df[HIT_COLUMNS]
+
+
+def _context(text: str, start: int, end: int, width: int) -> str:
+    a = max(0, start - width)
+    b = min(len(text), end + width)
+    left = text[a:start]
+    right = text[end:b]
+    out = f"{'…' if a > 0 else ''}{left}[{text[start:end]}]{right}{'…' if b < len(text) else ''}"
+    return " ".join(out.split())

@@ -1,0 +1,508 @@
+"""The hierarchical codebook: codes with definitions, criteria, examples and colours.
+
+Library functions take a :class:`~sp_realist.store.Project`, validate first and
+write in one transaction.  Renaming, moving and merging codes never loses a
+coding: codings point at the code's id, and a merge re-points them.
+
+>>> from sp_realist.coding import codebook
+>>> codebook.add_code(project, "Referral process", definition="How clients reach the link worker.")  # doctest: +SKIP
+>>> codebook.codebook_tree(project)                                                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from .. import schema as S
+from ..errors import SpRealistError
+from ..store import Project, now, stable_guid
+from ._common import PHASES, clean_name, code_rows, descendants, dump_yaml, read_yaml, resolve_code
+
+FIELDS = ("definition", "inclusion", "exclusion", "example", "colour")
+CSV_COLUMNS = ("name", "parent") + FIELDS
+_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+
+
+def _check_colour(colour: Any, where: str) -> str | None:
+    if colour is None or str(colour).strip() == "":
+        return None
+    colour = str(colour).strip()
+    if not _COLOUR.match(colour):
+        raise SpRealistError(f"{where}: colour {colour!r} is not a hex colour like \"#1f77b4\"; fix it.")
+    return colour.lower()
+
+
+def _clean_fields(fields: dict[str, Any], where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key not in FIELDS:
+            raise SpRealistError(f"{where}: unknown field {key!r}; use one of {', '.join(FIELDS)}.")
+        if key == "colour":
+            out[key] = _check_colour(value, where)
+        else:
+            out[key] = None if value is None or str(value).strip() == "" else str(value).strip()
+    return out
+
+
+def _next_ord(conn: Connection, parent_id: int | None) -> int:
+    cond = S.codes.c.parent_id.is_(None) if parent_id is None else S.codes.c.parent_id == parent_id
+    return conn.execute(select(func.coalesce(func.max(S.codes.c.ord), -1)).where(cond)).scalar_one() + 1
+
+
+def _insert_code(conn: Connection, name: str, parent_id: int | None, fields: dict, ord_: int | None = None) -> int:
+    return conn.execute(insert(S.codes).values(
+        name=name, parent_id=parent_id, ord=_next_ord(conn, parent_id) if ord_ is None else ord_,
+        guid=stable_guid("code", name), created_at=now(), **fields,
+    )).inserted_primary_key[0]
+
+
+def _coding_count(conn: Connection, code_ids: list[int]) -> int:
+    if not code_ids:
+        return 0
+    return conn.execute(select(func.count()).select_from(S.codings).where(S.codings.c.code_id.in_(code_ids))).scalar_one()
+
+
+# --- single-code operations -------------------------------------------------
+def add_code(project: Project, name: str, parent: str | None = None, **fields) -> int:
+    """Add a code (under ``parent`` if given); return its id."""
+    name = clean_name(name)
+    fields = _clean_fields(fields, f"code {name!r}")
+    with project.begin() as conn:
+        if conn.execute(select(S.codes.c.id).where(S.codes.c.name == name)).first():
+            raise SpRealistError(f"code {name!r}: already in the codebook; choose another name or use 'codebook edit'.")
+        parent_id = resolve_code(conn, parent)["id"] if parent else None
+        cid = _insert_code(conn, name, parent_id, fields)
+        project.log(conn, "code.add", name, parent=parent, **fields)
+    return cid
+
+
+def edit_code(project: Project, name: str, **fields) -> dict:
+    """Change a code's definition, inclusion, exclusion, example or colour.
+
+    Only the fields given (not None) change; pass ``""`` to clear one.
+    """
+    fields = {k: v for k, v in fields.items() if v is not None}
+    with project.begin() as conn:
+        row = resolve_code(conn, name)
+        fields = _clean_fields(fields, f"code {row['name']!r}")
+        if not fields:
+            raise SpRealistError(f"code {row['name']!r}: nothing to change; give --definition, --colour ...")
+        conn.execute(update(S.codes).where(S.codes.c.id == row["id"]).values(**fields))
+        project.log(conn, "code.edit", row["name"], before={k: row[k] for k in fields}, after=fields)
+        return dict(resolve_code(conn, row["id"]))
+
+
+def move_code(project: Project, name: str, parent: str | None) -> None:
+    """Move a code (with its children and codings) under ``parent`` (None: top level)."""
+    with project.begin() as conn:
+        row = resolve_code(conn, name)
+        parent_id = None
+        if parent:
+            prow = resolve_code(conn, parent)
+            if prow["id"] == row["id"] or prow["id"] in descendants(conn, row["id"]):
+                raise SpRealistError(
+                    f"code {row['name']!r}: cannot move it under {prow['name']!r}, which is itself or inside it.")
+            parent_id = prow["id"]
+        conn.execute(update(S.codes).where(S.codes.c.id == row["id"]).values(
+            parent_id=parent_id, ord=_next_ord(conn, parent_id)))
+        project.log(conn, "code.move", row["name"], parent=parent)
+
+
+def rename_code(project: Project, name: str, new_name: str) -> None:
+    """Rename a code; its codings, rules, memos and themes follow (they point at its id)."""
+    new_name = clean_name(new_name)
+    with project.begin() as conn:
+        row = resolve_code(conn, name)
+        if new_name == row["name"]:
+            return
+        if conn.execute(select(S.codes.c.id).where(S.codes.c.name == new_name)).first():
+            raise SpRealistError(
+                f"code {new_name!r}: already exists; use 'codebook merge' to combine the two codes.")
+        conn.execute(update(S.codes).where(S.codes.c.id == row["id"]).values(name=new_name))
+        project.log(conn, "code.rename", row["name"], new_name=new_name)
+
+
+def merge_codes(project: Project, sources: list[str] | str, target: str) -> dict:
+    """Merge ``sources`` into ``target``: every coding, child, rule, memo and theme link moves.
+
+    A coding that would duplicate one the target already has (same source,
+    span and coder) is not copied twice; its memo is kept on the target's
+    coding when that has none.  Returns counts of what moved.
+    """
+    if isinstance(sources, str):
+        sources = [sources]
+    moved = {"codings": 0, "duplicates": 0, "children": 0, "rules": 0, "memos": 0, "themes": 0}
+    with project.begin() as conn:
+        trow = resolve_code(conn, target)
+        srows = []
+        for ref in sources:
+            srow = resolve_code(conn, ref)
+            if srow["id"] == trow["id"]:
+                raise SpRealistError(f"code {srow['name']!r}: cannot merge a code into itself.")
+            if trow["id"] in descendants(conn, srow["id"]):
+                raise SpRealistError(
+                    f"code {trow['name']!r}: is inside {srow['name']!r}; move it out first or merge the other way.")
+            srows.append(srow)
+        c = S.codings
+        for srow in srows:
+            existing = {(r.source_id, r.start, r.end, r.coder): (r.id, r.memo) for r in conn.execute(
+                select(c.c.id, c.c.source_id, c.c.start, c.c.end, c.c.coder, c.c.memo).where(c.c.code_id == trow["id"]))}
+            for r in conn.execute(select(c).where(c.c.code_id == srow["id"])).mappings().all():
+                key = (r["source_id"], r["start"], r["end"], r["coder"])
+                if key in existing:
+                    tid, tmemo = existing[key]
+                    if r["memo"] and not tmemo:
+                        conn.execute(update(c).where(c.c.id == tid).values(memo=r["memo"]))
+                    conn.execute(update(S.memos).where(and_(S.memos.c.target_type == "coding",
+                                                            S.memos.c.target_id == r["id"])).values(target_id=tid))
+                    conn.execute(delete(c).where(c.c.id == r["id"]))
+                    moved["duplicates"] += 1
+                else:
+                    conn.execute(update(c).where(c.c.id == r["id"]).values(code_id=trow["id"]))
+                    existing[key] = (r["id"], r["memo"])
+                    moved["codings"] += 1
+            res = conn.execute(update(S.codes).where(S.codes.c.parent_id == srow["id"]).values(parent_id=trow["id"]))
+            moved["children"] += res.rowcount
+            res = conn.execute(update(S.code_rules).where(S.code_rules.c.code_id == srow["id"]).values(code_id=trow["id"]))
+            moved["rules"] += res.rowcount
+            res = conn.execute(update(S.memos).where(and_(S.memos.c.target_type == "code",
+                                                          S.memos.c.target_id == srow["id"])).values(target_id=trow["id"]))
+            moved["memos"] += res.rowcount
+            tc = S.theme_codes
+            target_themes = {t for (t,) in conn.execute(select(tc.c.theme_id).where(tc.c.code_id == trow["id"]))}
+            for (theme_id,) in conn.execute(select(tc.c.theme_id).where(tc.c.code_id == srow["id"])).all():
+                if theme_id not in target_themes:
+                    conn.execute(insert(tc).values(theme_id=theme_id, code_id=trow["id"]))
+                    target_themes.add(theme_id)
+                    moved["themes"] += 1
+            conn.execute(delete(tc).where(tc.c.code_id == srow["id"]))
+            conn.execute(delete(S.codes).where(S.codes.c.id == srow["id"]))
+            project.log(conn, "code.merge", srow["name"], into=trow["name"])
+    return moved
+
+
+def delete_code(project: Project, name: str, force: bool = False) -> dict:
+    """Delete a code.  Refuses while it (or a child) has codings or children, unless ``force``.
+
+    With ``force`` the code, all its descendants and their codings, rules and
+    memos are deleted.  Returns counts.
+    """
+    with project.begin() as conn:
+        row = resolve_code(conn, name)
+        sub = descendants(conn, row["id"])
+        ids = [row["id"]] + sub
+        n = _coding_count(conn, ids)
+        if not force and (n or sub):
+            what = []
+            if n:
+                what.append(f"{n} coding{'s' if n != 1 else ''}")
+            if sub:
+                what.append(f"{len(sub)} child code{'s' if len(sub) != 1 else ''}")
+            raise SpRealistError(
+                f"code {row['name']!r}: has {' and '.join(what)}; merge it into another code, "
+                "or delete with --force to remove them too.")
+        coding_ids = select(S.codings.c.id).where(S.codings.c.code_id.in_(ids))
+        conn.execute(delete(S.memos).where(and_(S.memos.c.target_type == "coding", S.memos.c.target_id.in_(coding_ids))))
+        conn.execute(delete(S.memos).where(and_(S.memos.c.target_type == "code", S.memos.c.target_id.in_(ids))))
+        conn.execute(delete(S.codings).where(S.codings.c.code_id.in_(ids)))
+        conn.execute(delete(S.code_rules).where(S.code_rules.c.code_id.in_(ids)))
+        conn.execute(delete(S.theme_codes).where(S.theme_codes.c.code_id.in_(ids)))
+        for cid in reversed(ids):  # children before parents (parent_id is RESTRICT)
+            conn.execute(delete(S.codes).where(S.codes.c.id == cid))
+        project.log(conn, "code.delete", row["name"], codes=len(ids), codings=n, force=force)
+    return {"codes": len(ids), "codings": n}
+
+
+# --- the tree --------------------------------------------------------------
+def _tree_order(rows: list[dict]) -> list[tuple[dict, int, str]]:
+    children: dict[int | None, list[dict]] = {}
+    for r in rows:
+        children.setdefault(r["parent_id"], []).append(r)
+    out: list[tuple[dict, int, str]] = []
+
+    def walk(pid, depth, prefix):
+        for r in children.get(pid, []):
+            path = f"{prefix}/{r['name']}" if prefix else r["name"]
+            out.append((r, depth, path))
+            walk(r["id"], depth + 1, path)
+
+    walk(None, 0, "")
+    return out
+
+
+def codebook_tree(project: Project) -> pd.DataFrame:
+    """One row per code in tree order: name, parent, depth, path, codings, rules, definition ..."""
+    with project.connect() as conn:
+        rows = code_rows(conn)
+        counts = dict(conn.execute(select(S.codings.c.code_id, func.count()).group_by(S.codings.c.code_id)).all())
+        rules = dict(conn.execute(select(S.code_rules.c.code_id, func.count()).group_by(S.code_rules.c.code_id)).all())
+    names = {r["id"]: r["name"] for r in rows}
+    records = []
+    for r, depth, path in _tree_order(rows):
+        records.append({
+            "id": r["id"], "name": r["name"], "parent": names.get(r["parent_id"]), "depth": depth, "path": path,
+            "codings": counts.get(r["id"], 0), "rules": rules.get(r["id"], 0),
+            **{k: r[k] for k in FIELDS},
+        })
+    return pd.DataFrame(records, columns=["id", "name", "parent", "depth", "path", "codings", "rules", *FIELDS])
+
+
+# --- import / export ----------------------------------------------------------
+def _flatten_yaml_codes(items: Any, parent: str | None, where: str, out: list[dict]) -> None:
+    if items is None:
+        return
+    if not isinstance(items, list):
+        raise SpRealistError(f"{where}: 'codes'/'children' must be a list of codes.")
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict):
+            raise SpRealistError(f"{where}: code #{i + 1} under {parent or 'the top level'} is not a mapping.")
+        name = clean_name(item.get("name"))
+        here = f"{where}: code {name!r}"
+        unknown = set(item) - set(FIELDS) - {"name", "rules", "children", "guid"}
+        if unknown:
+            raise SpRealistError(f"{here}: unknown key(s) {', '.join(sorted(unknown))}; "
+                                 f"use name, {', '.join(FIELDS)}, rules, children.")
+        fields = _clean_fields({k: item[k] for k in FIELDS if k in item}, here)
+        rules = item.get("rules")
+        if rules is not None and not isinstance(rules, list):
+            raise SpRealistError(f"{here}: 'rules' must be a list.")
+        out.append({"name": name, "parent": parent, "fields": fields, "rules": rules, "ord": i,
+                    "guid": item.get("guid")})
+        _flatten_yaml_codes(item.get("children"), name, where, out)
+
+
+def _flatten_yaml_themes(items: Any, parent: str | None, where: str, out: list[dict]) -> None:
+    if items is None:
+        return
+    if not isinstance(items, list):
+        raise SpRealistError(f"{where}: 'themes'/'children' must be a list of themes.")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise SpRealistError(f"{where}: theme #{i + 1} under {parent or 'the top level'} is not a mapping.")
+        name = clean_name(item.get("name"), "theme")
+        here = f"{where}: theme {name!r}"
+        unknown = set(item) - {"name", "description", "phase", "codes", "children"}
+        if unknown:
+            raise SpRealistError(f"{here}: unknown key(s) {', '.join(sorted(unknown))}; "
+                                 "use name, description, phase, codes, children.")
+        phase = item.get("phase")
+        if phase is not None and phase not in PHASES:
+            raise SpRealistError(f"{here}: phase {phase!r} is not one of {', '.join(PHASES)}.")
+        codes = item.get("codes")
+        if codes is not None and (not isinstance(codes, list) or not all(isinstance(c, str) for c in codes)):
+            raise SpRealistError(f"{here}: 'codes' must be a list of code names.")
+        out.append({"name": name, "parent": parent, "description": item.get("description"), "phase": phase,
+                    "codes": [" ".join(c.split()) for c in codes] if codes is not None else None, "ord": i,
+                    "has_description": "description" in item})
+        _flatten_yaml_themes(item.get("children"), name, where, out)
+
+
+def _apply_codebook(project: Project, conn: Connection, entries: list[dict], themes: list[dict] | None,
+                    where: str) -> dict:
+    """Validate, then upsert codes, rules and themes.  Existing codes not mentioned are kept."""
+    from .autocode import parse_rule  # validation of rule specs (spaCy loaded lazily)
+
+    seen: set[str] = set()
+    for e in entries:
+        if e["name"] in seen:
+            raise SpRealistError(f"{where}: code {e['name']!r} appears more than once; names must be unique.")
+        seen.add(e["name"])
+    existing = {r["name"]: r for r in code_rows(conn)}
+    # Parents must exist in the file or the project; the final tree must have no cycles.
+    parent_of = {name: (r["parent_id"], None) for name, r in existing.items()}
+    id_to_name = {r["id"]: name for name, r in existing.items()}
+    final_parent: dict[str, str | None] = {n: id_to_name.get(p) for n, (p, _) in parent_of.items()}
+    for e in entries:
+        if e["parent"] is not None and e["parent"] not in seen and e["parent"] not in existing:
+            raise SpRealistError(f"{where}: code {e['name']!r} names parent {e['parent']!r}, which is not a code; "
+                                 "add it to the file or the codebook first.")
+        final_parent[e["name"]] = e["parent"]
+    for name in final_parent:
+        steps, cur = 0, final_parent[name]
+        while cur is not None:
+            steps += 1
+            if cur == name or steps > len(final_parent):
+                raise SpRealistError(f"{where}: code {name!r} would end up inside itself; fix the parents.")
+            cur = final_parent.get(cur)
+    # Rules: validate all before writing anything.
+    rule_names: set[str] = set()
+    parsed_rules: list[tuple[str, dict]] = []
+    for e in entries:
+        for j, spec in enumerate(e["rules"] or []):
+            rule = parse_rule(spec, f"{where}: code {e['name']!r}, rule #{j + 1}")
+            if rule["name"] in rule_names:
+                raise SpRealistError(f"{where}: rule {rule['name']!r} appears more than once; rule names must be unique.")
+            rule_names.add(rule["name"])
+            parsed_rules.append((e["name"], rule))
+    theme_names = set()
+    existing_themes = {r["name"]: dict(r) for r in conn.execute(select(S.themes)).mappings()}
+    for t in themes or []:
+        if t["name"] in theme_names:
+            raise SpRealistError(f"{where}: theme {t['name']!r} appears more than once; names must be unique.")
+        theme_names.add(t["name"])
+        for c in t["codes"] or []:
+            if c not in seen and c not in existing:
+                raise SpRealistError(f"{where}: theme {t['name']!r} lists code {c!r}, which is not in the codebook; "
+                                     "add the code or fix the name.")
+    for t in themes or []:
+        if t["parent"] is not None and t["parent"] not in theme_names and t["parent"] not in existing_themes:
+            raise SpRealistError(f"{where}: theme {t['name']!r} has an unknown parent {t['parent']!r}.")
+
+    stats = {"codes_added": 0, "codes_updated": 0, "rules": 0, "themes_added": 0, "themes_updated": 0}
+    ids = {name: r["id"] for name, r in existing.items()}
+    # Pass 1: create or update every code at the top level; pass 2: set parents and order.
+    for e in entries:
+        if e["name"] in ids:
+            if e["fields"]:
+                conn.execute(update(S.codes).where(S.codes.c.id == ids[e["name"]]).values(**e["fields"]))
+            stats["codes_updated"] += 1
+        else:
+            cid = conn.execute(insert(S.codes).values(
+                name=e["name"], parent_id=None, ord=e["ord"], created_at=now(),
+                guid=e.get("guid") or stable_guid("code", e["name"]), **e["fields"])).inserted_primary_key[0]
+            ids[e["name"]] = cid
+            stats["codes_added"] += 1
+    for e in entries:
+        parent_id = ids[e["parent"]] if e["parent"] is not None else None
+        conn.execute(update(S.codes).where(S.codes.c.id == ids[e["name"]]).values(parent_id=parent_id, ord=e["ord"]))
+    for code_name, rule in parsed_rules:
+        values = {"code_id": ids[code_name], "kind": rule["kind"], "spec": json.dumps(rule["spec"], ensure_ascii=False),
+                  "unit": rule["unit"], "lemma": rule["lemma"]}
+        if conn.execute(select(S.code_rules.c.id).where(S.code_rules.c.name == rule["name"])).first():
+            conn.execute(update(S.code_rules).where(S.code_rules.c.name == rule["name"]).values(**values))
+        else:
+            conn.execute(insert(S.code_rules).values(name=rule["name"], **values))
+        stats["rules"] += 1
+    if themes:
+        from .themes import _upsert_themes
+
+        added, updated = _upsert_themes(conn, themes, ids)
+        stats["themes_added"], stats["themes_updated"] = added, updated
+    project.log(conn, "codebook.import", where, **stats)
+    return stats
+
+
+def import_codebook_yaml(project: Project, path: str | os.PathLike) -> dict:
+    """Import ``codes:`` (with rules and children) and ``themes:`` from a codebook YAML file.
+
+    Codes are matched by name: new ones are added, existing ones get the
+    fields the file gives and the parent the file nests them under; codes the
+    file does not mention are kept.  Returns counts of what changed.
+    """
+    data = read_yaml(path, "codes")
+    unknown = set(data) - {"codes", "themes"}
+    if unknown:
+        raise SpRealistError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}; use codes and themes.")
+    entries: list[dict] = []
+    _flatten_yaml_codes(data.get("codes"), None, str(path), entries)
+    themes: list[dict] = []
+    _flatten_yaml_themes(data.get("themes"), None, str(path), themes)
+    with project.begin() as conn:
+        return _apply_codebook(project, conn, entries, themes, str(path))
+
+
+def import_codebook_csv(project: Project, path: str | os.PathLike) -> dict:
+    """Import codes from a CSV file with columns name, parent, definition, inclusion, exclusion, example, colour."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpRealistError(f"{p}: no such file; check the path.")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise SpRealistError(f"{p}: not UTF-8 text; save it as UTF-8 CSV.") from None
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "name" not in [f.strip() for f in reader.fieldnames]:
+        raise SpRealistError(f"{p}: needs a header row with at least a 'name' column.")
+    unknown = {f.strip() for f in reader.fieldnames} - set(CSV_COLUMNS)
+    if unknown:
+        raise SpRealistError(f"{p}: unknown column(s) {', '.join(sorted(unknown))}; use {', '.join(CSV_COLUMNS)}.")
+    entries: list[dict] = []
+    order: dict[str | None, int] = {}
+    for lineno, row in enumerate(reader, start=2):
+        row = {(k or "").strip(): v for k, v in row.items()}
+        if not (row.get("name") or "").strip():
+            raise SpRealistError(f"{p}: line {lineno} has no name; every code needs one.")
+        name = clean_name(row["name"])
+        parent = clean_name(row["parent"]) if (row.get("parent") or "").strip() else None
+        fields = _clean_fields({k: row[k] for k in FIELDS if k in row}, f"{p}: line {lineno}")
+        ord_ = order.get(parent, 0)
+        order[parent] = ord_ + 1
+        entries.append({"name": name, "parent": parent, "fields": fields, "rules": None, "ord": ord_})
+    with project.begin() as conn:
+        return _apply_codebook(project, conn, entries, None, str(p))
+
+
+def codebook_dict(project: Project, themes: bool = True) -> dict:
+    """The codebook as the YAML structure (codes nested, with rules; themes)."""
+    with project.connect() as conn:
+        rows = code_rows(conn)
+        rules: dict[int, list[dict]] = {}
+        for r in conn.execute(select(S.code_rules).order_by(S.code_rules.c.id)).mappings():
+            rule: dict[str, Any] = {"name": r["name"]}
+            spec = json.loads(r["spec"])
+            if r["kind"] == "pattern" and len(spec) == 1:
+                spec = spec[0]  # one pattern is written as in the docs: [{LOWER: brick}, ...]
+            rule[{"keywords": "keywords", "phrases": "phrases", "pattern": "pattern"}[r["kind"]]] = spec
+            if r["lemma"]:
+                rule["lemma"] = True
+            rule["unit"] = r["unit"]
+            rules.setdefault(r["code_id"], []).append(rule)
+        theme_data = None
+        if themes:
+            from .themes import themes_dict
+
+            theme_data = themes_dict(conn)
+    children: dict[int | None, list[dict]] = {}
+    for r in rows:
+        children.setdefault(r["parent_id"], []).append(r)
+
+    def build(pid):
+        out = []
+        for r in children.get(pid, []):
+            item: dict[str, Any] = {"name": r["name"]}
+            for k in FIELDS:
+                if r[k] is not None:
+                    item[k] = r[k]
+            if r["id"] in rules:
+                item["rules"] = rules[r["id"]]
+            kids = build(r["id"])
+            if kids:
+                item["children"] = kids
+            out.append(item)
+        return out
+
+    data: dict[str, Any] = {"codes": build(None)}
+    if theme_data:
+        data["themes"] = theme_data
+    return data
+
+
+def export_codebook_yaml(project: Project, path: str | os.PathLike | None = None) -> str:
+    """The codebook (codes, rules, themes) as YAML text; also written to ``path`` if given."""
+    text = dump_yaml(codebook_dict(project))
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text
+
+
+def export_codebook_csv(project: Project, path: str | os.PathLike | None = None) -> str:
+    """The codes (not rules or themes) as CSV text, parents before children."""
+    df = codebook_tree(project)[list(CSV_COLUMNS)]
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, lineterminator="\n")
+    text = buf.getvalue()
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text

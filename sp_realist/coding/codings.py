@@ -1,0 +1,278 @@
+"""Codings: a code on a character span of a source, with coder, origin, time and memo.
+
+Spans are half-open ``[start, end)`` offsets into ``sources.text``.  A coding
+is identified by (code, source, start, end, coder): adding the same one twice
+is a no-op, so imports and autocoding are idempotent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import and_, delete, insert, select
+from sqlalchemy.engine import Connection
+
+from .. import schema as S
+from ..errors import SpRealistError
+from ..sources import locate_excerpt, resolve_source
+from ..store import Project, now, stable_guid
+from ._common import UNITS, code_ids_for, default_coder, dump_yaml, read_yaml, resolve_code
+from .units import SourceUnits
+
+
+def parse_span(value: str | tuple | list) -> tuple[int, int]:
+    """``"120:388"`` or ``(120, 388)`` -> ``(120, 388)``."""
+    try:
+        if isinstance(value, str):
+            a, b = value.split(":")
+            return int(a), int(b)
+        a, b = value
+        return int(a), int(b)
+    except (TypeError, ValueError):
+        raise SpRealistError(f"span {value!r} is not START:END (character offsets, e.g. 120:388).") from None
+
+
+def existing_keys(conn: Connection, code_ids: list[int] | None = None, source_ids: list[int] | None = None,
+                  coder: str | None = None) -> set[tuple[int, int, int, int, str]]:
+    c = S.codings
+    q = select(c.c.code_id, c.c.source_id, c.c.start, c.c.end, c.c.coder)
+    if code_ids is not None:
+        q = q.where(c.c.code_id.in_(code_ids))
+    if source_ids is not None:
+        q = q.where(c.c.source_id.in_(source_ids))
+    if coder is not None:
+        q = q.where(c.c.coder == coder)
+    return {tuple(r) for r in conn.execute(q)}
+
+
+def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000) -> int:
+    """Insert coding rows (dicts with code_id, source_id, start, end, coder, origin[, memo]),
+    skipping any that already exist; returns how many were inserted."""
+    if not rows:
+        return 0
+    code_ids = sorted({r["code_id"] for r in rows})
+    source_ids = sorted({r["source_id"] for r in rows})
+    seen = existing_keys(conn, code_ids, source_ids if len(source_ids) < 500 else None)
+    ts = now()
+    out = []
+    for r in rows:
+        key = (r["code_id"], r["source_id"], r["start"], r["end"], r["coder"])
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append({"memo": None, "origin": "manual", **r, "created_at": ts,
+                    "guid": stable_guid("coding", *key)})
+    for i in range(0, len(out), batch):
+        conn.execute(insert(S.codings), out[i:i + batch])
+    return len(out)
+
+
+def _spans_for(conn: Connection, src: dict, span=None, segment: int | None = None, match: str | None = None,
+               unit: str = "match", section: str | None = None) -> list[tuple[int, int]]:
+    text = src["text"]
+    given = sum(x is not None for x in (span, segment, match, section))
+    if given != 1:
+        raise SpRealistError("code add: give exactly one of --span, --segment, --section or --match.")
+    if unit not in UNITS:
+        raise SpRealistError(f"unit {unit!r} is not one of {', '.join(UNITS)}.")
+    if span is not None:
+        start, end = parse_span(span)
+        if not 0 <= start < end <= len(text):
+            raise SpRealistError(f"source {src['name']!r}: span {start}:{end} is outside the text (0:{len(text)}); "
+                                 "check the offsets.")
+        spans = [(start, end)]
+    elif segment is not None or section is not None:
+        spec = {"source": src["id"]}
+        spec["segment" if segment is not None else "section"] = segment if segment is not None else section
+        _sid, start, end = locate_excerpt(conn, spec, f"source {src['name']!r}")
+        spans = [(start, end)]
+        if unit == "match":
+            unit = "segment" if segment is not None else "section"
+    else:
+        try:
+            rx = re.compile(match, re.IGNORECASE)
+        except re.error as exc:
+            raise SpRealistError(f"--match {match!r} is not a valid regular expression ({exc}); fix it.") from None
+        spans = [(m.start(), m.end()) for m in rx.finditer(text) if m.end() > m.start()]
+        if not spans:
+            raise SpRealistError(f"source {src['name']!r}: {match!r} does not occur; nothing was coded.")
+    if unit == "match":
+        return spans
+    units = SourceUnits.load(conn, src["id"], text)
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        u = units.expand(s, e, unit)
+        if u[0] < u[1] and u not in out:
+            out.append(u)
+    return out
+
+
+def add_coding(project: Project, code: str, source: str | int, span=None, segment: int | None = None,
+               match: str | None = None, unit: str = "match", section: str | None = None,
+               coder: str | None = None, memo: str | None = None, origin: str = "manual") -> pd.DataFrame:
+    """Code a span, a segment (0-based), a section, or every regex match (expanded to ``unit``).
+
+    Returns a DataFrame of the codings made (``new`` is False for ones that
+    already existed).
+    """
+    coder = default_coder(coder)
+    with project.begin() as conn:
+        crow = resolve_code(conn, code)
+        src = resolve_source(conn, source)
+        spans = _spans_for(conn, src, span, segment, match, unit, section)
+        before = existing_keys(conn, [crow["id"]], [src["id"]], coder)
+        rows = [{"code_id": crow["id"], "source_id": src["id"], "start": s, "end": e, "coder": coder,
+                 "origin": origin, "memo": memo} for s, e in spans]
+        n = insert_codings(conn, rows)
+        project.log(conn, "coding.add", crow["name"], actor=coder, source=src["name"], codings=n)
+    return pd.DataFrame([{
+        "code": crow["name"], "source": src["name"], "start": s, "end": e, "coder": coder,
+        "new": (crow["id"], src["id"], s, e, coder) not in before, "text": src["text"][s:e],
+    } for s, e in spans], columns=["code", "source", "start", "end", "coder", "new", "text"])
+
+
+def _filtered(conn: Connection, code: str | None = None, source: str | int | None = None, coder: str | None = None,
+              origin: str | None = None, span=None, children: bool = False, ids: list[int] | None = None):
+    c = S.codings
+    conds = []
+    if code:
+        conds.append(c.c.code_id.in_(code_ids_for(conn, [code], children)))
+    if source is not None:
+        conds.append(c.c.source_id == resolve_source(conn, source)["id"])
+    if coder:
+        conds.append(c.c.coder == coder)
+    if origin:
+        conds.append(c.c.origin.like(origin[:-1] + "%") if origin.endswith("*") else c.c.origin == origin)
+    if span is not None:
+        s, e = parse_span(span)
+        conds.append(and_(c.c.start == s, c.c.end == e))
+    if ids:
+        conds.append(c.c.id.in_(ids))
+    return and_(*conds) if conds else None
+
+
+def remove_codings(project: Project, code: str | None = None, source: str | int | None = None,
+                   coder: str | None = None, origin: str | None = None, span=None,
+                   ids: list[int] | None = None, children: bool = False) -> int:
+    """Remove the codings matching every filter given; refuses when no filter is given.
+
+    ``origin`` may end in ``*`` (``rule:*`` removes every autocoding).
+    Returns how many were removed.
+    """
+    if not any(x is not None and x != [] for x in (code, source, coder, origin, span, ids)):
+        raise SpRealistError("code remove: give at least one of --code, --source, --coder, --origin, --span or --id.")
+    with project.begin() as conn:
+        cond = _filtered(conn, code, source, coder, origin, span, children, ids)
+        ids_q = select(S.codings.c.id).where(cond)
+        conn.execute(delete(S.memos).where(and_(S.memos.c.target_type == "coding", S.memos.c.target_id.in_(ids_q))))
+        n = conn.execute(delete(S.codings).where(cond)).rowcount
+        project.log(conn, "coding.remove", code, source=source, coder=coder, origin=origin, span=span, removed=n)
+    return n
+
+
+def list_codings(project: Project, code: str | None = None, source: str | int | None = None,
+                 coder: str | None = None, origin: str | None = None, children: bool = False,
+                 text: bool = True) -> pd.DataFrame:
+    """Codings with code, source, span, coder, origin, time, memo (and the coded text)."""
+    c = S.codings
+    cols = ["id", "code", "source", "start", "end", "coder", "origin", "created_at", "memo"] + (["text"] if text else [])
+    with project.connect() as conn:
+        cond = _filtered(conn, code, source, coder, origin, None, children)
+        q = (select(c.c.id, S.codes.c.name.label("code"), S.sources.c.name.label("source"), c.c.start, c.c.end,
+                    c.c.coder, c.c.origin, c.c.created_at, c.c.memo, c.c.source_id)
+             .select_from(c.join(S.codes, c.c.code_id == S.codes.c.id).join(S.sources, c.c.source_id == S.sources.c.id))
+             .order_by(S.sources.c.ingest_order, c.c.start, c.c.end, S.codes.c.name, c.c.coder))
+        if cond is not None:
+            q = q.where(cond)
+        rows = [dict(r) for r in conn.execute(q).mappings()]
+        if text and rows:
+            sids = sorted({r["source_id"] for r in rows})
+            texts = dict(conn.execute(select(S.sources.c.id, S.sources.c.text).where(S.sources.c.id.in_(sids))).all())
+            for r in rows:
+                r["text"] = texts[r["source_id"]][r["start"]:r["end"]]
+    return pd.DataFrame(rows, columns=cols)
+
+
+# --- codings.yaml -----------------------------------------------------------
+def import_codings_yaml(project: Project, path: str | os.PathLike, coder: str | None = None) -> dict:
+    """Import ``codings:`` from a YAML file (see docs/coding.md).
+
+    Each entry has ``source``, ``code`` and one of ``quote``, ``span``,
+    ``segment`` or ``section`` (located with :func:`sp_realist.sources.locate_excerpt`),
+    optionally ``coder`` (default: ``coder`` argument, ``$SP_REALIST_CODER``),
+    ``unit`` (expand a quote to its sentence/segment/section), ``memo`` and
+    ``origin`` (default ``manual``).  Every entry is checked before anything is
+    written; codings already present are skipped.  Returns counts.
+    """
+    data = read_yaml(path, "codings")
+    items = data.get("codings")
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        raise SpRealistError(f"{path}: 'codings' must be a list.")
+    default = default_coder(coder)
+    allowed = {"source", "code", "quote", "span", "segment", "section", "coder", "memo", "origin", "unit"}
+    with project.begin() as conn:
+        rows = []
+        cache: dict[int, SourceUnits] = {}
+        for i, item in enumerate(items):
+            where = f"{path}: coding #{i + 1}"
+            if not isinstance(item, dict):
+                raise SpRealistError(f"{where} is not a mapping with source, code and quote.")
+            unknown = set(item) - allowed
+            if unknown:
+                raise SpRealistError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                                     f"use {', '.join(sorted(allowed))}.")
+            if not item.get("code"):
+                raise SpRealistError(f"{where}: needs a 'code'.")
+            try:
+                crow = resolve_code(conn, str(item["code"]))
+            except SpRealistError:
+                raise SpRealistError(f"{where}: code {item['code']!r} is not in the codebook; "
+                                     "import the codebook first or fix the name.") from None
+            sid, start, end = locate_excerpt(conn, item, where)
+            unit = item.get("unit", "match")
+            if unit not in UNITS:
+                raise SpRealistError(f"{where}: unit {unit!r} is not one of {', '.join(UNITS)}.")
+            if unit != "match":
+                if sid not in cache:
+                    cache[sid] = SourceUnits.load(conn, sid)
+                start, end = cache[sid].expand(start, end, unit)
+            rows.append({"code_id": crow["id"], "source_id": sid, "start": start, "end": end,
+                         "coder": str(item.get("coder") or default), "origin": str(item.get("origin") or "manual"),
+                         "memo": item.get("memo")})
+        n = insert_codings(conn, rows)
+        project.log(conn, "codings.import", str(path), entries=len(rows), added=n)
+    return {"entries": len(rows), "added": n, "skipped": len(rows) - n}
+
+
+def export_codings_yaml(project: Project, path: str | os.PathLike | None = None, code: str | None = None,
+                        coder: str | None = None, origin: str | None = None) -> str:
+    """Codings as YAML, each located by ``quote`` when the text occurs once in
+    its source, else by ``span``.  Re-importing the file gives the same codings."""
+    df = list_codings(project, code=code, coder=coder, origin=origin)
+    with project.connect() as conn:
+        texts = dict(conn.execute(select(S.sources.c.name, S.sources.c.text)).all())
+    items = []
+    for r in df.itertuples(index=False):
+        item: dict[str, Any] = {"source": r.source, "code": r.code}
+        full = texts[r.source]
+        quote = r.text
+        if quote.strip() == quote and quote and full.find(quote) == r.start and full.find(quote, r.start + 1) < 0:
+            item["quote"] = quote
+        else:
+            item["span"] = [int(r.start), int(r.end)]
+        item["coder"] = r.coder
+        if r.origin != "manual":
+            item["origin"] = r.origin
+        if r.memo:
+            item["memo"] = r.memo
+        items.append(item)
+    text = dump_yaml({"codings": items})
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text

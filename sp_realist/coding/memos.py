@@ -1,0 +1,143 @@
+"""Memos: analytic notes on the project, a code, a source, a coding or a theme.
+
+Each memo has an author and creation/update times.  Memos on CMOCs, theories
+and participants use the same table (``target_type`` cmoc, theory, participant).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.engine import Connection
+
+from .. import schema as S
+from ..errors import NotFoundError, SpRealistError
+from ..sources import resolve_source
+from ..store import Project, now, stable_guid
+from ._common import default_coder, dump_yaml, resolve_code
+
+TARGETS = ("project", "code", "source", "coding", "theme", "cmoc", "theory", "participant")
+COLUMNS = ["id", "on", "target", "title", "text", "author", "created_at", "updated_at"]
+
+
+def _resolve_target(conn: Connection, on: str, target) -> int | None:
+    if on not in TARGETS:
+        raise SpRealistError(f"memo target {on!r} is not one of {', '.join(TARGETS)}.")
+    if on == "project":
+        if target not in (None, ""):
+            raise SpRealistError("A project memo has no target; leave out the target.")
+        return None
+    if target in (None, ""):
+        raise SpRealistError(f"A memo on a {on} needs the {on} it is about (name, key or id).")
+    if on == "code":
+        return resolve_code(conn, target)["id"]
+    if on == "source":
+        return resolve_source(conn, target)["id"]
+    if on == "theme":
+        from .themes import resolve_theme
+
+        return resolve_theme(conn, target)["id"]
+    table, col = {"coding": (S.codings, S.codings.c.id), "cmoc": (S.cmocs, S.cmocs.c.key),
+                  "theory": (S.theories, S.theories.c.key), "participant": (S.participants, S.participants.c.code)}[on]
+    if on == "coding":
+        try:
+            value = int(target)
+        except (TypeError, ValueError):
+            raise SpRealistError(f"coding {target!r}: give the coding's id (see 'sp-realist code list').") from None
+    else:
+        value = " ".join(str(target).split())
+    row = conn.execute(select(table.c.id).where(col == value)).first()
+    if row is None:
+        raise NotFoundError(f"No {on} {target!r} in the project; check the {'id' if on == 'coding' else 'name'}.")
+    return row[0]
+
+
+def add_memo(project: Project, text: str, on: str = "project", target=None, title: str | None = None,
+             author: str | None = None) -> int:
+    """Write a memo on the project or on a code, source, coding (id), theme, CMOC, theory or participant."""
+    if not text or not str(text).strip():
+        raise SpRealistError("A memo needs some text.")
+    author = default_coder(author)
+    with project.begin() as conn:
+        tid = _resolve_target(conn, on, target)
+        ts = now()
+        mid = conn.execute(insert(S.memos).values(
+            target_type=on, target_id=tid, title=title, text=str(text).strip(), author=author,
+            guid=stable_guid("memo", on, tid, ts, text), created_at=ts, updated_at=ts)).inserted_primary_key[0]
+        project.log(conn, "memo.add", f"{on}:{target}" if target else on, actor=author, memo=mid)
+    return mid
+
+
+def edit_memo(project: Project, memo_id: int, text: str | None = None, title: str | None = None) -> None:
+    """Change a memo's text or title (its update time is set)."""
+    with project.begin() as conn:
+        row = conn.execute(select(S.memos).where(S.memos.c.id == memo_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"No memo {memo_id}; see 'sp-realist memo list'.")
+        values = {k: v for k, v in (("text", text), ("title", title)) if v is not None}
+        if not values:
+            raise SpRealistError(f"memo {memo_id}: nothing to change; give the new text or title.")
+        conn.execute(update(S.memos).where(S.memos.c.id == memo_id).values(updated_at=now(), **values))
+        project.log(conn, "memo.edit", str(memo_id), before={k: row[k] for k in values})
+
+
+def _labels(conn: Connection) -> dict[str, dict[int, str]]:
+    c = S.codings
+    codings = {cid: f"{code} @ {src} {a}:{b}" for cid, code, src, a, b in conn.execute(
+        select(c.c.id, S.codes.c.name, S.sources.c.name, c.c.start, c.c.end)
+        .select_from(c.join(S.codes, c.c.code_id == S.codes.c.id).join(S.sources, c.c.source_id == S.sources.c.id))
+        .where(c.c.id.in_(select(S.memos.c.target_id).where(S.memos.c.target_type == "coding"))))}
+    return {
+        "code": dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all()),
+        "source": dict(conn.execute(select(S.sources.c.id, S.sources.c.name)).all()),
+        "theme": dict(conn.execute(select(S.themes.c.id, S.themes.c.name)).all()),
+        "cmoc": dict(conn.execute(select(S.cmocs.c.id, S.cmocs.c.key)).all()),
+        "theory": dict(conn.execute(select(S.theories.c.id, S.theories.c.key)).all()),
+        "participant": dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all()),
+        "coding": codings,
+    }
+
+
+def list_memos(project: Project, on: str | None = None, target=None, author: str | None = None) -> pd.DataFrame:
+    """Memos, oldest first, optionally only those on one kind of target, one target, or by one author."""
+    m = S.memos
+    with project.connect() as conn:
+        q = select(m).order_by(m.c.created_at, m.c.id)
+        if on:
+            if on not in TARGETS:
+                raise SpRealistError(f"memo target {on!r} is not one of {', '.join(TARGETS)}.")
+            q = q.where(m.c.target_type == on)
+            if target not in (None, ""):
+                q = q.where(m.c.target_id == _resolve_target(conn, on, target))
+        if author:
+            q = q.where(m.c.author == author)
+        rows = conn.execute(q).mappings().all()
+        labels = _labels(conn)
+    return pd.DataFrame([{
+        "id": r["id"], "on": r["target_type"],
+        "target": None if r["target_id"] is None else labels.get(r["target_type"], {}).get(r["target_id"], str(r["target_id"])),
+        "title": r["title"], "text": r["text"], "author": r["author"],
+        "created_at": r["created_at"], "updated_at": r["updated_at"]} for r in rows], columns=COLUMNS)
+
+
+def export_memos(project: Project, path: str | os.PathLike | None = None, fmt: str = "md", **filters) -> str:
+    """All (or filtered) memos as a Markdown document or YAML; written to ``path`` if given."""
+    df = list_memos(project, **filters)
+    if fmt == "yaml":
+        text = dump_yaml({"memos": [{k: v for k, v in r.items() if v is not None and k != "id"}
+                                    for r in df.to_dict(orient="records")]})
+    elif fmt == "md":
+        lines = ["# Memos", ""]
+        for r in df.itertuples(index=False):
+            head = r.title or (f"{r.on}: {r.target}" if r.target else "Project")
+            lines += [f"## {head}", "", f"*{r.author}, {r.created_at}"
+                      + (f" (on {r.on} {r.target})" if r.target and r.title else "") + "*", "", r.text.strip(), ""]
+        text = "\n".join(lines).rstrip() + "\n"
+    else:
+        raise SpRealistError(f"memo export format {fmt!r} is not md or yaml.")
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text

@@ -1,0 +1,315 @@
+"""Retrieval and matrices: coded excerpts, frequencies, co-occurrence, framework matrix.
+
+Every function returns a :class:`pandas.DataFrame`.  Each coding is described
+by its code, source, coder, origin, the participant it is attributed to (the
+speaker of the segment for interviews, else the source's participant), that
+participant's role and site, the source's kind and date and every source and
+participant attribute (``wave``, ``health_board`` ...).  ``filters`` selects
+codings by any of these: ``{"site": "S1", "role": ["link worker", "manager"]}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from .. import schema as S
+from ..errors import SpRealistError
+from ..sources import attribution_map
+from ..store import Project
+from ._common import code_ids_for, code_rows, descendants
+from .codebook import _tree_order
+
+BASE_COLUMNS = ["coding_id", "code_id", "code", "source_id", "source", "kind", "date", "start", "end", "coder",
+                "origin", "memo", "participant", "role", "site", "attribution", "ingest_order"]
+EXCERPT_COLUMNS = ["code", "source", "participant", "attribution", "site", "role", "kind", "start", "end", "coder",
+                   "origin", "text", "memo", "coding_id"]
+
+
+def _attr_frame(conn: Connection, table, key: str) -> pd.DataFrame:
+    rows = conn.execute(select(table.c[key], table.c.name, table.c.value)).all()
+    if not rows:
+        return pd.DataFrame({key: pd.Series([], dtype="int64")})
+    df = pd.DataFrame(rows, columns=[key, "name", "value"])
+    return df.pivot(index=key, columns="name", values="value").reset_index()
+
+
+def coding_frame(conn: Connection, code_ids: list[int] | None = None, text: bool = False) -> pd.DataFrame:
+    """One row per coding with everything it can be filtered or grouped by (see module doc)."""
+    c, src, cd = S.codings, S.sources, S.codes
+    q = (select(c.c.id.label("coding_id"), c.c.code_id, cd.c.name.label("code"), c.c.source_id,
+                src.c.name.label("source"), src.c.kind, src.c.date, c.c.start, c.c.end, c.c.coder, c.c.origin,
+                c.c.memo, src.c.participant_id.label("source_participant_id"), src.c.ingest_order)
+         .select_from(c.join(cd, c.c.code_id == cd.c.id).join(src, c.c.source_id == src.c.id)))
+    if code_ids is not None:
+        q = q.where(c.c.code_id.in_(code_ids))
+    df = pd.DataFrame(conn.execute(q).all(),
+                      columns=["coding_id", "code_id", "code", "source_id", "source", "kind", "date", "start", "end",
+                               "coder", "origin", "memo", "source_participant_id", "ingest_order"])
+    # The speaker of the segment containing the coding's start (interviews), else the source's participant.
+    seg = S.segments
+    segs = pd.DataFrame(conn.execute(select(seg.c.source_id, seg.c.start, seg.c.end, seg.c.participant_id)
+                                     .where(seg.c.participant_id.is_not(None))).all(),
+                        columns=["source_id", "seg_start", "seg_end", "seg_participant_id"])
+    df["participant_id"] = df["source_participant_id"]
+    if len(df) and len(segs):
+        left = df[["coding_id", "source_id", "start"]].sort_values("start")
+        right = segs.sort_values("seg_start")
+        m = pd.merge_asof(left, right, left_on="start", right_on="seg_start", by="source_id", direction="backward")
+        m = m[m["start"] < m["seg_end"]]
+        speaker = dict(zip(m["coding_id"], m["seg_participant_id"]))
+        sp = df["coding_id"].map(speaker)
+        df["participant_id"] = sp.where(sp.notna(), df["source_participant_id"])
+    p = S.participants
+    parts = pd.DataFrame(conn.execute(select(p.c.id, p.c.code, p.c.role, p.c.site)).all(),
+                         columns=["participant_id", "participant", "role", "participant_site"])
+    pattrs = _attr_frame(conn, S.participant_attributes, "participant_id")
+    sattrs = _attr_frame(conn, S.source_attributes, "source_id")
+    df["participant_id"] = df["participant_id"].astype("float64")
+    parts["participant_id"] = parts["participant_id"].astype("float64")
+    df = df.merge(parts, on="participant_id", how="left")
+    if len(pattrs.columns) > 1:
+        pattrs["participant_id"] = pattrs["participant_id"].astype("float64")
+        pattrs = pattrs.rename(columns={k: k for k in pattrs.columns})
+        clash = [k for k in pattrs.columns if k in df.columns and k != "participant_id"]
+        df = df.merge(pattrs.drop(columns=clash), on="participant_id", how="left")
+    if len(sattrs.columns) > 1:
+        clash = [k for k in sattrs.columns if k in df.columns and k not in ("source_id", "site")]
+        df = df.merge(sattrs.drop(columns=clash), on="source_id", how="left")
+    if "site" in df.columns:
+        df["site"] = df["site"].where(df["site"].notna(), df["participant_site"])
+    else:
+        df["site"] = df["participant_site"]
+    fallback = attribution_map(conn)
+    df["attribution"] = df["participant"].where(df["participant"].notna(), df["source_id"].map(fallback))
+    df = df.drop(columns=["participant_site", "source_participant_id", "participant_id"])
+    if text and len(df):
+        sids = sorted(df["source_id"].unique().tolist())
+        texts = dict(conn.execute(select(src.c.id, src.c.text).where(src.c.id.in_(sids))).all())
+        df["text"] = [texts[s][a:b] for s, a, b in zip(df["source_id"], df["start"], df["end"])]
+    elif text:
+        df["text"] = pd.Series([], dtype="object")
+    df = df.sort_values(["ingest_order", "start", "end", "code", "coder"], kind="stable").reset_index(drop=True)
+    return df.astype({"start": "int64", "end": "int64"}) if len(df) else df
+
+
+def apply_filters(df: pd.DataFrame, filters: dict[str, Any] | None) -> pd.DataFrame:
+    """Keep rows whose column ``name`` equals the value (or one of the values) for every filter."""
+    if not filters:
+        return df
+    for name, value in filters.items():
+        if name not in df.columns:
+            available = sorted(set(df.columns) - {"coding_id", "code_id", "source_id", "start", "end", "memo",
+                                                   "text", "ingest_order"})
+            raise SpRealistError(f"filter {name!r}: no attribute of that name; use one of {', '.join(available)}.")
+        values = value if isinstance(value, (list, tuple, set)) else [value]
+        values = {str(v) for v in values}
+        df = df[df[name].astype("string").isin(values).fillna(False).astype(bool)]
+    return df
+
+
+def _frame(project: Project, codes: Iterable[str] | None = None, children: bool = False,
+           filters: dict | None = None, text: bool = False) -> tuple[pd.DataFrame, list[dict]]:
+    with project.connect() as conn:
+        ids = code_ids_for(conn, list(codes) if codes else None, children)
+        df = coding_frame(conn, ids, text=text)
+        rows = code_rows(conn)
+    return apply_filters(df, filters), rows
+
+
+def coded_excerpts(project: Project, code: str | Iterable[str] | None = None, children: bool = False,
+                   filters: dict[str, Any] | None = None, coder: str | None = None) -> pd.DataFrame:
+    """The coded text for ``code`` (and its descendants with ``children``), in source order,
+    with attribution like ``"(S1 DK1)"``; ``filters`` by any attribute (site, role, kind, wave, coder ...)."""
+    codes = [code] if isinstance(code, str) else (list(code) if code else None)
+    filters = dict(filters or {})
+    if coder:
+        filters["coder"] = coder
+    df, _ = _frame(project, codes, children, filters, text=True)
+    out = df.copy()
+    out["attribution"] = "(" + out["attribution"].astype(str) + ")" if len(out) else out["attribution"]
+    extra = [c for c in df.columns if c not in BASE_COLUMNS + ["text"]]
+    return out[EXCERPT_COLUMNS + extra].reset_index(drop=True)
+
+
+def _code_order(rows: list[dict]) -> list[str]:
+    return [r["name"] for r, _d, _p in _tree_order(rows)]
+
+
+def _selected_order(project: Project, rows: list[dict], codes, children: bool) -> list[str]:
+    """Names of the selected codes (all when ``codes`` is empty) in codebook tree order."""
+    if not codes:
+        return _code_order(rows)
+    with project.connect() as conn:
+        wanted = set(code_ids_for(conn, list(codes), children))
+    return [r["name"] for r, _d, _p in _tree_order(rows) if r["id"] in wanted]
+
+
+def frequencies(project: Project, by: str | None = None, codes: Iterable[str] | None = None, children: bool = False,
+                filters: dict[str, Any] | None = None, measure: str = "codings", rollup: bool = False) -> pd.DataFrame:
+    """How often each code is used.
+
+    Without ``by``: one row per code with the number of codings, sources and
+    participants.  With ``by`` (any attribute: site, role, kind, wave, coder,
+    participant ...): codes x attribute values, counting ``measure``
+    (``codings``, ``sources`` or ``participants``), plus a ``total`` column.
+    ``rollup`` counts a code's descendants under it as well.
+    """
+    if measure not in ("codings", "sources", "participants"):
+        raise SpRealistError(f"measure {measure!r} is not one of codings, sources, participants.")
+    df, rows = _frame(project, codes, children, filters)
+    order = _selected_order(project, rows, codes, children)
+    if rollup and len(df):
+        by_id = {r["id"]: r for r in rows}
+        parts = [df]
+        with project.connect() as conn:
+            for r in rows:
+                sub = set(descendants(conn, r["id"]))
+                if sub:
+                    extra = df[df["code_id"].isin(sub)].copy()
+                    extra["code"] = by_id[r["id"]]["name"]
+                    parts.append(extra)
+        df = pd.concat(parts, ignore_index=True).drop_duplicates(subset=["coding_id", "code"])
+    unit_col = {"codings": "coding_id", "sources": "source_id", "participants": "participant"}[measure]
+    if by is None:
+        g = df.groupby("code")
+        out = pd.DataFrame({"code": order})
+        out["codings"] = out["code"].map(g["coding_id"].nunique()).fillna(0).astype(int)
+        out["sources"] = out["code"].map(g["source_id"].nunique()).fillna(0).astype(int)
+        out["participants"] = out["code"].map(g["participant"].nunique()).fillna(0).astype(int)
+        return out
+    if by not in df.columns:
+        apply_filters(df, {by: []})  # raises the helpful error
+    values = sorted(df[by].dropna().astype(str).unique().tolist())
+    sub = df.assign(_by=df[by].astype("string").fillna("(none)"))
+    counts = sub.groupby(["code", "_by"])[unit_col].nunique().unstack(fill_value=0)
+    cols = values + (["(none)"] if "(none)" in counts.columns else [])
+    counts = counts.reindex(index=order, columns=cols, fill_value=0).fillna(0).astype(int)
+    total = sub.groupby("code")[unit_col].nunique().reindex(order).fillna(0).astype(int)
+    out = counts.reset_index().rename(columns={"index": "code"})
+    out.columns = ["code"] + cols
+    out["total"] = total.values
+    return out
+
+
+def cooccurrence(project: Project, mode: str = "overlap", codes: Iterable[str] | None = None, children: bool = False,
+                 filters: dict[str, Any] | None = None) -> pd.DataFrame:
+    """A symmetric code x code matrix.
+
+    ``overlap``: the number of pairs of codings, one of each code, whose spans
+    overlap in the same source; the diagonal is each code's number of codings.
+    ``segment``: the number of segments that both codes touch; the diagonal is
+    the number of segments each code touches.
+    """
+    if mode not in ("overlap", "segment"):
+        raise SpRealistError(f"co-occurrence mode {mode!r} is not overlap or segment.")
+    df, rows = _frame(project, codes, children, filters)
+    order = _selected_order(project, rows, codes, children)
+    index = {n: i for i, n in enumerate(order)}
+    n = len(order)
+    mat = np.zeros((n, n), dtype=np.int64)
+    if len(df):
+        codes_idx = df["code"].map(index).to_numpy()
+        if mode == "overlap":
+            d = df.assign(_c=codes_idx).sort_values(["source_id", "start", "end"], kind="stable")
+            np.add.at(mat, (d["_c"].to_numpy(), d["_c"].to_numpy()), 1)
+            for _sid, g in d.groupby("source_id", sort=False):
+                starts = g["start"].to_numpy()
+                ends = g["end"].to_numpy()
+                cs = g["_c"].to_numpy()
+                # j > i overlaps i iff start_j < end_i (starts are sorted, so start_j >= start_i).
+                hi = np.searchsorted(starts, ends, side="left")
+                counts = hi - np.arange(len(starts)) - 1
+                counts = np.maximum(counts, 0)
+                if not counts.any():
+                    continue
+                ii = np.repeat(np.arange(len(starts)), counts)
+                offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+                jj = ii + 1 + offsets
+                a, b = cs[ii], cs[jj]
+                diff = a != b
+                np.add.at(mat, (a[diff], b[diff]), 1)
+                np.add.at(mat, (b[diff], a[diff]), 1)
+        else:
+            with project.connect() as conn:
+                seg = S.segments
+                segs = pd.DataFrame(conn.execute(select(seg.c.id, seg.c.source_id, seg.c.start, seg.c.end)
+                                                 .where(seg.c.source_id.in_(sorted(df["source_id"].unique().tolist())))
+                                                 ).all(), columns=["seg_id", "source_id", "seg_start", "seg_end"])
+            pairs = _segments_touched(df.assign(_c=codes_idx), segs)
+            pairs = pairs.drop_duplicates()
+            np.add.at(mat, (pairs["_c"].to_numpy(), pairs["_c"].to_numpy()), 1)
+            m = pairs.merge(pairs, on="seg_id")
+            m = m[m["_c_x"] != m["_c_y"]]
+            np.add.at(mat, (m["_c_x"].to_numpy(), m["_c_y"].to_numpy()), 1)
+    out = pd.DataFrame(mat, columns=order)
+    out.insert(0, "code", order)
+    return out
+
+
+def _segments_touched(df: pd.DataFrame, segs: pd.DataFrame) -> pd.DataFrame:
+    """(seg_id, _c) for every segment each coding overlaps."""
+    out = []
+    segs = segs.sort_values(["source_id", "seg_start"])
+    by_source = {sid: g for sid, g in segs.groupby("source_id", sort=False)}
+    for sid, g in df.groupby("source_id", sort=False):
+        s = by_source.get(sid)
+        if s is None or not len(s):
+            continue
+        ss = s["seg_start"].to_numpy()
+        se = s["seg_end"].to_numpy()
+        ids = s["seg_id"].to_numpy()
+        first = np.searchsorted(ss, g["start"].to_numpy(), side="right") - 1
+        last = np.searchsorted(ss, g["end"].to_numpy(), side="left") - 1
+        first = np.maximum(first, 0)
+        last = np.maximum(last, first)
+        counts = last - first + 1
+        cidx = np.repeat(g["_c"].to_numpy(), counts)
+        offs = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        sidx = np.repeat(first, counts) + offs
+        keep = se[sidx] > ss[sidx]  # skip empty segments
+        out.append(pd.DataFrame({"seg_id": ids[sidx][keep], "_c": cidx[keep]}))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame({"seg_id": [], "_c": []}, dtype="int64")
+
+
+def framework_matrix(project: Project, rows: str = "participant", codes: Iterable[str] | None = None,
+                     children: bool = False, cells: str = "counts", filters: dict[str, Any] | None = None,
+                     rollup: bool = False) -> pd.DataFrame:
+    """The Framework Method matrix: one row per participant (or site, or any attribute), one column per code.
+
+    ``cells="counts"`` gives numbers of codings; ``cells="excerpts"`` the coded
+    text, one excerpt per line with its source.  ``rollup`` puts a code's
+    descendants' codings in its column too.
+    """
+    rows_by = {"participants": "participant", "sites": "site"}.get(rows, rows)
+    if cells not in ("counts", "excerpts"):
+        raise SpRealistError(f"cells {cells!r} is not counts or excerpts.")
+    df, code_list = _frame(project, codes, children, filters, text=cells == "excerpts")
+    if rows_by not in df.columns:
+        apply_filters(df, {rows_by: []})
+    order = _selected_order(project, code_list, codes, children)
+    if rollup and len(df):
+        with project.connect() as conn:
+            parts = [df]
+            for r in code_list:
+                sub = set(descendants(conn, r["id"]))
+                if sub:
+                    parts.append(df[df["code_id"].isin(sub)].assign(code=r["name"]))
+        df = pd.concat(parts, ignore_index=True)
+    d = df.assign(_row=df[rows_by].astype("string").fillna("(none)")) if len(df) else df.assign(_row=[])
+    labels = sorted(set(d["_row"].tolist()) - {"(none)"}) + (["(none)"] if "(none)" in set(d["_row"]) else [])
+    if cells == "counts":
+        mat = d.groupby(["_row", "code"])["coding_id"].nunique().unstack(fill_value=0) if len(d) else pd.DataFrame()
+        mat = mat.reindex(index=labels, columns=order, fill_value=0).fillna(0).astype(int)
+    else:
+        d = d.sort_values(["ingest_order", "start", "end"], kind="stable").drop_duplicates(["_row", "code", "source_id", "start", "end"])
+        d = d.assign(_cell=[f"{t.strip()} [{s}]" for t, s in zip(d["text"], d["source"])]) if len(d) else d.assign(_cell=[])
+        mat = d.groupby(["_row", "code"])["_cell"].agg(lambda v: "\n".join(v)).unstack(fill_value="") if len(d) else pd.DataFrame()
+        mat = mat.reindex(index=labels, columns=order, fill_value="").fillna("")
+    out = mat.reset_index(drop=True)
+    out.insert(0, rows_by, labels)
+    return out

@@ -1,0 +1,323 @@
+"""Themes and sub-themes (Braun & Clarke) that group codes.
+
+A theme has a description and a phase: ``initial`` (initial codes),
+``searching``, ``reviewing``, ``defining`` or ``named``.  The theme table
+(:func:`theme_table`) gives each theme its codes, how many codings,
+participants and sites support it, and N quotes chosen to spread across
+participants and sites.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from .. import schema as S
+from ..errors import NotFoundError, SpRealistError
+from ..store import Project, now, stable_guid
+from ._common import PHASES, clean_name, descendants, resolve_code
+
+
+def resolve_theme(conn: Connection, ref: str | int) -> dict:
+    if isinstance(ref, int):
+        row = conn.execute(select(S.themes).where(S.themes.c.id == ref)).mappings().first()
+    else:
+        row = conn.execute(select(S.themes).where(S.themes.c.name == " ".join(str(ref).split()))).mappings().first()
+    if row is None:
+        raise NotFoundError(f"No theme named {str(ref)!r}; see 'sp-realist theme list'.")
+    return dict(row)
+
+
+def _check_phase(phase: str | None, where: str) -> None:
+    if phase is not None and phase not in PHASES:
+        raise SpRealistError(f"{where}: phase {phase!r} is not one of {', '.join(PHASES)}.")
+
+
+def _theme_descendants(conn: Connection, theme_id: int) -> list[int]:
+    children: dict[int | None, list[int]] = {}
+    for tid, pid in conn.execute(select(S.themes.c.id, S.themes.c.parent_id)):
+        children.setdefault(pid, []).append(tid)
+    out, stack = [], list(children.get(theme_id, []))
+    while stack:
+        t = stack.pop()
+        out.append(t)
+        stack.extend(children.get(t, []))
+    return out
+
+
+def _next_ord(conn: Connection, parent_id: int | None) -> int:
+    cond = S.themes.c.parent_id.is_(None) if parent_id is None else S.themes.c.parent_id == parent_id
+    return conn.execute(select(func.coalesce(func.max(S.themes.c.ord), -1)).where(cond)).scalar_one() + 1
+
+
+def add_theme(project: Project, name: str, description: str | None = None, phase: str = "initial",
+              parent: str | None = None, codes: list[str] | None = None) -> int:
+    """Add a theme (a sub-theme when ``parent`` is given) grouping ``codes``; return its id."""
+    name = clean_name(name, "theme")
+    _check_phase(phase, f"theme {name!r}")
+    with project.begin() as conn:
+        if conn.execute(select(S.themes.c.id).where(S.themes.c.name == name)).first():
+            raise SpRealistError(f"theme {name!r}: already exists; use 'theme edit' to change it.")
+        parent_id = resolve_theme(conn, parent)["id"] if parent else None
+        code_ids = [resolve_code(conn, c)["id"] for c in codes or []]
+        tid = conn.execute(insert(S.themes).values(
+            name=name, parent_id=parent_id, description=description, phase=phase,
+            ord=_next_ord(conn, parent_id), guid=stable_guid("theme", name), created_at=now())).inserted_primary_key[0]
+        for cid in dict.fromkeys(code_ids):
+            conn.execute(insert(S.theme_codes).values(theme_id=tid, code_id=cid))
+        project.log(conn, "theme.add", name, phase=phase, parent=parent, codes=codes or [])
+    return tid
+
+
+def edit_theme(project: Project, name: str, new_name: str | None = None, description: str | None = None,
+               phase: str | None = None, parent: str | None = None, top_level: bool = False) -> None:
+    """Change a theme's name, description, phase or parent (``top_level`` moves it to the top)."""
+    with project.begin() as conn:
+        row = resolve_theme(conn, name)
+        values: dict[str, Any] = {}
+        if new_name is not None:
+            new_name = clean_name(new_name, "theme")
+            if new_name != row["name"] and conn.execute(select(S.themes.c.id).where(S.themes.c.name == new_name)).first():
+                raise SpRealistError(f"theme {new_name!r}: already exists; choose another name.")
+            values["name"] = new_name
+        if description is not None:
+            values["description"] = description or None
+        if phase is not None:
+            _check_phase(phase, f"theme {row['name']!r}")
+            values["phase"] = phase
+        if parent is not None:
+            prow = resolve_theme(conn, parent)
+            if prow["id"] == row["id"] or prow["id"] in _theme_descendants(conn, row["id"]):
+                raise SpRealistError(f"theme {row['name']!r}: cannot go under {prow['name']!r}, which is itself or inside it.")
+            values["parent_id"] = prow["id"]
+        elif top_level:
+            values["parent_id"] = None
+        if not values:
+            raise SpRealistError(f"theme {row['name']!r}: nothing to change; give --name, --description, --phase or --parent.")
+        conn.execute(update(S.themes).where(S.themes.c.id == row["id"]).values(**values))
+        project.log(conn, "theme.edit", row["name"], **{k: v for k, v in values.items()})
+
+
+def assign_codes(project: Project, theme: str, codes: list[str], remove: bool = False) -> int:
+    """Add ``codes`` to a theme (or remove them with ``remove``); return how many links changed."""
+    with project.begin() as conn:
+        row = resolve_theme(conn, theme)
+        ids = [resolve_code(conn, c)["id"] for c in codes]
+        have = {c for (c,) in conn.execute(select(S.theme_codes.c.code_id).where(S.theme_codes.c.theme_id == row["id"]))}
+        n = 0
+        for cid in dict.fromkeys(ids):
+            if remove and cid in have:
+                conn.execute(delete(S.theme_codes).where(and_(S.theme_codes.c.theme_id == row["id"],
+                                                              S.theme_codes.c.code_id == cid)))
+                n += 1
+            elif not remove and cid not in have:
+                conn.execute(insert(S.theme_codes).values(theme_id=row["id"], code_id=cid))
+                n += 1
+        project.log(conn, "theme.unassign" if remove else "theme.assign", row["name"], codes=codes)
+    return n
+
+
+def delete_theme(project: Project, name: str) -> None:
+    """Delete a theme and its sub-themes (codes and codings are kept)."""
+    with project.begin() as conn:
+        row = resolve_theme(conn, name)
+        ids = [row["id"]] + _theme_descendants(conn, row["id"])
+        conn.execute(delete(S.theme_codes).where(S.theme_codes.c.theme_id.in_(ids)))
+        conn.execute(delete(S.memos).where(and_(S.memos.c.target_type == "theme", S.memos.c.target_id.in_(ids))))
+        for tid in reversed(ids):
+            conn.execute(delete(S.themes).where(S.themes.c.id == tid))
+        project.log(conn, "theme.delete", row["name"], themes=len(ids))
+
+
+def _theme_rows(conn: Connection) -> list[tuple[dict, int, str | None]]:
+    rows = [dict(r) for r in conn.execute(select(S.themes).order_by(S.themes.c.ord, S.themes.c.id)).mappings()]
+    children: dict[int | None, list[dict]] = {}
+    for r in rows:
+        children.setdefault(r["parent_id"], []).append(r)
+    names = {r["id"]: r["name"] for r in rows}
+    out: list[tuple[dict, int, str | None]] = []
+
+    def walk(pid, depth):
+        for r in children.get(pid, []):
+            out.append((r, depth, names.get(r["parent_id"])))
+            walk(r["id"], depth + 1)
+
+    walk(None, 0)
+    return out
+
+
+def _theme_code_names(conn: Connection) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for tid, name in conn.execute(select(S.theme_codes.c.theme_id, S.codes.c.name)
+                                  .select_from(S.theme_codes.join(S.codes, S.theme_codes.c.code_id == S.codes.c.id))
+                                  .order_by(S.codes.c.ord, S.codes.c.id)):
+        out.setdefault(tid, []).append(name)
+    return out
+
+
+def list_themes(project: Project) -> pd.DataFrame:
+    """Themes in tree order: name, parent, depth, phase, description, codes."""
+    with project.connect() as conn:
+        rows = _theme_rows(conn)
+        codes = _theme_code_names(conn)
+    return pd.DataFrame([{"name": r["name"], "parent": parent, "depth": depth, "phase": r["phase"],
+                          "description": r["description"], "codes": ", ".join(codes.get(r["id"], []))}
+                         for r, depth, parent in rows],
+                        columns=["name", "parent", "depth", "phase", "description", "codes"])
+
+
+def themes_dict(conn: Connection) -> list[dict]:
+    """Themes as the codebook YAML's ``themes:`` list (nested)."""
+    rows = _theme_rows(conn)
+    codes = _theme_code_names(conn)
+    children: dict[int | None, list[dict]] = {}
+    for r, _d, _p in rows:
+        children.setdefault(r["parent_id"], []).append(r)
+
+    def build(pid):
+        out = []
+        for r in children.get(pid, []):
+            item: dict[str, Any] = {"name": r["name"], "phase": r["phase"]}
+            if r["description"]:
+                item["description"] = r["description"]
+            item["codes"] = codes.get(r["id"], [])
+            kids = build(r["id"])
+            if kids:
+                item["children"] = kids
+            out.append(item)
+        return out
+
+    return build(None)
+
+
+def _upsert_themes(conn: Connection, themes: list[dict], code_ids: dict[str, int]) -> tuple[int, int]:
+    """Create or update themes from flattened YAML entries (validated by the caller)."""
+    ids = {r["name"]: r["id"] for r in conn.execute(select(S.themes.c.name, S.themes.c.id)).mappings()}
+    added = updated = 0
+    for t in themes:
+        values: dict[str, Any] = {}
+        if t["has_description"]:
+            values["description"] = t["description"]
+        if t["phase"] is not None:
+            values["phase"] = t["phase"]
+        if t["name"] in ids:
+            if values:
+                conn.execute(update(S.themes).where(S.themes.c.id == ids[t["name"]]).values(**values))
+            updated += 1
+        else:
+            ids[t["name"]] = conn.execute(insert(S.themes).values(
+                name=t["name"], parent_id=None, ord=t["ord"], guid=stable_guid("theme", t["name"]),
+                created_at=now(), **{"phase": "initial", **values})).inserted_primary_key[0]
+            added += 1
+    for t in themes:
+        tid = ids[t["name"]]
+        conn.execute(update(S.themes).where(S.themes.c.id == tid).values(
+            parent_id=ids[t["parent"]] if t["parent"] is not None else None, ord=t["ord"]))
+        if t["codes"] is not None:
+            conn.execute(delete(S.theme_codes).where(S.theme_codes.c.theme_id == tid))
+            for name in dict.fromkeys(t["codes"]):
+                conn.execute(insert(S.theme_codes).values(theme_id=tid, code_id=code_ids[name]))
+    return added, updated
+
+
+# --- the theme table ----------------------------------------------------------
+QUOTE_MIN, QUOTE_MAX = 40, 400  # preferred quote length in characters
+
+
+def _pick_quotes(cands: pd.DataFrame, n: int) -> list[dict]:
+    """Greedy, deterministic choice of ``n`` quotes spread across sites, then participants.
+
+    Each step takes the candidate that (in order of priority) comes from a site
+    not yet quoted, from a participant not yet quoted, was coded by a person
+    (not a rule), has a readable length, and comes first in the sources; spans
+    that overlap a chosen quote are skipped.
+    """
+    chosen: list[dict] = []
+    if n <= 0 or not len(cands):
+        return chosen
+    records = cands.to_dict(orient="records")
+    used_sites: set = set()
+    used_people: set = set()
+    while len(chosen) < n:
+        best, best_key = None, None
+        for r in records:
+            if any(c["source_id"] == r["source_id"] and c["start"] < r["end"] and r["start"] < c["end"] for c in chosen):
+                continue
+            length = len(r["text"].strip())
+            key = (r["site"] in used_sites, r["attribution"] in used_people,
+                   str(r["origin"]).startswith("rule:"), not (QUOTE_MIN <= length <= QUOTE_MAX),
+                   r["ingest_order"], r["start"], r["end"], r["code"])
+            if best_key is None or key < best_key:
+                best, best_key = r, key
+        if best is None:
+            break
+        chosen.append(best)
+        used_sites.add(best["site"])
+        used_people.add(best["attribution"])
+    return chosen
+
+
+def theme_table(project: Project, quotes_per_theme: int = 3, filters: dict | None = None) -> pd.DataFrame:
+    """One row per theme (tree order) with its codes, support and chosen quotes.
+
+    Columns: ``theme``, ``parent``, ``depth``, ``phase``, ``description``,
+    ``codes`` (names, including descendants of the assigned codes), ``codings``,
+    ``participants``, ``sites`` (numbers supporting the theme) and ``quotes``:
+    a list of dicts with ``text``, ``attribution`` ("(S1 DK1)"), ``participant``,
+    ``site``, ``source``, ``start``, ``end`` and ``code``.  A theme with no codes
+    of its own draws on its sub-themes' codes.  The choice is deterministic.
+    """
+    from .retrieval import apply_filters, coding_frame
+
+    with project.connect() as conn:
+        rows = _theme_rows(conn)
+        links: dict[int, list[int]] = {}
+        for tid, cid in conn.execute(select(S.theme_codes.c.theme_id, S.theme_codes.c.code_id)):
+            links.setdefault(tid, []).append(cid)
+        expanded: dict[int, list[int]] = {}
+        for tid, cids in links.items():
+            ids: list[int] = []
+            for cid in cids:
+                for x in [cid] + descendants(conn, cid):
+                    if x not in ids:
+                        ids.append(x)
+            expanded[tid] = ids
+        for r, _d, _p in rows:
+            if not expanded.get(r["id"]):
+                ids = []
+                for sub in _theme_descendants(conn, r["id"]):
+                    ids.extend(x for x in expanded.get(sub, []) if x not in ids)
+                expanded[r["id"]] = ids
+        all_ids = sorted({x for v in expanded.values() for x in v})
+        frame = apply_filters(coding_frame(conn, all_ids, text=True), filters) if all_ids else None
+        names = dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
+    out = []
+    for r, depth, parent in rows:
+        ids = expanded.get(r["id"], [])
+        sub = frame[frame["code_id"].isin(ids)] if frame is not None and ids else None
+        if sub is not None and len(sub):
+            cands = sub.sort_values(["ingest_order", "start", "end", "code"], kind="stable") \
+                .drop_duplicates(["source_id", "start", "end"])
+            quotes = [{"text": q["text"].strip(), "attribution": f"({q['attribution']})",
+                       "participant": None if pd.isna(q["participant"]) else q["participant"],
+                       "site": None if pd.isna(q["site"]) else q["site"], "source": q["source"],
+                       "start": int(q["start"]), "end": int(q["end"]), "code": q["code"]}
+                      for q in _pick_quotes(cands, quotes_per_theme)]
+            counts = (int(sub["coding_id"].nunique()), int(sub["attribution"].nunique()), int(sub["site"].nunique()))
+        else:
+            quotes, counts = [], (0, 0, 0)
+        out.append({"theme": r["name"], "parent": parent, "depth": depth, "phase": r["phase"],
+                    "description": r["description"], "codes": ", ".join(names[i] for i in ids),
+                    "codings": counts[0], "participants": counts[1], "sites": counts[2], "quotes": quotes})
+    return pd.DataFrame(out, columns=["theme", "parent", "depth", "phase", "description", "codes", "codings",
+                                      "participants", "sites", "quotes"])
+
+
+def theme_table_flat(table: pd.DataFrame) -> pd.DataFrame:
+    """The theme table with its quotes as one text column (for tables, CSV and Markdown)."""
+    flat = table.drop(columns=["quotes"]).copy()
+    flat["quotes"] = ["\n".join(f"\u201c{q['text']}\u201d {q['attribution']}" for q in qs) for qs in table["quotes"]]
+    return flat

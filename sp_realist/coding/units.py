@@ -1,0 +1,148 @@
+"""Coding units: sentences, segments and diary sections as character spans.
+
+A hit (a regex or rule match) is expanded to the unit that contains it:
+
+* ``match``    the hit itself;
+* ``sentence`` the sentence (spaCy's rule-based ``sentencizer``) clipped to the
+  segment that contains the hit, so a sentence never runs across a speaker turn;
+* ``segment``  the segment (speaker turn, paragraph, diary section body);
+* ``section``  all consecutive segments sharing the hit's section ("So what?"),
+  falling back to the segment when it has no section.
+
+Unit spans are trimmed of surrounding white space.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from .. import schema as S
+from ..errors import SpRealistError
+from ._common import UNITS
+
+
+@lru_cache(maxsize=1)
+def sentencizer_nlp():
+    """A blank English pipeline with the rule-based sentencizer (no model download)."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    nlp.max_length = 50_000_000
+    return nlp
+
+
+def trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def sentence_bounds_from_doc(doc) -> list[tuple[int, int]]:
+    return [(s.start_char, s.end_char) for s in doc.sents]
+
+
+@dataclass
+class SourceUnits:
+    """Segments and (lazily) sentences of one source, for expanding hits to units."""
+
+    text: str
+    segments: list[tuple[int, int, str | None, str]]  # (start, end, section, kind) in order
+    _sentences: list[tuple[int, int]] | None = None
+    _sent_starts: list[int] = field(default_factory=list)
+    _seg_starts: list[int] = field(default_factory=list)
+
+    def __post_init__(self):
+        self._seg_starts = [s[0] for s in self.segments]
+
+    @classmethod
+    def load(cls, conn: Connection, source_id: int, text: str | None = None) -> "SourceUnits":
+        if text is None:
+            text = conn.execute(select(S.sources.c.text).where(S.sources.c.id == source_id)).scalar_one()
+        seg = S.segments
+        rows = conn.execute(select(seg.c.start, seg.c.end, seg.c.section, seg.c.kind)
+                            .where(seg.c.source_id == source_id).order_by(seg.c.ord)).all()
+        segs = [tuple(r) for r in rows] or [(0, len(text), None, "paragraph")]
+        return cls(text, segs)
+
+    def set_sentences(self, bounds: list[tuple[int, int]]) -> None:
+        self._sentences = bounds
+        self._sent_starts = [b[0] for b in bounds]
+
+    @property
+    def sentences(self) -> list[tuple[int, int]]:
+        if self._sentences is None:
+            self.set_sentences(sentence_bounds_from_doc(sentencizer_nlp()(self.text)))
+        return self._sentences
+
+    def sentence_index(self, pos: int) -> int:
+        self.sentences  # noqa: B018 - computes them once
+        return max(0, bisect.bisect_right(self._sent_starts, pos) - 1)
+
+    def segment_index(self, pos: int) -> int:
+        i = bisect.bisect_right(self._seg_starts, pos) - 1
+        return max(0, min(i, len(self.segments) - 1))
+
+    def expand(self, start: int, end: int, unit: str) -> tuple[int, int]:
+        """The span of ``unit`` containing the hit ``[start, end)`` (trimmed)."""
+        if unit == "match":
+            return start, end
+        i = self.segment_index(start)
+        seg_start, seg_end, section, _kind = self.segments[i]
+        if unit == "segment":
+            j = self.segment_index(max(start, end - 1))
+            return trim(self.text, seg_start, max(seg_end, self.segments[j][1]))
+        if unit == "section":
+            if not section:
+                return trim(self.text, seg_start, seg_end)
+            lo = hi = i
+            while lo > 0 and self.segments[lo - 1][2] == section and self.segments[lo - 1][3] != "heading":
+                lo -= 1
+            while hi + 1 < len(self.segments) and self.segments[hi + 1][2] == section \
+                    and self.segments[hi + 1][3] != "heading":
+                hi += 1
+            return trim(self.text, self.segments[lo][0], max(self.segments[hi][1], end))
+        if unit == "sentence":
+            sents = self.sentences
+            if not sents:
+                return trim(self.text, seg_start, seg_end)
+            last = max(start, end - 1)
+            s0 = sents[self.sentence_index(start)][0]
+            s1 = sents[self.sentence_index(last)][1]
+            s0 = max(s0, seg_start)
+            s1 = min(s1, self.segments[self.segment_index(last)][1])
+            s0, s1 = trim(self.text, s0, s1)
+            return min(s0, start), max(s1, end)  # never shrink below the hit
+        raise SpRealistError(f"unit {unit!r} is not one of {', '.join(UNITS)}.")
+
+    def units(self, unit: str) -> list[tuple[int, int]]:
+        """Every unit of this source (for agreement), trimmed, non-empty, in order, excluding headings."""
+        out: list[tuple[int, int]] = []
+        if unit == "segment":
+            for s0, s1, _sec, kind in self.segments:
+                if kind == "heading":
+                    continue
+                a, b = trim(self.text, s0, s1)
+                if a < b:
+                    out.append((a, b))
+        elif unit == "sentence":
+            sents = self.sentences
+            for s0, s1, _sec, kind in self.segments:
+                if kind == "heading" or s0 == s1:
+                    continue
+                k = self.sentence_index(s0)
+                while k < len(sents) and sents[k][0] < s1:
+                    a, b = trim(self.text, max(sents[k][0], s0), min(sents[k][1], s1))
+                    if a < b:
+                        out.append((a, b))
+                    k += 1
+        else:
+            raise SpRealistError(f"unit {unit!r}: agreement units are sentence or segment.")
+        return out
