@@ -149,7 +149,8 @@ S3_DK3 = {
             "Nothing much to reflect on, except that small practical things like a warm, private room make a "
             "difference to how relaxed clients are. One client kept her coat on for the whole session and "
             "apologised for shivering, which is not the welcome we want to give.",
-            "I have reported the heating to the practice manager and will check next week.",
+            "I have reported the heating to the practice manager and will check next week. If it is still not "
+            "fixed I will ask to borrow the nurse's room on my mornings there.",
         ]),
     ],
 }
