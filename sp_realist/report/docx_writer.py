@@ -1,0 +1,431 @@
+"""The Word writer: lays out a :class:`~sp_realist.report.model.ReportModel` with python-docx.
+
+What makes it a real Word document rather than text in a .docx:
+
+* built-in ``Title`` / ``Heading 1-4`` styles, so Word's navigation pane and
+  table of contents work; a real ``TOC`` field (Word fills it on opening:
+  ``w:updateFields`` is set);
+* real tables whose header row repeats on every page (``w:tblHeader``);
+* captions in the ``Caption`` style with ``SEQ Table`` / ``SEQ Figure``
+  fields (numbered, cross-referenceable), holding the current number as the
+  cached result so the document reads correctly before any update;
+* provenance as an appendix table or as real Word footnotes;
+* ``--template reference.docx``: the user's document is opened as the base,
+  its body cleared, its styles, page set-up, headers and footers kept; styles
+  the template lacks are copied from python-docx's default template;
+* deterministic bytes: core properties carry the study date, and the zip
+  entries a fixed timestamp.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import SpRealistError
+from .model import ReportModel, Table
+
+REQUIRED_STYLES = ("Title", "Subtitle", "Heading 1", "Heading 2", "Heading 3", "Heading 4", "Caption", "Quote",
+                   "List Bullet", "Table Grid", "TOC Heading")
+
+# Elements that must come after w:updateFields in w:settings (ECMA-376 order).
+_SETTINGS_AFTER_UPDATEFIELDS = (
+    "hdrShapeDefaults", "footnotePr", "endnotePr", "compat", "docVars", "rsids", "mathPr", "attachedSchema",
+    "themeFontLang", "clrSchemeMapping", "doNotIncludeSubdocsInStats", "doNotAutoCompressPictures",
+    "forceUpgrade", "captions", "readModeInkLockDown", "smartTagType", "schemaLibrary", "shapeDefaults",
+    "doNotEmbedSmartTags", "decimalSymbol", "listSeparator",
+)
+
+FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _qn(tag: str) -> str:
+    from docx.oxml.ns import qn
+
+    return qn(tag)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def study_datetime(date: str | None) -> datetime:
+    """The study's date as a UTC datetime (2000-01-01 when the study gives none)."""
+    if date:
+        try:
+            d = datetime.fromisoformat(str(date)[:10])
+            return d.replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise SpRealistError(f"report date {date!r} is not an ISO date (YYYY-MM-DD); fix it.") from None
+    return datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+# --------------------------------------------------------------------------
+# Document set-up
+# --------------------------------------------------------------------------
+def _open_base(template: str | os.PathLike | None):
+    import docx
+
+    if template is None:
+        return docx.Document()
+    path = Path(template)
+    if not path.is_file():
+        raise SpRealistError(f"{path}: the template does not exist; give a .docx file.")
+    try:
+        doc = docx.Document(str(path))
+    except Exception as exc:  # python-docx raises several types for non-docx input
+        raise SpRealistError(f"{path}: not a Word document that python-docx can open ({exc}); save it as .docx.") from None
+    body = doc.element.body
+    for child in list(body):
+        if child.tag != _qn("w:sectPr"):
+            body.remove(child)
+    _ensure_styles(doc)
+    return doc
+
+
+def _ensure_styles(doc) -> None:
+    """Copy styles the template lacks (and the styles they are based on) from python-docx's default."""
+    import docx
+
+    default = docx.Document()
+    have = {s.name for s in doc.styles}
+    target = doc.styles.element
+    src_by_id = {el.get(_qn("w:styleId")): el for el in default.styles.element.findall(_qn("w:style"))}
+    ids_present = {el.get(_qn("w:styleId")) for el in target.findall(_qn("w:style"))}
+
+    def copy_style(style_id: str) -> None:
+        if style_id in ids_present or style_id not in src_by_id:
+            return
+        el = src_by_id[style_id]
+        target.append(copy.deepcopy(el))
+        ids_present.add(style_id)
+        for tag in ("w:basedOn", "w:link", "w:next"):
+            ref = el.find(_qn(tag))
+            if ref is not None:
+                copy_style(ref.get(_qn("w:val")))
+
+    for name in REQUIRED_STYLES:
+        if name not in have:
+            style = default.styles[name]
+            copy_style(style.style_id)
+
+
+def _set_update_fields(doc) -> None:
+    settings = doc.settings.element
+    if settings.find(_qn("w:updateFields")) is not None:
+        return
+    from docx.oxml import OxmlElement
+
+    el = OxmlElement("w:updateFields")
+    el.set(_qn("w:val"), "true")
+    after = {_qn(f"w:{t}") for t in _SETTINGS_AFTER_UPDATEFIELDS} | {
+        "{http://schemas.openxmlformats.org/officeDocument/2006/math}mathPr",
+        "{http://schemas.openxmlformats.org/schemaLibrary/2006/main}schemaLibrary"}
+    for i, child in enumerate(settings):
+        if child.tag in after:
+            settings.insert(i, el)
+            return
+    settings.append(el)
+
+
+def _field(paragraph, instruction: str, cached: str) -> None:
+    """A complex field (begin / instrText / separate / cached result / end)."""
+    from docx.oxml import OxmlElement
+
+    def fld(kind: str):
+        run = paragraph.add_run()
+        el = OxmlElement("w:fldChar")
+        el.set(_qn("w:fldCharType"), kind)
+        run._r.append(el)
+        return run
+
+    fld("begin")
+    run = paragraph.add_run()
+    instr = OxmlElement("w:instrText")
+    instr.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
+    instr.text = f" {instruction} "
+    run._r.append(instr)
+    fld("separate")
+    paragraph.add_run(cached)
+    fld("end")
+
+
+class _Footnotes:
+    """Real Word footnotes (python-docx has no API for them): a footnotes part
+    created or extended, and ``w:footnoteReference`` runs in the body."""
+
+    W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+
+    def __init__(self, doc):
+        from docx.opc.constants import RELATIONSHIP_TYPE as RT
+
+        self.doc = doc
+        self.part = None
+        for rel in doc.part.rels.values():
+            if rel.reltype == RT.FOOTNOTES and not rel.is_external:
+                self.part = rel.target_part
+                break
+        from lxml import etree
+
+        if self.part is None:
+            xml = (f'<w:footnotes xmlns:w="{self.W_NS}">'
+                   '<w:footnote w:type="separator" w:id="-1"><w:p><w:pPr><w:spacing w:after="0" w:line="240" '
+                   'w:lineRule="auto"/></w:pPr><w:r><w:separator/></w:r></w:p></w:footnote>'
+                   '<w:footnote w:type="continuationSeparator" w:id="0"><w:p><w:pPr><w:spacing w:after="0" '
+                   'w:line="240" w:lineRule="auto"/></w:pPr><w:r><w:continuationSeparator/></w:r></w:p></w:footnote>'
+                   '</w:footnotes>')
+            self.root = etree.fromstring(xml.encode())
+            self._new = True
+        else:
+            self.root = etree.fromstring(self.part.blob)
+            self._new = False
+        ids = [int(fn.get(_qn("w:id"))) for fn in self.root.findall(_qn("w:footnote"))]
+        self.next_id = max([0] + ids) + 1
+        styles = {s.style_id for s in doc.styles}
+        self.text_style = "FootnoteText" if "FootnoteText" in styles else None
+
+    def add(self, paragraph, text: str) -> None:
+        from lxml import etree
+
+        from docx.oxml import OxmlElement
+
+        fid = self.next_id
+        self.next_id += 1
+        w = self.W_NS
+        fn = etree.SubElement(self.root, f"{{{w}}}footnote")
+        fn.set(f"{{{w}}}id", str(fid))
+        p = etree.SubElement(fn, f"{{{w}}}p")
+        if self.text_style:
+            ppr = etree.SubElement(p, f"{{{w}}}pPr")
+            etree.SubElement(ppr, f"{{{w}}}pStyle").set(f"{{{w}}}val", self.text_style)
+        r = etree.SubElement(p, f"{{{w}}}r")
+        rpr = etree.SubElement(r, f"{{{w}}}rPr")
+        etree.SubElement(rpr, f"{{{w}}}vertAlign").set(f"{{{w}}}val", "superscript")
+        etree.SubElement(r, f"{{{w}}}footnoteRef")
+        r2 = etree.SubElement(p, f"{{{w}}}r")
+        t = etree.SubElement(r2, f"{{{w}}}t")
+        t.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
+        t.text = " " + text
+        run = paragraph.add_run()
+        rpr = OxmlElement("w:rPr")
+        va = OxmlElement("w:vertAlign")
+        va.set(_qn("w:val"), "superscript")
+        rpr.append(va)
+        run._r.append(rpr)
+        ref = OxmlElement("w:footnoteReference")
+        ref.set(_qn("w:id"), str(fid))
+        run._r.append(ref)
+
+    def finish(self) -> None:
+        from lxml import etree
+
+        from docx.opc.constants import CONTENT_TYPE as CT
+        from docx.opc.constants import RELATIONSHIP_TYPE as RT
+        from docx.opc.packuri import PackURI
+        from docx.opc.part import Part
+
+        blob = etree.tostring(self.root, xml_declaration=True, encoding="UTF-8", standalone=True)
+        if self._new:
+            part = Part(PackURI("/word/footnotes.xml"), CT.WML_FOOTNOTES, blob, self.doc.part.package)
+            self.doc.part.relate_to(part, RT.FOOTNOTES)
+        elif hasattr(self.part, "_element"):
+            self.part._element = etree.fromstring(blob)  # an XmlPart
+        else:
+            self.part._blob = blob
+
+
+# --------------------------------------------------------------------------
+# Writer
+# --------------------------------------------------------------------------
+class _Writer:
+    def __init__(self, model: ReportModel, doc):
+        self.m = model
+        self.doc = doc
+        self.footnotes = _Footnotes(doc) if model.provenance == "footnotes" and model.refs else None
+        self.ref_text = {r.number: r.text for r in model.refs}
+        styles = {s.name for s in doc.styles}
+        self.table_style = "Table Grid" if "Table Grid" in styles else None
+
+    # -- pieces --------------------------------------------------------------
+    def mark(self, paragraph, ref: int | None) -> None:
+        if ref is None or self.m.provenance == "none":
+            return
+        if self.footnotes is not None:
+            self.footnotes.add(paragraph, self.ref_text[ref])
+        else:
+            run = paragraph.add_run(f"P{ref}")
+            run.font.superscript = True
+
+    def caption(self, label: str, number: int, text: str) -> None:
+        p = self.doc.add_paragraph(style="Caption")
+        p.add_run(f"{label} ")
+        _field(p, f"SEQ {label} \\* ARABIC", str(number))
+        p.add_run(f": {text}")
+
+    def table(self, t: Table) -> None:
+        from docx.oxml import OxmlElement
+
+        self.caption("Table", t.number, t.caption)
+        self._table(t.columns, t.rows, t.refs)
+        if t.note:
+            self.doc.add_paragraph(f"Note: {t.note}")
+
+    def _table(self, columns, rows, refs=None) -> None:
+        from docx.oxml import OxmlElement
+
+        table = self.doc.add_table(rows=1, cols=len(columns))
+        if self.table_style:
+            table.style = self.table_style
+        header = table.rows[0]
+        trpr = header._tr.get_or_add_trPr()
+        th = OxmlElement("w:tblHeader")
+        th.set(_qn("w:val"), "true")
+        trpr.append(th)
+        for cell, name in zip(header.cells, columns):
+            cell.text = ""
+            run = cell.paragraphs[0].add_run(str(name))
+            run.bold = True
+        refs = refs or [None] * len(rows)
+        for row, ref in zip(rows, refs):
+            cells = table.add_row().cells
+            for i, (cell, value) in enumerate(zip(cells, row)):
+                cell.text = "" if value is None else str(value)
+                if i == 0 and ref is not None:
+                    self.mark(cell.paragraphs[0], ref)
+
+    def quote(self, q, label: bool = False) -> None:
+        p = self.doc.add_paragraph(style="Quote")
+        p.add_run(f"\u2018{q.text}\u2019 ({q.attribution})")
+        self.mark(p, q.ref)
+        if label:
+            extra = q.label + (f", {q.role}" if q.role != "supports" else "")
+            p.add_run(f" [{extra}]")
+
+    # -- document -----------------------------------------------------------
+    def write(self) -> None:
+        m, doc = self.m, self.doc
+        doc.add_paragraph(m.title, style="Title")
+        if m.subtitle:
+            doc.add_paragraph(m.subtitle, style="Subtitle")
+        if m.authors:
+            doc.add_paragraph(", ".join(m.authors))
+        if m.date:
+            doc.add_paragraph(m.date)
+        doc.add_page_break()
+        doc.add_paragraph("Contents", style="TOC Heading")
+        toc = doc.add_paragraph()
+        _field(toc, 'TOC \\o "1-3" \\h \\z \\u',
+               "Right-click and choose Update Field to build the table of contents.")
+        doc.add_page_break()
+        if m.introduction:
+            doc.add_heading("Introduction", 1)
+            doc.add_paragraph(m.introduction)
+
+        doc.add_heading("Methods", 1)
+        for para in m.methods.paragraphs:
+            doc.add_paragraph(para)
+        for t in m.methods.tables:
+            self.table(t)
+        self.table(m.methods.steps)
+
+        if m.themes:
+            doc.add_heading("Thematic findings", 1)
+            for th in m.themes:
+                doc.add_heading(th.name, min(2 + th.level, 4))
+                if th.description:
+                    doc.add_paragraph(th.description)
+                doc.add_paragraph(f"Codes: {', '.join(th.codes) if th.codes else 'none'} "
+                                  f"({_n(th.codings, 'coding')} in {_n(th.sources, 'source')}).")
+                for q in th.quotes:
+                    self.quote(q)
+
+        if m.theories:
+            doc.add_heading("Realist findings", 1)
+            if m.figure is not None and m.figure.png:
+                from docx.shared import Inches
+
+                doc.add_picture(io.BytesIO(m.figure.png), width=Inches(6.0))
+                self.caption("Figure", m.figure.number, m.figure.caption)
+            for t in m.theories:
+                doc.add_heading(f"{t.key}: {t.title}", 2)
+                if t.questions:
+                    doc.add_paragraph(f"Evaluation questions: {', '.join(t.questions)}.")
+                if t.description:
+                    doc.add_paragraph(t.description)
+                self.table(t.table)
+                if t.statements:
+                    doc.add_heading("If/then statements", 3)
+                    for s in t.statements:
+                        p = doc.add_paragraph(style="List Bullet")
+                        p.add_run(f"{s.key}: ").bold = True
+                        p.add_run(s.text)
+                if t.evidence:
+                    doc.add_heading("Evidence", 3)
+                    for q in t.evidence:
+                        self.quote(q, label=True)
+
+        if m.triangulation is not None:
+            doc.add_heading("Triangulation", 1)
+            self.table(m.triangulation)
+
+        doc.add_heading("Appendices", 1)
+        doc.add_heading("Appendix A: Codebook", 2)
+        self.table(m.appendices.codebook)
+        doc.add_heading("Appendix B: Diary template", 2)
+        for heading, prompts in m.appendices.diary_template:
+            doc.add_heading(heading, 3)
+            for prompt in prompts:
+                doc.add_paragraph(prompt, style="List Bullet")
+        doc.add_heading("Appendix C: Appraisal and saturation", 2)
+        self.table(m.appendices.appraisal)
+        self.table(m.appendices.saturation)
+        if m.refs and m.provenance == "appendix":
+            doc.add_heading("Appendix D: Provenance", 2)
+            doc.add_paragraph("Each superscript marker Pn refers to row n below: the excerpt, coding and source ids "
+                              "in the project that the quote, count or CMOC row rests on.")
+            pt = m.provenance_table()
+            pt.rows = [[f"P{r[0]}"] + r[1:] for r in pt.rows]
+            self._table(pt.columns, pt.rows)
+        if self.footnotes is not None:
+            self.footnotes.finish()
+
+
+def write_docx(model: ReportModel, path: str | os.PathLike, template: str | os.PathLike | None = None) -> Path:
+    """Write ``model`` as a Word document at ``path``; return the path."""
+    doc = _open_base(template)
+    _set_update_fields(doc)
+    cp = doc.core_properties
+    when = study_datetime(model.date)
+    cp.title = model.title
+    cp.subject = model.subtitle or ""
+    cp.author = ", ".join(model.authors) or "sp_realist"
+    cp.last_modified_by = "sp_realist"
+    cp.created = when
+    cp.modified = when
+    cp.last_printed = when
+    cp.revision = 1
+    cp.comments = ""
+    cp.keywords = "realist evaluation; CMOC"
+    _Writer(model, doc).write()
+    buf = io.BytesIO()
+    doc.save(buf)
+    path = Path(path)
+    path.write_bytes(_normalise_zip(buf.getvalue()))
+    return path
+
+
+def _normalise_zip(data: bytes) -> bytes:
+    """The same zip with every entry's timestamp fixed, so equal documents are equal bytes."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            zi = zipfile.ZipInfo(info.filename, date_time=FIXED_ZIP_TIME)
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zi.external_attr = info.external_attr
+            dst.writestr(zi, src.read(info.filename))
+    return out.getvalue()

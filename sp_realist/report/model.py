@@ -1,0 +1,829 @@
+"""The report model: everything a report says, computed from the project.
+
+:func:`build_report_model` reads the project once and returns a plain tree of
+dataclasses (:class:`ReportModel`).  The three writers (docx, html, md) only
+lay this tree out, so the documents always agree with each other, and every
+table in the model can also be written as CSV (:meth:`Table.frame`).
+
+Provenance: every quote, count row and CMOC row carries a ``ref`` number that
+points at a :class:`Ref` listing the excerpt ids (and coding / source ids)
+behind it.  Writers show these as an appendix or as footnotes.
+
+The model is deterministic: it depends only on the project's content, never on
+the clock, so two builds of the same study give the same documents.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+
+from .. import schema as S
+from ..errors import SpRealistError
+from ..sources import attribution_map
+from ..store import Project
+
+PROVENANCE_MODES = ("appendix", "footnotes", "none")
+CMOC_COLUMNS = ["Context (Resource)", "Mechanism (Behaviour)", "Outcome"]
+
+#: Wong & Papoutsi's (2016) six analysis steps, in our words.
+SIX_STEPS = (
+    ("1", "Relevance", "Does the text refer to data that might be relevant to programme theory development? "
+                       "Unsure items go to a 'concept box' to revisit."),
+    ("2", "Trustworthiness", "Are the data trustworthy enough to warrant changes to a CMOC or to the programme theory?"),
+    ("3", "Interpretation of meaning", "Can the text be interpreted as context, mechanism or outcome?"),
+    ("4", "Judgements about CMOCs", "What (partial or complete) CMOC do the data suggest, and how does it relate "
+                                    "to the CMOCs already developed?"),
+    ("5", "Judgements about programme theory", "How does the CMOC relate to the programme theory; does the theory "
+                                               "need to change?"),
+    ("6", "Theoretical saturation", "Has saturation been reached for this CMOC or part of the programme theory?"),
+)
+
+#: Driscoll's (2007) 'What? So what? Now what?' framework, used as the default
+#: diary-template appendix when the study does not supply its own.
+DRISCOLL_TEMPLATE = (
+    ("What? Returning to the situation",
+     ["What happened, in your own words?", "Who else was involved and what did they do?",
+      "How did you react?", "What is the key message you want to share?"]),
+    ("So what? Understanding the context",
+     ["What were you feeling at the time, and what do you feel now?", "What effect might your role have had?",
+      "What went well, and what troubles you about the situation?",
+      "How does your experience compare with your colleagues'?"]),
+    ("Now what? Modifying future outcomes",
+     ["What are the implications for you, for others and for the service?",
+      "What needs to change, and what should be tackled first?",
+      "What would you do differently next time, and what information would help?"]),
+)
+
+
+# --------------------------------------------------------------------------
+# Settings and model classes
+# --------------------------------------------------------------------------
+@dataclass
+class ReportSettings:
+    """What to put in a report and how to attribute it."""
+
+    title: str | None = None
+    subtitle: str | None = None
+    authors: list[str] = field(default_factory=list)
+    date: str | None = None  # ISO date of the study; the only date a report shows
+    provenance: str = "appendix"  # appendix | footnotes | none
+    quotes_per_theme: int = 3
+    quotes_per_cmoc: int = 2
+    max_quote_chars: int = 600
+    questions: dict[str, str] = field(default_factory=dict)  # evaluation questions for triangulation
+    introduction: str | None = None
+    diary_template: list[tuple[str, list[str]]] | None = None
+    figure: bool = True
+
+    def __post_init__(self) -> None:
+        if self.provenance not in PROVENANCE_MODES:
+            raise SpRealistError(
+                f"report settings: provenance {self.provenance!r} is not one of {', '.join(PROVENANCE_MODES)}; "
+                "choose one of them."
+            )
+        for name in ("quotes_per_theme", "quotes_per_cmoc", "max_quote_chars"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise SpRealistError(f"report settings: {name} must be a whole number >= 0, not {value!r}.")
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any] | None, where: str = "report settings") -> "ReportSettings":
+        data = dict(data or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known - {"formats", "template", "templates", "tables"})
+        if unknown:
+            raise SpRealistError(f"{where}: unknown setting(s) {', '.join(unknown)}; see docs/reports.md.")
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if isinstance(kwargs.get("authors"), str):
+            kwargs["authors"] = [kwargs["authors"]]
+        if kwargs.get("date") is not None:
+            kwargs["date"] = str(kwargs["date"])
+        if kwargs.get("questions") is not None:
+            if not isinstance(kwargs["questions"], dict):
+                raise SpRealistError(f"{where}: questions must be a mapping like {{Q1: text}}.")
+            kwargs["questions"] = {str(k): str(v) for k, v in kwargs["questions"].items()}
+        if kwargs.get("diary_template") is not None:
+            kwargs["diary_template"] = _parse_diary_template(kwargs["diary_template"], where)
+        return cls(**kwargs)
+
+
+def _parse_diary_template(value: Any, where: str) -> list[tuple[str, list[str]]]:
+    """``[{heading: ..., prompts: [...]}, ...]`` -> ``[(heading, prompts)]``."""
+    out = []
+    if not isinstance(value, list):
+        raise SpRealistError(f"{where}: diary_template must be a list of {{heading, prompts}}.")
+    for item in value:
+        if not isinstance(item, dict) or "heading" not in item:
+            raise SpRealistError(f"{where}: each diary_template entry needs a heading (and prompts).")
+        out.append((str(item["heading"]), [str(p) for p in item.get("prompts") or []]))
+    return out
+
+
+@dataclass
+class Ref:
+    """One provenance entry: what a report item rests on."""
+
+    number: int
+    what: str
+    excerpts: list[int] = field(default_factory=list)
+    codings: list[int] = field(default_factory=list)
+    sources: list[int] = field(default_factory=list)
+    locations: list[str] = field(default_factory=list)  # "source name [start:end]"
+
+    @property
+    def text(self) -> str:
+        parts = []
+        if self.excerpts:
+            parts.append("excerpt " + id_ranges(self.excerpts) if len(self.excerpts) == 1
+                         else "excerpts " + id_ranges(self.excerpts))
+        if self.codings:
+            parts.append(("coding " if len(self.codings) == 1 else "codings ") + id_ranges(self.codings))
+        if self.sources:
+            parts.append(("source " if len(self.sources) == 1 else "sources ") + id_ranges(self.sources))
+        if self.locations:
+            parts.append("; ".join(self.locations))
+        return f"{self.what}: " + ("; ".join(parts) if parts else "no underlying data")
+
+
+@dataclass
+class Quote:
+    text: str
+    attribution: str
+    source: str
+    source_id: int
+    start: int
+    end: int
+    excerpt_id: int | None = None
+    coding_id: int | None = None
+    role: str = "supports"
+    label: str | None = None  # e.g. the CMOC key it is evidence for
+    ref: int | None = None
+
+
+@dataclass
+class Table:
+    key: str  # file stem for CSV export
+    caption: str
+    columns: list[str]
+    rows: list[list[str]]
+    refs: list[int | None] = field(default_factory=list)  # provenance per row
+    number: int = 0
+    note: str | None = None
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+    @property
+    def label(self) -> str:
+        return f"Table {self.number}"
+
+
+@dataclass
+class Figure:
+    key: str
+    caption: str
+    png: bytes | None = None
+    svg: str | None = None
+    number: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"Figure {self.number}"
+
+
+@dataclass
+class ThemeSection:
+    name: str
+    level: int
+    description: str | None
+    phase: str
+    codes: list[str]
+    codings: int
+    sources: int
+    quotes: list[Quote]
+
+
+@dataclass
+class Statement:
+    key: str
+    text: str
+
+
+@dataclass
+class TheorySection:
+    key: str
+    title: str
+    description: str | None
+    questions: list[str]
+    table: Table
+    statements: list[Statement]
+    evidence: list[Quote]
+
+
+@dataclass
+class Methods:
+    paragraphs: list[str]
+    tables: list[Table]
+    steps: Table
+
+
+@dataclass
+class Appendices:
+    codebook: Table
+    diary_template: list[tuple[str, list[str]]]
+    appraisal: Table
+    saturation: Table
+
+
+@dataclass
+class ReportModel:
+    title: str
+    subtitle: str | None
+    authors: list[str]
+    date: str | None
+    provenance: str
+    introduction: str | None
+    methods: Methods
+    themes: list[ThemeSection]
+    theories: list[TheorySection]
+    figure: Figure | None
+    triangulation: Table | None
+    appendices: Appendices
+    refs: list[Ref]
+
+    def tables(self) -> list[Table]:
+        """Every table in document order (for CSV export)."""
+        out = list(self.methods.tables) + [self.methods.steps]
+        out += [t.table for t in self.theories]
+        if self.triangulation is not None:
+            out.append(self.triangulation)
+        out += [self.appendices.codebook, self.appendices.appraisal, self.appendices.saturation]
+        if self.refs and self.provenance != "none":
+            out.append(self.provenance_table())
+        return out
+
+    def provenance_table(self) -> Table:
+        rows = [[str(r.number), r.what, id_ranges(r.excerpts), id_ranges(r.codings), id_ranges(r.sources),
+                 "; ".join(r.locations)] for r in self.refs]
+        return Table(key="provenance", caption="Provenance of quotes, counts and CMOC rows",
+                     columns=["Ref", "Item", "Excerpt ids", "Coding ids", "Source ids", "Locations"],
+                     rows=rows, refs=[None] * len(rows), number=0)
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly dict of the whole model (figure bytes left out)."""
+        from dataclasses import asdict
+
+        d = asdict(self)
+        if d.get("figure"):
+            d["figure"]["png"] = None
+        return d
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+def id_ranges(ids: list[int]) -> str:
+    """``[1, 2, 3, 7, 9, 10]`` -> ``"1-3, 7, 9-10"``."""
+    ids = sorted(set(int(i) for i in ids))
+    out: list[str] = []
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        out.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return ", ".join(out)
+
+
+def clip_quote(text: str, limit: int) -> str:
+    """Whitespace-normalised quote, cut at a word boundary with ' [...]' when too long."""
+    text = " ".join(text.split())
+    if limit and len(text) > limit:
+        cut = text[:limit].rsplit(" ", 1)[0]
+        return cut.rstrip(",;:") + " [...]"
+    return text
+
+
+def lower_first(text: str) -> str:
+    text = (text or "").strip().rstrip(".")
+    if len(text) > 1 and text[0].isupper() and not text[1].isupper():
+        return text[0].lower() + text[1:]
+    return text
+
+
+def context_resource(context: str | None, resource: str | None) -> str:
+    """The report's 'Context (Resource)' column: the context with any resource folded in."""
+    context = (context or "").strip()
+    resource = (resource or "").strip()
+    if context and resource:
+        return f"{context} ({resource})"
+    return context or resource
+
+
+class _Refs:
+    """Allocates provenance numbers in document order."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.items: list[Ref] = []
+
+    def add(self, what: str, excerpts=(), codings=(), sources=(), locations=()) -> int | None:
+        if self.mode == "none":
+            return None
+        ref = Ref(number=len(self.items) + 1, what=what, excerpts=sorted(set(excerpts)),
+                  codings=sorted(set(codings)), sources=sorted(set(sources)), locations=list(locations))
+        self.items.append(ref)
+        return ref.number
+
+
+class _Data:
+    """Everything read from the project, once, in one connection."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.sources = {r["id"]: dict(r) for r in conn.execute(
+            select(S.sources.c.id, S.sources.c.name, S.sources.c.kind, S.sources.c.text, S.sources.c.date,
+                   S.sources.c.file_name, S.sources.c.participant_id, S.sources.c.ingest_order)
+        ).mappings()}
+        self.participants = {r["id"]: dict(r) for r in conn.execute(select(S.participants)).mappings()}
+        self.source_attrs: dict[int, dict[str, str]] = defaultdict(dict)
+        for sid, name, value in conn.execute(select(S.source_attributes.c.source_id, S.source_attributes.c.name,
+                                                    S.source_attributes.c.value)):
+            self.source_attrs[sid][name] = value
+        self.attribution = attribution_map(conn)
+        seg = S.segments
+        self.speaker_segments: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
+        rows = conn.execute(
+            select(seg.c.source_id, seg.c.start, seg.c.end, S.participants.c.code)
+            .select_from(seg.join(S.participants, seg.c.participant_id == S.participants.c.id))
+            .order_by(seg.c.source_id, seg.c.start))
+        for sid, start, end, code in rows:
+            self.speaker_segments[sid].append((start, end, code))
+
+    def site(self, source_id: int) -> str | None:
+        site = self.source_attrs.get(source_id, {}).get("site")
+        if site:
+            return site
+        pid = self.sources[source_id]["participant_id"]
+        if pid is not None:
+            return self.participants[pid]["site"]
+        return None
+
+    def attribution_at(self, source_id: int, start: int) -> str:
+        for s, e, code in self.speaker_segments.get(source_id, ()):
+            if s <= start < e:
+                return code
+        return self.attribution.get(source_id, self.sources[source_id]["name"])
+
+    def quote(self, source_id: int, start: int, end: int, limit: int, **kw) -> Quote:
+        src = self.sources[source_id]
+        return Quote(text=clip_quote(src["text"][start:end], limit), attribution=self.attribution_at(source_id, start),
+                     source=src["name"], source_id=source_id, start=start, end=end, **kw)
+
+
+# --------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------
+def _methods(d: _Data, refs: _Refs, counter: Counter) -> Methods:
+    sources = d.sources
+    by_kind = Counter(s["kind"] for s in sources.values())
+    paragraphs = []
+    if sources:
+        kinds = ", ".join(f"{n} {k.replace('_', ' ')} source{'s' if n != 1 else ''}" for k, n in sorted(by_kind.items()))
+        dates = sorted(s["date"] for s in sources.values() if s["date"])
+        span = f", dated {dates[0]} to {dates[-1]}" if dates else ""
+        paragraphs.append(f"The project holds {len(sources)} sources ({kinds}){span}, from "
+                          f"{len(d.participants)} participants.")
+    tables: list[Table] = []
+
+    # Diary entries per site (the reference report's Table 3.7).
+    diaries = [s for s in sources.values() if s["kind"] == "diary"]
+    if diaries:
+        per_site: dict[str, list[dict]] = defaultdict(list)
+        for s in diaries:
+            per_site[d.site(s["id"]) or "Unattributed"].append(s)
+        has_pages = any("pages" in d.source_attrs.get(s["id"], {}) for s in diaries)
+        columns = ["Site", "Diary keepers", "Entries", "Words"] + (["Pages"] if has_pages else [])
+        rows, row_refs = [], []
+        totals = [0, 0, 0, 0]
+
+        def pages_of(items: list[dict]) -> int:
+            per_file: dict[str, int] = {}
+            for s in items:
+                value = d.source_attrs.get(s["id"], {}).get("pages")
+                if value is None:
+                    continue
+                try:
+                    per_file[s["file_name"] or s["name"]] = int(float(value))
+                except ValueError:
+                    raise SpRealistError(
+                        f"source {s['name']!r}: attribute pages={value!r} is not a number; fix the attribute."
+                    ) from None
+            return sum(per_file.values())
+
+        for site in sorted(per_site):
+            items = per_site[site]
+            keepers = len({s["participant_id"] for s in items if s["participant_id"] is not None})
+            words = sum(len(s["text"].split()) for s in items)
+            row = [site, str(keepers), str(len(items)), str(words)]
+            if has_pages:
+                pages = pages_of(items)
+                totals[3] += pages
+                row.append(str(pages))
+            totals[0] += keepers
+            totals[1] += len(items)
+            totals[2] += words
+            rows.append(row)
+            row_refs.append(refs.add(f"Diary entries, site {site}", sources=[s["id"] for s in items]))
+        total = ["Total", str(totals[0]), str(totals[1]), str(totals[2])] + ([str(totals[3])] if has_pages else [])
+        rows.append(total)
+        row_refs.append(refs.add("Diary entries, all sites", sources=[s["id"] for s in diaries]))
+        tables.append(_numbered(Table(
+            key="diary_entries_by_site", caption="Diary entries per site", columns=columns, rows=rows,
+            refs=row_refs,
+            note="Pages are the sum, over distinct files, of the files' 'pages' attribute." if has_pages else None),
+            counter))
+
+    # Sources by kind and site.
+    if sources:
+        sites = sorted({d.site(sid) or "Unattributed" for sid in sources})
+        kinds = sorted(by_kind)
+        rows, row_refs = [], []
+        for kind in kinds:
+            ids = [sid for sid, s in sources.items() if s["kind"] == kind]
+            counts = Counter(d.site(sid) or "Unattributed" for sid in ids)
+            rows.append([kind.replace("_", " ")] + [str(counts.get(site, 0)) for site in sites] + [str(len(ids))])
+            row_refs.append(refs.add(f"Sources of kind {kind}", sources=ids))
+        col_tot = Counter(d.site(sid) or "Unattributed" for sid in sources)
+        rows.append(["Total"] + [str(col_tot[site]) for site in sites] + [str(len(sources))])
+        row_refs.append(refs.add("All sources", sources=list(sources)))
+        tables.append(_numbered(Table(key="sources_by_kind_and_site", caption="Sources by kind and site",
+                                      columns=["Kind"] + sites + ["Total"], rows=rows, refs=row_refs), counter))
+
+    # Participants by role.
+    if d.participants:
+        sources_of: dict[int, list[int]] = defaultdict(list)
+        for sid, s in sources.items():
+            if s["participant_id"] is not None:
+                sources_of[s["participant_id"]].append(sid)
+        pid_of = {row["code"]: p for p, row in d.participants.items()}
+        for sid, segs in d.speaker_segments.items():
+            for code in {c for _s, _e, c in segs}:
+                pid = pid_of.get(code)
+                if pid is not None and sid not in sources_of[pid]:
+                    sources_of[pid].append(sid)
+        by_role: dict[str, list[dict]] = defaultdict(list)
+        for p in d.participants.values():
+            by_role[p["role"] or "Not recorded"].append(p)
+        rows, row_refs = [], []
+        for role in sorted(by_role):
+            people = sorted(by_role[role], key=lambda p: p["code"])
+            ids = sorted({sid for p in people for sid in sources_of[p["id"]]})
+            sites = sorted({p["site"] for p in people if p["site"]})
+            rows.append([role, str(len(people)), ", ".join(sites), ", ".join(p["code"] for p in people), str(len(ids))])
+            row_refs.append(refs.add(f"Participants with role {role}", sources=ids))
+        tables.append(_numbered(Table(key="participants_by_role", caption="Participants by role",
+                                      columns=["Role", "Participants", "Sites", "Codes", "Sources"],
+                                      rows=rows, refs=row_refs), counter))
+
+    steps = _steps_table(d, refs)
+    paragraphs.append(
+        "The diaries were analysed with the six steps of Wong and Papoutsi (2016): each excerpt was appraised for "
+        "relevance and trustworthiness, interpreted as context, mechanism or outcome, and judged against the "
+        "developing context-mechanism-outcome configurations (CMOCs) and mid-range programme theories until "
+        "saturation. The table below records what the project holds for each step.")
+    return Methods(paragraphs=paragraphs, tables=tables, steps=_numbered(steps, counter))
+
+
+def _steps_table(d: _Data, refs: _Refs) -> Table:
+    a = S.appraisals
+    rows = d.conn.execute(select(a.c.excerpt_id, a.c.relevance, a.c.trust, a.c.interpretation, a.c.cmoc_judgement,
+                                 a.c.theory_change, a.c.saturation_note)).mappings().all()
+    n_cmocs = d.conn.execute(select(S.cmocs.c.status)).scalars().all()
+    n_theories = len(d.conn.execute(select(S.theories.c.id)).all())
+    n_history = len(d.conn.execute(select(S.theory_history.c.id)).all())
+
+    def tally(col: str, order: tuple[str, ...]) -> str:
+        c = Counter(r[col] for r in rows if r[col])
+        names = list(order) + sorted(set(c) - set(order))
+        return ", ".join(f"{n.replace('_', ' ')} {c[n]}" for n in names if c.get(n)) or "none recorded"
+
+    def ids_where(pred) -> list[int]:
+        return [r["excerpt_id"] for r in rows if pred(r)]
+
+    status = Counter(n_cmocs)
+    recorded = [
+        (f"{len(rows)} appraisals: " + tally("relevance", ("relevant", "concept_box", "not_relevant")),
+         ids_where(lambda r: r["relevance"])),
+        ("trust " + tally("trust", ("high", "moderate", "low")), ids_where(lambda r: r["trust"])),
+        (tally("interpretation", ("context", "mechanism_resource", "mechanism_response", "outcome", "unclear")),
+         ids_where(lambda r: r["interpretation"])),
+        (tally("cmoc_judgement", ("new", "supports", "refines", "refutes"))
+         + f"; {len(n_cmocs)} CMOCs ({status.get('complete', 0)} complete, {status.get('partial', 0)} partial)",
+         ids_where(lambda r: r["cmoc_judgement"])),
+        (f"{n_theories} mid-range theories; {sum(1 for r in rows if r['theory_change'])} appraisals changed a "
+         f"theory; {n_history} recorded refinements", ids_where(lambda r: r["theory_change"])),
+        (f"{sum(1 for r in rows if r['saturation_note'])} saturation notes (see the saturation appendix)",
+         ids_where(lambda r: r["saturation_note"])),
+    ]
+    out_rows, out_refs = [], []
+    for (num, name, question), (text, ids) in zip(SIX_STEPS, recorded):
+        out_rows.append([num, name, question, text])
+        out_refs.append(refs.add(f"Step {num} ({name})", excerpts=ids) if ids else None)
+    return Table(key="analysis_steps", caption="Analysis approach: the six steps of Wong and Papoutsi (2016)",
+                 columns=["Step", "Name", "Question", "Recorded in this project"], rows=out_rows, refs=out_refs)
+
+
+def _themes(d: _Data, refs: _Refs, settings: ReportSettings) -> list[ThemeSection]:
+    themes = d.conn.execute(select(S.themes).order_by(S.themes.c.ord, S.themes.c.id)).mappings().all()
+    if not themes:
+        return []
+    codes = dict(d.conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
+    theme_codes: dict[int, list[int]] = defaultdict(list)
+    for tid, cid in d.conn.execute(select(S.theme_codes.c.theme_id, S.theme_codes.c.code_id)):
+        theme_codes[tid].append(cid)
+    c = S.codings
+    codings_by_code: dict[int, list[dict]] = defaultdict(list)
+    for r in d.conn.execute(select(c.c.id, c.c.code_id, c.c.source_id, c.c.start, c.c.end, c.c.origin)
+                            .order_by(c.c.id)).mappings():
+        codings_by_code[r["code_id"]].append(dict(r))
+    excerpt_ids = {(r[1], r[2], r[3]): r[0] for r in d.conn.execute(
+        select(S.excerpts.c.id, S.excerpts.c.source_id, S.excerpts.c.start, S.excerpts.c.end))}
+
+    children: dict[int | None, list[dict]] = defaultdict(list)
+    for t in themes:
+        children[t["parent_id"]].append(dict(t))
+    out: list[ThemeSection] = []
+
+    def visit(theme: dict, level: int) -> None:
+        cids = sorted(theme_codes.get(theme["id"], []), key=lambda i: codes[i].lower())
+        items = [x for cid in cids for x in codings_by_code.get(cid, [])]
+        quotes = _pick_quotes(d, items, settings.quotes_per_theme)
+        q_objs = []
+        for item in quotes:
+            xid = excerpt_ids.get((item["source_id"], item["start"], item["end"]))
+            q = d.quote(item["source_id"], item["start"], item["end"], settings.max_quote_chars,
+                        coding_id=item["id"], excerpt_id=xid, label=codes[item["code_id"]])
+            q.ref = refs.add(f"Quote for theme {theme['name']!r}", excerpts=[xid] if xid else [],
+                             codings=[item["id"]], locations=[f"{q.source} [{q.start}:{q.end}]"])
+            q_objs.append(q)
+        out.append(ThemeSection(
+            name=theme["name"], level=level, description=theme["description"], phase=theme["phase"],
+            codes=[codes[i] for i in cids], codings=len(items), sources=len({x["source_id"] for x in items}),
+            quotes=q_objs))
+        for child in children.get(theme["id"], []):
+            visit(child, level + 1)
+
+    for t in children.get(None, []):
+        visit(t, 0)
+    return out
+
+
+def _pick_quotes(d: _Data, items: list[dict], n: int) -> list[dict]:
+    """Up to ``n`` codings to quote: manual before rule-made, readable lengths first,
+    spread over as many participants as possible; deterministic."""
+    if n <= 0 or not items:
+        return []
+
+    def key(x: dict):
+        length = x["end"] - x["start"]
+        return (0 if not str(x["origin"]).startswith("rule:") else 1,
+                0 if 40 <= length <= 400 else 1,
+                d.sources[x["source_id"]]["ingest_order"], x["start"], x["id"])
+
+    seen_spans = set()
+    ranked = []
+    for x in sorted(items, key=key):
+        span = (x["source_id"], x["start"], x["end"])
+        if span not in seen_spans:
+            seen_spans.add(span)
+            ranked.append(x)
+    chosen, people = [], set()
+    for x in ranked:  # first pass: one quote per participant
+        who = d.attribution_at(x["source_id"], x["start"])
+        if who not in people:
+            chosen.append(x)
+            people.add(who)
+        if len(chosen) == n:
+            break
+    for x in ranked:
+        if len(chosen) == n:
+            break
+        if x not in chosen:
+            chosen.append(x)
+    return chosen
+
+
+def _theories(project: Project, d: _Data, refs: _Refs, settings: ReportSettings, counter: Counter) -> list[TheorySection]:
+    from . import integrations
+
+    theories = d.conn.execute(select(S.theories).order_by(S.theories.c.ord, S.theories.c.id)).mappings().all()
+    cm = S.cmocs
+    ev = S.cmoc_evidence
+    x = S.excerpts
+    evidence: dict[int, list[dict]] = defaultdict(list)
+    for r in d.conn.execute(
+        select(ev.c.cmoc_id, ev.c.excerpt_id, ev.c.role, ev.c.component, x.c.source_id, x.c.start, x.c.end)
+        .select_from(ev.join(x, ev.c.excerpt_id == x.c.id)).order_by(ev.c.cmoc_id, ev.c.id)
+    ).mappings():
+        evidence[r["cmoc_id"]].append(dict(r))
+    statements = integrations.ifthen(project, d)
+    cells = integrations.cmoc_cells(project)
+    out = []
+    for number, t in enumerate(theories, start=1):
+        cmoc_rows = d.conn.execute(
+            select(cm).select_from(cm.join(S.theory_cmocs, S.theory_cmocs.c.cmoc_id == cm.c.id))
+            .where(S.theory_cmocs.c.theory_id == t["id"]).order_by(S.theory_cmocs.c.ord, cm.c.ord, cm.c.id)
+        ).mappings().all()
+        rows, row_refs, quotes, stmts = [], [], [], []
+        for c in cmoc_rows:
+            items = evidence.get(c["id"], [])
+            rows.append([c["key"]] + list(cells.get(c["key"]) or (
+                context_resource(c["context"], c["mechanism_resource"]),
+                (c["mechanism_response"] or "").strip(), (c["outcome"] or "").strip())))
+            row_refs.append(refs.add(
+                f"CMOC {c['key']}", excerpts=[e["excerpt_id"] for e in items],
+                sources=[e["source_id"] for e in items]))
+            if c["key"] in statements:
+                stmts.append(Statement(c["key"], statements[c["key"]]))
+            for e in _pick_evidence(d, items, settings.quotes_per_cmoc):
+                q = d.quote(e["source_id"], e["start"], e["end"], settings.max_quote_chars,
+                            excerpt_id=e["excerpt_id"], role=e["role"], label=c["key"])
+                q.ref = refs.add(f"Evidence for CMOC {c['key']} ({e['role']})", excerpts=[e["excerpt_id"]],
+                                 locations=[f"{q.source} [{q.start}:{q.end}]"])
+                quotes.append(q)
+        try:
+            questions = json.loads(t["questions"]) if t["questions"] else []
+        except ValueError:
+            questions = [t["questions"]]
+        table = _numbered(Table(
+            key=f"cmoc_{_slug(t['key'])}",
+            caption=f"CMO configurations for theory {number}: {t['title']}",
+            columns=["CMOC"] + CMOC_COLUMNS, rows=rows, refs=row_refs), counter)
+        out.append(TheorySection(key=t["key"], title=t["title"], description=t["description"],
+                                 questions=[str(q) for q in questions], table=table, statements=stmts,
+                                 evidence=quotes))
+    return out
+
+
+def _pick_evidence(d: _Data, items: list[dict], n: int) -> list[dict]:
+    if n <= 0:
+        return []
+    ranked = sorted(items, key=lambda e: (e["role"] != "supports", d.sources[e["source_id"]]["ingest_order"],
+                                          e["start"], e["excerpt_id"]))
+    chosen, people = [], set()
+    for e in ranked:
+        who = d.attribution_at(e["source_id"], e["start"])
+        if who not in people:
+            chosen.append(e)
+            people.add(who)
+        if len(chosen) == n:
+            break
+    for e in ranked:
+        if len(chosen) == n:
+            break
+        if e not in chosen:
+            chosen.append(e)
+    refutes = [e for e in ranked if e["role"] != "supports" and e not in chosen]
+    return chosen + refutes[:1]  # always show contrary evidence when there is some
+
+
+def _slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower() or "x"
+
+
+def _numbered(table: Table, counter: Counter) -> Table:
+    counter["table"] += 1
+    table.number = counter["table"]
+    if not table.refs:
+        table.refs = [None] * len(table.rows)
+    return table
+
+
+def _codebook(d: _Data, counter: Counter) -> Table:
+    rows = d.conn.execute(select(S.codes).order_by(S.codes.c.ord, S.codes.c.id)).mappings().all()
+    counts = Counter(d.conn.execute(select(S.codings.c.code_id)).scalars().all())
+    children: dict[int | None, list] = defaultdict(list)
+    for r in rows:
+        children[r["parent_id"]].append(r)
+    out = []
+
+    def visit(r, path: str) -> None:
+        name = f"{path} > {r['name']}" if path else r["name"]
+        out.append([name, r["definition"] or "", r["inclusion"] or "", r["exclusion"] or "", str(counts.get(r["id"], 0))])
+        for ch in children.get(r["id"], []):
+            visit(ch, name)
+
+    for r in children.get(None, []):
+        visit(r, "")
+    return _numbered(Table(key="codebook", caption="Codebook",
+                           columns=["Code", "Definition", "Inclusion", "Exclusion", "Codings"], rows=out), counter)
+
+
+def _cmocs_in_report_order(d: _Data) -> list[dict]:
+    """CMOCs in the order the report shows them: by theory, then within the theory; CMOCs in no theory last."""
+    rows = d.conn.execute(select(S.cmocs.c.id, S.cmocs.c.key, S.cmocs.c.status, S.cmocs.c.confidence,
+                                 S.cmocs.c.ord)).mappings().all()
+    position: dict[int, tuple] = {}
+    for t_ord, t_id, c_ord, c_id in d.conn.execute(
+            select(S.theories.c.ord, S.theories.c.id, S.theory_cmocs.c.ord, S.theory_cmocs.c.cmoc_id)
+            .select_from(S.theory_cmocs.join(S.theories, S.theory_cmocs.c.theory_id == S.theories.c.id))):
+        position[c_id] = min(position.get(c_id, (1e18,)), (0, t_ord, t_id, c_ord))
+    return [dict(r) for r in sorted(rows, key=lambda r: (position.get(r["id"], (1, 0, 0, r["ord"])), r["key"]))]
+
+
+def _appraisal_summary(d: _Data, refs: _Refs, counter: Counter) -> tuple[Table, Table]:
+    a, ev, x = S.appraisals, S.cmoc_evidence, S.excerpts
+    cm = _cmocs_in_report_order(d)
+    appr: dict[int, list[dict]] = defaultdict(list)
+    for r in d.conn.execute(select(a.c.excerpt_id, a.c.cmoc_id, a.c.trust, a.c.relevance, a.c.cmoc_judgement,
+                                   a.c.analyst, a.c.saturation_note).order_by(a.c.id)).mappings():
+        if r["cmoc_id"] is not None:
+            appr[r["cmoc_id"]].append(dict(r))
+    evid: dict[int, list[dict]] = defaultdict(list)
+    for r in d.conn.execute(select(ev.c.cmoc_id, ev.c.excerpt_id, ev.c.role, x.c.source_id, x.c.start)
+                            .select_from(ev.join(x, ev.c.excerpt_id == x.c.id)).order_by(ev.c.id)).mappings():
+        evid[r["cmoc_id"]].append(dict(r))
+    arows, arefs, srows, srefs = [], [], [], []
+    for c in cm:
+        items = appr.get(c["id"], [])
+        trust = Counter(i["trust"] for i in items if i["trust"])
+        judg = Counter(i["cmoc_judgement"] for i in items if i["cmoc_judgement"])
+        arows.append([c["key"], str(len(items)),
+                      str(trust.get("high", 0)), str(trust.get("moderate", 0)), str(trust.get("low", 0)),
+                      ", ".join(f"{k} {judg[k]}" for k in ("new", "supports", "refines", "refutes") if judg.get(k)),
+                      ", ".join(sorted({i["analyst"] for i in items}))])
+        arefs.append(refs.add(f"Appraisals for CMOC {c['key']}", excerpts=[i["excerpt_id"] for i in items])
+                     if items else None)
+        e = evid.get(c["id"], [])
+        people = {d.attribution_at(i["source_id"], i["start"]) for i in e}
+        sites = {d.site(i["source_id"]) for i in e} - {None}
+        notes = [i["saturation_note"] for i in items if i["saturation_note"]]
+        srows.append([c["key"], c["status"] or "", c["confidence"] or "",
+                      str(sum(1 for i in e if i["role"] == "supports")),
+                      str(sum(1 for i in e if i["role"] != "supports")),
+                      str(len({i["source_id"] for i in e})), str(len(people)), ", ".join(sorted(sites)),
+                      " / ".join(dict.fromkeys(notes))])
+        srefs.append(refs.add(f"Saturation counts for CMOC {c['key']}", excerpts=[i["excerpt_id"] for i in e],
+                              sources=[i["source_id"] for i in e]) if e else None)
+    appraisal = Table(key="appraisal_summary", caption="Appraisal summary per CMOC",
+                      columns=["CMOC", "Appraisals", "Trust high", "Trust moderate", "Trust low", "Judgements",
+                               "Analysts"], rows=arows, refs=arefs)
+    saturation = Table(key="saturation", caption="Evidence and saturation per CMOC",
+                       columns=["CMOC", "Status", "Confidence", "Supporting excerpts", "Refuting excerpts",
+                                "Sources", "Participants", "Sites", "Saturation notes"], rows=srows, refs=srefs)
+    return _numbered(appraisal, counter), _numbered(saturation, counter)
+
+
+# --------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------
+def build_report_model(project: Project, settings: ReportSettings | None = None) -> ReportModel:
+    """Read the project and return the :class:`ReportModel` every writer lays out."""
+    from . import integrations
+
+    settings = settings or ReportSettings()
+    refs = _Refs(settings.provenance)
+    counter: Counter = Counter()
+    with project.connect() as conn:
+        d = _Data(conn)
+        title = settings.title or project.get_setting("report.title") or "Evaluation report"
+        date = settings.date  # never invent a date: only the study's own date is shown
+        methods = _methods(d, refs, counter)
+        themes = _themes(d, refs, settings)
+        theories = _theories(project, d, refs, settings, counter)
+        triangulation = integrations.triangulation(project, d, settings.questions)
+        if triangulation is not None:
+            triangulation = _numbered(triangulation, counter)
+        codebook = _codebook(d, counter)
+        appraisal, saturation = _appraisal_summary(d, refs, counter)
+    figure = None
+    if settings.figure and theories:
+        figure = integrations.figure(project)
+        if figure is not None:
+            figure.number = 1
+    return ReportModel(
+        title=title, subtitle=settings.subtitle, authors=list(settings.authors), date=date,
+        provenance=settings.provenance, introduction=settings.introduction, methods=methods, themes=themes,
+        theories=theories, figure=figure, triangulation=triangulation,
+        appendices=Appendices(codebook=codebook,
+                              diary_template=settings.diary_template or [(h, list(p)) for h, p in DRISCOLL_TEMPLATE],
+                              appraisal=appraisal, saturation=saturation),
+        refs=refs.items,
+    )
+
+
+__all__ = [
+    "ReportSettings", "ReportModel", "Table", "Quote", "Ref", "Figure", "ThemeSection", "TheorySection",
+    "Statement", "Methods", "Appendices", "build_report_model", "id_ranges", "clip_quote", "CMOC_COLUMNS",
+    "PROVENANCE_MODES", "SIX_STEPS", "DRISCOLL_TEMPLATE",
+]

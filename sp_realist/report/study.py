@@ -1,0 +1,384 @@
+"""Reproducible studies: ``study.yaml`` -> project + every output (``sp-realist build``).
+
+:func:`load_study` reads and checks the manifest (every file it names must
+exist, every key must be known) before anything is created.
+:func:`build_study` then creates the project from scratch in a temporary file
+beside its destination, ingests the sources in the order the manifest lists
+them, imports the codebook (with its rules and themes), autocodes, imports
+codings, theories and analysis files, and only when all of that succeeded
+moves the project into place and writes the reports, the programme-theory
+figure (PNG, SVG, GraphML) and every table as CSV.
+
+The format is documented in docs/reports.md.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy import func, select
+
+from .. import schema as S
+from ..errors import ProjectError, SpRealistError
+from ..store import Project
+from .model import ReportSettings
+
+STUDY_FILE = "study.yaml"
+STUDY_KEYS = {"title", "project", "date", "participants", "sources", "codebook", "autocode", "codings", "theories",
+              "analysis", "questions", "report", "templates", "description"}
+SOURCE_KEYS = {"path", "paths", "manifest", "kind", "participant", "site", "role", "date", "attributes", "speakers"}
+PARTICIPANT_KEYS = {"code", "role", "site", "attributes"}
+BUILD_SETTING = "build"
+
+
+@dataclass
+class Study:
+    """A checked ``study.yaml``; paths are resolved against the study folder."""
+
+    folder: Path
+    title: str
+    project: str
+    date: str | None
+    participants: list[dict]
+    sources: list[dict]
+    codebook: Path | None
+    autocode: bool
+    codings: list[Path]
+    theories: list[Path]
+    analysis: list[Path]
+    questions: dict[str, str]
+    report: dict[str, Any]
+    formats: list[str]
+    templates: Path | None
+    docx_template: Path | None
+
+    def settings(self) -> ReportSettings:
+        data = {k: v for k, v in self.report.items() if k not in ("formats", "template", "templates", "tables")}
+        data.setdefault("title", self.title)
+        if self.date and "date" not in data:
+            data["date"] = self.date
+        data.setdefault("questions", self.questions)
+        return ReportSettings.from_mapping(data, f"{self.folder / STUDY_FILE}: report")
+
+
+@dataclass
+class BuildResult:
+    project: Path
+    outputs: list[Path] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    steps: list[str] = field(default_factory=list)
+
+
+def _as_list(value: Any, where: str) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [value]
+    if isinstance(value, list):
+        return value
+    raise SpRealistError(f"{where}: expected a file name or a list of file names.")
+
+
+def load_study(folder: str | os.PathLike) -> Study:
+    """Read and check ``folder/study.yaml``; raise one clear error for the first problem."""
+    import yaml
+
+    folder = Path(folder)
+    path = folder / STUDY_FILE if folder.is_dir() else folder
+    if path.name != STUDY_FILE and path.suffix not in (".yaml", ".yml"):
+        raise SpRealistError(f"{folder}: not a study folder; give a folder holding {STUDY_FILE}.")
+    if not path.is_file():
+        raise SpRealistError(f"{folder}: no {STUDY_FILE} in this folder; create one (see docs/reports.md).")
+    folder = path.parent
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SpRealistError(f"{path}: not valid YAML{line}; fix the file.") from None
+    except UnicodeDecodeError:
+        raise SpRealistError(f"{path}: not UTF-8 text; save it as UTF-8.") from None
+    if not isinstance(data, dict):
+        raise SpRealistError(f"{path}: must be a mapping with title, sources, codebook ...; see docs/reports.md.")
+    unknown = sorted(set(data) - STUDY_KEYS)
+    if unknown:
+        raise SpRealistError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(STUDY_KEYS))}.")
+
+    def file(value: Any, what: str) -> Path:
+        p = folder / str(value)
+        if not p.is_file():
+            raise SpRealistError(f"{path}: the {what} file {value} does not exist (looked in {folder}); fix the path.")
+        return p
+
+    title = str(data.get("title") or folder.name)
+    project = str(data.get("project") or f"{folder.name}.sprealist")
+    if "/" in project or "\\" in project:
+        raise SpRealistError(f"{path}: project must be a file name, not a path ({project!r}).")
+    if not project.endswith(".sprealist"):
+        project += ".sprealist"
+
+    participants = []
+    for i, p in enumerate(_as_list(data.get("participants"), f"{path}: participants"), start=1):
+        if not isinstance(p, dict) or not p.get("code"):
+            raise SpRealistError(f"{path}: participant #{i} needs a code, e.g. {{code: S1 DK1, role: link worker}}.")
+        bad = sorted(set(p) - PARTICIPANT_KEYS)
+        if bad:
+            raise SpRealistError(f"{path}: participant {p['code']}: unknown key(s) {', '.join(bad)}.")
+        participants.append({"code": str(p["code"]), "role": _opt(p.get("role")), "site": _opt(p.get("site")),
+                             "attributes": {str(k): str(v) for k, v in (p.get("attributes") or {}).items()}})
+
+    sources = []
+    entries = _as_list(data.get("sources"), f"{path}: sources")
+    if not entries:
+        raise SpRealistError(f"{path}: no sources; list the files under 'sources:'.")
+    for i, s in enumerate(entries, start=1):
+        where = f"{path}: source #{i}"
+        if isinstance(s, str):
+            s = {"path": s}
+        if not isinstance(s, dict):
+            raise SpRealistError(f"{where} must be a mapping with path (or paths, or manifest).")
+        bad = sorted(set(s) - SOURCE_KEYS)
+        if bad:
+            raise SpRealistError(f"{where}: unknown key(s) {', '.join(bad)}; allowed: {', '.join(sorted(SOURCE_KEYS))}.")
+        given = [k for k in ("path", "paths", "manifest") if s.get(k)]
+        if len(given) != 1:
+            raise SpRealistError(f"{where}: give exactly one of path, paths (a glob) or manifest.")
+        if s.get("kind") and s["kind"] not in S.SOURCE_KINDS:
+            raise SpRealistError(f"{where}: kind {s['kind']!r} is not one of {', '.join(S.SOURCE_KINDS)}.")
+        entry = {k: _opt(s.get(k)) for k in ("kind", "participant", "site", "role", "date")}
+        entry["attributes"] = {str(k): str(v) for k, v in (s.get("attributes") or {}).items()}
+        entry["speakers"] = {str(k): str(v) for k, v in (s.get("speakers") or {}).items()}
+        if s.get("manifest"):
+            entry["manifest"] = file(s["manifest"], "manifest")
+        elif s.get("paths"):
+            matches = sorted(glob.glob(str(folder / str(s["paths"]))))
+            if not matches:
+                raise SpRealistError(f"{where}: the pattern {s['paths']} matches no file in {folder}; fix it.")
+            entry["files"] = [Path(m) for m in matches]
+        else:
+            entry["files"] = [file(s["path"], "source")]
+        sources.append(entry)
+
+    report = data.get("report") or {}
+    if not isinstance(report, dict):
+        raise SpRealistError(f"{path}: report must be a mapping (title, formats, provenance ...).")
+    formats = [str(f) for f in _as_list(report.get("formats", ["docx", "html", "md"]), f"{path}: report formats")]
+    from .api import REPORT_FORMATS
+
+    bad = [f for f in formats if f not in REPORT_FORMATS]
+    if bad:
+        raise SpRealistError(f"{path}: report format(s) {', '.join(bad)} unknown; use {', '.join(REPORT_FORMATS)}.")
+    questions = data.get("questions") or {}
+    if not isinstance(questions, dict):
+        raise SpRealistError(f"{path}: questions must be a mapping like {{Q1: text}}.")
+    templates = None
+    if data.get("templates"):
+        templates = folder / str(data["templates"])
+        if not templates.is_dir():
+            raise SpRealistError(f"{path}: the templates folder {data['templates']} does not exist; fix the path.")
+    elif (folder / "templates").is_dir():
+        templates = folder / "templates"
+    date = data.get("date")
+    study = Study(
+        folder=folder, title=title, project=project, date=None if date is None else str(date),
+        participants=participants, sources=sources,
+        codebook=file(data["codebook"], "codebook") if data.get("codebook") else None,
+        autocode=bool(data.get("autocode", False)),
+        codings=[file(p, "codings") for p in _as_list(data.get("codings"), f"{path}: codings")],
+        theories=[file(p, "theories") for p in _as_list(data.get("theories"), f"{path}: theories")],
+        analysis=[file(p, "analysis") for p in _as_list(data.get("analysis"), f"{path}: analysis")],
+        questions={str(k): str(v) for k, v in questions.items()}, report=report, formats=formats,
+        templates=templates,
+        docx_template=file(report["template"], "Word template") if report.get("template") else None,
+    )
+    study.settings()  # validate the report settings now, before anything is written
+    return study
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None or str(value).strip() == "" else str(value)
+
+
+def _check_out(out: Path, project_name: str) -> None:
+    if out.exists() and not out.is_dir():
+        raise SpRealistError(f"{out}: exists and is not a folder; choose another --out.")
+    target = out / project_name
+    if target.exists():
+        try:
+            existing = Project.open(target)
+        except ProjectError:
+            raise SpRealistError(f"{target}: exists and is not an sp_realist project; move it away or choose "
+                                 "another --out.") from None
+        try:
+            built = existing.get_setting(BUILD_SETTING)
+        finally:
+            existing.close()
+        if not built:
+            raise SpRealistError(f"{target}: is a project that was not made by 'sp-realist build'; it will not be "
+                                 "overwritten. Choose another --out or move it away.")
+
+
+def _remove_project_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        p = Path(str(path) + suffix)
+        if p.exists():
+            p.unlink()
+
+
+def build_study(study_dir: str | os.PathLike, out: str | os.PathLike | None = None,
+                on_step: Callable[[str], None] | None = None, key: str | os.PathLike | None = None) -> BuildResult:
+    """Build the study in ``study_dir`` into ``out`` (default ``study_dir/out``); see the module docstring."""
+    study = load_study(study_dir)
+    out = Path(out) if out is not None else study.folder / "out"
+    _check_out(out, study.project)
+    out.mkdir(parents=True, exist_ok=True)
+    final = out / study.project
+    staging = out / f".{study.project}.building"
+    _remove_project_files(staging)
+    step = on_step or (lambda _msg: None)
+    result = BuildResult(project=final)
+
+    def note(msg: str) -> None:
+        result.steps.append(msg)
+        step(msg)
+
+    project = Project.create(staging)
+    try:
+        _populate(project, study, out, note)
+        result.counts = project_counts(project)
+    except BaseException:
+        project.close()
+        _remove_project_files(staging)
+        raise
+    project.close()
+    _remove_project_files(final)
+    os.replace(staging, final)
+    for suffix in ("-wal", "-shm"):
+        if Path(str(staging) + suffix).exists():  # pragma: no cover - closed engines remove these
+            os.replace(str(staging) + suffix, str(final) + suffix)
+    note(f"project {final}")
+
+    project = Project.open(final)
+    try:
+        result.outputs = write_outputs(project, study, out, key=key, note=note)
+    finally:
+        project.close()
+    return result
+
+
+def _populate(project: Project, study: Study, out: Path, note: Callable[[str], None]) -> None:
+    from ..sources import ensure_participant
+
+    rel_templates = None
+    if study.templates is not None:
+        rel_templates = os.path.relpath(study.templates.resolve(), out.resolve())
+    with project.begin() as conn:
+        project._set_meta(conn, f"setting:{BUILD_SETTING}", _json({
+            "study": os.path.relpath(study.folder.resolve(), out.resolve()), "title": study.title}))
+        project._set_meta(conn, "setting:report", _json({k: v for k, v in study.report.items()
+                                                          if k not in ("template",)} | (
+            {"date": study.date} if study.date and "date" not in study.report else {})))
+        project._set_meta(conn, "setting:questions", _json(study.questions))
+        if rel_templates:
+            project._set_meta(conn, "setting:templates_dir", _json(rel_templates))
+        for p in study.participants:
+            ensure_participant(conn, p["code"], role=p["role"], site=p["site"], attributes=p["attributes"])
+        project.log(conn, "build.start", study.title, participants=len(study.participants))
+    from ..ingest import ingest_manifest, ingest_paths
+
+    n_files = 0
+    for entry in study.sources:
+        if "manifest" in entry:
+            defaults = {k: entry[k] for k in ("kind", "participant", "site", "role", "date") if entry.get(k)}
+            rep = ingest_manifest(project, entry["manifest"], speaker_map=entry["speakers"] or None,
+                                  defaults=defaults or None)
+        else:
+            rep = ingest_paths(project, entry["files"], kind=entry["kind"], site=entry["site"],
+                               participant=entry["participant"], attributes=entry["attributes"] or None,
+                               role=entry["role"], date=entry["date"], speaker_map=entry["speakers"] or None)
+        refused = rep.refused
+        if refused:
+            first = refused[0]
+            msg = getattr(first, "message", None) or getattr(first, "reason", None) or str(first)
+            raise SpRealistError(f"{study.folder / STUDY_FILE}: {len(refused)} source file(s) could not be ingested; "
+                                 f"first: {msg}")
+        n_files += len(rep.files)
+    note(f"ingested {n_files} files")
+    if study.codebook is not None:
+        from ..coding.codebook import import_codebook_yaml
+
+        import_codebook_yaml(project, study.codebook)
+        note(f"codebook {study.codebook.name}")
+    if study.autocode:
+        from ..coding.autocode import autocode
+
+        hits = autocode(project)
+        new = int(hits["new"].sum()) if "new" in hits.columns and len(hits) else len(hits)
+        note(f"autocoded: {new} codings from the codebook's rules")
+    for path in study.codings:
+        from ..coding.codings import import_codings_yaml
+
+        stats = import_codings_yaml(project, path)
+        note(f"codings {path.name}: {stats.get('added', 0)} added")
+    for path in study.theories:
+        from ..cmoc.theoryfile import import_theories_yaml
+
+        import_theories_yaml(project, path)
+        note(f"theories {path.name}")
+    for path in study.analysis:
+        try:
+            from ..cmoc.analysisfile import import_analysis_yaml
+        except ImportError:
+            raise SpRealistError(f"{path}: analysis files need sp_realist.cmoc.analysisfile, which this installation "
+                                 "lacks; reinstall sp_realist.") from None
+        import_analysis_yaml(project, path)
+        note(f"analysis {path.name}")
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def project_counts(project: Project) -> dict[str, int]:
+    with project.connect() as conn:
+        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
+                for t in (S.sources, S.participants, S.codes, S.codings, S.themes, S.excerpts, S.appraisals,
+                          S.theories, S.cmocs)}
+
+
+def write_outputs(project: Project, study: Study, out: Path, key=None,
+                  note: Callable[[str], None] = lambda _m: None) -> list[Path]:
+    """Reports in every requested format, the figure files and every table as CSV."""
+    from .api import write_reports
+    from .render import export_extra_tables
+
+    settings = study.settings()
+    targets = [(out / f"report.{fmt}", fmt) for fmt in study.formats]
+    tables_dir = out / "tables"
+    if tables_dir.exists():
+        shutil.rmtree(tables_dir)
+    result = write_reports(project, targets, settings=settings, template=study.docx_template,
+                           template_dirs=[study.templates] if study.templates else [], key=key,
+                           tables_dir=tables_dir)
+    outputs = list(result.paths)
+    outputs += export_extra_tables(project, result.model, tables_dir)
+    outputs += result.tables
+    note(f"reports: {', '.join(p.name for p in result.paths)}")
+    outputs += write_figures(project, result.model, out / "figures")
+    note(f"{len(result.tables) + 2} tables in {tables_dir}")
+    return outputs
+
+
+def write_figures(project: Project, model, folder: Path) -> list[Path]:
+    """The programme-theory figure as PNG and SVG, and its graph as GraphML."""
+    from . import integrations
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return integrations.write_graph_files(project, model, folder)
