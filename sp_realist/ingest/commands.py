@@ -1,7 +1,365 @@
-"""Commands of sp_realist.ingest (filled by its issue)."""
+"""Commands of sp_realist.ingest: ``ingest``, ``sources``, ``participants``,
+``attributes`` and ``summary``.  Each is a thin wrapper over a library
+function in :mod:`sp_realist.ingest` / :mod:`sp_realist.ingest.browse`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
 
 import click
+import pandas as pd
+
+from .. import schema as S
+from ..cli_support import emit, err_console, format_option, get_project, message, parse_attrs, project_option
+from ..errors import SpRealistError
+from ..output import to_markdown, to_records
+
+
+def _progress_bar(total: int):
+    """A rich progress bar on stderr for multi-file ingest; ``None`` for one file."""
+    if total < 2:
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=err_console, transient=True)
+    task = bar.add_task("ingest", total=total)
+    return bar, (lambda done, _total: bar.update(task, completed=done))
+
+
+@click.command("ingest")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--kind", type=click.Choice(S.SOURCE_KINDS), default=None,
+              help="Kind of source. Default: diary for files in the reflective-diary template, else interview.")
+@click.option("--site", default=None, metavar="SITE", help="Site of every source, e.g. S1 (a source attribute).")
+@click.option("--participant", default=None, metavar="CODE",
+              help="Participant code, e.g. 'S1 DK1' (a diary entry's own 'Participant code:' line wins).")
+@click.option("--role", default=None, metavar="ROLE", help="Role of that participant, e.g. 'link worker'.")
+@click.option("--date", "date_", default=None, metavar="DATE",
+              help="Date of an interview (dd/mm/yyyy or yyyy-mm-dd); diary entries use their own dates.")
+@click.option("--attr", "attrs", multiple=True, metavar="NAME=VALUE", help="A source attribute (repeatable).")
+@click.option("--speaker-map", "speaker_map", multiple=True, metavar="NAME=CODE",
+              help="Map an interview speaker label to a participant code, e.g. 'Sarah=S1 LW1' (repeatable).")
+@click.option("--manifest", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="CSV listing files: path,kind,participant,site,role,date,<any attribute>.")
+@click.option("--replace", is_flag=True,
+              help="Replace sources of files that changed since they were ingested. This DELETES the old "
+                   "sources' codings, excerpts, appraisals and memos.")
+@project_option
+@format_option
+def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, manifest, replace, project_path,
+               fmt, output):
+    """Ingest transcripts (.txt .md .docx .vtt .srt) and reflective diaries.
+
+    Each file is ingested in its own transaction. A file already ingested with
+    the same content is left alone; a changed file is refused unless --replace.
+    Bad files are reported (exit 1) after the good ones are ingested.
+
+    \b
+    Examples:
+      sp-realist ingest diaries/s1-dk1.docx diaries/s1-dk2.md --site S1
+      sp-realist ingest interviews/*.vtt --kind interview --speaker-map "Sarah=S1 LW1"
+      sp-realist ingest --manifest interviews/manifest.csv
+    """
+    from . import ingest_manifest, ingest_paths
+
+    if not files and not manifest:
+        raise click.UsageError("Give FILES to ingest or --manifest CSV.")
+    attributes = parse_attrs(attrs)
+    project = get_project(project_path)
+    frames = []
+    refused = []
+    jobs = []
+    if files:
+        jobs.append(("files", len(files)))
+    if manifest:
+        from . import read_manifest
+
+        jobs.append(("manifest", len(read_manifest(manifest))))
+    for what, total in jobs:
+        bar, progress = _progress_bar(total)
+        try:
+            if bar:
+                bar.start()
+            if what == "files":
+                report = ingest_paths(project, files, kind=kind, site=site, participant=participant,
+                                      attributes=attributes, replace=replace, progress=progress,
+                                      speaker_map=speaker_map, role=role, date=date_)
+            else:
+                defaults = {"kind": kind, "site": site, "participant": participant, "role": role, "date": date_,
+                            **attributes}
+                report = ingest_manifest(project, manifest, replace=replace, progress=progress,
+                                         speaker_map=speaker_map, defaults=defaults)
+        finally:
+            if bar:
+                bar.stop()
+        frames.append(report.frame())
+        refused += report.refused
+    df = pd.concat(frames, ignore_index=True)
+    emit(df, fmt, output, title="Ingest")
+    counts = df["status"].value_counts()
+    message("; ".join(f"{counts.get(s, 0)} {s}" for s in ("ingested", "replaced", "unchanged", "refused")
+                      if counts.get(s, 0)) + f" ({int(df['sources'].sum())} sources).")
+    if refused:
+        for f in refused:
+            err_console.print(f"Error: {f.message}", markup=False, soft_wrap=True)
+        raise click.exceptions.Exit(1)
+
+
+# --- sources -----------------------------------------------------------------------
+
+@click.group("sources")
+def sources_group() -> None:
+    """List sources and show one with its segments.
+
+    \b
+    Examples:
+      sp-realist sources list --kind diary --site S1
+      sp-realist sources show "S1 DK1 2019-05-14"
+    """
+
+
+@sources_group.command("list")
+@click.option("--kind", type=click.Choice(S.SOURCE_KINDS), default=None, help="Only sources of this kind.")
+@click.option("--site", default=None, help="Only sources with this site attribute.")
+@click.option("--participant", default=None, metavar="CODE", help="Only this participant's sources.")
+@project_option
+@format_option
+def sources_list(kind, site, participant, project_path, fmt, output) -> None:
+    """List sources: name, kind, participant, date, size, segments and attributes.
+
+    \b
+    Example:
+      sp-realist sources list --kind diary --format csv > sources.csv
+    """
+    from .browse import list_sources
+
+    emit(list_sources(get_project(project_path), kind, site, participant), fmt, output, title="Sources")
+
+
+@sources_group.command("show")
+@click.argument("source")
+@click.option("--no-text", is_flag=True, help="Leave out the segments' text.")
+@project_option
+@format_option
+def sources_show(source, no_text, project_path, fmt, output) -> None:
+    """Show one source (by name or id) with its segments, speakers and sections.
+
+    \b
+    Examples:
+      sp-realist sources show "S1 DK1 2019-05-14"
+      sp-realist sources show 12 --format json
+    """
+    from .browse import source_detail
+
+    facts, df = source_detail(get_project(project_path), source, text=not no_text)
+    attrs = ", ".join(f"{k}={v}" for k, v in sorted(facts["attributes"].items()))
+    head = (f"{facts['name']} ({facts['kind']}; participant {facts['participant'] or '-'}; date "
+            f"{facts['date'] or '-'}; file {facts['file'] or '-'}{'' if facts['entry'] is None else ' entry ' + str(facts['entry'])}"
+            f"; {facts['words']} words{'; ' + attrs if attrs else ''})")
+    if fmt == "json":
+        text = json.dumps({"source": facts, "segments": to_records(df)}, ensure_ascii=False, indent=2,
+                          default=str) + "\n"
+        _write(text, output)
+    elif fmt == "md":
+        _write(f"## {facts['name']}\n\n{head}\n\n" + to_markdown(df), output)
+    else:
+        if fmt == "table":  # leave out columns that are empty for this source
+            df = df[[c for c in df.columns if c in ("ord", "start", "end", "kind", "text") or df[c].notna().any()]]
+        emit(df, fmt, output, title=head)
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+# --- participants ------------------------------------------------------------------
+
+@click.group("participants")
+def participants_group() -> None:
+    """List, add and edit participants (codes such as 'S1 DK1').
+
+    \b
+    Examples:
+      sp-realist participants list
+      sp-realist participants add "S1 DK1" --role "link worker" --site S1
+      sp-realist participants edit "S1 DK1" --role manager --attr gender=F
+    """
+
+
+@participants_group.command("list")
+@click.option("--role", default=None, help="Only participants with this role.")
+@click.option("--site", default=None, help="Only participants at this site.")
+@project_option
+@format_option
+def participants_list(role, site, project_path, fmt, output) -> None:
+    """List participants with their role, site, number of sources and turns, attributes.
+
+    \b
+    Example:
+      sp-realist participants list --site S1 --format md
+    """
+    from .browse import participants_frame
+
+    emit(participants_frame(get_project(project_path), role, site), fmt, output, title="Participants")
+
+
+@participants_group.command("add")
+@click.argument("code")
+@click.option("--role", default=None, help="Role, e.g. 'link worker', 'manager', 'GP referrer'.")
+@click.option("--site", default=None, help="Site, e.g. S1.")
+@click.option("--attr", "attrs", multiple=True, metavar="NAME=VALUE", help="A participant attribute (repeatable).")
+@project_option
+@format_option
+def participants_add(code, role, site, attrs, project_path, fmt, output) -> None:
+    """Add a participant.
+
+    \b
+    Example:
+      sp-realist participants add "S3 DK2" --role "link worker" --site S3
+    """
+    from .browse import add_participant
+
+    df = add_participant(get_project(project_path), code, role, site, parse_attrs(attrs))
+    emit(df, fmt, output, title="Participant added")
+
+
+@participants_group.command("edit")
+@click.argument("code")
+@click.option("--role", default=None, help="New role ('' clears it).")
+@click.option("--site", default=None, help="New site ('' clears it).")
+@click.option("--rename", default=None, metavar="NEW_CODE", help="Change the participant's code.")
+@click.option("--attr", "attrs", multiple=True, metavar="NAME=VALUE", help="Set an attribute (repeatable).")
+@click.option("--unset", multiple=True, metavar="NAME", help="Remove an attribute (repeatable).")
+@project_option
+@format_option
+def participants_edit(code, role, site, rename, attrs, unset, project_path, fmt, output) -> None:
+    """Edit a participant's role, site, code or attributes.
+
+    \b
+    Example:
+      sp-realist participants edit "S1 DK1" --role manager --attr wave=2
+    """
+    from .browse import edit_participant
+
+    df = edit_participant(get_project(project_path), code, role, site, parse_attrs(attrs), rename, unset)
+    emit(df, fmt, output, title="Participant")
+
+
+# --- attributes ----------------------------------------------------------------------
+
+@click.group("attributes")
+def attributes_group() -> None:
+    """List attributes of sources and participants, and set them.
+
+    \b
+    Examples:
+      sp-realist attributes list
+      sp-realist attributes list --name site
+      sp-realist attributes set "S1 DK1 2019-05-14" wave=1 pages=2
+    """
+
+
+@attributes_group.command("list")
+@click.option("--name", default=None, help="Show the values of this attribute and how often each occurs.")
+@click.option("--of", "entity", type=click.Choice(["source", "participant"]), default=None,
+              help="Only source or participant attributes.")
+@project_option
+@format_option
+def attributes_list(name, entity, project_path, fmt, output) -> None:
+    """List attribute names (how many carry each, distinct values, examples), or one attribute's values.
+
+    \b
+    Examples:
+      sp-realist attributes list
+      sp-realist attributes list --name surgery --format csv
+    """
+    from .browse import attributes_frame
+
+    emit(attributes_frame(get_project(project_path), name, entity), fmt, output, title="Attributes")
+
+
+@attributes_group.command("set")
+@click.argument("source")
+@click.argument("pairs", nargs=-1)
+@click.option("--unset", multiple=True, metavar="NAME", help="Remove an attribute (repeatable).")
+@project_option
+@format_option
+def attributes_set(source, pairs, unset, project_path, fmt, output) -> None:
+    """Set attributes of one source (by name or id). For participants use 'participants edit --attr'.
+
+    \b
+    Examples:
+      sp-realist attributes set "S1 DK1 2019-05-14" wave=1 health_board="Cwm Taf"
+      sp-realist attributes set 12 --unset wave
+    """
+    from .browse import set_source_attributes
+
+    attrs = parse_attrs(pairs)
+    result = set_source_attributes(get_project(project_path), source, attrs, unset)
+    emit(pd.DataFrame(sorted(result.items()), columns=["name", "value"]), fmt, output, title=source)
+
+
+# --- summary -------------------------------------------------------------------------
+
+TABLE_TITLES = {
+    "sources": "Sources by site and kind",
+    "diaries": "Diary entries and pages per site (pages: 'pages' attribute per file, else words/{wpp} rounded up)",
+    "participants": "Participants by role",
+}
+
+
+@click.command("summary")
+@click.option("--table", "which", type=click.Choice(["all", "sources", "diaries", "participants"]), default="all",
+              show_default=True, help="Which table to show.")
+@click.option("--words-per-page", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Words per page for estimated page counts.")
+@project_option
+@format_option
+def summary_cmd(which, words_per_page, project_path, fmt, output) -> None:
+    """Summarise the corpus: sources by kind and site, diary entries and pages per site
+    (like Table 3.7 of the Mind Cymru report), participants by role.
+
+    Pages come from a 'pages' attribute of a diary file (counted once per file)
+    when given, else are estimated as words/500 rounded up per file.
+
+    \b
+    Examples:
+      sp-realist summary
+      sp-realist summary --table diaries --format md
+      sp-realist summary --format json > summary.json
+    """
+    from .browse import summary
+
+    tables = summary(get_project(project_path), words_per_page)
+    names = list(tables) if which == "all" else [which]
+    if fmt == "json":
+        obj = {n: to_records(tables[n]) for n in names}
+        _write(json.dumps(obj if which == "all" else obj[which], ensure_ascii=False, indent=2, default=str) + "\n",
+               output)
+        return
+    if fmt == "csv" and len(names) > 1:
+        raise SpRealistError("summary: CSV holds one table; choose it with --table sources|diaries|participants.")
+    if fmt == "md":
+        _write("\n".join(f"### {TABLE_TITLES[n].format(wpp=words_per_page)}\n\n{to_markdown(tables[n])}"
+                         for n in names), output)
+        return
+    if output and len(names) > 1:
+        raise SpRealistError("summary: --output with --format table writes one table; choose it with --table.")
+    for n in names:
+        emit(tables[n], fmt, output, title=TABLE_TITLES[n].format(wpp=words_per_page))
 
 
 def register(main: click.Group) -> None:
     """Add this area's commands to the main group."""
+    main.add_command(ingest_cmd)
+    main.add_command(sources_group)
+    main.add_command(participants_group)
+    main.add_command(attributes_group)
+    main.add_command(summary_cmd)
