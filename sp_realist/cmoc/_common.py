@@ -86,6 +86,12 @@ def resolve_excerpt(conn: Connection, ref: int | str | dict, where: str = "excer
     if isinstance(ref, dict):
         if ref.get("excerpt") is not None:
             return resolve_excerpt(conn, ref["excerpt"], where)
+        if ref.get("coding") is not None:
+            row = conn.execute(select(S.codings.c.source_id, S.codings.c.start, S.codings.c.end)
+                               .where(S.codings.c.id == int(ref["coding"]))).first()
+            if row is None:
+                raise NotFoundError(f"{where}: no coding with id {ref['coding']}; see 'sp-realist retrieve'.")
+            return get_or_create_excerpt(conn, *row)
         sid, start, end = locate_excerpt(conn, ref, where)
         return get_or_create_excerpt(conn, sid, start, end)
     if isinstance(ref, int) or str(ref).isdigit():

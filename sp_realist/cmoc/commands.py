@@ -11,7 +11,8 @@ import click
 
 from ..cli_support import emit, format_option, get_project, group, message, project_option, resolve_coder
 from ..output import to_markdown, to_records
-from ._common import COMPONENTS, CONFIDENCES, RELATION_KINDS, ROLES, STATUSES
+from ._common import (CMOC_JUDGEMENTS, COMPONENTS, CONFIDENCES, INTERPRETATIONS, RELATION_KINDS, RELEVANCE, ROLES,
+                      STATUSES, TRUST)
 
 
 def analyst_option(func: Callable) -> Callable:
@@ -546,8 +547,311 @@ def ifthen_cmd(theory, template, project_path, fmt, output) -> None:
     emit(ifthen_statements(get_project(project_path), theory, template), fmt, output, title="If/then statements")
 
 
+# ---------------------------------------------------------------------------
+# appraise
+# ---------------------------------------------------------------------------
+@group("appraise")
+def appraise_group() -> None:
+    """Wong & Papoutsi's six-step appraisal of excerpts (per analyst, with history).
+
+    \b
+    Steps: 1 relevance, 2 trust (+ rationale), 3 interpretation (C, M resource, M response, O),
+    4 CMOC judgement (+ CMOC), 5 theory (+ whether it must change), 6 saturation note.
+    Example:
+      sp-realist appraise queue --analyst RA
+      sp-realist appraise set --source "S1 DK1 2019-05-14" --segment 2 --relevance relevant \\
+          --trust high --interpretation context --judgement supports --cmoc T1.1 --link
+    """
+
+
+def coding_option(func: Callable) -> Callable:
+    return click.option("--coding", "coding_id", type=int, default=None, help="Appraise this coded span.")(func)
+
+
+def _appraisal_ref(source, quote, span, segment, section, excerpt_id, coding_id):
+    if coding_id is not None:
+        return {"coding": coding_id}
+    return excerpt_spec(source, quote, span, segment, section, excerpt_id)
+
+
+@appraise_group.command("set")
+@excerpt_options
+@coding_option
+@click.option("--relevance", type=click.Choice(RELEVANCE), default=None, help="Step 1.")
+@click.option("--trust", type=click.Choice(TRUST), default=None, help="Step 2.")
+@click.option("--rationale", "trust_rationale", default=None, help="Step 2: why this trust.")
+@click.option("--interpretation", type=click.Choice(INTERPRETATIONS), default=None, help="Step 3.")
+@click.option("--judgement", "cmoc_judgement", type=click.Choice(CMOC_JUDGEMENTS), default=None, help="Step 4.")
+@click.option("--cmoc", default=None, help="Step 4: the CMOC the judgement concerns.")
+@click.option("--theory", default=None, help="Step 5: the programme theory concerned.")
+@click.option("--theory-change", type=click.Choice(["yes", "no"]), default=None,
+              help="Step 5: must the theory change?")
+@click.option("--theory-note", default=None, help="Step 5: note.")
+@click.option("--saturation-note", default=None, help="Step 6: note on theoretical saturation.")
+@click.option("--note", default=None)
+@click.option("--link", is_flag=True, help="Also link the excerpt to the CMOC as evidence (refutes/supports).")
+@analyst_option
+@project_option
+def appraise_set_cmd(source, quote, span, segment, section, excerpt_id, coding_id, link, analyst, project_path,
+                     **steps) -> None:
+    """Record or edit your appraisal of an excerpt (earlier versions are kept).
+
+    \b
+    Example:
+      sp-realist appraise set --source "S1 DK1 2019-05-14" --quote "I wasn't told" \\
+          --relevance relevant --trust high --rationale "written the same week" --analyst RA
+      sp-realist appraise set --coding 42 --relevance concept_box
+    """
+    from .appraisal import set_appraisal
+
+    ref = _appraisal_ref(source, quote, span, segment, section, excerpt_id, coding_id)
+    steps = {k: v for k, v in steps.items() if v is not None}
+    if not steps:
+        raise click.UsageError("Give at least one step, e.g. --relevance relevant.")
+    result = set_appraisal(get_project(project_path), ref, resolve_coder(analyst), link=link, **steps)
+    changed = ", ".join(result["changed"]) or "nothing"
+    message(f"Appraisal of excerpt {result['excerpt_id']} {result['status']} ({changed})")
+
+
+@appraise_group.command("show")
+@excerpt_options
+@coding_option
+@project_option
+@format_option
+def appraise_show_cmd(source, quote, span, segment, section, excerpt_id, coding_id, project_path, fmt, output) -> None:
+    """Every analyst's appraisal of one excerpt.
+
+    \b
+    Example:
+      sp-realist appraise show --source "S1 DK1 2019-05-14" --segment 2
+    """
+    from .appraisal import show_appraisal
+
+    ref = _appraisal_ref(source, quote, span, segment, section, excerpt_id, coding_id)
+    emit(show_appraisal(get_project(project_path), ref), fmt, output, title="Appraisals")
+
+
+@appraise_group.command("history")
+@excerpt_options
+@coding_option
+@click.option("--analyst", default=None, help="Only this analyst's appraisal.")
+@project_option
+@format_option
+def appraise_history_cmd(source, quote, span, segment, section, excerpt_id, coding_id, analyst, project_path, fmt,
+                         output) -> None:
+    """Every version of the appraisals of one excerpt, oldest first.
+
+    \b
+    Example:
+      sp-realist appraise history --excerpt 12 --analyst RA
+    """
+    from .appraisal import appraisal_history
+
+    ref = _appraisal_ref(source, quote, span, segment, section, excerpt_id, coding_id)
+    emit(appraisal_history(get_project(project_path), ref, analyst), fmt, output, title="Appraisal history")
+
+
+@appraise_group.command("list")
+@click.option("--analyst", default=None)
+@click.option("--cmoc", default=None)
+@click.option("--theory", default=None)
+@click.option("--relevance", type=click.Choice(RELEVANCE), default=None)
+@project_option
+@format_option(xlsx=True)
+def appraise_list_cmd(analyst, cmoc, theory, relevance, project_path, fmt, output) -> None:
+    """List appraisals, optionally by analyst, CMOC, theory or relevance.
+
+    \b
+    Example:
+      sp-realist appraise list --cmoc T1.1 --format csv -o t1.1.csv
+    """
+    from .appraisal import list_appraisals
+
+    emit(list_appraisals(get_project(project_path), analyst, cmoc, theory, relevance), fmt, output,
+         title="Appraisals")
+
+
+@appraise_group.command("queue")
+@click.option("--analyst", default=None, help="What this analyst has not appraised (default: nobody has).")
+@click.option("--unit", type=click.Choice(["all", "segment", "coding"]), default="all", show_default=True)
+@click.option("--source", default=None, help="Only this source.")
+@click.option("--limit", type=int, default=None, help="At most this many rows.")
+@project_option
+@format_option
+def appraise_queue_cmd(analyst, unit, source, limit, project_path, fmt, output) -> None:
+    """What is still unappraised: segments and coded spans, in ingest order.
+
+    \b
+    Example:
+      sp-realist appraise queue --analyst RA --unit coding --limit 20
+    """
+    from .appraisal import appraisal_queue
+
+    emit(appraisal_queue(get_project(project_path), analyst, unit, source, limit), fmt, output,
+         title="To appraise")
+
+
+@appraise_group.command("concept-box")
+@click.option("--analyst", default=None)
+@project_option
+@format_option
+def appraise_concept_box_cmd(analyst, project_path, fmt, output) -> None:
+    """Excerpts in the concept box (relevance concept_box or interpretation unclear): revisit them.
+
+    \b
+    Example:
+      sp-realist appraise concept-box --analyst RA
+    """
+    from .appraisal import concept_box
+
+    emit(concept_box(get_project(project_path), analyst), fmt, output, title="Concept box")
+
+
+@appraise_group.command("summary")
+@project_option
+@format_option
+def appraise_summary_cmd(project_path, fmt, output) -> None:
+    """How many appraisals took each value at each step.
+
+    \b
+    Example:
+      sp-realist appraise summary --format md
+    """
+    from .appraisal import appraisal_summary
+
+    emit(appraisal_summary(get_project(project_path)), fmt, output, title="Appraisal summary")
+
+
+# ---------------------------------------------------------------------------
+# analysis files
+# ---------------------------------------------------------------------------
+@group("analysis")
+def analysis_group() -> None:
+    """Analysis files (YAML): appraisals and CMOC evidence kept in git.
+
+    \b
+    Example:
+      sp-realist analysis import analysis.yaml
+    """
+
+
+@analysis_group.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@analyst_option
+@project_option
+def analysis_import_cmd(path, analyst, project_path) -> None:
+    """Import appraisals and evidence from an analysis file (all or nothing).
+
+    \b
+    Example:
+      sp-realist theory import theories.yaml
+      sp-realist analysis import analysis.yaml
+    """
+    from .analysisfile import import_analysis_yaml
+
+    counts = import_analysis_yaml(get_project(project_path), path, actor=resolve_coder(analyst))
+    message(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+
+
+@analysis_group.command("export")
+@click.argument("path", type=click.Path(dir_okay=False), required=False)
+@project_option
+def analysis_export_cmd(path, project_path) -> None:
+    """Write every appraisal and evidence link as an analysis file (stdout without PATH).
+
+    \b
+    Example:
+      sp-realist analysis export analysis.yaml
+    """
+    from .analysisfile import export_analysis_yaml
+
+    text = export_analysis_yaml(get_project(project_path), path)
+    if path:
+        message(f"Wrote {path}")
+    else:
+        click.echo(text, nl=False)
+
+
+# ---------------------------------------------------------------------------
+# saturation
+# ---------------------------------------------------------------------------
+@group("saturation", invoke_without_command=True)
+@click.option("--theory", default=None, help="Only this theory.")
+@click.option("--level", type=click.Choice(["both", "cmoc", "theory"]), default="both", show_default=True)
+@project_option
+@format_option(xlsx=True)
+@click.pass_context
+def saturation_group(ctx, theory, level, project_path, fmt, output) -> None:
+    """Evidence counts and saturation per CMOC and theory; 'rule' and 'curve' subcommands.
+
+    \b
+    Example:
+      sp-realist saturation --theory T1
+      sp-realist saturation rule --min-supporting 3 --min-participants 2 --no-refutation-in-last 3
+      sp-realist saturation curve --order date --plot curve.png
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .saturation import saturation_table
+
+    emit(saturation_table(get_project(project_path), theory, level), fmt, output, title="Saturation")
+
+
+@saturation_group.command("rule")
+@click.option("--min-supporting", type=click.IntRange(0), default=None)
+@click.option("--min-participants", type=click.IntRange(0), default=None)
+@click.option("--min-sources", type=click.IntRange(0), default=None)
+@click.option("--min-sites", type=click.IntRange(0), default=None)
+@click.option("--no-refutation-in-last", type=click.IntRange(0), default=None,
+              help="No refuting excerpt in the last K sources (0: never refuted).")
+@click.option("--order", type=click.Choice(["ingest", "date"]), default=None)
+@analyst_option
+@project_option
+@format_option
+def saturation_rule_cmd(analyst, project_path, fmt, output, **changes) -> None:
+    """Show or change the project's saturation rule.
+
+    \b
+    Example:
+      sp-realist saturation rule --min-supporting 4
+    """
+    import pandas as pd
+
+    from .saturation import get_saturation_rule, set_saturation_rule
+
+    project = get_project(project_path)
+    changes = {k: v for k, v in changes.items() if v is not None}
+    rule = set_saturation_rule(project, actor=resolve_coder(analyst), **changes) if changes else \
+        get_saturation_rule(project)
+    emit(pd.DataFrame(list(rule.items()), columns=["setting", "value"]), fmt, output, title="Saturation rule")
+
+
+@saturation_group.command("curve")
+@click.option("--order", type=click.Choice(["ingest", "date"]), default=None, help="Default: the rule's order.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Also draw it (.png, .svg or .pdf).")
+@project_option
+@format_option
+def saturation_curve_cmd(order, plot, project_path, fmt, output) -> None:
+    """New CMOCs and new evidence per source, in ingest or date order.
+
+    \b
+    Example:
+      sp-realist saturation curve --format csv -o curve.csv --plot curve.png
+    """
+    from .saturation import plot_saturation_curve, saturation_curve
+
+    project = get_project(project_path)
+    emit(saturation_curve(project, order), fmt, output, title="Saturation curve")
+    if plot:
+        plot_saturation_curve(project, plot, order)
+        message(f"Wrote {plot}")
+
+
 def register(main: click.Group) -> None:
     """Add this area's commands to the main group."""
     main.add_command(cmoc_group)
     main.add_command(theory_group)
     main.add_command(ifthen_cmd)
+    main.add_command(appraise_group)
+    main.add_command(analysis_group)
+    main.add_command(saturation_group)
