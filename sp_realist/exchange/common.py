@@ -1,0 +1,281 @@
+"""Shared pieces of the REFI-QDA exchange: GUIDs, dates, codebook plans and the import result.
+
+Importers (QDPX, QDC, Taguette CSV, qc YAML) first read a file into *plans*
+(plain dataclasses, nothing written), then write the plans into a project in
+one transaction with the ``apply_*`` functions here, so a file that fails
+half-way leaves the project untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pandas as pd
+from sqlalchemy import and_, insert, select
+from sqlalchemy.engine import Connection
+
+from .. import schema as S
+from ..store import now, stable_guid
+
+NS_PROJECT = "urn:QDA-XML:project:1.0"
+NS_CODEBOOK = "urn:QDA-XML:codebook:1.0"
+
+_GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$")
+_RGB = re.compile(r"^#([A-Fa-f0-9]{6}|[A-Fa-f0-9]{3})$")
+
+# Labels that fold sp_realist's code fields into REFI-QDA's single Description.
+DESCRIPTION_FIELDS = (("inclusion", "Inclusion"), ("exclusion", "Exclusion"), ("example", "Example"))
+_DESC_SPLIT = re.compile(r"\n\n(?=(?:Inclusion|Exclusion|Example): )")
+
+
+def norm_guid(value: str | None) -> str | None:
+    """A GUID without braces, lower case; None if ``value`` is not a GUID."""
+    if not value:
+        return None
+    m = _GUID.match(value.strip())
+    return m.group(1).lower() if m else None
+
+
+def valid_colour(value: str | None) -> str | None:
+    return value if value and _RGB.match(value.strip()) else None
+
+
+def xsd_datetime(value: str | None) -> str | None:
+    """An ISO timestamp as an xsd:dateTime in UTC (``2026-11-23T19:30:00Z``), or None."""
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def store_datetime(value: str | None) -> str | None:
+    """An xsd:dateTime from a file as the store's ISO-8601 UTC string, or None if unreadable.
+
+    Times without a zone (Transana writes them) are taken as UTC.
+    """
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+
+
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_safe(text: str | None) -> tuple[str | None, int]:
+    """``text`` without characters XML 1.0 cannot hold, and how many were removed."""
+    if text is None:
+        return None, 0
+    cleaned, n = _XML_BAD.subn("", text)
+    return cleaned, n
+
+
+def compose_description(row) -> str | None:
+    """definition + labelled inclusion/exclusion/example paragraphs (parsed back on import)."""
+    extra = [f"{label}: {row[key]}" for key, label in DESCRIPTION_FIELDS if row.get(key)]
+    if not extra:
+        return row.get("definition") or None
+    return "\n\n".join([row.get("definition") or ""] + extra)
+
+
+def parse_description(text: str | None) -> dict[str, str | None]:
+    """Inverse of :func:`compose_description`."""
+    out: dict[str, str | None] = {"definition": None, "inclusion": None, "exclusion": None, "example": None}
+    if not text:
+        return out
+    chunks = _DESC_SPLIT.split(text)
+    head = chunks[0]
+    out["definition"] = head if head.strip() else None
+    labels = {label: key for key, label in DESCRIPTION_FIELDS}
+    for chunk in chunks[1:]:
+        label, _, value = chunk.partition(": ")
+        key = labels.get(label)
+        if key and out[key] is None:
+            out[key] = value
+        else:  # a repeated label: keep it in the definition rather than lose it
+            out["definition"] = (out["definition"] or "") + "\n\n" + chunk
+    return out
+
+
+def project_id(conn: Connection) -> str:
+    row = conn.execute(select(S.meta.c.value).where(S.meta.c.key == "project_id")).first()
+    return row[0] if row else "sp_realist"
+
+
+def guid_for(row_guid: str | None, pid: str, *natural_key) -> str:
+    """A stored GUID (from an earlier import) or a stable one from the natural key."""
+    return norm_guid(row_guid) or stable_guid(pid, *natural_key)
+
+
+# --- plans -------------------------------------------------------------------
+@dataclass
+class CodePlan:
+    guid: str
+    name: str
+    parent: str | None = None  # parent's guid
+    description: str | None = None
+    colour: str | None = None
+    codable: bool = True
+
+
+@dataclass
+class ThemePlan:
+    guid: str
+    name: str
+    description: str | None = None
+    codes: list[str] = field(default_factory=list)  # code guids
+    notes: list[str] = field(default_factory=list)  # note guids
+
+
+@dataclass
+class ImportResult:
+    """What an import did: counts, conversions, and one line per kind of loss."""
+
+    source: str
+    project: str | None = None
+    counts: Counter = field(default_factory=Counter)
+    losses: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # conversions and merges (not losses)
+
+    def lose(self, line: str) -> None:
+        if line not in self.losses:
+            self.losses.append(line)
+
+    def note(self, line: str) -> None:
+        if line not in self.notes:
+            self.notes.append(line)
+
+    def frame(self) -> pd.DataFrame:
+        order = ["codes", "sources", "codings", "cases", "notes", "themes", "excerpts"]
+        keys = [k for k in order if k in self.counts] + sorted(k for k in self.counts if k not in order)
+        return pd.DataFrame([(k, int(self.counts[k])) for k in keys], columns=["imported", "count"])
+
+
+def unique_code_names(plans: list[CodePlan], result: ImportResult) -> None:
+    """Make code names unique (the store requires it): ``Parent/Child``, then a number."""
+    by_guid = {p.guid: p for p in plans}
+    counts = Counter(p.name for p in plans)
+    renamed = 0
+    taken = set()
+    for p in plans:
+        if counts[p.name] > 1:
+            parent = by_guid.get(p.parent)
+            new = f"{parent.name}/{p.name}" if parent else p.name
+            n = 2
+            base = new
+            while new in taken or (new != p.name and counts.get(new)):
+                new = f"{base} ({n})"
+                n += 1
+            if new != p.name:
+                renamed += 1
+                p.name = new
+        taken.add(p.name)
+    if renamed:
+        result.lose(f"{renamed} code(s) shared a name with another code and were renamed 'Parent/Name' "
+                    "(sp_realist code names are unique)")
+
+
+def apply_codes(conn: Connection, plans: list[CodePlan], result: ImportResult, origin: str) -> dict[str, int]:
+    """Insert the codes (parents first); reuse existing codes of the same GUID or name.
+
+    Returns guid -> code id.
+    """
+    existing = {r["name"]: dict(r) for r in conn.execute(select(S.codes)).mappings()}
+    by_guid = {norm_guid(r["guid"]): r["id"] for r in existing.values() if r["guid"]}
+    ids: dict[str, int] = {}
+    pending = list(plans)
+    merged = not_codable = 0
+    ord_base = conn.execute(select(S.codes.c.ord).order_by(S.codes.c.ord.desc())).scalar() or 0
+    while pending:
+        progressed = False
+        rest = []
+        for p in pending:
+            if p.parent and p.parent not in ids and any(q.guid == p.parent for q in pending):
+                rest.append(p)
+                continue
+            progressed = True
+            if not p.codable:
+                not_codable += 1
+            if p.guid in by_guid:
+                ids[p.guid] = by_guid[p.guid]
+                merged += 1
+                continue
+            if p.name in existing:
+                ids[p.guid] = existing[p.name]["id"]
+                merged += 1
+                continue
+            fields = parse_description(p.description)
+            ord_base += 1
+            cid = conn.execute(insert(S.codes).values(
+                name=p.name, parent_id=ids.get(p.parent) if p.parent else None, colour=valid_colour(p.colour),
+                ord=ord_base, guid=p.guid, created_at=now(), **fields,
+            )).inserted_primary_key[0]
+            ids[p.guid] = cid
+            existing[p.name] = {"id": cid, "name": p.name, "guid": p.guid}
+            result.counts["codes"] += 1
+        if not progressed:  # a parent cycle: break it by importing the rest at the top level
+            for p in rest:
+                p.parent = None
+            result.lose(f"{len(rest)} code(s) had a circular parent chain and were placed at the top level")
+        pending = rest
+    if merged:
+        result.note(f"{merged} code(s) already in the project (same GUID or name) were reused, not duplicated")
+    if not_codable:
+        result.lose(f"{not_codable} code(s) marked not codable (folders) were imported as ordinary codes")
+    return ids
+
+
+def apply_themes(conn: Connection, plans: list[ThemePlan], code_ids: dict[str, int],
+                 result: ImportResult) -> dict[str, int]:
+    """Insert code sets as themes (or add codes to an existing theme of the same name)."""
+    ids: dict[str, int] = {}
+    missing = 0
+    for t in plans:
+        row = conn.execute(select(S.themes.c.id).where(S.themes.c.name == t.name)).first()
+        if row:
+            tid = row[0]
+            result.note(f"theme {t.name!r} already existed; its codes were added to it")
+        else:
+            tid = conn.execute(insert(S.themes).values(
+                name=t.name, description=t.description, phase="initial", guid=t.guid, created_at=now(),
+                ord=len(ids),
+            )).inserted_primary_key[0]
+            result.counts["themes"] += 1
+        ids[t.guid] = tid
+        have = {r[0] for r in conn.execute(select(S.theme_codes.c.code_id).where(S.theme_codes.c.theme_id == tid))}
+        for g in t.codes:
+            cid = code_ids.get(g)
+            if cid is None:
+                missing += 1
+                continue
+            if cid not in have:
+                conn.execute(insert(S.theme_codes).values(theme_id=tid, code_id=cid))
+                have.add(cid)
+    if missing:
+        result.lose(f"{missing} set member(s) referred to codes that are not in the file and were skipped")
+    return ids
+
+
+def codes_by_name(conn: Connection) -> dict[str, int]:
+    return {r[0]: r[1] for r in conn.execute(select(S.codes.c.name, S.codes.c.id))}
+
+
+def coding_exists(conn: Connection, code_id: int, source_id: int, start: int, end: int, coder: str) -> int | None:
+    """The id of the identical coding already in the project, if any."""
+    c = S.codings.c
+    row = conn.execute(select(c.id).where(and_(
+        c.code_id == code_id, c.source_id == source_id, c.start == start, c.end == end, c.coder == coder))).first()
+    return row[0] if row else None

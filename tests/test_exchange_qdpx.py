@@ -1,0 +1,241 @@
+"""REFI-QDA project export: XSD validity, exact positions, stable bytes, round trips."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+from defusedxml import ElementTree as DET
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import insert, select
+
+from exchange_helpers import build_sample, snapshot, validate_qdpx
+from sp_realist import schema as S
+from sp_realist.exchange.qdpx_export import export_qdpx
+from sp_realist.exchange.qdpx_import import import_qdpx, import_qdpx_new
+from sp_realist.sources import Segment, SourceDraft, add_source
+from sp_realist.store import Project
+
+NS = "{urn:QDA-XML:project:1.0}"
+
+
+def semantic(path) -> dict:
+    """What an export says, by names and texts (GUIDs resolved), for round-trip comparison."""
+    with zipfile.ZipFile(path) as zf:
+        root = DET.fromstring(zf.read("project.qde"))
+        files = {n: zf.read(n).decode("utf-8") for n in zf.namelist() if n.startswith("sources/")}
+    users = {u.get("guid"): u.get("name") for u in root.iter(f"{NS}User")}
+    variables = {v.get("guid"): v.get("name") for v in root.iter(f"{NS}Variable")}
+    codes, code_names = set(), {}
+
+    def walk(el, parent):
+        for c in el.findall(f"{NS}Code"):
+            code_names[c.get("guid")] = c.get("name")
+            codes.add((c.get("name"), parent, c.findtext(f"{NS}Description"), c.get("color")))
+            walk(c, c.get("name"))
+
+    walk(root.find(f"{NS}CodeBook/{NS}Codes"), None)
+
+    def values(el):
+        return tuple(sorted((variables[v.find(f"{NS}VariableRef").get("targetGUID")], v.findtext(f"{NS}TextValue"))
+                            for v in el.findall(f"{NS}VariableValue")))
+
+    sources, codings, source_names = set(), set(), {}
+    for s in root.iter(f"{NS}TextSource"):
+        text = files["sources/" + s.get("plainTextPath").split("internal://")[1]]
+        source_names[s.get("guid")] = s.get("name")
+        sources.add((s.get("name"), text, values(s)))
+        for sel in s.findall(f"{NS}PlainTextSelection"):
+            a, b = int(sel.get("startPosition")), int(sel.get("endPosition"))
+            for c in sel.findall(f"{NS}Coding"):
+                codings.add((s.get("name"), code_names[c.find(f"{NS}CodeRef").get("targetGUID")], a, b,
+                             users[c.get("creatingUser")], text[a:b]))
+    cases = {(c.get("name"), values(c), tuple(sorted(source_names[r.get("targetGUID")] for r in c.findall(f"{NS}SourceRef"))))
+             for c in root.iter(f"{NS}Case")}
+    notes = {(n.get("name"), n.findtext(f"{NS}PlainTextContent"), users.get(n.get("creatingUser")))
+             for n in root.iter(f"{NS}Note")}
+    return {"codes": codes, "sources": sources, "codings": codings, "cases": cases, "notes": notes}
+
+
+def test_export_is_valid_and_selections_select_the_coded_text(project, tmp_path):
+    build_sample(project)
+    out = tmp_path / "mind.qdpx"
+    result = export_qdpx(project, out)
+    qde = validate_qdpx(out)
+    root = DET.fromstring(qde)
+    assert root.tag == f"{NS}Project"
+    with project.connect() as conn:
+        n_codings = len(conn.execute(select(S.codings)).all())
+        expected = {(r.name, r.text[r.start:r.end]) for r in conn.execute(
+            select(S.sources.c.name, S.sources.c.text, S.codings.c.start, S.codings.c.end)
+            .select_from(S.codings.join(S.sources, S.codings.c.source_id == S.sources.c.id)))}
+    assert result.counts["codings"] == n_codings
+    sem = semantic(out)
+    assert {(c[0], c[5]) for c in sem["codings"]} == expected
+    # every coding has its coder and date; themes, CMOCs and theories are there
+    for c in root.iter(f"{NS}Coding"):
+        assert c.get("creatingUser") and c.get("creationDateTime")
+    assert {s.get("name") for s in root.iter(f"{NS}Set")} >= {"Getting started", "CMOC T1.1", "CMOC T1.2"}
+    links = [l for l in root.iter(f"{NS}Link") if l.get("name", "").startswith("T1.1:")]
+    assert [l.get("direction") for l in links] == ["OneWay", "OneWay"]  # C -> M -> O
+    graph = root.find(f"{NS}Graphs/{NS}Graph")
+    assert graph.get("name").startswith("T1:") and len(graph.findall(f"{NS}Vertex")) == 2
+    assert len(graph.findall(f"{NS}Edge")) == 1
+    # the emoji-bearing selection is counted in code points
+    with zipfile.ZipFile(out) as zf:
+        assert all(zf.getinfo(n).date_time == (1980, 1, 1, 0, 0, 0) for n in zf.namelist())
+    assert any("segment" in line for line in result.losses)
+
+
+def test_exports_of_an_unchanged_project_are_byte_identical(project, tmp_path):
+    build_sample(project)
+    export_qdpx(project, tmp_path / "a.qdpx")
+    export_qdpx(project, tmp_path / "b.qdpx")
+    assert (tmp_path / "a.qdpx").read_bytes() == (tmp_path / "b.qdpx").read_bytes()
+
+
+def test_export_refuses_to_overwrite(project, tmp_path):
+    out = tmp_path / "x.qdpx"
+    out.write_bytes(b"keep me")
+    import pytest
+
+    from sp_realist.errors import SpRealistError
+
+    with pytest.raises(SpRealistError, match="already exists"):
+        export_qdpx(project, out)
+    assert out.read_bytes() == b"keep me"
+    export_qdpx(project, out, force=True)
+    validate_qdpx(out)
+
+
+def test_round_trip_export_import_export(project, tmp_path):
+    build_sample(project)
+    first = tmp_path / "first.qdpx"
+    export_qdpx(project, first)
+    result = import_qdpx_new(first, tmp_path / "back.sprealist")
+    assert result.counts["codings"] == 5 and result.counts["sources"] == 2
+    with Project.open(tmp_path / "back.sprealist") as back:
+        second = tmp_path / "second.qdpx"
+        export_qdpx(back, second)
+        validate_qdpx(second)
+        a, b = semantic(first), semantic(second)
+        for key in ("codes", "sources", "codings", "cases", "notes"):
+            assert a[key] == b[key], key
+        # and the store itself: same codes, sources, codings, cases
+        sa, sb = snapshot(project), snapshot(back)
+        for key in ("codes", "sources", "codings", "cases", "themes"):
+            assert sa[key] == sb[key], key
+
+
+def test_import_into_the_same_project_adds_nothing(project, tmp_path):
+    build_sample(project)
+    out = tmp_path / "p.qdpx"
+    export_qdpx(project, out)
+    before = snapshot(project)
+    result = import_qdpx(out, project)
+    after = snapshot(project)
+    assert before == after
+    assert result.counts["codings"] == 0 and result.counts["sources"] == 0
+
+
+def test_cli_export_and_import(runner, cli, project_path, tmp_path):
+    with Project.open(project_path) as p:
+        build_sample(p)
+    out = tmp_path / "cli.qdpx"
+    r = runner.invoke(cli, ["export", "qdpx", str(out), "-p", str(project_path)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "" and "Wrote" in r.stderr and "Not exported" in r.stderr
+    validate_qdpx(out)
+    r = runner.invoke(cli, ["export", "qdpx", str(out), "-p", str(project_path)])
+    assert r.exit_code == 1 and "already exists" in r.stderr and "Traceback" not in r.output
+    r = runner.invoke(cli, ["import", "qdpx", str(out), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    counts = {row["imported"]: row["count"] for row in json.loads(r.stdout)}
+    assert counts["codings"] == 5 and counts["sources"] == 2 and counts["cases"] == 2
+    assert (tmp_path / "cli.sprealist").is_file() and "Imported" in r.stderr
+    r = runner.invoke(cli, ["import", "qdpx", str(out)])
+    assert r.exit_code == 1 and "already exists" in r.stderr
+    r = runner.invoke(cli, ["import", "qdpx", str(out), "--into", str(project_path), "-p", "x.sprealist"])
+    assert r.exit_code == 2
+
+
+# --- Hypothesis: generated projects survive export -> import -> export ------------
+ALPHABET = st.sampled_from(list("abc xyz\n\r\t.,'é—") + ["😕", "𝒜", "\u00e9", "ñ", "中"])
+texts = st.text(alphabet=ALPHABET, min_size=1, max_size=80)
+
+
+@st.composite
+def projects(draw):
+    n_sources = draw(st.integers(1, 3))
+    srcs = [draw(texts) for _ in range(n_sources)]
+    codes = draw(st.lists(st.text(alphabet=st.sampled_from(list("ABCdef ü")), min_size=1, max_size=8)
+                          .map(str.strip).filter(bool), min_size=1, max_size=4, unique=True))
+    parents = [draw(st.none() | st.integers(0, i - 1)) if i else None for i in range(len(codes))]
+    codings = []
+    for si, text in enumerate(srcs):
+        for _ in range(draw(st.integers(0, 4))):
+            a = draw(st.integers(0, len(text) - 1))
+            b = draw(st.integers(a + 1, len(text)))
+            codings.append((si, a, b, draw(st.integers(0, len(codes) - 1)), draw(st.sampled_from(["RA", "DK"]))))
+    memos = draw(st.lists(st.tuples(st.sampled_from(["project", "code", "source"]), texts), max_size=3))
+    return srcs, codes, parents, codings, memos
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=projects())
+def test_round_trip_generated_projects(tmp_path_factory, data):
+    srcs, codes, parents, codings, memos = data
+    d = tmp_path_factory.mktemp("rt")
+    ts = "2020-01-02T03:04:05+00:00"
+    with Project.create(d / "gen.sprealist") as p:
+        with p.begin() as conn:
+            sids = [add_source(conn, SourceDraft(name=f"source {i}", kind="interview", text=t,
+                                                 segments=[Segment(0, len(t))], checksum=str(i)))
+                    for i, t in enumerate(srcs)]
+            cids = []
+            for name, parent in zip(codes, parents):
+                cids.append(conn.execute(insert(S.codes).values(
+                    name=name, parent_id=cids[parent] if parent is not None else None, created_at=ts,
+                    definition=f"about {name}")).inserted_primary_key[0])
+            seen = set()
+            for si, a, b, ci, coder in codings:
+                if (si, a, b, ci, coder) in seen:
+                    continue
+                seen.add((si, a, b, ci, coder))
+                conn.execute(insert(S.codings).values(code_id=cids[ci], source_id=sids[si], start=a, end=b,
+                                                      coder=coder, created_at=ts))
+            for kind, text in memos:
+                target = {"project": None, "code": cids[0], "source": sids[0]}[kind]
+                conn.execute(insert(S.memos).values(target_type=kind, target_id=target, text=text, author="RA",
+                                                    created_at=ts, updated_at=ts))
+        export_qdpx(p, d / "one.qdpx")
+        validate_qdpx(d / "one.qdpx")
+        result = import_qdpx_new(d / "one.qdpx", d / "two.sprealist")
+        assert not result.losses
+        with Project.open(d / "two.sprealist") as q:
+            export_qdpx(q, d / "two.qdpx")
+            a, b = semantic(d / "one.qdpx"), semantic(d / "two.qdpx")
+            assert a == b
+            assert snapshot(p)["codings"] == snapshot(q)["codings"]
+            assert snapshot(p)["sources"] == snapshot(q)["sources"]
+
+
+def test_xml_invalid_characters_are_left_out_of_notes_not_sources(project, tmp_path):
+    text = "bell\x07 in the text"
+    ts = "2020-01-01T00:00:00+00:00"
+    with project.begin() as conn:
+        add_source(conn, SourceDraft(name="odd", kind="document", text=text, segments=[Segment(0, len(text))],
+                                     checksum="x"))
+        conn.execute(insert(S.memos).values(target_type="project", text="ding\x07", author="RA", created_at=ts,
+                                            updated_at=ts))
+    out = tmp_path / "odd.qdpx"
+    result = export_qdpx(project, out)
+    qde = validate_qdpx(out)
+    assert b"ding<" in qde
+    with zipfile.ZipFile(out) as zf:
+        texts = [zf.read(n).decode() for n in zf.namelist() if n.startswith("sources/")]
+    assert texts == [text]
+    assert any("XML 1.0" in line for line in result.losses)
+    _ = io  # noqa
