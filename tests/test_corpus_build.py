@@ -1,0 +1,143 @@
+"""The shipped Mind Cymru corpus, built end to end with ``sp-realist build``.
+
+``test_corpus_content.py`` checks the corpus files on their own; this module
+checks that the toolkit reads them the way the corpus intends: every diary
+entry becomes the source the analysis names, every quote locates, and the
+built project and report carry the 4 theories, the 13 CMOCs with evidence
+from the diary keepers the report cites, and the Table 3.7-style summary.
+Expectations are computed from the corpus files, not typed in.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from sp_realist import schema as S
+from sp_realist.sources import attribution_map, locate_excerpt
+from sp_realist.store import Project
+
+HERE = Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("corpus_content", HERE / "test_corpus_content.py")
+content = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(content)
+CORPUS = content.CORPUS
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Build the corpus once through the CLI; yield (out folder, open project)."""
+    from sp_realist.cli import main
+
+    out = tmp_path_factory.mktemp("mind-cymru")
+    result = CliRunner().invoke(main, ["build", str(CORPUS), "--out", str(out)])
+    assert result.exit_code == 0, result.stderr or result.output
+    study = yaml.safe_load((CORPUS / "study.yaml").read_text(encoding="utf-8"))
+    project = Project.open(out / study["project"])
+    yield out, project
+    project.close()
+
+
+@pytest.fixture(scope="module")
+def expected_entries():
+    study = content.load("study.yaml")
+    out = {}
+    for src in study["sources"]:
+        if src.get("kind") == "diary":
+            for name, body in content.split_entries(content.file_text(CORPUS / src["path"]),
+                                                    src.get("participant"), src.get("site")).items():
+                out[name] = (src, body)
+    return out
+
+
+def test_diary_entries_become_the_named_sources(built, expected_entries):
+    _out, project = built
+    with project.connect() as conn:
+        rows = conn.execute(select(S.sources.c.name, S.sources.c.kind, S.sources.c.text)).all()
+    diaries = {name: text for name, kind, text in rows if kind == "diary"}
+    assert set(diaries) == set(expected_entries)
+    for name, text in diaries.items():
+        # the stored entry holds the same words as the entry the content test split out
+        assert text.split() == expected_entries[name][1].split(), name
+    interviews = {name for name, kind, _ in rows if kind == "interview"}
+    with (CORPUS / "interviews" / "manifest.csv").open(encoding="utf-8", newline="") as fh:
+        assert interviews == {Path(r["path"]).stem for r in csv.DictReader(fh)}
+
+
+def test_every_quote_locates_in_the_built_project(built):
+    _out, project = built
+    specs = [("analysis.yaml", e) for e in content.load("analysis.yaml")["excerpts"]]
+    specs += [("codings.yaml", c) for c in content.load("codings.yaml")["codings"]]
+    with project.connect() as conn:
+        for where, spec in specs:
+            sid, start, end = locate_excerpt(conn, spec, where)
+            stored = conn.execute(select(S.sources.c.text).where(S.sources.c.id == sid)).scalar_one()
+            assert " ".join(stored[start:end].split()) == " ".join(spec["quote"].split())
+
+
+def test_theories_cmocs_and_evidence_from_cited_keepers(built):
+    _out, project = built
+    with project.connect() as conn:
+        theories = [r[0] for r in conn.execute(select(S.theories.c.key).order_by(S.theories.c.ord))]
+        cmocs = sorted(r[0] for r in conn.execute(select(S.cmocs.c.key)))
+        who = attribution_map(conn)
+        rows = conn.execute(
+            select(S.cmocs.c.key, S.cmoc_evidence.c.role, S.excerpts.c.source_id)
+            .select_from(S.cmoc_evidence.join(S.cmocs, S.cmocs.c.id == S.cmoc_evidence.c.cmoc_id)
+                         .join(S.excerpts, S.excerpts.c.id == S.cmoc_evidence.c.excerpt_id))
+        ).all()
+    assert theories == ["T1", "T2", "T3", "T4"]
+    assert cmocs == sorted(content.CMOC_KEYS)
+    supports = defaultdict(set)
+    counts = Counter()
+    for key, role, sid in rows:
+        keeper = who[sid].replace(", unidentified", " unidentified")
+        assert keeper in content.CITED[key.split(".")[0]], (key, keeper)
+        if role == "supports":
+            supports[key].add(keeper)
+            counts[key] += 1
+    expected = Counter(ev["cmoc"] for ex in content.load("analysis.yaml")["excerpts"]
+                       for ev in ex.get("evidence", []) if ev["role"] == "supports")
+    assert counts == expected
+    assert all(len(supports[k]) >= 2 for k in content.CMOC_KEYS)
+
+
+def test_report_has_the_cmoc_tables_ifthen_statements_and_table_3_7(built, expected_entries):
+    import docx
+
+    out, _project = built
+    theories = content.load("theories.yaml")["theories"]
+    md = (out / "report.md").read_text(encoding="utf-8")
+    statements = re.findall(r"^- \*\*(T\d\.\d)\*\*: (If there is .+)$", md, re.M)
+    assert [k for k, _ in statements] == content.CMOC_KEYS
+    by_key = {c["key"]: c for t in theories for c in t["cmocs"]}
+    for key, sentence in statements:
+        assert " ".join(by_key[key]["mechanism_response"].split()).lower() in sentence.lower()
+
+    document = docx.Document(str(out / "report.docx"))
+    cmoc_tables = [t for t in document.tables
+                   if [c.text for c in t.rows[0].cells][1:] == ["Context (Resource)", "Mechanism (Behaviour)", "Outcome"]]
+    assert [len(t.rows) - 1 for t in cmoc_tables] == [len(t["cmocs"]) for t in theories]
+    headings = [p.text for p in document.paragraphs if p.style.name.startswith("Heading")]
+    for t in theories:
+        assert f"{t['key']}: {t['title']}" in headings
+
+    # Table 3.7: entries and pages per site, computed from the corpus files
+    entries = Counter(src["site"] for src, _ in expected_entries.values())
+    pages = Counter()
+    for src in content.load("study.yaml")["sources"]:
+        if src.get("kind") == "diary":
+            pages[src["site"]] += int(src["attributes"]["pages"])
+    with (out / "tables" / "diary_entries_by_site.csv").open(encoding="utf-8", newline="") as fh:
+        table = {r["Site"]: r for r in csv.DictReader(fh)}
+    for site, n in entries.items():
+        assert int(table[site]["Entries"]) == n and int(table[site]["Pages"]) == pages[site]
+    assert int(table["Total"]["Entries"]) == len(expected_entries)
