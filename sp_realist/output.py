@@ -66,12 +66,14 @@ def to_csv(df: pd.DataFrame) -> str:
 
 def rich_table(df: pd.DataFrame, title: str | None = None):
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, show_lines=False, header_style="bold")
     for col in df.columns:
         table.add_column(str(col), overflow="fold")
     for row in df.itertuples(index=False):
-        table.add_row(*["" if _cell(v) is None else str(_cell(v)) for v in row])
+        # Text(): cell values are data, never rich markup ("[hidden]", "[GP surgery]").
+        table.add_row(*[Text("" if _cell(v) is None else str(_cell(v))) for v in row])
     return table
 
 

@@ -336,6 +336,23 @@ anonymisation_runs = Table(
     Column("sources", Text),  # JSON list of source ids
 )
 
+# One layer of anonymisation of one source (the latest layer is undone first).
+# ``sealed`` is encrypted with the pseudonym key (sp_realist.privacy.sealing):
+# the project never holds a replaced original in the clear.  NULL when the run
+# was --irreversible.
+anonymisation_records = Table(
+    "anonymisation_records",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("anonymisation_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("key_sha256", String(64), nullable=False),
+    Column("text_sha256", String(64), nullable=False),  # of the text this layer produced
+    Column("replacements", Integer, nullable=False),
+    Column("sealed", Text),
+)
+Index("ix_anonymisation_records_source", anonymisation_records.c.source_id)
+
 # --- audit log -------------------------------------------------------------
 audit_log = Table(
     "audit_log",

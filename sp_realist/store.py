@@ -193,6 +193,22 @@ class Project:
         else:
             self._set_meta(conn, f"setting:{key}", json.dumps(value))
 
+    def compact(self) -> None:
+        """Rewrite the store so overwritten data no longer lingers in the file.
+
+        SQLite keeps old page contents in free pages and in the write-ahead log;
+        after anonymisation those would still hold the real names.  This
+        checkpoints the WAL, VACUUMs and truncates the WAL.  Other back ends
+        manage their own storage (nothing to do here).
+        """
+        if self.engine.dialect.name != "sqlite":
+            return
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.exec_driver_sql("VACUUM")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def log(self, conn: Connection, action: str, target: str | None = None, actor: str | None = None, **detail) -> None:
         """Append to the audit log inside the caller's transaction."""
         conn.execute(

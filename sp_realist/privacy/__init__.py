@@ -1,1 +1,22 @@
-"""sp_realist.privacy"""
+"""sp_realist.privacy: pseudonym keys, anonymise / reverse, NER suggestions, leak audit.
+
+>>> from sp_realist.privacy import load_key, anonymise, audit_paths   # doctest: +SKIP
+>>> key = load_key("../key.yaml")
+>>> result = anonymise(project, key, dry_run=True)    # result.replacements is a DataFrame
+>>> audit_paths(["reports/"], key)                    # empty DataFrame: nothing leaked
+
+Nothing else in sp_realist reads a pseudonym key; the project stores only its SHA-256.
+"""
+
+from .anonymise import (AnonymiseResult, anonymise, applied_keys, check_key_matches, project_key_required,
+                        reverse, runs_frame)
+from .audit import assert_no_leaks, audit_paths
+from .detect import Detector, Match
+from .keyfile import Key, KeyEntry, append_entries, key_from_entries, load_key
+from .ner import add_suggestions_to_key, suggest
+
+__all__ = [
+    "AnonymiseResult", "anonymise", "reverse", "applied_keys", "check_key_matches", "project_key_required",
+    "runs_frame", "audit_paths", "assert_no_leaks", "Detector", "Match", "Key", "KeyEntry", "append_entries",
+    "key_from_entries", "load_key", "suggest", "add_suggestions_to_key",
+]

@@ -1,0 +1,249 @@
+"""Leak audit: scan outputs for any original string (or variant) of a pseudonym key.
+
+:func:`audit_paths` reads docx (body paragraphs, tables, headers and footers,
+footnotes/endnotes/comments, document properties), html, md, txt, csv, json,
+yaml, xml, REFI-QDA ``.qdpx``/``.qdc`` (zip members are scanned by their own
+type), sp_realist project files (every text column, then the raw file bytes,
+so overwritten data left in free pages is found too) and folders
+(recursively).  Matching is the anonymiser's own: case-insensitive on token
+boundaries (:class:`~sp_realist.privacy.detect.Detector`).
+
+The result names the file and location (line, paragraph, JSON path, zip
+member, table row) and the key entry found; the matched original is hidden
+unless ``show_originals``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import html
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import pandas as pd
+
+from ..errors import CheckFailed, SpRealistError
+from .anonymise import HIDDEN
+from .detect import Detector
+from .keyfile import Key, as_key
+
+COLUMNS = ["file", "location", "entry", "replacement", "original"]
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".csv", ".tsv", ".yaml", ".yml", ".rst", ".tex", ".log", ".srt",
+                 ".vtt", ".xml", ".qde", ".ris", ".bib"}
+HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+ZIP_SUFFIXES = {".qdpx", ".qdc", ".zip"}
+PROJECT_SUFFIXES = {".sprealist"}
+SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | ZIP_SUFFIXES | PROJECT_SUFFIXES | {".json", ".docx"}
+
+# A finding before formatting: (location, start, end, entry, matched text)
+Finding = tuple[str, int, int, int, str]
+
+
+def _decode(data: bytes, where: str) -> str:
+    for enc in ("utf-8-sig", "utf-16"):
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def _lines(det: Detector, text: str, prefix: str = "") -> Iterator[Finding]:
+    matches = det.find(text)
+    if not matches:
+        return
+    breaks = [i for i, ch in enumerate(text) if ch == "\n"]
+    for m in matches:
+        line = bisect.bisect_left(breaks, m.start) + 1
+        yield f"{prefix}line {line}", m.start, m.end, m.entry, text[m.start:m.end]
+
+
+def _strings(det: Detector, items: Iterable[tuple[str, str]]) -> Iterator[Finding]:
+    """``(location, text)`` pairs, each scanned as a whole."""
+    for loc, text in items:
+        if text:
+            for m in det.find(text):
+                yield loc, m.start, m.end, m.entry, text[m.start:m.end]
+
+
+def _json_walk(value, path: str = "$") -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield f"{path} key {k!r}", str(k)
+            yield from _json_walk(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _json_walk(v, f"{path}[{i}]")
+    elif isinstance(value, str):
+        yield path, value
+
+
+def _docx_items(data: bytes) -> Iterator[tuple[str, str]]:
+    import docx
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except Exception as exc:  # python-docx raises several types for bad files
+        raise SpRealistError(f"not a readable Word document ({type(exc).__name__})") from None
+
+    def blocks(container, label: str) -> Iterator[tuple[str, str]]:
+        for i, p in enumerate(container.paragraphs):
+            yield f"{label}paragraph {i + 1}", p.text
+        for t, table in enumerate(container.tables):
+            for r, row in enumerate(table.rows):
+                for c, cell in enumerate(row.cells):
+                    yield from blocks(cell, f"{label}table {t + 1} row {r + 1} cell {c + 1} ")
+
+    yield from blocks(document, "")
+    for s, section in enumerate(document.sections):
+        for part_name in ("header", "first_page_header", "even_page_header",
+                          "footer", "first_page_footer", "even_page_footer"):
+            part = getattr(section, part_name)
+            if part.is_linked_to_previous and s > 0:
+                continue
+            yield from blocks(part, f"section {s + 1} {part_name.replace('_', ' ')} ")
+    props = document.core_properties
+    for name in ("author", "title", "subject", "keywords", "comments", "last_modified_by", "category"):
+        yield f"document property {name}", getattr(props, name) or ""
+    # Parts python-docx does not model: footnotes, endnotes, comments.
+    from defusedxml import ElementTree as ET
+
+    ns = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for member in ("word/footnotes.xml", "word/endnotes.xml", "word/comments.xml"):
+            if member not in zf.namelist():
+                continue
+            root = ET.fromstring(zf.read(member))
+            label = member.split("/")[-1][:-4]
+            for i, p in enumerate(root.iter(f"{ns}p")):
+                yield f"{label} paragraph {i + 1}", "".join(t.text or "" for t in p.iter(f"{ns}t"))
+
+
+def _scan_bytes(det: Detector, name: str, data: bytes, where: str) -> Iterator[Finding]:
+    suffix = Path(name).suffix.lower()
+    if suffix == ".docx":
+        try:
+            yield from _strings(det, _docx_items(data))
+        except SpRealistError as exc:
+            raise SpRealistError(f"{where}: {exc.message}; check the file.") from None
+    elif suffix == ".json":
+        text = _decode(data, where)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            yield from _lines(det, text)
+        else:
+            yield from _strings(det, _json_walk(value))
+    elif suffix in HTML_SUFFIXES:
+        yield from _lines(det, html.unescape(_decode(data, where)))
+    elif suffix in {".xml", ".qde"}:
+        yield from _lines(det, html.unescape(_decode(data, where)))
+    elif suffix in ZIP_SUFFIXES:
+        try:
+            zf = zipfile.ZipFile(io.BytesIO(data))
+        except zipfile.BadZipFile:
+            raise SpRealistError(f"{where}: not a valid zip archive; check the file.") from None
+        with zf:
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                member = info.filename
+                inner = Path(member).suffix.lower()
+                if inner not in SUPPORTED - PROJECT_SUFFIXES and inner != "":
+                    continue
+                for loc, s, e, k, txt in _scan_bytes(det, member if inner else member + ".txt",
+                                                     zf.read(info), f"{where}:{member}"):
+                    yield f"{member}: {loc}", s, e, k, txt
+    else:
+        yield from _lines(det, _decode(data, where))
+
+
+def _scan_project(det: Detector, path: Path) -> Iterator[Finding]:
+    from sqlalchemy import String, Text, select
+
+    from .. import schema as S
+    from ..store import Project
+
+    project = Project.open(path)
+    found = False
+    try:
+        with project.connect() as conn:
+            for table in S.metadata.sorted_tables:
+                cols = [c for c in table.columns if isinstance(c.type, (String, Text))]
+                if not cols or table.name == "anonymisation_records":
+                    continue
+                pk = list(table.primary_key.columns)
+                for row in conn.execute(select(*pk, *cols)).mappings():
+                    ident = ", ".join(f"{c.name}={row[c.name]}" for c in pk)
+                    for c in cols:
+                        value = row[c.name]
+                        if isinstance(value, str) and value:
+                            for m in det.find(value):
+                                found = True
+                                yield (f"table {table.name} ({ident}) column {c.name}", m.start, m.end, m.entry,
+                                       value[m.start:m.end])
+    finally:
+        project.close()
+    if found:
+        return
+    # Clean tables: look for leftovers of overwritten data in the raw file and its WAL.
+    for p in (path, Path(str(path) + "-wal")):
+        if p.is_file():
+            text = p.read_bytes().decode("utf-8", errors="replace")
+            for m in det.find(text):
+                yield f"{p.name} bytes (unused space) near offset {m.start}", m.start, m.end, m.entry, text[m.start:m.end]
+
+
+def _files(paths: Sequence[str | os.PathLike]) -> Iterator[tuple[Path, str]]:
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and f.suffix.lower() in SUPPORTED and not f.name.endswith(("-wal", "-shm")):
+                    yield f, str(f)
+        elif p.is_file():
+            yield p, str(p)
+        else:
+            raise SpRealistError(f"{p}: no such file or folder; check the path.")
+
+
+def audit_paths(paths: Sequence[str | os.PathLike], key: Key | str, show_originals: bool = False) -> pd.DataFrame:
+    """Every occurrence of a key's originals or variants in ``paths`` (files or folders).
+
+    An empty frame means nothing leaked.  ``df.attrs["files"]`` is the number of
+    files scanned.
+    """
+    key = as_key(key)
+    det = Detector(key)
+    rows = []
+    n = 0
+    for path, label in _files(paths):
+        n += 1
+        suffix = path.suffix.lower()
+        if suffix in PROJECT_SUFFIXES:
+            findings = _scan_project(det, path)
+        else:
+            findings = _scan_bytes(det, path.name, path.read_bytes(), label)
+        for loc, _s, _e, k, txt in findings:
+            rows.append({"file": label, "location": loc, "entry": k + 1,
+                         "replacement": key.entries[k].replacement,
+                         "original": txt if show_originals else HIDDEN})
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df.attrs["files"] = n
+    return df
+
+
+def assert_no_leaks(paths: Sequence[str | os.PathLike], key: Key | str) -> pd.DataFrame:
+    """:func:`audit_paths`, raising :class:`CheckFailed` (exit 3) when anything is found."""
+    df = audit_paths(paths, key)
+    if len(df):
+        first = df.iloc[0]
+        raise CheckFailed(
+            f"{first['file']}: {len(df)} occurrence(s) of real names from the key (first at {first['location']}, "
+            f"key entry {first['entry']} -> {first['replacement']!r}); anonymise the sources and remake the output."
+        )
+    return df

@@ -1,0 +1,173 @@
+"""Finding key entries in text: spaCy tokenizer + PhraseMatcher on token boundaries.
+
+Matching is on whole tokens, so "Dr Patel's" (tokens ``Dr``, ``Patel``, ``'s``)
+is caught by the entry "Patel" while "Patella" is not.  Entries are matched
+case-insensitively (``LOWER``) unless they are marked ``case_sensitive``
+(``ORTH``).  A multi-word entry also matches across a line break or a run of
+spaces ("Sarah\\nJones"), which spaCy turns into separate white-space tokens.
+Where matches overlap the longest wins, then the earliest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable, Iterator
+
+import numpy as np
+
+
+@lru_cache(maxsize=1)
+def tokenizer_nlp():
+    """A blank English pipeline: only its tokenizer and vocab are used."""
+    import spacy
+
+    return spacy.blank("en")
+
+
+def term_norm(term: str) -> str:
+    """Lower-cased tokens of ``term`` joined by single spaces ("" if only white space)."""
+    doc = tokenizer_nlp().tokenizer(" ".join(str(term).split()))
+    return " ".join(t.lower_ for t in doc if not t.is_space)
+
+
+@dataclass(frozen=True)
+class Match:
+    """``text[start:end]`` is an occurrence of key entry number ``entry`` (0-based)."""
+
+    start: int
+    end: int
+    entry: int
+
+
+def resolve_overlaps(spans: Iterable[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Keep non-overlapping ``(start, end, entry)`` spans: longest first, then earliest; sorted."""
+    chosen: list[tuple[int, int, int]] = []
+    taken: list[tuple[int, int]] = []
+    import bisect
+
+    for s, e, k in sorted(set(spans), key=lambda x: (x[0] - x[1], x[0])):
+        i = bisect.bisect_left(taken, (s, e))
+        if i > 0 and taken[i - 1][1] > s:
+            continue
+        if i < len(taken) and taken[i][0] < e:
+            continue
+        taken.insert(i, (s, e))
+        chosen.append((s, e, k))
+    chosen.sort()
+    return chosen
+
+
+class Detector:
+    """Finds every key entry (original or variant) in texts.
+
+    >>> from sp_realist.privacy.keyfile import key_from_entries
+    >>> det = Detector(key_from_entries([{"original": "Patel", "replacement": "[GP]"}]))
+    >>> [(m.start, m.end) for m in det.find("Dr Patel's patella")]
+    [(3, 8)]
+    """
+
+    def __init__(self, key):
+        from spacy.attrs import IDX, IS_SPACE, LENGTH, LOWER, ORTH
+        from spacy.matcher import PhraseMatcher
+
+        self._attrs = [IDX, LENGTH, IS_SPACE, LOWER, ORTH]
+        self.key = key
+        self.nlp = tokenizer_nlp()
+        tok = self.nlp.tokenizer
+        self.matchers = []
+        self.entry_of: dict[int, int] = {}
+        # word pairs of multi-word terms, to spot a term broken by a white-space token
+        self._pairs: set[tuple[int, int]] = set()
+        self._pairs_cs: set[tuple[int, int]] = set()
+        strings = self.nlp.vocab.strings
+        for attr, flag in (("LOWER", False), ("ORTH", True)):
+            pm = PhraseMatcher(self.nlp.vocab, attr=attr)
+            n = 0
+            for i, e in enumerate(key.entries):
+                if bool(e.case_sensitive) != flag:
+                    continue
+                docs = [tok(" ".join(t.split())) for t in e.terms]
+                docs = [d for d in docs if len(d)]
+                if not docs:
+                    continue
+                label = f"e{i}{'c' if flag else ''}"
+                self.entry_of[strings.add(label)] = i
+                pm.add(label, docs)
+                n += 1
+                for d in docs:
+                    words = [t for t in d if not t.is_space]
+                    for a, b in zip(words, words[1:]):
+                        pair = (a.orth, b.orth) if flag else (strings.add(a.lower_), strings.add(b.lower_))
+                        (self._pairs_cs if flag else self._pairs).add(pair)
+            if n:
+                self.matchers.append((pm, flag))
+
+    # -- matching ----------------------------------------------------------
+    def _spans(self, doc) -> list[tuple[int, int, int]]:
+        if not len(doc):
+            return []
+        arr = doc.to_array(self._attrs)
+        idx, length, space = arr[:, 0], arr[:, 1], arr[:, 2]
+        spaces = np.flatnonzero(space)
+        broken = False
+        if len(spaces) and (self._pairs or self._pairs_cs):
+            lower, orth = arr[:, 3], arr[:, 4]
+            n = len(doc)
+            for i in spaces.tolist():
+                j = i - 1
+                k = i + 1
+                while k < n and space[k]:
+                    k += 1
+                if j < 0 or k >= n or space[j]:
+                    continue
+                if (int(lower[j]), int(lower[k])) in self._pairs or (int(orth[j]), int(orth[k])) in self._pairs_cs:
+                    broken = True
+                    break
+        out = []
+        if broken:
+            # Match on a copy without white-space tokens, then map back.
+            from spacy.tokens import Doc
+
+            keep = np.flatnonzero(space == 0)
+            strings = self.nlp.vocab.strings
+            words = [strings[int(x)] for x in arr[keep, 4].tolist()]
+            target = Doc(self.nlp.vocab, words=words)
+            starts, ends = idx[keep], idx[keep] + length[keep]
+        else:
+            target = doc
+            starts, ends = idx, idx + length
+        for pm, _flag in self.matchers:
+            for match_id, s, e in pm(target):
+                out.append((int(starts[s]), int(ends[e - 1]), self.entry_of[match_id]))
+        return out
+
+    def find(self, text: str) -> list[Match]:
+        """Non-overlapping matches in ``text``, sorted by position."""
+        if not text:
+            return []
+        return [Match(s, e, k) for s, e, k in resolve_overlaps(self._spans(self.nlp.tokenizer(text)))]
+
+    def find_many(self, texts: Iterable[str], batch_size: int = 64) -> Iterator[list[Match]]:
+        """:meth:`find` over many texts (tokenised with ``tokenizer.pipe``)."""
+        for doc in self.nlp.tokenizer.pipe(texts, batch_size=batch_size):
+            yield [Match(s, e, k) for s, e, k in resolve_overlaps(self._spans(doc))]
+
+    def redact(self, text: str, matches: list[Match] | None = None) -> str:
+        """``text`` with every match replaced by its entry's replacement."""
+        if matches is None:
+            matches = self.find(text)
+        return apply_matches(text, [(m.start, m.end, self.key.entries[m.entry].replacement) for m in matches])
+
+
+def apply_matches(text: str, edits: list[tuple[int, int, str]]) -> str:
+    """Replace sorted, non-overlapping ``(start, end, new)`` spans of ``text``."""
+    if not edits:
+        return text
+    parts, pos = [], 0
+    for s, e, new in edits:
+        parts.append(text[pos:s])
+        parts.append(new)
+        pos = e
+    parts.append(text[pos:])
+    return "".join(parts)

@@ -1,0 +1,237 @@
+"""anonymise / reverse through the CLI and the library: listing, dry run, refusals, the project file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import insert, select
+
+from sp_realist import schema as S
+from sp_realist.errors import SpRealistError
+from sp_realist.privacy import anonymise, check_key_matches, project_key_required, reverse
+from sp_realist.privacy.keyfile import load_key
+from sp_realist.sources import Segment, SourceDraft, add_source
+from sp_realist.store import Project
+
+KEY = """\
+entries:
+  - {original: Sarah Jones, replacement: S1 DK1, name_parts: true}
+  - {original: Dr Patel, replacement: "[GP 1]", variants: [Patel]}
+  - {original: Riverside Surgery, replacement: "[GP surgery]"}
+"""
+
+TURN1 = "Interviewer: How did Dr Patel's referral go?\n\n"
+TURN2 = "Sarah Jones: Slowly. Riverside Surgery lost the form, and Patella tests came first.\n"
+TEXT = TURN1 + TURN2
+
+
+@pytest.fixture
+def key_path(tmp_path):
+    p = tmp_path / "outside" / "key.yaml"
+    p.parent.mkdir()
+    p.write_text(KEY, encoding="utf-8")
+    return p
+
+
+@pytest.fixture
+def filled(project_path):
+    """A project with one interview, a coding inside a name, a coding across turns and an excerpt."""
+    with Project.open(project_path) as p, p.begin() as conn:
+        sid = add_source(conn, SourceDraft(
+            name="Sarah Jones interview", kind="interview", text=TEXT, checksum="x",
+            segments=[Segment(0, len(TURN1), kind="turn", speaker="Interviewer"),
+                      Segment(len(TURN1), len(TEXT), kind="turn", speaker="Sarah Jones")],
+            attributes={"surgery": "Riverside Surgery", "site": "S1"}))
+        cid = conn.execute(insert(S.codes).values(name="Referral", ord=0, created_at="t")).inserted_primary_key[0]
+        s = TEXT.index("Patel's")
+        for start, end in [(s + 1, s + 3), (TEXT.index("referral"), TEXT.index(" tests"))]:
+            conn.execute(insert(S.codings).values(code_id=cid, source_id=sid, start=start, end=end, coder="RA",
+                                                  origin="manual", created_at="t"))
+        start = TEXT.index("Riverside")
+        conn.execute(insert(S.excerpts).values(source_id=sid, start=start, end=TEXT.index(", and"),
+                                               created_at="t"))
+        conn.execute(insert(S.memos).values(target_type="source", target_id=sid, text="Sarah was nervous.",
+                                            author="RA", created_at="t", updated_at="t"))
+    return project_path
+
+
+def snapshot(path):
+    with Project.open(path) as p, p.connect() as conn:
+        return {t.name: sorted(tuple(r) for r in conn.execute(select(t)).all())
+                for t in (S.sources, S.segments, S.codings, S.excerpts, S.source_attributes, S.memos)}
+
+
+def test_dry_run_lists_every_replacement_and_changes_nothing(runner, cli, filled, key_path):
+    before = snapshot(filled)
+    r = runner.invoke(cli, ["anonymise", "--key", str(key_path), "-p", str(filled), "--dry-run", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    text_rows = [x for x in rows if x["field"] == "text"]
+    # Dr Patel (with its possessive), Sarah Jones, Riverside Surgery -- but not Patella
+    got = sorted((x["start"], x["end"], x["replacement"]) for x in text_rows)
+    want = sorted([(TEXT.index("Dr Patel"), TEXT.index("Dr Patel") + 8, "[GP 1]"),
+                   (TEXT.index("Sarah Jones"), TEXT.index("Sarah Jones") + 11, "S1 DK1"),
+                   (TEXT.index("Riverside Surgery"), TEXT.index("Riverside Surgery") + 17, "[GP surgery]")])
+    assert got == want
+    assert {x["original"] for x in rows} == {"[hidden]"}
+    assert {x["field"] for x in rows} >= {"name", "segment 1 speaker", "attribute surgery"}
+    assert any(x["field"].startswith("memo") for x in rows)
+    assert "Sarah" not in r.stdout and "Patel" not in r.stdout and "would be replaced" in r.stderr
+    assert snapshot(filled) == before
+    # csv too, and originals only on screen
+    r = runner.invoke(cli, ["anonymise", "--key", str(key_path), "-p", str(filled), "--dry-run", "-f", "csv"])
+    assert r.stdout.splitlines()[0] == "source,field,start,end,new_start,new_end,original,replacement,entry"
+    r = runner.invoke(cli, ["anonymise", "--key", str(key_path), "-p", str(filled), "--dry-run",
+                            "--show-originals", "-f", "json"])
+    assert "Dr Patel" in r.stdout
+    r = runner.invoke(cli, ["anonymise", "--key", str(key_path), "-p", str(filled), "--show-originals",
+                            "-o", str(filled.parent / "x.json")])
+    assert r.exit_code == 2 and not (filled.parent / "x.json").exists()
+    assert snapshot(filled) == before
+
+
+def test_apply_moves_spans_and_leaves_no_original_in_the_project_file(runner, cli, filled, key_path):
+    r = runner.invoke(cli, ["anonymise", "--key", str(key_path), "-p", str(filled), "-f", "json"])
+    assert r.exit_code == 0, r.output
+    after = snapshot(filled)
+    (src,) = after["sources"]
+    text = src[4]
+    assert text == ("Interviewer: How did [GP 1]'s referral go?\n\n"
+                    "S1 DK1: Slowly. [GP surgery] lost the form, and Patella tests came first.\n")
+    assert src[1] == "S1 DK1 interview"
+    spans = {(c[3], c[4]) for c in after["codings"]}
+    # the coding inside "Patel" now selects the whole replacement; the long one the same words
+    assert (text.index("[GP 1]"), text.index("[GP 1]") + 6) in spans
+    assert (text.index("referral"), text.index(" tests")) in spans
+    (exc,) = after["excerpts"]
+    assert text[exc[2]:exc[3]] == "[GP surgery] lost the form"
+    segs = sorted(after["segments"], key=lambda s: s[2])
+    assert "".join(text[s[3]:s[4]] for s in segs) == text and segs[1][5] == "S1 DK1"
+    assert ("surgery" in dict((a[1], a[2]) for a in after["source_attributes"])
+            and dict((a[1], a[2]) for a in after["source_attributes"])["surgery"] == "[GP surgery]")
+    assert after["memos"][0][4] == "S1 DK1 was nervous."
+    # nothing readable is left in the file: not in tables, free pages or the WAL
+    wal = filled.parent / (filled.name + "-wal")
+    raw = filled.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    for name in (b"Sarah", b"Patel'", b"Dr Patel", b"Riverside"):
+        assert name not in raw
+    r = runner.invoke(cli, ["audit", str(filled), "--key", str(key_path)])
+    assert r.exit_code == 0, r.output
+    with Project.open(filled) as p:
+        key = load_key(key_path)
+        assert project_key_required(p) == key.sha256
+        assert check_key_matches(p, key_path).sha256 == key.sha256
+    # applying the same key again changes nothing and adds no layer
+    r = runner.invoke(cli, ["anonymise", "--key", str(key_path), "-p", str(filled), "-f", "json"])
+    assert r.exit_code == 0 and json.loads(r.stdout) == [] and snapshot(filled) == after
+
+
+def test_reverse_restores_everything_exactly(runner, cli, filled, key_path):
+    before = snapshot(filled)
+    assert runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(filled)]).exit_code == 0
+    r = runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(filled), "--reverse", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    assert "Sarah" not in r.stdout  # originals hidden in the listing too
+    assert snapshot(filled) == before
+    with Project.open(filled) as p:
+        assert project_key_required(p) is None
+        with p.connect() as conn:
+            runs = conn.execute(select(S.anonymisation_runs.c.direction).order_by(S.anonymisation_runs.c.id)).all()
+            assert [r[0] for r in runs] == ["apply", "reverse"]
+            log = conn.execute(select(S.audit_log.c.action, S.audit_log.c.detail)).all()
+            assert [a for a, _ in log] == ["anonymise", "anonymise.reverse"]
+            assert all("Sarah" not in (d or "") for _, d in log)
+    r = runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(filled), "--reverse"])
+    assert r.exit_code == 1 and "nothing" in r.stderr.lower()
+
+
+def test_reverse_refuses_the_wrong_key_and_changed_text(runner, cli, filled, key_path, tmp_path):
+    assert runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(filled)]).exit_code == 0
+    other = tmp_path / "other.yaml"
+    other.write_text(KEY.replace("[GP 1]", "[GP 2]"), encoding="utf-8")
+    after = snapshot(filled)
+    r = runner.invoke(cli, ["anonymise", "-k", str(other), "-p", str(filled), "--reverse"])
+    assert r.exit_code == 1 and "not this key" in r.stderr and "Traceback" not in r.output
+    with Project.open(filled) as p:
+        with pytest.raises(SpRealistError, match="not the key applied"):
+            check_key_matches(p, other)
+    assert snapshot(filled) == after
+
+
+def test_key_with_secret_reverses_after_growing(filled, tmp_path):
+    path = tmp_path / "k.yaml"
+    path.write_text("secret: 00112233445566778899aabb\n" + KEY, encoding="utf-8")
+    before = snapshot(filled)
+    with Project.open(filled) as p:
+        anonymise(p, load_key(path))
+    path.write_text(path.read_text() + "  - {original: Slowly, replacement: \"[adverb]\"}\n", encoding="utf-8")
+    grown = load_key(path)
+    with Project.open(filled) as p:
+        second = anonymise(p, grown)
+        assert second.count == 1
+        reverse(p, grown)  # undoes the second layer
+        reverse(p, grown)  # and the first: the secret opens both records
+    assert snapshot(filled) == before
+
+
+def test_bad_key_changes_nothing(runner, cli, filled, tmp_path):
+    before = snapshot(filled)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("original,replacement\nSarah Jones,S1 DK1\nsarah jones,S1 DK2\n", encoding="utf-8")
+    r = runner.invoke(cli, ["anonymise", "-k", str(bad), "-p", str(filled)])
+    assert r.exit_code == 1 and "different replacements" in r.stderr and "Sarah" not in r.stderr
+    r = runner.invoke(cli, ["anonymise", "-p", str(filled)], env={"SP_REALIST_KEY": ""})
+    assert r.exit_code == 2
+    assert snapshot(filled) == before
+
+
+def test_colliding_codings_are_refused(project, key_path):
+    text = "Sarah Jones rang."
+    with project.begin() as conn:
+        sid = add_source(conn, SourceDraft(name="d", kind="diary", text=text, checksum="x",
+                                           segments=[Segment(0, len(text))]))
+        cid = conn.execute(insert(S.codes).values(name="c", ord=0, created_at="t")).inserted_primary_key[0]
+        for s, e in [(1, 3), (2, 4)]:  # both inside "Sarah": both would become "S1 DK1"
+            conn.execute(insert(S.codings).values(code_id=cid, source_id=sid, start=s, end=e, coder="RA",
+                                                  origin="manual", created_at="t"))
+    with pytest.raises(SpRealistError, match="would select the same span"):
+        anonymise(project, key_path)
+    with project.connect() as conn:
+        assert conn.execute(select(S.sources.c.text)).scalar_one() == text
+
+
+def test_irreversible_and_sources_option(runner, cli, project_path, key_path):
+    with Project.open(project_path) as p, p.begin() as conn:
+        for name in ("a", "b"):
+            t = f"Entry {name}: Sarah Jones wrote.\n"
+            add_source(conn, SourceDraft(name=name, kind="diary", text=t, checksum=name,
+                                         segments=[Segment(0, len(t))]))
+    r = runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(project_path), "--sources", "a",
+                            "--irreversible", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    assert {x["source"] for x in json.loads(r.stdout)} == {"a"}
+    with Project.open(project_path) as p, p.connect() as conn:
+        texts = dict(conn.execute(select(S.sources.c.name, S.sources.c.text)).all())
+        assert texts == {"a": "Entry a: S1 DK1 wrote.\n", "b": "Entry b: Sarah Jones wrote.\n"}
+        assert conn.execute(select(S.anonymisation_records.c.sealed)).scalar_one() is None
+    r = runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(project_path), "--reverse", "-s", "a"])
+    assert r.exit_code == 1 and "irreversible" in r.stderr
+    r = runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(project_path), "--reverse", "-s", "b"])
+    assert r.exit_code == 1 and "not been anonymised" in r.stderr
+
+
+def test_key_commands(runner, cli, tmp_path, key_path):
+    r = runner.invoke(cli, ["anonymise", "check-key", str(key_path), "-f", "json"])
+    assert r.exit_code == 0
+    info = {x["item"]: x["value"] for x in json.loads(r.stdout)}
+    assert info["entries"] == 3 and info["terms"] == 6 and info["sha256"] == load_key(key_path).sha256
+    assert "Sarah" not in r.stdout
+    new = tmp_path / "new.yaml"
+    r = runner.invoke(cli, ["anonymise", "new-key", str(new)])
+    assert r.exit_code == 0 and new.exists()
+    assert runner.invoke(cli, ["anonymise", "new-key", str(new)]).exit_code == 1
+    for cmd in (["anonymise", "--help"], ["anonymise", "suggest", "--help"], ["audit", "--help"],
+                ["anonymise", "runs", "--help"]):
+        r = runner.invoke(cli, cmd)
+        assert r.exit_code == 0 and "Example" in r.stdout
