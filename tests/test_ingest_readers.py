@@ -265,3 +265,26 @@ def test_segments_always_rebuild_the_text(lines, sep, kind):
     assert "".join(d.text for d in drafts) == whole
     for d in drafts:
         _tiles(d)
+
+
+def test_inline_bold_headings_markdown_and_docx(tmp_path):
+    import docx
+
+    entry = samples.ENTRIES[0]
+    md = (f"Reflective Diary Date of diary insert: {entry[0]}\nParticipant code: {entry[2]}\n\n"
+          f"**What?** {entry[4]}\n\n**So what:** {entry[5]}\n\n__Now what?__ {entry[6]}\n")
+    d = docx.Document()
+    d.add_paragraph(f"Reflective Diary Date of diary insert: {entry[0]}")
+    d.add_paragraph(f"Participant code: {entry[2]}")
+    for head, body in zip(("What?", "So what?", "Now what?"), entry[4:7]):
+        p = d.add_paragraph()
+        p.add_run(head).bold = True
+        p.add_run(" " + body)
+    d.save(tmp_path / "inline.docx")
+    for data, name in ((md.encode(), "inline.md"), ((tmp_path / "inline.docx").read_bytes(), "inline.docx")):
+        [draft] = read_sources(data, name)
+        _tiles(draft)
+        body = {s.section: _seg_text(draft, s).strip() for s in draft.segments if s.kind == "section"}
+        assert body == {"What?": entry[4], "So what?": entry[5], "Now what?": entry[6]}, name
+        heads = [_seg_text(draft, s).strip(" *_") for s in draft.segments if s.kind == "heading"]
+        assert [h.rstrip(":?") for h in heads] == ["What", "So what", "Now what"], name

@@ -38,6 +38,7 @@ class Block:
     speaker: str | None = None  # preset by the reader (Word "speaker | text" tables)
     speaker_end: int | None = None  # where the speaker label ends (absolute offset), if known
     time: float | None = None  # seconds, when the reader knows a timestamp
+    label_end: int | None = None  # end (absolute) of a bold label opening the block, e.g. "**What?** I went..."
 
 
 @dataclass

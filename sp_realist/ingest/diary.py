@@ -56,6 +56,8 @@ ENTRY_DATE_RE = re.compile(
     re.IGNORECASE,
 )
 TITLE_RE = re.compile(r"^[\W_]*reflective\s+diary\b", re.IGNORECASE)
+_TITLE_LINE_RE = re.compile(r"^[^\S\n]*[^\w\n]*reflective\s+diary\b", re.IGNORECASE | re.MULTILINE)
+_WHAT_FAST = re.compile(r"what", re.IGNORECASE)
 PCODE_RE = re.compile(
     r"participant\s+code\s*[:\-]?[ \t]*(?P<value>.*?)(?=\t| {2,}|surgery\s+code|date\s+of|\n|$)", re.IGNORECASE)
 SURGERY_RE = re.compile(
@@ -79,7 +81,7 @@ class Entry:
 
 def heading_section(block: Block) -> str | None:
     """The canonical section ("What?", "So what?", "Now what?") a block heads, or ``None``."""
-    if len(block.text) > 160:
+    if len(block.text) > 160 or not _WHAT_FAST.search(block.text):
         return None
     t = strip_markup(block.text)
     m = HEADING_RE.match(t)
@@ -98,13 +100,28 @@ def heading_section(block: Block) -> str | None:
     return None
 
 
+def inline_heading(block: Block, text: str) -> tuple[str, int] | None:
+    """``(section, body_start)`` when a block opens with a bold heading label
+    followed by text on the same line ("**What?** I arrived...")."""
+    if block.label_end is None:
+        return None
+    label = text[block.start:block.label_end]
+    sec = heading_section(Block(block.start, block.label_end, label, style="bold"))
+    if not sec:
+        return None
+    body = block.label_end
+    while body < block.end and text[body] in " \t":
+        body += 1
+    return (sec, body) if body < block.end else None
+
+
 def looks_like_diary(doc: Document) -> bool:
     """True when the document follows the reflective-diary template."""
+    if DIARY_DATE_RE.search(doc.text) or _TITLE_LINE_RE.search(doc.text):
+        return True
     found = set()
     for b in doc.blocks:
-        if DIARY_DATE_RE.search(b.text) or TITLE_RE.match(b.text):
-            return True
-        sec = heading_section(b)
+        sec = heading_section(b) or (inline_heading(b, doc.text) or (None,))[0]
         if sec:
             found.add(sec)
     return "What?" in found and len(found) >= 2
@@ -139,7 +156,7 @@ def entry_starts(doc: Document) -> list[int]:
     starts = []
     seen: set[str] = set()
     for i, b in enumerate(blocks):
-        sec = heading_section(b)
+        sec = heading_section(b) or (inline_heading(b, doc.text) or (None,))[0]
         if sec == "What?" and (not starts or seen & {"So what?", "Now what?"}):
             starts.append(i)
             seen = set()
@@ -162,7 +179,8 @@ def split_entries(doc: Document, name: str = "diary") -> list[Entry]:
 def parse_entry(doc: Document, start: int, end: int, index: int, name: str = "diary") -> Entry:
     blocks = [b for b in doc.blocks if start <= b.start < end]
     where = f"{name}, entry {index + 1}"
-    heads = [(b, heading_section(b)) for b in blocks]
+    inline = {id(b): inline_heading(b, doc.text) for b in blocks if b.label_end is not None}
+    heads = [(b, heading_section(b) or (inline.get(id(b)) or (None,))[0]) for b in blocks]
     first_head = next((k for k, (_b, s) in enumerate(heads) if s), len(heads))
     header = blocks[:first_head] if first_head else blocks[:3]
     date = pcode = surgery = None
@@ -192,6 +210,9 @@ def parse_entry(doc: Document, start: int, end: int, index: int, name: str = "di
             continue
         sections.append(sec)
         cuts.append(Cut(b.start, "heading", section=sec))
+        if inline.get(id(b)) and not heading_section(b):
+            cuts.append(Cut(inline[id(b)][1], "section", section=sec))
+            continue
         nxt = heads[k + 1][0] if k + 1 < len(heads) else None
         if nxt is not None and heads[k + 1][1] is None:
             cuts.append(Cut(nxt.start, "section", section=sec))

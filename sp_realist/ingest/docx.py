@@ -79,12 +79,13 @@ class _Builder:
         self.transcript = False
 
     def line(self, text: str, style: str = "body", level: int = 0, speaker: str | None = None,
-             speaker_len: int | None = None) -> None:
+             speaker_len: int | None = None, label_len: int | None = None) -> None:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         if text.strip():
             self.blocks.append(Block(self.pos, self.pos + len(text), text, style=style, level=level,
                                      para_start=True, speaker=speaker,
-                                     speaker_end=self.pos + speaker_len if speaker_len else None))
+                                     speaker_end=self.pos + speaker_len if speaker_len else None,
+                                     label_end=self.pos + label_len if label_len else None))
         self.parts.append(text + "\n")
         self.pos += len(text) + 1
 
@@ -103,7 +104,8 @@ class _Builder:
             style, level = "heading", 0
         elif text.strip() and _all_bold(p):
             style = "bold"
-        self.line(text, style, level)
+        label_len = _bold_label_length(p, text) if style == "body" else None
+        self.line(text, style, level, label_len=label_len)
 
     def table(self, table) -> None:
         rows = []
@@ -163,6 +165,35 @@ class _Builder:
             self.line(title, "label")
             self.line("\n".join(r[j] for r in rows[1:] if j < len(r)))
         return True
+
+
+def _run_bold(r, para_bold: bool) -> bool:
+    b = r.bold
+    if b is None:
+        try:
+            b = bool(r.style is not None and r.style.font.bold)
+        except Exception:  # pragma: no cover
+            b = False
+        b = b or para_bold
+    return bool(b)
+
+
+def _bold_label_length(p, text: str) -> int | None:
+    """Length of the bold runs that open a paragraph followed by plain text ("**What?** I went...")."""
+    lead = []
+    for r in p.runs:
+        if not r.text.strip():
+            lead.append(r.text)
+            continue
+        if not _run_bold(r, False):
+            break
+        lead.append(r.text)
+    else:
+        return None
+    label = "".join(lead)
+    if not label.strip() or not text.startswith(label) or not text[len(label):].strip():
+        return None
+    return len(label.rstrip())
 
 
 def _all_bold(p) -> bool:

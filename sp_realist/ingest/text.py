@@ -31,6 +31,7 @@ from .base import Block, Cut, Document, clean_label, decode_bytes, line_blocks, 
 
 _MD_HEADING = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+\S")
 _MD_BOLD_LINE = re.compile(r"^[ \t]*(\*\*|__)(?=\S)(.+?)(?<=\S)\1[ \t]*[:.]?[ \t]*$")
+_MD_BOLD_LABEL = re.compile(r"^[ \t]*(\*\*|__)(?=\S)(.{1,80}?)(?<=\S)\1[:.]?(?=[ \t]+\S)")
 
 TURN_RE = re.compile(
     r"^[ \t]*(?:[-*>][ \t]+)?"
@@ -74,6 +75,10 @@ def from_text(text: str, fmt: str = "txt") -> Document:
             b.style, b.level, b.para_start = "heading", len(m.group(1)), True
         elif _MD_BOLD_LINE.match(b.text):
             b.style, b.para_start = "bold", True
+        else:
+            m = _MD_BOLD_LABEL.match(b.text)
+            if m:
+                b.label_end = b.start + m.end()
     return Document(text=text, blocks=blocks, format=fmt)
 
 
