@@ -37,7 +37,13 @@ class ReportResult:
 
 
 def applied_key_hashes(project: Project) -> list[str]:
-    """SHA-256 hashes of pseudonym keys currently applied to the project (apply not undone by reverse)."""
+    """SHA-256 hashes of the pseudonym keys whose anonymisation is in effect in the project."""
+    try:
+        from ..privacy.anonymise import applied_keys
+    except ImportError:  # pragma: no cover - partial install
+        applied_keys = None
+    if applied_keys is not None:
+        return list(applied_keys(project))
     r = S.anonymisation_runs
     with project.connect() as conn:
         runs = conn.execute(select(r.c.key_sha256, r.c.direction).order_by(r.c.id)).all()
@@ -45,6 +51,23 @@ def applied_key_hashes(project: Project) -> list[str]:
     for sha, direction in runs:
         state[sha] = state.get(sha, 0) + (1 if direction == "apply" else -1)
     return sorted(sha for sha, n in state.items() if n > 0)
+
+
+def _check_key(project: Project, key: str | os.PathLike | None):
+    """The key to audit with, or None when no key is applied; refuse to go on without the right key."""
+    if not applied_key_hashes(project):
+        return None
+    key_path = resolve_key(key)
+    if key_path is None:
+        raise SpRealistError(
+            "the project has an applied pseudonym key, so the report must be audited for leaking names; "
+            f"pass --key PATH (or set ${ENV_KEY}) and run again."
+        )
+    try:
+        from ..privacy.anonymise import check_key_matches
+    except ImportError:  # pragma: no cover - partial install
+        return key_path
+    return check_key_matches(project, key_path)
 
 
 def resolve_key(key: str | os.PathLike | None) -> str | None:
@@ -79,7 +102,7 @@ def template_dirs_for(project: Project, extra: Iterable[str | os.PathLike] = ())
     return dirs
 
 
-def _audit(paths: list[Path], key: str) -> None:
+def _audit(paths: list[Path], key) -> None:
     try:
         from ..privacy.audit import audit_paths
     except ImportError:
@@ -120,21 +143,15 @@ def write_report(project: Project, out: str | os.PathLike, fmt: str | None = Non
         raise SpRealistError(f"{out.parent}: the output folder does not exist; create it first.")
     if out.is_dir():
         raise SpRealistError(f"{out}: is a folder; give a file name such as report.{fmt}.")
-    applied = applied_key_hashes(project)
-    key_path = resolve_key(key)
-    if applied and key_path is None:
-        raise SpRealistError(
-            "the project has an applied pseudonym key, so the report must be audited for leaking names; "
-            f"pass --key PATH (or set ${ENV_KEY}) and run again."
-        )
+    audit_key = _check_key(project, key)
     dirs = template_dirs_for(project, template_dirs)
     if model is None:
         model = build_report_model(project, settings)
-    return _write_all(model, [(out, fmt)], template, dirs, key_path if applied else None, tables_dir)
+    return _write_all(model, [(out, fmt)], template, dirs, audit_key, tables_dir)
 
 
 def _write_all(model: ReportModel, targets: list[tuple[Path, str]], template, dirs: list[str],
-               key_path: str | None, tables_dir) -> ReportResult:
+               key_path, tables_dir) -> ReportResult:
     from .docx_writer import write_docx
     from .render import export_tables, render_html, render_markdown
 
@@ -182,13 +199,7 @@ def write_reports(project: Project, outputs: list[tuple[Path, str]], settings: R
     """Several formats from one model (what ``build`` uses)."""
     if not outputs:
         raise SpRealistError("no report formats requested; list some under report: formats.")
-    applied = applied_key_hashes(project)
-    key_path = resolve_key(key)
-    if applied and key_path is None:
-        raise SpRealistError(
-            "the project has an applied pseudonym key, so reports must be audited for leaking names; "
-            f"pass --key PATH (or set ${ENV_KEY}) and run again."
-        )
+    audit_key = _check_key(project, key)
+    dirs = template_dirs_for(project, template_dirs)
     model = build_report_model(project, settings)
-    return _write_all(model, [(Path(p), f) for p, f in outputs], template,
-                      template_dirs_for(project, template_dirs), key_path if applied else None, tables_dir)
+    return _write_all(model, [(Path(p), f) for p, f in outputs], template, dirs, audit_key, tables_dir)

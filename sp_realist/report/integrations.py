@@ -80,9 +80,9 @@ def triangulation(project: Project, d: "_Data", questions: dict[str, str]) -> "T
     except ImportError:
         cmoc_triangulation = None
     if cmoc_triangulation is not None:
-        df = cmoc_triangulation(project, questions)
+        df = cmoc_triangulation(project, questions or None)
         if df is not None and not df.empty:
-            df = df.fillna("")
+            df = df.fillna("").rename(columns={"question": "Question", "text": "Question text"})
             return Table(key="triangulation", caption="Triangulation of evidence against the evaluation questions",
                          columns=[str(c) for c in df.columns],
                          rows=[[_cell(v) for v in row] for row in df.itertuples(index=False)])
@@ -118,7 +118,9 @@ def triangulation(project: Project, d: "_Data", questions: dict[str, str]) -> "T
         items = [e for c in cids for e in evidence[c]]
         sites = sorted({d.site(sid) for sid, _ in items} - {None})
         people = sorted({d.attribution_at(sid, st) for sid, st in items})
-        rows.append([q, questions.get(q, ""), ", ".join(t["key"] for t in ts), str(len(cids)), str(len(items)),
+        text = questions.get(q, "")
+        text = text.get("text", "") if isinstance(text, dict) else text
+        rows.append([q, text, ", ".join(t["key"] for t in ts), str(len(cids)), str(len(items)),
                      ", ".join(sites), ", ".join(people)])
     return Table(key="triangulation", caption="Triangulation of evidence against the evaluation questions",
                  columns=["Question", "Text", "Theories", "CMOCs", "Evidence excerpts", "Sites", "Participants"],
@@ -155,8 +157,8 @@ def figure(project: Project) -> "Figure | None":
         with tempfile.TemporaryDirectory() as tmp:
             png_path = Path(tmp) / "figure.png"
             svg_path = Path(tmp) / "figure.svg"
-            cmoc_graph.render_graph(G, png_path)
-            cmoc_graph.render_graph(G, svg_path)
+            _render_deterministic(cmoc_graph.render_graph, G, png_path)
+            _render_deterministic(cmoc_graph.render_graph, G, svg_path)
             png = png_path.read_bytes()
             svg = svg_path.read_text(encoding="utf-8")
         return Figure(key="programme_theory", caption="Programme theory: mid-range theories and their CMOCs",
@@ -239,8 +241,8 @@ def write_graph_files(project: Project, model, folder) -> list:
         G = cmoc_graph.programme_graph(project)
         if G.number_of_nodes() == 0:
             return []
-        cmoc_graph.render_graph(G, png)
-        cmoc_graph.render_graph(G, svg)
+        _render_deterministic(cmoc_graph.render_graph, G, png)
+        _render_deterministic(cmoc_graph.render_graph, G, svg)
         cmoc_graph.export_graph(G, graphml, "graphml")
         return [png, svg, graphml]
     import networkx as nx
@@ -254,6 +256,24 @@ def write_graph_files(project: Project, model, folder) -> list:
     return [png, svg, graphml]
 
 
+#: Matplotlib settings that make figures reproducible and keep SVG text as text
+#: (searchable, and visible to the leak audit).
+DETERMINISTIC_RC = {"svg.hashsalt": "sp-realist", "svg.fonttype": "none"}
+
+
+def _render_deterministic(render, G, path) -> None:
+    """Call ``render(G, path)`` with reproducible settings; strip the SVG's date metadata."""
+    import matplotlib
+    from pathlib import Path
+
+    with matplotlib.rc_context(DETERMINISTIC_RC):
+        render(G, path)
+    path = Path(path)
+    if path.suffix.lower() == ".svg":
+        text = path.read_text(encoding="utf-8")
+        path.write_text(re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S), encoding="utf-8")
+
+
 def _png_bytes(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=150, metadata={"Software": None})
@@ -265,7 +285,7 @@ def _svg_text(fig) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": "sp-realist", "svg.fonttype": "none"}):
+    with matplotlib.rc_context(DETERMINISTIC_RC):
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     return buf.getvalue()

@@ -76,7 +76,8 @@ class ReportSettings:
     quotes_per_theme: int = 3
     quotes_per_cmoc: int = 2
     max_quote_chars: int = 600
-    questions: dict[str, str] = field(default_factory=dict)  # evaluation questions for triangulation
+    # Evaluation questions for triangulation: {Q1: text} or {Q1: {text, themes, theories}}.
+    questions: dict[str, Any] = field(default_factory=dict)
     introduction: str | None = None
     diary_template: list[tuple[str, list[str]]] | None = None
     figure: bool = True
@@ -107,7 +108,8 @@ class ReportSettings:
         if kwargs.get("questions") is not None:
             if not isinstance(kwargs["questions"], dict):
                 raise SpRealistError(f"{where}: questions must be a mapping like {{Q1: text}}.")
-            kwargs["questions"] = {str(k): str(v) for k, v in kwargs["questions"].items()}
+            kwargs["questions"] = {str(k): (v if isinstance(v, dict) else "" if v is None else str(v))
+                                   for k, v in kwargs["questions"].items()}
         if kwargs.get("diary_template") is not None:
             kwargs["diary_template"] = _parse_diary_template(kwargs["diary_template"], where)
         return cls(**kwargs)
