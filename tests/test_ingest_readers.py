@@ -194,11 +194,13 @@ def test_speaker_map_and_code_labels():
 
 
 def test_text_without_turns_is_paragraphs():
-    text = "# Field notes\n\nFirst visit to the surgery.\nStill the first paragraph.\n\nSecond paragraph.\n"
+    text = ("# Field notes\n\nIntro.\n\n## Visit 1\n\nFirst visit to the surgery.\nStill the first paragraph.\n\n"
+            "Second paragraph.\n")
     [d] = read_sources(text.encode(), "notes.md", kind="field_notes")
     _tiles(d)
-    assert [s.kind for s in d.segments] == ["heading", "paragraph", "paragraph"]
-    assert [s.section for s in d.segments] == ["Field notes"] * 3
+    assert [s.kind for s in d.segments] == ["heading", "paragraph", "heading", "paragraph", "paragraph"]
+    # the opening heading is the title; later headings label the paragraphs under them
+    assert [s.section for s in d.segments] == [None, None, "Visit 1", "Visit 1", "Visit 1"]
 
 
 def test_docx_speaker_table_and_paragraph_turns(tmp_path):

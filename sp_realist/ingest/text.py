@@ -178,7 +178,8 @@ def segment_transcript(doc: Document, speaker_map: Mapping[str, str] | None = No
                             participant_code=mapping.get(sp)))
             in_turn = started = True
         elif b.style == "heading":
-            section = strip_markup(b.text) or None
+            # the document's opening heading is its title, not a section
+            section = None if b is doc.blocks[0] else (strip_markup(b.text) or None)
             cuts.append(Cut(b.start, "heading", section=section))
             in_turn, started = False, True
         elif b.para_start and not in_turn:
@@ -195,7 +196,7 @@ def segment_paragraphs(doc: Document, start: int = 0, end: int | None = None,
         if not (start <= b.start < end):
             continue
         if b.style == "heading":
-            section = strip_markup(b.text) or None
+            section = None if b is doc.blocks[0] else (strip_markup(b.text) or None)
             cuts.append(Cut(b.start, "heading", section=section))
         elif b.para_start:
             cuts.append(Cut(b.start, "paragraph", section=section))
