@@ -103,6 +103,10 @@ def test_detection_on_token_boundaries():
         "sarah  jones (Sarah)": "S1 DK1 (S1 DK1)",
         "Rose rose early": "[client 1] rose early",
         "Jonesy Sarahs": "Jonesy Sarahs",
+        # punctuation spaCy would leave glued to the word
+        'S1,"Sarah rang"; name="Patel" @Sarah Sarah;Patel Sarah_Jones': 
+            'S1,"S1 DK1 rang"; name="[GP 1]" @S1 DK1 S1 DK1;[GP 1] S1 DK1',
+        "email sarah@example.org": "email S1 DK1@example.org",
     }
     for text, expected in cases.items():
         assert det.redact(text) == expected, text

@@ -17,6 +17,18 @@ from typing import Iterable, Iterator
 import numpy as np
 
 
+#: Characters spaCy can leave glued to a word ('name="Sarah', '@Sarah', 'Sarah;Patel', 'Sarah_Jones').
+#: They are blanked (one space for one character, so offsets do not move) before tokenising,
+#: in the text and in the key's terms alike.
+GLUE = '"#$%&()*+/;<=>@[\\]^_`{|}~' + "\u201c\u201d\u201e\u00ab\u00bb"
+_MASK = str.maketrans({c: " " for c in GLUE})
+
+
+def mask(text: str) -> str:
+    """``text`` with glue characters blanked (same length)."""
+    return text.translate(_MASK)
+
+
 @lru_cache(maxsize=1)
 def tokenizer_nlp():
     """A blank English pipeline: only its tokenizer and vocab are used."""
@@ -27,7 +39,7 @@ def tokenizer_nlp():
 
 def term_norm(term: str) -> str:
     """Lower-cased tokens of ``term`` joined by single spaces ("" if only white space)."""
-    doc = tokenizer_nlp().tokenizer(" ".join(str(term).split()))
+    doc = tokenizer_nlp().tokenizer(" ".join(mask(str(term)).split()))
     return " ".join(t.lower_ for t in doc if not t.is_space)
 
 
@@ -87,7 +99,7 @@ class Detector:
             for i, e in enumerate(key.entries):
                 if bool(e.case_sensitive) != flag:
                     continue
-                docs = [tok(" ".join(t.split())) for t in e.terms]
+                docs = [tok(" ".join(mask(t).split())) for t in e.terms]
                 docs = [d for d in docs if len(d)]
                 if not docs:
                     continue
@@ -146,11 +158,11 @@ class Detector:
         """Non-overlapping matches in ``text``, sorted by position."""
         if not text:
             return []
-        return [Match(s, e, k) for s, e, k in resolve_overlaps(self._spans(self.nlp.tokenizer(text)))]
+        return [Match(s, e, k) for s, e, k in resolve_overlaps(self._spans(self.nlp.tokenizer(mask(text))))]
 
     def find_many(self, texts: Iterable[str], batch_size: int = 64) -> Iterator[list[Match]]:
         """:meth:`find` over many texts (tokenised with ``tokenizer.pipe``)."""
-        for doc in self.nlp.tokenizer.pipe(texts, batch_size=batch_size):
+        for doc in self.nlp.tokenizer.pipe((mask(t) for t in texts), batch_size=batch_size):
             yield [Match(s, e, k) for s, e, k in resolve_overlaps(self._spans(doc))]
 
     def redact(self, text: str, matches: list[Match] | None = None) -> str:
