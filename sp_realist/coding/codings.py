@@ -269,7 +269,7 @@ def export_codings_yaml(project: Project, path: str | os.PathLike | None = None,
         item["coder"] = r.coder
         if r.origin != "manual":
             item["origin"] = r.origin
-        if r.memo:
+        if isinstance(r.memo, str) and r.memo:
             item["memo"] = r.memo
         items.append(item)
     text = dump_yaml({"codings": items})

@@ -101,8 +101,8 @@ def _labels(conn: Connection) -> dict[str, dict[int, str]]:
     }
 
 
-def list_memos(project: Project, on: str | None = None, target=None, author: str | None = None) -> pd.DataFrame:
-    """Memos, oldest first, optionally only those on one kind of target, one target, or by one author."""
+def memo_records(project: Project, on: str | None = None, target=None, author: str | None = None) -> list[dict]:
+    """Memos as a list of dicts (oldest first), filtered like :func:`list_memos`."""
     m = S.memos
     with project.connect() as conn:
         q = select(m).order_by(m.c.created_at, m.c.id)
@@ -116,25 +116,30 @@ def list_memos(project: Project, on: str | None = None, target=None, author: str
             q = q.where(m.c.author == author)
         rows = conn.execute(q).mappings().all()
         labels = _labels(conn)
-    return pd.DataFrame([{
+    return [{
         "id": r["id"], "on": r["target_type"],
         "target": None if r["target_id"] is None else labels.get(r["target_type"], {}).get(r["target_id"], str(r["target_id"])),
         "title": r["title"], "text": r["text"], "author": r["author"],
-        "created_at": r["created_at"], "updated_at": r["updated_at"]} for r in rows], columns=COLUMNS)
+        "created_at": r["created_at"], "updated_at": r["updated_at"]} for r in rows]
+
+
+def list_memos(project: Project, on: str | None = None, target=None, author: str | None = None) -> pd.DataFrame:
+    """Memos, oldest first, optionally only those on one kind of target, one target, or by one author."""
+    return pd.DataFrame(memo_records(project, on, target, author), columns=COLUMNS)
 
 
 def export_memos(project: Project, path: str | os.PathLike | None = None, fmt: str = "md", **filters) -> str:
     """All (or filtered) memos as a Markdown document or YAML; written to ``path`` if given."""
-    df = list_memos(project, **filters)
+    records = memo_records(project, **filters)
     if fmt == "yaml":
-        text = dump_yaml({"memos": [{k: v for k, v in r.items() if v is not None and k != "id"}
-                                    for r in df.to_dict(orient="records")]})
+        text = dump_yaml({"memos": [{k: v for k, v in r.items() if v is not None and k != "id"} for r in records]})
     elif fmt == "md":
         lines = ["# Memos", ""]
-        for r in df.itertuples(index=False):
-            head = r.title or (f"{r.on}: {r.target}" if r.target else "Project")
-            lines += [f"## {head}", "", f"*{r.author}, {r.created_at}"
-                      + (f" (on {r.on} {r.target})" if r.target and r.title else "") + "*", "", r.text.strip(), ""]
+        for r in records:
+            head = r["title"] or (f"{r['on']}: {r['target']}" if r["target"] else "Project")
+            lines += [f"## {head}", "", f"*{r['author']}, {r['created_at']}"
+                      + (f" (on {r['on']} {r['target']})" if r["target"] and r["title"] else "") + "*", "",
+                      r["text"].strip(), ""]
         text = "\n".join(lines).rstrip() + "\n"
     else:
         raise SpRealistError(f"memo export format {fmt!r} is not md or yaml.")
