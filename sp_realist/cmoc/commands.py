@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import click
 
+from ..errors import SpRealistError
 from ..cli_support import emit, format_option, get_project, group, message, project_option, resolve_coder
 from ..output import to_markdown, to_records
 from ._common import (CMOC_JUDGEMENTS, COMPONENTS, CONFIDENCES, INTERPRETATIONS, RELATION_KINDS, RELEVANCE, ROLES,
@@ -847,6 +848,200 @@ def saturation_curve_cmd(order, plot, project_path, fmt, output) -> None:
         message(f"Wrote {plot}")
 
 
+# ---------------------------------------------------------------------------
+# suggest
+# ---------------------------------------------------------------------------
+@group("suggest", invoke_without_command=True)
+@click.option("--min-support", type=click.IntRange(1), default=1, show_default=True,
+              help="Only candidates seen in at least this many units.")
+@click.option("--all", "include_decided", is_flag=True, help="Include accepted and rejected candidates.")
+@project_option
+@format_option
+@click.pass_context
+def suggest_group(ctx, min_support, include_decided, project_path, fmt, output) -> None:
+    """Candidate CMOCs: context, mechanism and outcome found in one segment or diary entry.
+
+    \b
+    Signals come from step-3 interpretations of appraisals and from codes mapped to C/M/O
+    (setting cmo_codes, names like "C: lack of induction", or codes under a "Context" parent).
+    Nothing enters the theory until you accept a candidate.
+    Example:
+      sp-realist suggest --min-support 2
+      sp-realist suggest accept c1a2b3c4d --key T5.1 --theory T5
+      sp-realist suggest reject c9f8e7d6c --reason "coincidence of codes"
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .suggest import suggest_cmocs
+
+    emit(suggest_cmocs(get_project(project_path), min_support, include_decided), fmt, output,
+         title="Candidate CMOCs")
+
+
+@suggest_group.command("accept")
+@click.argument("candidate")
+@click.option("--key", required=True, help="Key of the new CMOC, e.g. T5.1.")
+@click.option("--theory", default=None, help="Also add it to this theory.")
+@click.option("--reason", default=None, help="Recorded in the theory's history.")
+@analyst_option
+@project_option
+def suggest_accept_cmd(candidate, key, theory, reason, analyst, project_path) -> None:
+    """Accept a candidate: create a partial CMOC with its excerpts as supporting evidence.
+
+    \b
+    Example:
+      sp-realist suggest accept c1a2b3c4d --key T5.1 --theory T5
+    """
+    from .suggest import accept_suggestion
+
+    accept_suggestion(get_project(project_path), candidate, key, theory=theory, actor=resolve_coder(analyst),
+                      reason=reason)
+    message(f"Created CMOC {key} from candidate {candidate}" + (f" in theory {theory}" if theory else ""))
+
+
+@suggest_group.command("reject")
+@click.argument("candidate")
+@click.option("--reason", default=None)
+@analyst_option
+@project_option
+def suggest_reject_cmd(candidate, reason, analyst, project_path) -> None:
+    """Reject a candidate so it is not suggested again.
+
+    \b
+    Example:
+      sp-realist suggest reject c9f8e7d6c --reason "different participants"
+    """
+    from .suggest import reject_suggestion
+
+    reject_suggestion(get_project(project_path), candidate, reason=reason, actor=resolve_coder(analyst))
+    message(f"Rejected candidate {candidate}")
+
+
+# ---------------------------------------------------------------------------
+# graph
+# ---------------------------------------------------------------------------
+@group("graph")
+def graph_group() -> None:
+    """The programme-theory graph: export (GraphML, GEXF, JSON, DOT, Mermaid) or render (PNG, SVG).
+
+    \b
+    Example:
+      sp-realist graph export theory.graphml
+      sp-realist graph render theory.png --theory T1
+    """
+
+
+@graph_group.command("export")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--format", "gfmt", type=click.Choice(["graphml", "gexf", "json", "dot", "mermaid"]), default=None,
+              help="Default: from the file name (.graphml .gexf .json .dot .mmd).")
+@click.option("--theory", default=None, help="Only this theory.")
+@project_option
+def graph_export_cmd(path, gfmt, theory, project_path) -> None:
+    """Export the programme-theory graph.
+
+    \b
+    Example:
+      sp-realist graph export theory.gexf        # open in Gephi
+      sp-realist graph export theory.mmd         # paste into Markdown
+    """
+    from .graph import export_graph, programme_graph
+
+    G = programme_graph(get_project(project_path), theory)
+    export_graph(G, path, gfmt)
+    message(f"Wrote {path} ({G.number_of_nodes()} nodes, {G.number_of_edges()} edges)")
+
+
+@graph_group.command("render")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--theory", default=None, help="Only this theory.")
+@click.option("--title", default=None)
+@click.option("--dpi", type=click.IntRange(50, 600), default=150, show_default=True)
+@project_option
+def graph_render_cmd(path, theory, title, dpi, project_path) -> None:
+    """Draw the programme-theory graph to PNG, SVG or PDF (layered left to right, by node type).
+
+    \b
+    Example:
+      sp-realist graph render programme-theory.svg --title "Programme theory, March 2020"
+    """
+    from .graph import programme_graph, render_graph
+
+    G = programme_graph(get_project(project_path), theory)
+    render_graph(G, path, title=title, dpi=dpi)
+    message(f"Wrote {path}")
+
+
+@graph_group.command("summary")
+@click.option("--theory", default=None)
+@project_option
+@format_option
+def graph_summary_cmd(theory, project_path, fmt, output) -> None:
+    """Count the graph's nodes by type and edges by kind.
+
+    \b
+    Example:
+      sp-realist graph summary --format json
+    """
+    from .graph import graph_summary, programme_graph
+
+    emit(graph_summary(programme_graph(get_project(project_path), theory)), fmt, output, title="Graph")
+
+
+# ---------------------------------------------------------------------------
+# triangulate
+# ---------------------------------------------------------------------------
+def read_questions(path: str | None, pairs: tuple[str, ...]) -> dict:
+    """Questions from a YAML file (a mapping, or a study.yaml with 'questions') and Q=TEXT options."""
+    questions: dict = {}
+    if path:
+        from .theoryfile import read_yaml
+
+        doc = read_yaml(path, "questions")
+        if isinstance(doc, dict) and "questions" in doc:
+            doc = doc["questions"]
+        if not isinstance(doc, dict):
+            raise SpRealistError(f"{path}: expected a mapping of questions, e.g. Q1: How effective ...?")
+        questions.update(doc)
+    for pair in pairs:
+        k, _, v = pair.partition("=")
+        if not k.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=TEXT.", param_hint="--question")
+        questions[k.strip()] = v.strip()
+    return questions
+
+
+@click.command("triangulate")
+@click.option("--questions", "questions_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML file of questions (or a study.yaml with a 'questions' mapping).")
+@click.option("--question", "question_pairs", multiple=True, metavar="KEY=TEXT", help="A question (repeatable).")
+@click.option("--by", type=click.Choice(["kind", "dataset"]), default="kind", show_default=True,
+              help="Group sources by kind or by their 'dataset' attribute.")
+@click.option("--sources", "source_columns", default=None, help="Column order, comma-separated.")
+@click.option("--long", "long_form", is_flag=True, help="One row per question, source and item (with counts).")
+@project_option
+@format_option(xlsx=True)
+def triangulate_cmd(questions_file, question_pairs, by, source_columns, long_form, project_path, fmt,
+                    output) -> None:
+    """Triangulation matrix: evaluation questions x data sources, listing themes and theories.
+
+    \b
+    Example:
+      sp-realist triangulate --questions study.yaml --by dataset --format md
+      sp-realist triangulate --question "Q2=What were the barriers and enablers?"
+    """
+    from .triangulate import triangulation, triangulation_long
+
+    project = get_project(project_path)
+    questions = read_questions(questions_file, question_pairs) or None
+    if long_form:
+        df = triangulation_long(project, questions, by)
+    else:
+        cols = [c.strip() for c in source_columns.split(",")] if source_columns else None
+        df = triangulation(project, questions, by, cols)
+    emit(df, fmt, output, title="Triangulation")
+
+
 def register(main: click.Group) -> None:
     """Add this area's commands to the main group."""
     main.add_command(cmoc_group)
@@ -855,3 +1050,6 @@ def register(main: click.Group) -> None:
     main.add_command(appraise_group)
     main.add_command(analysis_group)
     main.add_command(saturation_group)
+    main.add_command(suggest_group)
+    main.add_command(graph_group)
+    main.add_command(triangulate_cmd)
