@@ -290,3 +290,46 @@ def test_inline_bold_headings_markdown_and_docx(tmp_path):
         assert body == {"What?": entry[4], "So what?": entry[5], "Now what?": entry[6]}, name
         heads = [_seg_text(draft, s).strip(" *_") for s in draft.segments if s.kind == "heading"]
         assert [h.rstrip(":?") for h in heads] == ["What", "So what", "Now what"], name
+
+
+HEAD_STYLES = [
+    ("What?", "So what?", "Now what?"),
+    ("WHAT", "SO WHAT", "NOW WHAT"),
+    ("What:", "So What:", "Now What:"),
+    ("What?: Returning to the situation", "So what?: Understanding the context", "Now what? Modifying future outcomes"),
+    ("## What?", "## So what?", "## Now what?"),
+    ("**What?**", "**So what?**", "**Now what?**"),
+]
+sentence = st.text(alphabet=st.characters(whitelist_categories=("Ll", "Lu", "Nd"), max_codepoint=0x17f)
+                   | st.sampled_from(" ,.'"), min_size=1, max_size=60).map(lambda s: "x" + s.strip())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.dates(min_value=__import__("datetime").date(2019, 1, 1),
+                                   max_value=__import__("datetime").date(2020, 12, 31)),
+                          st.sampled_from([None, "S1 DK1", "S3 DK2"]),
+                          st.integers(0, len(HEAD_STYLES) - 1),
+                          st.lists(sentence, min_size=3, max_size=3)), min_size=1, max_size=5),
+       st.sampled_from(["diary.txt", "diary.md"]))
+def test_diary_entries_round_trip(entries, name):
+    out = []
+    for day, code, style, bodies in entries:
+        out.append(f"Reflective Diary Date of diary insert: {day:%d/%m/%Y}\n")
+        if code:
+            out.append(f"Participant code: {code}    Surgery code: S1 GP1\n")
+        out.append("\n")
+        for head, body in zip(HEAD_STYLES[style], bodies):
+            out.append(f"{head}\n{body}\n\n")
+    text = "".join(out)
+    drafts = read_sources(text.encode(), name, site="S9")
+    assert len(drafts) == len(entries)
+    assert "".join(d.text for d in drafts) == text
+    seen = set()
+    for d, (day, code, _style, bodies) in zip(drafts, entries):
+        _tiles(d)
+        base = f"{code} {day.isoformat()}" if code else f"S9 unidentified {day.isoformat()}"
+        assert d.name == base or (d.name.startswith(base + " #") and base in seen)
+        seen.add(base)
+        assert d.date == day.isoformat() and d.participant_code == code
+        got = {s.section: _seg_text(d, s).strip() for s in d.segments if s.kind == "section"}
+        assert got == dict(zip(("What?", "So what?", "Now what?"), bodies))

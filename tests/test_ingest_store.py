@@ -160,3 +160,15 @@ def test_bad_manifest_is_refused_whole(project, tmp_path):
     with pytest.raises(SpRealistError, match="line 2: kind 'podcast'"):
         ingest_manifest(project, m)
     assert _count(project, S.sources) == 0
+
+
+def test_folders_expand_to_supported_files(project, tmp_path):
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "b.txt").write_text(samples.TRANSCRIPT, encoding="utf-8")
+    (tmp_path / "d" / "sub" / "a.vtt").write_text(samples.TEAMS_VTT, encoding="utf-8")
+    (tmp_path / "d" / "notes.pdf").write_bytes(b"%PDF")
+    (tmp_path / "d" / "~$lock.docx").write_bytes(b"x")
+    (tmp_path / "d" / ".hidden.txt").write_text("Interviewer: x\nP1: y\n", encoding="utf-8")
+    report = ingest_paths(project, [tmp_path / "d"])
+    assert [f.path for f in report.files] == [str(tmp_path / "d" / "b.txt"), str(tmp_path / "d" / "sub" / "a.vtt")]
+    assert report.ok and list(sources_frame(project)["name"]) == ["b", "a"]

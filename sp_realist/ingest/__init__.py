@@ -43,6 +43,8 @@ __all__ = [
     "read_document",
     "read_sources",
     "detect_kind",
+    "expand_paths",
+    "read_manifest",
     "parse_speaker_map",
     "SUPPORTED_SUFFIXES",
 ]
@@ -248,12 +250,29 @@ def ingest_paths(project: Project, paths: Sequence[str | os.PathLike], kind: str
                     attributes=dict(attributes or {}), speaker_map=parse_speaker_map(speaker_map),
                     replace=replace)
     report = IngestReport()
-    paths = list(paths)
+    paths = expand_paths(paths)
     for i, path in enumerate(paths, start=1):
         report.files.append(_ingest_file(project, Path(path), opts))
         if progress:
             progress(i, len(paths))
     return report
+
+
+def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Paths as given; a folder stands for the supported files under it (sorted,
+    recursively, skipping hidden files and Word lock files ``~$...``)."""
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            out.extend(sorted(
+                f for f in p.rglob("*")
+                if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                and not f.name.startswith("~$")))
+        else:
+            out.append(p)
+    return out
 
 
 MANIFEST_COLUMNS = ("path", "kind", "participant", "site", "role", "date")

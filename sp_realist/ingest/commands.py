@@ -30,7 +30,7 @@ def _progress_bar(total: int):
 
 
 @click.command("ingest")
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, type=click.Path())
 @click.option("--kind", type=click.Choice(S.SOURCE_KINDS), default=None,
               help="Kind of source. Default: diary for files in the reflective-diary template, else interview.")
 @click.option("--site", default=None, metavar="SITE", help="Site of every source, e.g. S1 (a source attribute).")
@@ -53,6 +53,8 @@ def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, 
                fmt, output):
     """Ingest transcripts (.txt .md .docx .vtt .srt) and reflective diaries.
 
+    FILES may include folders: their supported files are ingested, sorted.
+
     Each file is ingested in its own transaction. A file already ingested with
     the same content is left alone; a changed file is refused unless --replace.
     Bad files are reported (exit 1) after the good ones are ingested.
@@ -62,6 +64,7 @@ def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, 
       sp-realist ingest diaries/s1-dk1.docx diaries/s1-dk2.md --site S1
       sp-realist ingest interviews/*.vtt --kind interview --speaker-map "Sarah=S1 LW1"
       sp-realist ingest --manifest interviews/manifest.csv
+      sp-realist ingest corpora/mind-cymru-2020/diaries --kind diary
     """
     from . import ingest_manifest, ingest_paths
 
@@ -73,6 +76,9 @@ def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, 
     refused = []
     jobs = []
     if files:
+        from . import expand_paths
+
+        files = expand_paths(files)
         jobs.append(("files", len(files)))
     if manifest:
         from . import read_manifest
