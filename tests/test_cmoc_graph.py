@@ -136,6 +136,10 @@ def test_render_png_and_svg(theory_project, tmp_path):
     assert pos["cmoc:T2.3"][1] == pos["context:T2.3"][1] == pos["outcome:T2.3"][1]
     with pytest.raises(SpRealistError, match=".png"):
         render_graph(G, tmp_path / "g.gif")
+    # Reproducible: rendering again gives identical files.
+    for ext in ("png", "svg"):
+        again = render_graph(G, tmp_path / f"again.{ext}", title="Programme theory" if ext == "svg" else None)
+        assert Path(again).read_bytes() == (tmp_path / f"g.{ext}").read_bytes()
 
 
 def test_render_fifty_cmocs(project, tmp_path):

@@ -316,6 +316,18 @@ def test_cli_cmoc_and_theory(runner, cli, project_path, tmp_path):
     assert r.exit_code == 1 and "No theory 'T9'" in r.stderr
     r = runner.invoke(cli, ["cmoc", "link", "X1", *p])
     assert r.exit_code == 2
+    with Project.open(project_path) as proj:
+        _diary(proj)
+    r = runner.invoke(cli, ["cmoc", "link", "X1", "--source", "S1 DK1 2019-05-14", "--quote", "I wasn't told",
+                            "--role", "refutes", "--component", "context", *p])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["cmoc", "list", "--format", "json", *p])
+    assert next(x for x in json.loads(r.stdout) if x["key"] == "X1")["refutes"] == 1
+    r = runner.invoke(cli, ["cmoc", "link", "X1", "--source", "S1 DK1 2019-05-14", "--quote", "I wasn't told",
+                            "--remove", *p])
+    assert r.exit_code == 0 and "Removed 1" in r.stderr
+    r = runner.invoke(cli, ["cmoc", "link", "X1", "--source", "S1 DK1 2019-05-14", "--quote", "absent words", *p])
+    assert r.exit_code == 1 and "not in the text" in r.stderr
     for cmd in (["cmoc", "--help"], ["theory", "import", "--help"], ["ifthen", "--help"]):
         r = runner.invoke(cli, cmd)
         assert r.exit_code == 0 and "Example" in r.stdout

@@ -6,12 +6,20 @@ analysis files (YAML), if/then statements and the report's CMOC table,
 saturation, candidate CMOCs, the programme-theory graph and triangulation.
 """
 
+from .analysisfile import export_analysis_yaml, import_analysis_yaml
+from .appraisal import (appraisal_history, appraisal_queue, appraisal_summary, concept_box, list_appraisals,
+                        set_appraisal, show_appraisal)
 from .cmocs import (add_cmoc, cmoc_detail, cmoc_evidence, delete_cmoc, edit_cmoc, link_evidence, list_cmocs,
                     relate_cmocs, relations_frame, unlink_evidence, unrelate_cmocs)
+from .graph import export_graph, programme_graph, read_graph, render_graph
 from .ifthen import cmoc_table, ifthen_statements
+from .saturation import (get_saturation_rule, plot_saturation_curve, saturation_curve, saturation_table,
+                         set_saturation_rule)
+from .suggest import accept_suggestion, reject_suggestion, suggest_cmocs
 from .theories import (add_member, add_theory, edit_theory, list_theories, record_change, remove_member,
                        theory_detail, theory_history)
 from .theoryfile import export_theories_yaml, import_theories_yaml
+from .triangulate import triangulation, triangulation_long
 
 __all__ = [
     "add_cmoc", "edit_cmoc", "delete_cmoc", "list_cmocs", "cmoc_detail", "cmoc_evidence", "link_evidence",
@@ -20,4 +28,10 @@ __all__ = [
     "theory_detail", "theory_history",
     "import_theories_yaml", "export_theories_yaml",
     "ifthen_statements", "cmoc_table",
+    "set_appraisal", "show_appraisal", "appraisal_history", "appraisal_queue", "concept_box", "list_appraisals",
+    "appraisal_summary", "import_analysis_yaml", "export_analysis_yaml",
+    "saturation_table", "saturation_curve", "plot_saturation_curve", "get_saturation_rule", "set_saturation_rule",
+    "suggest_cmocs", "accept_suggestion", "reject_suggestion",
+    "programme_graph", "export_graph", "read_graph", "render_graph",
+    "triangulation", "triangulation_long",
 ]

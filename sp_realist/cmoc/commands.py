@@ -236,7 +236,8 @@ def cmoc_show_cmd(key, what, project_path, fmt, output) -> None:
 @cmoc_group.command("link")
 @click.argument("key")
 @excerpt_options
-@click.option("--role", type=click.Choice(ROLES), default="supports", show_default=True)
+@click.option("--role", type=click.Choice(ROLES), default=None,
+              help="supports (default) or refutes; with --remove, only links with this role.")
 @click.option("--component", type=click.Choice(COMPONENTS), default=None,
               help="Which part of the CMOC the excerpt speaks to.")
 @click.option("--note", default=None)
@@ -258,10 +259,10 @@ def cmoc_link_cmd(key, source, quote, span, segment, section, excerpt_id, role, 
     project = get_project(project_path)
     spec = excerpt_spec(source, quote, span, segment, section, excerpt_id)
     if remove:
-        n = unlink_evidence(project, key, spec, role if role != "supports" or excerpt_id is None else None,
-                            actor=resolve_coder(analyst))
+        n = unlink_evidence(project, key, spec, role, actor=resolve_coder(analyst))
         message(f"Removed {n} evidence link(s) from {key}")
         return
+    role = role or "supports"
     eid = link_evidence(project, key, spec, role=role, component=component, analyst=resolve_coder(analyst),
                         note=note)
     message(f"Linked evidence {eid} to {key} ({role})")

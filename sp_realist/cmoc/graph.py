@@ -376,7 +376,10 @@ def render_graph(G: nx.DiGraph, path: str | Path, *, title: str | None = None, d
     if title or G.graph.get("name"):
         ax.set_title(title or G.graph["name"], fontsize=11, pad=18)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    # Reproducible files: no dates in SVG/PDF metadata, fixed SVG ids.
+    metadata = {".svg": {"Date": None}, ".pdf": {"CreationDate": None, "ModDate": None}}.get(path.suffix.lower())
+    with matplotlib.rc_context({"svg.hashsalt": "sp-realist"}):
+        fig.savefig(path, dpi=dpi, metadata=metadata)
     plt.close(fig)
     return str(path)
 
