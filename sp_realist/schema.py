@@ -115,6 +115,10 @@ segments = Table(
     CheckConstraint('"start" <= "end"', name="ck_segments_span"),
 )
 Index("ix_segments_source", segments.c.source_id, segments.c.start)
+# ingest looks sources up by checksum and file name, and add_source takes max(ingest_order)
+Index("ix_sources_checksum", sources.c.checksum)
+Index("ix_sources_file_name", sources.c.file_name)
+Index("ix_sources_ingest_order", sources.c.ingest_order)
 
 # --- codebook and codings (coding issue) ---------------------------------
 codes = Table(

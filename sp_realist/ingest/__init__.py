@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from .. import schema as S
 from ..errors import IngestError, SpRealistError
@@ -400,22 +400,22 @@ def _ingest_file(project: Project, path: Path, opts: _Options) -> FileResult:
 
 
 def _unique_names(conn, drafts: list[SourceDraft]) -> None:
-    """Append " #2", " #3"... to names already taken (in the project or this file)."""
-    wanted = {d.name for d in drafts}
-    taken = set()
-    if wanted:
-        rows = conn.execute(select(S.sources.c.name).where(or_(
-            S.sources.c.name.in_(wanted), *[S.sources.c.name.like(f"{_like_escape(n)} #%", escape="\\")
-                                              for n in wanted]))).all()
-        taken = {r[0] for r in rows}
+    """Append " #2", " #3"... to names already taken (in the project or this file).
+
+    Exact-name lookups only (the unique index on ``sources.name``), so the
+    cost does not grow with the size of the project.
+    """
+    taken: set[str] = set()
+
+    def is_taken(name: str) -> bool:
+        if name in taken:
+            return True
+        return conn.execute(select(S.sources.c.id).where(S.sources.c.name == name)).first() is not None
+
     for d in drafts:
-        if d.name in taken:
+        if is_taken(d.name):
             n = 2
-            while f"{d.name} #{n}" in taken:
+            while is_taken(f"{d.name} #{n}"):
                 n += 1
             d.name = f"{d.name} #{n}"
         taken.add(d.name)
-
-
-def _like_escape(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
