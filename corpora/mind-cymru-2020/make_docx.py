@@ -46,7 +46,7 @@ S2_DK1 = {
             "monitoring forms and the service statistics to finish. The phone kept ringing and someone came "
             "to the door twice while I was trying to write up notes.",
             "By the time I got home I was drained and went to bed early. We do not want to turn away anyone "
-            "who is struggling, but I am one person and I cannot hold all of this on my own. I noticed I was "
+            "who is struggling, but there is only one of me and I cannot hold all of this on my own. I noticed I was "
             "short with my partner, which is not like me.",
             "I have to look after my own health if I am going to be any use to clients. I will talk to my "
             "manager about how appointments are booked, because the current pattern is not sustainable.",
@@ -90,7 +90,7 @@ S2_DK1 = {
             "I enjoyed the talk and felt proud of what we offer. The housing case made me think that our "
             "service needs a clearer route for people who are homeless, because mental health support is hard "
             "to use when you do not know where you are sleeping.",
-            "I will treat every client the same, whatever their needs, but I want to find out more about "
+            "My approach will be the same for every client I see, whatever they need, but I want to find out more about "
             "local housing support so I am not starting from scratch next time.",
         ]),
         ("17/01/2020", "S2 GP2", [
