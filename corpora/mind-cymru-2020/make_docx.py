@@ -114,7 +114,7 @@ S3_DK3 = {
                  "Now what? Modifying future outcomes"),
     "entries": [
         ("11/09/2019", "S3 GP2", [
-            "I met a new client in a coffee shop near her work because she did not want to be seen going into "
+            "I met a new client in a coffee shop in [town] near her work because she did not want to be seen going into "
             "the surgery. We talked for nearly an hour about the pressure she is under at work and the panic "
             "attacks that started in the spring.",
             "She said it was the first time anyone had let her finish a sentence about it. I mostly listened, "
