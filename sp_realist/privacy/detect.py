@@ -92,6 +92,7 @@ class Detector:
         # word pairs of multi-word terms, to spot a term broken by a white-space token
         self._pairs: set[tuple[int, int]] = set()
         self._pairs_cs: set[tuple[int, int]] = set()
+        self._width = 1  # the most words in a term
         strings = self.nlp.vocab.strings
         for attr, flag in (("LOWER", False), ("ORTH", True)):
             pm = PhraseMatcher(self.nlp.vocab, attr=attr)
@@ -109,6 +110,7 @@ class Detector:
                 n += 1
                 for d in docs:
                     words = [t for t in d if not t.is_space]
+                    self._width = max(self._width, len(words))
                     for a, b in zip(words, words[1:]):
                         pair = (a.orth, b.orth) if flag else (strings.add(a.lower_), strings.add(b.lower_))
                         (self._pairs_cs if flag else self._pairs).add(pair)
@@ -119,39 +121,48 @@ class Detector:
     def _spans(self, doc) -> list[tuple[int, int, int]]:
         if not len(doc):
             return []
-        arr = doc.to_array(self._attrs)
-        idx, length, space = arr[:, 0], arr[:, 1], arr[:, 2]
-        spaces = np.flatnonzero(space)
-        broken = False
-        if len(spaces) and (self._pairs or self._pairs_cs):
-            lower, orth = arr[:, 3], arr[:, 4]
-            n = len(doc)
-            for i in spaces.tolist():
-                j = i - 1
-                k = i + 1
-                while k < n and space[k]:
-                    k += 1
-                if j < 0 or k >= n or space[j]:
-                    continue
-                if (int(lower[j]), int(lower[k])) in self._pairs or (int(orth[j]), int(orth[k])) in self._pairs_cs:
-                    broken = True
-                    break
         out = []
-        if broken:
-            # Match on a copy without white-space tokens, then map back.
-            from spacy.tokens import Doc
-
-            keep = np.flatnonzero(space == 0)
-            strings = self.nlp.vocab.strings
-            words = [strings[int(x)] for x in arr[keep, 4].tolist()]
-            target = Doc(self.nlp.vocab, words=words)
-            starts, ends = idx[keep], idx[keep] + length[keep]
-        else:
-            target = doc
-            starts, ends = idx, idx + length
         for pm, _flag in self.matchers:
-            for match_id, s, e in pm(target):
-                out.append((int(starts[s]), int(ends[e - 1]), self.entry_of[match_id]))
+            for match_id, s, e in pm(doc):
+                out.append((doc[s].idx, doc[e - 1].idx + len(doc[e - 1]), self.entry_of[match_id]))
+        if self._pairs or self._pairs_cs:
+            out.extend(self._broken(doc))
+        return out
+
+    def _broken(self, doc) -> list[tuple[int, int, int]]:
+        """Multi-word terms split by a white-space token ("Sarah\\nJones"): match in small
+        windows around such spots with the white space left out."""
+        arr = doc.to_array(self._attrs)
+        space = arr[:, 2]
+        spaces = np.flatnonzero(space)
+        if not len(spaces):
+            return []
+        n = len(doc)
+        lower, orth = arr[:, 3], arr[:, 4]
+        spots = []
+        for i in spaces.tolist():
+            j, k = i - 1, i + 1
+            while k < n and space[k]:
+                k += 1
+            if j < 0 or k >= n or space[j]:
+                continue
+            if (int(lower[j]), int(lower[k])) in self._pairs or (int(orth[j]), int(orth[k])) in self._pairs_cs:
+                spots.append((j, k))
+        if not spots:
+            return []
+        from spacy.tokens import Doc
+
+        strings = self.nlp.vocab.strings
+        idx, length = arr[:, 0], arr[:, 1]
+        out = []
+        for j, k in spots:
+            lo, hi = max(0, j - self._width), min(n, k + self._width + 1)
+            keep = [t for t in range(lo, hi) if not space[t]]
+            window = Doc(self.nlp.vocab, words=[strings[int(orth[t])] for t in keep])
+            for pm, _flag in self.matchers:
+                for match_id, s, e in pm(window):
+                    a, b = keep[s], keep[e - 1]
+                    out.append((int(idx[a]), int(idx[b] + length[b]), self.entry_of[match_id]))
         return out
 
     def find(self, text: str) -> list[Match]:
