@@ -122,8 +122,10 @@ def test_queue_and_concept_box(study):
     assert q[q["unit"] == "coding"]["text"].iloc[0] == "I wasn't told"
     set_appraisal(study, {"coding": coding_id}, "RA", relevance="concept_box")
     set_appraisal(study, {"source": "d2", "segment": 1}, "JB", relevance="relevant", interpretation="unclear")
-    assert len(appraisal_queue(study)) == 8
-    assert len(appraisal_queue(study, analyst="RA")) == 9
+    # The coded span lies inside d1's first paragraph: both count as appraised.
+    assert len(appraisal_queue(study)) == 7
+    assert len(appraisal_queue(study, analyst="RA")) == 8
+    assert len(appraisal_queue(study, analyst="JB")) == 9
     assert list(appraisal_queue(study, source="i1")["source"].unique()) == ["i1"]
     assert len(appraisal_queue(study, limit=2)) == 2
     box = concept_box(study)
@@ -275,3 +277,20 @@ def test_cli_appraise_analysis_saturation(runner, cli, study, tmp_path):
     assert r.exit_code == 0 and yaml.safe_load(r.stdout)["excerpts"]
     r = runner.invoke(cli, ["appraise", "summary", "--format", "json", *p])
     assert r.exit_code == 0 and json.loads(r.stdout)[0]["appraisals"] == 3
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+spans = st.lists(st.tuples(st.integers(0, 60), st.integers(1, 20)).map(lambda t: (t[0], t[0] + t[1])), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(spans=spans, probe=st.tuples(st.integers(0, 70), st.integers(1, 15)))
+def test_queue_overlap_index_matches_brute_force(spans, probe):
+    from sp_realist.cmoc.appraisal import _overlaps, _span_index
+
+    start, end = probe[0], probe[0] + probe[1]
+    index = _span_index({1: spans})
+    assert _overlaps(index, 1, start, end) == any(a < end and b > start for a, b in spans)
+    assert not _overlaps(index, 2, start, end)

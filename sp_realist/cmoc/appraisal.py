@@ -241,13 +241,40 @@ def appraisal_history(project: Project, excerpt: Any, analyst: str | None = None
     return pd.DataFrame(out, columns=cols)
 
 
+def _span_index(spans: dict[int, list[tuple[int, int]]]) -> dict[int, tuple[list[int], list[int]]]:
+    """Per source: span starts (sorted) and the running maximum of their ends."""
+    out = {}
+    for sid, items in spans.items():
+        items = sorted(items)
+        starts, maxend, m = [], [], -1
+        for a, b in items:
+            m = max(m, b)
+            starts.append(a)
+            maxend.append(m)
+        out[sid] = (starts, maxend)
+    return out
+
+
+def _overlaps(index, source_id: int, start: int, end: int) -> bool:
+    """Does any indexed span of ``source_id`` overlap ``[start, end)``?"""
+    import bisect
+
+    if source_id not in index:
+        return False
+    starts, maxend = index[source_id]
+    k = bisect.bisect_left(starts, end)  # spans starting before `end`
+    return k > 0 and maxend[k - 1] > start
+
+
 def appraisal_queue(project: Project, analyst: str | None = None, unit: str = "all",
                     source: str | None = None, limit: int | None = None) -> pd.DataFrame:
     """What is still to appraise: segments and coded spans without an appraisal.
 
-    ``unit`` is ``segment``, ``coding`` or ``all``.  With ``analyst``, an item
-    counts as appraised only when that analyst has appraised it.  Headings and
-    blank segments are skipped.  Rows are in ingest order of the sources.
+    ``unit`` is ``segment``, ``coding`` or ``all``.  An item counts as
+    appraised when an appraised excerpt overlaps it (a quote inside a segment
+    marks the segment as read); with ``analyst``, only that analyst's
+    appraisals count.  Headings,
+    preambles (diary form headers) and empty segments are skipped.  Rows are in ingest order of the sources.
     """
     unit = check_choice(unit, ("segment", "coding", "all"), "unit", "queue") or "all"
     from ..sources import resolve_source
@@ -261,13 +288,17 @@ def appraisal_queue(project: Project, analyst: str | None = None, unit: str = "a
         aq = select(ex.c.source_id, ex.c.start, ex.c.end).select_from(a.join(ex, ex.c.id == a.c.excerpt_id))
         if analyst:
             aq = aq.where(a.c.analyst == analyst)
-        done = {tuple(r) for r in conn.execute(aq)}
+        done: dict[int, list[tuple[int, int]]] = {}
+        for sid, a_start, a_end in conn.execute(aq):
+            done.setdefault(sid, []).append((a_start, a_end))
+        index = _span_index(done)
         texts = {}
         items = []
         if unit in ("segment", "all"):
             q = (select(seg.c.source_id, src.c.name, src.c.ingest_order, seg.c.ord, seg.c.start, seg.c.end,
                         seg.c.section, seg.c.speaker)
-                 .select_from(seg.join(src, src.c.id == seg.c.source_id)).where(seg.c.kind != "heading")
+                 .select_from(seg.join(src, src.c.id == seg.c.source_id))
+                 .where(seg.c.kind.not_in(["heading", "preamble"]))
                  .where(seg.c.end > seg.c.start))
             if src_filter:
                 q = q.where(seg.c.source_id == src_filter)
@@ -292,7 +323,7 @@ def appraisal_queue(project: Project, analyst: str | None = None, unit: str = "a
                         "where": None}
                 seen_spans[k] = item
                 items.append(item)
-        items = [i for i in items if (i["source_id"], i["start"], i["end"]) not in done]
+        items = [i for i in items if not _overlaps(index, i["source_id"], i["start"], i["end"])]
         items.sort(key=lambda i: (i["order"], i["start"], i["unit"] != "segment", i["end"]))
         if limit is not None:
             items = items[:limit]
@@ -303,7 +334,8 @@ def appraisal_queue(project: Project, analyst: str | None = None, unit: str = "a
         t = " ".join(texts[i["source_id"]][i["start"]:i["end"]].split())
         i["text"] = t
     cols = ["unit", "source", "segment", "coding_id", "code", "where", "start", "end", "text"]
-    return pd.DataFrame(items, columns=cols + ["source_id", "order"])[cols]
+    df = pd.DataFrame(items, columns=cols + ["source_id", "order"])[cols]
+    return df.astype({"segment": "Int64", "coding_id": "Int64"})
 
 
 def concept_box(project: Project, analyst: str | None = None) -> pd.DataFrame:
@@ -338,4 +370,5 @@ def appraisal_summary(project: Project) -> pd.DataFrame:
         n_sat = conn.execute(select(func.count()).where(a.c.saturation_note.is_not(None))).scalar_one()
         rows.append({"step": "6 saturation_note", "value": "recorded", "appraisals": n_sat, "excerpts": None,
                      "analysts": None})
-    return pd.DataFrame(rows, columns=["step", "value", "appraisals", "excerpts", "analysts"])
+    df = pd.DataFrame(rows, columns=["step", "value", "appraisals", "excerpts", "analysts"])
+    return df.astype({"appraisals": "Int64", "excerpts": "Int64", "analysts": "Int64"})

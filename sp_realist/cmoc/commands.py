@@ -856,10 +856,12 @@ def saturation_curve_cmd(order, plot, project_path, fmt, output) -> None:
 @click.option("--min-support", type=click.IntRange(1), default=1, show_default=True,
               help="Only candidates seen in at least this many units.")
 @click.option("--all", "include_decided", is_flag=True, help="Include accepted and rejected candidates.")
+@click.option("--include-assigned", is_flag=True,
+              help="Also use appraisals already tied to a CMOC at step 4.")
 @project_option
 @format_option
 @click.pass_context
-def suggest_group(ctx, min_support, include_decided, project_path, fmt, output) -> None:
+def suggest_group(ctx, min_support, include_decided, include_assigned, project_path, fmt, output) -> None:
     """Candidate CMOCs: context, mechanism and outcome found in one segment or diary entry.
 
     \b
@@ -875,7 +877,7 @@ def suggest_group(ctx, min_support, include_decided, project_path, fmt, output) 
         return
     from .suggest import suggest_cmocs
 
-    emit(suggest_cmocs(get_project(project_path), min_support, include_decided), fmt, output,
+    emit(suggest_cmocs(get_project(project_path), min_support, include_decided, include_assigned), fmt, output,
          title="Candidate CMOCs")
 
 

@@ -82,8 +82,8 @@ def code_roles(project: Project, conn) -> dict[int, tuple[str, str]]:
     return out
 
 
-def _signals(project: Project) -> tuple[list[dict], dict]:
-    """Every C/M/O signal with its unit."""
+def _signals(project: Project, include_assigned: bool = False) -> tuple[list[dict], dict]:
+    """Every C/M/O signal with its unit (appraisals already tied to a CMOC only if ``include_assigned``)."""
     with project.connect() as conn:
         sources = {r.id: r for r in conn.execute(select(S.sources.c.id, S.sources.c.name, S.sources.c.kind,
                                                         S.sources.c.text, S.sources.c.participant_id))}
@@ -94,13 +94,15 @@ def _signals(project: Project) -> tuple[list[dict], dict]:
         roles = code_roles(project, conn)
         codings = conn.execute(select(S.codings.c.id, S.codings.c.code_id, S.codings.c.source_id, S.codings.c.start,
                                       S.codings.c.end)).all() if roles else []
-        apps = conn.execute(
-            select(S.appraisals.c.excerpt_id, S.appraisals.c.interpretation, S.excerpts.c.source_id,
-                   S.excerpts.c.start, S.excerpts.c.end)
-            .select_from(S.appraisals.join(S.excerpts, S.excerpts.c.id == S.appraisals.c.excerpt_id))
-            .where(S.appraisals.c.interpretation.in_(["context", "mechanism_resource", "mechanism_response",
-                                                      "outcome"]))
-            .where((S.appraisals.c.relevance.is_(None)) | (S.appraisals.c.relevance != "not_relevant"))).all()
+        q = (select(S.appraisals.c.excerpt_id, S.appraisals.c.interpretation, S.excerpts.c.source_id,
+                    S.excerpts.c.start, S.excerpts.c.end)
+             .select_from(S.appraisals.join(S.excerpts, S.excerpts.c.id == S.appraisals.c.excerpt_id))
+             .where(S.appraisals.c.interpretation.in_(["context", "mechanism_resource", "mechanism_response",
+                                                       "outcome"]))
+             .where((S.appraisals.c.relevance.is_(None)) | (S.appraisals.c.relevance != "not_relevant")))
+        if not include_assigned:
+            q = q.where(S.appraisals.c.cmoc_id.is_(None))
+        apps = conn.execute(q).all()
         p_codes = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
     unit_setting = project.get_setting("suggest_unit", "auto")
 
@@ -130,8 +132,8 @@ def _signals(project: Project) -> tuple[list[dict], dict]:
     return out, {sid: s.name for sid, s in sources.items()}
 
 
-def _candidates(project: Project) -> dict[str, dict]:
-    signals, _names = _signals(project)
+def _candidates(project: Project, include_assigned: bool = False) -> dict[str, dict]:
+    signals, _names = _signals(project, include_assigned)
     by_unit: dict[str, list[dict]] = {}
     for s in signals:
         by_unit.setdefault(s["unit"], []).append(s)
@@ -175,14 +177,16 @@ def _existing_triples(project: Project) -> set[str]:
     return out
 
 
-def suggest_cmocs(project: Project, min_support: int = 1, include_decided: bool = False) -> pd.DataFrame:
+def suggest_cmocs(project: Project, min_support: int = 1, include_decided: bool = False,
+                  include_assigned: bool = False) -> pd.DataFrame:
     """Candidate CMOCs ranked by support (units), then participants.
 
     Columns: id, context, mechanism, outcome, support, participants, sources,
     basis (code / appraisal), units, status (open / accepted / rejected).
-    Candidates that match an existing CMOC are left out.
+    Candidates that match an existing CMOC are left out, and so are appraisals
+    already tied to a CMOC (step 4) unless ``include_assigned``.
     """
-    cands = _candidates(project)
+    cands = _candidates(project, include_assigned)
     accepted = project.get_setting("suggest_accepted") or {}
     rejected = {r["id"] for r in project.get_setting("suggest_rejected") or []}
     existing = _existing_triples(project)
@@ -209,7 +213,7 @@ def accept_suggestion(project: Project, candidate: str, key: str, *, theory: str
 
     The CMOC joins ``theory`` only when one is named.  Returns the CMOC id.
     """
-    cands = _candidates(project)
+    cands = _candidates(project, include_assigned=True)
     if candidate not in cands:
         raise NotFoundError(f"No candidate CMOC {candidate!r}; list them with 'sp-realist suggest'.")
     c = cands[candidate]
@@ -244,7 +248,7 @@ def accept_suggestion(project: Project, candidate: str, key: str, *, theory: str
 def reject_suggestion(project: Project, candidate: str, *, reason: str | None = None,
                       actor: str | None = None) -> None:
     """Hide a candidate from later suggestions (recorded with the reason)."""
-    cands = _candidates(project)
+    cands = _candidates(project, include_assigned=True)
     if candidate not in cands:
         raise NotFoundError(f"No candidate CMOC {candidate!r}; list them with 'sp-realist suggest'.")
     rejected = list(project.get_setting("suggest_rejected") or [])
