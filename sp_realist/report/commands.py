@@ -93,10 +93,11 @@ def build_cmd(study_dir, out, key) -> None:
 
     result = build_study(study_dir, out, on_step=lambda m: message(f"  {m}"), key=key)
     c = result.counts
-    message(f"Built {result.project}: {c.get('sources', 0)} sources, {c.get('participants', 0)} participants, "
-            f"{c.get('codes', 0)} codes, {c.get('codings', 0)} codings, {c.get('themes', 0)} themes, "
-            f"{c.get('appraisals', 0)} appraisals, {c.get('theories', 0)} theories, {c.get('cmocs', 0)} CMOCs.")
-    message(f"Wrote {len(result.outputs)} files in {result.project.parent}")
+    message(f"Built {result.project}")
+    message(f"  {c.get('sources', 0)} sources, {c.get('participants', 0)} participants, {c.get('codes', 0)} codes, "
+            f"{c.get('codings', 0)} codings, {c.get('themes', 0)} themes")
+    message(f"  {c.get('appraisals', 0)} appraisals, {c.get('theories', 0)} theories, {c.get('cmocs', 0)} CMOCs")
+    message(f"  {len(result.outputs)} output files in {result.project.parent}")
 
 
 def register(main: click.Group) -> None:

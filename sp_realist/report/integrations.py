@@ -241,8 +241,12 @@ def write_graph_files(project: Project, model, folder) -> list:
         G = cmoc_graph.programme_graph(project)
         if G.number_of_nodes() == 0:
             return []
-        _render_deterministic(cmoc_graph.render_graph, G, png)
-        _render_deterministic(cmoc_graph.render_graph, G, svg)
+        if model is not None and model.figure is not None and model.figure.png and model.figure.svg:
+            png.write_bytes(model.figure.png)  # the report's figure was drawn from this same graph
+            svg.write_text(model.figure.svg, encoding="utf-8")
+        else:
+            _render_deterministic(cmoc_graph.render_graph, G, png)
+            _render_deterministic(cmoc_graph.render_graph, G, svg)
         cmoc_graph.export_graph(G, graphml, "graphml")
         return [png, svg, graphml]
     import networkx as nx

@@ -368,12 +368,13 @@ def write_outputs(project: Project, study: Study, out: Path, key=None,
                            template_dirs=[study.templates] if study.templates else [], key=key,
                            tables_dir=tables_dir)
     outputs = list(result.paths)
-    outputs += export_extra_tables(project, result.model, tables_dir)
-    outputs += result.tables
+    tables = list(result.tables) + export_extra_tables(project, result.model, tables_dir)
     note(f"reports: {', '.join(p.name for p in result.paths)}")
-    outputs += write_figures(project, result.model, out / "figures")
-    note(f"{len(result.tables) + 2} tables in {tables_dir}")
-    return outputs
+    note(f"{len(tables)} tables as CSV in {tables_dir}")
+    figures = write_figures(project, result.model, out / "figures")
+    if figures:
+        note(f"figure: {', '.join(p.name for p in figures)} in {out / 'figures'}")
+    return outputs + tables + figures
 
 
 def write_figures(project: Project, model, folder: Path) -> list[Path]:
