@@ -149,14 +149,14 @@ def test_cli_export_and_import(runner, cli, project_path, tmp_path):
     assert r.stdout == "" and "Wrote" in r.stderr and "Not exported" in r.stderr
     validate_qdpx(out)
     r = runner.invoke(cli, ["export", "qdpx", str(out), "-p", str(project_path)])
-    assert r.exit_code == 1 and "already exists" in r.stderr and "Traceback" not in r.output
+    assert r.exit_code == 1 and "already exists" in " ".join(r.stderr.split()) and "Traceback" not in r.output
     r = runner.invoke(cli, ["import", "qdpx", str(out), "--format", "json"])
     assert r.exit_code == 0, r.output
     counts = {row["imported"]: row["count"] for row in json.loads(r.stdout)}
     assert counts["codings"] == 5 and counts["sources"] == 2 and counts["cases"] == 2
     assert (tmp_path / "cli.sprealist").is_file() and "Imported" in r.stderr
     r = runner.invoke(cli, ["import", "qdpx", str(out)])
-    assert r.exit_code == 1 and "already exists" in r.stderr
+    assert r.exit_code == 1 and "already exists" in " ".join(r.stderr.split())
     r = runner.invoke(cli, ["import", "qdpx", str(out), "--into", str(project_path), "-p", "x.sprealist"])
     assert r.exit_code == 2
 

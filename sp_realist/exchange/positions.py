@@ -11,8 +11,11 @@ CRLF line break as one character (they normalised the text) or a LF as two
 shows itself: a selection ends past the end of the text, or falls inside a
 surrogate pair, a multi-byte character or a CRLF pair.  :func:`resolve`
 tries every convention, keeps those under which every selection lands on a
-character boundary, and uses the selection names some tools write (ATLAS.ti
-names a quotation after its first words) as further evidence.
+character boundary, and weighs the evidence: first the selection names some
+tools write (ATLAS.ti names a quotation after its first words), then how many
+selections begin and end between words.  Only when that evidence cannot
+separate conventions that give different spans is the standard's counting
+kept and the ambiguity reported.
 """
 
 from __future__ import annotations
@@ -146,16 +149,34 @@ def name_matches(text: str, span: tuple[int, int], name: str | None) -> bool:
     return got.startswith(want)
 
 
-def _score(text: str, sels: Sequence[Sel], mapped: dict) -> int:
-    return sum(1 for s in sels if mapped.get(s.key) and name_matches(text, mapped[s.key], s.name))
+def _on_word_boundary(text: str, a: int, b: int) -> int:
+    """How many of a span's two ends fall between words (people rarely select half a word)."""
+    n = len(text)
+    ok_a = a == 0 or not (text[a - 1].isalnum() and text[a].isalnum())
+    ok_b = b == n or not (text[b - 1].isalnum() and text[b].isalnum())
+    return int(ok_a) + int(ok_b)
+
+
+def _score(text: str, sels: Sequence[Sel], mapped: dict) -> tuple[int, int]:
+    """Evidence for a convention: selections whose names quote their text, then clean word boundaries."""
+    names = sum(1 for s in sels if mapped.get(s.key) and name_matches(text, mapped[s.key], s.name))
+    bounds = sum(_on_word_boundary(text, *mapped[s.key]) for s in sels if mapped.get(s.key))
+    return names, bounds
 
 
 def resolve(text: str, sels: Sequence[Sel], has_bom: bool = False,
-            prefer: Sequence[str] = ()) -> Resolution:
+            prefer: Sequence[str] = (), trust_standard: bool = False) -> Resolution:
     """Choose the counting convention for the selections of one text.
 
     ``prefer`` lists conventions established elsewhere in the same project
-    (used to break ties before the standard's code points).
+    (they win ties against the standard).  With ``trust_standard`` (files
+    sp_realist wrote itself) code points are used whenever they fit.
+
+    Evidence, strongest first: a convention must place every selection on a
+    character boundary; then selection names that quote the selected text;
+    then clean word boundaries, which may overrule the standard only when
+    every selection starts and ends between words under the alternative and
+    some do not under code points.
     """
     if not sels:
         return Resolution(CODEPOINTS, {})
@@ -164,41 +185,62 @@ def resolve(text: str, sels: Sequence[Sel], has_bom: bool = False,
     results = {c: convert(text, sels, c) for c in convs}
     complete = [c for c in order if all(v is not None for v in results[c].values())]
     if complete:
+        std = CODEPOINTS if CODEPOINTS in complete else None
         scores = {c: _score(text, sels, results[c]) for c in complete}
-        best = max(scores.values())
-        # candidates with the best name evidence; the first in preference order wins
-        top = [c for c in complete if scores[c] == best]
-        choice = top[0]
-        distinct = {tuple(sorted(results[c].items(), key=lambda kv: str(kv[0]))) for c in top}
+        if trust_standard and std:
+            choice = std
+        else:
+            best_names = max(v[0] for v in scores.values())
+            top = [c for c in complete if scores[c][0] == best_names]
+            n = len(sels)
+            if prefer and prefer[0] in top:
+                choice = prefer[0]
+            elif std in top:
+                clean = [c for c in top if scores[c][1] == 2 * n]
+                choice = clean[0] if clean and std not in clean else std
+            else:
+                choice = max(top, key=lambda c: (scores[c][1], -top.index(c)))
+        ambiguous = any(results[c] != results[choice] and scores[c] >= scores[choice]
+                        for c in complete if c != choice) and not trust_standard
         return Resolution(choice, {k: v for k, v in results[choice].items() if v is not None},
-                          ambiguous=len(distinct) > 1, candidates=complete)
+                          ambiguous=ambiguous, candidates=complete)
+
     # no convention places every selection: keep the one that places most
     def placed(c):
         return sum(v is not None for v in results[c].values())
 
-    choice = max(order, key=lambda c: (placed(c), _score(text, sels, results[c]), -order.index(c)))
+    choice = max(order, key=lambda c: (placed(c), *_score(text, sels, results[c]), -order.index(c)))
     spans = {k: v for k, v in results[choice].items() if v is not None}
     failed = [k for k, v in results[choice].items() if v is None]
     return Resolution(choice, spans, failed=failed, candidates=[])
 
 
-def original_text(text: str, start: int, end: int, convention: str) -> str:
-    """The text the other tool selected with ``(start, end)`` counted its way.
+_LONE_LF = re.compile(r"(?<!\r)\n")
 
-    Used to verify conversions: it must equal ``text[a:b]`` for the converted span.
-    """
-    if convention == CODEPOINTS:
-        return text[start:end]
-    if convention == BOM:
-        return ("\ufeff" + text)[start:end]
+
+def represent(text: str, convention: str):
+    """``text`` as the other tool held it (a string, or bytes for byte/unit counts)."""
     if convention == UTF16:
-        return text.encode("utf-16-le", "surrogatepass")[2 * start:2 * end].decode("utf-16-le")
+        return text.encode("utf-16-le", "surrogatepass")
     if convention == UTF8:
-        return text.encode("utf-8", "surrogatepass")[start:end].decode("utf-8")
+        return text.encode("utf-8", "surrogatepass")
     if convention == CRLF_AS_ONE:
-        flat = text.replace("\r\n", "\n")
-        return flat[start:end].replace("\n", "\r\n")
+        return text.replace("\r\n", "\n")
     if convention == LF_AS_TWO:
-        wide = re.sub(r"(?<!\r)\n", "\r\n", text)
-        return wide[start:end].replace("\r\n", "\n")
-    raise ValueError(convention)  # pragma: no cover
+        return _LONE_LF.sub("\r\n", text)
+    if convention == BOM:
+        return "\ufeff" + text
+    return text
+
+
+def verify(text: str, span: tuple[int, int], start: int, end: int, convention: str,
+           tool_text=None) -> bool:
+    """Whether our code-point ``span`` selects exactly what the other tool selected with ``start:end``.
+
+    ``tool_text`` (``represent(text, convention)``) can be passed in to avoid
+    recomputing it for every selection of a long text.
+    """
+    tool = represent(text, convention) if tool_text is None else tool_text
+    unit = 2 if convention == UTF16 else 1
+    return represent(text[span[0]:span[1]], convention if convention != BOM else CODEPOINTS) == \
+        tool[start * unit:end * unit]

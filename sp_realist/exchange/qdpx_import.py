@@ -588,9 +588,10 @@ def _resolve_positions(plan: QdpxPlan) -> None:
     result = plan.result
     first = {}
     votes: Counter = Counter()
+    ours = plan.origin.startswith("sp_realist")  # we write code points, as the standard says
     for sp in plan.sources:
         sels = [P.Sel(i, s.start, s.end, s.name) for i, s in enumerate(sp.sels)]
-        res = P.resolve(sp.text, sels, sp.has_bom)
+        res = P.resolve(sp.text, sels, sp.has_bom, trust_standard=ours)
         first[sp.guid] = (sels, res)
         if sels and not res.ambiguous and not res.failed and len(res.candidates) >= 1:
             distinct = {tuple(P.convert(sp.text, sels, c).items()) for c in res.candidates}
@@ -603,18 +604,19 @@ def _resolve_positions(plan: QdpxPlan) -> None:
         sels, res = first[sp.guid]
         if res.ambiguous:
             res = P.resolve(sp.text, sels, sp.has_bom, prefer=prefer)
-            ambiguous += 1
+            ambiguous += res.ambiguous
         sp.convention = res.convention
         if res.convention != P.CODEPOINTS and any(
                 P.convert(sp.text, sels, P.CODEPOINTS)[k] != v for k, v in res.spans.items()):
             converted[res.convention] += 1
         failed += len(res.failed)
+        tool_text = P.represent(sp.text, res.convention)
         for i, s in enumerate(sp.sels):
             span = res.spans.get(i)
             if span is None:
                 continue
             # verify: the converted span selects what the other tool selected
-            if sp.text[span[0]:span[1]] != P.original_text(sp.text, s.start, s.end, res.convention):
+            if not P.verify(sp.text, span, s.start, s.end, res.convention, tool_text):
                 mismatched += 1
                 continue
             s.span = span
@@ -653,22 +655,31 @@ def read_qdpx(path: str | os.PathLike) -> QdpxPlan:
     result = ImportResult(where)
     zf = open_zip(path)
     try:
-        name = _find_qde(zf, where, result)
-        root = parse_xml(zf.read(name), f"{where}: {name}")
-        if local(root.tag) != "Project":
-            raise ExchangeError(f"{where}: {name} is not a REFI-QDA project (its root element is "
-                                f"{local(root.tag)!r}, not 'Project').")
-        ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
-        if ns and ns != "urn:QDA-XML:project:1.0":
-            result.note(f"the project uses the namespace {ns!r} (the standard's is 'urn:QDA-XML:project:1.0'); "
-                        "read it by element names")
-        reader = _Reader(zf, where, result)
-        plan = reader.read(root)
-        for key, n in reader.lost.items():
-            if n:
-                result.lose(LOSS_LINES[key].format(n=n))
+        return _read_open(zf, where, result)
+    except SpRealistError:
+        raise
+    except Exception as exc:  # never a traceback for a strange file: one sentence instead
+        raise ExchangeError(f"{where}: could not be read ({type(exc).__name__}: {exc}); the file may be damaged "
+                            "or use an unknown variant of REFI-QDA, please report it.") from None
     finally:
         zf.close()
+
+
+def _read_open(zf: SafeZip, where: str, result: ImportResult) -> QdpxPlan:
+    name = _find_qde(zf, where, result)
+    root = parse_xml(zf.read(name), f"{where}: {name}")
+    if local(root.tag) != "Project":
+        raise ExchangeError(f"{where}: {name} is not a REFI-QDA project (its root element is "
+                            f"{local(root.tag)!r}, not 'Project').")
+    ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+    if ns and ns != "urn:QDA-XML:project:1.0":
+        result.note(f"the project uses the namespace {ns!r} (the standard's is 'urn:QDA-XML:project:1.0'); "
+                    "read it by element names")
+    reader = _Reader(zf, where, result)
+    plan = reader.read(root)
+    for key, n in reader.lost.items():
+        if n:
+            result.lose(LOSS_LINES[key].format(n=n))
     _resolve_positions(plan)
     return plan
 
