@@ -107,3 +107,27 @@ def test_audit_errors(runner, cli, tmp_path, key_path):
     assert r.exit_code == 1 and "not a valid zip" in r.stderr
     r = runner.invoke(cli, ["audit", str(tmp_path / "missing"), "--key", str(key_path)])
     assert r.exit_code == 2
+
+
+def test_project_file_audit_finds_rows_and_leftover_bytes(tmp_path, key_path):
+    """A name overwritten without compaction lingers in the file; the audit finds it, compaction removes it."""
+    from sqlalchemy import update
+
+    from sp_realist import schema as S
+    from sp_realist.sources import Segment, SourceDraft, add_source
+    from sp_realist.store import Project
+
+    path = tmp_path / "p.sprealist"
+    text = "Riverside Surgery phoned. " * 20
+    with Project.create(path) as p:
+        with p.begin() as conn:
+            add_source(conn, SourceDraft(name="d", kind="diary", text=text, checksum="x",
+                                         segments=[Segment(0, len(text))]))
+        df = audit_paths([path], key_path)
+        assert len(df) == 20 and set(df["location"]) == {"table sources (id=1) column text"}
+        with p.begin() as conn:  # overwrite behind the anonymiser's back: no compaction
+            conn.execute(update(S.sources).values(text="[GP surgery] phoned. " * 20))
+        leftover = audit_paths([path], key_path)
+        assert len(leftover) and all("unused space" in loc for loc in leftover["location"])
+        p.compact()
+    assert audit_paths([path], key_path).empty

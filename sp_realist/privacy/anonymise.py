@@ -203,6 +203,7 @@ def _rows_frame(rows: list[dict], show_originals: bool) -> pd.DataFrame:
 def _plan_apply(conn: Connection, key: Key, det: Detector, srcs: list[dict],
                 progress: Callable[[int, int], None] | None) -> list[_Plan]:
     plans = []
+    cache: dict[str, list] = {}  # field values repeat (speakers, attributes): detect each once
     texts = (s["text"] for s in srcs)
     for i, (src, matches) in enumerate(zip(srcs, det.find_many(texts))):
         where = f"source {src['name']!r}" if not matches else f"source {src['id']}"
@@ -218,7 +219,9 @@ def _plan_apply(conn: Connection, key: Key, det: Detector, srcs: list[dict],
         spans, lossy = _plan_spans(rows, om, where)
         fields, field_rows = [], []
         for table, pk, col, label, value in _fields(conn, src):
-            fm = det.find(value)
+            fm = cache.get(value)
+            if fm is None:
+                fm = cache[value] = det.find(value)
             if not fm:
                 continue
             reps = [(m.start, m.end, key.entries[m.entry].replacement) for m in fm]
@@ -319,6 +322,7 @@ def anonymise(project: Project, key: Key | str, sources: Sequence[str | int] | N
         if dry_run:
             return result
         stamp = now()
+        material = key.sealing_material
         run_id = conn.execute(insert(S.anonymisation_runs).values(
             key_sha256=digest, direction="apply", at=stamp, replacements=len(df),
             sources=json.dumps([p.src["id"] for p in plans]))).inserted_primary_key[0]
@@ -337,7 +341,7 @@ def anonymise(project: Project, key: Key | str, sources: Sequence[str | int] | N
                     "text": [[ns, ne, orig] for _s, _e, ns, ne, orig, _r, _k in p.text_edits],
                     "spans": p.lossy,
                     "fields": [[t, pk, c, old, new, label] for t, pk, c, label, old, new in p.fields],
-                }, key.sealing_material)
+                }, material)
             records.append(dict(run_id=run_id, source_id=sid, key_sha256=digest,
                                 text_sha256=sha256_text(p.new_text), replacements=p.count, sealed=payload))
         if records:
@@ -360,6 +364,7 @@ def reverse(project: Project, key: Key | str, sources: Sequence[str | int] | Non
     """
     key = as_key(key)
     digest = key.sha256
+    material = key.sealing_material
     with (project.connect() if dry_run else project.begin()) as conn:
         if sources:
             srcs = _select_sources(conn, sources)
@@ -382,7 +387,7 @@ def reverse(project: Project, key: Key | str, sources: Sequence[str | int] | Non
                     f"{where}: it was anonymised with key {rec['key_sha256'][:12]}…, not this key "
                     f"({digest[:12]}…); use the key file that was applied."
                 )
-            payload = unseal(rec["sealed"], key.sealing_material, where)
+            payload = unseal(rec["sealed"], material, where)
             edits = [(ns, ne, orig) for ns, ne, orig in payload["text"]]
             text = src["text"]
             restored = apply_matches(text, edits)
