@@ -132,13 +132,13 @@ class Detector:
     def _broken(self, doc) -> list[tuple[int, int, int]]:
         """Multi-word terms split by a white-space token ("Sarah\\nJones"): match in small
         windows around such spots with the white space left out."""
-        arr = doc.to_array(self._attrs)
-        space = arr[:, 2]
+        from spacy.attrs import IS_SPACE
+
+        space = doc.to_array(IS_SPACE)
         spaces = np.flatnonzero(space)
         if not len(spaces):
             return []
         n = len(doc)
-        lower, orth = arr[:, 3], arr[:, 4]
         spots = []
         for i in spaces.tolist():
             j, k = i - 1, i + 1
@@ -146,23 +146,22 @@ class Detector:
                 k += 1
             if j < 0 or k >= n or space[j]:
                 continue
-            if (int(lower[j]), int(lower[k])) in self._pairs or (int(orth[j]), int(orth[k])) in self._pairs_cs:
+            a, b = doc[j], doc[k]
+            if (a.lower, b.lower) in self._pairs or (a.orth, b.orth) in self._pairs_cs:
                 spots.append((j, k))
         if not spots:
             return []
         from spacy.tokens import Doc
 
-        strings = self.nlp.vocab.strings
-        idx, length = arr[:, 0], arr[:, 1]
         out = []
         for j, k in spots:
             lo, hi = max(0, j - self._width), min(n, k + self._width + 1)
-            keep = [t for t in range(lo, hi) if not space[t]]
-            window = Doc(self.nlp.vocab, words=[strings[int(orth[t])] for t in keep])
+            keep = [doc[t] for t in range(lo, hi) if not space[t]]
+            window = Doc(self.nlp.vocab, words=[t.text for t in keep])
             for pm, _flag in self.matchers:
                 for match_id, s, e in pm(window):
                     a, b = keep[s], keep[e - 1]
-                    out.append((int(idx[a]), int(idx[b] + length[b]), self.entry_of[match_id]))
+                    out.append((a.idx, b.idx + len(b), self.entry_of[match_id]))
         return out
 
     def find(self, text: str) -> list[Match]:
