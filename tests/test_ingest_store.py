@@ -172,3 +172,6 @@ def test_folders_expand_to_supported_files(project, tmp_path):
     report = ingest_paths(project, [tmp_path / "d"])
     assert [f.path for f in report.files] == [str(tmp_path / "d" / "b.txt"), str(tmp_path / "d" / "sub" / "a.vtt")]
     assert report.ok and list(sources_frame(project)["name"]) == ["b", "a"]
+    (tmp_path / "empty").mkdir()
+    empty = ingest_paths(project, [tmp_path / "empty"])
+    assert empty.files[0].status == "refused" and "holds no .txt" in empty.files[0].message

@@ -265,11 +265,14 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
     for p in paths:
         p = Path(p)
         if p.is_dir():
+            before = len(out)
             out.extend(sorted(
                 f for f in p.rglob("*")
                 if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES
                 and not any(part.startswith(".") for part in f.relative_to(p).parts)
                 and not f.name.startswith("~$")))
+            if len(out) == before:
+                out.append(p)  # reported as refused: nothing to ingest in it
         else:
             out.append(p)
     return out
@@ -343,6 +346,8 @@ def ingest_manifest(project: Project, csv_path: str | os.PathLike, replace: bool
 def _ingest_file(project: Project, path: Path, opts: _Options) -> FileResult:
     shown = str(path)
     try:
+        if path.is_dir():
+            raise IngestError(f"{shown}: the folder holds no {', '.join(SUPPORTED_SUFFIXES)} files; check the path.")
         if not path.is_file():
             raise IngestError(f"{shown}: no such file; check the path.")
         try:
