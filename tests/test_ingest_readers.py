@@ -333,3 +333,23 @@ def test_diary_entries_round_trip(entries, name):
         assert d.date == day.isoformat() and d.participant_code == code
         got = {s.section: _seg_text(d, s).strip() for s in d.segments if s.kind == "section"}
         assert got == dict(zip(("What?", "So what?", "Now what?"), bodies))
+
+
+def test_teams_style_transcript_speaker_and_time_lines(tmp_path):
+    import docx
+
+    turns = [("Sarah Jones", "0:03", "Thanks for joining."), ("Owen Price", "0:07", "Happy to help.\nReally."),
+             ("Sarah Jones", "1:02:10", "Last question.")]
+    text = "".join(f"{sp}   {ts}\n{said}\n\n" for sp, ts, said in turns)
+    d = docx.Document()
+    for sp, ts, said in turns:
+        d.add_paragraph(f"{sp}   {ts}")
+        for line in said.split("\n"):
+            d.add_paragraph(line)
+    d.save(tmp_path / "teams.docx")
+    for data, name in ((text.encode(), "teams.txt"), ((tmp_path / "teams.docx").read_bytes(), "teams.docx")):
+        [draft] = read_sources(data, name, speaker_map={"Owen Price": "S2 LW1"})
+        _tiles(draft)
+        got = [(s.speaker, s.start_time, s.participant_code) for s in draft.segments]
+        assert got == [("Sarah Jones", 3.0, None), ("Owen Price", 7.0, "S2 LW1"), ("Sarah Jones", 3730.0, None)], name
+        assert "Really." in _seg_text(draft, draft.segments[1])

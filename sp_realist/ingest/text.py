@@ -8,6 +8,12 @@ Speaker turns are lines that start with a label and a colon::
     [00:12:03] Sarah: And then...
     **P3:** Markdown bold labels work too.
 
+or, as Microsoft Teams and Otter write transcripts, a line with only the
+speaker and a time, the words on the following lines::
+
+    Sarah Jones   0:03
+    How did the referral reach you?
+
 A label counts as a speaker when it occurs at least twice as a label in the
 file, or looks like a role or participant code (``Interviewer``, ``P3``,
 ``S1 LW1``), or is in the speaker map.  Lines without a label continue the
@@ -39,6 +45,13 @@ TURN_RE = re.compile(
     r"(?:\*\*|__)?"
     r"(?P<label>[^\W\d_][\w'\u2019.\-]*(?:[ \t]+[\w'\u2019.\-()]+){0,3}?)"
     r"[ \t]*(?:\*\*|__)?[ \t]*:(?:\*\*|__)?(?=[ \t]|$)"
+)
+
+#: Teams/Otter style: the speaker and a time alone on a line, the words on the next lines
+#: ("Sarah Jones   0:03" or "Speaker 1  00:01:12").
+TIMED_LABEL_RE = re.compile(
+    r"^[ \t]*(?P<label>[^\W\d_][\w'\u2019.\-]*(?:[ \t]+[\w'\u2019.\-()]+){0,4}?)[ \t]+"
+    r"(?P<ts>\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?)[ \t]*$"
 )
 
 #: Labels that are roles or codes, accepted as speakers even when they occur once.
@@ -96,7 +109,7 @@ def turn_label(block: Block) -> tuple[str, float | None] | None:
     """``(label, seconds)`` when the block starts with ``Label:``; else ``None``."""
     if block.speaker:
         return block.speaker, block.time
-    m = TURN_RE.match(block.text)
+    m = TURN_RE.match(block.text) or TIMED_LABEL_RE.match(block.text)
     if not m:
         return None
     label = clean_label(m.group("label")).rstrip(".")
@@ -104,7 +117,7 @@ def turn_label(block: Block) -> tuple[str, float | None] | None:
         return None
     if label.lower() in STOP_LABELS:
         return None
-    ts = m.group("ts") or m.group("ts2")
+    ts = m.group("ts") or (m.groupdict().get("ts2"))
     return label, (to_seconds(ts) if ts else None)
 
 
