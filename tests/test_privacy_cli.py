@@ -219,6 +219,15 @@ def test_irreversible_and_sources_option(runner, cli, project_path, key_path):
     assert r.exit_code == 1 and "irreversible" in r.stderr
     r = runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(project_path), "--reverse", "-s", "b"])
     assert r.exit_code == 1 and "not been anonymised" in r.stderr
+    r = runner.invoke(cli, ["anonymise", "status", "-p", str(project_path), "-f", "json"])
+    status = {x["source"]: x for x in json.loads(r.stdout)}
+    digest = load_key(key_path).sha256
+    assert (status["a"]["layers"], status["a"]["replacements"], status["a"]["key_sha256"], status["a"]["reversible"]) \
+        == (1, 1, digest, False)
+    assert (status["b"]["anonymised"], status["b"]["layers"]) == (False, 0)
+    r = runner.invoke(cli, ["anonymise", "runs", "-p", str(project_path), "-f", "json"])
+    (run,) = json.loads(r.stdout)
+    assert (run["direction"], run["key_sha256"], run["replacements"], run["sources"]) == ("apply", digest, 1, 1)
 
 
 def test_key_commands(runner, cli, tmp_path, key_path):

@@ -142,3 +142,15 @@ def test_secret_changes_hash_and_is_checked(tmp_path):
     assert a.sha256 != b.sha256
     with pytest.raises(SpRealistError, match="shorter than 16"):
         load_key(write(tmp_path, "c.yaml", "secret: short\n" + YAML_KEY))
+
+
+def test_append_to_an_empty_key(tmp_path, runner, cli):
+    c = write(tmp_path, "key.csv", "original,replacement,variants\n")
+    key = append_entries(c, [{"original": "Owen Evans", "replacement": "[person 1]", "variants": ["Owen"]}])
+    assert key.entries[0].terms == ["Owen Evans", "Owen"]
+    y = tmp_path / "new.yaml"
+    assert runner.invoke(cli, ["anonymise", "new-key", str(y)]).exit_code == 0
+    secret = load_key(y, allow_empty=True).secret
+    assert secret and len(secret) == 64
+    key = append_entries(y, [{"original": "Owen Evans", "replacement": "[person 1]"}])
+    assert len(key) == 1 and key.secret == secret

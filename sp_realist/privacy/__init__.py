@@ -9,7 +9,7 @@ Nothing else in sp_realist reads a pseudonym key; the project stores only its SH
 """
 
 from .anonymise import (AnonymiseResult, anonymise, applied_keys, check_key_matches, project_key_required,
-                        reverse, runs_frame)
+                        reverse, runs_frame, status_frame)
 from .audit import assert_no_leaks, audit_paths
 from .detect import Detector, Match
 from .keyfile import Key, KeyEntry, append_entries, key_from_entries, load_key
@@ -17,6 +17,6 @@ from .ner import add_suggestions_to_key, suggest
 
 __all__ = [
     "AnonymiseResult", "anonymise", "reverse", "applied_keys", "check_key_matches", "project_key_required",
-    "runs_frame", "audit_paths", "assert_no_leaks", "Detector", "Match", "Key", "KeyEntry", "append_entries",
+    "runs_frame", "status_frame", "audit_paths", "assert_no_leaks", "Detector", "Match", "Key", "KeyEntry", "append_entries",
     "key_from_entries", "load_key", "suggest", "add_suggestions_to_key",
 ]

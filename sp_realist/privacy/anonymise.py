@@ -479,6 +479,27 @@ def check_key_matches(project: Project, key: Key | str) -> Key:
     return key
 
 
+def status_frame(project: Project) -> pd.DataFrame:
+    """Per source: how many anonymisation layers are in effect, the latest key's hash, reversible or not."""
+    r = S.anonymisation_records
+    with project.connect() as conn:
+        srcs = conn.execute(select(S.sources.c.id, S.sources.c.name).order_by(S.sources.c.ingest_order)).all()
+        recs = conn.execute(select(r.c.source_id, r.c.id, r.c.key_sha256, r.c.replacements,
+                                   r.c.sealed.is_not(None).label("reversible")).order_by(r.c.id)).all()
+    by: dict[int, list] = {}
+    for rec in recs:
+        by.setdefault(rec[0], []).append(rec)
+    rows = []
+    for sid, name in srcs:
+        layers = by.get(sid, [])
+        last = layers[-1] if layers else None
+        rows.append({"id": sid, "source": name, "anonymised": bool(layers), "layers": len(layers),
+                     "replacements": sum(x[3] for x in layers), "key_sha256": last[2] if last else None,
+                     "reversible": bool(last[4]) if last else None})
+    return pd.DataFrame(rows, columns=["id", "source", "anonymised", "layers", "replacements", "key_sha256",
+                                       "reversible"])
+
+
 def runs_frame(project: Project) -> pd.DataFrame:
     """The history of anonymisation runs (key hashes only)."""
     r = S.anonymisation_runs

@@ -209,6 +209,25 @@ def runs_cmd(project_path, fmt, output) -> None:
         project.close()
 
 
+@anonymise_cmd.command("status")
+@project_option
+@format_option
+def status_cmd(project_path, fmt, output) -> None:
+    """Show which sources are anonymised, in how many layers, with which key (hash).
+
+    \b
+    Example:
+      sp-realist anonymise status --format csv
+    """
+    from .anonymise import status_frame
+
+    project = get_project(project_path)
+    try:
+        emit(status_frame(project), fmt, output, title="Anonymisation status")
+    finally:
+        project.close()
+
+
 @click.command("audit")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @key_option(required=True)

@@ -236,7 +236,7 @@ def parse_yaml_key(text: str, src: str = "key", allow_empty: bool = False) -> tu
     return entries, secret
 
 
-def parse_csv_key(text: str, src: str = "key") -> list[KeyEntry]:
+def parse_csv_key(text: str, src: str = "key", allow_empty: bool = False) -> list[KeyEntry]:
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or not {"original", "replacement"} <= {f.strip() for f in reader.fieldnames if f}:
         raise SpRealistError(f"{src}: the header must have the columns original,replacement[,variants]; fix the key file.")
@@ -252,7 +252,7 @@ def parse_csv_key(text: str, src: str = "key") -> list[KeyEntry]:
             if flag in raw and not (raw[flag] or "").strip():
                 raw.pop(flag)
         entries.append(_entry(raw, len(entries) + 1, f"line {reader.line_num}", src))
-    if not entries:
+    if not entries and not allow_empty:
         raise SpRealistError(f"{src}: no entries; add rows of original,replacement.")
     return entries
 
@@ -270,7 +270,7 @@ def load_key(path: str | os.PathLike, matcher_check: bool = True, allow_empty: b
     suffix = p.suffix.lower()
     secret = None
     if suffix == ".csv":
-        entries = parse_csv_key(text, src)
+        entries = parse_csv_key(text, src, allow_empty)
     elif suffix in (".yaml", ".yml"):
         entries, secret = parse_yaml_key(text, src, allow_empty)
     else:

@@ -68,7 +68,10 @@ def suggest(project: Project, model: str, key: Key | str | None = None, sources:
     from .anonymise import _select_sources
 
     nlp = load_ner(model)
-    det = Detector(as_key(key)) if key is not None else None
+    key = as_key(key) if key is not None else None
+    det = Detector(key) if key is not None else None
+    # replacements already in the text (S1 DK1, [GP surgery]) are not names to suggest
+    placed = {term_norm(e.replacement) for e in key.entries} if key is not None else set()
     wanted = set(labels)
     with project.connect() as conn:
         srcs = _select_sources(conn, sources)
@@ -86,14 +89,14 @@ def suggest(project: Project, model: str, key: Key | str | None = None, sources:
             if any(cs < e and s < ce for cs, ce in covered):
                 continue
             norm = term_norm(text)
-            if not norm:
+            if not norm or any(f" {p} " in f" {norm} " for p in placed if p):
                 continue
             item = found.setdefault(norm, {"text": text, "label": ent.label_, "count": 0, "sources": set()})
             item["count"] += 1
             item["sources"].add(sid)
     rows = sorted(found.values(), key=lambda r: (-r["count"], r["text"].lower()))
     numbers: dict[str, int] = {}
-    existing = {e.replacement for e in as_key(key).entries} if key is not None else set()
+    existing = {e.replacement for e in key.entries} if key is not None else set()
     out = []
     for r in rows:
         kind = PLACEHOLDER.get(r["label"], r["label"].lower())
