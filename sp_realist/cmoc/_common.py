@@ -102,6 +102,68 @@ def resolve_excerpt(conn: Connection, ref: int | str | dict, where: str = "excer
     raise SpRealistError(f"{where}: {ref!r} is not an excerpt id; give an id or a source with a quote or span.")
 
 
+class Lookups:
+    """Caches for one transaction: CMOC, theory and source rows and checked excerpt ids.
+
+    Bulk importers pass one to the ``*_conn`` functions so that each key is
+    looked up once per file, not once per row.  Only valid while the cached
+    objects are not renamed or deleted in the same transaction.
+    """
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self._cmocs: dict[str, dict] = {}
+        self._theories: dict[str, dict] = {}
+        self._sources: dict[str, dict] = {}
+        self._excerpts: set[int] = set()
+
+    def cmoc(self, ref: str | int) -> dict:
+        k = str(ref)
+        if k not in self._cmocs:
+            self._cmocs[k] = resolve_cmoc(self.conn, ref)
+        return self._cmocs[k]
+
+    def theory(self, ref: str | int) -> dict:
+        k = str(ref)
+        if k not in self._theories:
+            self._theories[k] = resolve_theory(self.conn, ref)
+        return self._theories[k]
+
+    def source(self, ref: str | int) -> dict:
+        from ..sources import resolve_source
+
+        k = str(ref)
+        if k not in self._sources:
+            self._sources[k] = resolve_source(self.conn, ref)
+        return self._sources[k]
+
+    def excerpt(self, ref: int | str | dict, where: str = "excerpt") -> int:
+        """Like :func:`resolve_excerpt`, reusing cached sources for quotes and spans."""
+        from ..sources import get_or_create_excerpt, locate_quote
+
+        if isinstance(ref, int) and ref in self._excerpts:
+            return ref
+        if isinstance(ref, dict) and ref.get("source") is not None and ref.get("excerpt") is None \
+                and ref.get("coding") is None and (ref.get("quote") or ref.get("span") is not None):
+            src = self.source(ref["source"])
+            text = src["text"]
+            label = f"{where}{' ' if where else ''}(source {src['name']!r})"
+            if ref.get("quote"):
+                start, end = locate_quote(text, str(ref["quote"]), label)
+            else:
+                try:
+                    start, end = (int(x) for x in ref["span"])
+                except (TypeError, ValueError):
+                    raise SpRealistError(f"{label}: span must be [start, end].") from None
+                if not 0 <= start < end <= len(text):
+                    raise SpRealistError(f"{label}: span {start}:{end} is outside the text (0:{len(text)}).")
+            eid = get_or_create_excerpt(self.conn, src["id"], start, end)
+        else:
+            eid = resolve_excerpt(self.conn, ref, where)
+        self._excerpts.add(eid)
+        return eid
+
+
 def loads_list(value: str | None) -> list:
     if not value:
         return []

@@ -84,16 +84,17 @@ def import_analysis_conn(conn: Connection, path: str | os.PathLike) -> dict:
     excerpts = _validate(doc, path)
     default_analyst = doc.get("analyst")
     counts = {"excerpts": 0, "appraisals_created": 0, "appraisals_updated": 0, "evidence": 0}
+    from ._common import Lookups
+
+    lk = Lookups(conn)
     for i, e in enumerate(excerpts):
         where = f"{path}: excerpt {i + 1}"
         ref = {k: e[k] for k in ("source", "quote", "span", "segment", "section") if k in e}
-        from ._common import resolve_excerpt
-
-        excerpt_id = resolve_excerpt(conn, ref, where)
+        excerpt_id = lk.excerpt(ref, where)
         counts["excerpts"] += 1
         analyst = str(e.get("analyst") or default_analyst) if (e.get("analyst") or default_analyst) else None
         if e.get("appraisal"):
-            result = set_appraisal_conn(conn, excerpt_id, analyst, where=where, **e["appraisal"])
+            result = set_appraisal_conn(conn, excerpt_id, analyst, where=where, lookups=lk, **e["appraisal"])
             if result["status"] == "created":
                 counts["appraisals_created"] += 1
             elif result["status"] == "updated":
@@ -101,7 +102,7 @@ def import_analysis_conn(conn: Connection, path: str | os.PathLike) -> dict:
         for j, ev in enumerate(e.get("evidence") or []):
             link_evidence_conn(conn, str(ev["cmoc"]), excerpt_id, role=ev.get("role") or "supports",
                                component=ev.get("component"), analyst=ev.get("analyst") or analyst,
-                               note=ev.get("note"), where=f"{where}, evidence {j + 1}")
+                               note=ev.get("note"), where=f"{where}, evidence {j + 1}", lookups=lk)
             counts["evidence"] += 1
     return counts
 

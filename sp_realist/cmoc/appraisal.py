@@ -33,6 +33,7 @@ from ._common import (
     CMOC_JUDGEMENTS,
     COMPONENTS,
     INTERPRETATIONS,
+    Lookups,
     RELEVANCE,
     TRUST,
     check_choice,
@@ -66,7 +67,7 @@ def _bool(value: Any, where: str) -> bool | None:
     raise SpRealistError(f"{where}: theory_change {value!r} is not yes or no.")
 
 
-def _values(conn: Connection, steps: dict[str, Any], where: str) -> dict[str, Any]:
+def _values(lk: Lookups, steps: dict[str, Any], where: str) -> dict[str, Any]:
     """Validate step values into appraisals columns.  "" clears a field; absent keys are left alone."""
     unknown = sorted(set(steps) - set(STEP_FIELDS))
     if unknown:
@@ -76,9 +77,9 @@ def _values(conn: Connection, steps: dict[str, Any], where: str) -> dict[str, An
         if k in _CHOICES:
             out[k] = check_choice(v, _CHOICES[k], k.replace("_", " "), where)
         elif k == "cmoc":
-            out["cmoc_id"] = resolve_cmoc(conn, v)["id"] if v not in (None, "") else None
+            out["cmoc_id"] = lk.cmoc(v)["id"] if v not in (None, "") else None
         elif k == "theory":
-            out["theory_id"] = resolve_theory(conn, v)["id"] if v not in (None, "") else None
+            out["theory_id"] = lk.theory(v)["id"] if v not in (None, "") else None
         elif k == "theory_change":
             out[k] = _bool(v, where)
         else:
@@ -87,12 +88,13 @@ def _values(conn: Connection, steps: dict[str, Any], where: str) -> dict[str, An
 
 
 def set_appraisal_conn(conn: Connection, excerpt: Any, analyst: str, *, link: bool = False,
-                       where: str | None = None, **steps: Any) -> dict:
+                       where: str | None = None, lookups: Lookups | None = None, **steps: Any) -> dict:
     where = where or "appraisal"
+    lk = lookups or Lookups(conn)
     if not analyst or not str(analyst).strip():
         raise SpRealistError(f"{where}: name the analyst.")
-    excerpt_id = resolve_excerpt(conn, excerpt, where)
-    values = _values(conn, steps, where)
+    excerpt_id = lk.excerpt(excerpt, where)
+    values = _values(lk, steps, where)
     a = S.appraisals
     current = conn.execute(select(a).where(and_(a.c.excerpt_id == excerpt_id, a.c.analyst == analyst))).mappings().first()
     merged = {c: (current[c] if current else None) for c in _SNAPSHOT_COLS if c != "updated_at"}
@@ -120,7 +122,8 @@ def set_appraisal_conn(conn: Connection, excerpt: Any, analyst: str, *, link: bo
         role = "refutes" if merged["cmoc_judgement"] == "refutes" else "supports"
         component = merged.get("interpretation") if merged.get("interpretation") in COMPONENTS else None
         key = conn.execute(select(S.cmocs.c.key).where(S.cmocs.c.id == merged["cmoc_id"])).scalar_one()
-        link_evidence_conn(conn, key, excerpt_id, role=role, component=component, analyst=analyst, where=where)
+        link_evidence_conn(conn, key, excerpt_id, role=role, component=component, analyst=analyst, where=where,
+                           lookups=lk)
     return {"appraisal_id": aid, "excerpt_id": excerpt_id, "status": status, "changed": changed}
 
 

@@ -28,6 +28,7 @@ from ._common import (
     RELATION_KINDS,
     ROLES,
     STATUSES,
+    Lookups,
     check_choice,
     natural_key,
     resolve_cmoc,
@@ -161,12 +162,13 @@ def delete_cmoc(project: Project, key: str, actor: str | None = None) -> None:
 # -- evidence --------------------------------------------------------------
 def link_evidence_conn(conn: Connection, cmoc: str, excerpt: Any, *, role: str = "supports",
                        component: str | None = None, analyst: str | None = None, note: str | None = None,
-                       where: str | None = None) -> int:
-    row = resolve_cmoc(conn, cmoc)
+                       where: str | None = None, lookups: Lookups | None = None) -> int:
+    lk = lookups or Lookups(conn)
+    row = lk.cmoc(cmoc)
     where = where or f"evidence for {row['key']}"
     role = check_choice(role, ROLES, "role", where) or "supports"
     component = check_choice(component, COMPONENTS, "component", where)
-    excerpt_id = resolve_excerpt(conn, excerpt, where)
+    excerpt_id = lk.excerpt(excerpt, where)
     ev = S.cmoc_evidence
     existing = conn.execute(select(ev.c.id).where(and_(
         ev.c.cmoc_id == row["id"], ev.c.excerpt_id == excerpt_id, ev.c.role == role))).first()
