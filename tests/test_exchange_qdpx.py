@@ -127,6 +127,22 @@ def test_round_trip_export_import_export(project, tmp_path):
         sa, sb = snapshot(project), snapshot(back)
         for key in ("codes", "sources", "codings", "cases", "themes"):
             assert sa[key] == sb[key], key
+        assert realist(project) == realist(back)
+
+
+def realist(project) -> dict:
+    with project.connect() as conn:
+        cm = {r["id"]: r for r in conn.execute(select(S.cmocs)).mappings()}
+        th = conn.execute(select(S.theories)).mappings().all()
+        tc = conn.execute(select(S.theory_cmocs).order_by(S.theory_cmocs.c.ord)).mappings().all()
+        rel = conn.execute(select(S.cmoc_relations)).mappings().all()
+    return {
+        "cmocs": {(c["key"], c["context"] or None, c["mechanism_resource"] or None, c["mechanism_response"] or None,
+                   c["outcome"] or None, c["status"], c["confidence"], c["memo"]) for c in cm.values()},
+        "theories": {(t["key"], t["title"], t["description"], t["questions"],
+                      tuple(cm[x["cmoc_id"]]["key"] for x in tc if x["theory_id"] == t["id"])) for t in th},
+        "relations": {(cm[r["from_id"]]["key"], cm[r["to_id"]]["key"], r["kind"]) for r in rel},
+    }
 
 
 def test_import_into_the_same_project_adds_nothing(project, tmp_path):

@@ -21,9 +21,8 @@ kept and the ambiguity reported.
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from itertools import accumulate
 from typing import Hashable, Sequence
 
 #: Conventions, in order of preference when the evidence cannot tell them apart.
@@ -65,43 +64,57 @@ class Resolution:
     candidates: list[str] = field(default_factory=list)  # conventions that fit every selection
 
 
-def _unit_table(text: str, convention: str) -> list[int] | None:
-    """Cumulative unit offsets: ``table[i]`` is the unit position of code point ``i``.
+_SPECIAL = {
+    UTF16: (re.compile("[\U00010000-\U0010FFFF]"), lambda ch: 2),
+    UTF8: (re.compile("[^\x00-\x7f]"), lambda ch: len(ch.encode("utf-8", "surrogatepass"))),
+    CRLF_AS_ONE: (re.compile("\r(?=\n)"), lambda ch: 0),  # the CR of a CRLF pair takes no unit
+    LF_AS_TWO: (re.compile("(?<!\r)\n"), lambda ch: 2),
+}
 
-    ``None`` means the identity (one unit per code point).
+
+class _Units:
+    """Maps unit positions to code points for one text and convention.
+
+    Only the characters that do not count one unit each ("specials") are
+    listed (found with a regular expression, so long ASCII texts cost little);
+    a unit position is mapped back with a binary search over them.
     """
-    if convention in (CODEPOINTS, BOM):
-        return None
-    if convention == UTF16:
-        if text.isascii():
-            return None
-        widths = (2 if ord(c) > 0xFFFF else 1 for c in text)
-    elif convention == UTF8:
-        if text.isascii():
-            return None
-        widths = (len(c.encode("utf-8", "surrogatepass")) for c in text)
-    elif convention == CRLF_AS_ONE:
-        # the CR of a CRLF pair takes no unit: the pair counts one
-        widths = (0 if c == "\r" and text[i + 1:i + 2] == "\n" else 1 for i, c in enumerate(text))
-    elif convention == LF_AS_TWO:
-        widths = (2 if c == "\n" and (i == 0 or text[i - 1] != "\r") else 1 for i, c in enumerate(text))
-    else:  # pragma: no cover - programming error
-        raise ValueError(convention)
-    return [0, *accumulate(widths)]
 
+    def __init__(self, text: str, convention: str):
+        self.n = len(text)
+        self.shift = 1 if convention == BOM else 0
+        self.starts: list[int] = []  # unit position where each special starts
+        self.index: list[int] = []  # its code-point index
+        self.width: list[int] = []
+        self.extra: list[int] = []  # extra units before it
+        if convention in _SPECIAL:
+            pattern, width = _SPECIAL[convention]
+            extra = 0
+            for m in pattern.finditer(text):
+                i = m.start()
+                w = width(m.group())
+                self.index.append(i)
+                self.starts.append(i + extra)
+                self.width.append(w)
+                self.extra.append(extra)
+                extra += w - 1
 
-def _to_char(table: list[int] | None, n: int, pos: int, convention: str) -> int | None:
-    """The code point index at unit position ``pos``, or None if it is not a boundary."""
-    if convention == BOM:
-        pos -= 1
-    if table is None:
-        return pos if 0 <= pos <= n else None
-    if pos < 0 or pos > table[-1]:
-        return None
-    i = bisect_left(table, pos)
-    if i > n or table[i] != pos:
-        return None
-    return i
+    def to_char(self, pos: int) -> int | None:
+        pos -= self.shift
+        if pos < 0:
+            return None
+        j = bisect_right(self.starts, pos) - 1
+        if j < 0:
+            i = pos
+        elif pos == self.starts[j]:
+            # several zero-width specials can start at the same unit: take the first
+            k = bisect_left(self.starts, pos)
+            i = self.index[k]
+        elif pos < self.starts[j] + self.width[j]:
+            return None  # inside a surrogate pair, a multi-byte character or a CRLF pair
+        else:
+            i = pos - self.extra[j] - (self.width[j] - 1)
+        return i if 0 <= i <= self.n else None
 
 
 def applicable(text: str, has_bom: bool = False) -> list[str]:
@@ -120,12 +133,11 @@ def applicable(text: str, has_bom: bool = False) -> list[str]:
 
 def convert(text: str, sels: Sequence[Sel], convention: str) -> dict[Hashable, tuple[int, int] | None]:
     """Map every selection to code points under ``convention`` (None where it cannot be placed)."""
-    table = _unit_table(text, convention)
-    n = len(text)
+    units = _Units(text, convention)
     out: dict[Hashable, tuple[int, int] | None] = {}
     for s in sels:
-        a = _to_char(table, n, s.start, convention)
-        b = _to_char(table, n, s.end, convention)
+        a = units.to_char(s.start)
+        b = units.to_char(s.end)
         out[s.key] = (a, b) if a is not None and b is not None and a < b else None
     return out
 

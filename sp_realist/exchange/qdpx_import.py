@@ -42,8 +42,7 @@ from ..errors import SpRealistError
 from ..sources import (Segment, SourceDraft, add_source, ensure_participant, get_or_create_excerpt, sha256_bytes)
 from ..store import Project, now, stable_guid
 from . import positions as P
-from .common import (CodePlan, ImportResult, ThemePlan, apply_codes, apply_themes, coding_exists, norm_guid,
-                     store_datetime)
+from .common import CodePlan, ImportResult, ThemePlan, apply_codes, apply_themes, norm_guid, store_datetime
 from .qdpx_export import DATE_VARIABLE, KIND_VARIABLE
 from .safety import ExchangeError, SafeZip, local, open_zip, parse_xml
 
@@ -769,6 +768,7 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
     source_ids: dict[str, int] = {}
     existing = {r["name"]: dict(r) for r in conn.execute(select(S.sources.c.id, S.sources.c.name, S.sources.c.text)).mappings()}
     reused = renamed = empty = 0
+    new_sids: set[int] = set()
     for sp in plan.sources:
         if sp.name in existing and existing[sp.name]["text"] == sp.text:
             source_ids[sp.guid] = existing[sp.name]["id"]
@@ -792,6 +792,7 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
         conn.execute(update(S.sources).where(S.sources.c.id == sid).values(guid=sp.guid))
         existing[name] = {"id": sid, "name": name, "text": sp.text}
         source_ids[sp.guid] = sid
+        new_sids.add(sid)
         result.counts["sources"] += 1
     if reused:
         result.note(f"{reused} source(s) already in the project (same name and text) were reused")
@@ -834,9 +835,19 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
         result.lose(f"{conflicts} case variable value(s) differ from the participant's existing attribute and "
                     "were not applied (the project's value was kept)")
 
-    # codings and uncoded selections
-    coding_ids: dict[str, int] = {}
+    # codings and uncoded selections: check against the codings already present in reused
+    # sources, insert the new ones in one statement, then map them back to ids
+    coding_ids: dict = {}
     dup = missing_code = 0
+    reused_sids = set(source_ids.values()) - new_sids
+    known: dict[tuple, int] = {}
+    if reused_sids:
+        c = S.codings.c
+        for r in conn.execute(select(c.id, c.code_id, c.source_id, c.start, c.end, c.coder)
+                              .where(c.source_id.in_(reused_sids))):
+            known[(r.code_id, r.source_id, r.start, r.end, r.coder)] = r.id
+    rows: list[dict] = []
+    refs: list[tuple] = []  # (coding key, coding plan)
     for sp in plan.sources:
         sid = source_ids[sp.guid]
         items = [(sel, sel.span, sel.codings) for sel in sp.sels if sel.span]
@@ -853,21 +864,19 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
                     missing_code += 1
                     continue
                 coder = user(c.user, sel.user if sel else None)
-                rid = coding_exists(conn, cid, sid, span[0], span[1], coder)
-                if rid is not None:
+                key = (cid, sid, span[0], span[1], coder)
+                if key in known:
                     dup += 1
                 else:
+                    known[key] = 0  # inserted below
                     created = c.created or (sel.created if sel else None) or sp.created or now()
-                    rid = conn.execute(insert(S.codings).values(
-                        code_id=cid, source_id=sid, start=span[0], end=span[1], coder=coder, origin=origin,
-                        guid=c.guid, created_at=created)).inserted_primary_key[0]
-                    result.counts["codings"] += 1
-                if c.guid:
-                    coding_ids[c.guid] = rid
-                first_coding = first_coding or (c.guid or f"row:{rid}")
-                coding_ids.setdefault(f"row:{rid}", rid)
+                    rows.append(dict(code_id=cid, source_id=sid, start=span[0], end=span[1], coder=coder,
+                                     origin=origin, guid=c.guid, created_at=created))
+                ref = c.guid or key
+                refs.append((key, ref))
+                first_coding = first_coding or ref
                 for ng in c.notes:
-                    plan.note_targets.append((ng, "coding", c.guid or f"row:{rid}"))
+                    plan.note_targets.append((ng, "coding", ref))
             if sel is not None:
                 target = ("coding", first_coding) if first_coding else ("source", sp.guid)
                 for ng in sel.notes:
@@ -883,6 +892,16 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
             g = stable_guid("source-description", sp.guid)
             plan.notes[g] = NotePlan(g, "Source description", sp.description, None, sp.created, sp.created)
             plan.note_targets.append((g, "source", sp.guid))
+    if rows:
+        conn.execute(insert(S.codings), rows)
+        result.counts["codings"] += len(rows)
+        c = S.codings.c
+        touched = {r["source_id"] for r in rows}
+        for r in conn.execute(select(c.id, c.code_id, c.source_id, c.start, c.end, c.coder)
+                              .where(c.source_id.in_(touched))):
+            known[(r.code_id, r.source_id, r.start, r.end, r.coder)] = r.id
+    for key, ref in refs:
+        coding_ids.setdefault(ref, known[key])
     if dup:
         result.note(f"{dup} coding(s) already present (same code, span and coder) were not duplicated")
     if missing_code:
