@@ -165,6 +165,8 @@ def sources_show(source, no_text, project_path, fmt, output) -> None:
     head = (f"{facts['name']} ({facts['kind']}; participant {facts['participant'] or '-'}; date "
             f"{facts['date'] or '-'}; file {facts['file'] or '-'}{'' if facts['entry'] is None else ' entry ' + str(facts['entry'])}"
             f"; {facts['words']} words{'; ' + attrs if attrs else ''})")
+    if fmt in ("table", "md"):  # for people: leave out columns that are empty for this source
+        df = df[[c for c in df.columns if c in ("ord", "start", "end", "kind", "text") or df[c].notna().any()]]
     if fmt == "json":
         text = json.dumps({"source": facts, "segments": to_records(df)}, ensure_ascii=False, indent=2,
                           default=str) + "\n"
@@ -172,8 +174,6 @@ def sources_show(source, no_text, project_path, fmt, output) -> None:
     elif fmt == "md":
         _write(f"## {facts['name']}\n\n{head}\n\n" + to_markdown(df), output)
     else:
-        if fmt == "table":  # leave out columns that are empty for this source
-            df = df[[c for c in df.columns if c in ("ord", "start", "end", "kind", "text") or df[c].notna().any()]]
         emit(df, fmt, output, title=head)
 
 
