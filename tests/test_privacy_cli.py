@@ -152,11 +152,20 @@ def test_reverse_refuses_the_wrong_key_and_changed_text(runner, cli, filled, key
     other.write_text(KEY.replace("[GP 1]", "[GP 2]"), encoding="utf-8")
     after = snapshot(filled)
     r = runner.invoke(cli, ["anonymise", "-k", str(other), "-p", str(filled), "--reverse"])
-    assert r.exit_code == 1 and "not this key" in r.stderr and "Traceback" not in r.output
+    assert r.exit_code == 1 and "No sources anonymised with this key" in r.stderr and "Traceback" not in r.output
+    r = runner.invoke(cli, ["anonymise", "-k", str(other), "-p", str(filled), "--reverse", "-s", "S1 DK1 interview"])
+    assert r.exit_code == 1 and "not this key" in r.stderr
     with Project.open(filled) as p:
         with pytest.raises(SpRealistError, match="not the key applied"):
             check_key_matches(p, other)
     assert snapshot(filled) == after
+    # a text edited behind the anonymiser's back cannot be restored exactly: refused
+    from sqlalchemy import update
+
+    with Project.open(filled) as p, p.begin() as conn:
+        conn.execute(update(S.sources).values(text=S.sources.c.text + "x"))
+    r = runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(filled), "--reverse"])
+    assert r.exit_code == 1 and "text changed after anonymisation" in r.stderr
 
 
 def test_key_with_secret_reverses_after_growing(filled, tmp_path):
@@ -244,3 +253,25 @@ def test_key_commands(runner, cli, tmp_path, key_path):
                 ["anonymise", "runs", "--help"]):
         r = runner.invoke(cli, cmd)
         assert r.exit_code == 0 and "Example" in r.stdout
+
+
+def test_reverse_by_default_leaves_other_keys_layers(project_path, tmp_path):
+    """Sources anonymised with key A and key B: reversing with A restores only A's sources."""
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("entries:\n  - {original: Sarah Jones, replacement: S1 DK1}\n", encoding="utf-8")
+    b.write_text("entries:\n  - {original: Owen Evans, replacement: S2 DK1}\n", encoding="utf-8")
+    with Project.open(project_path) as p:
+        with p.begin() as conn:
+            for name, t in (("one", "Sarah Jones wrote.\n"), ("two", "Owen Evans wrote.\n")):
+                add_source(conn, SourceDraft(name=name, kind="diary", text=t, checksum=name,
+                                             segments=[Segment(0, len(t))]))
+        anonymise(p, a, ["one"])
+        anonymise(p, b, ["two"])
+        reverse(p, a)
+        with p.connect() as conn:
+            texts = dict(conn.execute(select(S.sources.c.name, S.sources.c.text)).all())
+        assert texts == {"one": "Sarah Jones wrote.\n", "two": "S2 DK1 wrote.\n"}
+        with pytest.raises(SpRealistError, match="No sources anonymised with this key"):
+            reverse(p, a)
+        with pytest.raises(SpRealistError, match="not this key"):
+            reverse(p, a, ["two"])

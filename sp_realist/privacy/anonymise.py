@@ -353,6 +353,19 @@ def anonymise(project: Project, key: Key | str, sources: Sequence[str | int] | N
     return result
 
 
+def _opens(rec: dict, key: Key, digest: str, material: bytes) -> bool:
+    """Whether ``key`` can undo the layer ``rec`` (same key, or a key with the same secret)."""
+    if rec["key_sha256"] == digest:
+        return True
+    if key.secret is None or rec["sealed"] is None:
+        return False
+    try:
+        unseal(rec["sealed"], material, "record")
+    except SpRealistError:
+        return False
+    return True
+
+
 def reverse(project: Project, key: Key | str, sources: Sequence[str | int] | None = None, *,
             dry_run: bool = False, show_originals: bool = False,
             progress: Callable[[int, int], None] | None = None) -> AnonymiseResult:
@@ -372,6 +385,9 @@ def reverse(project: Project, key: Key | str, sources: Sequence[str | int] | Non
             ids = {r[0] for r in conn.execute(select(S.anonymisation_records.c.source_id))}
             srcs = [s for s in _select_sources(conn, None) if s["id"] in ids]
         latest = _latest_records(conn, [s["id"] for s in srcs])
+        if not sources:
+            # By default: the sources whose latest layer this key can undo (another key's layers are left).
+            srcs = [s for s in srcs if _opens(latest[s["id"]], key, digest, material)]
         rows, work = [], []
         for i, src in enumerate(srcs):
             where = f"source {src['name']!r}"
@@ -419,7 +435,7 @@ def reverse(project: Project, key: Key | str, sources: Sequence[str | int] | Non
             if progress:
                 progress(i + 1, len(srcs))
         if not work:
-            raise SpRealistError("No anonymised sources to reverse; nothing was changed.")
+            raise SpRealistError("No sources anonymised with this key to reverse; nothing was changed.")
         df = _rows_frame(rows, show_originals)
         result = AnonymiseResult(df, digest, "reverse", dry_run, [w[0]["id"] for w in work],
                                  notes=[n for w in work for n in w[5]])
