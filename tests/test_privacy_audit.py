@@ -46,6 +46,9 @@ def write_outputs(folder, leaky: bool):
     (folder / "report.html").write_text(
         f"<html><body><h1>Report</h1>\n<p>Quote from {name}&#39;s diary</p>\n<p>Patella</p></body></html>\n",
         encoding="utf-8")
+    (folder / "page.htm").write_text(
+        "<p>Seen by <b>Riverside</b>\n Surgery staff</p>\n" if leaky else "<p>Seen by <b>[GP surgery]</b></p>\n",
+        encoding="utf-8")
     (folder / "report.md").write_text(f"# Report\n\nLine two\n\n> {name} said so\n", encoding="utf-8")
     (folder / "quotes.csv").write_text(f"source,quote\nS1 DK1,\"fine\"\nS1 DK2,\"{name} rang\"\n", encoding="utf-8")
     (folder / "data.json").write_text(json.dumps({"quotes": [{"text": "ok"}, {"text": f"{name} rang"}]},
@@ -61,10 +64,12 @@ def write_outputs(folder, leaky: bool):
 def test_clean_outputs_pass(runner, cli, tmp_path, key_path):
     write_outputs(tmp_path / "out", leaky=False)
     df = audit_paths([tmp_path / "out"], key_path)
-    assert df.empty and df.attrs["files"] == 7
+    (tmp_path / "out" / "figure.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    df = audit_paths([tmp_path / "out"], key_path)
+    assert df.empty and df.attrs["files"] == 8 and df.attrs["skipped"] == [str(tmp_path / "out" / "figure.png")]
     assert_no_leaks([tmp_path / "out"], key_path)
     r = runner.invoke(cli, ["audit", str(tmp_path / "out"), "--key", str(key_path)])
-    assert r.exit_code == 0 and "No real names" in r.stderr
+    assert r.exit_code == 0 and "No real names" in r.stderr and "Not scanned" in r.stderr and "figure.png" in r.stderr
 
 
 def test_leaks_are_found_with_their_locations(runner, cli, tmp_path, key_path):
@@ -78,6 +83,7 @@ def test_leaks_are_found_with_their_locations(runner, cli, tmp_path, key_path):
         ("report.docx", "section 1 footer paragraph 1"),
         ("report.docx", "document property author"),
         ("report.html", "line 2"),  # "Patella" on line 3 is not a match
+        ("page.htm", "line 1"),  # "Riverside</b> Surgery": found in the text content, across the tag
         ("report.md", "line 5"),
         ("quotes.csv", "line 3"),
         ("data.json", "$.quotes[1].text"),

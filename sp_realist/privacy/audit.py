@@ -82,6 +82,29 @@ def _json_walk(value, path: str = "$") -> Iterator[tuple[str, str]]:
         yield path, value
 
 
+def _html_text(det: Detector, text: str) -> Iterator[Finding]:
+    """The text content of an HTML page (tags removed, so "<b>Sarah</b> Jones" reads "Sarah Jones")."""
+    from html.parser import HTMLParser
+
+    chunks: list[tuple[int, str]] = []
+
+    class Collector(HTMLParser):
+        def handle_data(self, data):
+            chunks.append((self.getpos()[0], data))
+
+    parser = Collector(convert_charrefs=True)
+    parser.feed(text)
+    parser.close()
+    joined, starts = "", []
+    for line, data in chunks:
+        starts.append((len(joined), line))
+        joined += data
+    offsets = [o for o, _ in starts]
+    for m in det.find(joined):
+        line = starts[bisect.bisect_right(offsets, m.start) - 1][1]
+        yield f"line {line}", m.start, m.end, m.entry, joined[m.start:m.end]
+
+
 def _docx_items(data: bytes) -> Iterator[tuple[str, str]]:
     import docx
 
@@ -139,7 +162,12 @@ def _scan_bytes(det: Detector, name: str, data: bytes, where: str) -> Iterator[F
         else:
             yield from _strings(det, _json_walk(value))
     elif suffix in HTML_SUFFIXES:
-        yield from _lines(det, html.unescape(_decode(data, where)))
+        text = _decode(data, where)
+        seen = set()
+        for f in (*_lines(det, html.unescape(text)), *_html_text(det, text)):
+            if (f[0], f[3], f[4].lower()) not in seen:
+                seen.add((f[0], f[3], f[4].lower()))
+                yield f
     elif suffix in {".xml", ".qde"}:
         yield from _lines(det, html.unescape(_decode(data, where)))
     elif suffix in ZIP_SUFFIXES:
@@ -198,15 +226,28 @@ def _scan_project(det: Detector, path: Path) -> Iterator[Finding]:
                 yield f"{p.name} bytes (unused space) near offset {m.start}", m.start, m.end, m.entry, text[m.start:m.end]
 
 
-def _files(paths: Sequence[str | os.PathLike]) -> Iterator[tuple[Path, str]]:
+def _files(paths: Sequence[str | os.PathLike], skipped: list[str]) -> Iterator[tuple[Path, str]]:
+    """Files to scan; unsupported ones (PDF, images...) are added to ``skipped``."""
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
             for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in SUPPORTED and not f.name.endswith(("-wal", "-shm")):
+                if not f.is_file() or f.name.endswith(("-wal", "-shm")):
+                    continue
+                if f.suffix.lower() in SUPPORTED:
                     yield f, str(f)
+                else:
+                    skipped.append(str(f))
         elif p.is_file():
-            yield p, str(p)
+            if p.suffix.lower() in SUPPORTED:
+                yield p, str(p)
+            else:  # named explicitly: scanned as text when it is text
+                try:
+                    p.read_bytes().decode("utf-8")
+                except UnicodeDecodeError:
+                    skipped.append(str(p))
+                    continue
+                yield p, str(p)
         else:
             raise SpRealistError(f"{p}: no such file or folder; check the path.")
 
@@ -215,13 +256,15 @@ def audit_paths(paths: Sequence[str | os.PathLike], key: Key | str, show_origina
     """Every occurrence of a key's originals or variants in ``paths`` (files or folders).
 
     An empty frame means nothing leaked.  ``df.attrs["files"]`` is the number of
-    files scanned.
+    files scanned, ``df.attrs["skipped"]`` the files that could not be read
+    (unsupported binary types such as PDF or images): check those by hand.
     """
     key = as_key(key)
     det = Detector(key)
     rows = []
     n = 0
-    for path, label in _files(paths):
+    skipped: list[str] = []
+    for path, label in _files(paths, skipped):
         n += 1
         suffix = path.suffix.lower()
         if suffix in PROJECT_SUFFIXES:
@@ -234,6 +277,7 @@ def audit_paths(paths: Sequence[str | os.PathLike], key: Key | str, show_origina
                          "original": txt if show_originals else HIDDEN})
     df = pd.DataFrame(rows, columns=COLUMNS)
     df.attrs["files"] = n
+    df.attrs["skipped"] = skipped
     return df
 
 

@@ -250,6 +250,8 @@ def audit_cmd(paths, key_path, show_originals, fmt, output) -> None:
 
     df = audit_paths(paths, key_path, show_originals=show_originals)
     files = df.attrs.get("files", 0)
+    for path in df.attrs.get("skipped", []):
+        message(f"Not scanned (unsupported type; check it by hand): {path}")
     if len(df):
         emit(df, fmt, output, title="Leaks")
         raise CheckFailed(f"{len(df)} occurrence(s) of real names in {df['file'].nunique()} of {files} file(s); "
