@@ -331,3 +331,29 @@ def test_cli_cmoc_and_theory(runner, cli, project_path, tmp_path):
     for cmd in (["cmoc", "--help"], ["theory", "import", "--help"], ["ifthen", "--help"]):
         r = runner.invoke(cli, cmd)
         assert r.exit_code == 0 and "Example" in r.stdout
+
+
+def test_history_evidence_round_trips_as_quotes(mind, tmp_path):
+    _diary(mind)
+    eid = link_evidence(mind, "T1.1", {"source": "S1 DK1 2019-05-14", "quote": "I wasn't told"})
+    with mind.connect() as conn:
+        excerpt_id = conn.execute(select(S.cmoc_evidence.c.excerpt_id).where(S.cmoc_evidence.c.id == eid)).scalar_one()
+    from sp_realist.cmoc import record_change
+
+    record_change(mind, "T1", "Context now names reception staff", reason="S1 DK1", evidence=[excerpt_id],
+                  author="RA", at="2019-09-01")
+    text = export_theories_yaml(mind)
+    hist = yaml.safe_load(text)["theories"][0]["history"]
+    assert hist[-1] == {"at": "2019-09-01", "change": "Context now names reception staff", "author": "RA",
+                        "reason": "S1 DK1", "evidence": [{"source": "S1 DK1 2019-05-14", "quote": "I wasn't told"}]}
+    out = tmp_path / "t.yaml"
+    out.write_text(text)
+    fresh = Project.create(tmp_path / "fresh.sprealist")
+    _diary(fresh)
+    import_theories_yaml(fresh, out)
+    assert export_theories_yaml(fresh) == text
+    # Without the source the evidence cannot be located: nothing is imported.
+    empty = Project.create(tmp_path / "empty.sprealist")
+    with pytest.raises(NotFoundError, match="No source"):
+        import_theories_yaml(empty, out)
+    assert list_theories(empty).empty
