@@ -353,3 +353,22 @@ def test_teams_style_transcript_speaker_and_time_lines(tmp_path):
         got = [(s.speaker, s.start_time, s.participant_code) for s in draft.segments]
         assert got == [("Sarah Jones", 3.0, None), ("Owen Price", 7.0, "S2 LW1"), ("Sarah Jones", 3730.0, None)], name
         assert "Really." in _seg_text(draft, draft.segments[1])
+
+
+def test_docx_diary_with_header_fields_in_a_table(tmp_path):
+    import docx
+
+    d = docx.Document()
+    for raw, _iso, code, surgery, what, so, now in samples.ENTRIES[:2]:
+        d.add_paragraph("Reflective Diary")
+        fields = d.add_table(rows=2, cols=2)
+        fields.rows[0].cells[0].text, fields.rows[0].cells[1].text = "Date of diary insert:", raw
+        fields.rows[1].cells[0].text = "Participant code:"
+        fields.rows[1].cells[1].text = code
+        d.add_paragraph(f"Surgery code: {surgery}")
+        body = d.add_table(rows=3, cols=2)
+        for row, head, text in zip(body.rows, ("WHAT", "SO WHAT", "NOW WHAT"), (what, so, now)):
+            row.cells[0].text, row.cells[1].text = head, text
+    d.save(tmp_path / "fields.docx")
+    drafts = read_sources((tmp_path / "fields.docx").read_bytes(), "fields.docx")
+    _check_diary(drafts, entries=samples.ENTRIES[:2])

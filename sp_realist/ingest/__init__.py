@@ -144,12 +144,16 @@ def detect_kind(doc: Document) -> str:
 
 def read_sources(data: bytes, name: str, kind: str | None = None, site: str | None = None,
                  participant: str | None = None, date: str | None = None,
-                 attributes: Mapping[str, str] | None = None, speaker_map: Mapping[str, str] | None = None,
+                 attributes: Mapping[str, str] | None = None,
+                 speaker_map: Mapping[str, str] | Iterable[str] | None = None,
                  known_codes: Iterable[str] = ()) -> list[SourceDraft]:
     """The sources a file holds, as drafts (names not yet made unique in a project).
 
     A diary gives one draft per entry; any other kind one draft per file.
+    Nothing is written anywhere; ``known_codes`` are participant codes that
+    speaker labels may match.
     """
+    speaker_map = parse_speaker_map(speaker_map)
     if kind is not None and kind not in S.SOURCE_KINDS:
         raise SpRealistError(f"{name}: kind {kind!r} is not one of {', '.join(S.SOURCE_KINDS)}; choose one of them.")
     doc = read_document(data, name)
