@@ -294,3 +294,17 @@ def test_queue_overlap_index_matches_brute_force(spans, probe):
     index = _span_index({1: spans})
     assert _overlaps(index, 1, start, end) == any(a < end and b > start for a, b in spans)
     assert not _overlaps(index, 2, start, end)
+
+
+def test_deleting_a_cmoc_keeps_the_appraisals_history(study):
+    from sp_realist.cmoc import delete_cmoc, list_cmocs
+
+    ref = {"source": "d1", "quote": "I wasn't told"}
+    set_appraisal(study, ref, "RA", relevance="relevant", cmoc_judgement="supports", cmoc="T1.1", link=True)
+    delete_cmoc(study, "T1.1", actor="RA")
+    assert "T1.1" not in set(list_cmocs(study)["key"])
+    h = appraisal_history(study, ref)
+    assert list(h["cmoc"].fillna("")) == ["T1.1", ""]
+    assert h["note"].iloc[-1] == "CMOC T1.1 was deleted."
+    with study.connect() as conn:
+        assert conn.execute(select(S.cmoc_evidence)).all() == []

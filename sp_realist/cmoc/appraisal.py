@@ -54,6 +54,16 @@ APPRAISAL_COLUMNS = ["excerpt_id", "source", "start", "end", "attribution", "ana
                      "theory_note", "saturation_note", "note", "updated_at", "text"]
 
 
+def snapshot(conn: Connection, row: dict) -> str:
+    """JSON of an appraisal row for its history, with the CMOC and theory keys (ids may later disappear)."""
+    snap = {c: row[c] for c in _SNAPSHOT_COLS}
+    snap["cmoc_key"] = conn.execute(select(S.cmocs.c.key).where(S.cmocs.c.id == row["cmoc_id"])).scalar() \
+        if row["cmoc_id"] else None
+    snap["theory_key"] = conn.execute(select(S.theories.c.key).where(S.theories.c.id == row["theory_id"])).scalar() \
+        if row["theory_id"] else None
+    return json.dumps(snap, sort_keys=True)
+
+
 def _bool(value: Any, where: str) -> bool | None:
     if value is None or value == "":
         return None
@@ -111,9 +121,8 @@ def set_appraisal_conn(conn: Connection, excerpt: Any, analyst: str, *, link: bo
         changed = sorted(k for k, v in values.items() if current[k] != v)
         if not changed:
             return {"appraisal_id": aid, "excerpt_id": excerpt_id, "status": "unchanged", "changed": []}
-        snapshot = {c: current[c] for c in _SNAPSHOT_COLS}
         conn.execute(insert(S.appraisal_history).values(
-            appraisal_id=aid, at=ts, analyst=analyst, snapshot=json.dumps(snapshot, sort_keys=True)))
+            appraisal_id=aid, at=ts, analyst=analyst, snapshot=snapshot(conn, current)))
         conn.execute(update(a).where(a.c.id == aid).values(updated_at=ts, **values))
         status = "updated"
     if link and merged.get("cmoc_judgement") in ("supports", "refutes", "new", "refines") and merged.get("cmoc_id"):
@@ -231,9 +240,9 @@ def appraisal_history(project: Project, excerpt: Any, analyst: str | None = None
                     if f == "updated_at":
                         continue
                     if f == "cmoc_id":
-                        row["cmoc"] = keys.get(snap.get(f))
+                        row["cmoc"] = snap.get("cmoc_key") or keys.get(snap.get(f))
                     elif f == "theory_id":
-                        row["theory"] = tkeys.get(snap.get(f))
+                        row["theory"] = snap.get("theory_key") or tkeys.get(snap.get(f))
                     else:
                         row[f] = snap.get(f)
                 out.append(row)

@@ -154,7 +154,16 @@ def delete_cmoc(project: Project, key: str, actor: str | None = None) -> None:
         conn.execute(delete(S.cmoc_relations).where(
             (S.cmoc_relations.c.from_id == row["id"]) | (S.cmoc_relations.c.to_id == row["id"])))
         conn.execute(delete(S.theory_cmocs).where(S.theory_cmocs.c.cmoc_id == row["id"]))
-        conn.execute(update(S.appraisals).where(S.appraisals.c.cmoc_id == row["id"]).values(cmoc_id=None))
+        # Appraisals that named this CMOC keep their judgement; the link is cleared after a history snapshot.
+        from .appraisal import snapshot
+
+        ts = now()
+        for app in conn.execute(select(S.appraisals).where(S.appraisals.c.cmoc_id == row["id"])).mappings().all():
+            conn.execute(insert(S.appraisal_history).values(
+                appraisal_id=app["id"], at=ts, analyst=actor or app["analyst"], snapshot=snapshot(conn, app)))
+            conn.execute(update(S.appraisals).where(S.appraisals.c.id == app["id"]).values(
+                cmoc_id=None, updated_at=ts,
+                note=((app["note"] + "\n") if app["note"] else "") + f"CMOC {row['key']} was deleted."))
         conn.execute(delete(S.cmocs).where(S.cmocs.c.id == row["id"]))
         project.log(conn, "cmoc.delete", row["key"], actor=actor, row={k: row[k] for k in EDITABLE})
 
