@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
 
-from exchange_helpers import build_sample, snapshot, validate_qdpx
+from exchange_helpers import DATA, build_sample, schema, snapshot, validate_qdpx
 from sp_realist import schema as S
-from sp_realist.exchange.qdpx_export import export_qdpx
+from sp_realist.exchange.qdpx_export import export_qdpx, qde_bytes
 from sp_realist.exchange.qdpx_import import import_qdpx, import_qdpx_new
 from sp_realist.sources import Segment, SourceDraft, add_source
 from sp_realist.store import Project
@@ -87,6 +87,54 @@ def test_export_is_valid_and_selections_select_the_coded_text(project, tmp_path)
     with zipfile.ZipFile(out) as zf:
         assert all(zf.getinfo(n).date_time == (1980, 1, 1, 0, 0, 0) for n in zf.namelist())
     assert any("segment" in line for line in result.losses)
+    with zipfile.ZipFile(out) as zf:
+        seg = json.loads(zf.read("sp_realist/segments.json"))
+    with project.connect() as conn:
+        assert sum(len(v) for v in seg["segments"].values()) == len(conn.execute(select(S.segments)).all())
+
+
+def test_segments_that_do_not_fit_fall_back_to_paragraphs(project, tmp_path):
+    build_sample(project)
+    out = tmp_path / "s.qdpx"
+    export_qdpx(project, out)
+    with zipfile.ZipFile(out) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    data = json.loads(entries["sp_realist/segments.json"])
+    for rows in data["segments"].values():
+        rows[0][1] += 3  # no longer tiles the text
+    entries["sp_realist/segments.json"] = json.dumps(data).encode()
+    bad = tmp_path / "bad.qdpx"
+    with zipfile.ZipFile(bad, "w") as zf:
+        for n, d in entries.items():
+            zf.writestr(n, d)
+    result = import_qdpx_new(bad, tmp_path / "bad.sprealist")
+    assert any("do not fit" in n for n in result.notes)
+    with Project.open(tmp_path / "bad.sprealist") as p, p.connect() as conn:
+        for sid, text in conn.execute(select(S.sources.c.id, S.sources.c.text)).all():
+            segs = conn.execute(select(S.segments.c.start, S.segments.c.end).where(S.segments.c.source_id == sid)
+                                .order_by(S.segments.c.ord)).all()
+            assert "".join(text[a:b] for a, b in segs) == text
+
+
+GOLDEN = DATA / "golden-sample.qde"
+
+
+def test_golden_project_qde(project, tmp_path):
+    """The exported document, byte for byte (regenerate with SP_REALIST_REGEN_GOLDEN=1)."""
+    import os
+
+    from sqlalchemy import update
+
+    build_sample(project)
+    with project.begin() as conn:  # pin what varies between runs: the project id and creation times
+        conn.execute(update(S.meta).where(S.meta.c.key == "project_id").values(value="golden-project"))
+        conn.execute(update(S.meta).where(S.meta.c.key == "created_at").values(value="2020-01-01T00:00:00+00:00"))
+        conn.execute(update(S.sources).values(created_at="2020-01-01T00:00:00+00:00"))
+    qde = qde_bytes(project, "golden")
+    if os.environ.get("SP_REALIST_REGEN_GOLDEN"):
+        GOLDEN.write_bytes(qde)
+    schema("Project.xsd").validate(io.BytesIO(qde))
+    assert qde == GOLDEN.read_bytes()
 
 
 def test_exports_of_an_unchanged_project_are_byte_identical(project, tmp_path):
@@ -128,6 +176,15 @@ def test_round_trip_export_import_export(project, tmp_path):
         for key in ("codes", "sources", "codings", "cases", "themes"):
             assert sa[key] == sb[key], key
         assert realist(project) == realist(back)
+        assert segments(project) == segments(back)  # restored from sp_realist/segments.json
+
+
+def segments(project) -> set:
+    with project.connect() as conn:
+        names = dict(conn.execute(select(S.sources.c.id, S.sources.c.name)).all())
+        codes = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
+        return {(names[r.source_id], r.ord, r.start, r.end, r.kind, r.speaker, r.section, codes.get(r.participant_id))
+                for r in conn.execute(select(S.segments))}
 
 
 def realist(project) -> dict:

@@ -62,7 +62,8 @@ def export_qdpx_cmd(out, project_path, force) -> None:
     result = export_qdpx(project, out, force=force)
     c = result.counts
     message(f"Wrote {out}: {c.get('sources', 0)} sources, {c.get('codes', 0)} codes, {c.get('codings', 0)} codings, "
-            f"{c.get('cases', 0)} cases, {c.get('notes', 0)} notes.")
+            f"{c.get('cases', 0)} cases, {c.get('notes', 0)} memos, {c.get('themes', 0)} themes, "
+            f"{c.get('cmocs', 0)} CMOCs, {c.get('theories', 0)} theories.")
     for line in result.losses:
         message(f"Not exported: {line}.")
 

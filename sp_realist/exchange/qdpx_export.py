@@ -56,6 +56,7 @@ from .common import (NS_PROJECT, compose_description, guid_for, project_id, vali
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 KIND_VARIABLE = "sp_realist.kind"
 DATE_VARIABLE = "sp_realist.date"
+SEGMENTS_ENTRY = "sp_realist/segments.json"
 CMOC_PARTS = (("context", "Context"), ("mechanism_resource", "Mechanism (resource)"),
               ("mechanism_response", "Mechanism (response)"), ("outcome", "Outcome"))
 
@@ -273,7 +274,25 @@ class _Builder:
             sub(v, "Description", text=f"{'participant' if scope == 'case' else 'source'} attribute")
         return variables_el, cases_el
 
+    def _segments_file(self, sources) -> None:
+        """Segments (speaker turns, diary sections) have no REFI-QDA element: they travel in
+        ``sp_realist/segments.json`` (other tools ignore it) so sp_realist can restore them."""
+        seg = S.segments
+        codes = dict(self.conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
+        out: dict[str, list] = {}
+        for r in self.conn.execute(select(seg).order_by(seg.c.source_id, seg.c.ord)).mappings():
+            g = self.source_guid.get(r["source_id"])
+            if g is None:
+                continue
+            out.setdefault(g, []).append([r["start"], r["end"], r["kind"], r["speaker"], r["section"],
+                                          r["start_time"], r["end_time"], codes.get(r["participant_id"])])
+        if out:
+            self.files[SEGMENTS_ENTRY] = json.dumps({"version": 1, "segments": out}, ensure_ascii=False,
+                                                    sort_keys=True, separators=(",", ":")).encode("utf-8")
+            self.counts["segments"] = sum(len(v) for v in out.values())
+
     def _sources(self, sources, codings, notes_el) -> ET.Element:
+        self._segments_file(sources)
         by_source = defaultdict(list)
         for r in codings:
             by_source[r["source_id"]].append(r)
@@ -423,8 +442,8 @@ class _Builder:
         n = lambda t: c.execute(select(func.count()).select_from(t)).scalar_one()  # noqa: E731
         segs = n(S.segments)
         if segs:
-            self.losses.append(f"{segs} segment(s) (speaker turns, paragraphs, diary sections) have no REFI-QDA "
-                               "element and are not exported; the text is")
+            self.losses.append(f"{segs} segment(s) (speaker turns, diary sections) have no REFI-QDA element: other "
+                               f"tools will not see them (they travel in {SEGMENTS_ENTRY} for sp_realist)")
         if n(S.code_rules):
             self.losses.append(f"{n(S.code_rules)} autocoding rule(s) are not exported (REFI-QDA has no rules)")
         if n(S.appraisals):

@@ -43,7 +43,7 @@ from ..sources import (Segment, SourceDraft, add_source, ensure_participant, get
 from ..store import Project, now, stable_guid
 from . import positions as P
 from .common import CodePlan, ImportResult, ThemePlan, apply_codes, apply_themes, norm_guid, store_datetime
-from .qdpx_export import DATE_VARIABLE, KIND_VARIABLE
+from .qdpx_export import DATE_VARIABLE, KIND_VARIABLE, SEGMENTS_ENTRY
 from .safety import ExchangeError, SafeZip, local, open_zip, parse_xml
 
 TEXT_KINDS = set(S.SOURCE_KINDS)
@@ -89,6 +89,7 @@ class SourcePlan:
     notes: list[str] = field(default_factory=list)
     description: str | None = None
     convention: str = P.CODEPOINTS
+    segments: list[Segment] | None = None  # restored from sp_realist/segments.json
 
 
 @dataclass
@@ -664,6 +665,46 @@ def read_qdpx(path: str | os.PathLike) -> QdpxPlan:
         zf.close()
 
 
+def _restore_segments(zf: SafeZip, plan: QdpxPlan) -> None:
+    """Segments sp_realist exported beside the standard files, if present and consistent with the text."""
+    import json
+
+    entry = zf.lookup(SEGMENTS_ENTRY)
+    if not entry:
+        return
+    try:
+        data = json.loads(zf.read(entry).decode("utf-8"))
+        table = data["segments"] if isinstance(data, dict) else {}
+    except (ValueError, KeyError, TypeError):
+        plan.result.note(f"{SEGMENTS_ENTRY} could not be read; sources were split into paragraphs")
+        return
+    bad = 0
+    for sp in plan.sources:
+        rows = table.get(sp.guid)
+        if not rows:
+            continue
+        try:
+            segs = [Segment(int(r[0]), int(r[1]), kind=str(r[2] or "paragraph"), speaker=r[3], section=r[4],
+                            start_time=None if r[5] is None else float(r[5]),
+                            end_time=None if r[6] is None else float(r[6]),
+                            participant_code=None if r[7] is None else str(r[7])) for r in rows]
+        except (TypeError, ValueError, IndexError):
+            bad += 1
+            continue
+        pos = 0
+        for seg in segs:
+            if seg.start != pos or seg.end < seg.start:
+                break
+            pos = seg.end
+        else:
+            if pos == len(sp.text):
+                sp.segments = segs
+                continue
+        bad += 1
+    if bad:
+        plan.result.note(f"{bad} source(s) had segments that do not fit their text; they were split into paragraphs")
+
+
 def _read_open(zf: SafeZip, where: str, result: ImportResult) -> QdpxPlan:
     name = _find_qde(zf, where, result)
     root = parse_xml(zf.read(name), f"{where}: {name}")
@@ -676,6 +717,7 @@ def _read_open(zf: SafeZip, where: str, result: ImportResult) -> QdpxPlan:
                     "read it by element names")
     reader = _Reader(zf, where, result)
     plan = reader.read(root)
+    _restore_segments(zf, plan)
     for key, n in reader.lost.items():
         if n:
             result.lose(LOSS_LINES[key].format(n=n))
@@ -786,7 +828,7 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
         if sp.guid in plan.source_sets:
             attrs.setdefault("refi_sets", "; ".join(plan.source_sets[sp.guid]))
         sid = add_source(conn, SourceDraft(
-            name=name, kind=sp.kind, text=sp.text, segments=_segments(sp.text),
+            name=name, kind=sp.kind, text=sp.text, segments=sp.segments or _segments(sp.text),
             checksum=sha256_bytes(sp.text.encode("utf-8", "surrogatepass")), date=sp.date,
             file_name=Path(result.source).name, file_format="qdpx", attributes=attrs))
         conn.execute(update(S.sources).where(S.sources.c.id == sid).values(guid=sp.guid))
