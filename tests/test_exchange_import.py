@@ -297,3 +297,32 @@ def test_standard_positions_are_kept_without_contrary_evidence():
     b = text.index("forms")
     res = P.resolve(text, [P.Sel(0, b + 1, b + 6)], trust_standard=True)
     assert res.convention == P.CODEPOINTS and not res.ambiguous
+
+
+def test_into_keeps_existing_values_and_renames_clashing_sources(project, tmp_path):
+    from sp_realist.sources import Segment, SourceDraft, add_source, ensure_participant, set_attribute
+
+    with project.begin() as conn:
+        add_source(conn, SourceDraft(name="Interview", kind="interview", text="our own text",
+                                     segments=[Segment(0, 12)], checksum="x"))
+        pid = ensure_participant(conn, "S1 DK1", role="link worker")
+        set_attribute(conn, "participant", pid, "gender", "female")
+    var = '<Variables><Variable guid="cccccccc-cccc-cccc-cccc-cccccccccccc" name="gender" typeOfVariable="Text"/></Variables>'
+    cases = ('<Cases><Case guid="dddddddd-dddd-dddd-dddd-dddddddddddd" name="S1 DK1"><VariableValue>'
+             '<VariableRef targetGUID="cccccccc-cccc-cccc-cccc-cccccccccccc"/><TextValue>male</TextValue></VariableValue>'
+             '<SourceRef targetGUID="55555555-5555-5555-5555-555555555555"/></Case></Cases>')
+    src = ('<TextSource guid="55555555-5555-5555-5555-555555555555" name="Interview">'
+           '<PlainTextContent>their text</PlainTextContent>' + _sel(1, 0, 5) + "</TextSource>")
+    qde = (f'<?xml version="1.0"?><Project xmlns="urn:QDA-XML:project:1.0" name="t">{USER}'
+           f'<CodeBook><Codes>{CODE}</Codes></CodeBook>{var}{cases}<Sources>{src}</Sources></Project>')
+    result = import_qdpx(make_zip(tmp_path / "c.qdpx", {"project.qde": qde}), project)
+    assert any("differ from the participant's existing attribute" in line for line in result.losses)
+    assert any("with a number added" in n for n in result.notes)
+    with project.connect() as conn:
+        texts = dict(conn.execute(select(S.sources.c.name, S.sources.c.text)).all())
+        attrs = dict(conn.execute(select(S.participant_attributes.c.name, S.participant_attributes.c.value)).all())
+        linked = conn.execute(select(S.sources.c.participant_id).where(S.sources.c.name == "Interview (2)")).scalar()
+    assert texts == {"Interview": "our own text", "Interview (2)": "their text"}
+    assert attrs == {"gender": "female"}  # the project's value is kept
+    assert linked == pid
+    assert [r["quote"] for r in _codings(project)] == ["their"]
