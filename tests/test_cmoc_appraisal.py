@@ -308,3 +308,27 @@ def test_deleting_a_cmoc_keeps_the_appraisals_history(study):
     assert h["note"].iloc[-1] == "CMOC T1.1 was deleted."
     with study.connect() as conn:
         assert conn.execute(select(S.cmoc_evidence)).all() == []
+
+
+def test_analysis_reimport_updates_with_history(study, tmp_path):
+    f = tmp_path / "analysis.yaml"
+    doc = analysis_doc()
+    f.write_text(yaml.safe_dump(doc))
+    import_analysis_yaml(study, f)
+    doc["excerpts"][0]["appraisal"]["trust"] = "moderate"
+    doc["excerpts"][0]["evidence"][0]["note"] = "checked again"
+    # The same excerpt and analyst twice in one file: the later values win.
+    doc["excerpts"].append({"source": "i1", "quote": "The paperwork was not agreed", "analyst": "JB",
+                            "appraisal": {"relevance": "concept_box"}})
+    doc["excerpts"].append({"source": "i1", "quote": "The paperwork was not agreed", "analyst": "JB",
+                            "appraisal": {"relevance": "relevant", "trust": "low"}})
+    f.write_text(yaml.safe_dump(doc))
+    counts = import_analysis_yaml(study, f)
+    assert counts["appraisals_updated"] == 1 and counts["appraisals_created"] == 1
+    h = appraisal_history(study, {"source": "d1", "quote": "I wasn't told what clients I was seeing"})
+    assert list(h["trust"]) == ["high", "moderate"]
+    jb = show_appraisal(study, {"source": "i1", "quote": "The paperwork was not agreed"})
+    assert (jb["relevance"].iloc[0], jb["trust"].iloc[0]) == ("relevant", "low")
+    with study.connect() as conn:
+        notes = conn.execute(select(S.cmoc_evidence.c.note).where(S.cmoc_evidence.c.note.is_not(None))).scalars().all()
+    assert notes == ["checked again"]

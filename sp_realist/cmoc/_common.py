@@ -137,27 +137,34 @@ class Lookups:
             self._sources[k] = resolve_source(self.conn, ref)
         return self._sources[k]
 
+    def span(self, ref: dict, where: str = "excerpt") -> tuple[int, int, int]:
+        """``(source_id, start, end)`` of a file-format reference, without creating an excerpt."""
+        from ..sources import locate_excerpt, locate_quote
+
+        if ref.get("source") is None or not (ref.get("quote") or ref.get("span") is not None):
+            return locate_excerpt(self.conn, ref, where)
+        src = self.source(ref["source"])
+        text = src["text"]
+        label = f"{where}{' ' if where else ''}(source {src['name']!r})"
+        if ref.get("quote"):
+            start, end = locate_quote(text, str(ref["quote"]), label)
+        else:
+            try:
+                start, end = (int(x) for x in ref["span"])
+            except (TypeError, ValueError):
+                raise SpRealistError(f"{label}: span must be [start, end].") from None
+            if not 0 <= start < end <= len(text):
+                raise SpRealistError(f"{label}: span {start}:{end} is outside the text (0:{len(text)}).")
+        return src["id"], start, end
+
     def excerpt(self, ref: int | str | dict, where: str = "excerpt") -> int:
         """Like :func:`resolve_excerpt`, reusing cached sources for quotes and spans."""
-        from ..sources import get_or_create_excerpt, locate_quote
+        from ..sources import get_or_create_excerpt
 
         if isinstance(ref, int) and ref in self._excerpts:
             return ref
-        if isinstance(ref, dict) and ref.get("source") is not None and ref.get("excerpt") is None \
-                and ref.get("coding") is None and (ref.get("quote") or ref.get("span") is not None):
-            src = self.source(ref["source"])
-            text = src["text"]
-            label = f"{where}{' ' if where else ''}(source {src['name']!r})"
-            if ref.get("quote"):
-                start, end = locate_quote(text, str(ref["quote"]), label)
-            else:
-                try:
-                    start, end = (int(x) for x in ref["span"])
-                except (TypeError, ValueError):
-                    raise SpRealistError(f"{label}: span must be [start, end].") from None
-                if not 0 <= start < end <= len(text):
-                    raise SpRealistError(f"{label}: span {start}:{end} is outside the text (0:{len(text)}).")
-            eid = get_or_create_excerpt(self.conn, src["id"], start, end)
+        if isinstance(ref, dict) and ref.get("excerpt") is None and ref.get("coding") is None:
+            eid = get_or_create_excerpt(self.conn, *self.span(ref, where))
         else:
             eid = resolve_excerpt(self.conn, ref, where)
         self._excerpts.add(eid)

@@ -39,8 +39,7 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import SpRealistError
 from ..store import Project
-from .appraisal import STEP_FIELDS, set_appraisal_conn
-from .cmocs import link_evidence_conn
+from .appraisal import STEP_FIELDS
 from .theoryfile import dump_yaml, excerpt_ref, read_yaml
 
 EXCERPT_FIELDS = ("source", "quote", "span", "segment", "section", "analyst", "appraisal", "evidence")
@@ -78,32 +77,119 @@ def _validate(doc: Any, path: Path) -> list[dict]:
     return doc["excerpts"]
 
 
+def _chunks(items: list, size: int = 500):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
 def import_analysis_conn(conn: Connection, path: str | os.PathLike) -> dict:
+    """Import an analysis file inside the caller's transaction (set-based: a few statements per table)."""
+    from sqlalchemy import insert, update
+
+    from ..store import now
+    from ._common import COMPONENTS, ROLES, Lookups, check_choice
+    from .appraisal import _values, merge_values, snapshot
+
     path = Path(path)
     doc = read_yaml(path, "analysis")
     excerpts = _validate(doc, path)
     default_analyst = doc.get("analyst")
     counts = {"excerpts": 0, "appraisals_created": 0, "appraisals_updated": 0, "evidence": 0}
-    from ._common import Lookups
-
     lk = Lookups(conn)
+    ts = now()
+
+    # 1. Locate every excerpt (no writes yet), validate every appraisal and evidence entry.
+    entries = []
     for i, e in enumerate(excerpts):
         where = f"{path}: excerpt {i + 1}"
         ref = {k: e[k] for k in ("source", "quote", "span", "segment", "section") if k in e}
-        excerpt_id = lk.excerpt(ref, where)
-        counts["excerpts"] += 1
+        span = lk.span(ref, where)
         analyst = str(e.get("analyst") or default_analyst) if (e.get("analyst") or default_analyst) else None
-        if e.get("appraisal"):
-            result = set_appraisal_conn(conn, excerpt_id, analyst, where=where, lookups=lk, **e["appraisal"])
-            if result["status"] == "created":
-                counts["appraisals_created"] += 1
-            elif result["status"] == "updated":
-                counts["appraisals_updated"] += 1
+        values = _values(lk, e["appraisal"], where) if e.get("appraisal") else None
+        evidence = []
         for j, ev in enumerate(e.get("evidence") or []):
-            link_evidence_conn(conn, str(ev["cmoc"]), excerpt_id, role=ev.get("role") or "supports",
-                               component=ev.get("component"), analyst=ev.get("analyst") or analyst,
-                               note=ev.get("note"), where=f"{where}, evidence {j + 1}", lookups=lk)
+            w = f"{where}, evidence {j + 1}"
+            evidence.append({"cmoc_id": lk.cmoc(str(ev["cmoc"]))["id"],
+                             "role": check_choice(ev.get("role") or "supports", ROLES, "role", w) or "supports",
+                             "component": check_choice(ev.get("component"), COMPONENTS, "component", w),
+                             "analyst": ev.get("analyst") or analyst, "note": ev.get("note")})
+        entries.append((where, span, analyst, values, evidence))
+
+    # 2. Excerpts: reuse existing spans, insert the missing ones in one statement.
+    ex = S.excerpts
+    source_ids = sorted({span[0] for _w, span, *_ in entries})
+    known: dict[tuple, int] = {}
+    for chunk in _chunks(source_ids):
+        for eid, sid, a, b in conn.execute(select(ex.c.id, ex.c.source_id, ex.c.start, ex.c.end)
+                                           .where(ex.c.source_id.in_(chunk))):
+            known[(sid, a, b)] = eid
+    missing = list(dict.fromkeys(span for _w, span, *_ in entries if span not in known))
+    if missing:
+        conn.execute(insert(ex), [dict(source_id=a, start=b, end=c, created_at=ts) for a, b, c in missing])
+        for chunk in _chunks(source_ids):
+            for eid, sid, a, b in conn.execute(select(ex.c.id, ex.c.source_id, ex.c.start, ex.c.end)
+                                               .where(ex.c.source_id.in_(chunk))):
+                known[(sid, a, b)] = eid
+    counts["excerpts"] = len(entries)
+    excerpt_ids = sorted({known[span] for _w, span, *_ in entries})
+
+    # 3. Appraisals: compare with the current ones; insert new ones together, update changed ones with history.
+    a = S.appraisals
+    current: dict[tuple, dict] = {}
+    for chunk in _chunks(excerpt_ids):
+        for row in conn.execute(select(a).where(a.c.excerpt_id.in_(chunk))).mappings():
+            current[(row["excerpt_id"], row["analyst"])] = dict(row)
+    new_rows: dict[tuple, dict] = {}
+    for where, span, analyst, values, _ev in entries:
+        if values is None:
+            continue
+        key = (known[span], analyst)
+        if key in new_rows:  # the same excerpt and analyst twice in the file: the later values win
+            new_rows[key].update(merge_values(new_rows[key], values, where))
+            continue
+        cur = current.get(key)
+        if cur is None:
+            new_rows[key] = dict(excerpt_id=key[0], analyst=analyst, created_at=ts, updated_at=ts,
+                                 **merge_values(None, values, where))
+            counts["appraisals_created"] += 1
+            continue
+        changed = {k: v for k, v in values.items() if cur[k] != v}
+        if not changed:
+            continue
+        merge_values(cur, values, where)
+        conn.execute(insert(S.appraisal_history).values(appraisal_id=cur["id"], at=ts, analyst=analyst,
+                                                        snapshot=snapshot(conn, cur)))
+        conn.execute(update(a).where(a.c.id == cur["id"]).values(updated_at=ts, **changed))
+        cur.update(changed)
+        counts["appraisals_updated"] += 1
+    if new_rows:
+        conn.execute(insert(a), list(new_rows.values()))
+
+    # 4. Evidence links: new ones together; existing ones get the given component, analyst and note.
+    ev_t = S.cmoc_evidence
+    links: dict[tuple, dict] = {}
+    for chunk in _chunks(excerpt_ids):
+        for row in conn.execute(select(ev_t).where(ev_t.c.excerpt_id.in_(chunk))).mappings():
+            links[(row["cmoc_id"], row["excerpt_id"], row["role"])] = dict(row)
+    pending: dict[tuple, dict] = {}
+    for _where, span, _analyst, _values_, evidence in entries:
+        for item in evidence:
             counts["evidence"] += 1
+            key = (item["cmoc_id"], known[span], item["role"])
+            given = {k: item[k] for k in ("component", "analyst", "note") if item[k] is not None}
+            if key in pending:
+                pending[key].update(given)
+            elif key in links:
+                row = links[key]
+                diff = {k: v for k, v in given.items() if row[k] != v}
+                if diff:
+                    conn.execute(update(ev_t).where(ev_t.c.id == row["id"]).values(**diff))
+                    row.update(diff)
+            else:
+                pending[key] = dict(cmoc_id=key[0], excerpt_id=key[1], role=key[2], component=item["component"],
+                                    analyst=item["analyst"], note=item["note"], created_at=ts)
+    if pending:
+        conn.execute(insert(ev_t), list(pending.values()))
     return counts
 
 

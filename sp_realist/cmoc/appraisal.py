@@ -97,6 +97,15 @@ def _values(lk: Lookups, steps: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+def merge_values(current: dict | None, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """The appraisal's columns after applying ``values`` to ``current``; checks step 4 names a CMOC."""
+    merged = {c: (current[c] if current else None) for c in _SNAPSHOT_COLS if c != "updated_at"}
+    merged.update(values)
+    if merged.get("cmoc_judgement") in ("supports", "refines", "refutes") and not merged.get("cmoc_id"):
+        raise SpRealistError(f"{where}: a '{merged['cmoc_judgement']}' judgement needs the CMOC it concerns (cmoc).")
+    return merged
+
+
 def set_appraisal_conn(conn: Connection, excerpt: Any, analyst: str, *, link: bool = False,
                        where: str | None = None, lookups: Lookups | None = None, **steps: Any) -> dict:
     where = where or "appraisal"
@@ -107,10 +116,7 @@ def set_appraisal_conn(conn: Connection, excerpt: Any, analyst: str, *, link: bo
     values = _values(lk, steps, where)
     a = S.appraisals
     current = conn.execute(select(a).where(and_(a.c.excerpt_id == excerpt_id, a.c.analyst == analyst))).mappings().first()
-    merged = {c: (current[c] if current else None) for c in _SNAPSHOT_COLS if c != "updated_at"}
-    merged.update(values)
-    if merged.get("cmoc_judgement") in ("supports", "refines", "refutes") and not merged.get("cmoc_id"):
-        raise SpRealistError(f"{where}: a '{merged['cmoc_judgement']}' judgement needs the CMOC it concerns (cmoc).")
+    merged = merge_values(current, values, where)
     ts = now()
     if current is None:
         aid = conn.execute(insert(a).values(excerpt_id=excerpt_id, analyst=analyst, created_at=ts, updated_at=ts,
