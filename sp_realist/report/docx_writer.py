@@ -247,8 +247,20 @@ class _Writer:
         self.doc = doc
         self.footnotes = _Footnotes(doc) if model.provenance == "footnotes" and model.refs else None
         self.ref_text = {r.number: r.text for r in model.refs}
-        styles = {s.name for s in doc.styles}
-        self.table_style = "Table Grid" if "Table Grid" in styles else None
+        # Style ids resolved once: python-docx's by-name lookup scans every style on each call.
+        self.style_ids = {s.name: s.style_id for s in doc.styles}
+        self.table_style = "Table Grid" if "Table Grid" in self.style_ids else None
+
+    def para(self, text: str = "", style: str | None = None):
+        p = self.doc.add_paragraph()
+        if style:
+            p._p.style = self.style_ids[style]
+        if text:
+            p.add_run(text)
+        return p
+
+    def heading(self, text: str, level: int):
+        return self.para(text, f"Heading {level}")
 
     # -- pieces --------------------------------------------------------------
     def mark(self, paragraph, ref: int | None) -> None:
@@ -261,7 +273,7 @@ class _Writer:
             run.font.superscript = True
 
     def caption(self, label: str, number: int, text: str) -> None:
-        p = self.doc.add_paragraph(style="Caption")
+        p = self.para(style="Caption")
         p.add_run(f"{label} ")
         _field(p, f"SEQ {label} \\* ARABIC", str(number))
         p.add_run(f": {text}")
@@ -272,7 +284,7 @@ class _Writer:
         self.caption("Table", t.number, t.caption)
         self._table(t.columns, t.rows, t.refs)
         if t.note:
-            self.doc.add_paragraph(f"Note: {t.note}")
+            self.para(f"Note: {t.note}")
 
     def _table(self, columns, rows, refs=None) -> None:
         from docx.oxml import OxmlElement
@@ -298,7 +310,7 @@ class _Writer:
                     self.mark(cell.paragraphs[0], ref)
 
     def quote(self, q, label: bool = False) -> None:
-        p = self.doc.add_paragraph(style="Quote")
+        p = self.para(style="Quote")
         p.add_run(f"\u2018{q.text}\u2019 ({q.attribution})")
         self.mark(p, q.ref)
         if label:
@@ -308,84 +320,84 @@ class _Writer:
     # -- document -----------------------------------------------------------
     def write(self) -> None:
         m, doc = self.m, self.doc
-        doc.add_paragraph(m.title, style="Title")
+        self.para(m.title, "Title")
         if m.subtitle:
-            doc.add_paragraph(m.subtitle, style="Subtitle")
+            self.para(m.subtitle, "Subtitle")
         if m.authors:
-            doc.add_paragraph(", ".join(m.authors))
+            self.para(", ".join(m.authors))
         if m.date:
-            doc.add_paragraph(m.date)
+            self.para(m.date)
         doc.add_page_break()
-        doc.add_paragraph("Contents", style="TOC Heading")
-        toc = doc.add_paragraph()
+        self.para("Contents", "TOC Heading")
+        toc = self.para()
         _field(toc, 'TOC \\o "1-3" \\h \\z \\u',
                "Right-click and choose Update Field to build the table of contents.")
         doc.add_page_break()
         if m.introduction:
-            doc.add_heading("Introduction", 1)
-            doc.add_paragraph(m.introduction)
+            self.heading("Introduction", 1)
+            self.para(m.introduction)
 
-        doc.add_heading("Methods", 1)
+        self.heading("Methods", 1)
         for para in m.methods.paragraphs:
-            doc.add_paragraph(para)
+            self.para(para)
         for t in m.methods.tables:
             self.table(t)
         self.table(m.methods.steps)
 
         if m.themes:
-            doc.add_heading("Thematic findings", 1)
+            self.heading("Thematic findings", 1)
             for th in m.themes:
-                doc.add_heading(th.name, min(2 + th.level, 4))
+                self.heading(th.name, min(2 + th.level, 4))
                 if th.description:
-                    doc.add_paragraph(th.description)
-                doc.add_paragraph(f"Codes: {', '.join(th.codes) if th.codes else 'none'} "
+                    self.para(th.description)
+                self.para(f"Codes: {', '.join(th.codes) if th.codes else 'none'} "
                                   f"({_n(th.codings, 'coding')} in {_n(th.sources, 'source')}).")
                 for q in th.quotes:
                     self.quote(q)
 
         if m.theories:
-            doc.add_heading("Realist findings", 1)
+            self.heading("Realist findings", 1)
             if m.figure is not None and m.figure.png:
                 from docx.shared import Inches
 
                 doc.add_picture(io.BytesIO(m.figure.png), width=Inches(6.0))
                 self.caption("Figure", m.figure.number, m.figure.caption)
             for t in m.theories:
-                doc.add_heading(f"{t.key}: {t.title}", 2)
+                self.heading(f"{t.key}: {t.title}", 2)
                 if t.questions:
-                    doc.add_paragraph(f"Evaluation questions: {', '.join(t.questions)}.")
+                    self.para(f"Evaluation questions: {', '.join(t.questions)}.")
                 if t.description:
-                    doc.add_paragraph(t.description)
+                    self.para(t.description)
                 self.table(t.table)
                 if t.statements:
-                    doc.add_heading("If/then statements", 3)
+                    self.heading("If/then statements", 3)
                     for s in t.statements:
-                        p = doc.add_paragraph(style="List Bullet")
+                        p = self.para(style="List Bullet")
                         p.add_run(f"{s.key}: ").bold = True
                         p.add_run(s.text)
                 if t.evidence:
-                    doc.add_heading("Evidence", 3)
+                    self.heading("Evidence", 3)
                     for q in t.evidence:
                         self.quote(q, label=True)
 
         if m.triangulation is not None:
-            doc.add_heading("Triangulation", 1)
+            self.heading("Triangulation", 1)
             self.table(m.triangulation)
 
-        doc.add_heading("Appendices", 1)
-        doc.add_heading("Appendix A: Codebook", 2)
+        self.heading("Appendices", 1)
+        self.heading("Appendix A: Codebook", 2)
         self.table(m.appendices.codebook)
-        doc.add_heading("Appendix B: Diary template", 2)
+        self.heading("Appendix B: Diary template", 2)
         for heading, prompts in m.appendices.diary_template:
-            doc.add_heading(heading, 3)
+            self.heading(heading, 3)
             for prompt in prompts:
-                doc.add_paragraph(prompt, style="List Bullet")
-        doc.add_heading("Appendix C: Appraisal and saturation", 2)
+                self.para(prompt, "List Bullet")
+        self.heading("Appendix C: Appraisal and saturation", 2)
         self.table(m.appendices.appraisal)
         self.table(m.appendices.saturation)
         if m.refs and m.provenance == "appendix":
-            doc.add_heading("Appendix D: Provenance", 2)
-            doc.add_paragraph("Each superscript marker Pn refers to row n below: the excerpt, coding and source ids "
+            self.heading("Appendix D: Provenance", 2)
+            self.para("Each superscript marker Pn refers to row n below: the excerpt, coding and source ids "
                               "in the project that the quote, count or CMOC row rests on.")
             pt = m.provenance_table()
             pt.rows = [[f"P{r[0]}"] + r[1:] for r in pt.rows]

@@ -139,6 +139,9 @@ def _natural(s: str):
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", s)]
 
 
+FIGURE_CAPTION = "Programme theory: mid-range theories and their CMOCs"
+
+
 def figure(project: Project) -> "Figure | None":
     """The programme-theory figure as PNG bytes and SVG text (deterministic)."""
     from .model import Figure
@@ -154,15 +157,14 @@ def figure(project: Project) -> "Figure | None":
         G = cmoc_graph.programme_graph(project)
         if G.number_of_nodes() == 0:
             return None
-        with tempfile.TemporaryDirectory() as tmp:
-            png_path = Path(tmp) / "figure.png"
-            svg_path = Path(tmp) / "figure.svg"
-            _render_deterministic(cmoc_graph.render_graph, G, png_path)
-            _render_deterministic(cmoc_graph.render_graph, G, svg_path)
-            png = png_path.read_bytes()
-            svg = svg_path.read_text(encoding="utf-8")
-        return Figure(key="programme_theory", caption="Programme theory: mid-range theories and their CMOCs",
-                      png=png, svg=svg)
+
+        def render(fmt: str) -> bytes:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / f"figure.{fmt}"
+                _render_deterministic(cmoc_graph.render_graph, G, path)
+                return path.read_bytes()
+
+        return Figure(key="programme_theory", caption=FIGURE_CAPTION, renderer=render)
     return _fallback_figure(project)
 
 
@@ -222,8 +224,7 @@ def _fallback_figure(project: Project) -> "Figure | None":
     nx.draw_networkx_labels(G, pos, font_size=8, ax=ax)
     ax.set_axis_off()
     fig.tight_layout()
-    return Figure(key="programme_theory", caption="Programme theory: mid-range theories and their CMOCs",
-                  png=_png_bytes(fig), svg=_svg_text(fig))
+    return Figure.from_data(key="programme_theory", caption=FIGURE_CAPTION, png=_png_bytes(fig), svg=_svg_text(fig))
 
 
 def write_graph_files(project: Project, model, folder) -> list:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 from sqlalchemy import select
@@ -188,11 +188,34 @@ class Table:
 
 @dataclass
 class Figure:
+    """The programme-theory figure.  PNG and SVG are rendered on first use and
+    cached, so a Word report never pays for the SVG nor an HTML one for the PNG."""
+
     key: str
     caption: str
-    png: bytes | None = None
-    svg: str | None = None
     number: int = 0
+    renderer: Callable[[str], bytes | str] | None = field(default=None, repr=False, compare=False)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_data(cls, key: str, caption: str, png: bytes | None = None, svg: str | None = None) -> "Figure":
+        fig = cls(key=key, caption=caption)
+        fig.cache.update(png=png, svg=svg)
+        return fig
+
+    def _get(self, fmt: str):
+        if fmt not in self.cache:
+            self.cache[fmt] = self.renderer(fmt) if self.renderer is not None else None
+        return self.cache[fmt]
+
+    @property
+    def png(self) -> bytes | None:
+        return self._get("png")
+
+    @property
+    def svg(self) -> str | None:
+        value = self._get("svg")
+        return value.decode("utf-8") if isinstance(value, bytes) else value
 
     @property
     def label(self) -> str:
@@ -281,9 +304,13 @@ class ReportModel:
         """A JSON-friendly dict of the whole model (figure bytes left out)."""
         from dataclasses import asdict
 
-        d = asdict(self)
-        if d.get("figure"):
-            d["figure"]["png"] = None
+        fig = self.figure
+        try:
+            self.figure = None
+            d = asdict(self)
+        finally:
+            self.figure = fig
+        d["figure"] = None if fig is None else {"key": fig.key, "caption": fig.caption, "number": fig.number}
         return d
 
 
