@@ -30,7 +30,7 @@ from ..errors import NotFoundError, SpRealistError
 from ..store import Project
 from ._common import UNITS, clean_name, resolve_code
 from .codings import existing_keys, insert_codings
-from .units import SourceUnits, trim
+from .units import SourceUnits, sentence_bounds
 
 AUTOCODER = "autocode"
 RULE_KINDS = ("keywords", "phrases", "pattern")
@@ -227,18 +227,11 @@ class RuleSet:
                 self.lemma.add(key, [self.lemmatiser(d) for d in docs])
             else:
                 self.lower.add(key, docs)
-        self.sentencizer = None
-        if self.need_sentences:
-            from spacy.pipeline import Sentencizer
-
-            self.sentencizer = Sentencizer()
 
     def docs(self, texts):
         for doc in self.nlp.tokenizer.pipe(texts, batch_size=64):
             if self.lemmatiser is not None:
                 self.lemmatiser(doc)
-            if self.sentencizer is not None:
-                self.sentencizer(doc)
             yield doc
 
     def matches(self, doc) -> list[tuple[str, int, int]]:
@@ -303,8 +296,8 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
     for i, (src, doc) in enumerate(zip(srcs, ruleset.docs(texts))):
         sid, sname, text = src
         units = SourceUnits(text, segs.get(sid) or [(0, len(text), None, "paragraph")])
-        if ruleset.sentencizer is not None:
-            units.set_sentences([(s.start_char, s.end_char) for s in doc.sents])
+        if ruleset.need_sentences:
+            units.set_sentences(sentence_bounds(doc))
         for rule_name, ms, me in sorted(ruleset.matches(doc), key=lambda h: (h[1], h[2], h[0])):
             rule = ruleset.rules[rule_name]
             us, ue = units.expand(ms, me, rule["unit"])

@@ -28,13 +28,58 @@ from ._common import UNITS
 
 @lru_cache(maxsize=1)
 def sentencizer_nlp():
-    """A blank English pipeline with the rule-based sentencizer (no model download)."""
+    """A blank English pipeline (tokenizer only; no model download)."""
     import spacy
 
     nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
     nlp.max_length = 50_000_000
     return nlp
+
+
+@lru_cache(maxsize=4)
+def _punct_hashes(vocab_id: int, vocab) -> "np.ndarray":
+    import numpy as np
+    from spacy.pipeline import Sentencizer
+
+    return np.array(sorted(vocab.strings.add(c) for c in Sentencizer.default_punct_chars), dtype=np.uint64)
+
+
+def sentence_bounds(doc) -> list[tuple[int, int]]:
+    """Sentence spans ``(start_char, end_char)`` of a tokenized doc, exactly as spaCy's
+    rule-based ``Sentencizer`` (default punctuation) splits them, computed on the
+    doc's attribute arrays instead of token by token (about 10x faster).
+
+    Sentencizer rule: after a token in its punctuation set has been seen, the
+    next token that is neither punctuation nor in the set starts a sentence.
+    """
+    import numpy as np
+    from spacy.attrs import IDX, IS_PUNCT, LENGTH, ORTH
+
+    n = len(doc)
+    if n == 0:
+        return []
+    arr = doc.to_array([ORTH, IS_PUNCT, IDX, LENGTH])
+    orth = arr[:, 0].astype(np.uint64)
+    period = np.isin(orth, _punct_hashes(id(doc.vocab), doc.vocab))
+    word = ~(period | (arr[:, 1] != 0))
+    csum = np.concatenate(([0], np.cumsum(period)))  # periods before token i: csum[i]
+    words = np.flatnonzero(word)
+    starts = [0]
+    if len(words) > 1:
+        prev, cur = words[:-1], words[1:]
+        # A period strictly between the previous word and this one.
+        is_start = (csum[cur] - csum[prev + 1]) > 0
+        starts += [int(i) for i in cur[is_start] if i != 0]
+    if len(words) and words[0] != 0 and csum[words[0]] > 0:
+        starts.append(int(words[0]))
+    starts = sorted(set(starts))
+    idx = arr[:, 2]
+    ends_char = idx + arr[:, 3]
+    out = []
+    for k, s in enumerate(starts):
+        e = starts[k + 1] if k + 1 < len(starts) else n
+        out.append((int(idx[s]), int(ends_char[e - 1])))
+    return out
 
 
 def trim(text: str, start: int, end: int) -> tuple[int, int]:
@@ -43,10 +88,6 @@ def trim(text: str, start: int, end: int) -> tuple[int, int]:
     while end > start and text[end - 1].isspace():
         end -= 1
     return start, end
-
-
-def sentence_bounds_from_doc(doc) -> list[tuple[int, int]]:
-    return [(s.start_char, s.end_char) for s in doc.sents]
 
 
 @dataclass
@@ -79,7 +120,7 @@ class SourceUnits:
     @property
     def sentences(self) -> list[tuple[int, int]]:
         if self._sentences is None:
-            self.set_sentences(sentence_bounds_from_doc(sentencizer_nlp()(self.text)))
+            self.set_sentences(sentence_bounds(sentencizer_nlp().make_doc(self.text)))
         return self._sentences
 
     def sentence_index(self, pos: int) -> int:
