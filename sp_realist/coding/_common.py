@@ -108,7 +108,20 @@ def read_yaml(path: str | os.PathLike, top: str) -> dict:
     return data
 
 
+_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
+
+
 def dump_yaml(data: Any) -> str:
+    """YAML text that loads back to exactly ``data`` (Unicode line breaks are escaped)."""
     import yaml
 
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100, default_flow_style=False)
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def str_representer(dumper, value: str):
+        if any(b in value for b in _BREAKS):  # written raw, YAML would fold these into spaces
+            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+        return dumper.represent_str(value)
+
+    Dumper.add_representer(str, str_representer)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100, default_flow_style=False)
