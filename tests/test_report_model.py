@@ -141,9 +141,19 @@ def test_appendix_tables_follow_theory_order(filled):
     project, _ = filled
     m = build_report_model(project, ReportSettings(figure=False))
     assert [r[0] for r in m.appendices.saturation.rows] == ["T1.1", "T1.2", "T2.1"]
-    sat = {r[0]: r for r in m.appendices.saturation.rows}
-    assert sat["T1.1"][3:8] == ["3", "0", "2", "2", "S1"]
-    assert sat["T2.1"][3:5] == ["1", "1"]
+    sat = {r[0]: dict(zip(m.appendices.saturation.columns, r)) for r in m.appendices.saturation.rows}
+    # The fixture gives T1.1 three supporting excerpts, T2.1 one supporting and one refuting.
+    assert (sat["T1.1"]["Supporting excerpts"], sat["T1.1"]["Refuting excerpts"]) == ("3", "0")
+    assert (sat["T2.1"]["Supporting excerpts"], sat["T2.1"]["Refuting excerpts"]) == ("1", "1")
+    assert sat["T1.1"]["Saturation notes"] == "seen at two sites"
+    # Counts and verdicts agree with 'sp-realist saturation'.
+    from sp_realist.cmoc.saturation import saturation_table
+
+    for row in saturation_table(project, level="cmoc").to_dict(orient="records"):
+        mine = sat[row["cmoc"]]
+        assert [mine["Sources"], mine["Participants"], mine["Sites"]] == \
+            [str(row["sources"]), str(row["participants"]), str(row["sites"])]
+        assert mine["Saturated"] == ("yes" if row["saturated"] else "no") and mine["Reason"] == row["reason"]
     code_names = [r[0] for r in m.appendices.codebook.rows]
     assert code_names[:2] == ["Referral process", "Referral process > Induction"]
 

@@ -71,6 +71,16 @@ def cmoc_cells(project: Project) -> dict[str, tuple[str, str, str]]:
     return {str(k): tuple("" if v is None else str(v) for v in row) for k, row in zip(df.index, df.itertuples(index=False))}
 
 
+def saturation(project: Project) -> dict[str, dict]:
+    """CMOC key -> the row of ``sp-realist saturation`` (counts, saturated, reason); {} without the module."""
+    try:
+        from ..cmoc.saturation import saturation_table
+    except ImportError:
+        return {}
+    df = saturation_table(project, level="cmoc")
+    return {str(r["cmoc"]): r for r in df.to_dict(orient="records")}
+
+
 def triangulation(project: Project, d: "_Data", questions: dict[str, str]) -> "Table | None":
     """Evaluation questions against theories, CMOCs, sites and diary keepers."""
     from .model import Table

@@ -770,9 +770,12 @@ def _cmocs_in_report_order(d: _Data) -> list[dict]:
     return [dict(r) for r in sorted(rows, key=lambda r: (position.get(r["id"], (1, 0, 0, r["ord"])), r["key"]))]
 
 
-def _appraisal_summary(d: _Data, refs: _Refs, counter: Counter) -> tuple[Table, Table]:
+def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter) -> tuple[Table, Table]:
     a, ev, x = S.appraisals, S.cmoc_evidence, S.excerpts
     cm = _cmocs_in_report_order(d)
+    from . import integrations
+
+    sat = integrations.saturation(project)
     appr: dict[int, list[dict]] = defaultdict(list)
     for r in d.conn.execute(select(a.c.excerpt_id, a.c.cmoc_id, a.c.trust, a.c.relevance, a.c.cmoc_judgement,
                                    a.c.analyst, a.c.saturation_note).order_by(a.c.id)).mappings():
@@ -797,11 +800,17 @@ def _appraisal_summary(d: _Data, refs: _Refs, counter: Counter) -> tuple[Table, 
         people = {d.attribution_at(i["source_id"], i["start"]) for i in e}
         sites = {d.site(i["source_id"]) for i in e} - {None}
         notes = [i["saturation_note"] for i in items if i["saturation_note"]]
-        srows.append([c["key"], c["status"] or "", c["confidence"] or "",
-                      str(sum(1 for i in e if i["role"] == "supports")),
+        judged = sat.get(c["key"])
+        if judged is not None:  # the counts and the verdict of 'sp-realist saturation'
+            counts = [str(judged["supporting"]), str(judged["refuting"]), str(judged["sources"]),
+                      str(judged["participants"]), str(judged["sites"]), "yes" if judged["saturated"] else "no",
+                      str(judged["reason"] or "")]
+        else:
+            counts = [str(sum(1 for i in e if i["role"] == "supports")),
                       str(sum(1 for i in e if i["role"] != "supports")),
-                      str(len({i["source_id"] for i in e})), str(len(people)), ", ".join(sorted(sites)),
-                      " / ".join(dict.fromkeys(notes))])
+                      str(len({i["source_id"] for i in e})), str(len(people)), str(len(sites)), "", ""]
+        srows.append([c["key"], c["status"] or "", c["confidence"] or ""] + counts
+                     + [" / ".join(dict.fromkeys(notes))])
         srefs.append(refs.add(f"Saturation counts for CMOC {c['key']}", excerpts=[i["excerpt_id"] for i in e],
                               sources=[i["source_id"] for i in e]) if e else None)
     appraisal = Table(key="appraisal_summary", caption="Appraisal summary per CMOC",
@@ -809,7 +818,10 @@ def _appraisal_summary(d: _Data, refs: _Refs, counter: Counter) -> tuple[Table, 
                                "Analysts"], rows=arows, refs=arefs)
     saturation = Table(key="saturation", caption="Evidence and saturation per CMOC",
                        columns=["CMOC", "Status", "Confidence", "Supporting excerpts", "Refuting excerpts",
-                                "Sources", "Participants", "Sites", "Saturation notes"], rows=srows, refs=srefs)
+                                "Sources", "Participants", "Sites", "Saturated", "Reason", "Saturation notes"],
+                       rows=srows, refs=srefs,
+                       note=("Counts and verdicts as 'sp-realist saturation' gives them under the project's "
+                             "saturation rule." if sat else None))
     return _numbered(appraisal, counter), _numbered(saturation, counter)
 
 
@@ -834,7 +846,7 @@ def build_report_model(project: Project, settings: ReportSettings | None = None)
         if triangulation is not None:
             triangulation = _numbered(triangulation, counter)
         codebook = _codebook(d, counter)
-        appraisal, saturation = _appraisal_summary(d, refs, counter)
+        appraisal, saturation = _appraisal_summary(project, d, refs, counter)
     figure = None
     if settings.figure and theories:
         figure = integrations.figure(project)
