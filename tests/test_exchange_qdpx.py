@@ -311,4 +311,3 @@ def test_xml_invalid_characters_are_left_out_of_notes_not_sources(project, tmp_p
         texts = [zf.read(n).decode() for n in zf.namelist() if n.startswith("sources/")]
     assert texts == [text]
     assert any("XML 1.0" in line for line in result.losses)
-    _ = io  # noqa

@@ -373,7 +373,6 @@ class _Reader:
     def realist(self, root) -> tuple[set[str], set[str]]:
         """Recognise CMOCs and theories as sp_realist exports them (sets of component notes,
         C -> M -> O links, one graph per theory); return the set and link GUIDs consumed."""
-        import json as _json
         import re as _re
 
         from .qdpx_export import CMOC_PARTS
@@ -459,7 +458,6 @@ class _Reader:
                     else:
                         plan.note_targets.append((ng, "theory", tp.guid))
             plan.theories.append(tp)
-        _ = _json
         return consumed_sets, consumed_links
 
     def read(self, root) -> QdpxPlan:
