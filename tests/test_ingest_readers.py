@@ -372,3 +372,33 @@ def test_docx_diary_with_header_fields_in_a_table(tmp_path):
     d.save(tmp_path / "fields.docx")
     drafts = read_sources((tmp_path / "fields.docx").read_bytes(), "fields.docx")
     _check_diary(drafts, entries=samples.ENTRIES[:2])
+
+
+def test_docx_tracked_changes_and_content_controls(tmp_path):
+    """Text in tracked insertions and content controls is kept; tracked deletions are not."""
+    import copy
+
+    import docx
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    d = docx.Document()
+    d.add_paragraph("Reflective Diary Date of diary insert: 14/05/2019")
+    d.add_heading("What?", level=2)
+    p = d.add_paragraph("The referral form ")
+    p._p.append(parse_xml(f'<w:ins {nsdecls("w")} w:id="1" w:author="A" w:date="2019-05-14T00:00:00Z">'
+                          '<w:r><w:t xml:space="preserve">finally </w:t></w:r></w:ins>'))
+    p._p.append(parse_xml(f'<w:del {nsdecls("w")} w:id="2" w:author="A" w:date="2019-05-14T00:00:00Z">'
+                          '<w:r><w:delText>never </w:delText></w:r></w:del>'))
+    p.add_run("arrived.")
+    d.add_heading("So what?", level=2)
+    inner = d.add_paragraph("Typed into a content control.")
+    sdt = parse_xml(f'<w:sdt {nsdecls("w")}><w:sdtPr/><w:sdtContent/></w:sdt>')
+    sdt[1].append(copy.deepcopy(inner._p))
+    inner._p.addprevious(sdt)
+    inner._p.getparent().remove(inner._p)
+    d.save(tmp_path / "tracked.docx")
+    [draft] = read_sources((tmp_path / "tracked.docx").read_bytes(), "tracked.docx")
+    _tiles(draft)
+    body = {s.section: _seg_text(draft, s).strip() for s in draft.segments if s.kind == "section"}
+    assert body == {"What?": "The referral form finally arrived.", "So what?": "Typed into a content control."}

@@ -56,7 +56,7 @@ def read(data: bytes, name: str) -> Document:
 
     try:
         document = docx.Document(io.BytesIO(data))
-        items = list(document.iter_inner_content())
+        items = list(iter_blocks(document.element.body, document._body))
     except Exception as exc:  # python-docx raises many types on damaged files
         raise IngestError(f"{name}: the Word document could not be read ({exc}); open it in Word and re-save it.") from None
     builder = _Builder()
@@ -69,6 +69,58 @@ def read(data: bytes, name: str) -> Document:
     if not text.strip():
         raise IngestError(f"{name}: the Word document holds no text; check that it is the right file.")
     return Document(text=text, blocks=builder.blocks, format="docx", transcript=builder.transcript)
+
+
+def iter_blocks(element, parent):
+    """Paragraphs and tables of a body or cell in reading order, including those
+    inside block-level content controls (``w:sdt``), which python-docx skips."""
+    from docx.oxml.ns import qn
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    for child in element.iterchildren():
+        if child.tag == qn("w:p"):
+            yield Paragraph(child, parent)
+        elif child.tag == qn("w:tbl"):
+            yield Table(child, parent)
+        elif child.tag in (qn("w:sdt"), qn("w:customXml")):
+            content = child.find(qn("w:sdtContent")) if child.tag == qn("w:sdt") else child
+            if content is not None:
+                yield from iter_blocks(content, parent)
+
+
+_RUNS_XPATH = ".//w:r[not(ancestor::w:del) and not(ancestor::w:moveFrom) and not(ancestor::w:txbxContent)]"
+
+
+def paragraph_text(p) -> str:
+    """A paragraph's text including runs that ``Paragraph.text`` leaves out: tracked
+    insertions (``w:ins``), inline content controls, smart tags, simple fields.
+    Tracked deletions and text boxes are left out."""
+    return "".join(r.text for r in p._p.xpath(_RUNS_XPATH))
+
+
+def cell_text(cell) -> str:
+    """A table cell's text: its paragraphs, and nested tables one row per line."""
+    from docx.table import Table
+
+    lines = []
+    for item in iter_blocks(cell._tc, cell):
+        if isinstance(item, Table):
+            for row in item.rows:
+                lines.append("\t".join(_unique_cells(row, cell_text)))
+        else:
+            lines.append(paragraph_text(item))
+    return "\n".join(lines)
+
+
+def _unique_cells(row, text_of) -> list[str]:
+    cells, seen = [], set()
+    for cell in row.cells:
+        if id(cell._tc) in seen:  # merged cells repeat
+            continue
+        seen.add(id(cell._tc))
+        cells.append(text_of(cell).replace("\r\n", "\n").replace("\r", "\n"))
+    return cells
 
 
 class _Builder:
@@ -95,7 +147,7 @@ class _Builder:
             style_name = p.style.name if p.style is not None else ""
         except Exception:  # pragma: no cover - exotic styles
             style_name = ""
-        text = p.text
+        text = paragraph_text(p)
         style, level = "body", 0
         m = re.match(r"(?i)heading\s*(\d)", style_name or "")
         if m:
@@ -108,15 +160,7 @@ class _Builder:
         self.line(text, style, level, label_len=label_len)
 
     def table(self, table) -> None:
-        rows = []
-        for row in table.rows:
-            cells, seen = [], set()
-            for cell in row.cells:
-                if id(cell._tc) in seen:  # merged cells repeat
-                    continue
-                seen.add(id(cell._tc))
-                cells.append(cell.text.replace("\r\n", "\n").replace("\r", "\n"))
-            rows.append(cells)
+        rows = [_unique_cells(row, cell_text) for row in table.rows]
         if not rows:
             return
         if self._speaker_table(rows):
