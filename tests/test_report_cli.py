@@ -57,6 +57,8 @@ def test_report_errors(runner, cli, filled, tmp_path):
     assert r.exit_code == 1 and "cannot tell the report format" in r.stderr and "Traceback" not in r.output
     r = runner.invoke(cli, ["report", "-p", str(filled), str(tmp_path / "missing" / "r.md")])
     assert r.exit_code == 1 and "does not exist" in r.stderr
+    r = runner.invoke(cli, ["report", "-p", str(filled), "--to", "docx", str(tmp_path / "r.md")])
+    assert r.exit_code == 1 and "name it r.docx" in r.stderr and not (tmp_path / "r.md").exists()
     r = runner.invoke(cli, ["report", "-p", str(filled), "--to", "pdf", str(tmp_path / "r.pdf")])
     assert r.exit_code == 2
     r = runner.invoke(cli, ["report", "-p", str(filled), "--provenance", "margin", str(tmp_path / "r.md")])

@@ -137,6 +137,10 @@ def write_report(project: Project, out: str | os.PathLike, fmt: str | None = Non
     fmt = (fmt or out.suffix.lstrip(".")).lower()
     if fmt not in REPORT_FORMATS:
         raise SpRealistError(f"{out}: cannot tell the report format; use --to {'|'.join(REPORT_FORMATS)}.")
+    suffix = out.suffix.lstrip(".").lower()
+    if suffix in REPORT_FORMATS and suffix != fmt:
+        raise SpRealistError(f"{out}: the file name says .{suffix} but the format is {fmt}; name it "
+                             f"{out.with_suffix('.' + fmt).name} or use --to {suffix}.")
     if template is not None and fmt != "docx":
         raise SpRealistError("--template is a reference .docx and only applies to --to docx; drop it or use docx.")
     if not out.parent.exists():
