@@ -36,6 +36,7 @@ from ._common import (
     Lookups,
     RELEVANCE,
     TRUST,
+    attributions,
     check_choice,
     resolve_cmoc,
     resolve_excerpt,
@@ -175,8 +176,6 @@ def _excerpt_ids_for(conn: Connection, excerpt: Any) -> int:
 
 
 def _frame(conn: Connection, where=None) -> pd.DataFrame:
-    from ..sources import attribution_map, segment_attribution
-
     a, ex, src = S.appraisals, S.excerpts, S.sources
     q = (select(a.c.excerpt_id, src.c.name.label("source"), src.c.id.label("source_id"), ex.c.start, ex.c.end,
                 a.c.analyst, a.c.relevance, a.c.trust, a.c.trust_rationale, a.c.interpretation, a.c.cmoc_judgement,
@@ -190,9 +189,9 @@ def _frame(conn: Connection, where=None) -> pd.DataFrame:
     if where is not None:
         q = q.where(where)
     rows = [dict(r) for r in conn.execute(q).mappings()]
-    attrib = attribution_map(conn) if rows else {}
+    attrib = attributions(conn, ((r["source_id"], r["start"]) for r in rows))
     for r in rows:
-        r["attribution"] = segment_attribution(conn, r["source_id"], r["start"]) or attrib.get(r["source_id"])
+        r["attribution"] = attrib[(r["source_id"], r["start"])]
     return pd.DataFrame(rows, columns=APPRAISAL_COLUMNS + ["source_id"])[APPRAISAL_COLUMNS]
 
 

@@ -29,6 +29,7 @@ from ._common import (
     ROLES,
     STATUSES,
     Lookups,
+    attributions,
     check_choice,
     natural_key,
     resolve_cmoc,
@@ -342,8 +343,6 @@ def cmoc_fields_frame(detail: dict) -> pd.DataFrame:
 
 def evidence_frame(conn: Connection, cmoc_id: int | None = None) -> pd.DataFrame:
     """Evidence rows with the excerpt text and attribution."""
-    from ..sources import attribution_map, segment_attribution
-
     ev, ex, src = S.cmoc_evidence, S.excerpts, S.sources
     q = (select(S.cmocs.c.key.label("cmoc"), ev.c.id.label("evidence_id"), ev.c.role, ev.c.component,
                 ev.c.analyst, ev.c.note, ex.c.id.label("excerpt_id"), ex.c.source_id, src.c.name.label("source"),
@@ -354,9 +353,9 @@ def evidence_frame(conn: Connection, cmoc_id: int | None = None) -> pd.DataFrame
     if cmoc_id is not None:
         q = q.where(ev.c.cmoc_id == cmoc_id)
     rows = [dict(r) for r in conn.execute(q).mappings().all()]
-    attrib = attribution_map(conn)
+    attrib = attributions(conn, ((r["source_id"], r["start"]) for r in rows))
     for r in rows:
-        r["attribution"] = segment_attribution(conn, r["source_id"], r["start"]) or attrib.get(r["source_id"])
+        r["attribution"] = attrib[(r["source_id"], r["start"])]
     cols = ["cmoc", "evidence_id", "role", "component", "excerpt_id", "source", "start", "end", "attribution",
             "analyst", "text", "note"]
     return pd.DataFrame(rows, columns=cols + ["source_id"])[cols]
