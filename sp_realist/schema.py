@@ -349,7 +349,8 @@ anonymisation_records = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("run_id", Integer, ForeignKey("anonymisation_runs.id", ondelete="CASCADE"), nullable=False),
-    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    # NULL: the project-wide text (codebook, CMOCs, theories, appraisal notes, memos, audit log)
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE")),
     Column("key_sha256", String(64), nullable=False),
     Column("text_sha256", String(64), nullable=False),  # of the text this layer produced
     Column("replacements", Integer, nullable=False),

@@ -275,3 +275,44 @@ def test_reverse_by_default_leaves_other_keys_layers(project_path, tmp_path):
             reverse(p, a)
         with pytest.raises(SpRealistError, match="not this key"):
             reverse(p, a, ["two"])
+
+
+def test_project_wide_text_is_anonymised_and_restored(runner, cli, filled, key_path):
+    """Codebook, CMOCs, theories, project memos, participants and the audit log can hold names too."""
+    with Project.open(filled) as p, p.begin() as conn:
+        conn.execute(insert(S.codes).values(name="Dr Patel's referrals", definition="What Sarah said about Patel.",
+                                            ord=1, created_at="t"))
+        conn.execute(insert(S.cmocs).values(key="T1.1", context="Riverside Surgery had no induction",
+                                            outcome="Sarah Jones felt lost", status="partial", ord=0,
+                                            created_at="t", updated_at="t"))
+        conn.execute(insert(S.memos).values(target_type="project", target_id=None, title="Patel",
+                                            text="Ask Dr Patel again.", author="RA", created_at="t", updated_at="t"))
+        p.log(conn, "ingest", "Sarah Jones diary.docx", file="Sarah Jones diary.docx")
+    tables = (S.codes, S.cmocs, S.memos, S.audit_log)
+
+    def project_text():
+        with Project.open(filled) as p, p.connect() as conn:
+            return {t.name: sorted(tuple(r) for r in conn.execute(select(t)).all()) for t in tables}
+
+    before = project_text()
+    # a subset of sources leaves the project-wide text alone
+    r = runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(filled), "-s", "Sarah Jones interview",
+                            "--dry-run", "-f", "json"])
+    assert not any(x["source"] == "(project)" for x in json.loads(r.stdout))
+    r = runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(filled), "-f", "json"])
+    assert r.exit_code == 0, r.output
+    fields = {x["field"] for x in json.loads(r.stdout) if x["source"] == "(project)"}
+    assert {"codes 2 name", "codes 2 definition", "cmocs 1 context", "cmocs 1 outcome", "memos 2 title",
+            "memos 2 text"} <= fields and any(f.startswith("audit_log") for f in fields)
+    after = project_text()
+    assert ("Dr Patel" not in str(after) and "Sarah" not in str(after) and "Riverside" not in str(after))
+    assert any(row[1] == "[GP 1]'s referrals" for row in after["codes"])
+    r = runner.invoke(cli, ["audit", str(filled), "--key", str(key_path)])
+    assert r.exit_code == 0, r.stdout
+    r = runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(filled), "--reverse"])
+    assert r.exit_code == 0, r.output
+    restored = project_text()
+    # everything is back; the audit log gained the anonymise and reverse entries only
+    assert {k: v for k, v in restored.items() if k != "audit_log"} == {k: v for k, v in before.items() if k != "audit_log"}
+    assert restored["audit_log"][: len(before["audit_log"])] == before["audit_log"]
+    assert [row[3] for row in restored["audit_log"][len(before["audit_log"]):]] == ["anonymise", "anonymise.reverse"]

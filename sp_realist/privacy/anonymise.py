@@ -201,9 +201,8 @@ def _rows_frame(rows: list[dict], show_originals: bool) -> pd.DataFrame:
 
 
 def _plan_apply(conn: Connection, key: Key, det: Detector, srcs: list[dict],
-                progress: Callable[[int, int], None] | None) -> list[_Plan]:
+                progress: Callable[[int, int], None] | None, cache: dict) -> list[_Plan]:
     plans = []
-    cache: dict[str, list] = {}  # field values repeat (speakers, attributes): detect each once
     texts = (s["text"] for s in srcs)
     for i, (src, matches) in enumerate(zip(srcs, det.find_many(texts))):
         where = f"source {src['name']!r}" if not matches else f"source {src['id']}"
@@ -259,6 +258,78 @@ def _check_names(conn: Connection, plans: list[_Plan]) -> None:
         seen[name] = sid
 
 
+#: Project-wide free text that can hold names: rewritten when the whole project is anonymised.
+PROJECT_FIELDS = {
+    "codes": ("name", "definition", "inclusion", "exclusion", "example"),
+    "code_rules": ("spec",),
+    "themes": ("name", "description"),
+    "memos": ("title", "text"),  # those not attached to a source
+    "cmocs": ("context", "mechanism_resource", "mechanism_response", "outcome", "memo"),
+    "cmoc_evidence": ("note",),
+    "cmoc_relations": ("note",),
+    "theories": ("title", "description"),
+    "theory_history": ("change", "reason"),
+    "appraisals": ("trust_rationale", "theory_note", "saturation_note", "note"),
+    "appraisal_history": ("snapshot",),
+    "participants": ("role", "site"),
+    "participant_attributes": ("value",),
+    "audit_log": ("target", "detail"),
+}
+JSON_FIELDS = {("code_rules", "spec"), ("appraisal_history", "snapshot"), ("audit_log", "detail")}
+
+
+def _plan_project(conn: Connection, key: Key, det: Detector, cache: dict) -> tuple[list, list[dict]]:
+    """Replacements in the project-wide text fields: ``(fields, listing rows)``."""
+    fields, rows = [], []
+    for name, cols in PROJECT_FIELDS.items():
+        t = _table(name)
+        pk = list(t.primary_key.columns)
+        q = select(*pk, *[t.c[c] for c in cols])
+        if name == "memos":
+            q = q.where(t.c.target_type != "source")
+        new_values: dict[str, list] = {c: [] for c in cols if t.c[c].unique}
+        for row in conn.execute(q).mappings():
+            ident = {c.name: row[c.name] for c in pk}
+            label_id = ",".join(str(v) for v in ident.values())
+            for col in cols:
+                value = row[col]
+                if not isinstance(value, str) or not value:
+                    if col in new_values:
+                        new_values[col].append(value)
+                    continue
+                fm = cache.get(value)
+                if fm is None:
+                    fm = cache[value] = det.find(value)
+                new = value
+                if fm:
+                    reps = [(m.start, m.end, key.entries[m.entry].replacement) for m in fm]
+                    new = apply_matches(value, reps)
+                    label = f"{name} {label_id} {col}"
+                    if (name, col) in JSON_FIELDS:
+                        try:
+                            json.loads(new)
+                        except ValueError:
+                            raise SpRealistError(
+                                f"{label}: replacing names would break its JSON (a replacement contains a quote "
+                                "or backslash); change that replacement."
+                            ) from None
+                    fields.append((name, ident, col, label, value, new))
+                    fom = OffsetMap([(s, e, len(r)) for s, e, r in reps])
+                    for m, (s, e, r) in zip(fm, reps):
+                        rows.append({"source": "(project)", "field": label, "start": s, "end": e,
+                                     "new_start": fom.start(s), "new_end": fom.start(s) + len(r),
+                                     "original": value[s:e], "replacement": r, "entry": m.entry + 1})
+                if col in new_values:
+                    new_values[col].append(new)
+        for col, values in new_values.items():
+            present = [v for v in values if v is not None]
+            if len(set(present)) != len(present):
+                raise SpRealistError(
+                    f"{name}.{col}: once names are replaced two rows would have the same {col}; rename one first."
+                )
+    return fields, rows
+
+
 # --------------------------------------------------------------------------
 # writing
 
@@ -293,19 +364,28 @@ def _latest_records(conn: Connection, source_ids: list[int]) -> dict[int, dict]:
 
 def anonymise(project: Project, key: Key | str, sources: Sequence[str | int] | None = None, *,
               dry_run: bool = False, show_originals: bool = False, irreversible: bool = False,
+              project_text: bool | None = None,
               progress: Callable[[int, int], None] | None = None) -> AnonymiseResult:
     """Replace every key entry in the selected sources (all by default).
+
+    ``project_text`` (default: when no ``sources`` are named) also rewrites the
+    project-wide free text of :data:`PROJECT_FIELDS` (codebook, CMOCs,
+    theories, appraisal notes, other memos, participants, the audit log).
 
     Returns every replacement (source, field, old and new position, original
     -- ``[hidden]`` unless ``show_originals`` -- replacement, key entry).  A dry
     run computes the same listing and changes nothing.
     """
+    if project_text is None:
+        project_text = not sources
     key = as_key(key)
     det = Detector(key)
     digest = key.sha256
     with (project.connect() if dry_run else project.begin()) as conn:
         srcs = _select_sources(conn, sources)
-        plans = _plan_apply(conn, key, det, srcs, progress)
+        cache: dict[str, list] = {}  # field values repeat (speakers, attributes): detect each once
+        plans = _plan_apply(conn, key, det, srcs, progress, cache)
+        pfields, prows = _plan_project(conn, key, det, cache) if project_text else ([], [])
         latest = _latest_records(conn, [p.src["id"] for p in plans])
         plans = [p for p in plans
                  if p.count or (p.src["id"] not in latest or latest[p.src["id"]]["key_sha256"] != digest)]
@@ -317,6 +397,7 @@ def anonymise(project: Project, key: Key | str, sources: Sequence[str | int] | N
                 rows.append({"source": name, "field": "text", "start": s, "end": e, "new_start": ns,
                              "new_end": ne, "original": orig, "replacement": rep, "entry": k + 1})
             rows.extend({"source": name, **r} for r in p.field_rows)
+        rows.extend(prows)
         df = _rows_frame(rows, show_originals)
         result = AnonymiseResult(df, digest, "apply", dry_run, [p.src["id"] for p in plans if p.count])
         if dry_run:
@@ -344,6 +425,13 @@ def anonymise(project: Project, key: Key | str, sources: Sequence[str | int] | N
                 }, material)
             records.append(dict(run_id=run_id, source_id=sid, key_sha256=digest,
                                 text_sha256=sha256_text(p.new_text), replacements=p.count, sealed=payload))
+        if pfields:
+            _write_fields(conn, [(t, pk, c, new) for t, pk, c, _l, _old, new in pfields])
+            payload = None if irreversible else seal({
+                "v": 1, "fields": [[t, pk, c, old, new, label] for t, pk, c, label, old, new in pfields],
+            }, material)
+            records.append(dict(run_id=run_id, source_id=None, key_sha256=digest, text_sha256=sha256_text(""),
+                                replacements=len(prows), sealed=payload))
         if records:
             conn.execute(insert(S.anonymisation_records), records)
         project.log(conn, "anonymise", f"run {run_id}", key_sha256=digest, replacements=len(df),
@@ -351,6 +439,21 @@ def anonymise(project: Project, key: Key | str, sources: Sequence[str | int] | N
         result.run_id = run_id
     project.compact()
     return result
+
+
+def _restore_fields(conn: Connection, sealed_fields: list, where: str) -> tuple[list, list[dict], list[str]]:
+    """Old values to write back (only where the field still holds what anonymisation wrote)."""
+    fields, rows, notes = [], [], []
+    for table, pk, col, old, new, label in sealed_fields:
+        t = _table(table)
+        current = conn.execute(select(t.c[col]).where(_where(t, pk))).scalar_one_or_none()
+        if current == new:
+            fields.append((table, pk, col, old))
+            rows.append({"field": label, "start": None, "end": None, "new_start": None, "new_end": None,
+                         "original": old, "replacement": new, "entry": None})
+        else:
+            notes.append(f"{where}: {label} was edited (or deleted) after anonymisation; kept as it is.")
+    return fields, rows, notes
 
 
 def _opens(rec: dict, key: Key, digest: str, material: bytes) -> bool:
@@ -412,33 +515,29 @@ def reverse(project: Project, key: Key | str, sources: Sequence[str | int] | Non
             im = OffsetMap([(ns, ne, len(orig)) for ns, ne, orig in edits])
             span_rows = _span_rows(conn, src["id"])
             spans, _ = _plan_spans(span_rows, im, where, stored=payload["spans"])
-            fields, notes = [], []
-            labels = {}
-            for table, pk, col, old, new, label in payload["fields"]:
-                t = _table(table)
-                current = conn.execute(select(t.c[col]).where(_where(t, pk))).scalar_one_or_none()
-                if current == new:
-                    fields.append((table, pk, col, old))
-                    labels[len(fields) - 1] = (label, new)
-                else:
-                    notes.append(f"{where}: {table}.{col} was edited after anonymisation; kept as it is.")
+            fields, frows, notes = _restore_fields(conn, payload["fields"], where)
             for ns, ne, orig in edits:
                 rows.append({"source": src["name"], "field": "text", "start": ns, "end": ne,
                              "new_start": im.start(ns), "new_end": im.start(ns) + len(orig), "original": orig,
                              "replacement": text[ns:ne], "entry": None})
-            for i, (table, pk, col, old) in enumerate(fields):
-                label, new = labels[i]
-                rows.append({"source": src["name"], "field": label, "start": None, "end": None,
-                             "new_start": None, "new_end": None, "original": old, "replacement": new,
-                             "entry": None})
+            rows.extend({"source": src["name"], **r} for r in frows)
             work.append((src, rec, restored, spans, fields, notes))
             if progress:
                 progress(i + 1, len(srcs))
-        if not work:
+        proj = None
+        if not sources:  # the project-wide text, when its latest layer is this key's
+            r = S.anonymisation_records
+            prec = conn.execute(select(r).where(r.c.source_id.is_(None)).order_by(r.c.id.desc())).mappings().first()
+            if prec is not None and prec["sealed"] is not None and _opens(dict(prec), key, digest, material):
+                payload = unseal(prec["sealed"], material, "project text")
+                pfields, frows, pnotes = _restore_fields(conn, payload["fields"], "project text")
+                rows.extend({"source": "(project)", **x} for x in frows)
+                proj = (dict(prec), pfields, pnotes)
+        if not work and proj is None:
             raise SpRealistError("No sources anonymised with this key to reverse; nothing was changed.")
         df = _rows_frame(rows, show_originals)
         result = AnonymiseResult(df, digest, "reverse", dry_run, [w[0]["id"] for w in work],
-                                 notes=[n for w in work for n in w[5]])
+                                 notes=[n for w in work for n in w[5]] + (proj[2] if proj else []))
         new_names = {w[0]["id"]: old for w in work for (t, _pk, c, old) in w[4] if t == "sources" and c == "name"}
         others = {r[1] for r in conn.execute(select(S.sources.c.id, S.sources.c.name)) if r[0] not in new_names}
         if len(set(new_names.values())) != len(new_names) or set(new_names.values()) & others:
@@ -454,6 +553,9 @@ def reverse(project: Project, key: Key | str, sources: Sequence[str | int] | Non
             _write_spans(conn, spans)
             _write_fields(conn, fields)
             conn.execute(delete(S.anonymisation_records).where(S.anonymisation_records.c.id == rec["id"]))
+        if proj is not None:
+            _write_fields(conn, proj[1])
+            conn.execute(delete(S.anonymisation_records).where(S.anonymisation_records.c.id == proj[0]["id"]))
         project.log(conn, "anonymise.reverse", f"run {run_id}", key_sha256=digest, sources=len(work))
         result.run_id = run_id
     return result
