@@ -402,3 +402,37 @@ def test_docx_tracked_changes_and_content_controls(tmp_path):
     _tiles(draft)
     body = {s.section: _seg_text(draft, s).strip() for s in draft.segments if s.kind == "section"}
     assert body == {"What?": "The referral form finally arrived.", "So what?": "Typed into a content control."}
+
+
+cue_words = st.text(alphabet=st.sampled_from("abcdefghij KLMN,.?'"), min_size=1, max_size=30).filter(
+    lambda s: s.strip() and "-->" not in s)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([None, "Sarah Jones", "S1 LW1", "Owen"]), cue_words),
+                min_size=1, max_size=15),
+       st.sampled_from(["teams", "zoom"]))
+def test_captions_merge_consecutive_speakers(cues, style):
+    blocks, t = ["WEBVTT", ""], 0
+    for i, (speaker, words) in enumerate(cues):
+        words = " ".join(words.split())
+        if speaker and style == "teams":
+            line = f"<v {speaker}>{words}</v>"
+        elif speaker:
+            line = f"{speaker}: {words}"
+        else:
+            line = f"- {words}"
+        blocks += [str(i + 1), f"00:00:{t:02d}.000 --> 00:00:{t + 1:02d}.500", line, ""]
+        t += 2
+    [d] = read_sources("\n".join(blocks).encode(), "c.vtt")
+    _tiles(d)
+    speakers = [s.speaker for s in d.segments]
+    # consecutive cues of one speaker are one turn; speaker-less cues stay apart
+    assert all(a != b or a is None for a, b in zip(speakers, speakers[1:]))
+    expected = []
+    for speaker, _w in cues:
+        if not (expected and speaker is not None and expected[-1] == speaker):
+            expected.append(speaker)
+    assert speakers == expected
+    for s in d.segments:
+        assert s.start_time < s.end_time
