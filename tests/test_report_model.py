@@ -217,3 +217,27 @@ def test_clip_quote_keeps_the_beginning_and_marks_cuts(text, limit):
         kept = out[: -len(" [...]")]
         assert norm.startswith(kept.rstrip(",;:")) or norm.startswith(kept)
         assert len(kept) <= limit
+
+
+def test_a_span_is_quoted_under_one_theme_while_others_are_left(filled):
+    project, _ = filled
+    from sqlalchemy import insert
+
+    from sp_realist.store import now
+
+    with project.begin() as conn:
+        first = conn.execute(select(S.themes.c.id).where(S.themes.c.name == "Getting started")).scalar_one()
+        codes = conn.execute(select(S.theme_codes.c.code_id).where(S.theme_codes.c.theme_id == first)).scalars().all()
+        tid = conn.execute(insert(S.themes).values(name="Same codes again", phase="initial", ord=5,
+                                                   created_at=now())).inserted_primary_key[0]
+        conn.execute(insert(S.theme_codes), [dict(theme_id=tid, code_id=c) for c in codes])
+    m = build_report_model(project, ReportSettings(figure=False, quotes_per_theme=2))
+    a = next(t for t in m.themes if t.name == "Getting started")
+    b = next(t for t in m.themes if t.name == "Same codes again")
+    spans = lambda t: {(q.source_id, q.start, q.end) for q in t.quotes}  # noqa: E731
+    assert len(spans(a)) == 2 and len(spans(b)) == 2  # 4 codings, 4 distinct spans: no repeats needed
+    assert spans(a).isdisjoint(spans(b))
+    m3 = build_report_model(project, ReportSettings(figure=False, quotes_per_theme=3))
+    a3 = next(t for t in m3.themes if t.name == "Getting started")
+    b3 = next(t for t in m3.themes if t.name == "Same codes again")
+    assert len(spans(b3)) == 3 and len(spans(a3) & spans(b3)) == 2  # repeats only when nothing else is left

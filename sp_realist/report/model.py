@@ -15,6 +15,7 @@ the clock, so two builds of the same study give the same documents.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -395,6 +396,7 @@ class _Data:
             .order_by(seg.c.source_id, seg.c.start))
         for sid, start, end, code in rows:
             self.speaker_segments[sid].append((start, end, code))
+        self._starts: dict[int, list[int]] = {}
 
     def site(self, source_id: int) -> str | None:
         site = self.source_attrs.get(source_id, {}).get("site")
@@ -406,9 +408,15 @@ class _Data:
         return None
 
     def attribution_at(self, source_id: int, start: int) -> str:
-        for s, e, code in self.speaker_segments.get(source_id, ()):
-            if s <= start < e:
-                return code
+        """The speaker's code for a position in an interview, else the source's attribution ("S1 DK1")."""
+        segs = self.speaker_segments.get(source_id)
+        if segs:
+            starts = self._starts.get(source_id)
+            if starts is None:
+                starts = self._starts[source_id] = [s for s, _e, _c in segs]
+            i = bisect.bisect_right(starts, start) - 1
+            if i >= 0 and segs[i][0] <= start < segs[i][1]:
+                return segs[i][2]
         return self.attribution.get(source_id, self.sources[source_id]["name"])
 
     def quote(self, source_id: int, start: int, end: int, limit: int, **kw) -> Quote:
@@ -590,11 +598,12 @@ def _themes(d: _Data, refs: _Refs, settings: ReportSettings) -> list[ThemeSectio
     for t in themes:
         children[t["parent_id"]].append(dict(t))
     out: list[ThemeSection] = []
+    used: set = set()  # spans already quoted under an earlier theme
 
     def visit(theme: dict, level: int) -> None:
         cids = sorted(theme_codes.get(theme["id"], []), key=lambda i: codes[i].lower())
         items = [x for cid in cids for x in codings_by_code.get(cid, [])]
-        quotes = _pick_quotes(d, items, settings.quotes_per_theme)
+        quotes = _pick_quotes(d, items, settings.quotes_per_theme, used)
         q_objs = []
         for item in quotes:
             xid = excerpt_ids.get((item["source_id"], item["start"], item["end"]))
@@ -615,15 +624,18 @@ def _themes(d: _Data, refs: _Refs, settings: ReportSettings) -> list[ThemeSectio
     return out
 
 
-def _pick_quotes(d: _Data, items: list[dict], n: int) -> list[dict]:
+def _pick_quotes(d: _Data, items: list[dict], n: int, used: set | None = None) -> list[dict]:
     """Up to ``n`` codings to quote: manual before rule-made, readable lengths first,
-    spread over as many participants as possible; deterministic."""
+    spread over as many participants as possible, spans already quoted (``used``)
+    only when nothing else is left; deterministic."""
     if n <= 0 or not items:
         return []
+    used = used if used is not None else set()
 
     def key(x: dict):
         length = x["end"] - x["start"]
-        return (0 if not str(x["origin"]).startswith("rule:") else 1,
+        return ((x["source_id"], x["start"], x["end"]) in used,
+                0 if not str(x["origin"]).startswith("rule:") else 1,
                 0 if 40 <= length <= 400 else 1,
                 d.sources[x["source_id"]]["ingest_order"], x["start"], x["id"])
 
@@ -647,6 +659,7 @@ def _pick_quotes(d: _Data, items: list[dict], n: int) -> list[dict]:
             break
         if x not in chosen:
             chosen.append(x)
+    used.update((x["source_id"], x["start"], x["end"]) for x in chosen)
     return chosen
 
 
