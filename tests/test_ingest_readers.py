@@ -436,3 +436,13 @@ def test_captions_merge_consecutive_speakers(cues, style):
     assert speakers == expected
     for s in d.segments:
         assert s.start_time < s.end_time
+
+
+def test_header_fields_are_not_speakers():
+    text = ("Date: 12/03/2020\nLocation: Surgery\n\nInterviewer: Hello.\nP1: Hi.\n"
+            "Note: recording paused\nInterviewer: Go on.\nP1: Fine.\nNote: recording resumed\n")
+    [d] = read_sources(text.encode(), "h.txt")
+    _tiles(d)
+    assert [s.speaker for s in d.segments] == [None, "Interviewer", "P1", "Interviewer", "P1"]
+    assert d.segments[0].kind == "preamble"
+    assert "Note: recording paused" in _seg_text(d, d.segments[2])

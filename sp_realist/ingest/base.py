@@ -14,8 +14,8 @@ from __future__ import annotations
 import codecs
 import re
 import unicodedata
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date
 from typing import Iterable
 
 from ..errors import IngestError
@@ -240,6 +240,3 @@ def clean_label(text: str) -> str:
     """Collapse white space (labels, participant codes)."""
     return " ".join(unicodedata.normalize("NFC", text).split())
 
-
-def iso_now_date() -> str:  # pragma: no cover - convenience
-    return datetime.now().date().isoformat()

@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Mapping
 
 import pandas as pd
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import func, select, update
 
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError

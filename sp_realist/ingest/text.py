@@ -61,12 +61,13 @@ ROLE_RE = re.compile(
     re.IGNORECASE,
 )
 #: Labels that are never speakers (header fields of transcripts and diaries).
-STOP_LABELS = frozenset("""
-date time location place venue note notes comment comments title subject duration attendees present
-transcript recording file project site surgery code participant code date of interview interview date
-reflective diary date of diary insert re cc to from
-""".split("\n"))
-_STOP_WORDS = {w for w in " ".join(STOP_LABELS).split()}
+STOP_LABELS = frozenset((
+    "date", "time", "location", "place", "venue", "note", "notes", "comment", "comments", "title", "subject",
+    "duration", "attendees", "present", "transcript", "recording", "file", "project", "site", "surgery code",
+    "participant code", "date of interview", "interview date", "reflective diary", "date of diary insert",
+    "re", "cc", "to", "from",
+))
+
 #: Interviewer-like labels (never mapped to the interviewee given with --participant).
 INTERVIEWER_RE = re.compile(r"^(?:interviewer|int|iv|i|q|facilitator|moderator|researcher|evaluator)(?: ?\d+)?$",
                             re.IGNORECASE)
