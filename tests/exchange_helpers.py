@@ -112,6 +112,19 @@ def build_sample(project: Project) -> dict:
                                                  created_at=ts, updated_at=ts)).inserted_primary_key[0]
         conn.execute(insert(S.theory_cmocs), [dict(theory_id=th, cmoc_id=c1, ord=0), dict(theory_id=th, cmoc_id=c2, ord=1)])
         conn.execute(insert(S.cmoc_relations).values(from_id=c1, to_id=c2, kind="chains"))
+        q1 = "had to keep asking the receptionist"
+        x1 = conn.execute(insert(S.excerpts).values(source_id=ids["diary"], start=DIARY.index(q1),
+                                                    end=DIARY.index(q1) + len(q1), created_at=ts)).inserted_primary_key[0]
+        q2 = "I wasn't told what clients I was seeing"  # also a coded span
+        x2 = conn.execute(insert(S.excerpts).values(source_id=ids["diary"], start=DIARY.index(q2),
+                                                    end=DIARY.index(q2) + len(q2), created_at=ts)).inserted_primary_key[0]
+        conn.execute(insert(S.cmoc_evidence), [
+            dict(cmoc_id=c1, excerpt_id=x1, role="supports", component="context", analyst="RA",
+                 note="first-hand, same week", created_at=ts),
+            dict(cmoc_id=c1, excerpt_id=x2, role="supports", component="mechanism_response", analyst=None,
+                 note=None, created_at=ts),
+            dict(cmoc_id=c2, excerpt_id=x1, role="refutes", component=None, analyst="DK", note=None, created_at=ts),
+        ])
     return ids
 
 

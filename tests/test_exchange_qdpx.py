@@ -163,7 +163,8 @@ def test_round_trip_export_import_export(project, tmp_path):
     first = tmp_path / "first.qdpx"
     export_qdpx(project, first)
     result = import_qdpx_new(first, tmp_path / "back.sprealist")
-    assert result.counts["codings"] == 5 and result.counts["sources"] == 2
+    assert result.counts["codings"] == 5 and result.counts["sources"] == 2 and result.counts["cases"] == 2
+    assert result.counts["cmocs"] == 2 and result.counts["evidence"] == 3 and result.counts["theories"] == 1
     with Project.open(tmp_path / "back.sprealist") as back:
         second = tmp_path / "second.qdpx"
         export_qdpx(back, second)
@@ -176,6 +177,7 @@ def test_round_trip_export_import_export(project, tmp_path):
         for key in ("codes", "sources", "codings", "cases", "themes"):
             assert sa[key] == sb[key], key
         assert realist(project) == realist(back)
+        assert len(realist(back)["evidence"]) == 3
         assert segments(project) == segments(back)  # restored from sp_realist/segments.json
 
 
@@ -193,12 +195,17 @@ def realist(project) -> dict:
         th = conn.execute(select(S.theories)).mappings().all()
         tc = conn.execute(select(S.theory_cmocs).order_by(S.theory_cmocs.c.ord)).mappings().all()
         rel = conn.execute(select(S.cmoc_relations)).mappings().all()
+        ev = conn.execute(select(S.cmoc_evidence.c.cmoc_id, S.cmoc_evidence.c.role, S.cmoc_evidence.c.component,
+                                 S.cmoc_evidence.c.analyst, S.cmoc_evidence.c.note, S.excerpts.c.start,
+                                 S.excerpts.c.end).select_from(S.cmoc_evidence.join(
+                                     S.excerpts, S.cmoc_evidence.c.excerpt_id == S.excerpts.c.id))).all()
     return {
         "cmocs": {(c["key"], c["context"] or None, c["mechanism_resource"] or None, c["mechanism_response"] or None,
                    c["outcome"] or None, c["status"], c["confidence"], c["memo"]) for c in cm.values()},
         "theories": {(t["key"], t["title"], t["description"], t["questions"],
                       tuple(cm[x["cmoc_id"]]["key"] for x in tc if x["theory_id"] == t["id"])) for t in th},
         "relations": {(cm[r["from_id"]]["key"], cm[r["to_id"]]["key"], r["kind"]) for r in rel},
+        "evidence": {(cm[r.cmoc_id]["key"], r.start, r.end, r.role, r.component, r.analyst, r.note) for r in ev},
     }
 
 

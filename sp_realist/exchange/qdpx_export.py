@@ -166,12 +166,20 @@ class _Builder:
                        m["updated_at"])
             self.counts["notes"] += 1
 
+        ev, ex = S.cmoc_evidence, S.excerpts
+        self.evidence = self.rows(
+            select(ev.c.id, ev.c.cmoc_id, ev.c.role, ev.c.component, ev.c.analyst, ev.c.note, ev.c.created_at,
+                   ex.c.source_id, ex.c.start, ex.c.end)
+            .select_from(ev.join(ex, ev.c.excerpt_id == ex.c.id)).order_by(ev.c.id))
+        for r in self.evidence:
+            self.user(r["analyst"])
         users_el = ET.Element(q("Users"))
         codebook_el = self._codebook(codes)
         variables_el, cases_el = self._cases(participants, sources)
         sources_el = self._sources(sources, codings, notes_el)
         self._themes(themes, sets_el)
         self._cmocs(cmocs, theories, notes_el, links_el, sets_el, graphs_el)
+        self._evidence(links_el, notes_el)
         self._memo_links(memos, links_el)
 
         for name in sorted(self.users, key=lambda n: self.users[n]):
@@ -307,14 +315,17 @@ class _Builder:
             spans = defaultdict(list)
             for r in by_source.get(s["id"], []):
                 spans[(r["start"], r["end"])].append(r)
+            for r in self.evidence:  # CMOC evidence excerpts are selections too (linked to their CMOC)
+                if r["source_id"] == s["id"]:
+                    spans.setdefault((r["start"], r["end"]), [])
             for (start, end), group in sorted(spans.items()):
-                first = min(group, key=lambda r: (r["created_at"] or "", r["id"]))
+                first = min(group, key=lambda r: (r["created_at"] or "", r["id"])) if group else {}
                 sel = sub(el, "PlainTextSelection", {
                     "guid": stable_guid("refi-selection", guid, start, end),
                     "name": self.clean(_selection_name(s["text"], start, end)),
                     "startPosition": start, "endPosition": end,
-                    "creatingUser": self.user(first["coder"]),
-                    "creationDateTime": xsd_datetime(first["created_at"]),
+                    "creatingUser": self.user(first.get("coder")),
+                    "creationDateTime": xsd_datetime(first.get("created_at")),
                 })
                 for r in group:
                     cg = self.coding_guid[r["id"]]
@@ -428,6 +439,26 @@ class _Builder:
                 sub(el, "MemberNote", {"targetGUID": g})
         self.counts["theories"] = len(theories)
 
+    def _evidence(self, links_el, notes_el) -> None:
+        """CMOC evidence: a Link from the excerpt's selection to the CMOC's set, with the analyst's note."""
+        n = 0
+        for r in self.evidence:
+            if r["cmoc_id"] not in self.cmoc_guid or r["source_id"] not in self.source_guid:
+                continue
+            sel = stable_guid("refi-selection", self.source_guid[r["source_id"]], r["start"], r["end"])
+            cg = self.cmoc_guid[r["cmoc_id"]]
+            lg = guid_for(None, self.pid, "evidence", cg, sel, r["role"])
+            name = f"evidence: {r['role']}" + (f" ({r['component']})" if r["component"] else "")
+            link = sub(links_el, "Link", {"guid": lg, "name": name, "direction": "OneWay", "originGUID": sel,
+                                          "targetGUID": cg})
+            if r["analyst"] or r["note"]:
+                ng = guid_for(None, self.pid, "evidence-note", lg)
+                self._note(notes_el, ng, "Evidence note", r["note"] or "", r["analyst"], r["created_at"],
+                           r["created_at"])
+                sub(link, "NoteRef", {"targetGUID": ng})
+            n += 1
+        self.counts["evidence"] = n
+
     def _memo_links(self, memos, links_el) -> None:
         """Memos on targets without NoteRef in REFI-QDA (participants) become Links note -> target."""
         for m in memos:
@@ -448,8 +479,6 @@ class _Builder:
             self.losses.append(f"{n(S.code_rules)} autocoding rule(s) are not exported (REFI-QDA has no rules)")
         if n(S.appraisals):
             self.losses.append(f"{n(S.appraisals)} appraisal(s) are not exported (REFI-QDA has no appraisals)")
-        if n(S.cmoc_evidence):
-            self.losses.append(f"{n(S.cmoc_evidence)} CMOC evidence link(s) are not exported")
         if n(S.theory_history):
             self.losses.append(f"{n(S.theory_history)} theory history entr(y/ies) are not exported")
         sub_themes = c.execute(select(func.count()).select_from(S.themes).where(S.themes.c.parent_id.is_not(None))).scalar_one()

@@ -150,6 +150,8 @@ class QdpxPlan:
     cmocs: list["CmocPlan"] = field(default_factory=list)
     relations: list[tuple[str, str, str]] = field(default_factory=list)  # (from cmoc guid, to cmoc guid, kind)
     theories: list["TheoryPlan"] = field(default_factory=list)
+    # CMOC evidence: (source guid, selection, cmoc guid, role, component, analyst user guid, note text, created)
+    evidence: list[tuple] = field(default_factory=list)
     result: ImportResult = field(default_factory=lambda: ImportResult(""))
 
 
@@ -187,6 +189,7 @@ class _Reader:
         for n in zf.names:
             self.by_base.setdefault(posixpath.basename(n).casefold(), n)
         self.used_paths: dict[str, str] = {}  # entry -> source guid (transcripts share files)
+        self.sel_index: dict[str, tuple[str, SelPlan]] = {}  # selection guid -> (source guid, selection)
         self.fresh = 0
 
     def guid(self, el, what: str) -> str:
@@ -331,6 +334,8 @@ class _Reader:
             s = SelPlan(norm_guid(sel.get("guid")), sel.get("name"), start, end, norm_guid(sel.get("creatingUser")),
                         store_datetime(sel.get("creationDateTime")), text_of(sel, "Description"))
             s.codings = [c for c in (self.coding(c) for c in kids(sel, "Coding")) if c]
+            if s.guid:
+                self.sel_index[s.guid] = (g, s)
             s.notes = [n for n in (norm_guid(x.get("targetGUID")) for x in kids(sel, "NoteRef")) if n]
             sp.sels.append(s)
         sp.whole = [c for c in (self.coding(c) for c in kids(el, "Coding")) if c]
@@ -428,6 +433,17 @@ class _Reader:
                 consumed_links.add(lg)
             elif a in cmoc_by_guid and b in cmoc_by_guid and ln.get("name") in ("refines", "contradicts", "chains"):
                 plan.relations.append((a, b, ln.get("name")))
+                consumed_links.add(lg)
+            elif a in self.sel_index and b in cmoc_by_guid:
+                m = _re.match(r"^evidence: (supports|refutes)(?: \((\w+)\))?$", ln.get("name") or "")
+                if not m:
+                    continue
+                note = None
+                for nr in kids(ln, "NoteRef"):
+                    note = plan.notes.pop(norm_guid(nr.get("targetGUID")), None) or note
+                src_guid, sel = self.sel_index[a]
+                plan.evidence.append((src_guid, sel, b, m.group(1), m.group(2), note.user if note else None,
+                                      (note.text or None) if note else None, note.created if note else None))
                 consumed_links.add(lg)
         theory_sets = {}
         for st in sets:
@@ -802,6 +818,7 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
     from .common import unique_code_names
 
     unique_code_names(plan.codes, result)
+    participants_before = {r[0] for r in conn.execute(select(S.participants.c.code))}
     code_ids = apply_codes(conn, plan.codes, result, origin)
 
     # sources
@@ -850,10 +867,9 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
     for cp in plan.cases:
         attrs = dict(cp.attrs)
         role, site = attrs.pop("role", None), attrs.pop("site", None)
-        before = conn.execute(select(S.participants.c.id).where(S.participants.c.code == " ".join(cp.name.split()))).first()
         pid = ensure_participant(conn, cp.name, role=role, site=site)
         case_ids[cp.guid] = pid
-        if before is None:
+        if " ".join(cp.name.split()) not in participants_before:
             result.counts["cases"] += 1
         have = dict(conn.execute(select(S.participant_attributes.c.name, S.participant_attributes.c.value)
                                  .where(S.participant_attributes.c.participant_id == pid)).all())
@@ -949,6 +965,22 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
 
     theme_ids = apply_themes(conn, plan.themes, code_ids, result)
     cmoc_ids, theory_ids = _apply_realist(conn, plan, result)
+    lost_evidence = 0
+    for src_guid, sel, cmoc_guid, role, component, analyst, text, created in plan.evidence:
+        cid, sid = cmoc_ids.get(cmoc_guid), source_ids.get(src_guid)
+        if cid is None or sid is None or sel.span is None:
+            lost_evidence += 1
+            continue
+        xid = get_or_create_excerpt(conn, sid, *sel.span)
+        e = S.cmoc_evidence.c
+        if conn.execute(select(e.id).where(e.cmoc_id == cid, e.excerpt_id == xid, e.role == role)).first():
+            continue
+        conn.execute(insert(S.cmoc_evidence).values(
+            cmoc_id=cid, excerpt_id=xid, role=role, component=component,
+            analyst=users.get(analyst) if analyst else None, note=text, created_at=created or now()))
+        result.counts["evidence"] += 1
+    if lost_evidence:
+        result.lose(f"{lost_evidence} CMOC evidence link(s) point at selections that could not be placed")
 
     # notes -> memos (one per target; unreferenced notes become project memos)
     ids_by_type = {"code": code_ids, "source": source_ids, "coding": coding_ids, "participant": case_ids,
