@@ -169,3 +169,22 @@ def test_help_texts_have_examples(runner, cli):
                  ["summary"]):
         r = runner.invoke(cli, [*args, "--help"])
         assert r.exit_code == 0 and "sp-realist " + args[0] in r.stdout, args
+
+
+def test_dry_run_writes_nothing(runner, cli, project_path, corpus, tmp_path):
+    d1, d2, iv = corpus
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"")
+    r = runner.invoke(cli, ["ingest", "-p", str(project_path), str(d1), str(d2), str(iv), str(bad), "--site", "S3",
+                            "--dry-run", "--format", "json"])
+    assert r.exit_code == 1 and "nothing written" in r.stderr and "bad.txt: the file is empty" in r.stderr
+    rows = json.loads(r.stdout)
+    assert [x["source"] for x in rows if x["status"] == "ok"] == (
+        [f"S1 DK1 {e[1]}" for e in samples.ENTRIES] + ["S3 unidentified 2019-05-14", "S3 unidentified 2019-05-21",
+                                                       "lw"])
+    assert rows[0]["sections"] == "What?, So what?, Now what?" and rows[5]["speakers"] == "Interviewer, P2"
+    assert rows[-1]["status"] == "refused"
+    r = runner.invoke(cli, ["sources", "list", "-p", str(project_path), "--format", "json"])
+    assert json.loads(r.stdout) == []
+    r = runner.invoke(cli, ["ingest", "-p", str(project_path), str(d1), "--dry-run"])
+    assert r.exit_code == 0

@@ -44,6 +44,7 @@ __all__ = [
     "read_sources",
     "detect_kind",
     "expand_paths",
+    "preview_paths",
     "read_manifest",
     "parse_speaker_map",
     "SUPPORTED_SUFFIXES",
@@ -280,6 +281,50 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+PREVIEW_COLUMNS = ["file", "status", "source", "kind", "date", "participant", "segments", "sections", "speakers",
+                   "words", "message"]
+
+
+def preview_paths(paths: Sequence[str | os.PathLike], kind: str | None = None, site: str | None = None,
+                  participant: str | None = None, attributes: Mapping[str, str] | None = None,
+                  speaker_map: Mapping[str, str] | Iterable[str] | None = None, date: str | None = None,
+                  progress: Progress | None = None) -> pd.DataFrame:
+    """What ingest would make of ``paths``, without a project and without writing.
+
+    One row per source a file would give (``status`` ``ok``) or per refused
+    file (``status`` ``refused`` with the reason): name (before ``#2``
+    numbering against a project), kind, date, participant, number of
+    segments, the diary sections found, the speakers, words.
+    """
+    if kind is not None and kind not in S.SOURCE_KINDS:
+        raise SpRealistError(f"--kind {kind!r} is not one of {', '.join(S.SOURCE_KINDS)}; choose one of them.")
+    smap = parse_speaker_map(speaker_map)
+    rows = []
+    paths = expand_paths(paths)
+    for i, path in enumerate(paths, start=1):
+        shown = str(path)
+        try:
+            if path.is_dir():
+                raise IngestError(f"{shown}: the folder holds no {', '.join(SUPPORTED_SUFFIXES)} files.")
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise IngestError(f"{shown}: the file cannot be read ({exc.strerror}); check the path.") from None
+            for d in read_sources(data, shown, kind=kind, site=site, participant=participant, date=date,
+                                  attributes=attributes, speaker_map=smap):
+                sections = list(dict.fromkeys(s.section for s in d.segments if s.section and s.kind != "heading"))
+                speakers = list(dict.fromkeys(s.speaker for s in d.segments if s.speaker))
+                rows.append({"file": shown, "status": "ok", "source": d.name, "kind": d.kind, "date": d.date,
+                             "participant": d.participant_code, "segments": len(d.segments),
+                             "sections": ", ".join(sections), "speakers": ", ".join(speakers),
+                             "words": len(d.text.split()), "message": ""})
+        except SpRealistError as exc:
+            rows.append({"file": shown, "status": "refused", "message": exc.message})
+        if progress:
+            progress(i, len(paths))
+    return pd.DataFrame(rows, columns=PREVIEW_COLUMNS)
 
 
 MANIFEST_COLUMNS = ("path", "kind", "participant", "site", "role", "date")

@@ -47,10 +47,13 @@ def _progress_bar(total: int):
 @click.option("--replace", is_flag=True,
               help="Replace sources of files that changed since they were ingested. This DELETES the old "
                    "sources' codings, excerpts, appraisals and memos.")
+@click.option("--dry-run", is_flag=True,
+              help="Show the sources FILES would give (names, dates, participants, sections, speakers) "
+                   "without opening a project or writing anything.")
 @project_option
 @format_option
-def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, manifest, replace, project_path,
-               fmt, output):
+def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, manifest, replace, dry_run,
+               project_path, fmt, output):
     """Ingest transcripts (.txt .md .docx .vtt .srt) and reflective diaries.
 
     FILES may include folders: their supported files are ingested, sorted.
@@ -65,12 +68,29 @@ def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, 
       sp-realist ingest interviews/*.vtt --kind interview --speaker-map "Sarah=S1 LW1"
       sp-realist ingest --manifest interviews/manifest.csv
       sp-realist ingest corpora/mind-cymru-2020/diaries --kind diary
+      sp-realist ingest diaries/s3-unidentified.txt --site S3 --dry-run
     """
     from . import ingest_manifest, ingest_paths
 
     if not files and not manifest:
         raise click.UsageError("Give FILES to ingest or --manifest CSV.")
     attributes = parse_attrs(attrs)
+    if dry_run:
+        if manifest:
+            raise click.UsageError("--dry-run takes FILES, not --manifest.")
+        from . import preview_paths
+
+        df = preview_paths(files, kind=kind, site=site, participant=participant, attributes=attributes,
+                           speaker_map=speaker_map, date=date_)
+        emit(df, fmt, output, title="Dry run: nothing written")
+        bad = df[df["status"] == "refused"]
+        message(f"dry run: {int((df['status'] == 'ok').sum())} sources from {df['file'].nunique() - len(bad)} "
+                f"files; {len(bad)} refused; nothing written.")
+        for msg in bad["message"]:
+            err_console.print(f"Error: {msg}", markup=False, soft_wrap=True)
+        if len(bad):
+            raise click.exceptions.Exit(1)
+        return
     project = get_project(project_path)
     frames = []
     refused = []
