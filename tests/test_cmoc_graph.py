@@ -340,3 +340,17 @@ def test_cli_graph_suggest_triangulate(runner, cli, tri, tmp_path):
     assert r.exit_code == 1 and "No candidate" in r.stderr
     with tri.connect() as conn:
         assert conn.execute(select(S.cmocs.c.key).where(S.cmocs.c.key == "Z1")).first() is None
+
+
+GOLDEN = Path(__file__).parent / "data" / "cmoc" / "golden"
+
+
+def test_golden_table_6_1_documents(project, runner, cli, tmp_path):
+    """DOT, Mermaid and the Markdown CMOC table of theory one match the reviewed golden files."""
+    import_theories_yaml(project, THEORIES)
+    relate_cmocs(project, "T1.2", "T1.3", "chains")
+    G = programme_graph(project, "T1")
+    assert to_dot(G) == (GOLDEN / "table-6-1.dot").read_text()
+    assert to_mermaid(G) == (GOLDEN / "table-6-1.mmd").read_text()
+    r = runner.invoke(cli, ["cmoc", "table", "--theory", "T1", "--format", "md", "-p", project.location])
+    assert r.exit_code == 0 and r.stdout == (GOLDEN / "table-6-1.md").read_text()
