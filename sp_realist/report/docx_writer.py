@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import io
 import os
+import re
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +42,14 @@ _SETTINGS_AFTER_UPDATEFIELDS = (
 )
 
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+# Characters XML 1.0 cannot hold (C0 controls other than tab/newline/return, lone surrogates, U+FFFE/F).
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with characters Word cannot store replaced by U+FFFD (the replacement character)."""
+    return _XML_INVALID.sub("\ufffd", text)
 
 
 def _qn(tag: str) -> str:
@@ -209,7 +218,7 @@ class _Footnotes:
         r2 = etree.SubElement(p, f"{{{w}}}r")
         t = etree.SubElement(r2, f"{{{w}}}t")
         t.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
-        t.text = " " + text
+        t.text = " " + xml_safe(text)
         run = paragraph.add_run()
         rpr = OxmlElement("w:rPr")
         va = OxmlElement("w:vertAlign")
@@ -256,7 +265,7 @@ class _Writer:
         if style:
             p._p.style = self.style_ids[style]
         if text:
-            p.add_run(text)
+            p.add_run(xml_safe(text))
         return p
 
     def heading(self, text: str, level: int):
@@ -276,7 +285,7 @@ class _Writer:
         p = self.para(style="Caption")
         p.add_run(f"{label} ")
         _field(p, f"SEQ {label} \\* ARABIC", str(number))
-        p.add_run(f": {text}")
+        p.add_run(xml_safe(f": {text}"))
 
     def table(self, t: Table) -> None:
         from docx.oxml import OxmlElement
@@ -299,23 +308,23 @@ class _Writer:
         trpr.append(th)
         for cell, name in zip(header.cells, columns):
             cell.text = ""
-            run = cell.paragraphs[0].add_run(str(name))
+            run = cell.paragraphs[0].add_run(xml_safe(str(name)))
             run.bold = True
         refs = refs or [None] * len(rows)
         for row, ref in zip(rows, refs):
             cells = table.add_row().cells
             for i, (cell, value) in enumerate(zip(cells, row)):
-                cell.text = "" if value is None else str(value)
+                cell.text = "" if value is None else xml_safe(str(value))
                 if i == 0 and ref is not None:
                     self.mark(cell.paragraphs[0], ref)
 
     def quote(self, q, label: bool = False) -> None:
         p = self.para(style="Quote")
-        p.add_run(f"\u2018{q.text}\u2019 ({q.attribution})")
+        p.add_run(xml_safe(f"\u2018{q.text}\u2019 ({q.attribution})"))
         self.mark(p, q.ref)
         if label:
             extra = q.label + (f", {q.role}" if q.role != "supports" else "")
-            p.add_run(f" [{extra}]")
+            p.add_run(xml_safe(f" [{extra}]"))
 
     # -- document -----------------------------------------------------------
     def write(self) -> None:
@@ -373,8 +382,8 @@ class _Writer:
                     self.heading("If/then statements", 3)
                     for s in t.statements:
                         p = self.para(style="List Bullet")
-                        p.add_run(f"{s.key}: ").bold = True
-                        p.add_run(s.text)
+                        p.add_run(xml_safe(f"{s.key}: ")).bold = True
+                        p.add_run(xml_safe(s.text))
                 if t.evidence:
                     self.heading("Evidence", 3)
                     for q in t.evidence:
@@ -412,9 +421,9 @@ def write_docx(model: ReportModel, path: str | os.PathLike, template: str | os.P
     _set_update_fields(doc)
     cp = doc.core_properties
     when = study_datetime(model.date)
-    cp.title = model.title
-    cp.subject = model.subtitle or ""
-    cp.author = ", ".join(model.authors) or "sp_realist"
+    cp.title = xml_safe(model.title)
+    cp.subject = xml_safe(model.subtitle or "")
+    cp.author = xml_safe(", ".join(model.authors)) or "sp_realist"
     cp.last_modified_by = "sp_realist"
     cp.created = when
     cp.modified = when
