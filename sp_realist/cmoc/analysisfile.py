@@ -37,7 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
-from ..errors import SpRealistError
+from ..errors import NotFoundError, SpRealistError
 from ..store import Project
 from .appraisal import STEP_FIELDS
 from .theoryfile import dump_yaml, excerpt_ref, read_yaml
@@ -105,11 +105,19 @@ def import_analysis_conn(conn: Connection, path: str | os.PathLike) -> dict:
         ref = {k: e[k] for k in ("source", "quote", "span", "segment", "section") if k in e}
         span = lk.span(ref, where)
         analyst = str(e.get("analyst") or default_analyst) if (e.get("analyst") or default_analyst) else None
-        values = _values(lk, e["appraisal"], where) if e.get("appraisal") else None
+        try:
+            values = _values(lk, e["appraisal"], where) if e.get("appraisal") else None
+        except NotFoundError as exc:
+            raise NotFoundError(f"{where}: {exc.message[0].lower()}{exc.message[1:]}") from None
         evidence = []
         for j, ev in enumerate(e.get("evidence") or []):
             w = f"{where}, evidence {j + 1}"
-            evidence.append({"cmoc_id": lk.cmoc(str(ev["cmoc"]))["id"],
+            try:
+                cmoc_id = lk.cmoc(str(ev["cmoc"]))["id"]
+            except NotFoundError:
+                raise NotFoundError(f"{w}: no CMOC {ev['cmoc']} in the project; import the theory file first or "
+                                    "correct the key.") from None
+            evidence.append({"cmoc_id": cmoc_id,
                              "role": check_choice(ev.get("role") or "supports", ROLES, "role", w) or "supports",
                              "component": check_choice(ev.get("component"), COMPONENTS, "component", w),
                              "analyst": ev.get("analyst") or analyst, "note": ev.get("note")})

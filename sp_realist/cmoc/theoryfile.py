@@ -23,7 +23,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
-from ..errors import SpRealistError
+from ..errors import NotFoundError, SpRealistError
 from ..store import Project
 from ._common import CMOC_TEXT_FIELDS, RELATION_KINDS, loads_list, text_items
 from .cmocs import EDITABLE, add_cmoc_conn, cmoc_rows, edit_cmoc_conn, relate_conn
@@ -202,9 +202,16 @@ def import_theories_conn(conn: Connection, path: str | os.PathLike, actor: str |
         key = str(t["key"])
         for c in t.get("cmocs") or []:
             ck = str(c["key"]) if isinstance(c, dict) else str(c)
+            if conn.execute(select(S.cmocs.c.id).where(S.cmocs.c.key == ck)).first() is None:
+                raise NotFoundError(f"{path}: theory {key} lists CMOC {ck}, which is neither defined in the file "
+                                    "nor in the project; define it or correct the key.")
             if add_member_conn(conn, key, ck, actor=actor, record=existed[key], reason=source_note):
                 counts["history"] += existed[key]
     for j, r in enumerate(relations):
+        for end in ("from", "to"):
+            if conn.execute(select(S.cmocs.c.id).where(S.cmocs.c.key == str(r[end]))).first() is None:
+                raise NotFoundError(f"{path}: relation {j + 1} names CMOC {r[end]}, which is neither defined in the "
+                                    "file nor in the project; correct the key.")
         relate_conn(conn, str(r["from"]), str(r["to"]), r["kind"], r.get("note"), where=f"{path}: relation {j + 1}")
         counts["relations"] += 1
     return counts
