@@ -357,3 +357,20 @@ def test_history_evidence_round_trips_as_quotes(mind, tmp_path):
     with pytest.raises(NotFoundError, match="No source"):
         import_theories_yaml(empty, out)
     assert list_theories(empty).empty
+
+
+words = st.text(alphabet="abcdefghij ABC.", min_size=1, max_size=25).map(lambda s: " ".join(s.split())).filter(
+    lambda s: s.strip(". "))
+
+
+@settings(max_examples=100, deadline=None)
+@given(items=st.lists(words, min_size=1, max_size=5))
+def test_clause_grammar_properties(items):
+    out = clause("\n".join(items))
+    cleaned = [strip_stop(i) for i in items if strip_stop(i)]
+    assert not out.endswith(".")
+    # n items are joined by n-2 commas-between-items and one " and " (items may contain their own).
+    if len(cleaned) >= 2:
+        assert out.endswith(" and " + lower_first(cleaned[-1]))
+    for i in cleaned:
+        assert lower_first(i) in out
