@@ -135,3 +135,10 @@ def test_wrong_key_is_refused(runner, cli, anonymised, tmp_path):
     assert r.exit_code == 1 and "not the key applied" in r.stderr
     r = runner.invoke(cli, ["report", "-p", str(path), str(tmp_path / "r.md"), "--key", str(tmp_path / "nokey.yaml")])
     assert r.exit_code == 1 and "key file does not exist" in r.stderr
+
+
+def test_unwritable_destination_is_one_clear_error(runner, cli, filled, tmp_path):
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("x")
+    r = runner.invoke(cli, ["report", "-p", str(filled), str(not_a_folder / "r.md")])
+    assert r.exit_code == 1 and "cannot be written" in r.stderr and "Traceback" not in r.output

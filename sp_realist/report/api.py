@@ -156,6 +156,16 @@ def write_report(project: Project, out: str | os.PathLike, fmt: str | None = Non
 
 def _write_all(model: ReportModel, targets: list[tuple[Path, str]], template, dirs: list[str],
                key_path, tables_dir) -> ReportResult:
+    try:
+        return _write_staged(model, targets, template, dirs, key_path, tables_dir)
+    except OSError as exc:
+        where = exc.filename or targets[0][0].parent
+        raise SpRealistError(f"{where}: cannot be written ({exc.strerror or exc}); check the folder's permissions "
+                             "and free space.") from None
+
+
+def _write_staged(model: ReportModel, targets: list[tuple[Path, str]], template, dirs: list[str],
+                  key_path, tables_dir) -> ReportResult:
     from .docx_writer import write_docx
     from .render import export_tables, render_html, render_markdown
 
@@ -188,8 +198,7 @@ def _write_all(model: ReportModel, targets: list[tuple[Path, str]], template, di
             result.audited = True
         for src, dst in staged:
             shutil.move(str(src), str(dst))
-            if dst.suffix != ".png":
-                result.paths.append(dst)
+            result.paths.append(dst)
         if table_paths:
             tables_dir.mkdir(parents=True, exist_ok=True)
             for src, dst in table_paths:
