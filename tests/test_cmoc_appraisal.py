@@ -332,3 +332,26 @@ def test_analysis_reimport_updates_with_history(study, tmp_path):
     with study.connect() as conn:
         notes = conn.execute(select(S.cmoc_evidence.c.note).where(S.cmoc_evidence.c.note.is_not(None))).scalars().all()
     assert notes == ["checked again"]
+
+
+def test_cli_clear_field_and_every_help_has_an_example(runner, cli, study):
+    import click
+
+    p = ["-p", study.location]
+    args = ["appraise", "set", "--source", "d1", "--quote", "I wasn't told", "--analyst", "RA", *p]
+    assert runner.invoke(cli, [*args, "--judgement", "supports", "--cmoc", "T1.1", "--trust", "high"]).exit_code == 0
+    r = runner.invoke(cli, [*args, "--clear", "cmoc"])
+    assert r.exit_code == 1 and "needs the CMOC" in r.stderr  # supports without a CMOC is refused
+    r = runner.invoke(cli, [*args, "--clear", "cmoc", "--clear", "cmoc_judgement"])
+    assert r.exit_code == 0, r.output
+    shown = show_appraisal(study, {"source": "d1", "quote": "I wasn't told"})
+    assert pd.isna(shown["cmoc"].iloc[0]) and shown["trust"].iloc[0] == "high"
+    assert runner.invoke(cli, [*args, "--clear", "trust", "--trust", "low"]).exit_code == 2
+    # Every command of this area documents an example.
+    names = ["appraise", "cmoc", "theory", "ifthen", "saturation", "suggest", "graph", "triangulate", "analysis"]
+    for name in names:
+        cmd = cli.commands[name]
+        subs = [[name]] + ([[name, s] for s in cmd.commands] if isinstance(cmd, click.Group) else [])
+        for path in subs:
+            r = runner.invoke(cli, [*path, "--help"])
+            assert r.exit_code == 0 and "Example" in r.stdout, path

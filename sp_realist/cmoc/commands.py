@@ -591,11 +591,15 @@ def _appraisal_ref(source, quote, span, segment, section, excerpt_id, coding_id)
 @click.option("--theory-note", default=None, help="Step 5: note.")
 @click.option("--saturation-note", default=None, help="Step 6: note on theoretical saturation.")
 @click.option("--note", default=None)
+@click.option("--clear", "clear_fields", multiple=True, metavar="FIELD",
+              type=click.Choice(["relevance", "trust", "trust_rationale", "interpretation", "cmoc_judgement", "cmoc",
+                                 "theory", "theory_change", "theory_note", "saturation_note", "note"]),
+              help="Empty this field (repeatable); the old value stays in the history.")
 @click.option("--link", is_flag=True, help="Also link the excerpt to the CMOC as evidence (refutes/supports).")
 @analyst_option
 @project_option
-def appraise_set_cmd(source, quote, span, segment, section, excerpt_id, coding_id, link, analyst, project_path,
-                     **steps) -> None:
+def appraise_set_cmd(source, quote, span, segment, section, excerpt_id, coding_id, clear_fields, link, analyst,
+                     project_path, **steps) -> None:
     """Record or edit your appraisal of an excerpt (earlier versions are kept).
 
     \b
@@ -603,11 +607,16 @@ def appraise_set_cmd(source, quote, span, segment, section, excerpt_id, coding_i
       sp-realist appraise set --source "S1 DK1 2019-05-14" --quote "I wasn't told" \\
           --relevance relevant --trust high --rationale "written the same week" --analyst RA
       sp-realist appraise set --coding 42 --relevance concept_box
+      sp-realist appraise set --excerpt 12 --clear cmoc --clear cmoc_judgement
     """
     from .appraisal import set_appraisal
 
     ref = _appraisal_ref(source, quote, span, segment, section, excerpt_id, coding_id)
     steps = {k: v for k, v in steps.items() if v is not None}
+    for name in clear_fields:
+        if name in steps:
+            raise click.UsageError(f"--clear {name} and a value for it cannot be given together.")
+        steps[name] = ""
     if not steps:
         raise click.UsageError("Give at least one step, e.g. --relevance relevant.")
     result = set_appraisal(get_project(project_path), ref, resolve_coder(analyst), link=link, **steps)
