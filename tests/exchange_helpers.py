@@ -125,6 +125,15 @@ def build_sample(project: Project) -> dict:
                  note=None, created_at=ts),
             dict(cmoc_id=c2, excerpt_id=x1, role="refutes", component=None, analyst="DK", note=None, created_at=ts),
         ])
+        conn.execute(insert(S.appraisals), [
+            dict(excerpt_id=x1, analyst="RA", relevance="relevant", trust="high",
+                 trust_rationale="first-hand account:\nwritten the same week", interpretation="context",
+                 cmoc_judgement="supports", cmoc_id=c1, theory_id=th, theory_change=False, created_at=ts,
+                 updated_at=ts),
+            dict(excerpt_id=x2, analyst="DK", relevance="concept_box", trust=None, trust_rationale=None,
+                 interpretation=None, cmoc_judgement=None, cmoc_id=None, theory_id=None, theory_change=None,
+                 created_at=ts, updated_at=ts),
+        ])
     return ids
 
 

@@ -177,7 +177,7 @@ def test_round_trip_export_import_export(project, tmp_path):
         for key in ("codes", "sources", "codings", "cases", "themes"):
             assert sa[key] == sb[key], key
         assert realist(project) == realist(back)
-        assert len(realist(back)["evidence"]) == 3
+        assert len(realist(back)["evidence"]) == 3 and len(realist(back)["appraisals"]) == 2
         assert segments(project) == segments(back)  # restored from sp_realist/segments.json
 
 
@@ -195,6 +195,8 @@ def realist(project) -> dict:
         th = conn.execute(select(S.theories)).mappings().all()
         tc = conn.execute(select(S.theory_cmocs).order_by(S.theory_cmocs.c.ord)).mappings().all()
         rel = conn.execute(select(S.cmoc_relations)).mappings().all()
+        aps = conn.execute(select(S.appraisals, S.excerpts.c.start, S.excerpts.c.end).select_from(
+            S.appraisals.join(S.excerpts, S.appraisals.c.excerpt_id == S.excerpts.c.id))).all()
         ev = conn.execute(select(S.cmoc_evidence.c.cmoc_id, S.cmoc_evidence.c.role, S.cmoc_evidence.c.component,
                                  S.cmoc_evidence.c.analyst, S.cmoc_evidence.c.note, S.excerpts.c.start,
                                  S.excerpts.c.end).select_from(S.cmoc_evidence.join(
@@ -206,6 +208,9 @@ def realist(project) -> dict:
                       tuple(cm[x["cmoc_id"]]["key"] for x in tc if x["theory_id"] == t["id"])) for t in th},
         "relations": {(cm[r["from_id"]]["key"], cm[r["to_id"]]["key"], r["kind"]) for r in rel},
         "evidence": {(cm[r.cmoc_id]["key"], r.start, r.end, r.role, r.component, r.analyst, r.note) for r in ev},
+        "appraisals": {(r.start, r.end, r.analyst, r.relevance, r.trust, r.trust_rationale, r.interpretation,
+                        r.cmoc_judgement, cm[r.cmoc_id]["key"] if r.cmoc_id else None, r.theory_id is not None,
+                        r.theory_change, r.theory_note, r.saturation_note, r.note) for r in aps},
     }
 
 

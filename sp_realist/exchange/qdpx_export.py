@@ -57,6 +57,8 @@ ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 KIND_VARIABLE = "sp_realist.kind"
 DATE_VARIABLE = "sp_realist.date"
 SEGMENTS_ENTRY = "sp_realist/segments.json"
+APPRAISAL_FIELDS = ("relevance", "trust", "trust_rationale", "interpretation", "cmoc_judgement", "theory_change",
+                    "theory_note", "saturation_note", "note")
 CMOC_PARTS = (("context", "Context"), ("mechanism_resource", "Mechanism (resource)"),
               ("mechanism_response", "Mechanism (response)"), ("outcome", "Outcome"))
 
@@ -139,6 +141,8 @@ class _Builder:
         self.theme_guid = {r["id"]: guid_for(r["guid"], self.pid, "theme", r["name"]) for r in themes}
         self.cmoc_guid = {r["id"]: guid_for(r["guid"], self.pid, "cmoc", r["key"]) for r in cmocs}
         self.theory_guid = {r["id"]: guid_for(r["guid"], self.pid, "theory", r["key"]) for r in theories}
+        self.cmoc_keys = {r["id"]: r["key"] for r in cmocs}
+        self.theory_keys = {r["id"]: r["key"] for r in theories}
         self.coding_guid = {}
         for r in codings:
             self.coding_guid[r["id"]] = guid_for(
@@ -172,6 +176,12 @@ class _Builder:
                    ex.c.source_id, ex.c.start, ex.c.end)
             .select_from(ev.join(ex, ev.c.excerpt_id == ex.c.id)).order_by(ev.c.id))
         for r in self.evidence:
+            self.user(r["analyst"])
+        ap = S.appraisals
+        self.appraisals = self.rows(
+            select(ap, ex.c.source_id, ex.c.start, ex.c.end).select_from(ap.join(ex, ap.c.excerpt_id == ex.c.id))
+            .order_by(ap.c.id))
+        for r in self.appraisals:
             self.user(r["analyst"])
         users_el = ET.Element(q("Users"))
         codebook_el = self._codebook(codes)
@@ -315,9 +325,13 @@ class _Builder:
             spans = defaultdict(list)
             for r in by_source.get(s["id"], []):
                 spans[(r["start"], r["end"])].append(r)
-            for r in self.evidence:  # CMOC evidence excerpts are selections too (linked to their CMOC)
+            for r in self.evidence + self.appraisals:  # analysed excerpts are selections too
                 if r["source_id"] == s["id"]:
                     spans.setdefault((r["start"], r["end"]), [])
+            appraisal_notes = defaultdict(list)
+            for r in self.appraisals:
+                if r["source_id"] == s["id"]:
+                    appraisal_notes[(r["start"], r["end"])].append(self._appraisal_note(notes_el, r))
             for (start, end), group in sorted(spans.items()):
                 first = min(group, key=lambda r: (r["created_at"] or "", r["id"])) if group else {}
                 sel = sub(el, "PlainTextSelection", {
@@ -340,6 +354,8 @@ class _Builder:
                         sub(cod, "NoteRef", {"targetGUID": ng})
                     self._noterefs(cod, "coding", r["id"])
                     self.counts["codings"] += 1
+                for ng in appraisal_notes.get((start, end), []):
+                    sub(sel, "NoteRef", {"targetGUID": ng})
             self._noterefs(el, "source", s["id"])
             self._value(el, "source", KIND_VARIABLE, s["kind"])
             if s["date"]:
@@ -439,6 +455,22 @@ class _Builder:
                 sub(el, "MemberNote", {"targetGUID": g})
         self.counts["theories"] = len(theories)
 
+    def _appraisal_note(self, notes_el, r) -> str:
+        """An appraisal as a note on its excerpt's selection: readable YAML other tools show as a memo."""
+        import yaml
+
+        keys, tkeys = self.cmoc_keys, self.theory_keys
+        body = {k: r[k] for k in APPRAISAL_FIELDS if r[k] is not None}
+        if r["cmoc_id"] in keys:
+            body["cmoc"] = keys[r["cmoc_id"]]
+        if r["theory_id"] in tkeys:
+            body["theory"] = tkeys[r["theory_id"]]
+        text = yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
+        g = guid_for(None, self.pid, "appraisal", r["id"], r["analyst"])
+        self._note(notes_el, g, f"Appraisal ({r['analyst']})", text, r["analyst"], r["created_at"], r["updated_at"])
+        self.counts["appraisals"] += 1
+        return g
+
     def _evidence(self, links_el, notes_el) -> None:
         """CMOC evidence: a Link from the excerpt's selection to the CMOC's set, with the analyst's note."""
         n = 0
@@ -477,8 +509,9 @@ class _Builder:
                                f"tools will not see them (they travel in {SEGMENTS_ENTRY} for sp_realist)")
         if n(S.code_rules):
             self.losses.append(f"{n(S.code_rules)} autocoding rule(s) are not exported (REFI-QDA has no rules)")
-        if n(S.appraisals):
-            self.losses.append(f"{n(S.appraisals)} appraisal(s) are not exported (REFI-QDA has no appraisals)")
+        if n(S.appraisal_history):
+            self.losses.append(f"{n(S.appraisal_history)} appraisal history entr(y/ies) are not exported "
+                               "(the current appraisals are, as notes on their excerpts)")
         if n(S.theory_history):
             self.losses.append(f"{n(S.theory_history)} theory history entr(y/ies) are not exported")
         sub_themes = c.execute(select(func.count()).select_from(S.themes).where(S.themes.c.parent_id.is_not(None))).scalar_one()

@@ -152,6 +152,7 @@ class QdpxPlan:
     theories: list["TheoryPlan"] = field(default_factory=list)
     # CMOC evidence: (source guid, selection, cmoc guid, role, component, analyst user guid, note text, created)
     evidence: list[tuple] = field(default_factory=list)
+    appraisals: list[tuple] = field(default_factory=list)  # (source guid, selection, note plan, fields)
     result: ImportResult = field(default_factory=lambda: ImportResult(""))
 
 
@@ -445,6 +446,14 @@ class _Reader:
                 plan.evidence.append((src_guid, sel, b, m.group(1), m.group(2), note.user if note else None,
                                       (note.text or None) if note else None, note.created if note else None))
                 consumed_links.add(lg)
+        for src_guid, sel in self.sel_index.values():
+            for ng in list(sel.notes):
+                note = plan.notes.get(ng)
+                fields = _appraisal_fields(note)
+                if fields is not None:
+                    plan.appraisals.append((src_guid, sel, note, fields))
+                    plan.notes.pop(ng)
+                    sel.notes.remove(ng)
         theory_sets = {}
         for st in sets:
             m = _re.match(r"^Theory (.+?): (.*)$", st.get("name") or "")
@@ -677,6 +686,26 @@ def read_qdpx(path: str | os.PathLike) -> QdpxPlan:
                             "or use an unknown variant of REFI-QDA, please report it.") from None
     finally:
         zf.close()
+
+
+def _appraisal_fields(note: "NotePlan | None") -> dict | None:
+    """The fields of a note sp_realist wrote for an appraisal (``Appraisal (analyst)``, YAML body), else None."""
+    import re
+
+    import yaml
+
+    from .qdpx_export import APPRAISAL_FIELDS
+
+    if note is None or not note.title or not re.match(r"^Appraisal \(.+\)$", note.title):
+        return None
+    try:
+        body = yaml.safe_load(note.text or "")
+    except yaml.YAMLError:
+        return None
+    allowed = set(APPRAISAL_FIELDS) | {"cmoc", "theory"}
+    if not isinstance(body, dict) or not set(body) <= allowed:
+        return None
+    return {"analyst": note.title[len("Appraisal ("):-1], **body}
 
 
 def _restore_segments(zf: SafeZip, plan: QdpxPlan) -> None:
@@ -981,6 +1010,30 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
         result.counts["evidence"] += 1
     if lost_evidence:
         result.lose(f"{lost_evidence} CMOC evidence link(s) point at selections that could not be placed")
+    lost_appraisals = 0
+    cmoc_by_key = dict(conn.execute(select(S.cmocs.c.key, S.cmocs.c.id)).all())
+    theory_by_key = dict(conn.execute(select(S.theories.c.key, S.theories.c.id)).all())
+    for src_guid, sel, note, fields in plan.appraisals:
+        sid = source_ids.get(src_guid)
+        if sid is None or sel.span is None:
+            lost_appraisals += 1
+            continue
+        xid = get_or_create_excerpt(conn, sid, *sel.span)
+        a = S.appraisals.c
+        if conn.execute(select(a.id).where(a.excerpt_id == xid, a.analyst == fields["analyst"])).first():
+            continue
+        values = {k: fields.get(k) for k in ("relevance", "trust", "trust_rationale", "interpretation",
+                                              "cmoc_judgement", "theory_note", "saturation_note", "note")}
+        values = {k: (None if v is None else str(v)) for k, v in values.items()}
+        tc = fields.get("theory_change")
+        created = note.created or now()
+        conn.execute(insert(S.appraisals).values(
+            excerpt_id=xid, analyst=fields["analyst"], cmoc_id=cmoc_by_key.get(fields.get("cmoc")),
+            theory_id=theory_by_key.get(fields.get("theory")), theory_change=None if tc is None else bool(tc),
+            created_at=created, updated_at=note.modified or created, **values))
+        result.counts["appraisals"] += 1
+    if lost_appraisals:
+        result.lose(f"{lost_appraisals} appraisal(s) are on selections that could not be placed")
 
     # notes -> memos (one per target; unreferenced notes become project memos)
     ids_by_type = {"code": code_ids, "source": source_ids, "coding": coding_ids, "participant": case_ids,
