@@ -139,29 +139,42 @@ class Detector:
         if not len(spaces):
             return []
         n = len(doc)
+        # candidate spots: a word, white space, a word (tokens are looked at only there)
+        j = spaces - 1
+        k = spaces + 1
+        ok = (j >= 0) & (k < n)
+        j, k = j[ok], k[ok]
+        ok = space[j] == 0
+        j, k = j[ok], k[ok]
         spots = []
-        for i in spaces.tolist():
-            j, k = i - 1, i + 1
-            while k < n and space[k]:
-                k += 1
-            if j < 0 or k >= n or space[j]:
+        for a, b in zip(j.tolist(), k.tolist()):
+            while b < n and space[b]:
+                b += 1
+            if b >= n:
                 continue
-            a, b = doc[j], doc[k]
-            if (a.lower, b.lower) in self._pairs or (a.orth, b.orth) in self._pairs_cs:
-                spots.append((j, k))
+            ta, tb = doc[a], doc[b]
+            if (ta.lower, tb.lower) in self._pairs or (ta.orth, tb.orth) in self._pairs_cs:
+                spots.append((a, b))
         if not spots:
             return []
         from spacy.tokens import Doc
 
-        out = []
+        # One small doc holding every window, each followed by a separator no term contains.
+        keep: list[int] = []
+        words: list[str] = []
         for j, k in spots:
-            lo, hi = max(0, j - self._width), min(n, k + self._width + 1)
-            keep = [doc[t] for t in range(lo, hi) if not space[t]]
-            window = Doc(self.nlp.vocab, words=[t.text for t in keep])
-            for pm, _flag in self.matchers:
-                for match_id, s, e in pm(window):
-                    a, b = keep[s], keep[e - 1]
-                    out.append((a.idx, b.idx + len(b), self.entry_of[match_id]))
+            for t in range(max(0, j - self._width), min(n, k + self._width + 1)):
+                if not space[t]:
+                    keep.append(t)
+                    words.append(doc[t].text)
+            keep.append(-1)
+            words.append("\x00")
+        window = Doc(self.nlp.vocab, words=words)
+        out = []
+        for pm, _flag in self.matchers:
+            for match_id, s, e in pm(window):
+                a, b = doc[keep[s]], doc[keep[e - 1]]
+                out.append((a.idx, b.idx + len(b), self.entry_of[match_id]))
         return out
 
     def find(self, text: str) -> list[Match]:
