@@ -86,6 +86,37 @@ def code_ids_for(conn: Connection, codes: list[str] | tuple[str, ...] | None, ch
     return ids
 
 
+def rows_frame(rows, columns: list[str]):
+    """A DataFrame from SQL result rows, built column by column (pandas inspects
+    SQLAlchemy ``Row`` objects one attribute at a time, which is slow)."""
+    import pandas as pd
+
+    rows = list(rows)
+    if not rows:
+        return pd.DataFrame({c: [] for c in columns}, columns=columns)
+    return pd.DataFrame(dict(zip(columns, (list(col) for col in zip(*rows)))), columns=columns)
+
+
+def fetch_frame(conn, query, columns: list[str]):
+    """Run a SELECT of plain integer/text columns and return a DataFrame.
+
+    Rows are fetched from the DBAPI cursor of SQLAlchemy's result (the
+    statement is still a Core expression compiled for the connection's
+    dialect); this skips building a ``Row`` object per row, which dominates
+    for 100,000+ codings.  Use it only for columns without result processors
+    (integers, strings).
+    """
+    import pandas as pd
+
+    result = conn.execute(query)
+    cursor = getattr(result, "cursor", None)
+    rows = cursor.fetchall() if cursor is not None else [tuple(r) for r in result]
+    result.close()
+    if not rows:
+        return pd.DataFrame({c: [] for c in columns}, columns=columns)
+    return pd.DataFrame(rows, columns=columns)
+
+
 def read_yaml(path: str | os.PathLike, top: str) -> dict:
     """Load a YAML mapping from ``path``; clear errors for missing files and bad YAML."""
     import yaml

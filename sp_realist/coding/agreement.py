@@ -27,7 +27,7 @@ from .. import schema as S
 from ..errors import CheckFailed, SpRealistError
 from ..sources import resolve_source
 from ..store import Project
-from ._common import code_ids_for
+from ._common import code_ids_for, rows_frame
 from .units import SourceUnits
 
 ALL = "(all codes)"
@@ -107,7 +107,7 @@ def agreement(project: Project, coders: list[str], unit: str = "sentence", codes
              .select_from(c.join(S.codes, c.c.code_id == S.codes.c.id)).where(c.c.coder.in_(coders)))
         if code_ids is not None:
             q = q.where(c.c.code_id.in_(code_ids))
-        df = pd.DataFrame(conn.execute(q).all(), columns=["code_id", "code", "source_id", "start", "end", "coder"])
+        df = rows_frame(conn.execute(q).all(), ["code_id", "code", "source_id", "start", "end", "coder"])
         if sources:
             sids = [resolve_source(conn, s)["id"] for s in sources]
         else:

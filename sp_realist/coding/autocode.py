@@ -216,6 +216,7 @@ class RuleSet:
         self.lemma = PhraseMatcher(vocab, attr="LEMMA")
         self.matcher = Matcher(vocab)
         self.ids: dict[int, str] = {}
+        self.order = [r["name"] for r in rules]
         for r in rules:
             key = f"rule:{r['name']}"
             self.ids[vocab.strings.add(key)] = r["name"]
@@ -227,6 +228,12 @@ class RuleSet:
                 self.lemma.add(key, [self.lemmatiser(d) for d in docs])
             else:
                 self.lower.add(key, docs)
+        import numpy as np
+
+        pos = {name: i for i, name in enumerate(self.order)}
+        pairs = sorted((h, pos[name]) for h, name in self.ids.items())
+        self.hashes = np.array([h for h, _ in pairs], dtype=np.uint64)
+        self.rule_of_hash = np.array([i for _, i in pairs], dtype=np.int64)
 
     def docs(self, texts):
         for doc in self.nlp.tokenizer.pipe(texts, batch_size=64):
@@ -236,12 +243,32 @@ class RuleSet:
 
     def matches(self, doc) -> list[tuple[str, int, int]]:
         """(rule name, start char, end char) for every hit in ``doc``."""
-        out = []
+        ridx, ms, me = self.match_arrays(doc)
+        return [(self.order[r], int(a), int(b)) for r, a, b in zip(ridx, ms, me)]
+
+    def match_arrays(self, doc):
+        """Arrays (rule index into ``self.order``, start char, end char) of every hit, sorted."""
+        import numpy as np
+        from spacy.attrs import IDX, LENGTH
+
+        parts = []
         for m in (self.lower, self.lemma, self.matcher):
             if len(m):
-                for match_id, s, e in m(doc):
-                    out.append((self.ids[match_id], doc[s].idx, doc[e - 1].idx + len(doc[e - 1])))
-        return out
+                res = m(doc)
+                if res:
+                    parts.append(np.array(res, dtype=np.uint64))
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        arr = np.concatenate(parts)
+        ridx = self.rule_of_hash[np.searchsorted(self.hashes, arr[:, 0])]
+        tok = doc.to_array([IDX, LENGTH]).astype(np.int64)
+        s = arr[:, 1].astype(np.int64)
+        e = arr[:, 2].astype(np.int64) - 1
+        ms = tok[s, 0]
+        me = tok[e, 0] + tok[e, 1]
+        order = np.lexsort((ridx, me, ms))
+        return ridx[order], ms[order], me[order]
 
 
 def _load_rules(conn: Connection, names: list[str] | None) -> list[dict]:
@@ -267,10 +294,13 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
 
     Returns one row per hit: rule, code, source, the unit span coded
     (``start``/``end``), the match span, the matched words, ``context`` (the
-    words around the match) and ``new`` (False when the coding already exists
-    or another hit in this run already coded the same unit).  With
-    ``dry_run`` nothing is written.  Idempotent: applying twice adds nothing.
+    words around the match, the match in [brackets]) and ``new`` (False when
+    the coding already exists or another hit in this run already coded the
+    same unit).  With ``dry_run`` nothing is written.  Idempotent: applying
+    twice adds nothing.  ``progress(done, total)`` is called after each source.
     """
+    import numpy as np
+
     from ..sources import resolve_source
 
     with project.connect() as conn:
@@ -289,42 +319,68 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
     if not rule_rows:
         return pd.DataFrame(columns=HIT_COLUMNS)
     ruleset = RuleSet(rule_rows)
-    seen = set(before)
-    hits: list[tuple] = []
+    by_name = {r["name"]: r for r in rule_rows}
+    rule_unit = np.array([UNITS.index(by_name[n]["unit"]) for n in ruleset.order])
+    rule_code = np.array([by_name[n]["code_id"] for n in ruleset.order], dtype=np.int64)
+    cols: dict[str, list] = {k: [] for k in ("ridx", "src", "us", "ue", "ms", "me")}
+    matched: list[str] = []
+    contexts: list[str] = []
     total = len(srcs)
     texts = (s[2] for s in srcs)
     for i, (src, doc) in enumerate(zip(srcs, ruleset.docs(texts))):
-        sid, sname, text = src
-        units = SourceUnits(text, segs.get(sid) or [(0, len(text), None, "paragraph")])
-        if ruleset.need_sentences:
-            units.set_sentences(sentence_bounds(doc))
-        for rule_name, ms, me in sorted(ruleset.matches(doc), key=lambda h: (h[1], h[2], h[0])):
-            rule = ruleset.rules[rule_name]
-            us, ue = units.expand(ms, me, rule["unit"])
-            if us >= ue:
-                continue
-            key = (rule["code_id"], sid, us, ue, AUTOCODER)
-            new = key not in seen
-            seen.add(key)
-            hits.append((rule_name, codes[rule["code_id"]], sname, us, ue, ms, me, text[ms:me],
-                         _context(text, ms, me, context), new, rule["code_id"], sid))
+        sid, _name, text = src
+        ridx, ms, me = ruleset.match_arrays(doc)
+        if len(ridx):
+            units = SourceUnits(text, segs.get(sid) or [(0, len(text), None, "paragraph")])
+            if ruleset.need_sentences:
+                units.set_sentences(sentence_bounds(doc))
+            us, ue = ms.copy(), me.copy()
+            kinds = rule_unit[ridx]
+            for k in np.unique(kinds):
+                mask = kinds == k
+                us[mask], ue[mask] = units.expand_many(ms[mask], me[mask], UNITS[k])
+            for key, arr in (("ridx", ridx), ("us", us), ("ue", ue), ("ms", ms), ("me", me)):
+                cols[key].append(arr)
+            cols["src"].append(np.full(len(ridx), i, dtype=np.int64))
+            ms_l, me_l = ms.tolist(), me.tolist()
+            matched.extend(text[a:b] for a, b in zip(ms_l, me_l))
+            if context:
+                contexts.extend(_context(text, a, b, context) for a, b in zip(ms_l, me_l))
         if progress is not None:
             progress(i + 1, total)
-    df = pd.DataFrame(hits, columns=HIT_COLUMNS + ["code_id", "source_id"])
+    if not matched:
+        return pd.DataFrame(columns=HIT_COLUMNS)
+    cat = {k: np.concatenate(v) for k, v in cols.items()}
+    src_ids = np.array([s[0] for s in srcs], dtype=np.int64)[cat["src"]]
+    src_names = np.array([s[1] for s in srcs], dtype=object)[cat["src"]]
+    code_ids = rule_code[cat["ridx"]]
+    keys = pd.DataFrame({"code_id": code_ids, "source_id": src_ids, "start": cat["us"], "end": cat["ue"]})
+    new = ~keys.duplicated().to_numpy()
+    if before:
+        have = pd.MultiIndex.from_tuples([k[:4] for k in before], names=list(keys.columns))
+        new &= ~pd.MultiIndex.from_frame(keys).isin(have)
+    names = np.array(ruleset.order, dtype=object)
+    code_names = np.array([codes[c] for c in rule_code], dtype=object)
+    df = pd.DataFrame({
+        "rule": names[cat["ridx"]], "code": code_names[cat["ridx"]], "source": src_names,
+        "start": cat["us"], "end": cat["ue"], "match_start": cat["ms"], "match_end": cat["me"],
+        "matched": matched, "context": contexts if context else None, "new": new,
+    }, columns=HIT_COLUMNS)
     if not dry_run:
-        rows = [{"code_id": h[10], "source_id": h[11], "start": h[3], "end": h[4], "coder": AUTOCODER,
-                 "origin": f"rule:{h[0]}"} for h in hits if h[9]]
+        sel = np.flatnonzero(new)
+        rows = [{"code_id": c, "source_id": s, "start": a, "end": b, "coder": AUTOCODER, "origin": f"rule:{r}"}
+                for c, s, a, b, r in zip(code_ids[sel].tolist(), src_ids[sel].tolist(), cat["us"][sel].tolist(),
+                                         cat["ue"][sel].tolist(), names[cat["ridx"][sel]].tolist())]
         with project.begin() as conn:
             n = insert_codings(conn, rows)
             project.log(conn, "autocode", ",".join(rules) if rules else "all rules", actor=AUTOCODER,
-                        rules=len(rule_rows), hits=len(hits), added=n)
-    return df[HIT_COLUMNS]
+                        rules=len(rule_rows), hits=len(df), added=n)
+    return df
 
 
 def _context(text: str, start: int, end: int, width: int) -> str:
+    """The words around a hit on one line, the hit in [brackets]."""
     a = max(0, start - width)
     b = min(len(text), end + width)
-    left = text[a:start]
-    right = text[end:b]
-    out = f"{'…' if a > 0 else ''}{left}[{text[start:end]}]{right}{'…' if b < len(text) else ''}"
-    return " ".join(out.split())
+    out = f"{'…' if a > 0 else ''}{text[a:start]}[{text[start:end]}]{text[end:b]}{'…' if b < len(text) else ''}"
+    return out.replace("\r", " ").replace("\n", " ")

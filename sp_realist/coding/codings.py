@@ -7,13 +7,14 @@ is a no-op, so imports and autocoding are idempotent.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, delete, insert, select
+from sqlalchemy import and_, bindparam, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
@@ -21,7 +22,7 @@ from ..errors import SpRealistError
 from ..sources import locate_excerpt, resolve_source
 from ..store import Project, now, stable_guid
 from ._common import UNITS, code_ids_for, default_coder, dump_yaml, read_yaml, resolve_code
-from .units import SourceUnits
+from .units import SourceUnits, trim
 
 
 def parse_span(value: str | tuple | list) -> tuple[int, int]:
@@ -49,26 +50,63 @@ def existing_keys(conn: Connection, code_ids: list[int] | None = None, source_id
     return {tuple(r) for r in conn.execute(q)}
 
 
-def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000) -> int:
+def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000,
+                   known: set | None = None) -> int:
     """Insert coding rows (dicts with code_id, source_id, start, end, coder, origin[, memo]),
-    skipping any that already exist; returns how many were inserted."""
+    skipping any that already exist; returns how many were inserted.
+
+    ``known`` may pass the keys already read in the same transaction's
+    snapshot (by :func:`existing_keys`) to save reading them again.
+    """
     if not rows:
         return 0
-    code_ids = sorted({r["code_id"] for r in rows})
-    source_ids = sorted({r["source_id"] for r in rows})
-    seen = existing_keys(conn, code_ids, source_ids if len(source_ids) < 500 else None)
+    if known is not None:
+        seen = set(known)
+    else:
+        code_ids = sorted({r["code_id"] for r in rows})
+        source_ids = sorted({r["source_id"] for r in rows})
+        seen = existing_keys(conn, code_ids, source_ids if len(source_ids) < 500 else None)
     ts = now()
+    cols = ("code_id", "source_id", "start", "end", "coder", "origin", "memo", "guid", "created_at")
     out = []
     for r in rows:
         key = (r["code_id"], r["source_id"], r["start"], r["end"], r["coder"])
         if key in seen:
             continue
         seen.add(key)
-        out.append({"memo": None, "origin": "manual", **r, "created_at": ts,
-                    "guid": stable_guid("coding", *key)})
+        out.append((*key, r.get("origin") or "manual", r.get("memo"), coding_guid(*key), ts))
+    if not out:
+        return 0
+    # One compiled INSERT executed with many parameter sets (the dialect's own SQL and paramstyle).
+    compiled = insert(S.codings).values({c: bindparam(c) for c in cols}).compile(dialect=conn.dialect)
+    order = compiled.positiontup if compiled.positional else None
     for i in range(0, len(out), batch):
-        conn.execute(insert(S.codings), out[i:i + batch])
+        chunk = out[i:i + batch]
+        if order is not None:
+            idx = [cols.index(name) for name in order]
+            params = [tuple(row[j] for j in idx) for row in chunk]
+        else:
+            params = [dict(zip(cols, row)) for row in chunk]
+        conn.exec_driver_sql(str(compiled), params)
     return len(out)
+
+
+_GUID_NS = None
+
+
+def coding_guid(code_id: int, source_id: int, start: int, end: int, coder: str) -> str:
+    """``stable_guid("coding", code_id, source_id, start, end, coder)``, computed without uuid objects."""
+    global _GUID_NS
+    if _GUID_NS is None:
+        from ..store import GUID_NAMESPACE
+
+        _GUID_NS = GUID_NAMESPACE.bytes
+    name = "\x1f".join(("coding", str(code_id), str(source_id), str(start), str(end), str(coder)))
+    b = bytearray(hashlib.sha1(_GUID_NS + name.encode("utf-8")).digest()[:16])
+    b[6] = (b[6] & 0x0F) | 0x50
+    b[8] = (b[8] & 0x3F) | 0x80
+    x = b.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def _spans_for(conn: Connection, src: dict, span=None, segment: int | None = None, match: str | None = None,
@@ -89,9 +127,9 @@ def _spans_for(conn: Connection, src: dict, span=None, segment: int | None = Non
         spec = {"source": src["id"]}
         spec["segment" if segment is not None else "section"] = segment if segment is not None else section
         _sid, start, end = locate_excerpt(conn, spec, f"source {src['name']!r}")
-        spans = [(start, end)]
-        if unit == "match":
-            unit = "segment" if segment is not None else "section"
+        spans = [trim(text, start, end)]  # the segment without its surrounding white space
+        if section is not None and unit == "match":
+            unit = "section"  # every paragraph of the section, not just its first
     else:
         try:
             rx = re.compile(match, re.IGNORECASE)

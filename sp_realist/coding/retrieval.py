@@ -21,7 +21,7 @@ from .. import schema as S
 from ..errors import SpRealistError
 from ..sources import attribution_map
 from ..store import Project
-from ._common import code_ids_for, code_rows, descendants
+from ._common import code_ids_for, code_rows, descendants, fetch_frame, rows_frame
 from .codebook import _tree_order
 
 BASE_COLUMNS = ["coding_id", "code_id", "code", "source_id", "source", "kind", "date", "start", "end", "coder",
@@ -34,39 +34,43 @@ def _attr_frame(conn: Connection, table, key: str) -> pd.DataFrame:
     rows = conn.execute(select(table.c[key], table.c.name, table.c.value)).all()
     if not rows:
         return pd.DataFrame({key: pd.Series([], dtype="int64")})
-    df = pd.DataFrame(rows, columns=[key, "name", "value"])
+    df = rows_frame(rows, [key, "name", "value"])
     return df.pivot(index=key, columns="name", values="value").reset_index()
 
 
 def coding_frame(conn: Connection, code_ids: list[int] | None = None, text: bool = False) -> pd.DataFrame:
     """One row per coding with everything it can be filtered or grouped by (see module doc)."""
-    c, src, cd = S.codings, S.sources, S.codes
-    q = (select(c.c.id.label("coding_id"), c.c.code_id, cd.c.name.label("code"), c.c.source_id,
-                src.c.name.label("source"), src.c.kind, src.c.date, c.c.start, c.c.end, c.c.coder, c.c.origin,
-                c.c.memo, src.c.participant_id.label("source_participant_id"), src.c.ingest_order)
-         .select_from(c.join(cd, c.c.code_id == cd.c.id).join(src, c.c.source_id == src.c.id)))
+    c, src = S.codings, S.sources
+    cols = [c.c.id, c.c.code_id, c.c.source_id, c.c.start, c.c.end, c.c.coder, c.c.origin] + ([c.c.memo] if text else [])
+    q = select(*cols)
     if code_ids is not None:
         q = q.where(c.c.code_id.in_(code_ids))
-    df = pd.DataFrame(conn.execute(q).all(),
-                      columns=["coding_id", "code_id", "code", "source_id", "source", "kind", "date", "start", "end",
-                               "coder", "origin", "memo", "source_participant_id", "ingest_order"])
+    df = fetch_frame(conn, q, ["coding_id", "code_id", "source_id", "start", "end", "coder", "origin"]
+                     + (["memo"] if text else []))
+    if not text:
+        df["memo"] = None
+    names = dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
+    df.insert(2, "code", df["code_id"].map(names))
+    sources = fetch_frame(conn, select(src.c.id, src.c.name, src.c.kind, src.c.date, src.c.participant_id,
+                                       src.c.ingest_order),
+                          ["source_id", "source", "kind", "date", "source_participant_id", "ingest_order"])
+    df = df.merge(sources, on="source_id", how="left")
     # The speaker of the segment containing the coding's start (interviews), else the source's participant.
     seg = S.segments
-    segs = pd.DataFrame(conn.execute(select(seg.c.source_id, seg.c.start, seg.c.end, seg.c.participant_id)
-                                     .where(seg.c.participant_id.is_not(None))).all(),
-                        columns=["source_id", "seg_start", "seg_end", "seg_participant_id"])
+    segs = rows_frame(conn.execute(select(seg.c.source_id, seg.c.start, seg.c.end, seg.c.participant_id)
+                                   .where(seg.c.participant_id.is_not(None))).all(),
+                      ["source_id", "seg_start", "seg_end", "seg_participant_id"])
     df["participant_id"] = df["source_participant_id"]
     if len(df) and len(segs):
-        left = df[["coding_id", "source_id", "start"]].sort_values("start")
-        right = segs.sort_values("seg_start")
+        left = df[["source_id", "start"]].reset_index().sort_values("start", kind="stable")
+        right = segs.sort_values("seg_start", kind="stable")
         m = pd.merge_asof(left, right, left_on="start", right_on="seg_start", by="source_id", direction="backward")
-        m = m[m["start"] < m["seg_end"]]
-        speaker = dict(zip(m["coding_id"], m["seg_participant_id"]))
-        sp = df["coding_id"].map(speaker)
+        m = m.set_index("index").reindex(df.index)
+        sp = m["seg_participant_id"].where(m["start"] < m["seg_end"])
         df["participant_id"] = sp.where(sp.notna(), df["source_participant_id"])
     p = S.participants
-    parts = pd.DataFrame(conn.execute(select(p.c.id, p.c.code, p.c.role, p.c.site)).all(),
-                         columns=["participant_id", "participant", "role", "participant_site"])
+    parts = rows_frame(conn.execute(select(p.c.id, p.c.code, p.c.role, p.c.site)).all(),
+                       ["participant_id", "participant", "role", "participant_site"])
     pattrs = _attr_frame(conn, S.participant_attributes, "participant_id")
     sattrs = _attr_frame(conn, S.source_attributes, "source_id")
     df["participant_id"] = df["participant_id"].astype("float64")
@@ -237,7 +241,7 @@ def cooccurrence(project: Project, mode: str = "overlap", codes: Iterable[str] |
         else:
             with project.connect() as conn:
                 seg = S.segments
-                segs = pd.DataFrame(conn.execute(select(seg.c.id, seg.c.source_id, seg.c.start, seg.c.end)
+                segs = rows_frame(conn.execute(select(seg.c.id, seg.c.source_id, seg.c.start, seg.c.end)
                                                  .where(seg.c.source_id.in_(sorted(df["source_id"].unique().tolist())))
                                                  ).all(), columns=["seg_id", "source_id", "seg_start", "seg_end"])
             pairs = _segments_touched(df.assign(_c=codes_idx), segs)

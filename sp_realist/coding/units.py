@@ -99,6 +99,7 @@ class SourceUnits:
     _sentences: list[tuple[int, int]] | None = None
     _sent_starts: list[int] = field(default_factory=list)
     _seg_starts: list[int] = field(default_factory=list)
+    _pieces: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self._seg_starts = [s[0] for s in self.segments]
@@ -116,6 +117,51 @@ class SourceUnits:
     def set_sentences(self, bounds: list[tuple[int, int]]) -> None:
         self._sentences = bounds
         self._sent_starts = [b[0] for b in bounds]
+        self._pieces.pop("sentence", None)
+
+    def pieces(self, unit: str):
+        """``(starts, trimmed_starts, trimmed_ends)`` arrays of the spans a hit expands to.
+
+        For ``segment`` these are the segments; for ``sentence`` the pieces cut
+        at every sentence start and every segment start (a sentence clipped to
+        its segment).  Each piece runs to the next piece's start, then is trimmed.
+        """
+        import numpy as np
+
+        if unit not in self._pieces:
+            if unit == "segment":
+                cuts = self._seg_starts or [0]
+            elif unit == "sentence":
+                cuts = sorted(set(self._seg_starts) | set(self._sent_starts if self.sentences is not None else []))
+            else:
+                raise SpRealistError(f"unit {unit!r} has no pieces.")
+            starts = np.asarray(cuts, dtype=np.int64)
+            n = len(self.text)
+            ends = np.append(starts[1:], n)
+            bounds = [trim(self.text, int(a), int(b)) for a, b in zip(starts, ends)]
+            ts = np.fromiter((b[0] for b in bounds), dtype=np.int64, count=len(bounds))
+            te = np.fromiter((b[1] for b in bounds), dtype=np.int64, count=len(bounds))
+            self._pieces[unit] = (starts, ts, te)
+        return self._pieces[unit]
+
+    def expand_many(self, ms, me, unit: str):
+        """Vectorised :meth:`expand` for arrays of hit starts and ends; returns two arrays."""
+        import numpy as np
+
+        ms = np.asarray(ms, dtype=np.int64)
+        me = np.asarray(me, dtype=np.int64)
+        if unit == "match":
+            return ms.copy(), me.copy()
+        if unit == "section":
+            out = [self.expand(int(a), int(b), unit) for a, b in zip(ms, me)]
+            return (np.fromiter((o[0] for o in out), dtype=np.int64, count=len(out)),
+                    np.fromiter((o[1] for o in out), dtype=np.int64, count=len(out)))
+        if unit not in ("sentence", "segment"):
+            raise SpRealistError(f"unit {unit!r} is not one of {', '.join(UNITS)}.")
+        starts, ts, te = self.pieces(unit)
+        k1 = np.maximum(np.searchsorted(starts, ms, side="right") - 1, 0)
+        k2 = np.maximum(np.searchsorted(starts, np.maximum(ms, me - 1), side="right") - 1, 0)
+        return np.minimum(ts[k1], ms), np.maximum(te[k2], me)  # never shrink below the hit
 
     @property
     def sentences(self) -> list[tuple[int, int]]:
@@ -135,12 +181,12 @@ class SourceUnits:
         """The span of ``unit`` containing the hit ``[start, end)`` (trimmed)."""
         if unit == "match":
             return start, end
-        i = self.segment_index(start)
-        seg_start, seg_end, section, _kind = self.segments[i]
-        if unit == "segment":
-            j = self.segment_index(max(start, end - 1))
-            return trim(self.text, seg_start, max(seg_end, self.segments[j][1]))
+        if unit in ("sentence", "segment"):
+            us, ue = self.expand_many([start], [end], unit)
+            return int(us[0]), int(ue[0])
         if unit == "section":
+            i = self.segment_index(start)
+            seg_start, seg_end, section, _kind = self.segments[i]
             if not section:
                 return trim(self.text, seg_start, seg_end)
             lo = hi = i
@@ -150,17 +196,6 @@ class SourceUnits:
                     and self.segments[hi + 1][3] != "heading":
                 hi += 1
             return trim(self.text, self.segments[lo][0], max(self.segments[hi][1], end))
-        if unit == "sentence":
-            sents = self.sentences
-            if not sents:
-                return trim(self.text, seg_start, seg_end)
-            last = max(start, end - 1)
-            s0 = sents[self.sentence_index(start)][0]
-            s1 = sents[self.sentence_index(last)][1]
-            s0 = max(s0, seg_start)
-            s1 = min(s1, self.segments[self.segment_index(last)][1])
-            s0, s1 = trim(self.text, s0, s1)
-            return min(s0, start), max(s1, end)  # never shrink below the hit
         raise SpRealistError(f"unit {unit!r} is not one of {', '.join(UNITS)}.")
 
     def units(self, unit: str) -> list[tuple[int, int]]:
