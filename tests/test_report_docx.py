@@ -62,6 +62,8 @@ def test_docx_structure(filled, tmp_path):
         in captions
     assert "Figure 1: Programme theory: mid-range theories and their CMOCs" in captions
     assert len(doc.inline_shapes) == 1  # the programme-theory figure
+    table_captions = [p for p in doc.paragraphs if p.style.name == "Caption" and p.text.startswith("Table")]
+    assert table_captions and all(p.paragraph_format.keep_with_next for p in table_captions)
 
     # Tables: header text, row counts, header rows repeat across pages.
     assert len(doc.tables) == n_tables + 1  # + the provenance appendix

@@ -281,8 +281,10 @@ class _Writer:
             run = paragraph.add_run(f"P{ref}")
             run.font.superscript = True
 
-    def caption(self, label: str, number: int, text: str) -> None:
+    def caption(self, label: str, number: int, text: str, keep_with_next: bool = False) -> None:
         p = self.para(style="Caption")
+        if keep_with_next:  # a table's caption stays on the page of the table
+            p.paragraph_format.keep_with_next = True
         p.add_run(f"{label} ")
         _field(p, f"SEQ {label} \\* ARABIC", str(number))
         p.add_run(xml_safe(f": {text}"))
@@ -290,7 +292,7 @@ class _Writer:
     def table(self, t: Table) -> None:
         from docx.oxml import OxmlElement
 
-        self.caption("Table", t.number, t.caption)
+        self.caption("Table", t.number, t.caption, keep_with_next=True)
         self._table(t.columns, t.rows, t.refs)
         if t.note:
             self.para(f"Note: {t.note}")
@@ -370,6 +372,7 @@ class _Writer:
                 from docx.shared import Inches
 
                 doc.add_picture(io.BytesIO(m.figure.png), width=Inches(6.0))
+                doc.paragraphs[-1].paragraph_format.keep_with_next = True  # the figure stays with its caption
                 self.caption("Figure", m.figure.number, m.figure.caption)
             for t in m.theories:
                 self.heading(f"{t.key}: {t.title}", 2)
