@@ -347,6 +347,8 @@ def render_graph(G: nx.DiGraph, path: str | Path, *, title: str | None = None, d
                    for layer in range(5)] + [1])
     row_in = 0.75 if tallest <= 25 else 0.6  # four lines of 8 pt, or three of 7 pt, per row
     fig_w, fig_h = max(8.0, 3.3 * n_layers), max(4.0, row_in * tallest + 1.2)
+    if path.suffix.lower() == ".png" and fig_h * dpi > 32000:  # keep very large theories within PNG limits
+        dpi = max(50, int(32000 / fig_h))
     fig, ax = plt.subplots(figsize=(fig_w, fig_h))
     ax.set_xlim(-0.6, max(x for x, _ in pos.values()) + 0.6 if pos else 1)
     ys = [y for _, y in pos.values()] or [0]
