@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
-from sqlalchemy import select
 
-from .. import schema as S
 from ..errors import SpRealistError
 from ..store import Project
 from .detect import Detector, term_norm
