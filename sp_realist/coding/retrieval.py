@@ -217,67 +217,60 @@ def cooccurrence(project: Project, mode: str = "overlap", codes: Iterable[str] |
     n = len(order)
     mat = np.zeros((n, n), dtype=np.int64)
     if len(df):
-        codes_idx = df["code"].map(index).to_numpy()
+        df = df[df["code"].isin(index)]
+        c = df["code"].map(index).to_numpy(dtype=np.int64)
+        src_rank = pd.factorize(df["source_id"])[0].astype(np.int64)
+        starts = df["start"].to_numpy(dtype=np.int64)
+        ends = df["end"].to_numpy(dtype=np.int64)
+        # One sorted key across all sources: a span never reaches the next source's block.
+        big = int(max(ends.max(initial=0), 1)) + 1
         if mode == "overlap":
-            d = df.assign(_c=codes_idx).sort_values(["source_id", "start", "end"], kind="stable")
-            np.add.at(mat, (d["_c"].to_numpy(), d["_c"].to_numpy()), 1)
-            for _sid, g in d.groupby("source_id", sort=False):
-                starts = g["start"].to_numpy()
-                ends = g["end"].to_numpy()
-                cs = g["_c"].to_numpy()
-                # j > i overlaps i iff start_j < end_i (starts are sorted, so start_j >= start_i).
-                hi = np.searchsorted(starts, ends, side="left")
-                counts = hi - np.arange(len(starts)) - 1
-                counts = np.maximum(counts, 0)
-                if not counts.any():
-                    continue
-                ii = np.repeat(np.arange(len(starts)), counts)
-                offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-                jj = ii + 1 + offsets
-                a, b = cs[ii], cs[jj]
-                diff = a != b
-                np.add.at(mat, (a[diff], b[diff]), 1)
-                np.add.at(mat, (b[diff], a[diff]), 1)
+            mat += np.bincount(c * n + c, minlength=n * n).reshape(n, n)
+            order_ = np.lexsort((ends, starts, src_rank))
+            ks = (src_rank * big + starts)[order_]
+            ke = (src_rank * big + ends)[order_]
+            cs = c[order_]
+            # For i, the later codings j > i overlapping it are those with start_j < end_i.
+            hi = np.searchsorted(ks, ke, side="left")
+            counts = np.maximum(hi - np.arange(len(ks)) - 1, 0)
+            if counts.any():
+                ii = np.repeat(np.arange(len(ks)), counts)
+                jj = ii + 1 + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+                a_, b_ = cs[ii], cs[jj]
+                diff = a_ != b_
+                pair = np.bincount(a_[diff] * n + b_[diff], minlength=n * n).reshape(n, n)
+                mat += pair + pair.T
         else:
+            from scipy.sparse import csr_matrix
+
             with project.connect() as conn:
                 seg = S.segments
-                segs = rows_frame(conn.execute(select(seg.c.id, seg.c.source_id, seg.c.start, seg.c.end)
-                                                 .where(seg.c.source_id.in_(sorted(df["source_id"].unique().tolist())))
-                                                 ).all(), columns=["seg_id", "source_id", "seg_start", "seg_end"])
-            pairs = _segments_touched(df.assign(_c=codes_idx), segs)
-            pairs = pairs.drop_duplicates()
-            np.add.at(mat, (pairs["_c"].to_numpy(), pairs["_c"].to_numpy()), 1)
-            m = pairs.merge(pairs, on="seg_id")
-            m = m[m["_c_x"] != m["_c_y"]]
-            np.add.at(mat, (m["_c_x"].to_numpy(), m["_c_y"].to_numpy()), 1)
+                segs = fetch_frame(conn, select(seg.c.source_id, seg.c.start, seg.c.end)
+                                   .where(seg.c.start < seg.c.end)
+                                   .where(seg.c.source_id.in_(sorted(df["source_id"].unique().tolist()))),
+                                   ["source_id", "seg_start", "seg_end"])
+            rank_of = {sid: r for r, sid in enumerate(pd.unique(df["source_id"]))}
+            seg_rank = segs["source_id"].map(rank_of).to_numpy(dtype=np.int64)
+            o = np.lexsort((segs["seg_start"].to_numpy(), seg_rank))
+            seg_keys = (seg_rank * big + segs["seg_start"].to_numpy(dtype=np.int64))[o]
+            seg_end_keys = (seg_rank * big + segs["seg_end"].to_numpy(dtype=np.int64))[o]
+            k0 = src_rank * big + starts
+            k1 = src_rank * big + ends
+            first = np.searchsorted(seg_keys, k0, side="right") - 1
+            last = np.searchsorted(seg_keys, k1, side="left") - 1  # segments starting before the end
+            ok = (first >= 0) & (last >= first)
+            first, last, cc = first[ok], last[ok], c[ok]
+            counts = last - first + 1
+            sidx = np.repeat(first, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+            crep = np.repeat(cc, counts)
+            same_source = seg_end_keys[sidx] > np.repeat(k0[ok], counts)  # the segment really overlaps
+            x = csr_matrix((np.ones(int(same_source.sum()), dtype=np.int64),
+                            (sidx[same_source], crep[same_source])), shape=(len(seg_keys), n))
+            x.data[:] = 1  # duplicates were summed: a segment counts once per code
+            mat += (x.T @ x).toarray().astype(np.int64)
     out = pd.DataFrame(mat, columns=order)
     out.insert(0, "code", order)
     return out
-
-
-def _segments_touched(df: pd.DataFrame, segs: pd.DataFrame) -> pd.DataFrame:
-    """(seg_id, _c) for every segment each coding overlaps."""
-    out = []
-    segs = segs.sort_values(["source_id", "seg_start"])
-    by_source = {sid: g for sid, g in segs.groupby("source_id", sort=False)}
-    for sid, g in df.groupby("source_id", sort=False):
-        s = by_source.get(sid)
-        if s is None or not len(s):
-            continue
-        ss = s["seg_start"].to_numpy()
-        se = s["seg_end"].to_numpy()
-        ids = s["seg_id"].to_numpy()
-        first = np.searchsorted(ss, g["start"].to_numpy(), side="right") - 1
-        last = np.searchsorted(ss, g["end"].to_numpy(), side="left") - 1
-        first = np.maximum(first, 0)
-        last = np.maximum(last, first)
-        counts = last - first + 1
-        cidx = np.repeat(g["_c"].to_numpy(), counts)
-        offs = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        sidx = np.repeat(first, counts) + offs
-        keep = se[sidx] > ss[sidx]  # skip empty segments
-        out.append(pd.DataFrame({"seg_id": ids[sidx][keep], "_c": cidx[keep]}))
-    return pd.concat(out, ignore_index=True) if out else pd.DataFrame({"seg_id": [], "_c": []}, dtype="int64")
 
 
 def framework_matrix(project: Project, rows: str = "participant", codes: Iterable[str] | None = None,
