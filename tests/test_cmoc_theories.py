@@ -359,12 +359,12 @@ def test_history_evidence_round_trips_as_quotes(mind, tmp_path):
     assert list_theories(empty).empty
 
 
-words = st.text(alphabet="abcdefghij ABC.", min_size=1, max_size=25).map(lambda s: " ".join(s.split())).filter(
+clause_words = st.text(alphabet="abcdefghij ABC.", min_size=1, max_size=25).map(lambda s: " ".join(s.split())).filter(
     lambda s: s.strip(". "))
 
 
 @settings(max_examples=100, deadline=None)
-@given(items=st.lists(words, min_size=1, max_size=5))
+@given(items=st.lists(clause_words, min_size=1, max_size=5))
 def test_clause_grammar_properties(items):
     out = clause("\n".join(items))
     cleaned = [strip_stop(i) for i in items if strip_stop(i)]
