@@ -45,6 +45,9 @@ SIX_STEPS = (
     ("6", "Theoretical saturation", "Has saturation been reached for this CMOC or part of the programme theory?"),
 )
 
+KIND_PLURALS = {"diary": "diaries", "interview": "interviews", "focus_group": "focus groups",
+                "field_notes": "field notes", "document": "documents"}
+
 #: Driscoll's (2007) 'What? So what? Now what?' framework, used as the default
 #: diary-template appendix when the study does not supply its own.
 DRISCOLL_TEMPLATE = (
@@ -531,11 +534,19 @@ def _methods(d: _Data, refs: _Refs, counter: Counter) -> Methods:
                                       rows=rows, refs=row_refs), counter))
 
     steps = _steps_table(d, refs)
-    paragraphs.append(
-        "The diaries were analysed with the six steps of Wong and Papoutsi (2016): each excerpt was appraised for "
-        "relevance and trustworthiness, interpreted as context, mechanism or outcome, and judged against the "
-        "developing context-mechanism-outcome configurations (CMOCs) and mid-range programme theories until "
-        "saturation. The table below records what the project holds for each step.")
+    appraised = d.conn.execute(select(S.appraisals.c.excerpt_id, S.excerpts.c.source_id).select_from(
+        S.appraisals.join(S.excerpts, S.appraisals.c.excerpt_id == S.excerpts.c.id))).all()
+    if appraised:
+        kinds = Counter(sources[sid]["kind"] for _x, sid in appraised)
+        what = " and ".join(KIND_PLURALS.get(k, k) for k, _n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+        paragraphs.append(
+            f"Excerpts from the {what} were analysed with the six steps of Wong and Papoutsi (2016): each was "
+            "appraised for relevance and trustworthiness, interpreted as context, mechanism or outcome, and judged "
+            "against the developing context-mechanism-outcome configurations (CMOCs) and mid-range programme "
+            "theories until saturation. The table below records what the project holds for each step.")
+    else:
+        paragraphs.append("No realist appraisals (Wong and Papoutsi's six steps) are recorded in this project yet; "
+                          "the table below lists the steps.")
     return Methods(paragraphs=paragraphs, tables=tables, steps=_numbered(steps, counter))
 
 
