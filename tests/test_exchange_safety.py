@@ -141,3 +141,47 @@ def test_a_good_file_still_imports_after_all_that(runner, cli, target, tmp_path)
     assert r.exit_code == 0, r.output
     assert "sources,1" in r.stdout
     assert _file_digest(path) == digest  # the input is never modified
+
+
+# --- never a traceback: mangled but well-formed projects import or fail with one sentence ---------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from xml.etree import ElementTree as ET  # noqa: E402
+
+from sp_realist.errors import SpRealistError  # noqa: E402
+from sp_realist.exchange.qdpx_import import import_qdpx  # noqa: E402
+
+_JUNK = st.sampled_from(["", "-1", "99999999", "abc", "{not-a-guid}", "2020-13-45T99:00", "true", "😕", "1e3"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mangled_projects_never_crash(tmp_path_factory, data):
+    d = tmp_path_factory.mktemp("mangle")
+    with Project.create(d / "src.sprealist") as p:
+        build_sample(p)
+        export_qdpx(p, d / "good.qdpx")
+    with zipfile.ZipFile(d / "good.qdpx") as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    root = ET.fromstring(entries["project.qde"])
+    elements = list(root.iter())
+    for _ in range(data.draw(st.integers(1, 8))):
+        el = data.draw(st.sampled_from(elements))
+        if el.attrib and data.draw(st.booleans()):
+            key = data.draw(st.sampled_from(sorted(el.attrib)))
+            if data.draw(st.booleans()):
+                del el.attrib[key]
+            else:
+                el.set(key, data.draw(_JUNK))
+        elif len(el):
+            el.remove(data.draw(st.sampled_from(list(el))))
+    entries["project.qde"] = ET.tostring(root, encoding="utf-8")
+    if data.draw(st.booleans()):
+        entries["sp_realist/segments.json"] = data.draw(st.sampled_from([b"{", b"[]", b'{"segments": 3}',
+                                                                        b'{"segments": {"x": [[0]]}}']))
+    path = make_zip(d / "mangled.qdpx", entries)
+    with Project.create(d / "target.sprealist") as target:
+        try:
+            import_qdpx(path, target)
+        except SpRealistError as exc:
+            assert exc.message and "\n" not in exc.message
