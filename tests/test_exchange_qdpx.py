@@ -323,3 +323,12 @@ def test_xml_invalid_characters_are_left_out_of_notes_not_sources(project, tmp_p
         texts = [zf.read(n).decode() for n in zf.namelist() if n.startswith("sources/")]
     assert texts == [text]
     assert any("XML 1.0" in line for line in result.losses)
+
+
+def test_empty_project_exports_and_imports(project, tmp_path):
+    out = tmp_path / "empty.qdpx"
+    result = export_qdpx(project, out)
+    validate_qdpx(out)
+    assert result.counts["sources"] == 0 and not result.losses
+    back = import_qdpx_new(out, tmp_path / "empty-back.sprealist")
+    assert sum(back.counts.values()) == 0 and not back.losses
