@@ -114,6 +114,8 @@ def test_footnotes_mode_writes_real_word_footnotes(filled, tmp_path):
         notes = z.read("word/footnotes.xml").decode()
         ctypes = z.read("[Content_Types].xml").decode()
         rels = z.read("word/_rels/document.xml.rels").decode()
+        settings_xml = z.read("word/settings.xml").decode()
+    assert '<w:footnotePr><w:footnote w:id="-1"/><w:footnote w:id="0"/></w:footnotePr>' in settings_xml
     assert body.count("<w:footnoteReference") == len(model.refs)
     assert notes.count("<w:footnoteRef/>") == len(model.refs)
     assert "excerpt " in notes and "footnotes+xml" in ctypes and "/footnotes" in rels

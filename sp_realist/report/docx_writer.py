@@ -229,6 +229,27 @@ class _Footnotes:
         ref.set(_qn("w:id"), str(fid))
         run._r.append(ref)
 
+    def _declare_separators(self) -> None:
+        """``w:footnotePr`` in the settings naming the separator footnotes, as Word writes it."""
+        from docx.oxml import OxmlElement
+
+        settings = self.doc.settings.element
+        if settings.find(_qn("w:footnotePr")) is not None:
+            return
+        pr = OxmlElement("w:footnotePr")
+        for fid in ("-1", "0"):
+            ref = OxmlElement("w:footnote")
+            ref.set(_qn("w:id"), fid)
+            pr.append(ref)
+        after = {_qn(f"w:{t}") for t in _SETTINGS_AFTER_UPDATEFIELDS[2:]} | {
+            "{http://schemas.openxmlformats.org/officeDocument/2006/math}mathPr",
+            "{http://schemas.openxmlformats.org/schemaLibrary/2006/main}schemaLibrary"}
+        for i, child in enumerate(settings):
+            if child.tag in after:
+                settings.insert(i, pr)
+                return
+        settings.append(pr)
+
     def finish(self) -> None:
         from lxml import etree
 
@@ -239,6 +260,7 @@ class _Footnotes:
 
         blob = etree.tostring(self.root, xml_declaration=True, encoding="UTF-8", standalone=True)
         if self._new:
+            self._declare_separators()
             part = Part(PackURI("/word/footnotes.xml"), CT.WML_FOOTNOTES, blob, self.doc.part.package)
             self.doc.part.relate_to(part, RT.FOOTNOTES)
         elif hasattr(self.part, "_element"):
