@@ -114,3 +114,19 @@ def test_codebook_cli_and_errors(runner, cli, project_path, tmp_path):
     assert r.exit_code == 1 and "YAML list" in _err(r)
     with Project.open(target) as p:
         assert len(_codes(p)) == 3  # failed imports added nothing
+
+
+def test_taguette_xlsx(project, tmp_path):
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["tag", "parent", "description", "number of highlights"])
+    ws.append(["referral", None, "How clients reach us", 4])
+    ws.append(["referral.forms", "referral", None, 2])
+    wb.save(tmp_path / "taguette.xlsx")
+    result = import_taguette_codebook(tmp_path / "taguette.xlsx", project)
+    assert result.counts["codes"] == 2
+    codes = _codes(project)
+    assert codes["referral.forms"]["parent"] == "referral"
+    assert codes["referral"]["definition"] == "How clients reach us"

@@ -1,10 +1,11 @@
 """Codebooks from two open-source tools that do not speak REFI-QDA.
 
-* **Taguette** (taguette.org) exports its codebook as CSV with the columns
-  ``tag``, ``parent``, ``description``, ``number of highlights`` (older
-  versions have no ``parent``); like Taguette's own importer, a ``name`` or
-  ``path`` column is accepted instead of ``tag``.  (Taguette also exports
-  ``.qdc``: use :func:`sp_realist.exchange.qdc.import_qdc` for that.)
+* **Taguette** (taguette.org) exports its codebook as CSV (or XLSX) with the
+  columns ``tag``, ``parent``, ``description``, ``number of highlights``
+  (older versions have no ``parent``); like Taguette's own importer, a
+  ``name`` or ``path`` column is accepted instead of ``tag``.  Taguette also
+  exports ``.qdc``: use :func:`sp_realist.exchange.qdc.import_qdc` for that.
+  (Taguette has no JSON codebook export.)
 * **qc** (the ``qualitative-coding`` command-line tool) keeps its codebook in
   ``codebook.yaml``: a nested YAML list where a plain string is a code and a
   one-key mapping is a code with children::
@@ -41,14 +42,35 @@ def _read(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def read_taguette_csv(data: bytes, where: str) -> tuple[list[CodePlan], ImportResult]:
-    result = ImportResult(where)
+def _xlsx_rows(data: bytes, where: str) -> list[list[str]]:
+    """The first sheet of an .xlsx as rows of strings (Taguette's XLSX codebook export)."""
+    from openpyxl import load_workbook
+
+    from .safety import open_zip
+
+    open_zip(io.BytesIO(data), label=where).close()  # an .xlsx is a zip: vet it first
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("cp1252", "replace")
-        result.note("the CSV was not UTF-8; decoded as Windows-1252")
-    rows = list(csv.reader(io.StringIO(text)))
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a damaged file
+        raise ExchangeError(f"{where}: not a readable .xlsx ({exc}); export the codebook again.") from None
+    ws = wb.worksheets[0]
+    rows = [["" if v is None else str(v) for v in row] for row in ws.iter_rows(values_only=True)]
+    wb.close()
+    return rows
+
+
+def read_taguette_csv(data: bytes, where: str) -> tuple[list[CodePlan], ImportResult]:
+    """A Taguette codebook from its CSV export (or its XLSX export: same columns)."""
+    result = ImportResult(where)
+    if data[:2] == b"PK":
+        rows = _xlsx_rows(data, where)
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("cp1252", "replace")
+            result.note("the CSV was not UTF-8; decoded as Windows-1252")
+        rows = list(csv.reader(io.StringIO(text)))
     if not rows:
         raise ExchangeError(f"{where}: empty file; export the codebook from Taguette as CSV.")
     header = [h.strip().lower() for h in rows[0]]
@@ -125,7 +147,7 @@ def read_qc_yaml(data: bytes, where: str) -> tuple[list[CodePlan], ImportResult]
 
 
 def import_taguette_codebook(path: str | os.PathLike, project: Project) -> ImportResult:
-    """Import a Taguette codebook CSV into ``project``."""
+    """Import a Taguette codebook (CSV or XLSX export) into ``project``."""
     path = Path(path)
     plans, result = read_taguette_csv(_read(path), str(path))
     return import_codebook_plans(project, plans, [], result, "import:taguette")

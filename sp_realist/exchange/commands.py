@@ -158,7 +158,7 @@ _codebook_command(
 )
 _codebook_command(
     "taguette",
-    """Import a Taguette codebook exported as CSV (tag, parent, description).
+    """Import a Taguette codebook exported as CSV or XLSX (tag, parent, description).
 
     \b
     Example:
