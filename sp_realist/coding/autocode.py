@@ -289,7 +289,7 @@ def _load_rules(conn: Connection, names: list[str] | None) -> list[dict]:
 
 def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = None,
              progress: Callable[[int, int], None] | None = None, sources: list[str | int] | None = None,
-             context: int = 60) -> pd.DataFrame:
+             context: int | None = None) -> pd.DataFrame:
     """Apply the codebook's rules to every source (or ``sources``).
 
     Returns one row per hit: rule, code, source, the unit span coded
@@ -298,11 +298,16 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
     the coding already exists or another hit in this run already coded the
     same unit).  With ``dry_run`` nothing is written.  Idempotent: applying
     twice adds nothing.  ``progress(done, total)`` is called after each source.
+    ``context`` is the number of characters shown either side of a match:
+    60 for a dry run by default; when applying, the context column is left
+    empty unless a width is given (it is for reviewing hits).
     """
     import numpy as np
 
     from ..sources import resolve_source
 
+    if context is None:
+        context = 60 if dry_run else 0
     with project.connect() as conn:
         rule_rows = _load_rules(conn, rules)
         codes = dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
@@ -357,8 +362,8 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
     keys = pd.DataFrame({"code_id": code_ids, "source_id": src_ids, "start": cat["us"], "end": cat["ue"]})
     new = ~keys.duplicated().to_numpy()
     if before:
-        have = pd.MultiIndex.from_tuples([k[:4] for k in before], names=list(keys.columns))
-        new &= ~pd.MultiIndex.from_frame(keys).isin(have)
+        new &= np.fromiter(((c, s_, a, b, AUTOCODER) not in before for c, s_, a, b in zip(
+            code_ids.tolist(), src_ids.tolist(), cat["us"].tolist(), cat["ue"].tolist())), dtype=bool, count=len(keys))
     names = np.array(ruleset.order, dtype=object)
     code_names = np.array([codes[c] for c in rule_code], dtype=object)
     df = pd.DataFrame({
@@ -368,11 +373,12 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
     }, columns=HIT_COLUMNS)
     if not dry_run:
         sel = np.flatnonzero(new)
+        sel = sel[np.lexsort((cat["ue"][sel], cat["us"][sel], src_ids[sel], code_ids[sel]))]  # index order
         rows = [{"code_id": c, "source_id": s, "start": a, "end": b, "coder": AUTOCODER, "origin": f"rule:{r}"}
                 for c, s, a, b, r in zip(code_ids[sel].tolist(), src_ids[sel].tolist(), cat["us"][sel].tolist(),
                                          cat["ue"][sel].tolist(), names[cat["ridx"][sel]].tolist())]
         with project.begin() as conn:
-            n = insert_codings(conn, rows)
+            n = insert_codings(conn, rows, guids=False)
             project.log(conn, "autocode", ",".join(rules) if rules else "all rules", actor=AUTOCODER,
                         rules=len(rule_rows), hits=len(df), added=n)
     return df

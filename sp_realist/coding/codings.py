@@ -47,16 +47,22 @@ def existing_keys(conn: Connection, code_ids: list[int] | None = None, source_id
         q = q.where(c.c.source_id.in_(source_ids))
     if coder is not None:
         q = q.where(c.c.coder == coder)
-    return {tuple(r) for r in conn.execute(q)}
+    result = conn.execute(q)
+    cursor = getattr(result, "cursor", None)
+    rows = cursor.fetchall() if cursor is not None else [tuple(r) for r in result]
+    result.close()
+    return set(map(tuple, rows))
 
 
 def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000,
-                   known: set | None = None) -> int:
+                   known: set | None = None, guids: bool = True) -> int:
     """Insert coding rows (dicts with code_id, source_id, start, end, coder, origin[, memo]),
     skipping any that already exist; returns how many were inserted.
 
     ``known`` may pass the keys already read in the same transaction's
     snapshot (by :func:`existing_keys`) to save reading them again.
+    ``guids=False`` leaves ``guid`` empty (autocoding: REFI-QDA export derives
+    the same stable GUID from the coding's key when it is empty).
     """
     if not rows:
         return 0
@@ -74,7 +80,7 @@ def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000,
         if key in seen:
             continue
         seen.add(key)
-        out.append((*key, r.get("origin") or "manual", r.get("memo"), coding_guid(*key), ts))
+        out.append((*key, r.get("origin") or "manual", r.get("memo"), coding_guid(*key) if guids else None, ts))
     if not out:
         return 0
     # One compiled INSERT executed with many parameter sets (the dialect's own SQL and paramstyle).
