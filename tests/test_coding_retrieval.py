@@ -8,7 +8,7 @@ from collections import Counter
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -118,6 +118,7 @@ def _matrix(df):
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(items=st.lists(st.tuples(st.sampled_from(CODES), st.sampled_from([D1, IV]), st.integers(0, 250),
                                 st.integers(1, 80)), min_size=0, max_size=25))
+@example(items=[("Referral process", D1, 0, 1), ("Referral process", IV, 0, 1)])  # codings shorter than segments
 def test_cooccurrence_matches_brute_force(tmp_path_factory, items):
     from sp_realist.store import Project
 

@@ -250,6 +250,7 @@ def cooccurrence(project: Project, mode: str = "overlap", codes: Iterable[str] |
                                    .where(seg.c.source_id.in_(sorted(df["source_id"].unique().tolist()))),
                                    ["source_id", "seg_start", "seg_end"])
             rank_of = {sid: r for r, sid in enumerate(pd.unique(df["source_id"]))}
+            big = max(big, int(segs["seg_end"].max()) + 1 if len(segs) else 1)  # keys must cover segments too
             seg_rank = segs["source_id"].map(rank_of).to_numpy(dtype=np.int64)
             o = np.lexsort((segs["seg_start"].to_numpy(), seg_rank))
             seg_keys = (seg_rank * big + segs["seg_start"].to_numpy(dtype=np.int64))[o]
