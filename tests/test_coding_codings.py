@@ -208,3 +208,58 @@ def test_cli_code(runner, cli, project_path, tmp_path):
     import pandas as pd
 
     assert r.exit_code == 0 and len(pd.read_excel(xlsx)) == 2
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(alphabet="ab .!?\n\"()'…;:-", max_size=80))
+def test_sentence_bounds_equal_spacy_sentencizer(text):
+    import spacy
+
+    from sp_realist.coding.units import sentence_bounds
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    expected = [(s.start_char, s.end_char) for s in nlp(text).sents]
+    assert sentence_bounds(nlp.make_doc(text)) == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 300), st.integers(1, 40)), min_size=1, max_size=10),
+       st.sampled_from(["sentence", "segment"]))
+def test_vectorised_expansion_contains_hits_and_matches_sentences(hits, unit):
+    from coding_helpers import diary_draft
+    from sp_realist.coding.units import SourceUnits
+
+    draft = diary_draft("d", "S1 DK1", "S1", DIARY_S1)
+    text = draft.text
+    u = SourceUnits(text, [(s.start, s.end, s.section, s.kind) for s in draft.segments])
+    ms = [min(a, len(text) - 1) for a, _ in hits]
+    me = [min(len(text), a + n) for a, n in zip(ms, (n for _, n in hits))]
+    us, ue = u.expand_many(ms, me, unit)
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    sents = [(x.start_char, x.end_char) for x in nlp(text).sents]
+    segs = [(s.start, s.end) for s in draft.segments]
+
+    def containing(spans, pos):
+        return [sp for sp in spans if sp[0] <= pos < sp[1]][0]
+
+    def reference(a, b):
+        """The unit computed directly: sentence (or segment) of the first and last character, clipped, trimmed."""
+        seg_a, seg_b = containing(segs, a), containing(segs, b - 1)
+        if unit == "segment":
+            lo, hi = seg_a[0], seg_b[1]
+        else:
+            sa = [sp for sp in sents if sp[0] <= a][-1]
+            sb = [sp for sp in sents if sp[0] <= b - 1][-1]
+            lo, hi = max(sa[0], seg_a[0]), min(sb[1], seg_b[1])
+        while lo < hi and text[lo].isspace():
+            lo += 1
+        while hi > lo and text[hi - 1].isspace():
+            hi -= 1
+        return min(lo, a), max(hi, b)
+
+    for a, b, x, y in zip(ms, me, us, ue):
+        assert (x, y) == reference(a, b)
