@@ -213,3 +213,13 @@ def test_mind_cymru_corpus_end_to_end(tmp_path):
     assert [r[0] for r in sites[1:]] == ["S1", "S2", "S3", "Total"]
     for name in ("programme-theory.png", "programme-theory.svg", "programme-theory.graphml"):
         assert (out / "figures" / name).stat().st_size > 0
+
+
+def test_a_study_may_ask_for_tables_only(tmp_path):
+    study = copy_study(tmp_path)
+    edit_study(study, report={"title": "Tables only", "formats": []})
+    out = tmp_path / "out"
+    result = build_study(study, out)
+    assert not list(out.glob("report.*"))
+    assert (out / "tables" / "cmoc_t1.csv").is_file() and (out / "figures" / "programme-theory.svg").is_file()
+    assert result.counts["cmocs"] == 3

@@ -170,7 +170,7 @@ def _write_staged(model: ReportModel, targets: list[tuple[Path, str]], template,
     from .render import export_tables, render_html, render_markdown
 
     result = ReportResult(model=model)
-    staging_parent = targets[0][0].parent
+    staging_parent = targets[0][0].parent if targets else Path(tables_dir).parent
     with tempfile.TemporaryDirectory(prefix=".sp-realist-", dir=staging_parent) as tmp:
         tmp = Path(tmp)
         staged: list[tuple[Path, Path]] = []  # (temp path, final path)
@@ -210,7 +210,7 @@ def _write_staged(model: ReportModel, targets: list[tuple[Path, str]], template,
 def write_reports(project: Project, outputs: list[tuple[Path, str]], settings: ReportSettings | None = None,
                   template=None, template_dirs=(), key=None, tables_dir=None) -> ReportResult:
     """Several formats from one model (what ``build`` uses)."""
-    if not outputs:
+    if not outputs and tables_dir is None:
         raise SpRealistError("no report formats requested; list some under report: formats.")
     audit_key = _check_key(project, key)
     dirs = template_dirs_for(project, template_dirs)
