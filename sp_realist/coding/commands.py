@@ -432,6 +432,8 @@ def autocode_cmd(dry_run, rules, remove_rule, sources, project_path, fmt, output
         df = autocode(project, dry_run=dry_run, rules=list(rules) or None, sources=list(sources) or None,
                       progress=_progress())
     new = int(df["new"].sum()) if len(df) else 0
+    if fmt == "table":  # the terminal is narrow; other formats keep every column
+        df = df[["rule", "code", "source", "context", "new"]]
     if dry_run:
         message(f"Dry run: {len(df)} hit(s); applying would add {new} coding(s).")
         emit(df, fmt, output, title="Autocoding hits")
@@ -822,6 +824,9 @@ def agreement_cmd(coders_flag, coders, unit, codes, children, sources, minimum, 
     if disagreements:
         emit(result.disagreements, fmt, output, title="Disagreements")
     else:
-        emit(result.summary, fmt, output, title=f"Agreement ({unit}s)")
+        summary = result.summary
+        if fmt in ("table", "md"):  # for reading; json/csv/xlsx keep full precision
+            summary = summary.round({"percent": 1, "kappa": 3, "alpha": 3})
+        emit(summary, fmt, output, title=f"Agreement ({unit}s, coders {', '.join(result.coders)})")
     if minimum is not None:
         result.check(minimum, metric)
