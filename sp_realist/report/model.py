@@ -321,6 +321,10 @@ class ReportModel:
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def id_ranges(ids: list[int]) -> str:
     """``[1, 2, 3, 7, 9, 10]`` -> ``"1-3, 7, 9-10"``."""
     ids = sorted(set(int(i) for i in ids))
@@ -568,17 +572,20 @@ def _steps_table(d: _Data, refs: _Refs) -> Table:
 
     status = Counter(n_cmocs)
     recorded = [
-        (f"{len(rows)} appraisals: " + tally("relevance", ("relevant", "concept_box", "not_relevant")),
+        (f"{_plural(len(rows), 'appraisal')}: " + tally("relevance", ("relevant", "concept_box", "not_relevant")),
          ids_where(lambda r: r["relevance"])),
-        ("trust " + tally("trust", ("high", "moderate", "low")), ids_where(lambda r: r["trust"])),
+        (("trust " if any(r["trust"] for r in rows) else "") + tally("trust", ("high", "moderate", "low")),
+         ids_where(lambda r: r["trust"])),
         (tally("interpretation", ("context", "mechanism_resource", "mechanism_response", "outcome", "unclear")),
          ids_where(lambda r: r["interpretation"])),
         (tally("cmoc_judgement", ("new", "supports", "refines", "refutes"))
-         + f"; {len(n_cmocs)} CMOCs ({status.get('complete', 0)} complete, {status.get('partial', 0)} partial)",
+         + f"; {_plural(len(n_cmocs), 'CMOC')} ({status.get('complete', 0)} complete, "
+           f"{status.get('partial', 0)} partial)",
          ids_where(lambda r: r["cmoc_judgement"])),
-        (f"{n_theories} mid-range theories; {sum(1 for r in rows if r['theory_change'])} appraisals changed a "
-         f"theory; {n_history} recorded refinements", ids_where(lambda r: r["theory_change"])),
-        (f"{sum(1 for r in rows if r['saturation_note'])} saturation notes (see the saturation appendix)",
+        (f"{_plural(n_theories, 'mid-range theory', 'mid-range theories')}; "
+         f"{_plural(sum(1 for r in rows if r['theory_change']), 'appraisal')} changed a theory; "
+         f"{_plural(n_history, 'recorded refinement')}", ids_where(lambda r: r["theory_change"])),
+        (f"{_plural(sum(1 for r in rows if r['saturation_note']), 'saturation note')} (see the saturation appendix)",
          ids_where(lambda r: r["saturation_note"])),
     ]
     out_rows, out_refs = [], []
