@@ -223,3 +223,20 @@ def test_a_study_may_ask_for_tables_only(tmp_path):
     assert not list(out.glob("report.*"))
     assert (out / "tables" / "cmoc_t1.csv").is_file() and (out / "figures" / "programme-theory.svg").is_file()
     assert result.counts["cmocs"] == 3
+
+
+def test_rebuild_removes_outputs_the_study_no_longer_makes(tmp_path):
+    study = copy_study(tmp_path)
+    out = tmp_path / "out"
+    build_study(study, out)
+    assert (out / "report.html").is_file()
+    (out / "notes.txt").write_text("mine")  # not made by build: kept
+    edit_study(study, report={"title": "Word only", "formats": ["docx"]})
+    build_study(study, out)
+    assert (out / "report.docx").is_file()
+    assert not (out / "report.html").exists() and not (out / "report.md").exists()
+    assert not (out / "report-figure.png").exists()
+    assert (out / "notes.txt").read_text() == "mine"
+    with Project.open(out / "mini.sprealist") as p:
+        recorded = p.get_setting("build")["outputs"]
+    assert "report.docx" in recorded and "tables/cmoc_t1.csv" in recorded and "report.html" not in recorded

@@ -204,7 +204,8 @@ def _opt(value: Any) -> str | None:
     return None if value is None or str(value).strip() == "" else str(value)
 
 
-def _check_out(out: Path, project_name: str) -> None:
+def _check_out(out: Path, project_name: str) -> list[str]:
+    """Refuse an --out we must not write to; return the outputs an earlier build there recorded."""
     if out.exists() and not out.is_dir():
         raise SpRealistError(f"{out}: exists and is not a folder; choose another --out.")
     target = out / project_name
@@ -221,6 +222,8 @@ def _check_out(out: Path, project_name: str) -> None:
         if not built:
             raise SpRealistError(f"{target}: is a project that was not made by 'sp-realist build'; it will not be "
                                  "overwritten. Choose another --out or move it away.")
+        return [str(p) for p in built.get("outputs", [])] if isinstance(built, dict) else []
+    return []
 
 
 def _remove_project_files(path: Path) -> None:
@@ -235,7 +238,7 @@ def build_study(study_dir: str | os.PathLike, out: str | os.PathLike | None = No
     """Build the study in ``study_dir`` into ``out`` (default ``study_dir/out``); see the module docstring."""
     study = load_study(study_dir)
     out = Path(out) if out is not None else study.folder / "out"
-    _check_out(out, study.project)
+    previous = _check_out(out, study.project)
     out.mkdir(parents=True, exist_ok=True)
     final = out / study.project
     staging = out / f".{study.project}.building"
@@ -263,12 +266,25 @@ def build_study(study_dir: str | os.PathLike, out: str | os.PathLike | None = No
             os.replace(str(staging) + suffix, str(final) + suffix)
     note(f"project {final}")
 
+    _remove_previous_outputs(out, previous)
     project = Project.open(final)
     try:
         result.outputs = write_outputs(project, study, out, key=key, note=note)
+        recorded = dict(project.get_setting(BUILD_SETTING) or {})
+        recorded["outputs"] = sorted(str(p.relative_to(out)) for p in result.outputs)
+        project.set_setting(BUILD_SETTING, recorded)
     finally:
         project.close()
     return result
+
+
+def _remove_previous_outputs(out: Path, previous: list[str]) -> None:
+    """Delete the files an earlier build recorded, so no stale report survives a change of formats."""
+    root = out.resolve()
+    for rel in previous:
+        path = (out / rel).resolve()
+        if root in path.parents and path.is_file() and not path.name.endswith(".sprealist"):
+            path.unlink()
 
 
 def _populate(project: Project, study: Study, out: Path, note: Callable[[str], None]) -> None:
