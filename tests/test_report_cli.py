@@ -33,11 +33,14 @@ def test_report_each_format(runner, cli, filled, tmp_path):
 def test_report_options(runner, cli, filled, tmp_path):
     out = tmp_path / "r.md"
     r = runner.invoke(cli, ["report", "-p", str(filled), str(out), "--title", "Our pilot", "--provenance", "none",
-                            "--quotes-per-theme", "1", "--tables", str(tmp_path / "tables")])
+                            "--quotes-per-theme", "1", "--tables", str(tmp_path / "tables"), "--no-figure"])
     assert r.exit_code == 0, r.output
     text = out.read_text(encoding="utf-8")
     assert text.startswith("# Our pilot\n")
     assert "[P1]" not in text and "Appendix D" not in text
+    assert "Figure 1" not in text and not (tmp_path / "r-figure.png").exists()
+    thematic = text.split("## Thematic findings")[1].split("## Realist findings")[0]
+    assert thematic.count("\n> ") == 2  # one quote for each of the two themes
     assert (tmp_path / "tables" / "cmoc_t1.csv").exists()
     assert "tables as CSV" in r.stderr
 

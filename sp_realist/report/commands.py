@@ -25,8 +25,10 @@ from ..cli_support import get_project, message, project_option
 @click.option("--title", default=None, help="Report title (default: the project's report settings).")
 @click.option("--quotes-per-theme", type=click.IntRange(min=0), default=None,
               help="Quotes shown per theme (default 3).")
+@click.option("--figure/--no-figure", default=None,
+              help="Include the programme-theory figure (default: yes).")
 def report_cmd(project_path, fmt, out, template, templates_dir, provenance, key, tables_dir, title,
-               quotes_per_theme) -> None:
+               quotes_per_theme, figure) -> None:
     """Write the project's report as Word, HTML or Markdown.
 
     The report holds a title page and contents, a methods summary generated
@@ -58,6 +60,8 @@ def report_cmd(project_path, fmt, out, template, templates_dir, provenance, key,
         data["provenance"] = provenance
     if quotes_per_theme is not None:
         data["quotes_per_theme"] = quotes_per_theme
+    if figure is not None:
+        data["figure"] = figure
     settings = ReportSettings.from_mapping(data, "project report settings")
     result = write_report(project, out, fmt=fmt, settings=settings, template=template,
                           template_dirs=[templates_dir] if templates_dir else [], key=key, tables_dir=tables_dir)
