@@ -312,8 +312,6 @@ class _Writer:
         p.add_run(xml_safe(f": {text}"))
 
     def table(self, t: Table) -> None:
-        from docx.oxml import OxmlElement
-
         self.caption("Table", t.number, t.caption, keep_with_next=True)
         self._table(t.columns, t.rows, t.refs)
         if t.note:

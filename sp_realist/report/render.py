@@ -20,7 +20,7 @@ from ..output import to_csv
 from .model import ReportModel, Table, id_ranges
 
 
-def template_environment(template_dirs: Iterable[str | os.PathLike] = (), autoescape_html: bool = True):
+def template_environment(template_dirs: Iterable[str | os.PathLike] = ()):
     """A Jinja2 environment that prefers templates in ``template_dirs``."""
     from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
 
@@ -154,4 +154,5 @@ def export_extra_tables(project, model: ReportModel, folder: str | os.PathLike) 
     return paths
 
 
-__all__ = ["template_environment", "render_markdown", "render_html", "export_tables", "anchor", "escape"]
+__all__ = ["template_environment", "render_markdown", "render_html", "export_tables", "export_extra_tables", "anchor",
+           "md_cell"]
