@@ -391,7 +391,8 @@ class _Writer:
             if m.figure is not None and m.figure.png:
                 from docx.shared import Inches
 
-                doc.add_picture(io.BytesIO(m.figure.png), width=Inches(6.0))
+                shape = doc.add_picture(io.BytesIO(m.figure.png), width=Inches(6.0))
+                shape._inline.docPr.set("descr", xml_safe(f"{m.figure.label}: {m.figure.caption}"))  # alt text
                 doc.paragraphs[-1].paragraph_format.keep_with_next = True  # the figure stays with its caption
                 self.caption("Figure", m.figure.number, m.figure.caption)
             for t in m.theories:
