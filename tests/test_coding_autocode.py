@@ -64,15 +64,15 @@ def test_units_sentence_segment_section(proj):
     assert coded("referral-words") == {
         "The referral process felt like a brick wall.", "Referrals were lost and nobody knew who to refer.",
         "Clients were referred by the GP.", "The referral forms still went missing.",
-        "Keep a log of referrals and missing forms.", "Interviewer: How did the referrals reach you?",
+        "Keep a log of referrals and missing forms.", "How did the referrals reach you?",
         "Sometimes the GP referred people directly.",
     }
-    # segment: the whole turn / section body containing the phrase
+    # segment: the whole turn / section body containing the phrase (never the speaker label)
     assert coded("reception") == {DIARY_S1["Now what?"], DIARY_S2["What?"],
-                                  "S1 DK1: Mostly from reception staff. Sometimes the GP referred people directly."}
+                                  "Mostly from reception staff. Sometimes the GP referred people directly."}
     # section: the whole Driscoll section of a diary; the interview turn (no section) otherwise
-    assert coded("induction") == {DIARY_S1["Now what?"], "Interviewer: And the induction?",
-                                  INTERVIEW.split("\n\n")[3].strip()}
+    assert coded("induction") == {DIARY_S1["Now what?"], "And the induction?",
+                                  INTERVIEW.split("\n\n")[3].strip().removeprefix("S2 DK1: ")}
 
 
 def test_apply_is_idempotent_and_removable_as_a_batch(proj):

@@ -97,6 +97,15 @@ def rows_frame(rows, columns: list[str]):
     return pd.DataFrame(dict(zip(columns, (list(col) for col in zip(*rows)))), columns=columns)
 
 
+def fetch_rows(conn, query) -> list[tuple]:
+    """The rows of a SELECT as plain tuples, read from the DBAPI cursor (see :func:`fetch_frame`)."""
+    result = conn.execute(query)
+    cursor = getattr(result, "cursor", None)
+    rows = cursor.fetchall() if cursor is not None else [tuple(r) for r in result]
+    result.close()
+    return rows
+
+
 def fetch_frame(conn, query, columns: list[str]):
     """Run a SELECT of plain integer/text columns and return a DataFrame.
 
@@ -108,10 +117,7 @@ def fetch_frame(conn, query, columns: list[str]):
     """
     import pandas as pd
 
-    result = conn.execute(query)
-    cursor = getattr(result, "cursor", None)
-    rows = cursor.fetchall() if cursor is not None else [tuple(r) for r in result]
-    result.close()
+    rows = fetch_rows(conn, query)
     if not rows:
         return pd.DataFrame({c: [] for c in columns}, columns=columns)
     return pd.DataFrame(rows, columns=columns)

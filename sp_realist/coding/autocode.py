@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError
 from ..store import Project
-from ._common import UNITS, clean_name, resolve_code
+from ._common import UNITS, clean_name, fetch_rows, resolve_code
 from .codings import existing_keys, insert_codings
 from .units import SourceUnits, sentence_bounds
 
@@ -317,9 +317,9 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
         srcs = conn.execute(q).all()
         seg = S.segments
         segs: dict[int, list[tuple]] = {}
-        for r in conn.execute(select(seg.c.source_id, seg.c.start, seg.c.end, seg.c.section, seg.c.kind)
-                              .order_by(seg.c.source_id, seg.c.ord)):
-            segs.setdefault(r[0], []).append((r[1], r[2], r[3], r[4]))
+        for r in fetch_rows(conn, select(seg.c.source_id, seg.c.start, seg.c.end, seg.c.section, seg.c.kind,
+                                         seg.c.speaker).order_by(seg.c.source_id, seg.c.ord)):
+            segs.setdefault(r[0], []).append(tuple(r[1:]))
         before = existing_keys(conn, sorted({r["code_id"] for r in rule_rows}), None, AUTOCODER) if rule_rows else set()
     if not rule_rows:
         return pd.DataFrame(columns=HIT_COLUMNS)

@@ -95,7 +95,7 @@ class SourceUnits:
     """Segments and (lazily) sentences of one source, for expanding hits to units."""
 
     text: str
-    segments: list[tuple[int, int, str | None, str]]  # (start, end, section, kind) in order
+    segments: list[tuple]  # (start, end, section, kind[, speaker]) in order
     _sentences: list[tuple[int, int]] | None = None
     _sent_starts: list[int] = field(default_factory=list)
     _seg_starts: list[int] = field(default_factory=list)
@@ -109,7 +109,7 @@ class SourceUnits:
         if text is None:
             text = conn.execute(select(S.sources.c.text).where(S.sources.c.id == source_id)).scalar_one()
         seg = S.segments
-        rows = conn.execute(select(seg.c.start, seg.c.end, seg.c.section, seg.c.kind)
+        rows = conn.execute(select(seg.c.start, seg.c.end, seg.c.section, seg.c.kind, seg.c.speaker)
                             .where(seg.c.source_id == source_id).order_by(seg.c.ord)).all()
         segs = [tuple(r) for r in rows] or [(0, len(text), None, "paragraph")]
         return cls(text, segs)
@@ -119,29 +119,52 @@ class SourceUnits:
         self._sent_starts = [b[0] for b in bounds]
         self._pieces.pop("sentence", None)
 
+    def label_end(self, k: int) -> int | None:
+        """Where the speech of segment ``k`` starts when it opens with its speaker's label
+        ("S1 LW1: ..."), else None.  Units never include the label."""
+        seg = self.segments[k]
+        speaker = seg[4] if len(seg) > 4 else None
+        if not speaker:
+            return None
+        s0, s1 = seg[0], seg[1]
+        if not self.text.startswith(speaker, s0):
+            return None
+        j = s0 + len(speaker)
+        while j < s1 and self.text[j] in " \t":
+            j += 1
+        return j + 1 if j < s1 and self.text[j] == ":" else None
+
     def pieces(self, unit: str):
-        """``(starts, trimmed_starts, trimmed_ends)`` arrays of the spans a hit expands to.
+        """``(starts, trimmed_starts, trimmed_ends, is_unit)`` arrays of the spans a hit expands to.
 
         For ``segment`` these are the segments; for ``sentence`` the pieces cut
         at every sentence start and every segment start (a sentence clipped to
-        its segment).  Each piece runs to the next piece's start, then is trimmed.
+        its segment).  A speaker label opening a turn ("S1 LW1:") is a piece
+        of its own.  Each piece runs to the next piece's start, then is
+        trimmed.  ``is_unit`` is False for labels, headings and white space.
         """
         import numpy as np
 
         if unit not in self._pieces:
-            if unit == "segment":
-                cuts = self._seg_starts or [0]
-            elif unit == "sentence":
-                cuts = sorted(set(self._seg_starts) | set(self._sent_starts if self.sentences is not None else []))
-            else:
+            if unit not in ("segment", "sentence"):
                 raise SpRealistError(f"unit {unit!r} has no pieces.")
-            starts = np.asarray(cuts, dtype=np.int64)
+            labels = {k: e for k in range(len(self.segments)) if (e := self.label_end(k)) is not None}
+            cuts = set(self._seg_starts or [0]) | set(labels.values())
+            if unit == "sentence":
+                cuts |= set(self._sent_starts if self.sentences is not None else [])
+            starts = np.asarray(sorted(cuts), dtype=np.int64)
             n = len(self.text)
             ends = np.append(starts[1:], n)
             bounds = [trim(self.text, int(a), int(b)) for a, b in zip(starts, ends)]
             ts = np.fromiter((b[0] for b in bounds), dtype=np.int64, count=len(bounds))
             te = np.fromiter((b[1] for b in bounds), dtype=np.int64, count=len(bounds))
-            self._pieces[unit] = (starts, ts, te)
+            seg_of = np.maximum(np.searchsorted(np.asarray(self._seg_starts or [0]), starts, side="right") - 1, 0)
+            is_unit = ts < te
+            for i, k in enumerate(seg_of.tolist()):
+                seg = self.segments[k] if self.segments else None
+                if seg is not None and (seg[3] == "heading" or (k in labels and starts[i] < labels[k])):
+                    is_unit[i] = False
+            self._pieces[unit] = (starts, ts, te, is_unit)
         return self._pieces[unit]
 
     def expand_many(self, ms, me, unit: str):
@@ -158,7 +181,7 @@ class SourceUnits:
                     np.fromiter((o[1] for o in out), dtype=np.int64, count=len(out)))
         if unit not in ("sentence", "segment"):
             raise SpRealistError(f"unit {unit!r} is not one of {', '.join(UNITS)}.")
-        starts, ts, te = self.pieces(unit)
+        starts, ts, te, _is_unit = self.pieces(unit)
         k1 = np.maximum(np.searchsorted(starts, ms, side="right") - 1, 0)
         k2 = np.maximum(np.searchsorted(starts, np.maximum(ms, me - 1), side="right") - 1, 0)
         return np.minimum(ts[k1], ms), np.maximum(te[k2], me)  # never shrink below the hit
@@ -186,9 +209,9 @@ class SourceUnits:
             return int(us[0]), int(ue[0])
         if unit == "section":
             i = self.segment_index(start)
-            seg_start, seg_end, section, _kind = self.segments[i]
+            seg_start, seg_end, section = self.segments[i][:3]
             if not section:
-                return trim(self.text, seg_start, seg_end)
+                return self.expand(start, end, "segment")
             lo = hi = i
             while lo > 0 and self.segments[lo - 1][2] == section and self.segments[lo - 1][3] != "heading":
                 lo -= 1
@@ -199,26 +222,9 @@ class SourceUnits:
         raise SpRealistError(f"unit {unit!r} is not one of {', '.join(UNITS)}.")
 
     def units(self, unit: str) -> list[tuple[int, int]]:
-        """Every unit of this source (for agreement), trimmed, non-empty, in order, excluding headings."""
-        out: list[tuple[int, int]] = []
-        if unit == "segment":
-            for s0, s1, _sec, kind in self.segments:
-                if kind == "heading":
-                    continue
-                a, b = trim(self.text, s0, s1)
-                if a < b:
-                    out.append((a, b))
-        elif unit == "sentence":
-            sents = self.sentences
-            for s0, s1, _sec, kind in self.segments:
-                if kind == "heading" or s0 == s1:
-                    continue
-                k = self.sentence_index(s0)
-                while k < len(sents) and sents[k][0] < s1:
-                    a, b = trim(self.text, max(sents[k][0], s0), min(sents[k][1], s1))
-                    if a < b:
-                        out.append((a, b))
-                    k += 1
-        else:
+        """Every unit of this source (for agreement), trimmed, non-empty, in order; headings and
+        speaker labels excluded.  These are exactly the spans hits expand to."""
+        if unit not in ("sentence", "segment"):
             raise SpRealistError(f"unit {unit!r}: agreement units are sentence or segment.")
-        return out
+        _starts, ts, te, is_unit = self.pieces(unit)
+        return [(int(a), int(b)) for a, b, ok in zip(ts, te, is_unit) if ok]
