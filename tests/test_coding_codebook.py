@@ -231,3 +231,19 @@ def test_cli_codebook(runner, cli, project_path, cbfile, tmp_path):
     assert r.stdout.splitlines()[1].startswith("referral-words,Referral process,keywords")
     r = runner.invoke(cli, ["codebook", "--help"])
     assert "Examples" in r.stdout
+
+
+def test_import_moves_codes_and_refuses_cycles(project, tmp_path):
+    path = tmp_path / "a.yaml"
+    path.write_text("codes:\n  - name: A\n    children:\n      - name: B\n", encoding="utf-8")
+    cb.import_codebook_yaml(project, path)
+    # A file nests codes as it likes: B at the top with A inside it is a move, not a cycle.
+    (tmp_path / "b.yaml").write_text("codes:\n  - name: B\n    children:\n      - name: A\n", encoding="utf-8")
+    cb.import_codebook_yaml(project, tmp_path / "b.yaml")
+    assert cb.codebook_tree(project)["path"].tolist() == ["B", "B/A"]
+    # A CSV that puts B under A while the project keeps A under B would be a cycle.
+    before = _snapshot(project)
+    (tmp_path / "c.csv").write_text("name,parent\nB,A\n", encoding="utf-8")
+    with pytest.raises(SpRealistError, match="inside itself"):
+        cb.import_codebook_csv(project, tmp_path / "c.csv")
+    assert _snapshot(project) == before

@@ -321,9 +321,8 @@ def _apply_codebook(project: Project, conn: Connection, entries: list[dict], the
         seen.add(e["name"])
     existing = {r["name"]: r for r in code_rows(conn)}
     # Parents must exist in the file or the project; the final tree must have no cycles.
-    parent_of = {name: (r["parent_id"], None) for name, r in existing.items()}
     id_to_name = {r["id"]: name for name, r in existing.items()}
-    final_parent: dict[str, str | None] = {n: id_to_name.get(p) for n, (p, _) in parent_of.items()}
+    final_parent: dict[str, str | None] = {n: id_to_name.get(r["parent_id"]) for n, r in existing.items()}
     for e in entries:
         if e["parent"] is not None and e["parent"] not in seen and e["parent"] not in existing:
             raise SpRealistError(f"{where}: code {e['name']!r} names parent {e['parent']!r}, which is not a code; "
@@ -359,6 +358,16 @@ def _apply_codebook(project: Project, conn: Connection, entries: list[dict], the
     for t in themes or []:
         if t["parent"] is not None and t["parent"] not in theme_names and t["parent"] not in existing_themes:
             raise SpRealistError(f"{where}: theme {t['name']!r} has an unknown parent {t['parent']!r}.")
+    theme_ids = {r["id"]: name for name, r in existing_themes.items()}
+    theme_parent = {n: theme_ids.get(r["parent_id"]) for n, r in existing_themes.items()}
+    theme_parent.update({t["name"]: t["parent"] for t in themes or []})
+    for name in theme_parent:
+        steps, cur = 0, theme_parent[name]
+        while cur is not None:
+            steps += 1
+            if cur == name or steps > len(theme_parent):
+                raise SpRealistError(f"{where}: theme {name!r} would end up inside itself; fix the parents.")
+            cur = theme_parent.get(cur)
 
     stats = {"codes_added": 0, "codes_updated": 0, "rules": 0, "themes_added": 0, "themes_updated": 0}
     ids = {name: r["id"] for name, r in existing.items()}
