@@ -111,8 +111,12 @@ def agreement(project: Project, coders: list[str], unit: str = "sentence", codes
         if sources:
             sids = [resolve_source(conn, s)["id"] for s in sources]
         else:
-            per = df.groupby("source_id")["coder"].nunique() if len(df) else pd.Series(dtype=int)
-            sids = sorted(per[per == len(coders)].index.tolist())
+            # Sources each coder has coded (any code), so the units do not depend on --code.
+            pairs = conn.execute(select(c.c.source_id, c.c.coder).where(c.c.coder.in_(coders)).distinct()).all()
+            per: dict[int, set] = {}
+            for sid, coder in pairs:
+                per.setdefault(sid, set()).add(coder)
+            sids = sorted(sid for sid, who in per.items() if len(who) == len(coders))
         if not sids:
             raise SpRealistError("agreement: no source has codings from every coder; code the same sources "
                                  "or name them with --source.")

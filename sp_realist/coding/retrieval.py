@@ -109,7 +109,7 @@ def apply_filters(df: pd.DataFrame, filters: dict[str, Any] | None) -> pd.DataFr
         if name not in df.columns:
             available = sorted(set(df.columns) - {"coding_id", "code_id", "source_id", "start", "end", "memo",
                                                    "text", "ingest_order"})
-            raise SpRealistError(f"filter {name!r}: no attribute of that name; use one of {', '.join(available)}.")
+            raise SpRealistError(f"attribute {name!r}: codings have no attribute of that name; use one of {', '.join(available)}.")
         values = value if isinstance(value, (list, tuple, set)) else [value]
         values = {str(v) for v in values}
         df = df[df[name].astype("string").isin(values).fillna(False).astype(bool)]
