@@ -30,7 +30,7 @@ from ..errors import NotFoundError, SpRealistError
 from ..store import Project
 from ._common import UNITS, clean_name, fetch_rows, resolve_code
 from .codings import existing_keys, insert_codings
-from .units import SourceUnits, sentence_bounds
+from .units import SENT_ATTRS, SourceUnits, sentence_bounds
 
 AUTOCODER = "autocode"
 RULE_KINDS = ("keywords", "phrases", "pattern")
@@ -246,10 +246,11 @@ class RuleSet:
         ridx, ms, me = self.match_arrays(doc)
         return [(self.order[r], int(a), int(b)) for r, a, b in zip(ridx, ms, me)]
 
-    def match_arrays(self, doc):
-        """Arrays (rule index into ``self.order``, start char, end char) of every hit, sorted."""
+    def match_arrays(self, doc, arr=None):
+        """Arrays (rule index into ``self.order``, start char, end char) of every hit, sorted.
+
+        ``arr`` may pass ``doc.to_array(units.SENT_ATTRS)`` (columns 2 and 3 are IDX, LENGTH)."""
         import numpy as np
-        from spacy.attrs import IDX, LENGTH
 
         parts = []
         for m in (self.lower, self.lemma, self.matcher):
@@ -260,11 +261,13 @@ class RuleSet:
         if not parts:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty
-        arr = np.concatenate(parts)
-        ridx = self.rule_of_hash[np.searchsorted(self.hashes, arr[:, 0])]
-        tok = doc.to_array([IDX, LENGTH]).astype(np.int64)
-        s = arr[:, 1].astype(np.int64)
-        e = arr[:, 2].astype(np.int64) - 1
+        hits = np.concatenate(parts)
+        ridx = self.rule_of_hash[np.searchsorted(self.hashes, hits[:, 0])]
+        if arr is None:
+            arr = doc.to_array(list(SENT_ATTRS))
+        tok = arr[:, 2:4].astype(np.int64)
+        s = hits[:, 1].astype(np.int64)
+        e = hits[:, 2].astype(np.int64) - 1
         ms = tok[s, 0]
         me = tok[e, 0] + tok[e, 1]
         order = np.lexsort((ridx, me, ms))
@@ -334,11 +337,12 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
     texts = (s[2] for s in srcs)
     for i, (src, doc) in enumerate(zip(srcs, ruleset.docs(texts))):
         sid, _name, text = src
-        ridx, ms, me = ruleset.match_arrays(doc)
+        attrs = doc.to_array(list(SENT_ATTRS)) if len(doc) else None
+        ridx, ms, me = ruleset.match_arrays(doc, attrs)
         if len(ridx):
             units = SourceUnits(text, segs.get(sid) or [(0, len(text), None, "paragraph")])
-            if ruleset.need_sentences:
-                units.set_sentences(sentence_bounds(doc))
+            if ruleset.need_sentences and (rule_unit[ridx] == UNITS.index("sentence")).any():
+                units.set_sentences(sentence_bounds(doc, attrs))
             us, ue = ms.copy(), me.copy()
             kinds = rule_unit[ridx]
             for k in np.unique(kinds):
