@@ -263,3 +263,12 @@ def test_vectorised_expansion_contains_hits_and_matches_sentences(hits, unit):
 
     for a, b, x, y in zip(ms, me, us, ue):
         assert (x, y) == reference(a, b)
+
+
+def test_sentencizer_characters_are_punctuation():
+    # sentence_bounds looks up the Sentencizer's characters among IS_PUNCT tokens only.
+    import spacy
+    from spacy.pipeline import Sentencizer
+
+    vocab = spacy.blank("en").vocab
+    assert all(vocab[c].is_punct for c in Sentencizer.default_punct_chars)

@@ -63,9 +63,12 @@ def sentence_bounds(doc, arr=None) -> list[tuple[int, int]]:
         return []
     if arr is None:
         arr = doc.to_array(list(SENT_ATTRS))
-    orth = arr[:, 0].astype(np.uint64)
-    period = np.isin(orth, _punct_hashes(id(doc.vocab), doc.vocab))
-    word = ~(period | (arr[:, 1] != 0))
+    punct = arr[:, 1] != 0
+    # Every character of the Sentencizer's set is punctuation (IS_PUNCT), so only those tokens are looked up.
+    period = np.zeros(n, dtype=bool)
+    candidates = np.flatnonzero(punct)
+    period[candidates] = np.isin(arr[candidates, 0].astype(np.uint64), _punct_hashes(id(doc.vocab), doc.vocab))
+    word = ~(period | punct)
     csum = np.concatenate(([0], np.cumsum(period)))  # periods before token i: csum[i]
     words = np.flatnonzero(word)
     flags = np.zeros(n, dtype=bool)
