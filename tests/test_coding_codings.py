@@ -272,3 +272,26 @@ def test_sentencizer_characters_are_punctuation():
 
     vocab = spacy.blank("en").vocab
     assert all(vocab[c].is_punct for c in Sentencizer.default_punct_chars)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="ab. \n\t\u00a0\u2028\u3000", max_size=60), st.data())
+def test_vectorised_trim_equals_trim(text, data):
+    from sp_realist.coding.units import SourceUnits, trim
+
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, max(len(text) - 1, 0)), max_size=6)) + [0]))
+    segs = [(a, b, None, "paragraph") for a, b in zip(cuts, cuts[1:] + [len(text)])]
+    u = SourceUnits(text, segs)
+    import numpy as np
+
+    starts, ends, _ = u.pieces("segment")
+    ts, te = u._trimmed("segment", np.arange(len(starts)))
+    assert list(zip(ts.tolist(), te.tolist())) == [trim(text, int(a), int(b)) for a, b in zip(starts, ends)]
+
+
+def test_space_codes_cover_all_unicode_white_space():
+    import sys
+
+    from sp_realist.coding.units import _space_codes
+
+    assert set(_space_codes().tolist()) == {c for c in range(sys.maxunicode + 1) if chr(c).isspace()}

@@ -86,14 +86,15 @@ def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000,
     # One compiled INSERT executed with many parameter sets (the dialect's own SQL and paramstyle).
     compiled = insert(S.codings).values({c: bindparam(c) for c in cols}).compile(dialect=conn.dialect)
     order = compiled.positiontup if compiled.positional else None
+    sql = str(compiled)
+    if order is not None:
+        from operator import itemgetter
+
+        pick = itemgetter(*[cols.index(name) for name in order])
     for i in range(0, len(out), batch):
         chunk = out[i:i + batch]
-        if order is not None:
-            idx = [cols.index(name) for name in order]
-            params = [tuple(row[j] for j in idx) for row in chunk]
-        else:
-            params = [dict(zip(cols, row)) for row in chunk]
-        conn.exec_driver_sql(str(compiled), params)
+        params = [pick(row) for row in chunk] if order is not None else [dict(zip(cols, row)) for row in chunk]
+        conn.exec_driver_sql(sql, params)
     return len(out)
 
 

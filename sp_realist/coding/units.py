@@ -85,6 +85,14 @@ def sentence_bounds(doc, arr=None) -> list[tuple[int, int]]:
     return list(zip(idx[starts].tolist(), ends_char[last].tolist()))
 
 
+@lru_cache(maxsize=1)
+def _space_codes():
+    """Every code point for which ``str.isspace`` is true (all are below U+3001; a test checks)."""
+    import numpy as np
+
+    return np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)
+
+
 def trim(text: str, start: int, end: int) -> tuple[int, int]:
     while start < end and text[start].isspace():
         start += 1
@@ -121,7 +129,6 @@ class SourceUnits:
         self._sentences = bounds
         self._sent_starts = [b[0] for b in bounds]
         self._pieces.pop("sentence", None)
-        self._pieces.pop("sentence:trim", None)
 
     def label_end(self, k: int) -> int | None:
         """Where the speech of segment ``k`` starts when it opens with its speaker's label
@@ -167,20 +174,33 @@ class SourceUnits:
             self._pieces[unit] = (starts, ends, is_unit)
         return self._pieces[unit]
 
+    def _nonspace(self):
+        """Sorted positions of the characters that are not white space (``str.isspace``)."""
+        import numpy as np
+
+        if "nonspace" not in self._pieces:
+            codes = np.frombuffer(self.text.encode("utf-32-le"), dtype=np.uint32)
+            self._pieces["nonspace"] = np.flatnonzero(~np.isin(codes, _space_codes())).astype(np.int64)
+        return self._pieces["nonspace"]
+
     def _trimmed(self, unit: str, ks):
-        """Trimmed (start, end) arrays of pieces ``ks`` (cached per piece)."""
+        """Trimmed (start, end) arrays of pieces ``ks``, as :func:`trim` gives them."""
         import numpy as np
 
         starts, ends, _ = self.pieces(unit)
-        cache = self._pieces.setdefault(unit + ":trim", {})
-        out_s = np.empty(len(ks), dtype=np.int64)
-        out_e = np.empty(len(ks), dtype=np.int64)
-        for i, k in enumerate(ks.tolist()):
-            t = cache.get(k)
-            if t is None:
-                t = cache[k] = trim(self.text, int(starts[k]), int(ends[k]))
-            out_s[i], out_e[i] = t
-        return out_s, out_e
+        a = starts[ks]
+        b = ends[ks]
+        ns = self._nonspace()
+        if not len(ns):
+            return b.copy(), b.copy()
+        i = np.searchsorted(ns, a, side="left")
+        first = ns[np.minimum(i, len(ns) - 1)]
+        empty = (i >= len(ns)) | (first >= b)
+        j = np.searchsorted(ns, b, side="left") - 1
+        last = ns[np.maximum(j, 0)] + 1
+        ts = np.where(empty, b, first)
+        te = np.where(empty, b, last)
+        return ts, te
 
     def expand_many(self, ms, me, unit: str):
         """Vectorised :meth:`expand` for arrays of hit starts and ends; returns two arrays."""
