@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 import pandas as pd
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import SpRealistError
 from ..sources import locate_excerpt, resolve_source
-from ..store import Project, now, stable_guid
+from ..store import Project, now
 from ._common import UNITS, code_ids_for, default_coder, dump_yaml, read_yaml, resolve_code
 from .units import SourceUnits, trim
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import click
 
 from ..cli_support import emit, format_option, get_project, message, project_option
-from ..errors import SpRealistError
 
 FIELD_OPTIONS = (
     ("--definition", "What the code means."),

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from .. import schema as S

@@ -37,7 +37,7 @@ def sentencizer_nlp():
 
 
 @lru_cache(maxsize=4)
-def _punct_hashes(vocab_id: int, vocab) -> "np.ndarray":
+def _punct_hashes(vocab_id: int, vocab):
     import numpy as np
     from spacy.pipeline import Sentencizer
 
