@@ -21,7 +21,7 @@ from .. import schema as S
 from ..errors import SpRealistError
 from ..sources import locate_excerpt, resolve_source
 from ..store import Project, now
-from ._common import UNITS, code_ids_for, default_coder, dump_yaml, read_yaml, resolve_code
+from ._common import UNITS, code_ids_for, default_coder, dump_yaml, fetch_frame, read_yaml, resolve_code
 from .units import SourceUnits, trim
 
 
@@ -233,13 +233,14 @@ def list_codings(project: Project, code: str | None = None, source: str | int | 
              .order_by(S.sources.c.ingest_order, c.c.start, c.c.end, S.codes.c.name, c.c.coder))
         if cond is not None:
             q = q.where(cond)
-        rows = [dict(r) for r in conn.execute(q).mappings()]
-        if text and rows:
-            sids = sorted({r["source_id"] for r in rows})
+        df = fetch_frame(conn, q, ["id", "code", "source", "start", "end", "coder", "origin", "created_at", "memo",
+                                   "source_id"])
+        if text:
+            sids = sorted(set(df["source_id"].tolist()))
             texts = dict(conn.execute(select(S.sources.c.id, S.sources.c.text).where(S.sources.c.id.in_(sids))).all())
-            for r in rows:
-                r["text"] = texts[r["source_id"]][r["start"]:r["end"]]
-    return pd.DataFrame(rows, columns=cols)
+            df["text"] = [texts[s][a:b] for s, a, b in zip(df["source_id"].tolist(), df["start"].tolist(),
+                                                           df["end"].tolist())]
+    return df[cols]
 
 
 # --- codings.yaml -----------------------------------------------------------
