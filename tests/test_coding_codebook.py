@@ -152,7 +152,7 @@ def test_rename_move_merge_keep_codings(project, cbfile):
     cb.import_codebook_yaml(project, cbfile)
     ids = add_corpus(project)
     src = "S1 DK1 2019-05-14"
-    add_coding(project, "Referral process", src, span=(0, 20), coder="RA")
+    add_coding(project, "Referral process", src, span=(0, 20), coder="RA", memo="first note")
     add_coding(project, "Missing referral forms", src, span=(30, 50), coder="RA")
     add_coding(project, "Belonging", src, span=(0, 20), coder="RA", memo="same span as referral")
     add_coding(project, "Belonging", src, span=(60, 70), coder="RA")
@@ -172,11 +172,11 @@ def test_rename_move_merge_keep_codings(project, cbfile):
         cb.move_code(project, "Induction", "Missing referral forms")
 
     moved = cb.merge_codes(project, ["Belonging"], "Referral routes")
-    # (0, 20) by RA was already coded with the target: folded, not duplicated; its memo is kept.
+    # (0, 20) by RA was already coded with the target: folded, not duplicated; both memos are kept.
     assert moved == {"codings": 1, "duplicates": 1, "children": 0, "rules": 0, "memos": 0, "themes": 1}
     assert _count(project, S.codings) == n_codings - 1
     got = list_codings(project, code="Referral routes").set_index("start")
-    assert got.loc[0, "memo"] == "same span as referral" and 60 in got.index
+    assert got.loc[0, "memo"] == "first note\n\nsame span as referral" and 60 in got.index
     assert "Belonging" not in set(cb.codebook_tree(project)["name"])
     assert ids  # the corpus was used
 

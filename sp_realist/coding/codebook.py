@@ -136,8 +136,9 @@ def merge_codes(project: Project, sources: list[str] | str, target: str) -> dict
     """Merge ``sources`` into ``target``: every coding, child, rule, memo and theme link moves.
 
     A coding that would duplicate one the target already has (same source,
-    span and coder) is not copied twice; its memo is kept on the target's
-    coding when that has none.  Returns counts of what moved.
+    span and coder) is not copied twice; its memo is appended to the target
+    coding's memo, and memos written on it move to that coding.  Returns
+    counts of what moved.
     """
     if isinstance(sources, str):
         sources = [sources]
@@ -161,8 +162,10 @@ def merge_codes(project: Project, sources: list[str] | str, target: str) -> dict
                 key = (r["source_id"], r["start"], r["end"], r["coder"])
                 if key in existing:
                     tid, tmemo = existing[key]
-                    if r["memo"] and not tmemo:
-                        conn.execute(update(c).where(c.c.id == tid).values(memo=r["memo"]))
+                    if r["memo"] and r["memo"] != tmemo:  # keep both notes, never drop one
+                        merged = f"{tmemo}\n\n{r['memo']}" if tmemo else r["memo"]
+                        conn.execute(update(c).where(c.c.id == tid).values(memo=merged))
+                        existing[key] = (tid, merged)
                     conn.execute(update(S.memos).where(and_(S.memos.c.target_type == "coding",
                                                             S.memos.c.target_id == r["id"])).values(target_id=tid))
                     conn.execute(delete(c).where(c.c.id == r["id"]))
