@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pytest
@@ -210,15 +211,21 @@ def test_cli_code(runner, cli, project_path, tmp_path):
     assert r.exit_code == 0 and len(pd.read_excel(xlsx)) == 2
 
 
-@settings(max_examples=80, deadline=None)
-@given(st.text(alphabet="ab .!?\n\"()'…;:-", max_size=80))
-def test_sentence_bounds_equal_spacy_sentencizer(text):
+@functools.lru_cache(maxsize=1)
+def _sentencizer():
     import spacy
-
-    from sp_realist.coding.units import sentence_bounds
 
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
+    return nlp
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(alphabet="ab .!?\n\"()'…;:-", max_size=80))
+def test_sentence_bounds_equal_spacy_sentencizer(text):
+    from sp_realist.coding.units import sentence_bounds
+
+    nlp = _sentencizer()
     expected = [(s.start_char, s.end_char) for s in nlp(text).sents]
     assert sentence_bounds(nlp.make_doc(text)) == expected
 
@@ -236,10 +243,7 @@ def test_vectorised_expansion_contains_hits_and_matches_sentences(hits, unit):
     ms = [min(a, len(text) - 1) for a, _ in hits]
     me = [min(len(text), a + n) for a, n in zip(ms, (n for _, n in hits))]
     us, ue = u.expand_many(ms, me, unit)
-    import spacy
-
-    nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
+    nlp = _sentencizer()
     sents = [(x.start_char, x.end_char) for x in nlp(text).sents]
     segs = [(s.start, s.end) for s in draft.segments]
 
