@@ -56,6 +56,7 @@ participants = Table(
     Column("code", String(100), nullable=False, unique=True),  # e.g. "S1 DK1"
     Column("role", String(200)),
     Column("site", String(100)),
+    Column("guid", String(36)),  # stable REFI-QDA Case GUID once exported or imported
     Column("created_at", TS, nullable=False),
 )
 

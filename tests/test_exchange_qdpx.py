@@ -15,7 +15,7 @@ from exchange_helpers import DATA, build_sample, schema, snapshot, validate_qdpx
 from sp_realist import schema as S
 from sp_realist.exchange.qdpx_export import export_qdpx, qde_bytes
 from sp_realist.exchange.qdpx_import import import_qdpx, import_qdpx_new
-from sp_realist.sources import Segment, SourceDraft, add_source
+from sp_realist.sources import Segment, SourceDraft, add_source, ensure_participant
 from sp_realist.store import Project
 
 NS = "{urn:QDA-XML:project:1.0}"
@@ -57,6 +57,13 @@ def semantic(path) -> dict:
     notes = {(n.get("name"), n.findtext(f"{NS}PlainTextContent"), users.get(n.get("creatingUser")))
              for n in root.iter(f"{NS}Note")}
     return {"codes": codes, "sources": sources, "codings": codings, "cases": cases, "notes": notes}
+
+
+def case_guids(path) -> dict:
+    """Case name -> GUID in an export."""
+    with zipfile.ZipFile(path) as zf:
+        root = DET.fromstring(zf.read("project.qde"))
+    return {c.get("name"): c.get("guid") for c in root.iter(f"{NS}Case")}
 
 
 def test_export_is_valid_and_selections_select_the_coded_text(project, tmp_path):
@@ -172,6 +179,11 @@ def test_round_trip_export_import_export(project, tmp_path):
         a, b = semantic(first), semantic(second)
         for key in ("codes", "sources", "codings", "cases", "notes"):
             assert a[key] == b[key], key
+        # cases keep their GUIDs: the import stores them on the participants
+        assert len(case_guids(first)) == 2 and case_guids(first) == case_guids(second)
+        with back.connect() as conn:
+            stored = dict(conn.execute(select(S.participants.c.code, S.participants.c.guid)).all())
+        assert stored == case_guids(first)
         # and the store itself: same codes, sources, codings, cases
         sa, sb = snapshot(project), snapshot(back)
         for key in ("codes", "sources", "codings", "cases", "themes"):
@@ -225,6 +237,25 @@ def test_import_into_the_same_project_adds_nothing(project, tmp_path):
     assert result.counts["codings"] == 0 and result.counts["sources"] == 0
 
 
+def test_import_keeps_case_guids_on_matched_participants(project, tmp_path):
+    build_sample(project)
+    out = tmp_path / "p.qdpx"
+    export_qdpx(project, out)
+    guids = case_guids(out)
+    other = "0f0f0f0f-0000-4000-8000-000000000001"
+    with Project.create(tmp_path / "other.sprealist") as p:
+        with p.begin() as conn:  # S1 DK1 exists without a GUID, S2 DK1 with its own
+            conn.execute(insert(S.participants).values(code="S1 DK1", created_at="2020-01-01T00:00:00+00:00"))
+            conn.execute(insert(S.participants).values(code="S2 DK1", guid=other,
+                                                       created_at="2020-01-01T00:00:00+00:00"))
+        import_qdpx(out, p)
+        with p.connect() as conn:
+            stored = dict(conn.execute(select(S.participants.c.code, S.participants.c.guid)).all())
+        assert stored == {"S1 DK1": guids["S1 DK1"], "S2 DK1": other}
+        export_qdpx(p, tmp_path / "again.qdpx")
+        assert case_guids(tmp_path / "again.qdpx") == {"S1 DK1": guids["S1 DK1"], "S2 DK1": other}
+
+
 def test_cli_export_and_import(runner, cli, project_path, tmp_path):
     with Project.open(project_path) as p:
         build_sample(p)
@@ -265,20 +296,26 @@ def projects(draw):
             b = draw(st.integers(a + 1, len(text)))
             codings.append((si, a, b, draw(st.integers(0, len(codes) - 1)), draw(st.sampled_from(["RA", "DK"]))))
     memos = draw(st.lists(st.tuples(st.sampled_from(["project", "code", "source"]), texts), max_size=3))
-    return srcs, codes, parents, codings, memos
+    people = ["S1 DK1", "S2 RA", "P3"]
+    owners = [draw(st.none() | st.sampled_from(people)) for _ in srcs]  # the participant of each source
+    loners = draw(st.lists(st.sampled_from(people), max_size=2, unique=True))  # participants without sources
+    return srcs, codes, parents, codings, memos, owners, loners
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=projects())
 def test_round_trip_generated_projects(tmp_path_factory, data):
-    srcs, codes, parents, codings, memos = data
+    srcs, codes, parents, codings, memos, owners, loners = data
     d = tmp_path_factory.mktemp("rt")
     ts = "2020-01-02T03:04:05+00:00"
     with Project.create(d / "gen.sprealist") as p:
         with p.begin() as conn:
             sids = [add_source(conn, SourceDraft(name=f"source {i}", kind="interview", text=t,
-                                                 segments=[Segment(0, len(t))], checksum=str(i)))
-                    for i, t in enumerate(srcs)]
+                                                 segments=[Segment(0, len(t))], checksum=str(i),
+                                                 participant_code=owner))
+                    for i, (t, owner) in enumerate(zip(srcs, owners))]
+            for code in loners:
+                ensure_participant(conn, code, role="link worker")
             cids = []
             for name, parent in zip(codes, parents):
                 cids.append(conn.execute(insert(S.codes).values(
@@ -303,6 +340,8 @@ def test_round_trip_generated_projects(tmp_path_factory, data):
             export_qdpx(q, d / "two.qdpx")
             a, b = semantic(d / "one.qdpx"), semantic(d / "two.qdpx")
             assert a == b
+            assert set(case_guids(d / "one.qdpx")) == {o for o in owners if o} | set(loners)
+            assert case_guids(d / "one.qdpx") == case_guids(d / "two.qdpx")
             assert snapshot(p)["codings"] == snapshot(q)["codings"]
             assert snapshot(p)["sources"] == snapshot(q)["sources"]
 

@@ -137,7 +137,7 @@ class _Builder:
 
         self.code_guid = {r["id"]: guid_for(r["guid"], self.pid, "code", r["name"]) for r in codes}
         self.source_guid = {r["id"]: guid_for(r["guid"], self.pid, "source", r["name"]) for r in sources}
-        self.case_guid = {r["id"]: guid_for(None, self.pid, "case", r["code"]) for r in participants}
+        self.case_guid = {r["id"]: guid_for(r["guid"], self.pid, "case", r["code"]) for r in participants}
         self.theme_guid = {r["id"]: guid_for(r["guid"], self.pid, "theme", r["name"]) for r in themes}
         self.cmoc_guid = {r["id"]: guid_for(r["guid"], self.pid, "cmoc", r["key"]) for r in cmocs}
         self.theory_guid = {r["id"]: guid_for(r["guid"], self.pid, "theory", r["key"]) for r in theories}

@@ -893,11 +893,17 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
     # cases -> participants
     conflicts = 0
     case_ids: dict[str, int] = {}
+    held = {norm_guid(r[0]) for r in conn.execute(select(S.participants.c.guid)
+                                                  .where(S.participants.c.guid.is_not(None)))}
     for cp in plan.cases:
         attrs = dict(cp.attrs)
         role, site = attrs.pop("role", None), attrs.pop("site", None)
         pid = ensure_participant(conn, cp.name, role=role, site=site)
         case_ids[cp.guid] = pid
+        if cp.guid not in held:  # keep the Case's GUID (a participant's existing GUID is never replaced)
+            if conn.execute(update(S.participants).where(S.participants.c.id == pid)
+                            .where(S.participants.c.guid.is_(None)).values(guid=cp.guid)).rowcount:
+                held.add(cp.guid)
         if " ".join(cp.name.split()) not in participants_before:
             result.counts["cases"] += 1
         have = dict(conn.execute(select(S.participant_attributes.c.name, S.participant_attributes.c.value)
