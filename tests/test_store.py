@@ -136,3 +136,12 @@ def test_locate_quote():
         locate_quote(text, "absent words")
     with pytest.raises(SpRealistError, match="more than once"):
         locate_quote("ab ab", "ab")
+
+
+def test_public_api_exports_the_workflow_functions():
+    import sp_realist
+
+    for name in sp_realist.__all__:
+        assert callable(getattr(sp_realist, name)) or name == "__version__", name
+    with pytest.raises(AttributeError):
+        sp_realist.no_such_function  # noqa: B018
