@@ -1041,11 +1041,15 @@ def triangulate_cmd(questions_file, question_pairs, by, source_columns, long_for
     Example:
       sp-realist triangulate --questions study.yaml --by dataset --format md
       sp-realist triangulate --question "Q2=What were the barriers and enablers?"
+
+    Without --questions or --question, the project's setting 'questions' is used
+    (a built study stores its study.yaml questions there).
     """
     from .triangulate import triangulation, triangulation_long
 
     project = get_project(project_path)
-    questions = read_questions(questions_file, question_pairs) or None
+    # Without --questions/--question: the project's evaluation questions (set by `build` from study.yaml).
+    questions = read_questions(questions_file, question_pairs) or project.get_setting("questions") or None
     if long_form:
         df = triangulation_long(project, questions, by)
     else:

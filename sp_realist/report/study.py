@@ -51,7 +51,7 @@ class Study:
     codings: list[Path]
     theories: list[Path]
     analysis: list[Path]
-    questions: dict[str, str]
+    questions: dict[str, Any]  # Q1: text, or Q1: {text, themes, theories}
     report: dict[str, Any]
     formats: list[str]
     templates: Path | None
@@ -82,6 +82,21 @@ def _as_list(value: Any, where: str) -> list:
     if isinstance(value, list):
         return value
     raise SpRealistError(f"{where}: expected a file name or a list of file names.")
+
+
+def _question(value: Any, where: str) -> Any:
+    """A question's text, or {text, themes, theories} naming the themes/theories that address it."""
+    if not isinstance(value, dict):
+        return "" if value is None else str(value)
+    bad = sorted(set(value) - {"text", "themes", "theories"})
+    if bad:
+        raise SpRealistError(f"{where}: unknown field(s) {', '.join(map(str, bad))}; use text, themes, theories.")
+    out: dict[str, Any] = {"text": str(value.get("text") or "")}
+    for key in ("themes", "theories"):
+        if value.get(key) is not None:
+            items = value[key] if isinstance(value[key], list) else [value[key]]
+            out[key] = [str(i) for i in items]
+    return out
 
 
 def load_study(folder: str | os.PathLike) -> Study:
@@ -176,6 +191,7 @@ def load_study(folder: str | os.PathLike) -> Study:
     questions = data.get("questions") or {}
     if not isinstance(questions, dict):
         raise SpRealistError(f"{path}: questions must be a mapping like {{Q1: text}}.")
+    questions = {str(k): _question(v, f"{path}: question {k}") for k, v in questions.items()}
     templates = None
     if data.get("templates"):
         templates = folder / str(data["templates"])
@@ -192,7 +208,7 @@ def load_study(folder: str | os.PathLike) -> Study:
         codings=[file(p, "codings") for p in _as_list(data.get("codings"), f"{path}: codings")],
         theories=[file(p, "theories") for p in _as_list(data.get("theories"), f"{path}: theories")],
         analysis=[file(p, "analysis") for p in _as_list(data.get("analysis"), f"{path}: analysis")],
-        questions={str(k): str(v) for k, v in questions.items()}, report=report, formats=formats,
+        questions=questions, report=report, formats=formats,
         templates=templates,
         docx_template=file(report["template"], "Word template") if report.get("template") else None,
     )

@@ -1,0 +1,166 @@
+"""The built Mind Cymru corpus against the reference report (chapter 6) and its triangulation.
+
+* The 13 generated if/then statements say what the report's 13 statements say (Tables 6.1-6.4): each of
+  ours shares most of its content words with the report's statement for the same CMOC, and far fewer with
+  any other statement, so the theories file paraphrases the report CMOC by CMOC, in order.
+* The triangulation table crosses the study's evaluation questions with both data sources: theories come
+  from the diaries (their CMOCs' evidence), themes from wherever their codes were applied, and the
+  questions each theme addresses come from study.yaml.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from sp_realist.cli import main
+from sp_realist.errors import SpRealistError
+from sp_realist.report.study import build_study, load_study
+
+HERE = Path(__file__).resolve().parent
+CORPUS = HERE.parent / "corpora" / "mind-cymru-2020"
+MINI = HERE / "data" / "mini_study"
+
+# The report's if/then statements (Llewellyn et al. 2020, chapter 6, Tables 6.1-6.4), verbatim, in table order.
+REPORT_IFTHEN = [
+    "If there is lack of induction at site for both project and primary care reception staff then this will lead "
+    "to confusion and result in communication issues, no initial safety procedures, ignorance around referral "
+    "process, lack of consistency and issues around capacity (numbers).",
+    "If there is no organised site and staff introductions then this leads to frustration and link workers "
+    "repeatedly asking surgery staff for information.",
+    "If you start pilot work before staff feel that the paperwork has been finalised then this leads to "
+    "frustration and project staff having to constantly managing change.",
+    "If a client presents with complex problems then link workers perceive that they will feel alone and anxious "
+    "and require concise and correct information (and reassurance) about the service being offered in order to "
+    "make an informed decision.",
+    "If a link worker creates the 'what matters conversation' then it provides opportunity for the link worker to "
+    "engage in an active listening process which results in the client feeling heard.",
+    "If relatives are included in the conversation, then clients can change behaviour, tone and posture resulting "
+    "in the client voice becoming unheard or defensive.",
+    "If a nervous client requires more than one session with the link worker then the client feels increasingly "
+    "calmer and more relaxed, which results in the client gaining an increased ability to describe the problems "
+    "in more depth.",
+    "If link workers are worrying whether they are strong enough emotionally to cope with the issues presented by "
+    "the clients in addition to balancing competing responsibilities within the service then they will feel "
+    "stressed, low morale and sometimes taken for granted. As a result, they will need informal peer and manager "
+    "support to self-care/self-manage the workload in order to avoid issues such as taking work home, link worker "
+    "turnover or working on days off.",
+    "Where you have clients achieving goals to promote their independence then link workers enjoy a lovely working "
+    "relationship and gain a sense of satisfaction. This results in mixed emotions of both sadness and a sense of "
+    "success when closing a case.",
+    "Too many clients booked in a day in addition to their paperwork leads to link workers feeling drained and "
+    "recognising that they need to maintain their own health. As a result, a process of co-production and "
+    "collaborative decision making in the team can lead to reviewing workloads and new workload strategy.",
+    "If a link worker training needs analysis is conducted then link worker feel reassured that the funding is "
+    "spend effectively, resulting in them buying into the training allocated.",
+    "If a link worker keeps a reflective diary then the reflexive process provides opportunity to reveal training "
+    "needs resulting in recommendations to address the identified gaps in knowledge to manage required cultural "
+    "changes.",
+    "If there is a clearer understanding of the equal importance of the link worker role and the evaluator role in "
+    "practice then this will help link workers with no previous experience of working with research better "
+    "understand each element, which results in greater understanding of benefits for clients and service in the "
+    "short and long term.",
+]
+KEYS = ["T1.1", "T1.2", "T1.3", "T2.1", "T2.2", "T2.3", "T2.4", "T3.1", "T3.2", "T3.3", "T4.1", "T4.2", "T4.3"]
+STOP = set("a an and the of for to in on at by with is are be this that there if then will lead leads result "
+           "resulting around before their they them it its as or".split())
+
+
+def words(text: str) -> set[str]:
+    """Content words, crudely stemmed (plural, -ing, -ed) so 'introductions' ~ 'introduction'."""
+    return {re.sub(r"(ing|es|ed|s)$", "", w) for w in re.findall(r"[a-z]+", text.lower()) if w not in STOP}
+
+
+def jaccard(a: str, b: str) -> float:
+    x, y = words(a), words(b)
+    return len(x & y) / len(x | y)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fidelity")
+    r = CliRunner().invoke(main, ["build", str(CORPUS), "--out", str(out)])
+    assert r.exit_code == 0, r.stderr or r.output
+    return out
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_ifthen_statements_say_what_the_reports_say(built):
+    rows = read_csv(built / "tables" / "ifthen_statements.csv")
+    ours = {r["CMOC"] if "CMOC" in r else r["cmoc"]: r.get("Statement") or r.get("statement") for r in rows}
+    assert sorted(ours) == sorted(KEYS)
+    for i, key in enumerate(KEYS):
+        sims = [jaccard(ours[key], report) for report in REPORT_IFTHEN]
+        own = sims[i]
+        runner_up = max(s for j, s in enumerate(sims) if j != i)
+        # Paraphrased, so not identical; but about half the content words are shared with the report's own
+        # statement for this CMOC, and at least three times as many as with any other statement.
+        assert own >= 0.45, (key, own, ours[key])
+        assert own >= 3 * runner_up, (key, own, runner_up)
+        assert ours[key].startswith("If there is ") and ours[key].endswith(".") and ".." not in ours[key]
+    # The same statements, in table order, in the Word report under each theory's "If/then statements".
+    import docx
+
+    document = docx.Document(str(built / "report.docx"))
+    listed = [p.text for p in document.paragraphs if re.match(r"T\d\.\d: If there is ", p.text)]
+    assert [t.split(":", 1)[0] for t in listed] == KEYS
+    assert [t.split(": ", 1)[1] for t in listed] == [ours[k] for k in KEYS]
+
+
+def test_triangulation_crosses_questions_with_both_data_sources(built):
+    study = yaml.safe_load((CORPUS / "study.yaml").read_text(encoding="utf-8"))
+    theories = yaml.safe_load((CORPUS / "theories.yaml").read_text(encoding="utf-8"))["theories"]
+    table = {r["Question"]: r for r in read_csv(built / "tables" / "triangulation.csv")}
+    assert list(table) == list(study["questions"])
+    assert list(next(iter(table.values()))) == ["Question", "Question text", "diary", "interview"]
+    for q, spec in study["questions"].items():
+        row = table[q]
+        assert row["Question text"] == spec["text"]
+        diary, interview = row["diary"].split("\n"), row["interview"].split("\n")
+        # Theories are evidenced by diary excerpts only; each sits in the rows of the questions it names.
+        expected_theories = [f"{t['key']}: {t['title']}" for t in theories if q in t["questions"]]
+        assert [c for c in diary if re.match(r"T\d: ", c)] == expected_theories
+        assert not [c for c in interview if re.match(r"T\d: ", c)]
+        # Themes sit in every column whose sources carry their codes: all of them in the interview column
+        # (every theme is coded in the interviews), all but the interview-only COVID-19 theme in the diaries.
+        assert [c for c in interview if c] == sorted(spec["themes"])
+        assert [c for c in diary if c and not re.match(r"T\d: ", c)] == sorted(
+            t for t in spec["themes"] if t != "Adapting to COVID-19")
+    # The CLI uses the built project's questions when none are given.
+    r = CliRunner().invoke(main, ["triangulate", "-p", str(built / study["project"]), "--format", "json"])
+    assert r.exit_code == 0, r.stderr
+    cli = json.loads(r.stdout)
+    assert [(x["question"], x["text"]) for x in cli] == [(q, s["text"]) for q, s in study["questions"].items()]
+    assert [x["interview"] for x in cli] == [table[q]["interview"] for q in study["questions"]]
+
+
+def test_study_questions_may_name_their_themes(tmp_path):
+    study = tmp_path / "study"
+    shutil.copytree(MINI, study)
+    path = study / "study.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    theme = yaml.safe_load((study / "codebook.yaml").read_text(encoding="utf-8"))["themes"][0]["name"]
+    data["questions"] = {"Q1": {"text": "How effective?", "themes": [theme]}, "Q2": "What helped?"}
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    assert load_study(study).questions == {"Q1": {"text": "How effective?", "themes": [theme]}, "Q2": "What helped?"}
+    out = tmp_path / "out"
+    build_study(study, out)
+    rows = {r["Question"]: r for r in read_csv(out / "tables" / "triangulation.csv")}
+    assert rows["Q1"]["Question text"] == "How effective?"
+    assert any(theme in v for k, v in rows["Q1"].items() if k not in ("Question", "Question text"))
+
+    data["questions"] = {"Q1": {"text": "How effective?", "theme": [theme]}}
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    with pytest.raises(SpRealistError, match=r"question Q1: unknown field\(s\) theme; use text, themes, theories"):
+        load_study(study)
