@@ -175,3 +175,35 @@ def test_folders_expand_to_supported_files(project, tmp_path):
     (tmp_path / "empty").mkdir()
     empty = ingest_paths(project, [tmp_path / "empty"])
     assert empty.files[0].status == "refused" and "holds no .txt" in empty.files[0].message
+
+
+def test_same_file_name_in_two_folders_is_refused_not_replaced(project, tmp_path):
+    """Sources remember their file's base name: a second, different notes.txt in the
+    same batch must be refused, and --replace must never let it delete the first."""
+    (tmp_path / "s1").mkdir()
+    (tmp_path / "s2").mkdir()
+    one = tmp_path / "s1" / "notes.txt"
+    one.write_text(samples.TRANSCRIPT, encoding="utf-8")
+    two = tmp_path / "s2" / "notes.txt"
+    two.write_text(samples.TRANSCRIPT.replace("referral", "welcome"), encoding="utf-8")
+    report = ingest_paths(project, [one, two])
+    assert [f.status for f in report.files] == ["ingested", "refused"]
+    assert "another file named notes.txt" in report.files[1].message and str(one) in report.files[1].message
+    text = list(sources_frame(project)["name"])
+    assert text == ["notes"]
+    with project.connect() as conn:
+        stored = conn.execute(select(S.sources.c.text)).scalar_one()
+    assert stored == samples.TRANSCRIPT
+    # --replace: the first file is unchanged, the second still refused, nothing deleted
+    report = ingest_paths(project, [one, two], replace=True)
+    assert [f.status for f in report.files] == ["unchanged", "refused"]
+    with project.connect() as conn:
+        assert conn.execute(select(S.sources.c.text)).scalar_one() == samples.TRANSCRIPT
+    # the same path twice is not a clash
+    assert [f.status for f in ingest_paths(project, [one, one]).files] == ["unchanged", "unchanged"]
+    # a manifest is a batch too
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,kind\ns1/notes.txt,interview\ns2/notes.txt,interview\n", encoding="utf-8")
+    report = ingest_manifest(project, manifest, replace=True)
+    assert [f.status for f in report.files] == ["unchanged", "refused"]
+    assert _count(project, S.sources) == 1

@@ -256,8 +256,9 @@ def ingest_paths(project: Project, paths: Sequence[str | os.PathLike], kind: str
                     replace=replace)
     report = IngestReport()
     paths = expand_paths(paths)
+    batch: dict[str, tuple[Path, str]] = {}
     for i, path in enumerate(paths, start=1):
-        report.files.append(_ingest_file(project, Path(path), opts))
+        report.files.append(_ingest_file(project, Path(path), opts, batch))
         if progress:
             progress(i, len(paths))
     return report
@@ -380,19 +381,29 @@ def ingest_manifest(project: Project, csv_path: str | os.PathLike, replace: bool
     rows = read_manifest(csv_path)
     smap = parse_speaker_map(speaker_map)
     report = IngestReport()
+    batch: dict[str, tuple[Path, str]] = {}
     for i, row in enumerate(rows, start=1):
         merged = {**{k: v for k, v in (defaults or {}).items() if v}, **{k: v for k, v in row.items() if v}}
         attrs = {k: v for k, v in merged.items() if k not in MANIFEST_COLUMNS and not k.startswith("_")}
         opts = _Options(kind=merged.get("kind"), site=merged.get("site"), participant=merged.get("participant"),
                         role=merged.get("role"), date=merged.get("date"), attributes=attrs, speaker_map=smap,
                         replace=replace)
-        report.files.append(_ingest_file(project, Path(row["path"]), opts))
+        report.files.append(_ingest_file(project, Path(row["path"]), opts, batch))
         if progress:
             progress(i, len(rows))
     return report
 
 
-def _ingest_file(project: Project, path: Path, opts: _Options) -> FileResult:
+def _ingest_file(project: Project, path: Path, opts: _Options,
+                 batch: dict[str, tuple[Path, str]] | None = None) -> FileResult:
+    """Ingest one file in its own transaction.
+
+    Sources remember the *base name* of their file, so two different files with
+    the same name in one batch (``s1/notes.txt``, ``s2/notes.txt``) cannot both be
+    matched to their sources: the second is refused (it would otherwise be
+    taken for a changed version of the first, and ``--replace`` would delete
+    the first one's sources).  ``batch`` maps base names to the first file (resolved, as given) seen with each.
+    """
     shown = str(path)
     try:
         if path.is_dir():
@@ -405,6 +416,12 @@ def _ingest_file(project: Project, path: Path, opts: _Options) -> FileResult:
             raise IngestError(f"{shown}: the file cannot be read ({exc.strerror}); check its permissions.") from None
         checksum = sha256_bytes(data)
         base = path.name
+        other = None  # another file with this base name earlier in the batch
+        if batch is not None:
+            here = path.resolve()
+            first = batch.setdefault(base, (here, shown))
+            if first[0] != here:
+                other = first[1]
         with project.connect() as conn:
             same = conn.execute(
                 select(S.sources.c.name, S.sources.c.file_name, S.sources.c.kind)
@@ -420,6 +437,11 @@ def _ingest_file(project: Project, path: Path, opts: _Options) -> FileResult:
             note = "" if same[0][1] == base else f" (same content as {same[0][1]})"
             return FileResult(shown, "unchanged", same[0][2], names,
                               f"already ingested{note}; nothing to do")
+        if other is not None:
+            raise IngestError(
+                f"{shown}: another file named {base} ({other}) is in this batch and sources are matched to "
+                "their files by name; rename one of them and ingest again."
+            )
         if previous and not opts.replace:
             raise IngestError(
                 f"{shown}: a different version of {base} was ingested before ({len(previous)} source(s), e.g. "
