@@ -222,6 +222,167 @@ def segment_attribution(conn: Connection, source_id: int, start: int) -> str | N
     return row[0] if row else None
 
 
+# --- attribution of spans (quotes, codings, evidence) -------------------------
+#: Speaker labels taken to be the researcher's side of an interview or focus group
+#: unless the project's ``interviewer_speakers`` setting says otherwise.
+DEFAULT_INTERVIEWER_SPEAKERS = ("Interviewer", "Facilitator", "Moderator", "Researcher")
+INTERVIEWER_SETTING = "interviewer_speakers"
+
+_KIND_LABELS = {"interview": "interview", "focus_group": "focus group", "diary": "diary",
+                "field_notes": "field notes", "document": "document"}
+
+
+def interviewer_speakers(conn: Connection) -> tuple[str, ...]:
+    """The project's interviewer speaker labels (setting ``interviewer_speakers``, else the defaults)."""
+    row = conn.execute(select(S.meta.c.value).where(S.meta.c.key == f"setting:{INTERVIEWER_SETTING}")).first()
+    if row is None:
+        return DEFAULT_INTERVIEWER_SPEAKERS
+    try:
+        value = json.loads(row[0])
+    except ValueError:
+        value = None
+    return tuple(validate_interviewer_speakers(value, f"setting {INTERVIEWER_SETTING}"))
+
+
+def validate_interviewer_speakers(value: Any, where: str = "interviewer_speakers") -> list[str]:
+    """A list of speaker labels (a single string is one label); raise otherwise."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise SpRealistError(f"{where}: must be a list of speaker labels such as [Interviewer, Facilitator].")
+    return [" ".join(v.split()) for v in value]
+
+
+def speaker_key(label: str | None) -> str:
+    """A speaker label compared case- and white-space-insensitively."""
+    return " ".join(str(label or "").split()).casefold()
+
+
+def is_interviewer_label(label: str | None, interviewers: Iterable[str]) -> bool:
+    """True when ``label`` is one of ``interviewers`` (case-insensitive), also numbered or
+    qualified: "Interviewer", "interviewer 2", "Interviewer (RA)", "Facilitator-1"."""
+    key = speaker_key(label)
+    if not key:
+        return False
+    for name in interviewers:
+        n = speaker_key(name)
+        if key == n or (key.startswith(n) and not key[len(n)].isalnum()):
+            return True
+    return False
+
+
+@dataclass
+class SpanAttributor:
+    """Attributes positions in sources to the people who said them (see :func:`span_attributions`).
+
+    Loads the segments of ``source_ids`` (all sources when None) once; calling
+    it with ``(source_id, start)`` is then a binary search.
+    """
+
+    conn: Connection
+    source_ids: Iterable[int] | None = None
+
+    def __post_init__(self):
+        conn = self.conn
+        self.base = attribution_map(conn)
+        src = S.sources
+        rows = conn.execute(select(src.c.id, src.c.name, src.c.kind, src.c.participant_id)).all()
+        self._sources = {r[0]: (r[1], r[2], r[3]) for r in rows}
+        self._codes = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
+        self._sites = dict(conn.execute(
+            select(S.source_attributes.c.source_id, S.source_attributes.c.value).where(
+                S.source_attributes.c.name == "site")).all())
+        self.interviewers = interviewer_speakers(conn)
+        seg = S.segments
+        # Only segments that change the answer are kept: a mapped speaker or an unmapped label.
+        q = (select(seg.c.source_id, seg.c.start, seg.c.end, seg.c.speaker, seg.c.participant_id)
+             .where((seg.c.participant_id.is_not(None)) | (func.coalesce(seg.c.speaker, "") != ""))
+             .order_by(seg.c.source_id, seg.c.start))
+        self._segs: dict[int, list[tuple[int, int, str | None, int | None]]] = {}
+        if self.source_ids is None:
+            batches: list = [None]
+        else:
+            ids = sorted(set(self.source_ids))
+            batches = [ids[i:i + 500] for i in range(0, len(ids), 500)]
+        for batch in batches:
+            if batch is not None and not batch:
+                continue
+            qq = q if batch is None else q.where(seg.c.source_id.in_(batch))
+            for sid, a, b, speaker, pid in conn.execute(qq):
+                self._segs.setdefault(sid, []).append((a, b, speaker, pid))
+        self._starts = {sid: [s[0] for s in segs] for sid, segs in self._segs.items()}
+
+    def segment(self, source_id: int, start: int) -> tuple[int, int, str | None, int | None] | None:
+        """``(start, end, speaker, participant_id)`` of the speaker segment holding ``start``, if any."""
+        import bisect
+
+        starts = self._starts.get(source_id)
+        if not starts:
+            return None
+        i = bisect.bisect_right(starts, start) - 1
+        if i >= 0:
+            seg = self._segs[source_id][i]
+            if seg[0] <= start < seg[1]:
+                return seg
+        return None
+
+    def source_label(self, source_id: int) -> str:
+        """How a source is named after an unmapped speaker: "S2 PM1 interview", "S2 focus group"."""
+        name, kind, pid = self._sources.get(source_id, (str(source_id), None, None))
+        kind_label = _KIND_LABELS.get(kind or "", (kind or "source").replace("_", " "))
+        code = self._codes.get(pid) if pid is not None else None
+        if code:
+            return f"{code} {kind_label}"
+        if self._sites.get(source_id):
+            return f"{self._sites[source_id]} {kind_label}"
+        return name
+
+    def __call__(self, source_id: int, start: int) -> str:
+        seg = self.segment(source_id, start)
+        if seg is not None:
+            _a, _b, speaker, pid = seg
+            if pid is not None and self._codes.get(pid):
+                return self._codes[pid]
+            if speaker and speaker.strip():
+                return f"{' '.join(speaker.split())}, {self.source_label(source_id)}"
+        if source_id in self.base:
+            return self.base[source_id]
+        return self._sources.get(source_id, (str(source_id),))[0]
+
+    def is_interviewer(self, source_id: int, start: int) -> bool:
+        """True when ``start`` lies in a turn of an interviewer speaker not mapped to a participant."""
+        seg = self.segment(source_id, start)
+        return bool(seg is not None and seg[3] is None and is_interviewer_label(seg[2], self.interviewers))
+
+
+def span_attributions(conn: Connection, spans: Iterable[tuple[int, int]]) -> dict[tuple[int, int], str]:
+    """``(source_id, start) -> attribution`` for many spans at once (a few queries in all).
+
+    The rule, for the segment holding ``start``:
+
+    * its speaker maps to a participant: that participant's code ("S1 LW1");
+    * it has a speaker label that maps to no participant (an interviewer, a
+      facilitator, an unnamed voice): the label qualified by the source,
+      "Interviewer, S2 PM1 interview" (never the interviewee's bare code);
+    * no speaker (diary sections, paragraphs): :func:`attribution_map`, the
+      source's participant, else its site plus "unidentified", else its name.
+    """
+    spans = set(spans)
+    if not spans:
+        return {}
+    who = SpanAttributor(conn, {sid for sid, _ in spans})
+    return {(sid, start): who(sid, start) for sid, start in spans}
+
+
+def interviewer_spans(conn: Connection, spans: Iterable[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The ``(source_id, start)`` of ``spans`` that lie in interviewer turns (see :class:`SpanAttributor`)."""
+    spans = set(spans)
+    if not spans:
+        return set()
+    who = SpanAttributor(conn, {sid for sid, _ in spans})
+    return {s for s in spans if who.is_interviewer(*s)}
+
+
 def sources_frame(project: Project) -> pd.DataFrame:
     """One row per source with its kind, participant, date, segment count and attributes."""
     with project.connect() as conn:

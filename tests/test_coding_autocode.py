@@ -35,16 +35,41 @@ def _n(project):
         return conn.execute(select(func.count()).select_from(S.codings)).scalar_one()
 
 
+def _interviewer_turns(project) -> dict[str, list[tuple[int, int]]]:
+    """source name -> spans of the turns whose speaker is "Interviewer"."""
+    seg = S.segments
+    with project.connect() as conn:
+        rows = conn.execute(select(S.sources.c.name, seg.c.start, seg.c.end)
+                            .select_from(seg.join(S.sources, S.sources.c.id == seg.c.source_id))
+                            .where(seg.c.speaker == "Interviewer")).all()
+    out: dict[str, list[tuple[int, int]]] = {}
+    for name, a, b in rows:
+        out.setdefault(name, []).append((a, b))
+    return out
+
+
 def test_keywords_lemma_phrases_pattern_match_the_expected_words(proj):
     hits = autocode(proj, dry_run=True)
     assert _n(proj) == 0  # dry run writes nothing
     texts = _texts(proj)
+    asked = _interviewer_turns(proj)
+    assert asked  # the interview has interviewer turns, which autocoding skips by default
+
+    def spoken(name, m):
+        return not any(a <= m.start() < b for a, b in asked.get(name, ()))
+
     # Lemma keywords "referral"/"refer": every inflection of refer (refer, referred) and referral(s),
     # case-insensitively; never "reference"-like words.
+    pattern = r"\b(referrals?|refer|referred|referring|refers)\b"
     expected = sorted((name, m.start(), m.end()) for name, t in texts.items()
-                      for m in re.finditer(r"\b(referrals?|refer|referred|referring|refers)\b", t, re.I))
+                      for m in re.finditer(pattern, t, re.I) if spoken(name, m))
     got = sorted(zip(*(hits[hits["rule"] == "referral-words"][c] for c in ("source", "match_start", "match_end"))))
     assert got == expected
+    # With the opt-in, the interviewer's words are matched too.
+    every = autocode(proj, dry_run=True, include_interviewer=True)
+    expected_all = sorted((name, m.start(), m.end()) for name, t in texts.items() for m in re.finditer(pattern, t, re.I))
+    got = sorted(zip(*(every[every["rule"] == "referral-words"][c] for c in ("source", "match_start", "match_end"))))
+    assert got == expected_all and len(expected_all) > len(expected)
     assert {"Referrals", "referred", "refer"} <= set(hits.loc[hits["rule"] == "referral-words", "matched"])
     expected = sorted((name, m.start(), m.end()) for name, t in texts.items()
                       for m in re.finditer(r"reception staff|practice manager", t, re.I))
@@ -64,15 +89,18 @@ def test_units_sentence_segment_section(proj):
     assert coded("referral-words") == {
         "The referral process felt like a brick wall.", "Referrals were lost and nobody knew who to refer.",
         "Clients were referred by the GP.", "The referral forms still went missing.",
-        "Keep a log of referrals and missing forms.", "How did the referrals reach you?",
+        "Keep a log of referrals and missing forms.",
         "Sometimes the GP referred people directly.",
-    }
+    }  # not the interviewer's "How did the referrals reach you?"
     # segment: the whole turn / section body containing the phrase (never the speaker label)
     assert coded("reception") == {DIARY_S1["Now what?"], DIARY_S2["What?"],
                                   "Mostly from reception staff. Sometimes the GP referred people directly."}
     # section: the whole Driscoll section of a diary; the interview turn (no section) otherwise
-    assert coded("induction") == {DIARY_S1["Now what?"], "And the induction?",
+    assert coded("induction") == {DIARY_S1["Now what?"],
                                   INTERVIEW.split("\n\n")[3].strip().removeprefix("S2 DK1: ")}
+    every = autocode(proj, dry_run=True, include_interviewer=True)
+    turns = {texts[s][a:b] for s, a, b in zip(*(every[every["rule"] == "induction"][c] for c in ("source", "start", "end")))}
+    assert turns == coded("induction") | {"And the induction?"}  # the interviewer's turn, with the opt-in
 
 
 def test_apply_is_idempotent_and_removable_as_a_batch(proj):

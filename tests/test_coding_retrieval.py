@@ -56,9 +56,10 @@ def test_coded_excerpts_attribution_and_filters(proj):
     assert all(texts[s][a:b] == t for s, a, b, t in zip(df["source"], df["start"], df["end"], df["text"]))
     # Children: the child code's excerpt joins.
     assert len(coded_excerpts(proj, "Referral process", children=True)) == 4
-    # The interviewer's turn has no participant: attributed to the site.
+    # The interviewer's turn has no participant: attributed to the interviewer, qualified by the
+    # source (the interview has no participant of its own, so by its site), never to an interviewee.
     ind = coded_excerpts(proj, "Induction")
-    assert ind["attribution"].tolist() == ["(S1 DK1)", "(S1, unidentified)", "(S2 DK1)"]
+    assert ind["attribution"].tolist() == ["(S1 DK1)", "(Interviewer, S1 interview)", "(S2 DK1)"]
     # Filters by site, wave, kind, coder, role; unknown attributes are a clear error.
     assert coded_excerpts(proj, "Referral process", filters={"site": "S2"})["source"].tolist() == [D2]
     assert coded_excerpts(proj, "Referral process", filters={"wave": ["2"]})["source"].tolist() == [D2, IV]

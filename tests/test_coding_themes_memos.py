@@ -66,10 +66,12 @@ def test_theme_table_spreads_quotes_across_sites_and_participants(proj):
     gs = table.set_index("theme").loc["Getting started"]
     # Codes include the assigned codes' descendants.
     assert gs["codes"] == "Referral process, Missing referral forms, Induction"
-    assert (gs["codings"], gs["participants"], gs["sites"]) == (5, 3, 2)
+    # The interviewer's question counts as a coding but supports no participant and is never quoted.
+    assert (gs["codings"], gs["participants"], gs["sites"]) == (5, 2, 2)
     quotes = gs["quotes"]
-    # First the earliest quote, then a new site (S2), then a new person at S1 (the interview).
-    assert [q["attribution"] for q in quotes] == ["(S1 DK1)", "(S2 DK1)", "(S1, unidentified)"]
+    assert not any(q["source"] == IV for q in quotes)
+    # First the earliest quote, then a new site (S2), then the remaining S1 DK1 quote.
+    assert [q["attribution"] for q in quotes] == ["(S1 DK1)", "(S2 DK1)", "(S1 DK1)"]
     # The first S1 DK1 quote in the text is shorter than QUOTE_MIN, so a readable one is preferred.
     assert len("I wasn't told what clients I was seeing") < th.QUOTE_MIN
     assert quotes[0]["text"] == "Referrals were lost and nobody knew who to refer."

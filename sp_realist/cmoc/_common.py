@@ -171,36 +171,6 @@ class Lookups:
         return eid
 
 
-def attributions(conn: Connection, spans: Iterable[tuple[int, int]]) -> dict[tuple[int, int], str]:
-    """``(source_id, start) -> attribution`` for many spans at once.
-
-    Same rule as :func:`sp_realist.sources.segment_attribution` then
-    :func:`~sp_realist.sources.attribution_map` (the speaker of the segment
-    holding ``start``, else the source's participant, site or name), with one
-    query for the segments instead of one per span.
-    """
-    from ..sources import attribution_map
-
-    spans = set(spans)
-    if not spans:
-        return {}
-    base = attribution_map(conn)
-    sids = sorted({sid for sid, _ in spans})
-    segs: dict[int, list[tuple[int, int, str]]] = {}
-    for i in range(0, len(sids), 500):
-        rows = conn.execute(
-            select(S.segments.c.source_id, S.segments.c.start, S.segments.c.end, S.participants.c.code)
-            .select_from(S.segments.join(S.participants, S.participants.c.id == S.segments.c.participant_id))
-            .where(S.segments.c.source_id.in_(sids[i:i + 500]))).all()
-        for sid, a, b, code in rows:
-            segs.setdefault(sid, []).append((a, b, code))
-    out = {}
-    for sid, start in spans:
-        code = next((c for a, b, c in segs.get(sid, ()) if a <= start < b), None)
-        out[(sid, start)] = code or base.get(sid)
-    return out
-
-
 def loads_list(value: str | None) -> list:
     if not value:
         return []

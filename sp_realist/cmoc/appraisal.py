@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError
+from ..sources import span_attributions
 from ..store import Project, now
 from ._common import (
     CMOC_JUDGEMENTS,
@@ -36,7 +37,6 @@ from ._common import (
     Lookups,
     RELEVANCE,
     TRUST,
-    attributions,
     check_choice,
     resolve_cmoc,
     resolve_excerpt,
@@ -189,7 +189,7 @@ def _frame(conn: Connection, where=None) -> pd.DataFrame:
     if where is not None:
         q = q.where(where)
     rows = [dict(r) for r in conn.execute(q).mappings()]
-    attrib = attributions(conn, ((r["source_id"], r["start"]) for r in rows))
+    attrib = span_attributions(conn, ((r["source_id"], r["start"]) for r in rows))
     for r in rows:
         r["attribution"] = attrib[(r["source_id"], r["start"])]
     return pd.DataFrame(rows, columns=APPRAISAL_COLUMNS + ["source_id"])[APPRAISAL_COLUMNS]

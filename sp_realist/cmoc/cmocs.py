@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import SpRealistError
+from ..sources import span_attributions
 from ..store import Project, now, stable_guid
 from ._common import (
     CMOC_TEXT_FIELDS,
@@ -29,7 +30,6 @@ from ._common import (
     ROLES,
     STATUSES,
     Lookups,
-    attributions,
     check_choice,
     natural_key,
     resolve_cmoc,
@@ -353,7 +353,7 @@ def evidence_frame(conn: Connection, cmoc_id: int | None = None) -> pd.DataFrame
     if cmoc_id is not None:
         q = q.where(ev.c.cmoc_id == cmoc_id)
     rows = [dict(r) for r in conn.execute(q).mappings().all()]
-    attrib = attributions(conn, ((r["source_id"], r["start"]) for r in rows))
+    attrib = span_attributions(conn, ((r["source_id"], r["start"]) for r in rows))
     for r in rows:
         r["attribution"] = attrib[(r["source_id"], r["start"])]
     cols = ["cmoc", "evidence_id", "role", "component", "excerpt_id", "source", "start", "end", "attribution",

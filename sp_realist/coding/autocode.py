@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError
+from ..sources import interviewer_speakers, is_interviewer_label, speaker_key
 from ..store import Project
 from ._common import UNITS, clean_name, fetch_rows, resolve_code
 from .codings import existing_keys, insert_codings
@@ -72,7 +73,7 @@ def parse_rule(spec: Any, where: str = "rule") -> dict:
     """Validate a rule mapping from the codebook YAML; return name, kind, spec, unit, lemma."""
     if not isinstance(spec, dict):
         raise SpRealistError(f"{where}: a rule is a mapping with name and keywords, phrases or pattern.")
-    allowed = {"name", "keywords", "phrases", "pattern", "unit", "lemma"}
+    allowed = {"name", "keywords", "phrases", "pattern", "unit", "lemma", "speakers", "exclude_speakers"}
     unknown = set(spec) - allowed
     if unknown:
         raise SpRealistError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(allowed))}.")
@@ -106,12 +107,52 @@ def parse_rule(spec: Any, where: str = "rule") -> dict:
         except (ValueError, KeyError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise SpRealistError(f"{where}: not a valid spaCy Matcher pattern ({first}); see spaCy's Matcher docs.") from None
-    return {"name": name, "kind": kind, "spec": value, "unit": unit, "lemma": lemma}
+    speakers = _speaker_list(spec.get("speakers"), "speakers", where)
+    exclude = _speaker_list(spec.get("exclude_speakers"), "exclude_speakers", where)
+    both = {speaker_key(x) for x in speakers or []} & {speaker_key(x) for x in exclude or []}
+    if both:
+        raise SpRealistError(f"{where}: speaker {sorted(both)[0]!r} is in both speakers and exclude_speakers; "
+                             "keep it in one.")
+    return {"name": name, "kind": kind, "spec": value, "unit": unit, "lemma": lemma,
+            "speakers": speakers, "exclude_speakers": exclude}
+
+
+def _speaker_list(value: Any, key: str, where: str) -> list[str] | None:
+    """A rule's ``speakers`` / ``exclude_speakers``: speaker labels or participant codes."""
+    if value is None:
+        return None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, (str, int, float)) and not isinstance(v, bool) and str(v).strip() for v in value):
+        raise SpRealistError(f"{where}: {key} must be a non-empty list of speaker labels or participant codes, "
+                             "e.g. [Interviewer] or [S2 PM1].")
+    return list(dict.fromkeys(" ".join(str(v).split()) for v in value))
+
+
+def encode_spec(rule: dict) -> str:
+    """The ``code_rules.spec`` JSON of a parsed rule: the keywords, phrases or pattern, or, when the
+    rule names speakers, ``{"<kind>": ..., "speakers": [...], "exclude_speakers": [...]}``."""
+    if not rule.get("speakers") and not rule.get("exclude_speakers"):
+        return json.dumps(rule["spec"], ensure_ascii=False)
+    data: dict[str, Any] = {rule["kind"]: rule["spec"]}
+    for key in ("speakers", "exclude_speakers"):
+        if rule.get(key):
+            data[key] = rule[key]
+    return json.dumps(data, ensure_ascii=False)
+
+
+def decode_spec(kind: str, text: str) -> tuple[Any, list[str] | None, list[str] | None]:
+    """``(keywords/phrases/pattern, speakers, exclude_speakers)`` from ``code_rules.spec``."""
+    data = json.loads(text)
+    if isinstance(data, dict):
+        return data.get(kind), data.get("speakers") or None, data.get("exclude_speakers") or None
+    return data, None, None
 
 
 # --- rules in the project -------------------------------------------------------
 def rules_frame(project: Project) -> pd.DataFrame:
-    """Every autocoding rule: name, code, kind, spec (JSON), unit, lemma, codings made."""
+    """Every autocoding rule: name, code, kind, spec (JSON), unit, lemma, speakers, exclude_speakers, codings made."""
     from sqlalchemy import func
 
     with project.connect() as conn:
@@ -120,18 +161,28 @@ def rules_frame(project: Project) -> pd.DataFrame:
         rows = conn.execute(select(S.code_rules, S.codes.c.name.label("code"))
                             .select_from(S.code_rules.join(S.codes, S.code_rules.c.code_id == S.codes.c.id))
                             .order_by(S.code_rules.c.id)).mappings().all()
-    return pd.DataFrame([{"name": r["name"], "code": r["code"], "kind": r["kind"], "spec": r["spec"],
-                          "unit": r["unit"], "lemma": bool(r["lemma"]),
-                          "codings": counts.get(f"rule:{r['name']}", 0)} for r in rows],
-                        columns=["name", "code", "kind", "spec", "unit", "lemma", "codings"])
+    out = []
+    for r in rows:
+        value, speakers, exclude = decode_spec(r["kind"], r["spec"])
+        out.append({"name": r["name"], "code": r["code"], "kind": r["kind"],
+                    "spec": json.dumps(value, ensure_ascii=False) if isinstance(json.loads(r["spec"]), dict)
+                    else r["spec"], "unit": r["unit"], "lemma": bool(r["lemma"]),
+                    "speakers": ", ".join(speakers) if speakers else None,
+                    "exclude_speakers": ", ".join(exclude) if exclude else None,
+                    "codings": counts.get(f"rule:{r['name']}", 0)})
+    return pd.DataFrame(out, columns=["name", "code", "kind", "spec", "unit", "lemma", "speakers",
+                                      "exclude_speakers", "codings"])
 
 
 def add_rule(project: Project, code: str, name: str, keywords: list[str] | None = None,
              phrases: list[str] | None = None, pattern: list | None = None, unit: str = "sentence",
-             lemma: bool = False) -> int:
-    """Attach a new autocoding rule to ``code``; return its id."""
+             lemma: bool = False, speakers: list[str] | None = None,
+             exclude_speakers: list[str] | None = None) -> int:
+    """Attach a new autocoding rule to ``code``; return its id.  ``speakers`` restricts it to the
+    turns of those speakers (labels or participant codes); ``exclude_speakers`` skips theirs."""
     spec = {"name": name, "unit": unit, "lemma": lemma}
-    for k, v in (("keywords", keywords), ("phrases", phrases), ("pattern", pattern)):
+    for k, v in (("keywords", keywords), ("phrases", phrases), ("pattern", pattern),
+                 ("speakers", speakers), ("exclude_speakers", exclude_speakers)):
         if v is not None:
             spec[k] = v
     rule = parse_rule(spec, f"rule {name!r}")
@@ -140,7 +191,7 @@ def add_rule(project: Project, code: str, name: str, keywords: list[str] | None 
         if conn.execute(select(S.code_rules.c.id).where(S.code_rules.c.name == rule["name"])).first():
             raise SpRealistError(f"rule {rule['name']!r}: already exists; choose another name.")
         rid = conn.execute(insert(S.code_rules).values(
-            code_id=crow["id"], name=rule["name"], kind=rule["kind"], spec=json.dumps(rule["spec"], ensure_ascii=False),
+            code_id=crow["id"], name=rule["name"], kind=rule["kind"], spec=encode_spec(rule),
             unit=rule["unit"], lemma=rule["lemma"])).inserted_primary_key[0]
         project.log(conn, "rule.add", rule["name"], code=crow["name"])
     return rid
@@ -285,15 +336,22 @@ def _load_rules(conn: Connection, names: list[str] | None) -> list[dict]:
             raise NotFoundError(f"No rule named {missing[0]!r} in the codebook; see 'sp-realist codebook rules'.")
         rows = [r for r in rows if r["name"] in wanted]
     for r in rows:
-        r["spec"] = json.loads(r["spec"])
+        r["spec"], r["speakers"], r["exclude_speakers"] = decode_spec(r["kind"], r["spec"])
         r["lemma"] = bool(r["lemma"])
     return rows
 
 
 def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = None,
              progress: Callable[[int, int], None] | None = None, sources: list[str | int] | None = None,
-             context: int | None = None) -> pd.DataFrame:
+             context: int | None = None, include_interviewer: bool = False) -> pd.DataFrame:
     """Apply the codebook's rules to every source (or ``sources``).
+
+    Hits in an interviewer's turn (a speaker in the project's
+    ``interviewer_speakers`` setting, by default Interviewer, Facilitator,
+    Moderator, Researcher, that maps to no participant) are skipped unless
+    ``include_interviewer`` is given or the rule's ``speakers`` names that
+    speaker.  A rule's ``speakers`` keeps only hits in those speakers' turns
+    (by label or participant code); ``exclude_speakers`` drops hits in theirs.
 
     Returns one row per hit: rule, code, source, the unit span coded
     (``start``/``end``), the match span, the matched words, ``context`` (the
@@ -320,14 +378,19 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
         srcs = conn.execute(q).all()
         seg = S.segments
         segs: dict[int, list[tuple]] = {}
+        seg_pids: dict[int, list[int | None]] = {}
         for r in fetch_rows(conn, select(seg.c.source_id, seg.c.start, seg.c.end, seg.c.section, seg.c.kind,
-                                         seg.c.speaker).order_by(seg.c.source_id, seg.c.ord)):
-            segs.setdefault(r[0], []).append(tuple(r[1:]))
+                                         seg.c.speaker, seg.c.participant_id).order_by(seg.c.source_id, seg.c.ord)):
+            segs.setdefault(r[0], []).append(tuple(r[1:6]))
+            seg_pids.setdefault(r[0], []).append(r[6])
+        pcodes = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
+        interviewers = interviewer_speakers(conn)
         before = existing_keys(conn, sorted({r["code_id"] for r in rule_rows}), None, AUTOCODER) if rule_rows else set()
     if not rule_rows:
         return pd.DataFrame(columns=HIT_COLUMNS)
     ruleset = RuleSet(rule_rows)
     by_name = {r["name"]: r for r in rule_rows}
+    speaker_filter = _SpeakerFilter([by_name[n] for n in ruleset.order], interviewers, include_interviewer, pcodes)
     rule_unit = np.array([UNITS.index(by_name[n]["unit"]) for n in ruleset.order])
     rule_code = np.array([by_name[n]["code_id"] for n in ruleset.order], dtype=np.int64)
     cols: dict[str, list] = {k: [] for k in ("ridx", "src", "us", "ue", "ms", "me")}
@@ -339,6 +402,11 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
         sid, _name, text = src
         attrs = doc.to_array(list(SENT_ATTRS)) if len(doc) else None
         ridx, ms, me = ruleset.match_arrays(doc, attrs)
+        if len(ridx):
+            keep = speaker_filter.keep(segs.get(sid) or [(0, len(text), None, "paragraph", None)],
+                                       seg_pids.get(sid) or [None], ridx, ms)
+            if keep is not None:
+                ridx, ms, me = ridx[keep], ms[keep], me[keep]
         if len(ridx):
             units = SourceUnits(text, segs.get(sid) or [(0, len(text), None, "paragraph")])
             if ruleset.need_sentences and (rule_unit[ridx] == UNITS.index("sentence")).any():
@@ -386,6 +454,43 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
             project.log(conn, "autocode", ",".join(rules) if rules else "all rules", actor=AUTOCODER,
                         rules=len(rule_rows), hits=len(df), added=n)
     return df
+
+
+class _SpeakerFilter:
+    """Which hits to keep given the turn they fall in: interviewer turns are skipped (unless
+    asked for), and each rule's ``speakers`` / ``exclude_speakers`` are applied."""
+
+    def __init__(self, rules: list[dict], interviewers, include_interviewer: bool, pcodes: dict[int, str]):
+        self.interviewers = tuple(interviewers)
+        self.include_interviewer = include_interviewer
+        self.pcodes = pcodes
+        self.only = [{speaker_key(x) for x in r.get("speakers") or []} or None for r in rules]
+        self.never = [{speaker_key(x) for x in r.get("exclude_speakers") or []} for r in rules]
+        self.any_rule_filter = any(o is not None or n for o, n in zip(self.only, self.never))
+
+    def keep(self, segments: list[tuple], pids: list[int | None], ridx, ms):
+        """A boolean mask over the hits (``ridx`` rule indexes, ``ms`` match starts), or None to keep all."""
+        import numpy as np
+
+        labels = [speaker_key(seg[4]) for seg in segments]
+        codes = [speaker_key(self.pcodes.get(p)) if p is not None else "" for p in pids]
+        asked = [not self.include_interviewer and p is None and is_interviewer_label(seg[4], self.interviewers)
+                 for seg, p in zip(segments, pids)]
+        if not self.any_rule_filter and not any(asked):
+            return None
+        asked_arr = np.array(asked, dtype=bool)
+        allowed = np.tile(~asked_arr, (len(self.only), 1))  # rule x segment
+        for r, (only, never) in enumerate(zip(self.only, self.never)):
+            if only is not None:
+                named = np.array([lab in only or code in only for lab, code in zip(labels, codes)], dtype=bool)
+                by_label = np.array([lab in only for lab in labels], dtype=bool)
+                allowed[r] = named & (~asked_arr | by_label)
+            if never:
+                allowed[r] &= ~np.array([lab in never or code in never for lab, code in zip(labels, codes)],
+                                        dtype=bool)
+        starts = np.array([seg[0] for seg in segments], dtype=np.int64)
+        k = np.maximum(np.searchsorted(starts, ms, side="right") - 1, 0)
+        return allowed[ridx, k]
 
 
 def _context(text: str, start: int, end: int, width: int) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
 from pathlib import Path
@@ -315,7 +314,7 @@ def _flatten_yaml_themes(items: Any, parent: str | None, where: str, out: list[d
 def _apply_codebook(project: Project, conn: Connection, entries: list[dict], themes: list[dict] | None,
                     where: str) -> dict:
     """Validate, then upsert codes, rules and themes.  Existing codes not mentioned are kept."""
-    from .autocode import parse_rule  # validation of rule specs (spaCy loaded lazily)
+    from .autocode import encode_spec, parse_rule  # validation of rule specs (spaCy loaded lazily)
 
     seen: set[str] = set()
     for e in entries:
@@ -390,7 +389,7 @@ def _apply_codebook(project: Project, conn: Connection, entries: list[dict], the
         parent_id = ids[e["parent"]] if e["parent"] is not None else None
         conn.execute(update(S.codes).where(S.codes.c.id == ids[e["name"]]).values(parent_id=parent_id, ord=e["ord"]))
     for code_name, rule in parsed_rules:
-        values = {"code_id": ids[code_name], "kind": rule["kind"], "spec": json.dumps(rule["spec"], ensure_ascii=False),
+        values = {"code_id": ids[code_name], "kind": rule["kind"], "spec": encode_spec(rule),
                   "unit": rule["unit"], "lemma": rule["lemma"]}
         if conn.execute(select(S.code_rules.c.id).where(S.code_rules.c.name == rule["name"])).first():
             conn.execute(update(S.code_rules).where(S.code_rules.c.name == rule["name"]).values(**values))
@@ -458,18 +457,24 @@ def import_codebook_csv(project: Project, path: str | os.PathLike) -> dict:
 
 def codebook_dict(project: Project, themes: bool = True) -> dict:
     """The codebook as the YAML structure (codes nested, with rules; themes)."""
+    from .autocode import decode_spec
+
     with project.connect() as conn:
         rows = code_rows(conn)
         rules: dict[int, list[dict]] = {}
         for r in conn.execute(select(S.code_rules).order_by(S.code_rules.c.id)).mappings():
             rule: dict[str, Any] = {"name": r["name"]}
-            spec = json.loads(r["spec"])
+            spec, speakers, exclude = decode_spec(r["kind"], r["spec"])
             if r["kind"] == "pattern" and len(spec) == 1:
                 spec = spec[0]  # one pattern is written as in the docs: [{LOWER: brick}, ...]
             rule[{"keywords": "keywords", "phrases": "phrases", "pattern": "pattern"}[r["kind"]]] = spec
             if r["lemma"]:
                 rule["lemma"] = True
             rule["unit"] = r["unit"]
+            if speakers:
+                rule["speakers"] = list(speakers)
+            if exclude:
+                rule["exclude_speakers"] = list(exclude)
             rules.setdefault(r["code_id"], []).append(rule)
         theme_data = None
         if themes:

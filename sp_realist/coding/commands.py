@@ -406,12 +406,16 @@ def code_export(code_name, coder, origin, output, project_path):
 @click.option("--rule", "rules", multiple=True, metavar="NAME", help="Apply only this rule (repeatable).")
 @click.option("--remove-rule", default=None, metavar="NAME", help="Remove every coding made by this rule.")
 @click.option("--source", "-s", "sources", multiple=True, help="Only this source (repeatable).")
+@click.option("--include-interviewer", is_flag=True,
+              help="Also code interviewer turns (speakers in the interviewer_speakers setting); skipped by default.")
 @project_option
 @format_option(xlsx=True)
-def autocode_cmd(dry_run, rules, remove_rule, sources, project_path, fmt, output):
+def autocode_cmd(dry_run, rules, remove_rule, sources, include_interviewer, project_path, fmt, output):
     """Apply the codebook's autocoding rules (keywords, phrases, spaCy patterns).
 
     Codings get coder "autocode" and origin "rule:NAME"; applying twice adds nothing new.
+    Interviewer turns (Interviewer, Facilitator, Moderator, Researcher, or the
+    project's interviewer_speakers setting) are skipped unless --include-interviewer.
 
     \b
     Examples:
@@ -429,7 +433,7 @@ def autocode_cmd(dry_run, rules, remove_rule, sources, project_path, fmt, output
             message(f"Removed {n} coding(s) made by rule {remove_rule!r}.")
             return
         df = autocode(project, dry_run=dry_run, rules=list(rules) or None, sources=list(sources) or None,
-                      progress=_progress())
+                      progress=_progress(), include_interviewer=include_interviewer)
     new = int(df["new"].sum()) if len(df) else 0
     if fmt == "table":  # the terminal is narrow; other formats keep every column
         df = df[["rule", "code", "source", "context", "new"]]

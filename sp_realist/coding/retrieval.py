@@ -1,8 +1,11 @@
 """Retrieval and matrices: coded excerpts, frequencies, co-occurrence, framework matrix.
 
 Every function returns a :class:`pandas.DataFrame`.  Each coding is described
-by its code, source, coder, origin, the participant it is attributed to (the
-speaker of the segment for interviews, else the source's participant), that
+by its code, source, coder, origin, the participant (the speaker of the
+segment for interviews, else the source's participant), its ``attribution``
+(who said it, by :func:`sp_realist.sources.span_attributions`: the mapped
+speaker's code, "Interviewer, S2 PM1 interview" for a speaker who is no
+participant, else the source's participant, site or name), that
 participant's role and site, the source's kind and date and every source and
 participant attribute (``wave``, ``health_board`` ...).  ``filters`` selects
 codings by any of these: ``{"site": "S1", "role": ["link worker", "manager"]}``.
@@ -19,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import SpRealistError
-from ..sources import attribution_map
+from ..sources import span_attributions
 from ..store import Project
 from ._common import code_ids_for, code_rows, descendants, fetch_frame, rows_frame
 from .codebook import _tree_order
@@ -88,8 +91,10 @@ def coding_frame(conn: Connection, code_ids: list[int] | None = None, text: bool
         df["site"] = df["site"].where(df["site"].notna(), df["participant_site"])
     else:
         df["site"] = df["participant_site"]
-    fallback = attribution_map(conn)
-    df["attribution"] = df["participant"].where(df["participant"].notna(), df["source_id"].map(fallback))
+    # Who said it: the mapped speaker's code, an unmapped speaker ("Interviewer, S2 PM1 interview"), else the source's.
+    who = span_attributions(conn, zip(df["source_id"].tolist(), df["start"].tolist()))
+    df["attribution"] = pd.Series([who[k] for k in zip(df["source_id"].tolist(), df["start"].tolist())],
+                                  index=df.index, dtype="object")
     df = df.drop(columns=["participant_site", "source_participant_id", "participant_id"])
     if text and len(df):
         sids = sorted(df["source_id"].unique().tolist())

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError
+from ..sources import interviewer_spans
 from ..store import Project, now, stable_guid
 from ._common import PHASES, clean_name, descendants, resolve_code
 
@@ -265,7 +266,9 @@ def theme_table(project: Project, quotes_per_theme: int = 3, filters: dict | Non
 
     Columns: ``theme``, ``parent``, ``depth``, ``phase``, ``description``,
     ``codes`` (names, including descendants of the assigned codes), ``codings``,
-    ``participants``, ``sites`` (numbers supporting the theme) and ``quotes``:
+    ``participants``, ``sites`` (numbers supporting the theme; interviewer turns
+count as codings but not as participants) and ``quotes`` (never from an
+interviewer's turn, see :func:`sp_realist.sources.interviewer_spans`):
     a list of dicts with ``text``, ``attribution`` ("(S1 DK1)"), ``participant``,
     ``site``, ``source``, ``start``, ``end`` and ``code``.  A theme with no codes
     of its own draws on its sub-themes' codes.  The choice is deterministic.
@@ -293,20 +296,25 @@ def theme_table(project: Project, quotes_per_theme: int = 3, filters: dict | Non
                 expanded[r["id"]] = ids
         all_ids = sorted({x for v in expanded.values() for x in v})
         frame = apply_filters(coding_frame(conn, all_ids, text=True), filters) if all_ids else None
+        if frame is not None:  # interviewer turns are never quoted and support no participant count
+            asked = interviewer_spans(conn, zip(frame["source_id"].tolist(), frame["start"].tolist()))
+            frame = frame.assign(_interviewer=[k in asked for k in zip(frame["source_id"].tolist(),
+                                                                          frame["start"].tolist())])
         names = dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
     out = []
     for r, depth, parent in rows:
         ids = expanded.get(r["id"], [])
         sub = frame[frame["code_id"].isin(ids)] if frame is not None and ids else None
         if sub is not None and len(sub):
-            cands = sub.sort_values(["ingest_order", "start", "end", "code"], kind="stable") \
+            speech = sub[~sub["_interviewer"]]
+            cands = speech.sort_values(["ingest_order", "start", "end", "code"], kind="stable") \
                 .drop_duplicates(["source_id", "start", "end"])
             quotes = [{"text": q["text"].strip(), "attribution": f"({q['attribution']})",
                        "participant": None if pd.isna(q["participant"]) else q["participant"],
                        "site": None if pd.isna(q["site"]) else q["site"], "source": q["source"],
                        "start": int(q["start"]), "end": int(q["end"]), "code": q["code"]}
                       for q in _pick_quotes(cands, quotes_per_theme)]
-            counts = (int(sub["coding_id"].nunique()), int(sub["attribution"].nunique()), int(sub["site"].nunique()))
+            counts = (int(sub["coding_id"].nunique()), int(speech["attribution"].nunique()), int(sub["site"].nunique()))
         else:
             quotes, counts = [], (0, 0, 0)
         out.append({"theme": r["name"], "parent": parent, "depth": depth, "phase": r["phase"],

@@ -15,7 +15,6 @@ the clock, so two builds of the same study give the same documents.
 
 from __future__ import annotations
 
-import bisect
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from sqlalchemy import select
 
 from .. import schema as S
 from ..errors import SpRealistError
-from ..sources import attribution_map
+from ..sources import SpanAttributor
 from ..store import Project
 
 PROVENANCE_MODES = ("appendix", "footnotes", "none")
@@ -394,8 +393,9 @@ class _Data:
         for sid, name, value in conn.execute(select(S.source_attributes.c.source_id, S.source_attributes.c.name,
                                                     S.source_attributes.c.value)):
             self.source_attrs[sid][name] = value
-        self.attribution = attribution_map(conn)
+        self.attributor = SpanAttributor(conn)
         seg = S.segments
+        # Which participants speak in which interviews (the participants-by-role table).
         self.speaker_segments: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
         rows = conn.execute(
             select(seg.c.source_id, seg.c.start, seg.c.end, S.participants.c.code)
@@ -403,7 +403,6 @@ class _Data:
             .order_by(seg.c.source_id, seg.c.start))
         for sid, start, end, code in rows:
             self.speaker_segments[sid].append((start, end, code))
-        self._starts: dict[int, list[int]] = {}
 
     def site(self, source_id: int) -> str | None:
         site = self.source_attrs.get(source_id, {}).get("site")
@@ -415,16 +414,13 @@ class _Data:
         return None
 
     def attribution_at(self, source_id: int, start: int) -> str:
-        """The speaker's code for a position in an interview, else the source's attribution ("S1 DK1")."""
-        segs = self.speaker_segments.get(source_id)
-        if segs:
-            starts = self._starts.get(source_id)
-            if starts is None:
-                starts = self._starts[source_id] = [s for s, _e, _c in segs]
-            i = bisect.bisect_right(starts, start) - 1
-            if i >= 0 and segs[i][0] <= start < segs[i][1]:
-                return segs[i][2]
-        return self.attribution.get(source_id, self.sources[source_id]["name"])
+        """Who said the text at a position ("S1 DK1", "Interviewer, S2 PM1 interview"):
+        :func:`sp_realist.sources.span_attributions`' rule."""
+        return self.attributor(source_id, start)
+
+    def is_interviewer(self, source_id: int, start: int) -> bool:
+        """True when the position lies in an interviewer's turn (never quoted for a theme)."""
+        return self.attributor.is_interviewer(source_id, start)
 
     def quote(self, source_id: int, start: int, end: int, limit: int, **kw) -> Quote:
         src = self.sources[source_id]
@@ -621,7 +617,8 @@ def _themes(d: _Data, refs: _Refs, settings: ReportSettings) -> list[ThemeSectio
     def visit(theme: dict, level: int) -> None:
         cids = sorted(theme_codes.get(theme["id"], []), key=lambda i: codes[i].lower())
         items = [x for cid in cids for x in codings_by_code.get(cid, [])]
-        quotes = _pick_quotes(d, items, settings.quotes_per_theme, used)
+        speech = [x for x in items if not d.is_interviewer(x["source_id"], x["start"])]  # never quote the interviewer
+        quotes = _pick_quotes(d, speech, settings.quotes_per_theme, used)
         q_objs = []
         for item in quotes:
             xid = excerpt_ids.get((item["source_id"], item["start"], item["end"]))
