@@ -130,3 +130,19 @@ def test_taguette_xlsx(project, tmp_path):
     codes = _codes(project)
     assert codes["referral.forms"]["parent"] == "referral"
     assert codes["referral"]["definition"] == "How clients reach us"
+
+
+def test_qdc_set_members_with_non_guid_ids(project, tmp_path):
+    path = tmp_path / "hand.qdc"
+    path.write_text("""<?xml version="1.0" encoding="utf-8"?>
+<CodeBook xmlns="urn:QDA-XML:codebook:1.0">
+ <Codes><Code guid="a" name="Access" isCodable="true"/><Code guid="b" name="Trust" isCodable="true"/></Codes>
+ <Sets><Set guid="t1" name="Relationships"><MemberCode targetGUID="b"/></Set></Sets>
+</CodeBook>""", encoding="utf-8")
+    result = import_qdc(path, project)
+    assert result.counts["codes"] == 2
+    with project.connect() as conn:
+        members = conn.execute(select(S.themes.c.name, S.codes.c.name).select_from(
+            S.theme_codes.join(S.themes, S.theme_codes.c.theme_id == S.themes.c.id)
+            .join(S.codes, S.theme_codes.c.code_id == S.codes.c.id))).all()
+    assert [tuple(m) for m in members] == [("Relationships", "Trust")]

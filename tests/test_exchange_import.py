@@ -324,3 +324,39 @@ def test_into_keeps_existing_values_and_renames_clashing_sources(project, tmp_pa
     assert attrs == {"gender": "female"}  # the project's value is kept
     assert linked == pid
     assert [r["quote"] for r in _codings(project)] == ["their"]
+
+
+def test_identifiers_that_are_not_guids_keep_their_references(tmp_path):
+    """Some tools (and hand-written files) use ids like "c1": the codings that refer
+    to them must still find their code and user, not be dropped."""
+    qde = """<?xml version="1.0" encoding="utf-8"?>
+<Project xmlns="urn:QDA-XML:project:1.0" name="hand">
+ <Users><User guid="u1" name="RB"/></Users>
+ <CodeBook><Codes><Code guid="c1" name="Greeting" isCodable="true"><Code guid="c2" name="Place"/></Code></Codes>
+ </CodeBook>
+ <Sources>
+  <TextSource guid="s1" name="plain" plainTextPath="internal://s1.txt">
+   <PlainTextSelection guid="p1" startPosition="0" endPosition="5" creatingUser="u1">
+    <Coding guid="k1" creatingUser="u1"><CodeRef targetGUID="c1"/></Coding></PlainTextSelection>
+   <PlainTextSelection guid="p2" startPosition="6" endPosition="11" creatingUser="u1">
+    <Coding guid="k2" creatingUser="u1"><CodeRef targetGUID="c2"/></Coding></PlainTextSelection>
+  </TextSource>
+ </Sources>
+</Project>"""
+    path = make_zip(tmp_path / "hand.qdpx", {"project.qde": qde, "sources/s1.txt": "Hello world, again"})
+    result = import_qdpx_new(path)
+    assert result.counts["codings"] == 2
+    assert not any("code reference" in line or "not in the codebook" in line for line in result.losses)
+    assert any("not GUIDs" in line for line in result.notes)
+    with Project.open(tmp_path / "hand.sprealist") as p:
+        got = sorted((c["code"], c["quote"], c["coder"]) for c in _codings(p))
+        with p.connect() as conn:
+            guids = [r[0] for r in conn.execute(select(S.codes.c.guid)).all()]
+    assert got == [("Greeting", "Hello", "RB"), ("Place", "world", "RB")]
+    assert all(len(g) == 36 for g in guids)
+    # deterministic: the same file gives the same GUIDs
+    again = import_qdpx_new(path, tmp_path / "again.sprealist")
+    assert again.counts["codings"] == 2
+    with Project.open(tmp_path / "again.sprealist") as p:
+        with p.connect() as conn:
+            assert sorted(r[0] for r in conn.execute(select(S.codes.c.guid)).all()) == sorted(guids)

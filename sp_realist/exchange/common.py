@@ -39,6 +39,33 @@ def norm_guid(value: str | None) -> str | None:
     return m.group(1).lower() if m else None
 
 
+#: Attributes whose values are GUIDs in the REFI-QDA schemas (identifiers and references to them).
+GUID_ATTRIBUTES = frozenset((
+    "guid", "targetGUID", "creatingUser", "modifyingUser", "creatingUserGUID", "modifyingUserGUID",
+    "originGUID", "representedGUID", "sourceVertex", "targetVertex", "fromSyncPoint", "toSyncPoint",
+))
+
+
+def repair_foreign_guids(root, where: str) -> int:
+    """Give identifiers that are not GUIDs (``guid="c1"``, written by some tools
+    and by hand) deterministic GUIDs, *in every attribute that refers to them*,
+    so that codings keep their codes and selections their users.
+
+    Rewrites the parsed tree in place; returns how many distinct identifiers
+    were replaced.
+    """
+    mapped: dict[str, str] = {}
+    for el in root.iter():
+        for name, value in el.attrib.items():
+            if name not in GUID_ATTRIBUTES or not value or not value.strip() or norm_guid(value):
+                continue
+            token = value.strip()
+            if token not in mapped:
+                mapped[token] = stable_guid("foreign-id", where, token)
+            el.set(name, mapped[token])
+    return len(mapped)
+
+
 def valid_colour(value: str | None) -> str | None:
     return value if value and _RGB.match(value.strip()) else None
 

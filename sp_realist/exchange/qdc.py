@@ -21,7 +21,7 @@ from .. import schema as S
 from ..errors import SpRealistError
 from ..store import Project
 from .common import (NS_CODEBOOK, CodePlan, ImportResult, ThemePlan, apply_codes, apply_themes, compose_description,
-                     guid_for, norm_guid, project_id, unique_code_names, valid_colour, xml_safe)
+                     guid_for, norm_guid, project_id, repair_foreign_guids, unique_code_names, valid_colour, xml_safe)
 from .safety import ExchangeError, local, parse_xml
 
 MAX_QDC_BYTES = 64 * 1024**2
@@ -107,6 +107,9 @@ def read_qdc(data: bytes, where: str) -> tuple[list[CodePlan], list[ThemePlan], 
     if ns != NS_CODEBOOK:
         result.note(f"the codebook uses the namespace {ns or 'none'!r} (the standard's is {NS_CODEBOOK!r}); "
                     "read it by element names")
+    foreign = repair_foreign_guids(root, where)
+    if foreign:
+        result.note(f"{foreign} identifier(s) that are not GUIDs were given GUIDs; the references to them were kept")
     plans: list[CodePlan] = []
     fresh = [0]
 

@@ -42,7 +42,8 @@ from ..errors import SpRealistError
 from ..sources import (Segment, SourceDraft, add_source, ensure_participant, get_or_create_excerpt, sha256_bytes)
 from ..store import Project, now, stable_guid
 from . import positions as P
-from .common import CodePlan, ImportResult, ThemePlan, apply_codes, apply_themes, norm_guid, store_datetime
+from .common import (CodePlan, ImportResult, ThemePlan, apply_codes, apply_themes, norm_guid,
+                     repair_foreign_guids, store_datetime)
 from .qdpx_export import DATE_VARIABLE, KIND_VARIABLE, SEGMENTS_ENTRY
 from .safety import ExchangeError, SafeZip, local, open_zip, parse_xml
 
@@ -758,6 +759,9 @@ def _read_open(zf: SafeZip, where: str, result: ImportResult) -> QdpxPlan:
     if ns and ns != "urn:QDA-XML:project:1.0":
         result.note(f"the project uses the namespace {ns!r} (the standard's is 'urn:QDA-XML:project:1.0'); "
                     "read it by element names")
+    foreign = repair_foreign_guids(root, where)
+    if foreign:
+        result.note(f"{foreign} identifier(s) that are not GUIDs were given GUIDs; the references to them were kept")
     reader = _Reader(zf, where, result)
     plan = reader.read(root)
     _restore_segments(zf, plan)
