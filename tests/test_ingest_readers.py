@@ -446,3 +446,70 @@ def test_header_fields_are_not_speakers():
     assert [s.speaker for s in d.segments] == [None, "Interviewer", "P1", "Interviewer", "P1"]
     assert d.segments[0].kind == "preamble"
     assert "Note: recording paused" in _seg_text(d, d.segments[2])
+
+
+PLAIN_DATED = """Notes returned by the site coordinator.
+Date: 04/06/2019
+Participant code: S2 DK1
+WHAT
+Things happened at reception.
+So what?
+It matters.
+Now What:
+Plans for next week.
+
+Date: 11/06/2019
+Participant code: S2 DK1
+What?
+More things.
+SO WHAT?
+Meaning.
+Now what? Modifying future outcomes
+Next steps.
+"""
+
+
+def test_plain_date_lines_start_entries_text():
+    """Diaries written as "Date: dd/mm/yyyy" (not the template's "Date of diary insert")
+    are split at those lines: the date and code belong to their own entry, not to the
+    previous entry's "Now what?" section."""
+    drafts = read_sources(PLAIN_DATED.encode(), "keeper.txt")
+    assert [d.name for d in drafts] == ["S2 DK1 2019-06-04", "S2 DK1 2019-06-11"]
+    assert "".join(d.text for d in drafts) == PLAIN_DATED
+    for d in drafts:
+        _tiles(d)
+        assert d.segments[0].kind == "preamble" and "Date: " in _seg_text(d, d.segments[0])
+        now = next(_seg_text(d, s) for s in d.segments if s.kind == "section" and s.section == "Now what?")
+        assert "Date:" not in now and "Participant code" not in now
+    assert drafts[0].text.startswith("Notes returned")  # text before the first entry is kept
+
+
+def test_plain_date_lines_start_entries_docx(tmp_path):
+    import docx
+
+    d = docx.Document()
+    d.add_paragraph("Reflective diary for the social prescribing evaluation, returned in June.")
+    for i, date in enumerate(["14/05/2019", "21 May 2019"]):
+        d.add_paragraph(f"Date: {date}")
+        d.add_paragraph("Participant code: S1 DK1")
+        d.add_heading("What?", 2)
+        d.add_paragraph(f"Entry {i}: nobody knew I was coming.")
+        d.add_paragraph().add_run("So What:").bold = True
+        d.add_paragraph("I felt unsupported.")
+        d.add_paragraph("Now what? Modifying future outcomes")
+        d.add_paragraph("I will meet the practice manager.")
+    path = tmp_path / "dk1.docx"
+    d.save(path)
+    drafts = read_sources(path.read_bytes(), path.name)
+    assert [d.name for d in drafts] == ["S1 DK1 2019-05-14", "S1 DK1 2019-05-21"]
+    for i, draft in enumerate(drafts):
+        _tiles(draft)
+        body = {s.section: _seg_text(draft, s) for s in draft.segments if s.kind == "section"}
+        assert f"Entry {i}" in body["What?"] and "Date:" not in body["Now what?"]
+
+
+def test_a_date_line_inside_an_interview_does_not_make_a_diary():
+    text = "Date: 04/06/2019\nInterviewer: Hello.\nP3: Hi.\nInterviewer: Date: when?\nP3: Soon.\n"
+    [d] = read_sources(text.encode(), "int.txt")
+    assert d.kind == "interview"
+    assert [s.speaker for s in d.segments if s.kind == "turn"] == ["Interviewer", "P3", "Interviewer", "P3"]

@@ -56,6 +56,12 @@ ENTRY_DATE_RE = re.compile(
     re.IGNORECASE,
 )
 TITLE_RE = re.compile(r"^[\W_]*reflective\s+diary\b", re.IGNORECASE)
+#: A header line that is only a date: "Date: 14/05/2019", "Entry date - 14 May 2019", "Week of: 20/05/2019".
+PLAIN_DATE_RE = re.compile(
+    r"^[\W_]*(?:entry\s+date|date(?:\s+of\s+(?:the\s+)?(?:diary\s+)?(?:insert|entry|reflection))?|week\s+of)"
+    r"[ \t]*[:\-\u2013][ \t]*(?P<value>[^\n]{4,40}?)[\s*_]*$",
+    re.IGNORECASE,
+)
 _TITLE_LINE_RE = re.compile(r"^[^\S\n]*[^\w\n]*reflective\s+diary\b", re.IGNORECASE | re.MULTILINE)
 _WHAT_FAST = re.compile(r"what", re.IGNORECASE)
 PCODE_RE = re.compile(
@@ -135,16 +141,32 @@ def _value(m: re.Match | None) -> str | None:
     return clean_label(v) or None
 
 
+def plain_date(text: str) -> str | None:
+    """The ISO date of a line that is only a date field ("Date: 14/05/2019"), else ``None``."""
+    if len(text) > 60:
+        return None
+    m = PLAIN_DATE_RE.match(text)
+    if not m:
+        return None
+    try:
+        return parse_date(strip_markup(m.group("value")))
+    except IngestError:
+        return None
+
+
 def entry_starts(doc: Document) -> list[int]:
     """Block indices where entries start."""
     blocks = doc.blocks
     dated = [i for i, b in enumerate(blocks) if DIARY_DATE_RE.search(b.text)]
+    if not dated:  # no template date lines: plain "Date: 14/05/2019" lines, outside the sections' headings
+        dated = [i for i, b in enumerate(blocks) if heading_section(b) is None and plain_date(b.text)]
     if dated:
+        date_line = set(dated)
         starts = []
         for i in dated:
             j = i
             floor = starts[-1] + 1 if starts else 0
-            while j - 1 >= floor and i - (j - 1) <= 2 and not DIARY_DATE_RE.search(blocks[j - 1].text) \
+            while j - 1 >= floor and i - (j - 1) <= 2 and (j - 1) not in date_line \
                     and (TITLE_RE.match(blocks[j - 1].text) or PCODE_RE.search(blocks[j - 1].text)) \
                     and heading_section(blocks[j - 1]) is None:
                 j -= 1
@@ -193,6 +215,8 @@ def parse_entry(doc: Document, start: int, end: int, index: int, name: str = "di
             pcode = _value(PCODE_RE.search(b.text))
         if surgery is None:
             surgery = _value(SURGERY_RE.search(b.text))
+    if date is None:  # "Date: 14/05/2019"
+        date = next((d for d in (plain_date(b.text) for b in header) if d), None)
     if date is None and header:
         # "Reflective Diary 14/05/2019" without the "Date of diary insert" words
         for b in header:
