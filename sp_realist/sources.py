@@ -212,16 +212,6 @@ def attribution_map(conn: Connection) -> dict[int, str]:
     return out
 
 
-def segment_attribution(conn: Connection, source_id: int, start: int) -> str | None:
-    """The participant code of the segment containing ``start`` (interview speakers)."""
-    seg = S.segments
-    row = conn.execute(
-        select(S.participants.c.code).select_from(seg.join(S.participants, seg.c.participant_id == S.participants.c.id))
-        .where(and_(seg.c.source_id == source_id, seg.c.start <= start, seg.c.end > start))
-    ).first()
-    return row[0] if row else None
-
-
 # --- attribution of spans (quotes, codings, evidence) -------------------------
 #: Speaker labels taken to be the researcher's side of an interview or focus group
 #: unless the project's ``interviewer_speakers`` setting says otherwise.
