@@ -513,3 +513,12 @@ def test_a_date_line_inside_an_interview_does_not_make_a_diary():
     [d] = read_sources(text.encode(), "int.txt")
     assert d.kind == "interview"
     assert [s.speaker for s in d.segments if s.kind == "turn"] == ["Interviewer", "P3", "Interviewer", "P3"]
+
+
+def test_timestamped_label_is_a_turn_even_when_the_name_occurs_once():
+    text = "Interviewer: Café?\n\nP3: Fine, thanks.\n[00:12:03] Sarah Jones: Indeed.\nNote: not a speaker.\n"
+    [d] = read_sources(text.encode(), "t.txt")
+    _tiles(d)
+    turns = [(s.speaker, s.start_time) for s in d.segments if s.kind == "turn"]
+    assert turns == [("Interviewer", None), ("P3", None), ("Sarah Jones", 12 * 60 + 3)]
+    assert _seg_text(d, d.segments[-1]) == "[00:12:03] Sarah Jones: Indeed.\nNote: not a speaker.\n"

@@ -16,7 +16,8 @@ speaker and a time, the words on the following lines::
 
 A label counts as a speaker when it occurs at least twice as a label in the
 file, or looks like a role or participant code (``Interviewer``, ``P3``,
-``S1 LW1``), or is in the speaker map.  Lines without a label continue the
+``S1 LW1``), or follows a bracketed timestamp (``[00:12:03] Sarah:``), or is
+in the speaker map.  Lines without a label continue the
 current turn.  Text before the first turn is kept as preamble paragraphs.
 A file with fewer than two speaker turns is split into paragraphs (blank
 lines separate paragraphs; Markdown ``#`` headings become heading segments
@@ -158,6 +159,12 @@ def map_speakers(speakers: Iterable[str], speaker_map: Mapping[str, str] | None 
     return out
 
 
+def _stamped(block: Block) -> bool:
+    """``[00:12:03] Name:``: a bracketed timestamp before a label marks a turn even if the name occurs once."""
+    m = TURN_RE.match(block.text)
+    return bool(m and m.group("ts"))
+
+
 def segment_transcript(doc: Document, speaker_map: Mapping[str, str] | None = None,
                        known_codes: Iterable[str] = (), participant: str | None = None,
                        start: int = 0, end: int | None = None) -> list[Segment] | None:
@@ -175,7 +182,7 @@ def segment_transcript(doc: Document, speaker_map: Mapping[str, str] | None = No
 
     def accepted(label: str, block: Block) -> bool:
         return bool(block.speaker) or counts[label] >= 2 or bool(ROLE_RE.match(label)) \
-            or label.lower() in smap_keys or label.lower() in known
+            or label.lower() in smap_keys or label.lower() in known or _stamped(block)
 
     turns = [(b, lab) for b, lab in found if lab and accepted(lab[0], b)]
     if len(turns) < 2 and not (doc.transcript and turns):
