@@ -6,7 +6,6 @@ its result.  Data goes to stdout; messages and progress go to stderr.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from typing import Callable
@@ -102,12 +101,12 @@ def group(*args, **kwargs):
     return click.group(*args, **kwargs)
 
 
-def parse_attrs(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
+def parse_attrs(pairs: tuple[str, ...] | list[str], param_hint: str = "--attr") -> dict[str, str]:
     """``("site=S1", "wave=2")`` -> ``{"site": "S1", "wave": "2"}`` (usage error otherwise)."""
     out: dict[str, str] = {}
     for pair in pairs:
         if "=" not in pair or not pair.split("=", 1)[0].strip():
-            raise click.BadParameter(f"{pair!r} is not NAME=VALUE.", param_hint="--attr")
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE.", param_hint=param_hint)
         k, v = pair.split("=", 1)
         out[k.strip()] = v.strip()
     return out

@@ -81,7 +81,9 @@ def test_ingest_then_look(runner, cli, project_path, corpus):
     roles = {row["role"]: row for row in summ["participants"]}
     assert roles["practice manager"]["participants"] == 1 and roles["practice manager"]["sources"] == 1
     r = _run(runner, cli, project_path, "summary", "--format", "csv")
-    assert r.exit_code == 1 and "--table" in r.stderr
+    assert r.exit_code == 2 and "--table" in r.stderr and not r.stdout  # a usage error
+    r = _run(runner, cli, project_path, "summary", "--output", "s.txt")
+    assert r.exit_code == 2 and "--table" in r.stderr
     r = _run(runner, cli, project_path, "summary", "--table", "diaries", "--format", "csv")
     assert r.exit_code == 0 and r.stdout.splitlines()[0].startswith("Sites,Total entries,Total pages")
     r = _run(runner, cli, project_path, "summary")
@@ -153,6 +155,8 @@ def test_participants_and_attributes(runner, cli, project_path, corpus):
     assert r.exit_code == 0, r.output
     assert {x["name"]: x["value"] for x in json.loads(r.stdout)} == {
         "pages": "1", "site": "S1", "surgery": "S1 GP2", "wave": "2"}
+    r = _run(runner, cli, project_path, "attributes", "set", name, "wave")
+    assert r.exit_code == 2 and "'wave' is not NAME=VALUE" in r.stderr and "PAIRS" in r.stderr
     r = _run(runner, cli, project_path, "attributes", "set", name, "--unset", "nothing")
     assert r.exit_code == 1 and "no attribute 'nothing'" in r.stderr
     r = _run(runner, cli, project_path, "attributes", "list", "--format", "json")

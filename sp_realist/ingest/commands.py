@@ -13,7 +13,6 @@ import pandas as pd
 
 from .. import schema as S
 from ..cli_support import emit, err_console, format_option, get_project, message, parse_attrs, project_option
-from ..errors import SpRealistError
 from ..output import to_markdown, to_records
 
 
@@ -327,7 +326,7 @@ def attributes_set(source, pairs, unset, project_path, fmt, output) -> None:
     """
     from .browse import set_source_attributes
 
-    attrs = parse_attrs(pairs)
+    attrs = parse_attrs(pairs, param_hint="PAIRS")
     result = set_source_attributes(get_project(project_path), source, attrs, unset)
     emit(pd.DataFrame(sorted(result.items()), columns=["name", "value"]), fmt, output, title=source)
 
@@ -363,6 +362,10 @@ def summary_cmd(which, words_per_page, project_path, fmt, output) -> None:
     """
     from .browse import summary
 
+    if which == "all" and fmt == "csv":
+        raise click.UsageError("CSV holds one table; choose it with --table sources|diaries|participants.")
+    if which == "all" and output and fmt == "table":
+        raise click.UsageError("--output with --format table writes one table; choose it with --table.")
     tables = summary(get_project(project_path), words_per_page)
     names = list(tables) if which == "all" else [which]
     if fmt == "json":
@@ -370,14 +373,10 @@ def summary_cmd(which, words_per_page, project_path, fmt, output) -> None:
         _write(json.dumps(obj if which == "all" else obj[which], ensure_ascii=False, indent=2, default=str) + "\n",
                output)
         return
-    if fmt == "csv" and len(names) > 1:
-        raise SpRealistError("summary: CSV holds one table; choose it with --table sources|diaries|participants.")
     if fmt == "md":
         _write("\n".join(f"### {TABLE_TITLES[n].format(wpp=words_per_page)}\n\n{to_markdown(tables[n])}"
                          for n in names), output)
         return
-    if output and len(names) > 1:
-        raise SpRealistError("summary: --output with --format table writes one table; choose it with --table.")
     for n in names:
         emit(tables[n], fmt, output, title=TABLE_TITLES[n].format(wpp=words_per_page))
 
