@@ -191,6 +191,14 @@ def test_round_trip_export_import_export(project, tmp_path):
         assert realist(project) == realist(back)
         assert len(realist(back)["evidence"]) == 3 and len(realist(back)["appraisals"]) == 2
         assert segments(project) == segments(back)  # restored from sp_realist/segments.json
+        # sources keep their GUIDs and creation times: their elements are identical in both exports
+        with project.connect() as c1, back.connect() as c2:
+            q = select(S.sources.c.name, S.sources.c.created_at)
+            assert dict(c1.execute(q).all()) == dict(c2.execute(q).all())
+        with zipfile.ZipFile(first) as z1, zipfile.ZipFile(second) as z2:
+            l1, l2 = (z.read("project.qde").decode().splitlines() for z in (z1, z2))
+        assert [x for x in l1 if "<TextSource " in x] == [x for x in l2 if "<TextSource " in x]
+        assert len([x for x in l1 if "<TextSource " in x]) == 2
 
 
 def segments(project) -> set:

@@ -879,7 +879,9 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
             name=name, kind=sp.kind, text=sp.text, segments=sp.segments or _segments(sp.text),
             checksum=sha256_bytes(sp.text.encode("utf-8", "surrogatepass")), date=sp.date,
             file_name=Path(result.source).name, file_format="qdpx", attributes=attrs))
-        conn.execute(update(S.sources).where(S.sources.c.id == sid).values(guid=sp.guid))
+        # keep the GUID and, when the file gives it, the source's creation time (a round trip keeps both)
+        conn.execute(update(S.sources).where(S.sources.c.id == sid).values(
+            guid=sp.guid, **({"created_at": sp.created} if sp.created else {})))
         existing[name] = {"id": sid, "name": name, "text": sp.text}
         source_ids[sp.guid] = sid
         new_sids.add(sid)
