@@ -137,3 +137,34 @@ def test_project_file_audit_finds_rows_and_leftover_bytes(tmp_path, key_path):
         assert len(leftover) and all("unused space" in loc for loc in leftover["location"])
         p.compact()
     assert audit_paths([path], key_path).empty
+
+
+def test_xlsx_outputs_are_scanned(runner, cli, tmp_path, key_path):
+    """retrieve/matrices write .xlsx: the audit reads its cells, sheet names, comments and properties."""
+    import openpyxl
+    from openpyxl.comments import Comment
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Workload"
+    sheet["A1"], sheet["B1"], sheet["B2"] = "quote", "attribution", 42
+    sheet["A2"] = "We had to keep asking Dr Patel's team."
+    sheet["A3"] = "Clean text about [GP surgery]."
+    sheet["A3"].comment = Comment("checked with sarah", "RA")
+    book.create_sheet("Riverside Surgery")
+    book.properties.creator = "Evaluation team"
+    leaky = tmp_path / "retrieval.xlsx"
+    book.save(leaky)
+    df = audit_paths([leaky], key_path)
+    assert set(df["location"]) == {"sheet 'Workload' cell A2", "sheet 'Workload' comment on A3",
+                                   "sheet 'Riverside Surgery' name"}
+    assert df.attrs["skipped"] == [] and set(df["original"]) == {"[hidden]"}
+    r = runner.invoke(cli, ["audit", str(tmp_path), "--key", str(key_path), "--format", "csv"])
+    assert r.exit_code == 3 and "Patel" not in r.stdout and "Not scanned" not in r.stderr
+    clean = openpyxl.Workbook()
+    clean.active["A1"] = "The link worker (S1 DK1) met [GP 1]."
+    clean.save(tmp_path / "clean.xlsx")
+    assert audit_paths([tmp_path / "clean.xlsx"], key_path).empty
+    (tmp_path / "broken.xlsx").write_bytes(b"PK\x03\x04 not really")
+    r = runner.invoke(cli, ["audit", str(tmp_path / "broken.xlsx"), "--key", str(key_path)])
+    assert r.exit_code == 1 and "broken.xlsx" in r.stderr and "Excel" in r.stderr and "Traceback" not in r.output

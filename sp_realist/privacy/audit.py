@@ -1,7 +1,8 @@
 """Leak audit: scan outputs for any original string (or variant) of a pseudonym key.
 
 :func:`audit_paths` reads docx (body paragraphs, tables, headers and footers,
-footnotes/endnotes/comments, document properties), html, md, txt, csv, json,
+footnotes/endnotes/comments, document properties), xlsx (sheet names, text
+cells, comments, properties), html, md, txt, csv, json,
 yaml, xml, REFI-QDA ``.qdpx``/``.qdc`` (zip members are scanned by their own
 type), sp_realist project files (every text column, then the raw file bytes,
 so overwritten data left in free pages is found too) and folders
@@ -37,7 +38,7 @@ TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".csv", ".tsv", ".yaml", ".yml", ".
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 ZIP_SUFFIXES = {".qdpx", ".qdc", ".zip"}
 PROJECT_SUFFIXES = {".sprealist"}
-SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | ZIP_SUFFIXES | PROJECT_SUFFIXES | {".json", ".docx"}
+SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | ZIP_SUFFIXES | PROJECT_SUFFIXES | {".json", ".docx", ".xlsx"}
 
 # A finding before formatting: (location, start, end, entry, matched text)
 Finding = tuple[str, int, int, int, str]
@@ -146,9 +147,38 @@ def _docx_items(data: bytes) -> Iterator[tuple[str, str]]:
                 yield f"{label} paragraph {i + 1}", "".join(t.text or "" for t in p.iter(f"{ns}t"))
 
 
+def _xlsx_items(data: bytes) -> Iterator[tuple[str, str]]:
+    """Sheet names, text cells and cell comments of a workbook (``retrieve --format xlsx`` writes these)."""
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=False, data_only=False)
+    except Exception as exc:  # openpyxl raises several types for bad files
+        raise SpRealistError(f"not a readable Excel workbook ({type(exc).__name__})") from None
+    try:
+        for sheet in book.worksheets:
+            yield f"sheet {sheet.title!r} name", sheet.title
+            for row in sheet.iter_rows():
+                for cell in row:
+                    if isinstance(cell.value, str):
+                        yield f"sheet {sheet.title!r} cell {cell.coordinate}", cell.value
+                    if cell.comment is not None:
+                        yield f"sheet {sheet.title!r} comment on {cell.coordinate}", cell.comment.text
+        props = book.properties
+        for name in ("creator", "title", "subject", "keywords", "description", "lastModifiedBy", "category"):
+            yield f"document property {name}", getattr(props, name, None) or ""
+    finally:
+        book.close()
+
+
 def _scan_bytes(det: Detector, name: str, data: bytes, where: str) -> Iterator[Finding]:
     suffix = Path(name).suffix.lower()
-    if suffix == ".docx":
+    if suffix == ".xlsx":
+        try:
+            yield from _strings(det, _xlsx_items(data))
+        except SpRealistError as exc:
+            raise SpRealistError(f"{where}: {exc.message}; check the file.") from None
+    elif suffix == ".docx":
         try:
             yield from _strings(det, _docx_items(data))
         except SpRealistError as exc:

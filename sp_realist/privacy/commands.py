@@ -236,7 +236,7 @@ def status_cmd(project_path, fmt, output) -> None:
 def audit_cmd(paths, key_path, show_originals, fmt, output) -> None:
     """Scan outputs for real names from the key; exit 3 if any is found.
 
-    Reads docx, html, md, txt, csv, json, yaml, xml, qdpx/qdc (zip members),
+    Reads docx, xlsx, html, md, txt, csv, json, yaml, xml, qdpx/qdc (zip members),
     project files (*.sprealist) and folders (recursively).  Matching is
     case-insensitive on token boundaries, as in anonymise.
 
