@@ -164,3 +164,22 @@ def test_study_questions_may_name_their_themes(tmp_path):
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     with pytest.raises(SpRealistError, match=r"question Q1: unknown field\(s\) theme; use text, themes, theories"):
         load_study(study)
+
+
+def test_word_saturation_table_gives_the_notes_the_room(built):
+    """The 11-column saturation table: landscape, and room for its long notes."""
+    import docx
+    from docx.enum.section import WD_ORIENT
+    from docx.oxml.ns import qn
+
+    document = docx.Document(str(built / "report.docx"))
+    table = next(t for t in document.tables if t.rows[0].cells[-1].text == "Saturation notes")
+    widths = [int(g.get(qn("w:w"))) for g in table._tbl.tblGrid.findall(qn("w:gridCol"))]
+    # Equal columns would give each 1/11 of the width; the notes (the longest text) get more than that,
+    # and every column at least fits its longest word, so nothing is one character wide.
+    assert len(widths) == 11 and widths[-1] > 1.1 * sum(widths) / 11 and widths[-1] > 1.3 * widths[1]
+    assert min(widths) >= 600  # twips: "T1.1" plus its provenance marker, at 8 pt
+    landscape = [s for s in document.sections if s.orientation == WD_ORIENT.LANDSCAPE]
+    assert len(landscape) == 1
+    text_width = (landscape[0].page_width - landscape[0].left_margin - landscape[0].right_margin) / 635
+    assert sum(widths) == pytest.approx(text_width, abs=11)

@@ -270,6 +270,62 @@ class _Footnotes:
 
 
 # --------------------------------------------------------------------------
+# Table column widths
+# --------------------------------------------------------------------------
+BODY_PT = 11.0            # the body text size of python-docx's default template (and most house styles)
+WIDE_TABLE_COLUMNS = 8    # tables with this many columns or more ...
+WIDE_TABLE_PT = 8.0       # ... are set in this size
+_CHAR_EM = 0.52           # average character width, in ems, of Cambria/Calibri (and metric twins)
+_CELL_PAD_PT = 12.0       # a cell's left and right margins (0.08 in each) plus a little air
+_WORD_CAP = 18            # a longer "word" (a URL, a list of ids) may wrap inside itself
+_TEXT_CAP = 60            # beyond this many characters a cell wraps anyway
+
+
+def column_widths(columns, rows, available_pt: float, size_pt: float, extra_first=()) -> list[float]:
+    """Widths (points) for a table's columns, summing to ``available_pt``.
+
+    Every column gets at least the width of its longest word (header words in bold), so words are not
+    broken across lines; the rest of the width goes to the columns with longer cells, in proportion to how
+    much more room their longest cell (up to ``_TEXT_CAP`` characters) would take (headers wrap between
+    words, so they count only through their longest word).  When even the longest
+    words do not fit, the columns share the width in proportion to them.
+    """
+    n = len(columns)
+    if not n:
+        return []
+    longest_word = [0.0] * n
+    longest_text = [0.0] * n
+    for i, name in enumerate(columns):
+        text = str(name)
+        longest_word[i] = 1.2 * max((len(w) for w in text.split()), default=0)  # bold; wraps between words
+    extra = list(extra_first)
+    for r, row in enumerate(rows):
+        for i, value in enumerate(row[:n]):
+            text = "" if value is None else str(value)
+            if i == 0 and r < len(extra):
+                text += extra[r]
+            if not text:
+                continue
+            for line in text.split("\n"):
+                if len(line) > longest_text[i]:
+                    longest_text[i] = len(line)
+                if len(line) > longest_word[i]:
+                    word = max((len(w) for w in line.split()), default=0)
+                    if word > longest_word[i]:
+                        longest_word[i] = word
+    char = _CHAR_EM * size_pt
+    mins = [(min(w, _WORD_CAP) + 1) * char + _CELL_PAD_PT for w in longest_word]  # +1: a word is never exact
+    wants = [max(m, min(t, _TEXT_CAP) * char + _CELL_PAD_PT) for m, t in zip(mins, longest_text)]
+    if sum(wants) <= available_pt:
+        return [w * available_pt / sum(wants) for w in wants]
+    if sum(mins) >= available_pt:
+        return [m * available_pt / sum(mins) for m in mins]
+    room = available_pt - sum(mins)
+    slack = sum(w - m for w, m in zip(wants, mins))
+    return [m + (w - m) * room / slack for w, m in zip(wants, mins)]
+
+
+# --------------------------------------------------------------------------
 # Writer
 # --------------------------------------------------------------------------
 class _Writer:
@@ -312,17 +368,44 @@ class _Writer:
         p.add_run(xml_safe(f": {text}"))
 
     def table(self, t: Table) -> None:
+        wide = len(t.columns) >= WIDE_TABLE_COLUMNS
+        if wide:  # a landscape page (section) of its own, so that many columns stay readable
+            self._orientation(landscape=True)
         self.caption("Table", t.number, t.caption, keep_with_next=True)
         self._table(t.columns, t.rows, t.refs)
         if t.note:
             self.para(f"Note: {t.note}")
+        if wide:
+            self._orientation(landscape=False)
+
+    def _orientation(self, landscape: bool) -> None:
+        """Start a new section (on a new page) in landscape or portrait; headers and footers carry over."""
+        from docx.enum.section import WD_ORIENT, WD_SECTION
+
+        section = self.doc.add_section(WD_SECTION.NEW_PAGE)
+        width, height = section.page_width, section.page_height
+        if (width > height) != landscape:
+            section.page_width, section.page_height = height, width
+        section.orientation = WD_ORIENT.LANDSCAPE if landscape else WD_ORIENT.PORTRAIT
 
     def _table(self, columns, rows, refs=None) -> None:
         from docx.oxml import OxmlElement
+        from docx.shared import Emu, Pt
 
         table = self.doc.add_table(rows=1, cols=len(columns))
         if self.table_style:
             table.style = self.table_style
+        # Column widths from the content (set before the rows are added: new rows copy the grid's widths),
+        # with a smaller font for wide tables, so that no column is squeezed until words break mid-word.
+        size = WIDE_TABLE_PT if len(columns) >= WIDE_TABLE_COLUMNS else None
+        section = self.doc.sections[-1]
+        available = section.page_width - section.left_margin - section.right_margin
+        marked = refs is not None and self.m.provenance == "appendix"
+        widths = column_widths(columns, rows, available / 12700, size or BODY_PT,
+                               extra_first=[f"P{r}" if r is not None and marked else "" for r in refs or []])
+        table.autofit = False  # a fixed layout: Word and LibreOffice keep the widths below
+        for grid_col, cell, w in zip(table._tbl.tblGrid.gridCol_lst, table.rows[0].cells, widths):
+            grid_col.w = cell.width = Emu(int(w * 12700))
         header = table.rows[0]
         trpr = header._tr.get_or_add_trPr()
         th = OxmlElement("w:tblHeader")
@@ -332,13 +415,21 @@ class _Writer:
             cell.text = ""
             run = cell.paragraphs[0].add_run(xml_safe(str(name)))
             run.bold = True
+            if size:
+                run.font.size = Pt(size)
         refs = refs or [None] * len(rows)
         for row, ref in zip(rows, refs):
             cells = table.add_row().cells
             for i, (cell, value) in enumerate(zip(cells, row)):
                 cell.text = "" if value is None else xml_safe(str(value))
+                if size:
+                    for run in cell.paragraphs[0].runs:
+                        run.font.size = Pt(size)
                 if i == 0 and ref is not None:
                     self.mark(cell.paragraphs[0], ref)
+                    if size:  # the provenance marker too
+                        for run in cell.paragraphs[0].runs:
+                            run.font.size = Pt(size)
 
     def quote(self, q, label: bool = False) -> None:
         p = self.para(style="Quote")

@@ -1,0 +1,102 @@
+"""Word report layout: table column widths from their content, wide tables on landscape pages.
+
+Before this, every table had equal columns, so the 11-column saturation table squeezed its long
+"Saturation notes" into a column one or two characters wide (one row per page).
+"""
+
+from __future__ import annotations
+
+import docx
+import pytest
+from docx.enum.section import WD_ORIENT
+from docx.oxml.ns import qn
+from docx.shared import Pt
+
+from report_data import populate
+from sp_realist.report import docx_writer as dw
+from sp_realist.report.api import write_report
+from sp_realist.report.model import ReportSettings, build_report_model
+
+
+def min_width(word: str, size: float, bold: bool = False) -> float:
+    chars = (1.2 if bold else 1.0) * len(word)
+    return (min(chars, dw._WORD_CAP) + 1) * dw._CHAR_EM * size + dw._CELL_PAD_PT
+
+
+def test_widths_fill_the_page_and_never_split_a_word():
+    columns = ["CMOC", "Supporting excerpts", "Saturation notes"]
+    rows = [["T1.1", "8", "eight supporting excerpts from S1 DK1, S1 DK2 and S3 DK2; the later entries added nothing new"],
+            ["T1.2", "12", "short"]]
+    w = dw.column_widths(columns, rows, 468.0, 11.0)
+    assert sum(w) == pytest.approx(468.0)
+    # Each column at least as wide as its longest word (header words in bold).
+    assert w[0] >= min_width("CMOC", 11, bold=True)
+    assert w[1] >= min_width("Supporting", 11, bold=True)
+    # The spare width goes to the long text, not to the short numbers under a long header.
+    assert w[2] > w[1] > w[0]
+    assert w[2] > 468.0 / 2
+
+
+def test_widths_when_not_even_the_words_fit():
+    columns = [f"Participants{chr(65 + i)}" for i in range(12)]
+    w = dw.column_widths(columns, [["x"] * 12], 300.0, 11.0)
+    assert sum(w) == pytest.approx(300.0) and max(w) == pytest.approx(min(w))
+    assert dw.column_widths([], [], 300.0, 11.0) == []
+
+
+def test_first_column_counts_the_provenance_marker():
+    plain = dw.column_widths(["Id", "Text"], [["T1", "a b c d e f g h i j k l m n o p"]], 400.0, 11.0)
+    marked = dw.column_widths(["Id", "Text"], [["T1", "a b c d e f g h i j k l m n o p"]], 400.0, 11.0,
+                              extra_first=["P1234567"])
+    assert marked[0] > plain[0]
+
+
+@pytest.fixture
+def report(project, tmp_path):
+    populate(project)
+    out = tmp_path / "report.docx"
+    settings = ReportSettings(figure=False)
+    write_report(project, out, settings=settings)
+    return docx.Document(str(out)), build_report_model(project, settings)
+
+
+def grid(table) -> list[int]:
+    return [int(g.get(qn("w:w"))) for g in table._tbl.tblGrid.findall(qn("w:gridCol"))]
+
+
+def section_of(doc, table):
+    """The section a table belongs to: the first section break after it (or the document's last)."""
+    body = list(doc.element.body)
+    i = body.index(table._tbl)
+    breaks = 0
+    for el in body[:i]:
+        if el.find(f"{qn('w:pPr')}/{qn('w:sectPr')}") is not None:
+            breaks += 1
+    return doc.sections[breaks]
+
+
+def test_tables_fill_the_text_width_and_wide_ones_turn_landscape(report):
+    doc, model = report
+    wide = [t for t in model.tables() if len(t.columns) >= dw.WIDE_TABLE_COLUMNS]
+    assert wide, "the fixture should have at least one wide table (the saturation table)"
+    seen_wide = 0
+    for table in doc.tables:
+        section = section_of(doc, table)
+        text_width = (section.page_width - section.left_margin - section.right_margin) / 635  # EMU -> twips
+        widths = grid(table)
+        assert sum(widths) == pytest.approx(text_width, abs=len(widths))
+        # Every cell of a row has its column's width (Word reads tcW, LibreOffice the grid).
+        for row in table.rows[:3]:
+            assert [int(c._tc.tcPr.find(qn("w:tcW")).get(qn("w:w"))) for c in row.cells] == widths
+        header = table.rows[0]
+        if len(header.cells) >= dw.WIDE_TABLE_COLUMNS:
+            seen_wide += 1
+            assert section.orientation == WD_ORIENT.LANDSCAPE and section.page_width > section.page_height
+            sizes = {r.font.size for c in table.rows[1].cells for p in c.paragraphs for r in p.runs if r.text}
+            assert sizes == {Pt(dw.WIDE_TABLE_PT)}
+        else:
+            assert section.orientation == WD_ORIENT.PORTRAIT and section.page_width < section.page_height
+    assert seen_wide == len(wide)
+    # The document goes back to portrait after a wide table.
+    assert doc.sections[-1].orientation == WD_ORIENT.PORTRAIT
+
