@@ -301,6 +301,7 @@ class SpanAttributor:
             for sid, a, b, speaker, pid in conn.execute(qq):
                 self._segs.setdefault(sid, []).append((a, b, speaker, pid))
         self._starts = {sid: [s[0] for s in segs] for sid, segs in self._segs.items()}
+        self._arrays: dict[int, tuple] = {}
 
     def segment(self, source_id: int, start: int) -> tuple[int, int, str | None, int | None] | None:
         """``(start, end, speaker, participant_id)`` of the speaker segment holding ``start``, if any."""
@@ -327,17 +328,57 @@ class SpanAttributor:
             return f"{self._sites[source_id]} {kind_label}"
         return name
 
-    def __call__(self, source_id: int, start: int) -> str:
-        seg = self.segment(source_id, start)
-        if seg is not None:
-            _a, _b, speaker, pid = seg
-            if pid is not None and self._codes.get(pid):
-                return self._codes[pid]
-            if speaker and speaker.strip():
-                return f"{' '.join(speaker.split())}, {self.source_label(source_id)}"
+    def _segment_label(self, source_id: int, seg: tuple) -> str | None:
+        _a, _b, speaker, pid = seg
+        if pid is not None and self._codes.get(pid):
+            return self._codes[pid]
+        if speaker and speaker.strip():
+            return f"{' '.join(speaker.split())}, {self.source_label(source_id)}"
+        return None
+
+    def _source_fallback(self, source_id: int) -> str:
         if source_id in self.base:
             return self.base[source_id]
         return self._sources.get(source_id, (str(source_id),))[0]
+
+    def __call__(self, source_id: int, start: int) -> str:
+        seg = self.segment(source_id, start)
+        label = self._segment_label(source_id, seg) if seg is not None else None
+        return label if label is not None else self._source_fallback(source_id)
+
+    def many(self, source_ids, starts) -> list[str]:
+        """The attributions of many positions at once (arrays or lists of equal length)."""
+        import numpy as np
+
+        sids = np.asarray(source_ids, dtype=np.int64)
+        pos = np.asarray(starts, dtype=np.int64)
+        out = np.empty(len(sids), dtype=object)
+        if not len(sids):
+            return []
+        order = np.argsort(sids, kind="stable")
+        uniq, first = np.unique(sids[order], return_index=True)
+        ends = np.append(first[1:], len(order))
+        for sid, a, b in zip(uniq.tolist(), first.tolist(), ends.tolist()):
+            idx = order[a:b]
+            fallback = self._source_fallback(sid)
+            segs = self._segs.get(sid)
+            if not segs:
+                out[idx] = fallback
+                continue
+            if sid not in self._arrays:
+                labels = [self._segment_label(sid, seg) for seg in segs]
+                self._arrays[sid] = (np.array([seg[0] for seg in segs], dtype=np.int64),
+                                     np.array([seg[1] for seg in segs], dtype=np.int64),
+                                     np.array([fallback if x is None else x for x in labels], dtype=object))
+            seg_starts, seg_ends, labels = self._arrays[sid]
+            p = pos[idx]
+            k = np.searchsorted(seg_starts, p, side="right") - 1
+            kk = np.maximum(k, 0)
+            inside = (k >= 0) & (p < seg_ends[kk]) & (p >= seg_starts[kk])
+            res = np.full(len(idx), fallback, dtype=object)
+            res[inside] = labels[kk[inside]]
+            out[idx] = res
+        return out.tolist()
 
     def is_interviewer(self, source_id: int, start: int) -> bool:
         """True when ``start`` lies in a turn of an interviewer speaker not mapped to a participant."""
@@ -357,11 +398,12 @@ def span_attributions(conn: Connection, spans: Iterable[tuple[int, int]]) -> dic
     * no speaker (diary sections, paragraphs): :func:`attribution_map`, the
       source's participant, else its site plus "unidentified", else its name.
     """
-    spans = set(spans)
+    spans = list(dict.fromkeys(spans))
     if not spans:
         return {}
-    who = SpanAttributor(conn, {sid for sid, _ in spans})
-    return {(sid, start): who(sid, start) for sid, start in spans}
+    sids = [sid for sid, _ in spans]
+    who = SpanAttributor(conn, set(sids)).many(sids, [start for _, start in spans])
+    return dict(zip(spans, who))
 
 
 def interviewer_spans(conn: Connection, spans: Iterable[tuple[int, int]]) -> set[tuple[int, int]]:

@@ -126,6 +126,18 @@ def test_span_attributions_rule(proj):
         assert span_attributions(conn, []) == {}
 
 
+def test_bulk_and_single_lookups_agree_at_every_position(proj):
+    from sp_realist.sources import SpanAttributor
+
+    with proj.connect() as conn:
+        texts = dict(conn.execute(select(S.sources.c.id, S.sources.c.text)).all())
+        who = SpanAttributor(conn)
+        spans = [(sid, i) for sid, t in texts.items() for i in range(len(t) + 1)] + [(999, 0)]
+        bulk = who.many([s for s, _ in spans], [i for _, i in spans])
+        assert bulk == [who(s, i) for s, i in spans]
+        assert span_attributions(conn, spans) == dict(zip(spans, bulk))
+
+
 def test_interviewer_labels():
     names = DEFAULT_INTERVIEWER_SPEAKERS
     for label in ("Interviewer", "interviewer", "INTERVIEWER 2", "Interviewer (RA)", "Facilitator", "moderator",

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import SpRealistError
-from ..sources import span_attributions
+from ..sources import SpanAttributor
 from ..store import Project
 from ._common import code_ids_for, code_rows, descendants, fetch_frame, rows_frame
 from .codebook import _tree_order
@@ -92,8 +92,9 @@ def coding_frame(conn: Connection, code_ids: list[int] | None = None, text: bool
     else:
         df["site"] = df["participant_site"]
     # Who said it: the mapped speaker's code, an unmapped speaker ("Interviewer, S2 PM1 interview"), else the source's.
-    who = span_attributions(conn, zip(df["source_id"].tolist(), df["start"].tolist()))
-    df["attribution"] = pd.Series([who[k] for k in zip(df["source_id"].tolist(), df["start"].tolist())],
+    # (span_attributions' rule, through its attributor, vectorised over the codings)
+    attributor = SpanAttributor(conn, df["source_id"].unique().tolist())
+    df["attribution"] = pd.Series(attributor.many(df["source_id"].to_numpy(), df["start"].to_numpy()),
                                   index=df.index, dtype="object")
     df = df.drop(columns=["participant_site", "source_participant_id", "participant_id"])
     if text and len(df):
