@@ -59,8 +59,12 @@ def test_ingest_anonymise_export_audit(runner, cli, tmp_path):
     # after: nothing in the project file, nothing in a fresh export
     r = runner.invoke(cli, ["audit", str(project), "--key", str(key)])
     assert r.exit_code == 0, r.stdout
-    r = runner.invoke(cli, ["export", "qdpx", str(tmp_path / "after.qdpx"), "-p", str(project)])
+    r = runner.invoke(cli, ["export", "qdpx", str(tmp_path / "after.qdpx"), "-p", str(project)],
+                      env={"SP_REALIST_KEY": None})
+    assert r.exit_code == 1 and "--key" in r.stderr  # an anonymised project's exports are audited
+    r = runner.invoke(cli, ["export", "qdpx", str(tmp_path / "after.qdpx"), "-p", str(project), "--key", str(key)])
     assert r.exit_code == 0, r.output
+    assert "Audit: no real name" in r.stderr
     r = runner.invoke(cli, ["audit", str(tmp_path / "after.qdpx"), str(tmp_path / "before.qdpx"),
                             "--key", str(key), "-f", "json"])
     assert r.exit_code == 3

@@ -40,11 +40,16 @@ def _report(result) -> None:
         message(f"Not imported: {line}.")
 
 
+KEY_HELP = ("Pseudonym key file (or $SP_REALIST_KEY): the export is audited for real names before it is written "
+            "(exit 3, nothing written, if one is found). Required when the project has an applied key.")
+
+
 @export_group.command("qdpx")
 @click.argument("out", type=click.Path(dir_okay=False))
 @project_option
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
-def export_qdpx_cmd(out, project_path, force) -> None:
+@click.option("--key", "key_path", metavar="KEY", type=click.Path(dir_okay=False), default=None, help=KEY_HELP)
+def export_qdpx_cmd(out, project_path, force, key_path) -> None:
     """Export the whole project as a REFI-QDA project file (.qdpx).
 
     Sources as UTF-8 text, the codebook, codings with coder and date,
@@ -53,26 +58,36 @@ def export_qdpx_cmd(out, project_path, force) -> None:
     on stderr.  Exporting an unchanged project again gives an identical file.
 
     \b
-    Example:
+    Examples:
       sp-realist export qdpx evaluation.qdpx -p evaluation.sprealist
+      sp-realist export qdpx shared.qdpx --key ../private/key.yaml   # audited: exit 3 if a name leaks
     """
     from .qdpx_export import export_qdpx
 
     project = get_project(project_path)
-    result = export_qdpx(project, out, force=force)
+    result = export_qdpx(project, out, force=force, key=key_path)
     c = result.counts
     message(f"Wrote {out}: {c.get('sources', 0)} sources, {c.get('codes', 0)} codes, {c.get('codings', 0)} codings, "
             f"{c.get('cases', 0)} cases, {c.get('notes', 0)} memos, {c.get('themes', 0)} themes, "
             f"{c.get('cmocs', 0)} CMOCs, {c.get('theories', 0)} theories.")
     for line in result.losses:
         message(f"Not exported: {line}.")
+    _audited(key_path)
+
+
+def _audited(key_path) -> None:
+    import os
+
+    if key_path or os.environ.get("SP_REALIST_KEY"):
+        message("Audit: no real name from the pseudonym key occurs in the export.")
 
 
 @export_group.command("qdc")
 @click.argument("out", type=click.Path(dir_okay=False))
 @project_option
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
-def export_qdc_cmd(out, project_path, force) -> None:
+@click.option("--key", "key_path", metavar="KEY", type=click.Path(dir_okay=False), default=None, help=KEY_HELP)
+def export_qdc_cmd(out, project_path, force, key_path) -> None:
     """Export the codebook (and themes as code sets) as a REFI-QDA codebook (.qdc).
 
     \b
@@ -82,8 +97,9 @@ def export_qdc_cmd(out, project_path, force) -> None:
     from .qdc import export_qdc
 
     project = get_project(project_path)
-    df = export_qdc(project, out, force=force)
+    df = export_qdc(project, out, force=force, key=key_path)
     message(f"Wrote {out}: {int(df['count'].iloc[0])} codes, {int(df['count'].iloc[1])} themes.")
+    _audited(key_path)
 
 
 @import_group.command("qdpx")

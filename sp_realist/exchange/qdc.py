@@ -77,17 +77,32 @@ def codebook_xml(project: Project) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def export_qdc(project: Project, out: str | os.PathLike, force: bool = False) -> pd.DataFrame:
-    """Write the codebook to ``out`` (.qdc); returns counts."""
+def export_qdc(project: Project, out: str | os.PathLike, force: bool = False,
+               key: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Write the codebook to ``out`` (.qdc); returns counts.
+
+    With a pseudonym ``key`` (or ``$SP_REALIST_KEY``; required when the project
+    has an applied key) the codebook is audited first and nothing is written
+    if a real name would leak (:class:`~sp_realist.errors.CheckFailed`).
+    """
+    from ..privacy.audit import check_output, output_audit_key
+
     out = Path(out)
     if out.exists() and not force:
         raise SpRealistError(f"{out}: already exists; choose another name or pass --force to overwrite it.")
     if not out.parent.exists():
         raise SpRealistError(f"{out}: the folder {out.parent} does not exist; create it first.")
+    audit_key = output_audit_key(project, key)
     data = codebook_xml(project)
     tmp = out.with_name(f".tmp-{out.name}")
     tmp.write_bytes(data)
-    os.replace(tmp, out)
+    try:
+        if audit_key is not None:
+            check_output(tmp, audit_key, out)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     with project.connect() as conn:
         from sqlalchemy import func
 

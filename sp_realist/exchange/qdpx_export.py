@@ -537,8 +537,12 @@ def build_qdpx(project: Project, name: str | None = None) -> tuple[bytes, dict[s
     return qde, b.files, b
 
 
-def write_zip(out: Path, entries: list[tuple[str, bytes]]) -> None:
-    """Write a deterministic zip atomically (temp file in the same folder, then rename)."""
+def write_zip(out: Path, entries: list[tuple[str, bytes]], check: Callable[[Path], None] | None = None) -> None:
+    """Write a deterministic zip atomically (temp file in the same folder, then rename).
+
+    ``check(temp_path)`` runs on the finished archive before it is moved into
+    place; if it raises, nothing is written.
+    """
     out = Path(out)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=out.suffix, dir=str(out.parent))
     try:
@@ -548,6 +552,8 @@ def write_zip(out: Path, entries: list[tuple[str, bytes]]) -> None:
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, data)
+        if check is not None:
+            check(Path(tmp))
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -555,22 +561,30 @@ def write_zip(out: Path, entries: list[tuple[str, bytes]]) -> None:
 
 
 def export_qdpx(project: Project, out: str | os.PathLike, force: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> ExportResult:
+                progress: Callable[[int, int], None] | None = None,
+                key: str | os.PathLike | None = None) -> ExportResult:
     """Export ``project`` to the REFI-QDA file ``out`` (``.qdpx``).
 
     Refuses to overwrite an existing file unless ``force``.  Returns the
     counts written and one line per kind of information REFI-QDA cannot carry.
+    With a pseudonym ``key`` (or ``$SP_REALIST_KEY``; required when the project
+    has an applied key) the archive is audited before it is moved into place:
+    :class:`~sp_realist.errors.CheckFailed` and nothing written if a real name
+    would leak.
     """
+    from ..privacy.audit import check_output, output_audit_key
+
     out = Path(out)
     if out.exists() and not force:
         raise SpRealistError(f"{out}: already exists; choose another name or pass --force to overwrite it.")
     if not out.parent.exists():
         raise SpRealistError(f"{out}: the folder {out.parent} does not exist; create it first.")
+    audit_key = output_audit_key(project, key)
     qde, files, b = build_qdpx(project)
     entries = [("project.qde", qde)] + sorted(files.items())
     if progress:
         progress(len(entries), len(entries))
-    write_zip(out, entries)
+    write_zip(out, entries, None if audit_key is None else (lambda tmp: check_output(tmp, audit_key, out)))
     return ExportResult(str(out), dict(b.counts), list(b.losses))
 
 

@@ -198,7 +198,8 @@ def _scan_bytes(det: Detector, name: str, data: bytes, where: str) -> Iterator[F
             if (f[0], f[3], f[4].lower()) not in seen:
                 seen.add((f[0], f[3], f[4].lower()))
                 yield f
-    elif suffix in {".xml", ".qde"}:
+    elif suffix in {".xml", ".qde"} or (suffix == ".qdc" and not data.startswith(b"PK\x03\x04")):
+        # a REFI-QDA codebook (.qdc) is one XML file; some tools zip it
         yield from _lines(det, html.unescape(_decode(data, where)))
     elif suffix in ZIP_SUFFIXES:
         try:
@@ -321,3 +322,42 @@ def assert_no_leaks(paths: Sequence[str | os.PathLike], key: Key | str) -> pd.Da
             f"key entry {first['entry']} -> {first['replacement']!r}); anonymise the sources and remake the output."
         )
     return df
+
+
+ENV_KEY = "SP_REALIST_KEY"
+
+
+def output_audit_key(project, key: Key | str | os.PathLike | None = None) -> Key | None:
+    """The key to audit an output of ``project`` with (exports call this before writing).
+
+    ``key`` (else ``$SP_REALIST_KEY``) when given: it must be the key applied
+    to the project, if one is.  ``None`` when no key is given and none is
+    applied.  Refuses (:class:`SpRealistError`) when a key is applied but not given.
+    """
+    from .anonymise import applied_keys, check_key_matches
+
+    if key is None and os.environ.get(ENV_KEY):
+        key = os.environ[ENV_KEY]
+    applied = applied_keys(project)
+    if key is None:
+        if applied:
+            raise SpRealistError(
+                f"{project.location}: the project has an applied pseudonym key, so its exports are audited for "
+                f"real names; pass --key KEY (or set ${ENV_KEY}) and run again."
+            )
+        return None
+    return check_key_matches(project, key) if applied else as_key(key)
+
+
+def check_output(path: str | os.PathLike, key: Key, shown: str | os.PathLike | None = None) -> None:
+    """Raise :class:`CheckFailed` (naming ``shown``, default ``path``) if ``path`` holds a real name from ``key``."""
+    df = audit_paths([path], key)
+    if len(df):
+        first = df.iloc[0]
+        raise CheckFailed(
+            f"{shown or path}: {len(df)} occurrence(s) of real names from the pseudonym key (first at "
+            f"{first['location']}, key entry {first['entry']} -> {first['replacement']!r}); nothing was written. "
+            "Anonymise the sources that still hold names ('sp-realist audit' on the project lists them) and export "
+            "again."
+        )
+
