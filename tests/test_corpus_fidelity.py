@@ -183,3 +183,33 @@ def test_word_saturation_table_gives_the_notes_the_room(built):
     assert len(landscape) == 1
     text_width = (landscape[0].page_width - landscape[0].left_margin - landscape[0].right_margin) / 635
     assert sum(widths) == pytest.approx(text_width, abs=11)
+
+
+def test_a_built_study_with_templates_survives_moving_its_output_folder(tmp_path):
+    """The study's templates travel with the output (out/templates), not as a path back to the study."""
+    study = tmp_path / "study"
+    shutil.copytree(MINI, study)
+    (study / "templates").mkdir()
+    (study / "templates" / "ifthen.j2").write_text("When {{ context|clause }}: {{ outcome|clause }}.", encoding="utf-8")
+    out = tmp_path / "out"
+    build_study(study, out)
+    assert (out / "templates" / "ifthen.j2").read_text(encoding="utf-8").startswith("When ")
+    moved = tmp_path / "elsewhere" / "deeper" / "moved"
+    moved.parent.mkdir(parents=True)
+    shutil.move(str(out), str(moved))
+    shutil.rmtree(study)  # the study folder is gone too: a colleague got only the outputs
+    project = next(moved.glob("*.sprealist"))
+    r = CliRunner().invoke(main, ["ifthen", "-p", str(project), "--format", "json"])
+    assert r.exit_code == 0, r.stderr
+    assert all(x["statement"].startswith("When ") for x in json.loads(r.stdout))
+    r = CliRunner().invoke(main, ["report", "--to", "md", str(tmp_path / "again.md"), "-p", str(project)])
+    assert r.exit_code == 0, r.stderr
+    assert "When lack of induction" in (tmp_path / "again.md").read_text(encoding="utf-8")
+    # A rebuild into the same folder records the copies among its outputs (so it may replace them).
+    from sp_realist.store import Project
+
+    p = Project.open(project)
+    try:
+        assert "templates/ifthen.j2" in p.get_setting("build")["outputs"]
+    finally:
+        p.close()

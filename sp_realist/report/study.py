@@ -306,9 +306,6 @@ def _remove_previous_outputs(out: Path, previous: list[str]) -> None:
 def _populate(project: Project, study: Study, out: Path, note: Callable[[str], None]) -> None:
     from ..sources import ensure_participant
 
-    rel_templates = None
-    if study.templates is not None:
-        rel_templates = os.path.relpath(study.templates.resolve(), out.resolve())
     with project.begin() as conn:
         project._set_meta(conn, f"setting:{BUILD_SETTING}", _json({
             "study": os.path.relpath(study.folder.resolve(), out.resolve()), "title": study.title}))
@@ -316,8 +313,6 @@ def _populate(project: Project, study: Study, out: Path, note: Callable[[str], N
                                                           if k not in ("template",)} | (
             {"date": study.date} if study.date and "date" not in study.report else {})))
         project._set_meta(conn, "setting:questions", _json(study.questions))
-        if rel_templates:
-            project._set_meta(conn, "setting:templates_dir", _json(rel_templates))
         for p in study.participants:
             ensure_participant(conn, p["code"], role=p["role"], site=p["site"], attributes=p["attributes"])
         project.log(conn, "build.start", study.title, participants=len(study.participants))
@@ -392,6 +387,7 @@ def write_outputs(project: Project, study: Study, out: Path, key=None,
     from .render import export_extra_tables
 
     settings = study.settings()
+    copied = copy_templates(project, study, out)
     targets = [(out / f"report.{fmt}", fmt) for fmt in study.formats]
     tables_dir = out / "tables"
     if tables_dir.exists():
@@ -406,7 +402,27 @@ def write_outputs(project: Project, study: Study, out: Path, key=None,
     figures = write_figures(project, result.model, out / "figures")
     if figures:
         note(f"figure: {', '.join(p.name for p in figures)} in {out / 'figures'}")
-    return outputs + tables + figures
+    return copied + outputs + tables + figures
+
+
+def copy_templates(project: Project, study: Study, out: Path) -> list[Path]:
+    """Copy the study's templates to ``out/templates`` and point the project's ``templates_dir`` there.
+
+    The built project then renders its if/then statements and reports with the study's templates wherever
+    the output folder is moved or shared (a path back to the study folder would break).
+    """
+    if study.templates is None:
+        return []
+    dest = out / "templates"
+    copied = []
+    for src in sorted(p for p in study.templates.rglob("*") if p.is_file()):
+        target = dest / src.relative_to(study.templates)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+        copied.append(target)
+    dest.mkdir(parents=True, exist_ok=True)
+    project.set_setting("templates_dir", "templates")
+    return copied
 
 
 def write_figures(project: Project, model, folder: Path) -> list[Path]:
