@@ -192,3 +192,23 @@ def test_dry_run_writes_nothing(runner, cli, project_path, corpus, tmp_path):
     assert json.loads(r.stdout) == []
     r = runner.invoke(cli, ["ingest", "-p", str(project_path), str(d1), "--dry-run"])
     assert r.exit_code == 0
+
+
+def test_ingest_into_an_anonymised_project_says_the_new_sources_are_not_anonymised(runner, cli, project_path,
+                                                                                   tmp_path):
+    key = tmp_path / "key.yaml"
+    key.write_text("entries:\n  - {original: Sarah Jones, replacement: S1 DK1}\n", encoding="utf-8")
+    one = tmp_path / "one.txt"
+    one.write_text("Interviewer: Hello.\nSarah Jones: Hi.\n", encoding="utf-8")
+    two = tmp_path / "two.txt"
+    two.write_text("Interviewer: Again.\nSarah Jones: Yes.\n", encoding="utf-8")
+    r = runner.invoke(cli, ["ingest", str(one), "-p", str(project_path)])
+    assert r.exit_code == 0 and "pseudonym key" not in r.stderr
+    assert runner.invoke(cli, ["anonymise", "--key", str(key), "-p", str(project_path)]).exit_code == 0
+    r = runner.invoke(cli, ["ingest", str(one), "-p", str(project_path)])  # unchanged: nothing new
+    assert r.exit_code == 0 and "pseudonym key" not in r.stderr
+    r = runner.invoke(cli, ["ingest", str(two), "-p", str(project_path), "--format", "json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)[0]["status"] == "ingested"
+    err = " ".join(r.stderr.split())
+    assert "1 new source(s) are not anonymised yet" in err and '--sources "two"' in err
+    assert "Sarah" not in r.stderr

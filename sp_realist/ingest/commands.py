@@ -127,10 +127,25 @@ def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, 
     counts = df["status"].value_counts()
     message("; ".join(f"{counts.get(s, 0)} {s}" for s in ("ingested", "replaced", "unchanged", "refused")
                       if counts.get(s, 0)) + f" ({int(df['sources'].sum())} sources).")
+    _anonymisation_note(project, df)
     if refused:
         for f in refused:
             err_console.print(f"Error: {f.message}", markup=False, soft_wrap=True)
         raise click.exceptions.Exit(1)
+
+
+def _anonymisation_note(project, df: pd.DataFrame) -> None:
+    """New text in a project whose sources were anonymised is not anonymised yet: say so."""
+    new = [n for status, names in zip(df["status"], df["names"]) if status in ("ingested", "replaced") and names
+           for n in str(names).split("; ")]
+    if not new:
+        return
+    from ..privacy.anonymise import applied_keys
+
+    if applied_keys(project):
+        example = f' --sources "{new[0]}"' if len(new) == 1 else ""
+        message(f"Note: this project has an applied pseudonym key and the {len(new)} new source(s) are not "
+                f"anonymised yet; run 'sp-realist anonymise --key KEY{example}' before sharing anything.")
 
 
 # --- sources -----------------------------------------------------------------------
