@@ -109,6 +109,8 @@ def test_ifthen_statements_say_what_the_reports_say(built):
         assert own >= 0.45, (key, own, ours[key])
         assert own >= 3 * runner_up, (key, own, runner_up)
         assert ours[key].startswith("If there is ") and ours[key].endswith(".") and ".." not in ours[key]
+        # The study's own template (corpora/mind-cymru-2020/templates/ifthen.j2) words it as the report does.
+        assert " then this leads to " in ours[key]
     # The same statements, in table order, in the Word report under each theory's "If/then statements".
     import docx
 
