@@ -188,6 +188,9 @@ def test_dry_run_writes_nothing(runner, cli, project_path, corpus, tmp_path):
                                                        "lw"])
     assert rows[0]["sections"] == "What?, So what?, Now what?" and rows[5]["speakers"] == "Interviewer, P2"
     assert rows[-1]["status"] == "refused"
+    assert isinstance(rows[0]["segments"], int) and rows[-1]["segments"] is None
+    r = runner.invoke(cli, ["ingest", "-p", str(project_path), str(iv), str(bad), "--dry-run", "--format", "csv"])
+    assert r.stdout.splitlines()[1].split(",")[6] == "5"  # a count, not "5.0", beside a refused row
     r = runner.invoke(cli, ["sources", "list", "-p", str(project_path), "--format", "json"])
     assert json.loads(r.stdout) == []
     r = runner.invoke(cli, ["ingest", "-p", str(project_path), str(d1), "--dry-run"])

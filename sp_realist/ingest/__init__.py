@@ -325,7 +325,9 @@ def preview_paths(paths: Sequence[str | os.PathLike], kind: str | None = None, s
             rows.append({"file": shown, "status": "refused", "message": exc.message})
         if progress:
             progress(i, len(paths))
-    return pd.DataFrame(rows, columns=PREVIEW_COLUMNS)
+    df = pd.DataFrame(rows, columns=PREVIEW_COLUMNS)
+    # counts stay integers when refused rows leave them empty (not 2.0 / NaN)
+    return df.astype({"segments": "Int64", "words": "Int64"})
 
 
 MANIFEST_COLUMNS = ("path", "kind", "participant", "site", "role", "date")
