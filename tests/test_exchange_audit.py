@@ -98,3 +98,15 @@ def test_audit_reads_a_qdc_codebook_as_xml(tmp_path, key_path, project):
     assert out.read_bytes().startswith(b"<?xml")
     df = audit_paths([out], key_path)
     assert len(df) == 1 and df["location"][0].startswith("line ")
+
+
+def test_import_into_an_anonymised_project_says_the_new_sources_are_not_anonymised(runner, cli, project,
+                                                                                    project_path, tmp_path, key_path):
+    _source(project)
+    anonymise(project, str(key_path))
+    with __import__("sp_realist").Project.create(tmp_path / "colleague.sprealist") as other:
+        _source(other, "Interviewer: Hi.\nOwen: Hello.\n", name="colleague interview")
+        export_qdpx(other, tmp_path / "colleague.qdpx")
+    r = runner.invoke(cli, ["import", "qdpx", str(tmp_path / "colleague.qdpx"), "--into", str(project_path)])
+    assert r.exit_code == 0, r.output
+    assert "1 imported source(s) are not anonymised yet" in " ".join(r.stderr.split())

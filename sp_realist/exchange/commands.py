@@ -128,11 +128,17 @@ def import_qdpx_cmd(path, into, new_path, fmt, output) -> None:
     if into and new_path:
         raise click.UsageError("Use either --into (existing project) or --project (new project), not both.")
     if into:
+        from ..privacy.anonymise import applied_keys
+
         project = Project.open(into)
         try:
             result = import_qdpx(path, project)
+            anonymised = bool(applied_keys(project))
         finally:
             project.close()
+        if anonymised and result.counts.get("sources"):
+            message(f"Note: {into} has an applied pseudonym key and the {result.counts['sources']} imported "
+                    "source(s) are not anonymised yet; run 'sp-realist anonymise --key KEY' before sharing anything.")
     else:
         result = import_qdpx_new(path, new_path)
     message(f"Imported {path} into {result.project}.")
