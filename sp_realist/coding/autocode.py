@@ -164,9 +164,10 @@ def rules_frame(project: Project) -> pd.DataFrame:
     out = []
     for r in rows:
         value, speakers, exclude = decode_spec(r["kind"], r["spec"])
+        plain = not (speakers or exclude)  # stored as written; else the terms alone
         out.append({"name": r["name"], "code": r["code"], "kind": r["kind"],
-                    "spec": json.dumps(value, ensure_ascii=False) if isinstance(json.loads(r["spec"]), dict)
-                    else r["spec"], "unit": r["unit"], "lemma": bool(r["lemma"]),
+                    "spec": r["spec"] if plain else json.dumps(value, ensure_ascii=False),
+                    "unit": r["unit"], "lemma": bool(r["lemma"]),
                     "speakers": ", ".join(speakers) if speakers else None,
                     "exclude_speakers": ", ".join(exclude) if exclude else None,
                     "codings": counts.get(f"rule:{r['name']}", 0)})
