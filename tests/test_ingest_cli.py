@@ -215,3 +215,15 @@ def test_ingest_into_an_anonymised_project_says_the_new_sources_are_not_anonymis
     err = " ".join(r.stderr.split())
     assert "1 new source(s) are not anonymised yet" in err and '--sources "two"' in err
     assert "Sarah" not in r.stderr
+
+
+def test_summary_with_participants_without_site_in_a_role(runner, cli, project_path):
+    """Participants by role when a role's participants have no site (pandas reads None as NaN)."""
+    for code, extra in (("S1 DK1", []), ("S1 DK2", []), ("S9 LW1", ["--role", "link worker", "--site", "S9"])):
+        assert runner.invoke(cli, ["participants", "add", code, "-p", str(project_path), *extra]).exit_code == 0
+    for fmt in ("md", "json", "table"):
+        r = runner.invoke(cli, ["summary", "-p", str(project_path), "--format", fmt])
+        assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["summary", "-p", str(project_path), "--table", "participants", "--format", "json"])
+    assert json.loads(r.stdout) == [{"role": "(no role)", "participants": 2, "sites": "", "sources": 0},
+                                    {"role": "link worker", "participants": 1, "sites": "S9", "sources": 0}]

@@ -302,7 +302,7 @@ def participants_by_role(project: Project) -> pd.DataFrame:
     df["role"] = df["role"].fillna("(no role)")
     out = df.groupby("role", sort=True).agg(
         participants=("code", "count"),
-        sites=("site", lambda s: ", ".join(sorted({x for x in s if x}))),
+        sites=("site", lambda s: ", ".join(sorted({x for x in s if isinstance(x, str) and x}))),  # None may be NaN
         sources=("sources", "sum"),
     ).reset_index()
     return out
