@@ -88,6 +88,12 @@ class SpRealistGroup(click.Group):
         except SpRealistError as exc:
             err_console.print(f"Error: {exc.message}", markup=False, soft_wrap=True)
             ctx.exit(exc.exit_code)
+        except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+            # a file the user named (--output, a key, a folder) cannot be opened: one sentence, no traceback
+            where = exc.filename or "a file"
+            err_console.print(f"Error: {where}: {exc.strerror or exc}; check the path and its permissions.",
+                              markup=False, soft_wrap=True)
+            ctx.exit(1)
         except KeyboardInterrupt:  # pragma: no cover - interactive
             err_console.print("Interrupted; nothing was half-written (the transaction was rolled back).")
             ctx.exit(130)

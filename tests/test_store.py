@@ -123,6 +123,32 @@ def test_cli_init_and_info(runner, cli, tmp_path):
     assert "already exists" in r.stderr and "Traceback" not in r.output
     r = runner.invoke(cli, ["info", "--format", "nonsense", "-p", str(path)])
     assert r.exit_code == 2
+    # an --output that cannot be written: one sentence naming it, exit 1, no traceback
+    bad = tmp_path / "missing-folder" / "info.csv"
+    for fmt in ("csv", "table"):
+        r = runner.invoke(cli, ["info", "-p", str(path), "--format", fmt, "--output", str(bad)])
+        assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+        assert r.exit_code == 1 and f"Error: {bad}: No such file or directory" in " ".join(r.stderr.split())
+        assert "Traceback" not in r.output and not r.stdout
+
+
+def test_project_discovery_from_the_environment_and_the_folder(runner, cli, tmp_path, monkeypatch):
+    """SP_REALIST_PROJECT, then the single *.sprealist in the current folder; --project wins over both."""
+    one, two = tmp_path / "a" / "one.sprealist", tmp_path / "b" / "two.sprealist"
+    one.parent.mkdir()
+    two.parent.mkdir()
+    for p in (one, two):
+        assert runner.invoke(cli, ["init", str(p)]).exit_code == 0
+    monkeypatch.chdir(one.parent)
+    r = runner.invoke(cli, ["info", "--format", "json"], env={"SP_REALIST_PROJECT": None})
+    assert r.exit_code == 0 and str(one) in r.stdout
+    r = runner.invoke(cli, ["info", "--format", "json"], env={"SP_REALIST_PROJECT": str(two)})
+    assert r.exit_code == 0 and str(two) in r.stdout
+    r = runner.invoke(cli, ["info", "--format", "json", "-p", str(one)], env={"SP_REALIST_PROJECT": str(two)})
+    assert r.exit_code == 0 and str(one) in r.stdout
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(cli, ["info"], env={"SP_REALIST_PROJECT": None})
+    assert r.exit_code == 1 and "SP_REALIST_PROJECT" in r.stderr and not r.stdout
 
 
 def test_locate_quote():
