@@ -215,3 +215,39 @@ def test_a_built_study_with_templates_survives_moving_its_output_folder(tmp_path
         assert "templates/ifthen.j2" in p.get_setting("build")["outputs"]
     finally:
         p.close()
+
+
+def test_every_refinement_is_dated_with_its_reason_and_the_evidence_that_prompted_it(built):
+    """Theory history: each change carries excerpts written by the diary keepers its reason names, no later
+    than the change itself."""
+    from sqlalchemy import select
+
+    from sp_realist import schema as S
+    from sp_realist.sources import attribution_map
+    from sp_realist.store import Project
+
+    study = yaml.safe_load((CORPUS / "study.yaml").read_text(encoding="utf-8"))
+    project = Project.open(built / study["project"])
+    try:
+        with project.connect() as conn:
+            who = attribution_map(conn)
+            rows = conn.execute(select(S.theories.c.key, S.theory_history.c.at, S.theory_history.c.change,
+                                       S.theory_history.c.reason, S.theory_history.c.evidence)
+                                .select_from(S.theory_history.join(S.theories,
+                                                                   S.theories.c.id == S.theory_history.c.theory_id))
+                                ).all()
+            excerpts = {r.id: r for r in conn.execute(
+                select(S.excerpts.c.id, S.excerpts.c.source_id, S.sources.c.date)
+                .select_from(S.excerpts.join(S.sources, S.sources.c.id == S.excerpts.c.source_id)))}
+    finally:
+        project.close()
+    assert len(rows) == sum(len(t["history"]) for t in
+                            yaml.safe_load((CORPUS / "theories.yaml").read_text(encoding="utf-8"))["theories"])
+    for key, at, change, reason, evidence in rows:
+        ids = json.loads(evidence or "[]")
+        assert ids, (key, change)
+        named = set(re.findall(r"S\d DK\d", f"{change} {reason}"))
+        for i in ids:
+            ex = excerpts[i]
+            assert str(ex.date)[:10] <= at[:10], (key, change, ex.date)
+            assert who[ex.source_id] in named, (key, change, who[ex.source_id])
