@@ -114,6 +114,8 @@ def test_ingest_exit_codes_and_messages(runner, cli, project_path, corpus, tmp_p
     assert _run(runner, cli, project_path, "ingest").exit_code == 2
     assert _run(runner, cli, project_path, "ingest", str(d1), "--kind", "podcast").exit_code == 2
     assert _run(runner, cli, project_path, "ingest", str(d1), "--attr", "novalue").exit_code == 2
+    r = _run(runner, cli, project_path, "ingest", str(iv), "--speaker-map", "Sarah")
+    assert r.exit_code == 2 and "--speaker-map" in r.stderr and "NAME=CODE" in r.stderr
 
 
 def test_ingest_manifest_cli(runner, cli, project_path, corpus, tmp_path):

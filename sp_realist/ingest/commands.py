@@ -13,6 +13,7 @@ import pandas as pd
 
 from .. import schema as S
 from ..cli_support import emit, err_console, format_option, get_project, message, parse_attrs, project_option
+from ..errors import SpRealistError
 from ..output import to_markdown, to_records
 
 
@@ -74,6 +75,12 @@ def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, 
     if not files and not manifest:
         raise click.UsageError("Give FILES to ingest or --manifest CSV.")
     attributes = parse_attrs(attrs)
+    from . import parse_speaker_map
+
+    try:
+        speaker_map = parse_speaker_map(speaker_map)
+    except SpRealistError as exc:  # a malformed option value is a usage error (exit 2)
+        raise click.BadParameter(exc.message, param_hint="--speaker-map") from None
     if dry_run:
         if manifest:
             raise click.UsageError("--dry-run takes FILES, not --manifest.")
