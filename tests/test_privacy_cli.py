@@ -128,10 +128,18 @@ def test_apply_moves_spans_and_leaves_no_original_in_the_project_file(runner, cl
 
 
 def test_reverse_restores_everything_exactly(runner, cli, filled, key_path):
+    clean = "Interviewer: Anything else?\nP2: No names here.\n"
+    with Project.open(filled) as p, p.begin() as conn:  # a source without names: anonymised, not changed
+        add_source(conn, SourceDraft(name="clean", kind="interview", text=clean, checksum="c",
+                                     segments=[Segment(0, len(clean))]))
     before = snapshot(filled)
-    assert runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(filled)]).exit_code == 0
+    r = runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(filled)])
+    assert r.exit_code == 0
+    applied = " ".join(r.stderr.split()).split(" were replaced in ")[1].split(" source(s)")[0]
     r = runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(filled), "--reverse", "-f", "json"])
     assert r.exit_code == 0, r.output
+    # the same number of sources changed back as were changed (not every source with a layer)
+    assert applied == "1" and " were restored in 1 source(s)" in " ".join(r.stderr.split())
     assert "Sarah" not in r.stdout  # originals hidden in the listing too
     assert snapshot(filled) == before
     with Project.open(filled) as p:

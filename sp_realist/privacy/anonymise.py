@@ -536,7 +536,8 @@ def reverse(project: Project, key: Key | str, sources: Sequence[str | int] | Non
         if not work and proj is None:
             raise SpRealistError("No sources anonymised with this key to reverse; nothing was changed.")
         df = _rows_frame(rows, show_originals)
-        result = AnonymiseResult(df, digest, "reverse", dry_run, [w[0]["id"] for w in work],
+        changed = [w[0]["id"] for w in work if w[2] != w[0]["text"] or w[4]]  # as for apply: sources changed
+        result = AnonymiseResult(df, digest, "reverse", dry_run, changed,
                                  notes=[n for w in work for n in w[5]] + (proj[2] if proj else []))
         new_names = {w[0]["id"]: old for w in work for (t, _pk, c, old) in w[4] if t == "sources" and c == "name"}
         others = {r[1] for r in conn.execute(select(S.sources.c.id, S.sources.c.name)) if r[0] not in new_names}
