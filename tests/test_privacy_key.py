@@ -196,3 +196,24 @@ def test_yaml_and_csv_round_trip_to_the_same_key(tmp_path_factory, names, rnd):
     assert y.sha256 == c.sha256
     assert sorted((e.original, e.replacement, tuple(e.terms)) for e in y.entries) == \
         sorted((e.original, e.replacement, tuple(e.terms)) for e in c.entries)
+
+
+def test_key_files_saved_by_excel_in_other_encodings(tmp_path):
+    """Excel's "CSV (Comma delimited)" is Windows-1252; "Unicode text" is UTF-16 with a BOM. Same entries, same hash."""
+    text = "original,replacement,variants\nSiân Jones,S1 DK1,Siân\nCaerffili Surgery,[GP surgery],\n"
+    keys = {}
+    for enc in ("utf-8", "utf-8-sig", "utf-16", "cp1252"):
+        p = tmp_path / f"key-{enc}.csv"
+        p.write_bytes(text.encode(enc))
+        keys[enc] = load_key(p)
+    assert len({k.sha256 for k in keys.values()}) == 1
+    assert keys["cp1252"].entries[0].original == "Siân Jones"
+    # appending keeps the entries and rewrites the file as UTF-8
+    p = tmp_path / "key-cp1252.csv"
+    key = append_entries(p, [{"original": "Owain Price", "replacement": "S2 DK1"}])
+    assert [e.original for e in key.entries] == ["Siân Jones", "Caerffili Surgery", "Owain Price"]
+    assert p.read_bytes().decode("utf-8").startswith("original,replacement")
+    bad = tmp_path / "binary.csv"
+    bad.write_bytes(b"\x00\x01original")
+    with pytest.raises(SpRealistError, match="binary.csv: not readable text"):
+        load_key(bad)

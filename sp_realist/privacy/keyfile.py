@@ -257,16 +257,32 @@ def parse_csv_key(text: str, src: str = "key", allow_empty: bool = False) -> lis
     return entries
 
 
+def read_key_text(p: Path) -> str:
+    """A key file's text: UTF-8 (with or without BOM), UTF-16 with a BOM, or Windows-1252, which is
+    what Excel writes for "CSV (Comma delimited)".  The key's hash is over its entries, not its bytes."""
+    data = p.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encodings = ("utf-16",)
+    else:
+        encodings = ("utf-8-sig", "cp1252")
+    for enc in encodings:
+        try:
+            text = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        if "\x00" not in text:
+            return text
+    raise SpRealistError(f"{p}: not readable text (UTF-8, UTF-16 with a byte-order mark or Windows-1252); "
+                         "save the key file as UTF-8.")
+
+
 def load_key(path: str | os.PathLike, matcher_check: bool = True, allow_empty: bool = False) -> Key:
     """Read and validate a key file (``.yaml``/``.yml``/``.csv``)."""
     p = Path(path)
     src = str(p)
     if not p.is_file():
         raise SpRealistError(f"{src}: no such key file; pass the path of your key.yaml or key.csv.")
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise SpRealistError(f"{src}: not UTF-8 text; save the key file as UTF-8.") from None
+    text = read_key_text(p)
     suffix = p.suffix.lower()
     secret = None
     if suffix == ".csv":
@@ -372,7 +388,7 @@ def append_entries(path: str | os.PathLike, new: list[dict]) -> Key:
     """
     p = Path(path)
     old = load_key(p, allow_empty=True)
-    text = p.read_text(encoding="utf-8-sig")
+    text = read_key_text(p)  # rewritten as UTF-8
     if not text.endswith("\n"):
         text += "\n"
     if p.suffix.lower() == ".csv":
