@@ -100,3 +100,29 @@ def test_tables_fill_the_text_width_and_wide_ones_turn_landscape(report):
     # The document goes back to portrait after a wide table.
     assert doc.sections[-1].orientation == WD_ORIENT.PORTRAIT
 
+
+
+def test_contents_field_already_lists_the_headings(report):
+    """The TOC field's cached result lists headings 1-3 in order (Word refreshes it with page numbers)."""
+    doc, _model = report
+    body = doc.element.body
+    paragraphs = list(body.iter(qn("w:p")))
+    begin = next(i for i, p in enumerate(paragraphs)
+                 if any((t.text or "").strip().startswith("TOC \\o") for t in p.iter(qn("w:instrText"))))
+    end = next(i for i in range(begin, len(paragraphs))
+               if any(f.get(qn("w:fldCharType")) == "end" for f in paragraphs[i].iter(qn("w:fldChar"))))
+
+    def text(p):
+        return "".join(t.text or "" for t in p.iter(qn("w:t")))
+
+    cached = [text(p) for p in paragraphs[begin:end + 1]]
+    headings = [p.text for p in doc.paragraphs
+                if p.style.name in ("Heading 1", "Heading 2", "Heading 3")]
+    assert cached == headings and len(headings) > 10
+    # Indented by level; the entries are plain paragraphs, not headings (they are not in the outline).
+    entries = doc.paragraphs[[p._p for p in doc.paragraphs].index(paragraphs[begin]):][:len(cached)]
+    levels = [int(p.style.name[-1]) for p in doc.paragraphs if p.style.name in ("Heading 1", "Heading 2", "Heading 3")]
+    for entry, level in zip(entries, levels):
+        assert not entry.style.name.startswith("Heading")
+        indent = entry.paragraph_format.left_indent or 0
+        assert (indent > 0) == (level > 1)

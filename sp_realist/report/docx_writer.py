@@ -337,6 +337,7 @@ class _Writer:
         # Style ids resolved once: python-docx's by-name lookup scans every style on each call.
         self.style_ids = {s.name: s.style_id for s in doc.styles}
         self.table_style = "Table Grid" if "Table Grid" in self.style_ids else None
+        self.headings: list[tuple[int, str]] = []  # (level, text), for the contents' cached entries
 
     def para(self, text: str = "", style: str | None = None):
         p = self.doc.add_paragraph()
@@ -347,6 +348,7 @@ class _Writer:
         return p
 
     def heading(self, text: str, level: int):
+        self.headings.append((level, text))
         return self.para(text, f"Heading {level}")
 
     # -- pieces --------------------------------------------------------------
@@ -452,8 +454,6 @@ class _Writer:
         doc.add_page_break()
         self.para("Contents", "TOC Heading")
         toc = self.para()
-        _field(toc, 'TOC \\o "1-3" \\h \\z \\u',
-               "Right-click and choose Update Field to build the table of contents.")
         doc.add_page_break()
         if m.introduction:
             self.heading("Introduction", 1)
@@ -528,6 +528,45 @@ class _Writer:
             self._table(pt.columns, pt.rows)
         if self.footnotes is not None:
             self.footnotes.finish()
+        self._contents(toc)
+
+    def _contents(self, first) -> None:
+        """The TOC field, its cached result already listing the headings (levels 1-3, indented).
+
+        Word rebuilds it with page numbers on opening (``updateFields``); viewers and converters that do not
+        update fields (LibreOffice, previews, PDF conversion) still show the contents instead of a prompt.
+        """
+        from docx.oxml import OxmlElement
+        from docx.shared import Inches, Pt
+
+        entries = [(lv, text) for lv, text in self.headings if lv <= 3]
+        if not entries:
+            _field(first, 'TOC \\o "1-3" \\h \\z \\u',
+                   "Right-click and choose Update Field to build the table of contents.")
+            return
+
+        def fld(paragraph, kind: str) -> None:
+            el = OxmlElement("w:fldChar")
+            el.set(_qn("w:fldCharType"), kind)
+            paragraph.add_run()._r.append(el)
+
+        fld(first, "begin")
+        instr = OxmlElement("w:instrText")
+        instr.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
+        instr.text = ' TOC \\o "1-3" \\h \\z \\u '
+        first.add_run()._r.append(instr)
+        fld(first, "separate")
+        paragraph, anchor = first, first._p
+        for i, (level, text) in enumerate(entries):
+            if i:
+                paragraph = self.doc.add_paragraph()
+                anchor.addnext(paragraph._p)  # moved from the end of the body to just after the previous entry
+                anchor = paragraph._p
+            paragraph.paragraph_format.space_after = Pt(2)
+            if level > 1:
+                paragraph.paragraph_format.left_indent = Inches(0.25 * (level - 1))
+            paragraph.add_run(xml_safe(text))
+        fld(paragraph, "end")
 
 
 def write_docx(model: ReportModel, path: str | os.PathLike, template: str | os.PathLike | None = None) -> Path:
