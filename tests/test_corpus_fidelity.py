@@ -251,3 +251,22 @@ def test_every_refinement_is_dated_with_its_reason_and_the_evidence_that_prompte
             ex = excerpts[i]
             assert str(ex.date)[:10] <= at[:10], (key, change, ex.date)
             assert who[ex.source_id] in named, (key, change, who[ex.source_id])
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"text": "x", "themes": ["Nope"]}, "question Q1 names the theme 'Nope', which the codebook does not define"),
+    ({"text": "x", "theories": ["T9"]}, "question Q1 names the theory 'T9', which the theories file does not define"),
+])
+def test_a_question_naming_an_unknown_theme_fails_the_build_and_leaves_nothing(tmp_path, spec, message):
+    study = tmp_path / "study"
+    shutil.copytree(MINI, study)
+    path = study / "study.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["questions"] = {"Q1": spec}
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["build", str(study), "--out", str(out)])
+    assert r.exit_code == 1
+    error = r.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: ") and message in error and error.endswith("fix the name.")
+    assert list(out.iterdir()) == []

@@ -269,6 +269,7 @@ def build_study(study_dir: str | os.PathLike, out: str | os.PathLike | None = No
     project = Project.create(staging)
     try:
         _populate(project, study, out, note)
+        _check_questions(project, study)
         result.counts = project_counts(project)
     except BaseException:
         project.close()
@@ -292,6 +293,21 @@ def build_study(study_dir: str | os.PathLike, out: str | os.PathLike | None = No
     finally:
         project.close()
     return result
+
+
+def _check_questions(project: Project, study: Study) -> None:
+    """Every theme and theory a question names exists, so the build fails before anything is written."""
+    with project.connect() as conn:
+        known = {"themes": {r[0] for r in conn.execute(select(S.themes.c.name))},
+                 "theories": {r[0] for r in conn.execute(select(S.theories.c.key))}}
+    for q, spec in study.questions.items():
+        if not isinstance(spec, dict):
+            continue
+        for field_name, what, where in (("themes", "theme", "the codebook"), ("theories", "theory", "the theories file")):
+            for name in spec.get(field_name) or []:
+                if name not in known[field_name]:
+                    raise SpRealistError(f"{study.folder / STUDY_FILE}: question {q} names the {what} {name!r}, "
+                                         f"which {where} does not define; fix the name.")
 
 
 def _remove_previous_outputs(out: Path, previous: list[str]) -> None:
