@@ -270,3 +270,13 @@ def test_a_question_naming_an_unknown_theme_fails_the_build_and_leaves_nothing(t
     error = r.stderr.strip().splitlines()[-1]
     assert error.startswith("Error: ") and message in error and error.endswith("fix the name.")
     assert list(out.iterdir()) == []
+
+
+def test_triangulate_unknown_theme_is_one_sentence_with_what_to_do(built, tmp_path):
+    study = yaml.safe_load((CORPUS / "study.yaml").read_text(encoding="utf-8"))
+    qfile = tmp_path / "questions.yaml"
+    qfile.write_text("Q1: {text: How effective?, themes: [Nope]}\n", encoding="utf-8")
+    r = CliRunner().invoke(main, ["triangulate", "--questions", str(qfile), "-p", str(built / study["project"])])
+    assert r.exit_code == 1
+    assert r.stderr.strip() == ("Error: question Q1: no theme 'Nope' in the project; check the name "
+                                "(see 'sp-realist theme list').")

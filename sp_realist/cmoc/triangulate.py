@@ -86,7 +86,8 @@ def triangulation_long(project: Project, questions: Any = None, by: str = "kind"
         for kind, names, known in (("theme", spec.get("themes"), theme_names), ("theory", spec.get("theories"), theory_keys)):
             for name in names or []:
                 if str(name) not in known:
-                    raise SpRealistError(f"question {q}: no {kind} {name!r} in the project.")
+                    raise SpRealistError(f"question {q}: no {kind} {name!r} in the project; check the name "
+                                         f"(see 'sp-realist {kind} list').")
                 addresses.setdefault((kind, str(name)), set()).add(q)
     # Where each item's data comes from.
     counts: dict[tuple[str, str], dict[str, int]] = {}
