@@ -126,3 +126,25 @@ def test_contents_field_already_lists_the_headings(report):
         assert not entry.style.name.startswith("Heading")
         indent = entry.paragraph_format.left_indent or 0
         assert (indent > 0) == (level > 1)
+
+
+@pytest.mark.parametrize("px, key", [((3000, 1000), "width"), ((1000, 3000), "height")])
+def test_figure_fits_the_page_with_its_caption(px, key):
+    """A wide figure takes the text width; a tall one (50 CMOCs) is limited to the page height less 1 in."""
+    import io
+
+    from docx.shared import Inches
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", px, "white").save(buf, format="PNG")
+    writer = dw._Writer.__new__(dw._Writer)
+    writer.doc = docx.Document()
+    size = writer._figure_size(buf.getvalue())
+    assert list(size) == [key]
+    section = writer.doc.sections[-1]
+    text_height = section.page_height - section.top_margin - section.bottom_margin
+    if key == "width":
+        assert size["width"] == min(Inches(6), section.page_width - section.left_margin - section.right_margin)
+    else:
+        assert size["height"] == text_height - Inches(1)

@@ -441,6 +441,19 @@ class _Writer:
             extra = q.label + (f", {q.role}" if q.role != "supports" else "")
             p.add_run(xml_safe(f" [{extra}]"))
 
+    def _figure_size(self, png: bytes) -> dict:
+        """The figure at the text width, or smaller so that a tall one (many CMOCs) fits on a page with its caption."""
+        from docx.image.image import Image
+        from docx.shared import Emu, Inches
+
+        section = self.doc.sections[-1]
+        width = min(Inches(6.0), section.page_width - section.left_margin - section.right_margin)
+        max_height = section.page_height - section.top_margin - section.bottom_margin - Inches(1.0)
+        image = Image.from_blob(png)
+        if image.px_width and width * image.px_height / image.px_width > max_height:
+            return {"height": Emu(int(max_height))}
+        return {"width": Emu(int(width))}
+
     # -- document -----------------------------------------------------------
     def write(self) -> None:
         m, doc = self.m, self.doc
@@ -480,9 +493,7 @@ class _Writer:
         if m.theories:
             self.heading("Realist findings", 1)
             if m.figure is not None and m.figure.png:
-                from docx.shared import Inches
-
-                shape = doc.add_picture(io.BytesIO(m.figure.png), width=Inches(6.0))
+                shape = doc.add_picture(io.BytesIO(m.figure.png), **self._figure_size(m.figure.png))
                 shape._inline.docPr.set("descr", xml_safe(f"{m.figure.label}: {m.figure.caption}"))  # alt text
                 doc.paragraphs[-1].paragraph_format.keep_with_next = True  # the figure stays with its caption
                 self.caption("Figure", m.figure.number, m.figure.caption)
