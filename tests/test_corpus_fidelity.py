@@ -280,3 +280,36 @@ def test_triangulate_unknown_theme_is_one_sentence_with_what_to_do(built, tmp_pa
     assert r.exit_code == 1
     assert r.stderr.strip() == ("Error: question Q1: no theme 'Nope' in the project; check the name "
                                 "(see 'sp-realist theme list').")
+
+
+def test_saturation_table_is_computed_from_the_appraised_evidence(built):
+    """Every count in the saturation table follows from analysis.yaml's evidence links (participants, sources
+    and sites over the supporting excerpts, as docs/realist.md defines them); the analysts' step-6 notes
+    state the same numbers of supporting and refuting excerpts."""
+    from collections import defaultdict
+
+    analysis = yaml.safe_load((CORPUS / "analysis.yaml").read_text(encoding="utf-8"))["excerpts"]
+    evidence = defaultdict(lambda: {"supports": [], "refutes": []})
+    for ex in analysis:
+        for ev in ex.get("evidence", []):
+            evidence[ev["cmoc"]][ev["role"]].append(ex["source"])
+    table = {r["CMOC"]: r for r in read_csv(built / "tables" / "saturation.csv")}
+    assert sorted(table) == sorted(KEYS) == sorted(evidence)
+    for key, ev in evidence.items():
+        row, sup = table[key], ev["supports"]
+        people = {" ".join(s.split()[:2]) for s in sup if "unidentified" not in s}
+        assert int(row["Supporting excerpts"]) == len(sup)
+        assert int(row["Refuting excerpts"]) == len(ev["refutes"])
+        assert int(row["Sources"]) == len(set(sup))
+        assert int(row["Participants"]) == len(people)
+        assert int(row["Sites"]) == len({s.split()[0] for s in sup})
+        # The project's rule (default: at least 3 supporting excerpts from at least 2 participants; a recent
+        # refutation can hold it back, so only CMOCs without refutations are checked in that direction).
+        meets = len(sup) >= 3 and len(people) >= 2
+        if not meets:
+            assert row["Saturated"] == "no", key
+        elif not ev["refutes"]:
+            assert row["Saturated"] == "yes", key
+        note = re.match(r"(\d+) supporting(?: and (\d+) refuting)? excerpts", row["Saturation notes"])
+        assert note, row["Saturation notes"]
+        assert int(note.group(1)) == len(sup) and int(note.group(2) or 0) == len(ev["refutes"])
