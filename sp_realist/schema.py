@@ -31,7 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -79,6 +79,10 @@ sources = Table(
     Column("text", Text, nullable=False),
     Column("date", String(40)),  # ISO date of the interview / diary entry when known
     Column("file_name", String(500)),  # the file it was read from (base name)
+    # the absolute, resolved path of that file when it was ingested (schema 2); ingest matches a
+    # file to its sources by it.  NULL for imported sources (QDPX) and for sources ingested before
+    # schema 2 (matched by file_name; their path is recorded when their file is ingested again unchanged)
+    Column("file_path", String(1000)),
     Column("file_format", String(20)),  # txt, md, docx, vtt, srt, qdpx ...
     Column("entry_index", Integer),  # position of a diary entry inside its file (0-based)
     Column("participant_id", Integer, ForeignKey("participants.id", ondelete="SET NULL")),
@@ -116,9 +120,10 @@ segments = Table(
     CheckConstraint('"start" <= "end"', name="ck_segments_span"),
 )
 Index("ix_segments_source", segments.c.source_id, segments.c.start)
-# ingest looks sources up by checksum and file name, and add_source takes max(ingest_order)
+# ingest looks sources up by checksum, file path and file name, and add_source takes max(ingest_order)
 Index("ix_sources_checksum", sources.c.checksum)
 Index("ix_sources_file_name", sources.c.file_name)
+Index("ix_sources_file_path", sources.c.file_path)
 Index("ix_sources_ingest_order", sources.c.ingest_order)
 
 # --- codebook and codings (coding issue) ---------------------------------

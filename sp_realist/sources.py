@@ -50,6 +50,7 @@ class SourceDraft:
     checksum: str
     date: str | None = None
     file_name: str | None = None
+    file_path: str | None = None  # absolute resolved path of the ingested file (None: imported)
     file_format: str | None = None
     entry_index: int | None = None
     participant_code: str | None = None
@@ -130,8 +131,8 @@ def add_source(conn: Connection, draft: SourceDraft) -> int:
     sid = conn.execute(
         insert(S.sources).values(
             name=draft.name, kind=draft.kind, checksum=draft.checksum, text=draft.text, date=draft.date,
-            file_name=draft.file_name, file_format=draft.file_format, entry_index=draft.entry_index,
-            participant_id=participant_id, created_at=now(), ingest_order=order,
+            file_name=draft.file_name, file_path=draft.file_path, file_format=draft.file_format,
+            entry_index=draft.entry_index, participant_id=participant_id, created_at=now(), ingest_order=order,
         )
     ).inserted_primary_key[0]
     rows = []

@@ -20,9 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from sqlalchemy import create_engine, event, insert, inspect, select, update
+from sqlalchemy import create_engine, event, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.schema import CreateColumn
 
 from . import schema as S
 from .errors import ProjectError
@@ -50,11 +51,29 @@ def _is_url(target: str) -> bool:
 
 
 def _migrate_to_1(conn: Connection) -> None:
+    # Creates the *current* tables, so later migrations must skip what is already there.
     S.metadata.create_all(conn)
 
 
+def _migrate_to_2(conn: Connection) -> None:
+    """Schema 2: ``sources.file_path`` (the ingested file's absolute path) and its index.
+
+    Existing sources keep ``file_path`` NULL; ingest then matches them by base
+    name, as before.
+    """
+    column = S.sources.c.file_path
+    if column.name not in {c["name"] for c in inspect(conn).get_columns("sources")}:
+        # the column's DDL compiled for this dialect ("file_path VARCHAR(1000)"): SQLite and PostgreSQL
+        # both take ALTER TABLE ... ADD COLUMN for a nullable column without a default
+        spec = CreateColumn(column).compile(dialect=conn.dialect)
+        table = conn.dialect.identifier_preparer.format_table(S.sources)
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {spec}"))
+    index = next(i for i in S.sources.indexes if i.name == "ix_sources_file_path")
+    index.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[n] brings a store at version n to version n+1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2}
 
 
 class Project:

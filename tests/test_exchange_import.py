@@ -74,7 +74,10 @@ def test_annex_a2_atlas_ti_project_imports(tmp_path):
         with p.connect() as conn:
             themes = {r[0] for r in conn.execute(select(S.themes.c.name))}
             notes = {r[0] for r in conn.execute(select(S.memos.c.title))}
+            files = set(conn.execute(select(S.sources.c.file_name, S.sources.c.file_path)).all())
         assert {"Breakfast food", "negative feelings", "positive feelings"} <= themes
+        # imported sources name the .qdpx they came from but no ingested file path
+        assert files == {("atlas.qdpx", None)}
         assert {"Research Plan", "My favorite Coke ad"} <= notes
 
 

@@ -177,33 +177,145 @@ def test_folders_expand_to_supported_files(project, tmp_path):
     assert empty.files[0].status == "refused" and "holds no .txt" in empty.files[0].message
 
 
-def test_same_file_name_in_two_folders_is_refused_not_replaced(project, tmp_path):
-    """Sources remember their file's base name: a second, different notes.txt in the
-    same batch must be refused, and --replace must never let it delete the first."""
+def _two_notes(tmp_path):
+    """Two different files named notes.txt in two folders."""
     (tmp_path / "s1").mkdir()
     (tmp_path / "s2").mkdir()
     one = tmp_path / "s1" / "notes.txt"
     one.write_text(samples.TRANSCRIPT, encoding="utf-8")
     two = tmp_path / "s2" / "notes.txt"
     two.write_text(samples.TRANSCRIPT.replace("referral", "welcome"), encoding="utf-8")
+    return one, two
+
+
+def _by_path(project):
+    with project.connect() as conn:
+        return {r.file_path: (r.name, r.text) for r in conn.execute(
+            select(S.sources.c.file_path, S.sources.c.name, S.sources.c.text))}
+
+
+def test_sources_record_the_absolute_path_of_their_file(project, tmp_path, monkeypatch):
+    one, _two = _two_notes(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert ingest_paths(project, ["s1/../s1/notes.txt"]).ok  # relative, with ..: stored resolved
+    with project.connect() as conn:
+        assert conn.execute(select(S.sources.c.file_name, S.sources.c.file_path)).one() == (
+            "notes.txt", str(one.resolve()))
+
+
+def test_same_file_name_in_two_folders_are_two_files_across_runs(project, tmp_path):
+    """Sources remember their file's path: a different notes.txt from another folder is a
+    new file (its source numbered " #2"), not a changed version of the first."""
+    one, two = _two_notes(tmp_path)
+    first = ingest_paths(project, [one])
+    second = ingest_paths(project, [two])
+    assert first.files[0].status == "ingested" and second.files[0].status == "ingested", second.frame()
+    assert second.files[0].sources == ["notes #2"]
+    assert _by_path(project) == {str(one.resolve()): ("notes", samples.TRANSCRIPT),
+                                 str(two.resolve()): ("notes #2", two.read_text(encoding="utf-8"))}
+    # both again: unchanged, nothing new
+    assert [f.status for f in ingest_paths(project, [one, two]).files] == ["unchanged", "unchanged"]
+    assert _count(project, S.sources) == 2
+
+
+def test_same_file_name_in_two_folders_in_one_batch_or_manifest(project, tmp_path):
+    one, two = _two_notes(tmp_path)
     report = ingest_paths(project, [one, two])
-    assert [f.status for f in report.files] == ["ingested", "refused"]
-    assert "another file named notes.txt" in report.files[1].message and str(one) in report.files[1].message
-    text = list(sources_frame(project)["name"])
-    assert text == ["notes"]
-    with project.connect() as conn:
-        stored = conn.execute(select(S.sources.c.text)).scalar_one()
-    assert stored == samples.TRANSCRIPT
-    # --replace: the first file is unchanged, the second still refused, nothing deleted
-    report = ingest_paths(project, [one, two], replace=True)
-    assert [f.status for f in report.files] == ["unchanged", "refused"]
-    with project.connect() as conn:
-        assert conn.execute(select(S.sources.c.text)).scalar_one() == samples.TRANSCRIPT
-    # the same path twice is not a clash
+    assert [f.status for f in report.files] == ["ingested", "ingested"] and report.ok
+    assert sorted(n for n, _t in _by_path(project).values()) == ["notes", "notes #2"]
+    # the same path twice is one file
     assert [f.status for f in ingest_paths(project, [one, one]).files] == ["unchanged", "unchanged"]
-    # a manifest is a batch too
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("path,kind\ns1/notes.txt,interview\ns2/notes.txt,interview\n", encoding="utf-8")
-    report = ingest_manifest(project, manifest, replace=True)
-    assert [f.status for f in report.files] == ["unchanged", "refused"]
-    assert _count(project, S.sources) == 1
+    assert [f.status for f in ingest_manifest(project, manifest, replace=True).files] == ["unchanged", "unchanged"]
+    assert _count(project, S.sources) == 2
+
+
+def test_replace_of_one_notes_txt_does_not_touch_the_other(project, tmp_path):
+    one, two = _two_notes(tmp_path)
+    assert ingest_paths(project, [one]).ok and ingest_paths(project, [two]).ok
+    # a coding on each file's source
+    with project.begin() as conn:
+        cid = conn.execute(insert(S.codes).values(name="Referral", ord=0, created_at=now())).inserted_primary_key[0]
+        for (sid,) in conn.execute(select(S.sources.c.id)).all():
+            conn.execute(insert(S.codings).values(code_id=cid, source_id=sid, start=0, end=5, coder="RA",
+                                                  origin="manual", created_at=now()))
+    changed = samples.TRANSCRIPT.replace("referral", "signposting")
+    one.write_text(changed, encoding="utf-8")
+    report = ingest_paths(project, [one], replace=True)
+    assert report.files[0].status == "replaced" and "replaced 1 older source" in report.files[0].message
+    stored = _by_path(project)
+    assert stored[str(one.resolve())] == ("notes", changed)  # the old "notes" went first, so the name is free
+    assert stored[str(two.resolve())] == ("notes #2", two.read_text(encoding="utf-8"))
+    with project.connect() as conn:
+        coded = conn.execute(select(S.sources.c.file_path).select_from(
+            S.codings.join(S.sources, S.codings.c.source_id == S.sources.c.id))).scalars().all()
+    assert coded == [str(two.resolve())]  # only the replaced file's coding went
+    with project.connect() as conn:
+        detail = conn.execute(select(S.audit_log.c.detail).where(S.audit_log.c.action == "ingest.replace")).scalar_one()
+    assert str(one.resolve()) in detail
+
+
+def test_same_path_changed_is_refused_without_replace(project, tmp_path):
+    one, two = _two_notes(tmp_path)
+    assert ingest_paths(project, [one, two]).ok
+    before = _by_path(project)
+    one.write_text(samples.TRANSCRIPT.replace("referral", "signposting"), encoding="utf-8")
+    report = ingest_paths(project, [one])
+    assert report.files[0].status == "refused" and not report.ok
+    msg = report.files[0].message
+    assert msg.startswith(str(one)) and "different version of notes.txt" in msg and "--replace" in msg
+    assert _by_path(project) == before
+
+
+def _forget_paths(project):
+    """Make every source a legacy one (ingested before schema 2: no file_path)."""
+    with project.begin() as conn:
+        conn.execute(S.sources.update().values(file_path=None))
+
+
+def test_legacy_sources_without_a_path_are_matched_by_base_name(project, tmp_path):
+    one, two = _two_notes(tmp_path)
+    assert ingest_paths(project, [one]).ok
+    _forget_paths(project)
+    # another notes.txt is taken for a changed version of the legacy one (the old rule)
+    report = ingest_paths(project, [two])
+    assert report.files[0].status == "refused" and "--replace" in report.files[0].message
+    assert "before sp_realist recorded folders" in report.files[0].message
+    # within one batch, a second different notes.txt is refused outright (it must never replace the sources)
+    three = tmp_path / "s3" / "notes.txt"
+    three.parent.mkdir()
+    three.write_text(samples.TRANSCRIPT.replace("referral", "letter"), encoding="utf-8")
+    report = ingest_paths(project, [two, three])
+    assert [f.status for f in report.files] == ["refused", "refused"]
+    assert "another file named notes.txt" in report.files[1].message and str(two) in report.files[1].message
+    assert list(_by_path(project).values()) == [("notes", samples.TRANSCRIPT)]
+    # --replace replaces the legacy sources; from then on the path is recorded
+    changed = samples.TRANSCRIPT.replace("referral", "signposting")
+    one.write_text(changed, encoding="utf-8")
+    assert ingest_paths(project, [one], replace=True).files[0].status == "replaced"
+    assert _by_path(project) == {str(one.resolve()): ("notes", changed)}
+    assert ingest_paths(project, [two]).files[0].status == "ingested"
+    assert _count(project, S.sources) == 2
+
+
+def test_ingesting_a_legacy_file_unchanged_records_its_path(project, tmp_path):
+    one, two = _two_notes(tmp_path)
+    assert ingest_paths(project, [one]).ok
+    _forget_paths(project)
+    # the first file, unchanged, claims its legacy sources; the second is then a new file
+    report = ingest_paths(project, [one, two], replace=True)
+    assert [f.status for f in report.files] == ["unchanged", "ingested"]
+    assert "its path is now recorded for 1 source(s)" in report.files[0].message
+    assert _by_path(project) == {str(one.resolve()): ("notes", samples.TRANSCRIPT),
+                                 str(two.resolve()): ("notes #2", two.read_text(encoding="utf-8"))}
+    with project.connect() as conn:
+        assert conn.execute(select(func.count()).where(S.audit_log.c.action == "ingest.record_path")).scalar() == 1
+    # a copy of the same content elsewhere does not claim sources that already have a path
+    copy = tmp_path / "copy" / "notes.txt"
+    copy.parent.mkdir()
+    copy.write_bytes(one.read_bytes())
+    again = ingest_paths(project, [copy])
+    assert again.files[0].status == "unchanged" and "recorded" not in again.files[0].message
+    assert str(one.resolve()) in again.files[0].message
+    assert _by_path(project)[str(one.resolve())] == ("notes", samples.TRANSCRIPT)

@@ -218,6 +218,24 @@ def test_colliding_codings_are_refused(project, key_path):
         assert conn.execute(select(S.sources.c.text)).scalar_one() == text
 
 
+def test_file_name_and_path_are_anonymised_and_restored(project, key_path):
+    """A source's file path can hold real names (a folder per surgery, a file per person)."""
+    with project.begin() as conn:
+        add_source(conn, SourceDraft(name="interview 1", kind="interview", text=TEXT, checksum="x",
+                                     segments=[Segment(0, len(TEXT))], file_name="Sarah Jones interview.txt",
+                                     file_path="/research/Riverside Surgery/Sarah Jones interview.txt"))
+
+    def stored():
+        with project.connect() as conn:
+            return tuple(conn.execute(select(S.sources.c.file_name, S.sources.c.file_path)).one())
+
+    result = anonymise(project, key_path)
+    assert stored() == ("S1 DK1 interview.txt", "/research/[GP surgery]/S1 DK1 interview.txt")
+    assert set(result.replacements["field"]) >= {"file_name", "file_path"}
+    reverse(project, key_path)
+    assert stored() == ("Sarah Jones interview.txt", "/research/Riverside Surgery/Sarah Jones interview.txt")
+
+
 def test_irreversible_and_sources_option(runner, cli, project_path, key_path):
     with Project.open(project_path) as p, p.begin() as conn:
         for name in ("a", "b"):

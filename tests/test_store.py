@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, inspect, select
 
 from sp_realist import schema as S
 from sp_realist.errors import ProjectError, SpRealistError
@@ -39,6 +39,47 @@ def test_migrates_an_old_store_on_open(tmp_path):
         assert p.schema_version == S.SCHEMA_VERSION
         with p.connect() as conn:
             assert conn.execute(select(S.sources)).all() == []
+
+
+def test_migrates_a_version_1_store_keeping_its_data(tmp_path):
+    """Schema 1 had no sources.file_path: opening such a file adds the column (NULL for old
+    sources, which ingest then matches by base name) and its index, and keeps every row."""
+    path = tmp_path / "v1.sprealist"
+    with Project.create(path) as p, p.begin() as conn:
+        text = "Interviewer: Hello.\nP1: Hi.\n"
+        add_source(conn, SourceDraft(name="s1", kind="interview", text=text, checksum="abc", file_name="s1.txt",
+                                     segments=[Segment(0, 20, kind="turn"), Segment(20, len(text), kind="turn")]))
+    # strip schema 2 back to schema 1 (SQLite >= 3.35 drops columns)
+    con = sqlite3.connect(path)
+    con.execute("DROP INDEX ix_sources_file_path")
+    con.execute("ALTER TABLE sources DROP COLUMN file_path")
+    con.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    con.commit()
+    assert "file_path" not in [r[1] for r in con.execute("PRAGMA table_info(sources)")]
+    con.close()
+    with Project.open(path) as p:
+        assert p.schema_version == S.SCHEMA_VERSION == 2
+        with p.connect() as conn:
+            cols = {c["name"] for c in inspect(conn).get_columns("sources")}
+            indexes = {i["name"] for i in inspect(conn).get_indexes("sources")}
+            row = conn.execute(select(S.sources)).mappings().one()
+            n_segments = len(conn.execute(select(S.segments)).all())
+    assert "file_path" in cols and "ix_sources_file_path" in indexes
+    assert (row["name"], row["file_name"], row["file_path"], row["checksum"]) == ("s1", "s1.txt", None, "abc")
+    assert n_segments == 2
+    # opening again is a no-op (already at version 2)
+    with Project.open(path) as p:
+        assert p.schema_version == 2
+
+
+def test_migration_to_2_skips_a_column_that_is_already_there(tmp_path):
+    """Migration 0 -> 1 creates the current tables (file_path included): 1 -> 2 must not add it twice."""
+    from sp_realist.store import MIGRATIONS
+
+    path = tmp_path / "a.sprealist"
+    with Project.create(path) as p, p.begin() as conn:
+        MIGRATIONS[1](conn)
+        assert [c["name"] for c in inspect(conn).get_columns("sources")].count("file_path") == 1
 
 
 def test_refuses_newer_schema(tmp_path):

@@ -3,8 +3,10 @@
 Counts come from CMOC evidence links (``cmoc link`` / analysis files):
 
 * ``supporting`` / ``refuting``: distinct excerpts linked with that role;
-* ``participants``: distinct participants behind the supporting excerpts (the
-  speaker of the segment for interviews, else the source's participant);
+* ``participants``: distinct participants behind the supporting excerpts (by
+  :mod:`sp_realist.attribution`: the mapped speaker of the segment; nobody in
+  a turn of an unmapped speaker such as the interviewer; else the source's
+  participant);
 * ``sources`` and ``sites`` (the source's ``site`` attribute, else the
   participant's site) of the supporting excerpts.
 
@@ -28,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
+from ..attribution import ParticipantAttributor
 from ..errors import SpRealistError
 from ..store import Project
 
@@ -82,7 +85,7 @@ def source_order(conn: Connection, order: str = "ingest") -> list[dict]:
 
 def evidence_facts(conn: Connection) -> pd.DataFrame:
     """One row per evidence link with the facts saturation needs."""
-    ev, ex, src, seg = S.cmoc_evidence, S.excerpts, S.sources, S.segments
+    ev, ex, src = S.cmoc_evidence, S.excerpts, S.sources
     rows = [dict(r) for r in conn.execute(
         select(ev.c.cmoc_id, S.cmocs.c.key.label("cmoc"), ev.c.role, ev.c.excerpt_id, ex.c.source_id, ex.c.start,
                src.c.participant_id.label("source_participant"))
@@ -90,22 +93,17 @@ def evidence_facts(conn: Connection) -> pd.DataFrame:
                      .join(S.cmocs, S.cmocs.c.id == ev.c.cmoc_id))).mappings()]
     if not rows:
         return pd.DataFrame(columns=["cmoc_id", "cmoc", "role", "excerpt_id", "source_id", "participant", "site"])
-    # Speaker participants of interview segments (segment containing the excerpt start).
-    seg_rows = conn.execute(select(seg.c.source_id, seg.c.start, seg.c.end, seg.c.participant_id)
-                            .where(seg.c.participant_id.is_not(None))
-                            .where(seg.c.source_id.in_({r["source_id"] for r in rows}))).all()
-    by_source: dict[int, list] = {}
-    for sid, s, e, pid in seg_rows:
-        by_source.setdefault(sid, []).append((s, e, pid))
+    # Who said each excerpt (sp_realist.attribution's rule): a mapped speaker, nobody in an unmapped
+    # speaker's turn (interviewer, carer ...), else the source's participant.
+    who = ParticipantAttributor(conn, {r["source_id"] for r in rows})
     sites = dict(conn.execute(select(S.source_attributes.c.source_id, S.source_attributes.c.value)
                               .where(S.source_attributes.c.name == "site")).all())
     p_sites = dict(conn.execute(select(S.participants.c.id, S.participants.c.site)).all())
     p_codes = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
     for r in rows:
-        pid = next((p for s, e, p in by_source.get(r["source_id"], ()) if s <= r["start"] < e),
-                   None) or r["source_participant"]
-        r["participant"] = p_codes.get(pid)
-        r["site"] = sites.get(r["source_id"]) or p_sites.get(pid)
+        pid = who.participant_id(r["source_id"], r["start"])
+        r["participant"] = p_codes.get(pid) if pid is not None else None
+        r["site"] = sites.get(r["source_id"]) or p_sites.get(pid) or p_sites.get(r["source_participant"])
     return pd.DataFrame(rows)[["cmoc_id", "cmoc", "role", "excerpt_id", "source_id", "participant", "site"]]
 
 

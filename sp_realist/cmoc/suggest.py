@@ -13,7 +13,9 @@ A *unit* is a diary entry (a diary source) or, for other sources, the segment
 
 Each (context, mechanism, outcome) combination seen in a unit is a candidate;
 ``support`` is the number of units showing it.  Candidates are ranked by
-support, then by distinct participants.  Nothing enters the programme theory
+support, then by distinct participants (by :mod:`sp_realist.attribution`: a
+turn of an unmapped speaker such as the interviewer counts for no
+participant, never for the interviewee).  Nothing enters the programme theory
 until the analyst accepts a candidate (:func:`accept_suggestion`, which
 creates a *partial* CMOC with the units' excerpts as evidence);
 :func:`reject_suggestion` hides it from later suggestions.  Both decisions
@@ -31,6 +33,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from .. import schema as S
+from ..attribution import ParticipantAttributor
 from ..errors import NotFoundError, SpRealistError
 from ..store import Project, now
 
@@ -103,13 +106,13 @@ def _signals(project: Project, include_assigned: bool = False) -> tuple[list[dic
         if not include_assigned:
             q = q.where(S.appraisals.c.cmoc_id.is_(None))
         apps = conn.execute(q).all()
-        p_codes = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
+        who = ParticipantAttributor(conn)  # sp_realist.attribution's rule: no participant in an unmapped turn
     unit_setting = project.get_setting("suggest_unit", "auto")
 
     def unit_of(sid: int, start: int) -> tuple[str, Any, str | None]:
         src = sources[sid]
         seg = next((s for s in segs.get(sid, ()) if s.start <= start < s.end), None)
-        participant = p_codes.get((seg.participant_id if seg is not None else None) or src.participant_id)
+        participant = who.participant_code(sid, start)
         if unit_setting == "source" or (unit_setting == "auto" and src.kind == "diary") or seg is None:
             return (f"{src.name}", None, participant)
         return (f"{src.name} #{seg.ord}", seg.ord, participant)

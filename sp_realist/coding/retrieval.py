@@ -1,8 +1,10 @@
 """Retrieval and matrices: coded excerpts, frequencies, co-occurrence, framework matrix.
 
 Every function returns a :class:`pandas.DataFrame`.  Each coding is described
-by its code, source, coder, origin, the participant (the speaker of the
-segment for interviews, else the source's participant), its ``attribution``
+by its code, source, coder, origin, the participant (by
+:mod:`sp_realist.attribution`: the mapped speaker of the segment; none in a
+turn of an unmapped speaker such as the interviewer; else, for diary
+sections and paragraphs, the source's participant), its ``attribution``
 (who said it, by :func:`sp_realist.sources.span_attributions`: the mapped
 speaker's code, "Interviewer, S2 PM1 interview" for a speaker who is no
 participant, else the source's participant, site or name), that
@@ -21,8 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
+from ..attribution import ParticipantAttributor
 from ..errors import SpRealistError
-from ..sources import SpanAttributor
 from ..store import Project
 from ._common import code_ids_for, code_rows, descendants, fetch_frame, rows_frame
 from .codebook import _tree_order
@@ -58,19 +60,11 @@ def coding_frame(conn: Connection, code_ids: list[int] | None = None, text: bool
                                        src.c.ingest_order),
                           ["source_id", "source", "kind", "date", "source_participant_id", "ingest_order"])
     df = df.merge(sources, on="source_id", how="left")
-    # The speaker of the segment containing the coding's start (interviews), else the source's participant.
-    seg = S.segments
-    segs = rows_frame(conn.execute(select(seg.c.source_id, seg.c.start, seg.c.end, seg.c.participant_id)
-                                   .where(seg.c.participant_id.is_not(None))).all(),
-                      ["source_id", "seg_start", "seg_end", "seg_participant_id"])
-    df["participant_id"] = df["source_participant_id"]
-    if len(df) and len(segs):
-        left = df[["source_id", "start"]].reset_index().sort_values("start", kind="stable")
-        right = segs.sort_values("seg_start", kind="stable")
-        m = pd.merge_asof(left, right, left_on="start", right_on="seg_start", by="source_id", direction="backward")
-        m = m.set_index("index").reindex(df.index)
-        sp = m["seg_participant_id"].where(m["start"] < m["seg_end"])
-        df["participant_id"] = sp.where(sp.notna(), df["source_participant_id"])
+    # Who said it (sp_realist.attribution's rule): the mapped speaker of the segment holding the coding's start;
+    # nobody in an unmapped speaker's turn (interviewer, facilitator, carer); else the source's participant.
+    attributor = ParticipantAttributor(conn, df["source_id"].unique().tolist())
+    df["participant_id"] = pd.Series(attributor.participant_ids(df["source_id"].tolist(), df["start"].tolist()),
+                                     index=df.index, dtype="object")
     p = S.participants
     parts = rows_frame(conn.execute(select(p.c.id, p.c.code, p.c.role, p.c.site)).all(),
                        ["participant_id", "participant", "role", "participant_site"])
@@ -87,13 +81,15 @@ def coding_frame(conn: Connection, code_ids: list[int] | None = None, text: bool
     if len(sattrs.columns) > 1:
         clash = [k for k in sattrs.columns if k in df.columns and k not in ("source_id", "site")]
         df = df.merge(sattrs.drop(columns=clash), on="source_id", how="left")
+    # The source's site, else the speaker's, else (an unmapped speaker's turn) the source participant's.
+    source_site = df["source_participant_id"].astype("float64").map(parts.set_index("participant_id")["participant_site"])
+    site = df["participant_site"].where(df["participant_site"].notna(), source_site)
     if "site" in df.columns:
-        df["site"] = df["site"].where(df["site"].notna(), df["participant_site"])
+        df["site"] = df["site"].where(df["site"].notna(), site)
     else:
-        df["site"] = df["participant_site"]
+        df["site"] = site
     # Who said it: the mapped speaker's code, an unmapped speaker ("Interviewer, S2 PM1 interview"), else the source's.
     # (span_attributions' rule, through its attributor, vectorised over the codings)
-    attributor = SpanAttributor(conn, df["source_id"].unique().tolist())
     df["attribution"] = pd.Series(attributor.many(df["source_id"].to_numpy(), df["start"].to_numpy()),
                                   index=df.index, dtype="object")
     df = df.drop(columns=["participant_site", "source_participant_id", "participant_id"])

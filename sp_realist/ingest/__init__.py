@@ -240,11 +240,14 @@ def ingest_paths(project: Project, paths: Sequence[str | os.PathLike], kind: str
     * ``participant``: the participant code of the sources (a diary entry's own
       "Participant code:" line wins); ``role`` sets that participant's role.
     * ``speaker_map``: interview speaker label -> participant code.
-    * A file already ingested with the same content is ``unchanged`` (nothing
-      is written).  A file whose name was ingested before with other content is
-      ``refused`` unless ``replace=True``, which deletes the old sources of
-      that file **with their codings, excerpts, appraisals and memos** and
-      stores the new ones.
+    * A file already ingested with the same content (from anywhere) is
+      ``unchanged`` (nothing is written, except that path-less sources of
+      schema 1 from this very file get its path).  A file ingested before from the
+      same path with other content is ``refused`` unless ``replace=True``,
+      which deletes the old sources of that path **with their codings,
+      excerpts, appraisals and memos** and stores the new ones.  A file at
+      another path that shares the base name is a new file.  Sources ingested
+      before schema 2 (no recorded path) are matched by base name.
     * A bad file is ``refused`` with one sentence; the others are ingested.
 
     ``progress(done, total)`` is called after each file.
@@ -400,11 +403,15 @@ def _ingest_file(project: Project, path: Path, opts: _Options,
                  batch: dict[str, tuple[Path, str]] | None = None) -> FileResult:
     """Ingest one file in its own transaction.
 
-    Sources remember the *base name* of their file, so two different files with
-    the same name in one batch (``s1/notes.txt``, ``s2/notes.txt``) cannot both be
-    matched to their sources: the second is refused (it would otherwise be
-    taken for a changed version of the first, and ``--replace`` would delete
-    the first one's sources).  ``batch`` maps base names to the first file (resolved, as given) seen with each.
+    Sources remember their file's absolute path (``file_path``), so a file is
+    matched to its earlier sources by path: ``s1/notes.txt`` and
+    ``s2/notes.txt`` are two files, and ``--replace`` of one never touches the
+    other.  Sources ingested before schema 2 have no path; they are matched by
+    base name (``file_name``) as before.  A batch can therefore not tell which
+    of two different files with one base name such a legacy source came from:
+    once one of them has been seen, a second one that would be matched to
+    legacy sources is refused.  ``batch`` maps base names to the first file
+    (resolved, as given) seen with each.
     """
     shown = str(path)
     try:
@@ -418,43 +425,80 @@ def _ingest_file(project: Project, path: Path, opts: _Options,
             raise IngestError(f"{shown}: the file cannot be read ({exc.strerror}); check its permissions.") from None
         checksum = sha256_bytes(data)
         base = path.name
+        here = path.resolve()
+        file_path = str(here)
         other = None  # another file with this base name earlier in the batch
         if batch is not None:
-            here = path.resolve()
             first = batch.setdefault(base, (here, shown))
             if first[0] != here:
                 other = first[1]
+        src = S.sources.c
         with project.connect() as conn:
             same = conn.execute(
-                select(S.sources.c.name, S.sources.c.file_name, S.sources.c.kind)
-                .where(S.sources.c.checksum == checksum).order_by(S.sources.c.ingest_order)
+                select(src.name, src.file_name, src.kind, src.file_path, src.id)
+                .where(src.checksum == checksum).order_by(src.ingest_order)
             ).all()
+            # this file's earlier sources: by path; legacy sources (no path) by base name
             previous = conn.execute(
-                select(S.sources.c.id, S.sources.c.name, S.sources.c.checksum)
-                .where(S.sources.c.file_name == base).order_by(S.sources.c.ingest_order)
+                select(src.id, src.name, src.checksum)
+                .where(src.file_path == file_path).order_by(src.ingest_order)
             ).all()
+            legacy = False
+            if not previous:
+                previous = conn.execute(
+                    select(src.id, src.name, src.checksum)
+                    .where(src.file_name == base, src.file_path.is_(None)).order_by(src.ingest_order)
+                ).all()
+                legacy = bool(previous)
             known_codes = [r[0] for r in conn.execute(select(S.participants.c.code)).all()]
         if same:
             names = [r[0] for r in same]
-            note = "" if same[0][1] == base else f" (same content as {same[0][1]})"
+            if same[0][1] != base:
+                note = f" (same content as {same[0][1]})"
+            elif same[0][3] and same[0][3] != file_path:
+                note = f" (same content as {same[0][3]})"
+            else:
+                note = ""
+            # legacy sources of this very file (same content and base name, no path): record
+            # where they came from, so another file with this base name is no longer taken for it
+            found = [r[4] for r in same if r[3] is None and r[1] == base]
+            if found:
+                with project.begin() as conn:
+                    conn.execute(S.sources.update().where(src.id.in_(found), src.file_path.is_(None))
+                                 .values(file_path=file_path))
+                    project.log(conn, "ingest.record_path", base, checksum=checksum, path=file_path,
+                                sources=len(found))
+                note += f"; its path is now recorded for {len(found)} source(s)"
             return FileResult(shown, "unchanged", same[0][2], names,
                               f"already ingested{note}; nothing to do")
-        if other is not None:
+        if legacy and other is not None:
             raise IngestError(
-                f"{shown}: another file named {base} ({other}) is in this batch and sources are matched to "
-                "their files by name; rename one of them and ingest again."
+                f"{shown}: another file named {base} ({other}) is in this batch, and the {len(previous)} source(s) "
+                f"ingested from a {base} before (e.g. {previous[0][1]!r}) do not record their folder, so they "
+                "cannot be told apart; ingest the file they came from unchanged first (that records its path), "
+                "or rename one of the files."
+            )
+        if previous and not opts.replace and legacy:
+            raise IngestError(
+                f"{shown}: a {base} with other content was ingested before sp_realist recorded folders "
+                f"({len(previous)} source(s), e.g. {previous[0][1]!r}), so it is taken for an older version of "
+                "this file; pass --replace to replace them (their codings and analysis are deleted), or, if it is "
+                "a different file, first ingest the file they came from unchanged (that records its path) or "
+                "rename this one."
             )
         if previous and not opts.replace:
             raise IngestError(
-                f"{shown}: a different version of {base} was ingested before ({len(previous)} source(s), e.g. "
-                f"{previous[0][1]!r}); pass --replace to replace them (their codings and analysis are deleted), "
-                "or rename the file if it is a different one."
+                f"{shown}: a different version of {base} was ingested before from this path ({len(previous)} "
+                f"source(s), e.g. {previous[0][1]!r}); pass --replace to replace them (their codings and analysis "
+                "are deleted), or rename the file if it is a different one."
             )
         drafts = read_sources(data, shown, kind=opts.kind, site=opts.site, participant=opts.participant,
                               date=opts.date, attributes=opts.attributes, speaker_map=opts.speaker_map,
                               known_codes=known_codes)
         if not drafts:
             raise IngestError(f"{shown}: no text found; check that it is the right file.")
+        for d in drafts:
+            d.file_path = file_path
         with project.begin() as conn:
             old_ids = [r[0] for r in previous]
             for sid in old_ids:
@@ -467,7 +511,8 @@ def _ingest_file(project: Project, path: Path, opts: _Options,
                 for code in codes or ({clean_label(opts.participant)} if opts.participant else set()):
                     ensure_participant(conn, code, role=opts.role, site=opts.site)
             project.log(conn, "ingest.replace" if old_ids else "ingest", base, checksum=checksum,
-                        kind=drafts[0].kind, sources=[d.name for d in drafts], replaced=len(old_ids))
+                        kind=drafts[0].kind, sources=[d.name for d in drafts], replaced=len(old_ids),
+                        path=file_path)
         status = "replaced" if old_ids else "ingested"
         msg = f"{len(drafts)} source(s)"
         if old_ids:

@@ -1,7 +1,7 @@
 """Anonymise sources with a pseudonym key, and reverse it.
 
 :func:`anonymise` replaces every key entry in the selected sources' text and in
-the fields that travel with a source (its name and file name, segment speakers
+the fields that travel with a source (its name, file name and file path, segment speakers
 and section titles, source attributes, memos on the source, coding memos).
 Segments, codings and excerpts are moved with the text so they keep pointing
 at the same words; a span that started or ended inside a replaced name covers
@@ -97,6 +97,8 @@ def _fields(conn: Connection, src: dict) -> list[tuple[str, dict, str, str, str]
     out = [("sources", {"id": sid}, "name", "name", src["name"])]
     if src.get("file_name"):
         out.append(("sources", {"id": sid}, "file_name", "file_name", src["file_name"]))
+    if src.get("file_path"):  # a folder or file name in the path can be a real name too
+        out.append(("sources", {"id": sid}, "file_path", "file_path", src["file_path"]))
     for r in conn.execute(select(S.segments.c.id, S.segments.c.ord, S.segments.c.speaker, S.segments.c.section)
                           .where(S.segments.c.source_id == sid).order_by(S.segments.c.ord)).mappings():
         for col in ("speaker", "section"):

@@ -24,8 +24,8 @@ import pandas as pd
 from sqlalchemy import select
 
 from .. import schema as S
+from ..attribution import ParticipantAttributor
 from ..errors import SpRealistError
-from ..sources import SpanAttributor
 from ..store import Project
 
 PROVENANCE_MODES = ("appendix", "footnotes", "none")
@@ -393,7 +393,7 @@ class _Data:
         for sid, name, value in conn.execute(select(S.source_attributes.c.source_id, S.source_attributes.c.name,
                                                     S.source_attributes.c.value)):
             self.source_attrs[sid][name] = value
-        self.attributor = SpanAttributor(conn)
+        self.attributor = ParticipantAttributor(conn)
         seg = S.segments
         # Which participants speak in which interviews (the participants-by-role table).
         self.speaker_segments: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
@@ -404,10 +404,15 @@ class _Data:
         for sid, start, end, code in rows:
             self.speaker_segments[sid].append((start, end, code))
 
-    def site(self, source_id: int) -> str | None:
+    def site(self, source_id: int, start: int | None = None) -> str | None:
+        """The source's site attribute, else (with ``start``) the site of who said it, else its participant's."""
         site = self.source_attrs.get(source_id, {}).get("site")
         if site:
             return site
+        if start is not None:
+            pid = self.attributor.participant_id(source_id, start)
+            if pid is not None and self.participants[pid]["site"]:
+                return self.participants[pid]["site"]
         pid = self.sources[source_id]["participant_id"]
         if pid is not None:
             return self.participants[pid]["site"]
@@ -417,6 +422,11 @@ class _Data:
         """Who said the text at a position ("S1 DK1", "Interviewer, S2 PM1 interview"):
         :func:`sp_realist.sources.span_attributions`' rule."""
         return self.attributor(source_id, start)
+
+    def participant_at(self, source_id: int, start: int) -> str | None:
+        """The participant code behind a position, None in an unmapped speaker's turn
+        (:mod:`sp_realist.attribution`, the rule 'sp-realist saturation' counts by)."""
+        return self.attributor.participant_code(source_id, start)
 
     def is_interviewer(self, source_id: int, start: int) -> bool:
         """True when the position lies in an interviewer's turn (never quoted for a theme)."""
@@ -825,8 +835,11 @@ def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter
         arefs.append(refs.add(f"Appraisals for CMOC {c['key']}", excerpts=[i["excerpt_id"] for i in items])
                      if items else None)
         e = evid.get(c["id"], [])
-        people = {d.attribution_at(i["source_id"], i["start"]) for i in e}
-        sites = {d.site(i["source_id"]) for i in e} - {None}
+        # The fallback counts as 'sp-realist saturation' does: supporting evidence; participants by
+        # sp_realist.attribution's rule (an interviewer's or other unmapped speaker's turn is nobody's).
+        sup = [i for i in e if i["role"] == "supports"]
+        people = {d.participant_at(i["source_id"], i["start"]) for i in sup} - {None}
+        sites = {d.site(i["source_id"], i["start"]) for i in sup} - {None}
         notes = [i["saturation_note"] for i in items if i["saturation_note"]]
         judged = sat.get(c["key"])
         if judged is not None:  # the counts and the verdict of 'sp-realist saturation'
@@ -836,7 +849,7 @@ def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter
         else:
             counts = [str(sum(1 for i in e if i["role"] == "supports")),
                       str(sum(1 for i in e if i["role"] != "supports")),
-                      str(len({i["source_id"] for i in e})), str(len(people)), str(len(sites)), "", ""]
+                      str(len({i["source_id"] for i in sup})), str(len(people)), str(len(sites)), "", ""]
         srows.append([c["key"], c["status"] or "", c["confidence"] or ""] + counts
                      + [" / ".join(dict.fromkeys(notes))])
         srefs.append(refs.add(f"Saturation counts for CMOC {c['key']}", excerpts=[i["excerpt_id"] for i in e],

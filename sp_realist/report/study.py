@@ -30,7 +30,8 @@ from .model import ReportSettings
 
 STUDY_FILE = "study.yaml"
 STUDY_KEYS = {"title", "project", "date", "participants", "sources", "codebook", "autocode", "codings", "theories",
-              "analysis", "questions", "report", "templates", "description"}
+              "analysis", "questions", "report", "templates", "description", "interviewer_speakers"}
+AUTOCODE_KEYS = {"include_interviewer"}
 SOURCE_KEYS = {"path", "paths", "manifest", "kind", "participant", "site", "role", "date", "attributes", "speakers"}
 PARTICIPANT_KEYS = {"code", "role", "site", "attributes"}
 BUILD_SETTING = "build"
@@ -56,6 +57,8 @@ class Study:
     formats: list[str]
     templates: Path | None
     docx_template: Path | None
+    interviewer_speakers: list[str] | None = None  # the project's interviewer_speakers setting (None: defaults)
+    autocode_include_interviewer: bool = False  # autocode interviewer turns too (autocode: {include_interviewer: true})
 
     def settings(self) -> ReportSettings:
         data = {k: v for k, v in self.report.items() if k not in ("formats", "template", "templates", "tables")}
@@ -200,20 +203,43 @@ def load_study(folder: str | os.PathLike) -> Study:
     elif (folder / "templates").is_dir():
         templates = folder / "templates"
     date = data.get("date")
+    interviewers = None
+    if data.get("interviewer_speakers") is not None:
+        from ..sources import validate_interviewer_speakers
+
+        interviewers = validate_interviewer_speakers(data["interviewer_speakers"], f"{path}: interviewer_speakers")
+    autocode_on, include_interviewer = _autocode_option(data.get("autocode", False), f"{path}: autocode")
     study = Study(
         folder=folder, title=title, project=project, date=None if date is None else str(date),
         participants=participants, sources=sources,
         codebook=file(data["codebook"], "codebook") if data.get("codebook") else None,
-        autocode=bool(data.get("autocode", False)),
+        autocode=autocode_on,
         codings=[file(p, "codings") for p in _as_list(data.get("codings"), f"{path}: codings")],
         theories=[file(p, "theories") for p in _as_list(data.get("theories"), f"{path}: theories")],
         analysis=[file(p, "analysis") for p in _as_list(data.get("analysis"), f"{path}: analysis")],
         questions=questions, report=report, formats=formats,
         templates=templates,
         docx_template=file(report["template"], "Word template") if report.get("template") else None,
+        interviewer_speakers=interviewers, autocode_include_interviewer=include_interviewer,
     )
     study.settings()  # validate the report settings now, before anything is written
     return study
+
+
+def _autocode_option(value: Any, where: str) -> tuple[bool, bool]:
+    """``autocode: true|false`` or ``autocode: {include_interviewer: true}`` -> (autocode?, include interviewer?)."""
+    if value is None or isinstance(value, bool):
+        return bool(value), False
+    if isinstance(value, dict):
+        bad = sorted(map(str, set(value) - AUTOCODE_KEYS))
+        if bad:
+            raise SpRealistError(f"{where}: unknown key(s) {', '.join(bad)}; allowed: "
+                                 f"{', '.join(sorted(AUTOCODE_KEYS))} (or autocode: true).")
+        include = value.get("include_interviewer", False)
+        if not isinstance(include, bool):
+            raise SpRealistError(f"{where}: include_interviewer must be true or false.")
+        return True, include
+    raise SpRealistError(f"{where}: must be true, false or a mapping such as {{include_interviewer: true}}.")
 
 
 def _opt(value: Any) -> str | None:
@@ -329,6 +355,10 @@ def _populate(project: Project, study: Study, out: Path, note: Callable[[str], N
                                                           if k not in ("template",)} | (
             {"date": study.date} if study.date and "date" not in study.report else {})))
         project._set_meta(conn, "setting:questions", _json(study.questions))
+        if study.interviewer_speakers is not None:
+            from ..sources import INTERVIEWER_SETTING
+
+            project._set_meta(conn, f"setting:{INTERVIEWER_SETTING}", _json(study.interviewer_speakers))
         for p in study.participants:
             ensure_participant(conn, p["code"], role=p["role"], site=p["site"], attributes=p["attributes"])
         project.log(conn, "build.start", study.title, participants=len(study.participants))
@@ -360,9 +390,10 @@ def _populate(project: Project, study: Study, out: Path, note: Callable[[str], N
     if study.autocode:
         from ..coding.autocode import autocode
 
-        hits = autocode(project)
+        hits = autocode(project, include_interviewer=study.autocode_include_interviewer)
         new = int(hits["new"].sum()) if "new" in hits.columns and len(hits) else len(hits)
-        note(f"autocoded: {new} codings from the codebook's rules")
+        note(f"autocoded: {new} codings from the codebook's rules"
+             + (" (interviewer turns included)" if study.autocode_include_interviewer else ""))
     for path in study.codings:
         from ..coding.codings import import_codings_yaml
 
