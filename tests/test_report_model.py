@@ -241,3 +241,23 @@ def test_a_span_is_quoted_under_one_theme_while_others_are_left(filled):
     a3 = next(t for t in m3.themes if t.name == "Getting started")
     b3 = next(t for t in m3.themes if t.name == "Same codes again")
     assert len(spans(b3)) == 3 and len(spans(a3) & spans(b3)) == 2  # repeats only when nothing else is left
+
+
+def test_pages_count_same_named_diary_files_from_different_folders_separately(project):
+    from sp_realist.sources import Segment, SourceDraft, add_source
+
+    # Two different files both called notes.txt at site S1 (e.g. s1a/notes.txt, s1b/notes.txt),
+    # each with two entries carrying the file's page count.
+    with project.begin() as conn:
+        for folder, pages, checksum in (("s1a", "3", "a" * 64), ("s1b", "5", "b" * 64)):
+            for i in range(2):
+                text = f"What?\nEntry {i} from {folder}.\n"
+                add_source(conn, SourceDraft(
+                    name=f"{folder} entry {i}", kind="diary", text=text, segments=[Segment(0, len(text))],
+                    checksum=checksum, file_name="notes.txt", file_path=f"/data/{folder}/notes.txt",
+                    entry_index=i, attributes={"site": "S1", "pages": pages}))
+    m = build_report_model(project, ReportSettings(figure=False))
+    diary = table(m, "diary_entries_by_site")
+    by_site = {r[0]: dict(zip(diary.columns, r)) for r in diary.rows}
+    assert by_site["S1"]["Entries"] == "4"
+    assert by_site["S1"]["Pages"] == "8"  # 3 + 5: two files, not one

@@ -386,7 +386,8 @@ class _Data:
         self.conn = conn
         self.sources = {r["id"]: dict(r) for r in conn.execute(
             select(S.sources.c.id, S.sources.c.name, S.sources.c.kind, S.sources.c.text, S.sources.c.date,
-                   S.sources.c.file_name, S.sources.c.participant_id, S.sources.c.ingest_order)
+                   S.sources.c.file_name, S.sources.c.checksum, S.sources.c.participant_id,
+                   S.sources.c.ingest_order)
         ).mappings()}
         self.participants = {r["id"]: dict(r) for r in conn.execute(select(S.participants)).mappings()}
         self.source_attrs: dict[int, dict[str, str]] = defaultdict(dict)
@@ -465,13 +466,15 @@ def _methods(d: _Data, refs: _Refs, counter: Counter) -> Methods:
         totals = [0, 0, 0, 0]
 
         def pages_of(items: list[dict]) -> int:
-            per_file: dict[str, int] = {}
+            # One file = its name and content (two diaries called notes.txt in different folders
+            # are two files), as in the ingest summary (sp_realist.ingest.browse).
+            per_file: dict[tuple, int] = {}
             for s in items:
                 value = d.source_attrs.get(s["id"], {}).get("pages")
                 if value is None:
                     continue
                 try:
-                    per_file[s["file_name"] or s["name"]] = int(float(value))
+                    per_file[(s["file_name"] or s["name"], s["checksum"])] = int(float(value))
                 except ValueError:
                     raise SpRealistError(
                         f"source {s['name']!r}: attribute pages={value!r} is not a number; fix the attribute."
