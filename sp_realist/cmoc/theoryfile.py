@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError
 from ..store import Project
+from ..yamlio import load_yaml_file
 from ._common import CMOC_TEXT_FIELDS, RELATION_KINDS, loads_list, text_items
 from .cmocs import EDITABLE, add_cmoc_conn, cmoc_rows, edit_cmoc_conn, relate_conn
 from .theories import add_member_conn, add_theory_conn, record_change_conn, theory_members, theory_rows
@@ -35,19 +36,7 @@ HISTORY_FIELDS = ("at", "author", "change", "reason", "evidence")
 
 
 def read_yaml(path: str | os.PathLike, what: str) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise SpRealistError(f"{path}: no such {what} file; check the path.")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            # libyaml's safe loader when available (several times faster on large analysis files).
-            return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SpRealistError(f"{path}: not valid YAML{line} ({getattr(exc, 'problem', exc)}); fix the file.") from None
-    except UnicodeDecodeError:
-        raise SpRealistError(f"{path}: not UTF-8 text; save it as UTF-8.") from None
+    return load_yaml_file(path, what)
 
 
 def _cmoc_fields(spec: dict, where: str) -> dict:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError
+from ..yamlio import load_yaml_file
 
 ENV_CODER = "SP_REALIST_CODER"
 UNITS = ("match", "sentence", "segment", "section")
@@ -125,19 +126,8 @@ def fetch_frame(conn, query, columns: list[str]):
 
 def read_yaml(path: str | os.PathLike, top: str) -> dict:
     """Load a YAML mapping from ``path``; clear errors for missing files and bad YAML."""
-    import yaml
-
     p = Path(path)
-    if not p.is_file():
-        raise SpRealistError(f"{p}: no such file; check the path.")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SpRealistError(f"{p}: not valid YAML{where}; fix the syntax.") from None
-    except UnicodeDecodeError:
-        raise SpRealistError(f"{p}: not UTF-8 text; save it as UTF-8.") from None
+    data = load_yaml_file(p, fix="fix the syntax", problem=False)
     if data is None:
         data = {}
     if not isinstance(data, dict):
