@@ -89,6 +89,21 @@ def _show(frames: dict[str, Any], fmt: str, output: str | None, what: str) -> No
         click.echo(text, nl=False)
 
 
+def _import_file(importer: Callable[..., dict], path: str, analyst: str | None, project_path: str | None) -> None:
+    """Run a YAML file import (``importer(project, path, actor=...)``) and report its counts."""
+    counts = importer(get_project(project_path), path, actor=resolve_coder(analyst))
+    message(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+
+
+def _export_file(exporter: Callable[..., str], path: str | None, project_path: str | None) -> None:
+    """Run a YAML file export (``exporter(project, path)``): to PATH, else the text to stdout."""
+    text = exporter(get_project(project_path), path)
+    if path:
+        message(f"Wrote {path}")
+    else:
+        click.echo(text, nl=False)
+
+
 # ---------------------------------------------------------------------------
 # cmoc
 # ---------------------------------------------------------------------------
@@ -505,8 +520,7 @@ def theory_import_cmd(path, analyst, project_path) -> None:
     """
     from .theoryfile import import_theories_yaml
 
-    counts = import_theories_yaml(get_project(project_path), path, actor=resolve_coder(analyst))
-    message(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+    _import_file(import_theories_yaml, path, analyst, project_path)
 
 
 @theory_group.command("export")
@@ -521,11 +535,7 @@ def theory_export_cmd(path, project_path) -> None:
     """
     from .theoryfile import export_theories_yaml
 
-    text = export_theories_yaml(get_project(project_path), path)
-    if path:
-        message(f"Wrote {path}")
-    else:
-        click.echo(text, nl=False)
+    _export_file(export_theories_yaml, path, project_path)
 
 
 # ---------------------------------------------------------------------------
@@ -760,8 +770,7 @@ def analysis_import_cmd(path, analyst, project_path) -> None:
     """
     from .analysisfile import import_analysis_yaml
 
-    counts = import_analysis_yaml(get_project(project_path), path, actor=resolve_coder(analyst))
-    message(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+    _import_file(import_analysis_yaml, path, analyst, project_path)
 
 
 @analysis_group.command("export")
@@ -776,11 +785,7 @@ def analysis_export_cmd(path, project_path) -> None:
     """
     from .analysisfile import export_analysis_yaml
 
-    text = export_analysis_yaml(get_project(project_path), path)
-    if path:
-        message(f"Wrote {path}")
-    else:
-        click.echo(text, nl=False)
+    _export_file(export_analysis_yaml, path, project_path)
 
 
 # ---------------------------------------------------------------------------
