@@ -38,6 +38,15 @@ def _where(pairs: tuple[str, ...]) -> dict[str, list[str]]:
     return out
 
 
+def _write_or_echo(text: str, output: str | None) -> None:
+    """An export's text: to the file ``output`` (UTF-8), else to stdout."""
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        message(f"Wrote {output}.")
+    else:
+        click.echo(text, nl=False)
+
+
 where_option = click.option("--where", "-w", "where", multiple=True, metavar="NAME=VALUE",
                             help="Keep codings whose attribute NAME (site, role, kind, wave, coder, participant, "
                                  "any source attribute) equals VALUE. Repeat for more (same NAME: any of the values).")
@@ -245,11 +254,7 @@ def codebook_export(to, output, project_path):
     to = to or ("csv" if output and output.lower().endswith(".csv") else "yaml")
     with get_project(project_path) as project:
         text = export_codebook_csv(project) if to == "csv" else export_codebook_yaml(project)
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-        message(f"Wrote {output}.")
-    else:
-        click.echo(text, nl=False)
+    _write_or_echo(text, output)
 
 
 @codebook.command("rules")
@@ -393,11 +398,7 @@ def code_export(code_name, coder, origin, output, project_path):
 
     with get_project(project_path) as project:
         text = export_codings_yaml(project, code=code_name, coder=coder, origin=origin)
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-        message(f"Wrote {output}.")
-    else:
-        click.echo(text, nl=False)
+    _write_or_echo(text, output)
 
 
 # --- autocode -------------------------------------------------------------------
@@ -551,11 +552,7 @@ def memo_export(to, output, project_path):
     to = to or ("yaml" if output and output.lower().endswith((".yaml", ".yml")) else "md")
     with get_project(project_path) as project:
         text = export_memos(project, fmt=to)
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-        message(f"Wrote {output}.")
-    else:
-        click.echo(text, nl=False)
+    _write_or_echo(text, output)
 
 
 # --- retrieval and matrices ----------------------------------------------------

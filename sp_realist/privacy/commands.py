@@ -25,6 +25,15 @@ def _check_show(show_originals: bool, output: str | None) -> None:
         raise click.BadParameter("originals are shown on screen only; drop --output.", param_hint="--show-originals")
 
 
+def _emit_frame(frame, project_path: str | None, fmt: str, output: str | None, title: str) -> None:
+    """Emit ``frame(project)`` for the project at ``project_path``, closing it afterwards."""
+    project = get_project(project_path)
+    try:
+        emit(frame(project), fmt, output, title=title)
+    finally:
+        project.close()
+
+
 def _progress():
     from rich.progress import Progress
 
@@ -202,11 +211,7 @@ def runs_cmd(project_path, fmt, output) -> None:
     """
     from .anonymise import runs_frame
 
-    project = get_project(project_path)
-    try:
-        emit(runs_frame(project), fmt, output, title="Anonymisation runs")
-    finally:
-        project.close()
+    _emit_frame(runs_frame, project_path, fmt, output, "Anonymisation runs")
 
 
 @anonymise_cmd.command("status")
@@ -221,11 +226,7 @@ def status_cmd(project_path, fmt, output) -> None:
     """
     from .anonymise import status_frame
 
-    project = get_project(project_path)
-    try:
-        emit(status_frame(project), fmt, output, title="Anonymisation status")
-    finally:
-        project.close()
+    _emit_frame(status_frame, project_path, fmt, output, "Anonymisation status")
 
 
 @click.command("audit")
