@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import networkx as nx
+import numpy as np
 import pytest
 from sqlalchemy import insert, select
 
@@ -354,3 +355,51 @@ def test_golden_table_6_1_documents(project, runner, cli, tmp_path):
     assert to_mermaid(G) == (GOLDEN / "table-6-1.mmd").read_text()
     r = runner.invoke(cli, ["cmoc", "table", "--theory", "T1", "--format", "md", "-p", project.location])
     assert r.exit_code == 0 and r.stdout == (GOLDEN / "table-6-1.md").read_text()
+
+
+def _rendered_figure(G, path, monkeypatch):
+    """Render ``G`` and return the matplotlib figure render_graph drew (kept open for inspection)."""
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
+    render_graph(G, path)
+    return figures[-1]
+
+
+@pytest.mark.parametrize("fifty", [False, True])
+def test_render_draws_arrowheads_that_stop_at_the_node_boxes(theory_project, tmp_path, monkeypatch, fifty):
+    from matplotlib.patches import FancyArrowPatch
+    from matplotlib.path import Path as MplPath
+
+    if fifty:
+        for t in range(6, 11):
+            add_theory(theory_project, f"T{t}", f"Theory {t}")
+            for c in range(1, 11):
+                add_cmoc(theory_project, f"T{t}.{c}", theory=f"T{t}", context=f"context {t}.{c} " * 4,
+                         mechanism_response=f"mechanism {t}.{c}", outcome=f"outcome {t}.{c} " * 6)
+    G = programme_graph(theory_project)
+    fig = _rendered_figure(G, tmp_path / "g.png", monkeypatch)
+    ax = fig.axes[0]
+    arrows = {p.get_label(): p for p in ax.patches if isinstance(p, FancyArrowPatch)}
+    assert sorted(arrows) == sorted(f"{u} -> {v}" for u, v in G.edges)
+    for p in arrows.values():
+        assert type(p.get_arrowstyle()).__name__ == "CurveFilledB"  # "-|>": a filled head at the target
+    fig.canvas.draw()
+    boxes = {t.get_label(): t.get_bbox_patch().get_window_extent() for t in ax.texts}  # pixels, as drawn
+    causal = [(u, v) for u, v, d in G.edges(data=True) if d["kind"] in ("triggers", "produces")]
+    assert causal
+    for u, v in causal:
+        path = arrows[f"{u} -> {v}"].get_path()
+        points = [ax.transData.transform(xy) for xy, code in zip(path.vertices, path.codes)
+                  if code != MplPath.CLOSEPOLY]
+        # The head ends just before the target's label box (not hidden under it, as it was) ...
+        box, tip = boxes[v], points[2]  # the end of the line, where the head points
+        gap = np.hypot(max(box.x0 - tip[0], 0, tip[0] - box.x1), max(box.y0 - tip[1], 0, tip[1] - box.y1))
+        assert 0 < gap < 8, (u, v, gap)  # pixels at 100 dpi: a few points
+        # ... and the line runs from outside the source's box to outside the target's.
+        for box in (boxes[u], boxes[v]):
+            assert not any(box.contains(*xy) for xy in points[:3]), (u, v)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

@@ -328,6 +328,42 @@ def layered_positions(G: nx.DiGraph) -> dict[str, tuple[float, float]]:
     return out
 
 
+def _node_boxes(fig, ax, texts: dict, font: float) -> dict[str, tuple[float, float]]:
+    """Each node's label box as half its width and height in data units, for stopping edges at it.
+
+    Measured once with the canvas renderer; data units do not depend on the dpi the file is saved at.
+    """
+    renderer = fig.canvas.get_renderer()
+    pad = renderer.points_to_pixels(0.3 * font)  # boxstyle round,pad=0.3 (in font sizes)
+    inv = ax.transData.inverted()
+    boxes = {}
+    for n, t in texts.items():
+        bb = t.get_window_extent(renderer)
+        (x0, y0), (x1, y1) = inv.transform([(bb.x0 - pad, bb.y0 - pad), (bb.x1 + pad, bb.y1 + pad)])
+        boxes[n] = (abs(x1 - x0) / 2, abs(y1 - y0) / 2)
+    return boxes
+
+
+def _edge_ends(a: tuple[float, float], b: tuple[float, float], box_a: tuple[float, float],
+               box_b: tuple[float, float]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Where the line between two node centres leaves ``a``'s box and enters ``b``'s (boxes centred on them).
+
+    Computed here rather than by FancyArrowPatch's patchA/patchB clipping, which bisects with
+    point-in-patch tests and made large figures several times slower to draw.
+    """
+    dx, dy = b[0] - a[0], b[1] - a[1]
+
+    def exit_t(half: tuple[float, float]) -> float:
+        tx = half[0] / abs(dx) if dx else float("inf")
+        ty = half[1] / abs(dy) if dy else float("inf")
+        return min(tx, ty)
+
+    ta, tb = exit_t(box_a), exit_t(box_b)
+    if ta + tb >= 1:  # overlapping boxes: centre to centre
+        return a, b
+    return (a[0] + ta * dx, a[1] + ta * dy), (b[0] - tb * dx, b[1] - tb * dy)
+
+
 def render_graph(G: nx.DiGraph, path: str | Path, *, title: str | None = None, dpi: int = 150) -> str:
     """Draw ``G`` to PNG, SVG or PDF (by suffix) with matplotlib: layered left to right, coloured by type."""
     import matplotlib
@@ -354,31 +390,38 @@ def render_graph(G: nx.DiGraph, path: str | Path, *, title: str | None = None, d
     ys = [y for _, y in pos.values()] or [0]
     ax.set_ylim(min(ys) - 0.8, max(ys) + 0.8)
     ax.axis("off")
+    font = 7 if tallest > 25 else 8
+    texts = {}
+    for n, d in G.nodes(data=True):
+        x, y = pos[n]
+        kind = d.get("type")
+        label = d.get("label", n) if kind != "cmoc" else f"{d.get('key')}\n+{d.get('supporting', 0)} / −{d.get('refuting', 0)}"
+        texts[n] = ax.text(x, y, _wrap(str(label), 30 if kind != "cmoc" else 16, 3 if tallest > 25 else 4),
+                           ha="center", va="center", fontsize=font, label=n, color="white", zorder=3,
+                           bbox=dict(boxstyle="round,pad=0.3", fc=COLOURS.get(kind, "#999999"), ec="none",
+                                     alpha=0.95))
+    # Fixed margins (tight_layout would draw the whole figure once more just to measure it).
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.25 / fig_h, top=1 - 0.85 / fig_h)
+    boxes = _node_boxes(fig, ax, texts, font)
     max_w = max([d.get("weight", 1) for _, _, d in G.edges(data=True)] + [1])
     for u, v, d in G.edges(data=True):
         kind = d.get("kind", "")
         back = pos[v][0] <= pos[u][0]
         style = "arc3,rad=0.25" if back else "arc3,rad=0.0"
         colour = {"chains": "#d62728", "contradicts": "#d62728", "refines": "#9467bd"}.get(kind.split(",")[0], "#9a9a9a")
-        width = 0.6 + 2.4 * (d.get("weight", 1) - 1) / max(1, max_w - 1) if kind in ("triggers", "produces") else 0.6
-        ax.add_patch(FancyArrowPatch(pos[u], pos[v], arrowstyle="-|>", mutation_scale=8, color=colour, lw=width,
+        causal = kind in ("triggers", "produces")
+        width = 0.6 + 2.4 * (d.get("weight", 1) - 1) / max(1, max_w - 1) if causal else 0.6
+        # From box edge to box edge, so the head shows instead of being hidden under the target's box.
+        start, end = _edge_ends(pos[u], pos[v], boxes[u], boxes[v])
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=10 + 2 * width if causal else 8,
+                                     color="#6f6f6f" if causal else colour, lw=width,
                                      connectionstyle=style, linestyle="--" if back or kind not in
                                      ("member", "configures", "triggers", "produces") else "-",
-                                     shrinkA=14, shrinkB=14, zorder=1, alpha=0.8))
-    font = 7 if tallest > 25 else 8
-    for n, d in G.nodes(data=True):
-        x, y = pos[n]
-        kind = d.get("type")
-        label = d.get("label", n) if kind != "cmoc" else f"{d.get('key')}\n+{d.get('supporting', 0)} / −{d.get('refuting', 0)}"
-        ax.text(x, y, _wrap(str(label), 30 if kind != "cmoc" else 16, 3 if tallest > 25 else 4), ha="center",
-                va="center", fontsize=font, color="white", zorder=3,
-                bbox=dict(boxstyle="round,pad=0.3", fc=COLOURS.get(kind, "#999999"), ec="none", alpha=0.95))
+                                     shrinkA=1, shrinkB=1.5, zorder=1, alpha=0.9, label=f"{u} -> {v}"))
     handles = [Patch(color=c, label=t) for t, c in COLOURS.items()]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1.0), ncol=5, frameon=False, fontsize=8)
     if title or G.graph.get("name"):
         ax.set_title(title or G.graph["name"], fontsize=11, pad=18)
-    # Fixed margins (tight_layout would draw the whole figure once more just to measure it).
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.25 / fig_h, top=1 - 0.85 / fig_h)
     # Reproducible files: no dates in SVG/PDF metadata, fixed SVG ids.
     metadata = {".svg": {"Date": None}, ".pdf": {"CreationDate": None, "ModDate": None}}.get(path.suffix.lower())
     with matplotlib.rc_context({"svg.hashsalt": "sp-realist"}):
