@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 from pathlib import Path
 
@@ -146,7 +147,89 @@ def test_a_failing_build_leaves_nothing(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(SpRealistError, match="not in the text"):
         build_study(study, out)
+    assert not out.exists()  # not even the folder: --out is left as it was
+    out.mkdir()
+    with pytest.raises(SpRealistError, match="not in the text"):
+        build_study(study, out)
     assert [p.name for p in out.iterdir()] == []
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every file (with its bytes) and folder under ``folder``, hidden ones included."""
+    if not folder.exists():
+        return {}
+    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+def broken_template_study(tmp_path) -> Path:
+    study = copy_study(tmp_path)
+    (study / "templates").mkdir()
+    (study / "templates" / "report.md.j2").write_text(
+        "{% for t in r.theories %}\n{{ t.key }\n{% endfor %}\n", encoding="utf-8")  # '}' for '}}'
+    return study
+
+
+@pytest.mark.parametrize("before", ["missing", "empty", "previous build"])
+def test_a_build_failing_after_the_project_leaves_out_as_it_was(runner, cli, tmp_path, before):
+    """A report template with a syntax error fails after the project is made: all or nothing."""
+    out = tmp_path / "out"
+    if before == "empty":
+        out.mkdir()
+    elif before == "previous build":
+        build_study(MINI, out)
+        (out / "notes.txt").write_text("mine")
+    snap = snapshot(out)
+    study = broken_template_study(tmp_path)
+    r = runner.invoke(cli, ["build", str(study), "--out", str(out)])
+    assert r.exit_code == 1, r.output
+    error = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and "report.md.j2" in error[0] and "template" in error[0], r.stderr
+    assert "Traceback" not in r.stderr and ".building" not in r.stderr
+    assert snapshot(out) == snap  # same files and folders, same bytes, no staging or backup folder left
+    assert out.exists() == (before != "missing")
+    if before == "previous build":
+        with Project.open(out / "mini.sprealist") as p:
+            assert p.get_setting("build")["outputs"]  # still the previous build's project
+
+
+def test_a_figure_that_cannot_be_written_leaves_out_as_it_was(runner, cli, tmp_path, monkeypatch):
+    from sp_realist.report import study as study_module
+
+    out = tmp_path / "out"
+    build_study(MINI, out)
+    snap = snapshot(out)
+
+    def fail(project, model, folder):
+        raise OSError(28, "No space left on device", str(folder / "programme-theory.png"))
+
+    monkeypatch.setattr(study_module, "write_figures", fail)
+    r = runner.invoke(cli, ["build", str(MINI), "--out", str(out)])
+    assert r.exit_code == 1
+    assert "No space left on device" in r.stderr and str(out / "figures" / "programme-theory.png") in r.stderr
+    assert snapshot(out) == snap
+
+
+def test_a_failure_while_moving_the_build_into_place_restores_out(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    build_study(MINI, out)
+    snap = snapshot(out)
+    real = os.replace
+    moved_in = []
+
+    def flaky(src, dst):
+        if ".building-" in str(src):  # a new file moved into out (the old ones were moved aside already)
+            moved_in.append(dst)
+            if len(moved_in) == 5:
+                raise OSError(5, "Input/output error", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", flaky)
+    with pytest.raises(SpRealistError, match="Input/output error"):
+        build_study(MINI, out)
+    monkeypatch.setattr(os, "replace", real)
+    assert len(moved_in) == 5
+    assert snapshot(out) == snap
 
 
 @pytest.mark.parametrize("change, message", [

@@ -5,9 +5,11 @@ exist, every key must be known) before anything is created.
 :func:`build_study` then creates the project from scratch in a temporary file
 beside its destination, ingests the sources in the order the manifest lists
 them, imports the codebook (with its rules and themes), autocodes, imports
-codings, theories and analysis files, and only when all of that succeeded
-moves the project into place and writes the reports, the programme-theory
-figure (PNG, SVG, GraphML) and every table as CSV.
+codings, theories and analysis files, and writes the reports, the
+programme-theory figure (PNG, SVG, GraphML) and every table as CSV.  All of
+it is made in a hidden staging folder inside the output folder and moved into
+place only when every step succeeded, so a failed build leaves the output
+folder exactly as it was (see :func:`build_study`).
 
 The format is documented in docs/reports.md.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -275,50 +278,143 @@ def _remove_project_files(path: Path) -> None:
             p.unlink()
 
 
+STAGING_PREFIX = ".building-"  # hidden folders in --out: the build being made, and what it replaces
+BACKUP_PREFIX = ".replaced-"
+
+
 def build_study(study_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                 on_step: Callable[[str], None] | None = None, key: str | os.PathLike | None = None) -> BuildResult:
-    """Build the study in ``study_dir`` into ``out`` (default ``study_dir/out``); see the module docstring."""
+    """Build the study in ``study_dir`` into ``out`` (default ``study_dir/out``); see the module docstring.
+
+    All or nothing: the project and every output are made in a hidden staging folder inside ``out`` and moved
+    into place only when all of them were written; a failure at any step leaves ``out`` as it was (a previous
+    build's files intact, no new file; ``out`` is not created if it did not exist).
+    """
     study = load_study(study_dir)
     out = Path(out) if out is not None else study.folder / "out"
     previous = _check_out(out, study.project)
-    out.mkdir(parents=True, exist_ok=True)
-    final = out / study.project
-    staging = out / f".{study.project}.building"
-    _remove_project_files(staging)
+    created = [] if out.is_dir() else _missing_parents(out)
     step = on_step or (lambda _msg: None)
-    result = BuildResult(project=final)
+    result = BuildResult(project=out / study.project)
+
+    stage = None
+
+    def shown(msg: str) -> str:  # name the files where they end up, not in the staging folder
+        return msg.replace(str(stage), str(out)) if stage is not None else msg
 
     def note(msg: str) -> None:
+        msg = shown(msg)
         result.steps.append(msg)
         step(msg)
 
-    project = Project.create(staging)
     try:
-        _populate(project, study, out, note)
-        _check_questions(project, study)
-        result.counts = project_counts(project)
-    except BaseException:
-        project.close()
-        _remove_project_files(staging)
+        out.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+        staged = stage / study.project
+        project = Project.create(staged)
+        try:
+            _populate(project, study, out, note)
+            _check_questions(project, study)
+            result.counts = project_counts(project)
+            files = write_outputs(project, study, stage, key=key, note=note)
+            recorded = dict(project.get_setting(BUILD_SETTING) or {})
+            recorded["outputs"] = sorted(p.relative_to(stage).as_posix() for p in files)
+            project.set_setting(BUILD_SETTING, recorded)
+        finally:
+            project.close()
+        _install(stage, out, study.project, previous)
+        result.outputs = [out / p.relative_to(stage) for p in files]
+        note(f"project {result.project}")
+    except BaseException as exc:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        for folder in created:  # deepest first; only folders this build made, and only if still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        if isinstance(exc, SpRealistError):
+            exc.message = shown(exc.message)
+            exc.args = (exc.message,)
+        elif isinstance(exc, OSError):
+            where = shown(str(exc.filename)) if exc.filename else str(out)
+            raise SpRealistError(f"{where}: {exc.strerror or exc}; the build failed and left {out} as it "
+                                 "was.") from exc
         raise
-    project.close()
-    _remove_project_files(final)
-    os.replace(staging, final)
-    for suffix in ("-wal", "-shm"):
-        if Path(str(staging) + suffix).exists():  # pragma: no cover - closed engines remove these
-            os.replace(str(staging) + suffix, str(final) + suffix)
-    note(f"project {final}")
-
-    _remove_previous_outputs(out, previous)
-    project = Project.open(final)
-    try:
-        result.outputs = write_outputs(project, study, out, key=key, note=note)
-        recorded = dict(project.get_setting(BUILD_SETTING) or {})
-        recorded["outputs"] = sorted(str(p.relative_to(out)) for p in result.outputs)
-        project.set_setting(BUILD_SETTING, recorded)
-    finally:
-        project.close()
+    shutil.rmtree(stage, ignore_errors=True)
     return result
+
+
+def _missing_parents(out: Path) -> list[Path]:
+    """``out`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    p = out.absolute()
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
+def _install(stage: Path, out: Path, project_name: str, previous: list[str]) -> None:
+    """Move the staged build into ``out``, replacing the previous build; on any failure put ``out`` back.
+
+    What is replaced (the old project, the files the previous build recorded, whatever a new file lands on,
+    the old ``tables`` folder, which a build owns) is first moved aside into a hidden backup folder beside it,
+    then the staged files are moved in (``os.replace`` within one file system); only when all moves succeeded
+    is the backup deleted. A failure moves the new files out and the backup back.
+    """
+    backup = Path(tempfile.mkdtemp(prefix=BACKUP_PREFIX, dir=out))
+    root = out.resolve()
+    staged = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
+    folders = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_dir())  # empty ones too
+    staged.sort(key=lambda rel: rel.as_posix() == project_name)  # the project last: it records the outputs
+    aside: list[Path] = []  # relative paths moved into the backup
+    placed: list[Path] = []  # relative paths moved from the stage into out
+    made: list[Path] = []  # folders created in out
+    try:
+        old = {Path(project_name + suffix) for suffix in ("", "-wal", "-shm", "-journal")} | set(staged)
+        for rel in previous:  # only files inside out that the previous build recorded (never a project)
+            path = (out / rel).resolve()
+            if root in path.parents and path.is_file() and not path.name.endswith(".sprealist"):
+                old.add(path.relative_to(root))
+        if (out / "tables").is_dir() and not (out / "tables").is_symlink():
+            old.add(Path("tables"))  # a build's own folder: stale tables do not survive a rebuild
+        for rel in sorted(old, key=lambda r: r.as_posix()):
+            src = out / rel
+            if not (src.exists() or src.is_symlink()):
+                continue
+            if any(a in rel.parents for a in aside):  # inside a folder already moved aside
+                continue
+            (backup / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, backup / rel)
+            aside.append(rel)
+        for rel in folders:  # parents before children (sorted)
+            if not (out / rel).is_dir():
+                (out / rel).mkdir()
+                made.append(out / rel)
+        for rel in staged:
+            os.replace(stage / rel, out / rel)
+            placed.append(rel)
+    except BaseException:
+        for rel in reversed(placed):
+            try:
+                os.replace(out / rel, stage / rel)
+            except OSError:  # pragma: no cover - out changed under us
+                pass
+        for folder in reversed(made):
+            try:
+                folder.rmdir()
+            except OSError:  # pragma: no cover
+                pass
+        for rel in reversed(aside):
+            try:
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(backup / rel, out / rel)
+            except OSError:  # pragma: no cover - out changed under us
+                pass
+        shutil.rmtree(backup, ignore_errors=True)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
 
 
 def _check_questions(project: Project, study: Study) -> None:
@@ -334,15 +430,6 @@ def _check_questions(project: Project, study: Study) -> None:
                 if name not in known[field_name]:
                     raise SpRealistError(f"{study.folder / STUDY_FILE}: question {q} names the {what} {name!r}, "
                                          f"which {where} does not define; fix the name.")
-
-
-def _remove_previous_outputs(out: Path, previous: list[str]) -> None:
-    """Delete the files an earlier build recorded, so no stale report survives a change of formats."""
-    root = out.resolve()
-    for rel in previous:
-        path = (out / rel).resolve()
-        if root in path.parents and path.is_file() and not path.name.endswith(".sprealist"):
-            path.unlink()
 
 
 def _populate(project: Project, study: Study, out: Path, note: Callable[[str], None]) -> None:
@@ -437,8 +524,6 @@ def write_outputs(project: Project, study: Study, out: Path, key=None,
     copied = copy_templates(project, study, out)
     targets = [(out / f"report.{fmt}", fmt) for fmt in study.formats]
     tables_dir = out / "tables"
-    if tables_dir.exists():
-        shutil.rmtree(tables_dir)
     result = write_reports(project, targets, settings=settings, template=study.docx_template,
                            template_dirs=[study.templates] if study.templates else [], key=key,
                            tables_dir=tables_dir)
