@@ -87,6 +87,8 @@ def build_cmd(study_dir, out, key) -> None:
     and analysis (appraisals and CMOC evidence), then writes report.docx /
     .html / .md, figures/programme-theory.png / .svg / .graphml and
     tables/*.csv.  Two builds of the same study give the same text and tables.
+    A build is all or nothing: it is staged and moved into --out only when
+    every step succeeded, so a failure leaves --out as it was.
     A summary goes to stderr.
 
     \b
