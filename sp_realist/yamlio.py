@@ -1,4 +1,4 @@
-"""Reading YAML files with one-sentence errors (shared by coding and cmoc)."""
+"""Reading YAML files with one-sentence errors (shared by coding, cmoc and the study manifest)."""
 
 from __future__ import annotations
 

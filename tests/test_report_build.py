@@ -257,6 +257,17 @@ def test_not_a_study_folder(runner, cli, tmp_path):
     assert r.exit_code == 1 and "no study.yaml" in r.stderr
 
 
+def test_a_study_yaml_that_is_not_yaml_is_refused_with_its_line(runner, cli, tmp_path):
+    (tmp_path / "study.yaml").write_text("title: ok\nsources: [unclosed\n", encoding="utf-8")
+    r = runner.invoke(cli, ["build", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 1
+    assert r.stderr.strip() == f"Error: {tmp_path / 'study.yaml'}: not valid YAML at line 3; fix the file."
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "study.yaml").write_bytes("title: caf\xe9\n".encode("cp1252"))
+    r = runner.invoke(cli, ["build", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 1 and "not UTF-8 text; save it as UTF-8." in r.stderr
+
+
 def test_study_templates_folder_overrides_report_and_ifthen(tmp_path):
     study = copy_study(tmp_path)
     (study / "templates").mkdir()

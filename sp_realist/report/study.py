@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 from .. import schema as S
 from ..errors import ProjectError, SpRealistError
 from ..store import Project
+from ..yamlio import load_yaml_file
 from .model import ReportSettings
 
 STUDY_FILE = "study.yaml"
@@ -107,8 +108,6 @@ def _question(value: Any, where: str) -> Any:
 
 def load_study(folder: str | os.PathLike) -> Study:
     """Read and check ``folder/study.yaml``; raise one clear error for the first problem."""
-    import yaml
-
     folder = Path(folder)
     path = folder / STUDY_FILE if folder.is_dir() else folder
     if path.name != STUDY_FILE and path.suffix not in (".yaml", ".yml"):
@@ -116,14 +115,7 @@ def load_study(folder: str | os.PathLike) -> Study:
     if not path.is_file():
         raise SpRealistError(f"{folder}: no {STUDY_FILE} in this folder; create one (see docs/reports.md).")
     folder = path.parent
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SpRealistError(f"{path}: not valid YAML{line}; fix the file.") from None
-    except UnicodeDecodeError:
-        raise SpRealistError(f"{path}: not UTF-8 text; save it as UTF-8.") from None
+    data = load_yaml_file(path, problem=False)
     if not isinstance(data, dict):
         raise SpRealistError(f"{path}: must be a mapping with title, sources, codebook ...; see docs/reports.md.")
     unknown = sorted(set(data) - STUDY_KEYS)
