@@ -247,3 +247,12 @@ def test_import_moves_codes_and_refuses_cycles(project, tmp_path):
     with pytest.raises(SpRealistError, match="inside itself"):
         cb.import_codebook_csv(project, tmp_path / "c.csv")
     assert _snapshot(project) == before
+
+
+def test_inside_itself_finds_the_first_name_in_a_parent_cycle():
+    from sp_realist.coding.codebook import _inside_itself
+
+    assert _inside_itself({"A": None, "B": "A", "C": "B"}) is None
+    assert _inside_itself({"A": None, "B": "C", "C": "B"}) == "B"
+    assert _inside_itself({"X": "X"}) == "X"
+    assert _inside_itself({}) is None

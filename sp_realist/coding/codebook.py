@@ -311,6 +311,18 @@ def _flatten_yaml_themes(items: Any, parent: str | None, where: str, out: list[d
         _flatten_yaml_themes(item.get("children"), name, where, out)
 
 
+def _inside_itself(parent: dict[str, str | None]) -> str | None:
+    """The first name (in ``parent``'s order) whose chain of parents comes back to it or never ends."""
+    for name in parent:
+        steps, cur = 0, parent[name]
+        while cur is not None:
+            steps += 1
+            if cur == name or steps > len(parent):
+                return name
+            cur = parent.get(cur)
+    return None
+
+
 def _apply_codebook(project: Project, conn: Connection, entries: list[dict], themes: list[dict] | None,
                     where: str) -> dict:
     """Validate, then upsert codes, rules and themes.  Existing codes not mentioned are kept."""
@@ -330,13 +342,9 @@ def _apply_codebook(project: Project, conn: Connection, entries: list[dict], the
             raise SpRealistError(f"{where}: code {e['name']!r} names parent {e['parent']!r}, which is not a code; "
                                  "add it to the file or the codebook first.")
         final_parent[e["name"]] = e["parent"]
-    for name in final_parent:
-        steps, cur = 0, final_parent[name]
-        while cur is not None:
-            steps += 1
-            if cur == name or steps > len(final_parent):
-                raise SpRealistError(f"{where}: code {name!r} would end up inside itself; fix the parents.")
-            cur = final_parent.get(cur)
+    looped = _inside_itself(final_parent)
+    if looped is not None:
+        raise SpRealistError(f"{where}: code {looped!r} would end up inside itself; fix the parents.")
     # Rules: validate all before writing anything.
     rule_names: set[str] = set()
     parsed_rules: list[tuple[str, dict]] = []
@@ -363,13 +371,9 @@ def _apply_codebook(project: Project, conn: Connection, entries: list[dict], the
     theme_ids = {r["id"]: name for name, r in existing_themes.items()}
     theme_parent = {n: theme_ids.get(r["parent_id"]) for n, r in existing_themes.items()}
     theme_parent.update({t["name"]: t["parent"] for t in themes or []})
-    for name in theme_parent:
-        steps, cur = 0, theme_parent[name]
-        while cur is not None:
-            steps += 1
-            if cur == name or steps > len(theme_parent):
-                raise SpRealistError(f"{where}: theme {name!r} would end up inside itself; fix the parents.")
-            cur = theme_parent.get(cur)
+    looped = _inside_itself(theme_parent)
+    if looped is not None:
+        raise SpRealistError(f"{where}: theme {looped!r} would end up inside itself; fix the parents.")
 
     stats = {"codes_added": 0, "codes_updated": 0, "rules": 0, "themes_added": 0, "themes_updated": 0}
     ids = {name: r["id"] for name, r in existing.items()}
