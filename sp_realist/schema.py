@@ -31,7 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -363,6 +363,27 @@ anonymisation_records = Table(
     Column("sealed", Text),
 )
 Index("ix_anonymisation_records_source", anonymisation_records.c.source_id)
+
+# --- orphans (re-ingest of a corrected file) -------------------------------
+# A coding or excerpt that ``ingest --replace`` could not re-anchor onto the
+# corrected text.  Nothing is deleted: the row and everything that hung on it
+# (coding memos; an excerpt's appraisals, their history and CMOC evidence) are
+# kept here as JSON until the user re-attaches or discards it
+# (``sp_realist.reanchor`` owns this table).
+orphans = Table(
+    "orphans",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(20), nullable=False),  # coding | excerpt
+    Column("quote", Text, nullable=False),  # the words the span held in the old text
+    Column("old_start", Integer, nullable=False),
+    Column("old_end", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON: the row and what hung on it
+    Column("created_at", TS, nullable=False),
+)
+Index("ix_orphans_source", orphans.c.source_id)
 
 # --- audit log -------------------------------------------------------------
 audit_log = Table(

@@ -116,25 +116,22 @@ def source_exists(conn: Connection, name: str) -> dict | None:
     return dict(row) if row else None
 
 
-def add_source(conn: Connection, draft: SourceDraft) -> int:
-    """Insert one source with its segments and attributes; return its id."""
+def _check_draft(draft: SourceDraft) -> None:
     if draft.kind not in S.SOURCE_KINDS:
         raise SpRealistError(
             f"{draft.name}: kind {draft.kind!r} is not one of {', '.join(S.SOURCE_KINDS)}."
         )
     check_segments(draft.text, draft.segments, draft.name)
-    participant_id = None
-    site = draft.attributes.get("site")
+
+
+def _draft_participant(conn: Connection, draft: SourceDraft) -> int | None:
     if draft.participant_code:
-        participant_id = ensure_participant(conn, draft.participant_code, site=site)
-    order = conn.execute(select(func.coalesce(func.max(S.sources.c.ingest_order), 0))).scalar_one() + 1
-    sid = conn.execute(
-        insert(S.sources).values(
-            name=draft.name, kind=draft.kind, checksum=draft.checksum, text=draft.text, date=draft.date,
-            file_name=draft.file_name, file_path=draft.file_path, file_format=draft.file_format,
-            entry_index=draft.entry_index, participant_id=participant_id, created_at=now(), ingest_order=order,
-        )
-    ).inserted_primary_key[0]
+        return ensure_participant(conn, draft.participant_code, site=draft.attributes.get("site"))
+    return None
+
+
+def _insert_segments(conn: Connection, source_id: int, draft: SourceDraft) -> None:
+    site = draft.attributes.get("site")
     rows = []
     speaker_ids: dict[str, int] = {}
     for i, seg in enumerate(draft.segments):
@@ -143,19 +140,78 @@ def add_source(conn: Connection, draft: SourceDraft) -> int:
             if seg.participant_code not in speaker_ids:
                 speaker_ids[seg.participant_code] = ensure_participant(conn, seg.participant_code, site=site)
             pid = speaker_ids[seg.participant_code]
-        rows.append(dict(source_id=sid, ord=i, start=seg.start, end=seg.end, speaker=seg.speaker,
+        rows.append(dict(source_id=source_id, ord=i, start=seg.start, end=seg.end, speaker=seg.speaker,
                          section=seg.section, kind=seg.kind, start_time=seg.start_time,
                          end_time=seg.end_time, participant_id=pid))
     if rows:
         conn.execute(insert(S.segments), rows)
+
+
+def add_source(conn: Connection, draft: SourceDraft) -> int:
+    """Insert one source with its segments and attributes; return its id."""
+    _check_draft(draft)
+    participant_id = _draft_participant(conn, draft)
+    order = conn.execute(select(func.coalesce(func.max(S.sources.c.ingest_order), 0))).scalar_one() + 1
+    sid = conn.execute(
+        insert(S.sources).values(
+            name=draft.name, kind=draft.kind, checksum=draft.checksum, text=draft.text, date=draft.date,
+            file_name=draft.file_name, file_path=draft.file_path, file_format=draft.file_format,
+            entry_index=draft.entry_index, participant_id=participant_id, created_at=now(), ingest_order=order,
+        )
+    ).inserted_primary_key[0]
+    _insert_segments(conn, sid, draft)
     for k, v in draft.attributes.items():
         set_attribute(conn, "source", sid, k, v)
     return sid
 
 
+def replace_source_content(conn: Connection, source_id: int, draft: SourceDraft) -> None:
+    """Give an existing source a corrected file's text, segments and facts.
+
+    The row (id, ingest order, creation time) stays, so whatever points at the
+    source keeps pointing at it; attributes from the file are set over the
+    existing ones.  Spans into the text must already have been moved
+    (:mod:`sp_realist.reanchor`).
+    """
+    _check_draft(draft)
+    conn.execute(delete(S.segments).where(S.segments.c.source_id == source_id))
+    conn.execute(update(S.sources).where(S.sources.c.id == source_id).values(
+        name=draft.name, kind=draft.kind, checksum=draft.checksum, text=draft.text, date=draft.date,
+        file_name=draft.file_name, file_path=draft.file_path, file_format=draft.file_format,
+        entry_index=draft.entry_index, participant_id=_draft_participant(conn, draft)))
+    _insert_segments(conn, source_id, draft)
+    for k, v in draft.attributes.items():
+        set_attribute(conn, "source", source_id, k, v)
+
+
+def unique_source_name(conn: Connection, name: str, taken: set[str] | None = None,
+                       exclude_id: int | None = None) -> str:
+    """``name``, or ``name #2``, ``#3``... if a source (other than ``exclude_id``) or ``taken`` has it.
+
+    Exact-name lookups only (the unique index on ``sources.name``), so the cost
+    does not grow with the size of the project.
+    """
+    taken = taken or set()
+
+    def is_taken(candidate: str) -> bool:
+        if candidate in taken:
+            return True
+        q = select(S.sources.c.id).where(S.sources.c.name == candidate)
+        if exclude_id is not None:
+            q = q.where(S.sources.c.id != exclude_id)
+        return conn.execute(q).first() is not None
+
+    if not is_taken(name):
+        return name
+    n = 2
+    while is_taken(f"{name} #{n}"):
+        n += 1
+    return f"{name} #{n}"
+
+
 def delete_source(conn: Connection, source_id: int) -> None:
     """Delete a source and everything that points into it (segments, codings, excerpts...)."""
-    for table in (S.segments, S.codings, S.source_attributes):
+    for table in (S.segments, S.codings, S.source_attributes, S.orphans):
         conn.execute(delete(table).where(table.c.source_id == source_id))
     excerpt_ids = select(S.excerpts.c.id).where(S.excerpts.c.source_id == source_id)
     conn.execute(delete(S.cmoc_evidence).where(S.cmoc_evidence.c.excerpt_id.in_(excerpt_ids)))
@@ -165,6 +221,70 @@ def delete_source(conn: Connection, source_id: int) -> None:
     conn.execute(delete(S.excerpts).where(S.excerpts.c.source_id == source_id))
     conn.execute(delete(S.memos).where(and_(S.memos.c.target_type == "source", S.memos.c.target_id == source_id)))
     conn.execute(delete(S.sources).where(S.sources.c.id == source_id))
+
+
+@dataclass(frozen=True)
+class SourceDependents:
+    """What goes with a source when it is removed."""
+
+    source: str
+    segments: int
+    codings: int
+    excerpts: int
+    appraisals: int
+    evidence_links: int
+    memos: int
+    orphans: int
+
+    def describe(self) -> str:
+        parts = [f"{n} {what}" for n, what in (
+            (self.codings, "coding(s)"), (self.excerpts, "excerpt(s)"), (self.appraisals, "appraisal(s)"),
+            (self.evidence_links, "CMOC evidence link(s)"), (self.memos, "memo(s)"), (self.orphans, "orphan(s)"))
+            if n]
+        return ", ".join(parts) if parts else "no codings or analysis"
+
+
+def source_dependents(conn: Connection, source_id: int) -> SourceDependents:
+    """Count what points into a source (for confirming its removal)."""
+    def count(table, *where) -> int:
+        return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+
+    excerpt_ids = select(S.excerpts.c.id).where(S.excerpts.c.source_id == source_id)
+    coding_ids = select(S.codings.c.id).where(S.codings.c.source_id == source_id)
+    name = conn.execute(select(S.sources.c.name).where(S.sources.c.id == source_id)).scalar_one()
+    m = S.memos.c
+    return SourceDependents(
+        source=name,
+        segments=count(S.segments, S.segments.c.source_id == source_id),
+        codings=count(S.codings, S.codings.c.source_id == source_id),
+        excerpts=count(S.excerpts, S.excerpts.c.source_id == source_id),
+        appraisals=count(S.appraisals, S.appraisals.c.excerpt_id.in_(excerpt_ids)),
+        evidence_links=count(S.cmoc_evidence, S.cmoc_evidence.c.excerpt_id.in_(excerpt_ids)),
+        memos=count(S.memos, ((m.target_type == "source") & (m.target_id == source_id))
+                    | ((m.target_type == "coding") & m.target_id.in_(coding_ids))),
+        orphans=count(S.orphans, S.orphans.c.source_id == source_id),
+    )
+
+
+def removal_preview(project: Project, *, source: str | int) -> SourceDependents:
+    """What :func:`remove_source` would delete with ``source``."""
+    with project.connect() as conn:
+        return source_dependents(conn, resolve_source(conn, source)["id"])
+
+
+def remove_source(project: Project, *, source: str | int, actor: str | None = None) -> SourceDependents:
+    """Delete a source and everything that points into it, in one transaction; return what went."""
+    with project.begin() as conn:
+        sid = resolve_source(conn, source)["id"]
+        gone = source_dependents(conn, sid)
+        coding_ids = [r[0] for r in conn.execute(select(S.codings.c.id).where(S.codings.c.source_id == sid))]
+        if coding_ids:
+            conn.execute(delete(S.memos).where(S.memos.c.target_type == "coding", S.memos.c.target_id.in_(coding_ids)))
+        delete_source(conn, sid)
+        project.log(conn, "source.remove", gone.source, actor=actor, codings=gone.codings,
+                    excerpts=gone.excerpts, appraisals=gone.appraisals, evidence=gone.evidence_links,
+                    memos=gone.memos, orphans=gone.orphans)
+    return gone
 
 
 def resolve_source(conn: Connection, ref: str | int) -> dict:

@@ -72,8 +72,15 @@ def _migrate_to_2(conn: Connection) -> None:
     index.create(conn, checkfirst=True)
 
 
+def _migrate_to_3(conn: Connection) -> None:
+    """Schema 3: the ``orphans`` table (codings and excerpts a corrected transcript could not keep)."""
+    S.orphans.create(conn, checkfirst=True)
+    for index in S.orphans.indexes:
+        index.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[n] brings a store at version n to version n+1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2, 2: _migrate_to_3}
 
 
 class Project:

@@ -61,7 +61,7 @@ def test_reingest_unchanged_is_a_no_op_and_changed_needs_replace(project, tmp_pa
     assert again.files[0].status == "unchanged" and again.ok
     assert (_count(project, S.sources), _count(project, S.segments)) == (n_sources, n_segments)
 
-    # a coding on the old version, to show --replace removes it
+    # a coding on the old version, to show --replace carries it onto the new text
     with project.begin() as conn:
         cid = conn.execute(insert(S.codes).values(name="Induction", ord=0, created_at=now())).inserted_primary_key[0]
         sid = conn.execute(select(S.sources.c.id)).first()[0]
@@ -74,7 +74,11 @@ def test_reingest_unchanged_is_a_no_op_and_changed_needs_replace(project, tmp_pa
     assert _count(project, S.codings) == 1
     replaced = ingest_paths(project, [path], replace=True)
     assert replaced.files[0].status == "replaced" and replaced.ok
-    assert _count(project, S.codings) == 0 and _count(project, S.sources) == n_sources
+    assert _count(project, S.codings) == 1 and _count(project, S.sources) == n_sources
+    with project.connect() as conn:
+        start, end, text = conn.execute(select(S.codings.c.start, S.codings.c.end, S.sources.c.text)
+                                        .join(S.sources, S.sources.c.id == S.codings.c.source_id)).one()
+    assert text[start:end] == samples.diary_text()[0:5]
     with project.connect() as conn:
         texts = [r[0] for r in conn.execute(select(S.sources.c.text)).all()]
     assert any("three referral forms" in t for t in texts)
@@ -241,6 +245,7 @@ def test_replace_of_one_notes_txt_does_not_touch_the_other(project, tmp_path):
             conn.execute(insert(S.codings).values(code_id=cid, source_id=sid, start=0, end=5, coder="RA",
                                                   origin="manual", created_at=now()))
     changed = samples.TRANSCRIPT.replace("referral", "signposting")
+    assert changed[:5] == samples.TRANSCRIPT[:5]
     one.write_text(changed, encoding="utf-8")
     report = ingest_paths(project, [one], replace=True)
     assert report.files[0].status == "replaced" and "replaced 1 older source" in report.files[0].message
@@ -250,7 +255,8 @@ def test_replace_of_one_notes_txt_does_not_touch_the_other(project, tmp_path):
     with project.connect() as conn:
         coded = conn.execute(select(S.sources.c.file_path).select_from(
             S.codings.join(S.sources, S.codings.c.source_id == S.sources.c.id))).scalars().all()
-    assert coded == [str(two.resolve())]  # only the replaced file's coding went
+    # each file's coding stays on its own source: the replaced one carried onto the new text
+    assert sorted(coded) == sorted([str(one.resolve()), str(two.resolve())])
     with project.connect() as conn:
         detail = conn.execute(select(S.audit_log.c.detail).where(S.audit_log.c.action == "ingest.replace")).scalar_one()
     assert str(one.resolve()) in detail

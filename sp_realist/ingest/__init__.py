@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from .. import schema as S
 from ..errors import IngestError, SpRealistError
-from ..sources import SourceDraft, add_source, delete_source, ensure_participant, sha256_bytes
+from ..sources import SourceDraft, add_source, ensure_participant, sha256_bytes, unique_source_name
 from ..store import Project
 from . import diary as _diary
 from . import text as _text
@@ -482,15 +482,15 @@ def _ingest_file(project: Project, path: Path, opts: _Options,
             raise IngestError(
                 f"{shown}: a {base} with other content was ingested before sp_realist recorded folders "
                 f"({len(previous)} source(s), e.g. {previous[0][1]!r}), so it is taken for an older version of "
-                "this file; pass --replace to replace them (their codings and analysis are deleted), or, if it is "
+                "this file; pass --replace to put the new text in their place (codings and analysis are carried over; what cannot be is kept for review), or, if it is "
                 "a different file, first ingest the file they came from unchanged (that records its path) or "
                 "rename this one."
             )
         if previous and not opts.replace:
             raise IngestError(
                 f"{shown}: a different version of {base} was ingested before from this path ({len(previous)} "
-                f"source(s), e.g. {previous[0][1]!r}); pass --replace to replace them (their codings and analysis "
-                "are deleted), or rename the file if it is a different one."
+                f"source(s), e.g. {previous[0][1]!r}); pass --replace to put the new text in their place (codings and "
+                "analysis are carried over; what cannot be is kept for review), or rename the file if it is a different one."
             )
         drafts = read_sources(data, shown, kind=opts.kind, site=opts.site, participant=opts.participant,
                               date=opts.date, attributes=opts.attributes, speaker_map=opts.speaker_map,
@@ -499,46 +499,40 @@ def _ingest_file(project: Project, path: Path, opts: _Options,
             raise IngestError(f"{shown}: no text found; check that it is the right file.")
         for d in drafts:
             d.file_path = file_path
+        old_ids = [r[0] for r in previous]
+        outcome = None
         with project.begin() as conn:
-            old_ids = [r[0] for r in previous]
-            for sid in old_ids:
-                delete_source(conn, sid)
-            _unique_names(conn, drafts)
-            for d in drafts:
+            added = drafts
+            if old_ids:
+                from ..reanchor import replace_sources
+
+                outcome = replace_sources(conn, old_ids, drafts, shown)
+                added = outcome.added
+            _unique_names(conn, added)
+            for d in added:
                 add_source(conn, d)
             if opts.participant or opts.role:
                 codes = {d.participant_code for d in drafts if d.participant_code}
                 for code in codes or ({clean_label(opts.participant)} if opts.participant else set()):
                     ensure_participant(conn, code, role=opts.role, site=opts.site)
+            detail = {}
+            if outcome is not None:
+                detail = {"codings": outcome.codings, "excerpts": outcome.excerpts, "left": outcome.left}
             project.log(conn, "ingest.replace" if old_ids else "ingest", base, checksum=checksum,
                         kind=drafts[0].kind, sources=[d.name for d in drafts], replaced=len(old_ids),
-                        path=file_path)
+                        path=file_path, **detail)
         status = "replaced" if old_ids else "ingested"
         msg = f"{len(drafts)} source(s)"
-        if old_ids:
-            msg += f"; replaced {len(old_ids)} older source(s)"
+        if outcome is not None:
+            msg += f"; replaced {len(old_ids)} older source(s): {outcome.summary()}"
         return FileResult(shown, status, drafts[0].kind, [d.name for d in drafts], msg)
     except SpRealistError as exc:
         return FileResult(shown, "refused", opts.kind, [], exc.message)
 
 
 def _unique_names(conn, drafts: list[SourceDraft]) -> None:
-    """Append " #2", " #3"... to names already taken (in the project or this file).
-
-    Exact-name lookups only (the unique index on ``sources.name``), so the
-    cost does not grow with the size of the project.
-    """
+    """Append " #2", " #3"... to names already taken (in the project or this file)."""
     taken: set[str] = set()
-
-    def is_taken(name: str) -> bool:
-        if name in taken:
-            return True
-        return conn.execute(select(S.sources.c.id).where(S.sources.c.name == name)).first() is not None
-
     for d in drafts:
-        if is_taken(d.name):
-            n = 2
-            while is_taken(f"{d.name} #{n}"):
-                n += 1
-            d.name = f"{d.name} #{n}"
+        d.name = unique_source_name(conn, d.name, taken)
         taken.add(d.name)

@@ -45,8 +45,9 @@ def _progress_bar(total: int):
 @click.option("--manifest", type=click.Path(dir_okay=False, exists=True), default=None,
               help="CSV listing files: path,kind,participant,site,role,date,<any attribute>.")
 @click.option("--replace", is_flag=True,
-              help="Replace sources of files that changed since they were ingested. This DELETES the old "
-                   "sources' codings, excerpts, appraisals and memos.")
+              help="Put a changed file's new text in place of its sources. Codings, excerpts, appraisals, "
+                   "memos and CMOC evidence are carried onto the new text; what cannot be is kept for review "
+                   "('sources orphans').")
 @click.option("--dry-run", is_flag=True,
               help="Show the sources FILES would give (names, dates, participants, sections, speakers) "
                    "without opening a project or writing anything.")
@@ -216,6 +217,118 @@ def sources_show(source, no_text, project_path, fmt, output) -> None:
         _write(f"## {facts['name']}\n\n{head}\n\n" + to_markdown(df), output)
     else:
         emit(df, fmt, output, title=head)
+
+
+@sources_group.command("remove")
+@click.argument("source")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@project_option
+def sources_remove(source, yes, project_path) -> None:
+    """Remove a source and everything that points into it.
+
+    Its segments, codings (and their memos), excerpts, appraisals, CMOC
+    evidence links, source memos and orphans go with it, in one transaction.
+    You are shown what goes and asked to confirm (or pass --yes).
+
+    \b
+    Examples:
+      sp-realist sources remove "S1 DK1 2019-05-14"
+      sp-realist sources remove 12 --yes
+    """
+    from ..sources import removal_preview, remove_source
+
+    project = get_project(project_path)
+    preview = removal_preview(project, source=source)
+    message(f"Removing {preview.source!r} also removes {preview.describe()}.")
+    if not yes and not click.confirm("Remove it?", default=False, err=True):
+        raise SpRealistError(f"{preview.source}: not removed (not confirmed); pass --yes to remove without asking.")
+    gone = remove_source(project, source=source)
+    message(f"Removed {gone.source!r} with {gone.describe()}.")
+
+
+@sources_group.group("orphans", invoke_without_command=True)
+@click.option("--source", default=None, help="Only this source's orphans.")
+@project_option
+@format_option
+@click.pass_context
+def sources_orphans(ctx, source, project_path, fmt, output) -> None:
+    """List what a corrected file could not carry over (codings and excerpts).
+
+    'ingest --replace' moves every coding and excerpt onto the new text. One
+    whose words were deleted or rewritten becomes an orphan: it keeps its
+    analysis (memos, appraisals, CMOC evidence) until you re-attach it to
+    words of the new text or discard it.
+
+    \b
+    Examples:
+      sp-realist sources orphans
+      sp-realist sources orphans reattach 3 --quote "waited six weeks"
+      sp-realist sources orphans discard 4 --yes
+    """
+    if ctx.invoked_subcommand is None:
+        from ..reanchor import list_orphans
+
+        emit(list_orphans(get_project(project_path), source=source), fmt, output, title="Orphans")
+
+
+@sources_orphans.command("reattach")
+@click.argument("orphan_id", type=int)
+@click.option("--quote", default=None, help="The words of the current text to attach it to (must occur once).")
+@click.option("--span", default=None, metavar="START:END", help="Character span of the current text.")
+@project_option
+def orphans_reattach(orphan_id, quote, span, project_path) -> None:
+    """Put an orphan back, with its memos, appraisals and CMOC evidence.
+
+    Without --quote or --span, its old words are looked for in the current
+    text (they must occur exactly once).
+
+    \b
+    Examples:
+      sp-realist sources orphans reattach 3
+      sp-realist sources orphans reattach 3 --quote "waited six weeks"
+      sp-realist sources orphans reattach 3 --span 120:188
+    """
+    from ..reanchor import reattach_orphan
+
+    if quote is not None and span is not None:
+        raise click.UsageError("give --quote or --span, not both.")
+    where = None
+    if span is not None:
+        try:
+            start, end = (int(x) for x in span.split(":"))
+        except ValueError:
+            raise click.BadParameter("use START:END, e.g. 120:188.", param_hint="--span") from None
+        where = (start, end)
+    done = reattach_orphan(get_project(project_path), orphan_id=orphan_id, quote=quote, span=where)
+    message(f"Orphan {done.orphan_id} re-attached to {done.source!r} {done.start}:{done.end} "
+            f"as {done.kind} {done.new_id}.")
+
+
+@sources_orphans.command("discard")
+@click.argument("orphan_id", type=int)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@project_option
+def orphans_discard(orphan_id, yes, project_path) -> None:
+    """Delete an orphan for good (with its memos, appraisals and evidence).
+
+    \b
+    Example:
+      sp-realist sources orphans discard 4 --yes
+    """
+    from ..reanchor import discard_orphan, list_orphans
+
+    project = get_project(project_path)
+    if not yes:
+        rows = list_orphans(project)
+        row = rows[rows["id"] == orphan_id]
+        if row.empty:
+            raise SpRealistError(f"orphan {orphan_id}: no such orphan; 'sp-realist sources orphans' lists them.")
+        message(f"Orphan {orphan_id} ({row['kind'].iloc[0]} on {row['source'].iloc[0]!r}) holds "
+                f"{row['holds'].iloc[0]}.")
+        if not click.confirm("Discard it for good?", default=False, err=True):
+            raise SpRealistError(f"orphan {orphan_id}: kept (not confirmed); pass --yes to discard without asking.")
+    gone = discard_orphan(project, orphan_id=orphan_id)
+    message(f"Discarded orphan {gone['id']} ({gone['kind']} on {gone['source']!r}: {gone['holds']}).")
 
 
 def _write(text: str, output: str | None) -> None:
