@@ -342,6 +342,68 @@ INTERVIEWER_SETTING = "interviewer_speakers"
 _KIND_LABELS = {"interview": "interview", "focus_group": "focus group", "diary": "diary",
                 "field_notes": "field notes", "document": "document"}
 
+#: How a quote from a source of a kind is cited: ``{who}`` is the participant (or speaker) it is
+#: attributed to.  A field note is the researcher's record, not the participant's own words.
+#: Projects change or add wordings with the setting ``attribution_formats``.
+DEFAULT_ATTRIBUTION_FORMATS = {"field_notes": "field notes, {who}"}
+ATTRIBUTION_SETTING = "attribution_formats"
+
+
+def validate_attribution_formats(value: Any, where: str = ATTRIBUTION_SETTING) -> dict[str, str]:
+    """``{kind: "wording with {who}"}``; raise with one sentence otherwise."""
+    if not isinstance(value, dict):
+        raise SpRealistError(f"{where}: must be a mapping of source kind to wording, e.g. "
+                             "{field_notes: 'field notes, {who}'}.")
+    out = {}
+    for kind, fmt in value.items():
+        if kind not in S.SOURCE_KINDS:
+            raise SpRealistError(f"{where}: {kind!r} is not a source kind; use {', '.join(S.SOURCE_KINDS)}.")
+        if not isinstance(fmt, str) or fmt.count("{who}") != 1:
+            raise SpRealistError(f"{where}: the wording for {kind} must contain {{who}} once, "
+                                 "e.g. 'field notes, {who}'.")
+        out[kind] = fmt
+    return out
+
+
+def attribution_formats(conn: Connection) -> dict[str, str]:
+    """The project's citation wording per source kind (defaults, then the setting's)."""
+    row = conn.execute(select(S.meta.c.value).where(S.meta.c.key == f"setting:{ATTRIBUTION_SETTING}")).first()
+    formats = dict(DEFAULT_ATTRIBUTION_FORMATS)
+    if row is not None:
+        try:
+            value = json.loads(row[0])
+        except ValueError:
+            value = None
+        formats.update(validate_attribution_formats(value, f"setting {ATTRIBUTION_SETTING}"))
+    return formats
+
+
+def attribution_wordings(project: Project) -> pd.DataFrame:
+    """How quotes are cited per source kind: ``kind``, ``wording``, ``example``, ``set`` (project or default)."""
+    with project.connect() as conn:
+        formats = attribution_formats(conn)
+    custom = project.get_setting(ATTRIBUTION_SETTING, {}) or {}
+    rows = [{"kind": kind, "wording": formats.get(kind, "{who}"),
+             "example": "(" + formats.get(kind, "{who}").replace("{who}", "S1 LW4") + ")",
+             "set": "project" if kind in custom else "default"} for kind in S.SOURCE_KINDS]
+    return pd.DataFrame(rows, columns=["kind", "wording", "example", "set"])
+
+
+def set_attribution_wording(project: Project, *, kind: str, wording: str | None,
+                            actor: str | None = None) -> None:
+    """Cite quotes from sources of ``kind`` as ``wording`` (with ``{who}``); ``None`` restores the default."""
+    with project.begin() as conn:
+        row = conn.execute(select(S.meta.c.value).where(S.meta.c.key == f"setting:{ATTRIBUTION_SETTING}")).first()
+        custom = validate_attribution_formats(json.loads(row[0]) if row else {}, f"setting {ATTRIBUTION_SETTING}")
+        if wording is None:
+            if kind not in S.SOURCE_KINDS:
+                validate_attribution_formats({kind: "{who}"})
+            custom.pop(kind, None)
+        else:
+            custom.update(validate_attribution_formats({kind: wording}))
+        project.set_setting(ATTRIBUTION_SETTING, custom, conn=conn)
+        project.log(conn, "setting.attribution", kind, actor=actor, wording=wording)
+
 
 def interviewer_speakers(conn: Connection) -> tuple[str, ...]:
     """The project's interviewer speaker labels (setting ``interviewer_speakers``, else the defaults)."""
@@ -399,6 +461,8 @@ class SpanAttributor:
         src = S.sources
         rows = conn.execute(select(src.c.id, src.c.name, src.c.kind, src.c.participant_id)).all()
         self._sources = {r[0]: (r[1], r[2], r[3]) for r in rows}
+        formats = attribution_formats(conn)
+        self._wording = {r[0]: formats[r[2]] for r in rows if r[2] in formats}
         self._codes = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
         self._sites = dict(conn.execute(
             select(S.source_attributes.c.source_id, S.source_attributes.c.value).where(
@@ -449,17 +513,22 @@ class SpanAttributor:
             return f"{self._sites[source_id]} {kind_label}"
         return name
 
+    def _cited(self, source_id: int, who: str) -> str:
+        """``who`` in the wording of the source's kind ("field notes, S1 LW4"), if it has one."""
+        wording = self._wording.get(source_id)
+        return wording.replace("{who}", who) if wording else who
+
     def _segment_label(self, source_id: int, seg: tuple) -> str | None:
         _a, _b, speaker, pid = seg
         if pid is not None and self._codes.get(pid):
-            return self._codes[pid]
+            return self._cited(source_id, self._codes[pid])
         if speaker and speaker.strip():
             return f"{' '.join(speaker.split())}, {self.source_label(source_id)}"
         return None
 
     def _source_fallback(self, source_id: int) -> str:
         if source_id in self.base:
-            return self.base[source_id]
+            return self._cited(source_id, self.base[source_id])
         return self._sources.get(source_id, (str(source_id),))[0]
 
     def __call__(self, source_id: int, start: int) -> str:

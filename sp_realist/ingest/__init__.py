@@ -194,11 +194,9 @@ def read_sources(data: bytes, name: str, kind: str | None = None, site: str | No
         from .vtt import map_caption_speakers
 
         segments = map_caption_speakers(doc.segments, speaker_map, known_codes, participant)
-    elif kind in ("interview", "focus_group"):
+    else:  # the same speaker rules for every kind but diaries (field notes record who said what too)
         segments = _text.segment_transcript(doc, speaker_map, known_codes, participant) \
             or _text.segment_paragraphs(doc)
-    else:
-        segments = _text.segment_paragraphs(doc)
     return [SourceDraft(
         name=stem, kind=kind, text=doc.text, segments=segments, checksum=checksum,
         date=parse_date(date, name) if date else None, file_name=base, file_format=doc.format,

@@ -331,6 +331,38 @@ def orphans_discard(orphan_id, yes, project_path) -> None:
     message(f"Discarded orphan {gone['id']} ({gone['kind']} on {gone['source']!r}: {gone['holds']}).")
 
 
+@sources_group.command("attribution")
+@click.argument("kind", required=False, type=click.Choice(S.SOURCE_KINDS))
+@click.argument("wording", required=False)
+@click.option("--reset", is_flag=True, help="Go back to the default wording for KIND.")
+@project_option
+@format_option
+def sources_attribution(kind, wording, reset, project_path, fmt, output) -> None:
+    """Show or set how quotes are cited per source kind.
+
+    WORDING holds {who}, the participant or speaker a quote is attributed to.
+    By default a field note is cited as "(field notes, S1 LW4)": it is the
+    researcher's record, not the participant's own words.
+
+    \b
+    Examples:
+      sp-realist sources attribution
+      sp-realist sources attribution field_notes "observation notes, {who}"
+      sp-realist sources attribution document "{who}, project document"
+      sp-realist sources attribution field_notes --reset
+    """
+    from ..sources import attribution_wordings, set_attribution_wording
+
+    project = get_project(project_path)
+    if wording is not None or reset:
+        if kind is None or (wording is not None and reset):
+            raise click.UsageError("give KIND and WORDING, or KIND with --reset.")
+        set_attribution_wording(project, kind=kind, wording=None if reset else wording)
+    elif kind is not None:
+        raise click.UsageError("give a WORDING with {who} for KIND, or --reset.")
+    emit(attribution_wordings(project), fmt, output, title="Attribution wording")
+
+
 def _write(text: str, output: str | None) -> None:
     if output:
         with open(output, "w", encoding="utf-8", newline="") as fh:

@@ -15,10 +15,14 @@ speaker and a time, the words on the following lines::
     How did the referral reach you?
 
 A label counts as a speaker when it occurs at least twice as a label in the
-file, or looks like a role or participant code (``Interviewer``, ``P3``,
-``S1 LW1``), or follows a bracketed timestamp (``[00:12:03] Sarah:``), or is
-in the speaker map.  Lines without a label continue the
-current turn.  Text before the first turn is kept as preamble paragraphs.
+file, or is a role or participant code (``Interviewer``, ``Link worker``,
+``GP``, ``Q``, ``P3``, ``R1``, ``S1 LW1``), or follows a bracketed timestamp
+(``[00:12:03] Sarah:``), or is in the speaker map or a participant code of the
+project; and every label counts when the file is consistently written as
+``Label:`` lines (at least two of them, and at least 60% of its non-blank
+lines start with one), however few times each occurs.  Header words
+(``Note:``, ``Date:``...) never count, so prose that merely holds a colon stays
+prose.  Lines without a label continue the current turn.  Text before the first turn is kept as preamble paragraphs.
 A file with fewer than two speaker turns is split into paragraphs (blank
 lines separate paragraphs; Markdown ``#`` headings become heading segments
 and label the paragraphs under them with ``section``).
@@ -57,16 +61,26 @@ TIMED_LABEL_RE = re.compile(
 
 #: Labels that are roles or codes, accepted as speakers even when they occur once.
 ROLE_RE = re.compile(
-    r"^(?:interviewer|interviewee|facilitator|moderator|researcher|respondent|participant(?: ?\d+)?|"
-    r"int|iv|i|r|q|a|speaker ?\d+|p ?\d+|[A-Z]{1,3} ?\d+|S\d+ ?[A-Z]{1,4}\d+)$",
+    r"^(?:interviewer|interviewee|facilitator|co-?facilitator|moderator|researcher|evaluator|respondent|"
+    r"participant|speaker|link ?worker|lw|social prescriber|community connector|connector|navigator|"
+    r"co-?ordinator|coordinator|gp|doctor|nurse|clinician|practice manager|manager|receptionist|"
+    r"carer|client|patient|service user|volunteer|commissioner|staff(?: member)?|"
+    r"int|iv|i|r|q|a)(?: ?\d+)?$"
+    r"|^(?:p ?\d+|[A-Z]{1,3} ?\d+|S\d+ ?[A-Z]{1,4}\d+)$",
     re.IGNORECASE,
 )
+#: Share of a file's non-blank lines that must start with "Label:" for every label to count as a speaker.
+CONSISTENT_SHARE = 0.6
 #: Labels that are never speakers (header fields of transcripts and diaries).
 STOP_LABELS = frozenset((
     "date", "time", "location", "place", "venue", "note", "notes", "comment", "comments", "title", "subject",
     "duration", "attendees", "present", "transcript", "recording", "file", "project", "site", "surgery code",
     "participant code", "date of interview", "interview date", "reflective diary", "date of diary insert",
-    "re", "cc", "to", "from",
+    "re", "cc", "to", "from", "interview", "focus group", "meeting", "minutes",
+    # field-note and minutes headings: "Observed: ...", "Actions: ..." are not people
+    "observed", "observation", "observations", "action", "actions", "next steps", "summary", "background",
+    "purpose", "aim", "aims", "agenda", "reflection", "reflections", "key points", "issues", "outcome",
+    "outcomes", "follow up", "follow-up", "context", "setting", "topic", "question", "answer", "ps", "nb",
 ))
 
 #: Interviewer-like labels (never mapped to the interviewee given with --participant).
@@ -180,9 +194,20 @@ def segment_transcript(doc: Document, speaker_map: Mapping[str, str] | None = No
     smap_keys = {clean_label(k).lower() for k in (speaker_map or {})}
     known = {clean_label(c).lower() for c in known_codes}
 
-    def accepted(label: str, block: Block) -> bool:
+    def strict(label: str, block: Block) -> bool:
         return bool(block.speaker) or counts[label] >= 2 or bool(ROLE_RE.match(label)) \
             or label.lower() in smap_keys or label.lower() in known or _stamped(block)
+
+    # A file written consistently as "Label:" lines: every label is a speaker, however rare, from the
+    # first line a stricter rule recognises on (a "Label:" line above it is the file's header).
+    lines = [b for b in blocks if b.style != "heading" and b.text.strip()]
+    labelled = sum(1 for b, lab in found if lab and b.style != "heading")
+    consistent = labelled >= 2 and labelled >= CONSISTENT_SHARE * len(lines)
+    first = next((i for i, (b, lab) in enumerate(found) if lab and strict(lab[0], b)), 0)
+    position = {id(b): i for i, (b, _lab) in enumerate(found)}
+
+    def accepted(label: str, block: Block) -> bool:
+        return strict(label, block) or (consistent and position[id(block)] >= first)
 
     turns = [(b, lab) for b, lab in found if lab and accepted(lab[0], b)]
     if len(turns) < 2 and not (doc.transcript and turns):
