@@ -185,14 +185,18 @@ def test_dry_run_writes_nothing(runner, cli, project_path, corpus, tmp_path):
                             "--dry-run", "--format", "json"])
     assert r.exit_code == 1 and "nothing written" in r.stderr and "bad.txt: the file is empty" in r.stderr
     rows = json.loads(r.stdout)
-    assert [x["source"] for x in rows if x["status"] == "ok"] == (
-        [f"S1 DK1 {e[1]}" for e in samples.ENTRIES] + ["S3 unidentified 2019-05-14", "S3 unidentified 2019-05-21",
-                                                       "lw"])
-    assert rows[0]["sections"] == "What?, So what?, Now what?" and rows[5]["speakers"] == "Interviewer, P2"
+    # d1 is S1 DK1's diary: --site S3 contradicts its participant code
+    assert rows[0]["status"] == "refused" and rows[0]["file"] == str(d1)
+    assert "participant code S1 DK1 says site S1, but --site says S3" in rows[0]["message"]
+    assert [x["source"] for x in rows if x["status"] == "ok"] == [
+        "S3 unidentified 2019-05-14", "S3 unidentified 2019-05-21", "lw"]
+    assert rows[1]["sections"] == "What?, So what?, Now what?" and rows[3]["speakers"] == "Interviewer, P2"
     assert rows[-1]["status"] == "refused"
-    assert isinstance(rows[0]["segments"], int) and rows[-1]["segments"] is None
+    r = runner.invoke(cli, ["ingest", "-p", str(project_path), str(d1), "--dry-run", "--format", "json"])
+    assert r.exit_code == 0 and {x["site"] for x in json.loads(r.stdout)} == {"S1"}  # the code gives the site
+    assert isinstance(rows[1]["segments"], int) and rows[-1]["segments"] is None
     r = runner.invoke(cli, ["ingest", "-p", str(project_path), str(iv), str(bad), "--dry-run", "--format", "csv"])
-    assert r.stdout.splitlines()[1].split(",")[6] == "5"  # a count, not "5.0", beside a refused row
+    assert r.stdout.splitlines()[1].split(",")[7] == "5"  # a count, not "5.0", beside a refused row
     r = runner.invoke(cli, ["sources", "list", "-p", str(project_path), "--format", "json"])
     assert json.loads(r.stdout) == []
     r = runner.invoke(cli, ["ingest", "-p", str(project_path), str(d1), "--dry-run"])

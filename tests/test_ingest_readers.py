@@ -321,7 +321,7 @@ def test_diary_entries_round_trip(entries, name):
         for head, body in zip(HEAD_STYLES[style], bodies):
             out.append(f"{head}\n{body}\n\n")
     text = "".join(out)
-    drafts = read_sources(text.encode(), name, site="S9")
+    drafts = read_sources(text.encode(), name, site="S9", force_site=True)
     assert len(drafts) == len(entries)
     assert "".join(d.text for d in drafts) == text
     seen = set()
@@ -331,6 +331,7 @@ def test_diary_entries_round_trip(entries, name):
         assert d.name == base or (d.name.startswith(base + " #") and base in seen)
         seen.add(base)
         assert d.date == day.isoformat() and d.participant_code == code
+        assert d.attributes["site"] == "S9"  # --force-site records it even where the code says S1
         got = {s.section: _seg_text(d, s).strip() for s in d.segments if s.kind == "section"}
         assert got == dict(zip(("What?", "So what?", "Now what?"), bodies))
 

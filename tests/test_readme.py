@@ -22,6 +22,11 @@ def test_readme_python_tour_runs(tmp_path, monkeypatch):
     project = scope["project"]
     from sp_realist.ingest.browse import list_sources
 
-    assert len(list_sources(project)) == 42
+    sources = list_sources(project)
+    assert len(sources) == 42
+    # every diary at its own site: the keeper's code names it, the unidentified file was given --site S3
+    for name, site in zip(sources["name"], sources["site"]):
+        assert name.startswith(site + " "), (name, site)
+    assert sum(sources["name"].str.startswith("S3 unidentified")) > 0
     assert (tmp_path / "programme-theory.png").stat().st_size > 0
     project.close()

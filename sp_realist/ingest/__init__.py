@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -108,6 +109,7 @@ class _Options:
     attributes: dict[str, str] = field(default_factory=dict)
     speaker_map: dict[str, str] = field(default_factory=dict)
     replace: bool = False
+    force_site: bool = False
 
 
 # --- reading (no project needed) ----------------------------------------------------
@@ -143,17 +145,52 @@ def detect_kind(doc: Document) -> str:
     return "interview"
 
 
+#: The site a participant code names: "S3 DK2" -> "S3".
+SITE_OF_CODE = re.compile(r"^(S\d+) ?[A-Z]{1,4}\d+$")
+
+
+def resolve_site(code: str | None, given: str | None, participant_sites: Mapping[str, str | None],
+                 force: bool, where: str, notes: list[str] | None = None) -> str | None:
+    """The site of a source whose participant is ``code``.
+
+    The participant's site in the project, else the site its code names
+    (``S3 DK2`` -> ``S3``), else ``given`` (``--site``).  A ``given`` site
+    that contradicts the participant is refused, or with ``force`` recorded
+    with a note.
+    """
+    implied = why = None
+    if code:
+        known = participant_sites.get(code)
+        m = SITE_OF_CODE.match(code)
+        if known:
+            implied, why = known, f"participant {code} is at site {known} in the project"
+        elif m:
+            implied, why = m.group(1), f"participant code {code} says site {m.group(1)}"
+    if given and implied and given != implied:
+        if not force:
+            raise IngestError(f"{where}: {why}, but --site says {given}; leave --site out (the participant gives "
+                              f"the site) or pass --force-site to record {given} anyway.")
+        if notes is not None:
+            notes.append(f"{where}: {why}; recorded at site {given} as --force-site asks")
+        return given
+    return implied or given
+
+
 def read_sources(data: bytes, name: str, kind: str | None = None, site: str | None = None,
                  participant: str | None = None, date: str | None = None,
                  attributes: Mapping[str, str] | None = None,
                  speaker_map: Mapping[str, str] | Iterable[str] | None = None,
-                 known_codes: Iterable[str] = ()) -> list[SourceDraft]:
+                 known_codes: Iterable[str] = (), participant_sites: Mapping[str, str | None] | None = None,
+                 force_site: bool = False, notes: list[str] | None = None) -> list[SourceDraft]:
     """The sources a file holds, as drafts (names not yet made unique in a project).
 
     A diary gives one draft per entry; any other kind one draft per file.
     Nothing is written anywhere; ``known_codes`` are participant codes that
-    speaker labels may match.
+    speaker labels may match, ``participant_sites`` their sites.  Each
+    source's site comes from its participant (see :func:`resolve_site`);
+    ``--site`` (``site``) is for sources with no participant.
     """
+    participant_sites = participant_sites or {}
     speaker_map = parse_speaker_map(speaker_map)
     if kind is not None and kind not in S.SOURCE_KINDS:
         raise SpRealistError(f"{name}: kind {kind!r} is not one of {', '.join(S.SOURCE_KINDS)}; choose one of them.")
@@ -163,9 +200,16 @@ def read_sources(data: bytes, name: str, kind: str | None = None, site: str | No
     base = Path(name).name
     stem = Path(name).stem
     attrs = {k: str(v) for k, v in (attributes or {}).items() if v is not None and str(v) != ""}
-    if site:
-        attrs["site"] = site
+    attrs.pop("site", None)
     participant = clean_label(participant) if participant else None
+
+    def with_site(code: str | None, where: str) -> dict[str, str]:
+        here = dict(attrs)
+        entry_site = resolve_site(code, site, participant_sites, force_site, where, notes)
+        if entry_site:
+            here["site"] = entry_site
+        return here
+
     if kind == "diary":
         if doc.segments is not None:
             raise IngestError(f"{name}: a caption file cannot be a reflective diary; ingest it as an interview.")
@@ -173,15 +217,15 @@ def read_sources(data: bytes, name: str, kind: str | None = None, site: str | No
         for entry in _diary.split_entries(doc, base):
             code = clean_label(entry.participant_code) if entry.participant_code else participant
             edate = entry.date or (parse_date(date, name) if date else None)
+            eattrs = with_site(code, f"{name}: entry {entry.index + 1}" + (f" ({code})" if code else ""))
             if code and edate:
                 entry_name = f"{code} {edate}"
-            elif site and edate:
-                entry_name = f"{site} unidentified {edate}"
+            elif eattrs.get("site") and edate:
+                entry_name = f"{eattrs['site']} unidentified {edate}"
             elif edate:
                 entry_name = f"{stem} {edate}"
             else:
                 entry_name = f"{stem} entry {entry.index + 1}"
-            eattrs = dict(attrs)
             if entry.surgery_code:
                 eattrs["surgery"] = entry.surgery_code
             drafts.append(SourceDraft(
@@ -200,7 +244,7 @@ def read_sources(data: bytes, name: str, kind: str | None = None, site: str | No
     return [SourceDraft(
         name=stem, kind=kind, text=doc.text, segments=segments, checksum=checksum,
         date=parse_date(date, name) if date else None, file_name=base, file_format=doc.format,
-        entry_index=None, participant_code=participant, attributes=attrs,
+        entry_index=None, participant_code=participant, attributes=with_site(participant, name),
     )]
 
 
@@ -228,7 +272,7 @@ def ingest_paths(project: Project, paths: Sequence[str | os.PathLike], kind: str
                  site: str | None = None, participant: str | None = None,
                  attributes: Mapping[str, str] | None = None, replace: bool = False,
                  progress: Progress | None = None, speaker_map: Mapping[str, str] | Iterable[str] | None = None,
-                 role: str | None = None, date: str | None = None) -> IngestReport:
+                 role: str | None = None, date: str | None = None, force_site: bool = False) -> IngestReport:
     """Ingest files into ``project``; one transaction per file.
 
     * ``kind``: ``interview``, ``focus_group``, ``diary``, ``field_notes`` or
@@ -254,7 +298,7 @@ def ingest_paths(project: Project, paths: Sequence[str | os.PathLike], kind: str
         raise SpRealistError(f"--kind {kind!r} is not one of {', '.join(S.SOURCE_KINDS)}; choose one of them.")
     opts = _Options(kind=kind, site=site, participant=participant, role=role, date=date,
                     attributes=dict(attributes or {}), speaker_map=parse_speaker_map(speaker_map),
-                    replace=replace)
+                    replace=replace, force_site=force_site)
     report = IngestReport()
     paths = expand_paths(paths)
     batch: dict[str, tuple[Path, str]] = {}
@@ -285,14 +329,14 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return out
 
 
-PREVIEW_COLUMNS = ["file", "status", "source", "kind", "date", "participant", "segments", "sections", "speakers",
-                   "words", "message"]
+PREVIEW_COLUMNS = ["file", "status", "source", "kind", "date", "participant", "site", "segments", "sections",
+                   "speakers", "words", "message"]
 
 
 def preview_paths(paths: Sequence[str | os.PathLike], kind: str | None = None, site: str | None = None,
                   participant: str | None = None, attributes: Mapping[str, str] | None = None,
                   speaker_map: Mapping[str, str] | Iterable[str] | None = None, date: str | None = None,
-                  progress: Progress | None = None) -> pd.DataFrame:
+                  progress: Progress | None = None, force_site: bool = False) -> pd.DataFrame:
     """What ingest would make of ``paths``, without a project and without writing.
 
     One row per source a file would give (``status`` ``ok``) or per refused
@@ -314,14 +358,18 @@ def preview_paths(paths: Sequence[str | os.PathLike], kind: str | None = None, s
                 data = path.read_bytes()
             except OSError as exc:
                 raise IngestError(f"{shown}: the file cannot be read ({exc.strerror}); check the path.") from None
+            notes: list[str] = []
             for d in read_sources(data, shown, kind=kind, site=site, participant=participant, date=date,
-                                  attributes=attributes, speaker_map=smap):
+                                  attributes=attributes, speaker_map=smap, force_site=force_site, notes=notes):
                 sections = list(dict.fromkeys(s.section for s in d.segments if s.section and s.kind != "heading"))
                 speakers = list(dict.fromkeys(s.speaker for s in d.segments if s.speaker))
                 rows.append({"file": shown, "status": "ok", "source": d.name, "kind": d.kind, "date": d.date,
-                             "participant": d.participant_code, "segments": len(d.segments),
+                             "participant": d.participant_code, "site": d.attributes.get("site"),
+                             "segments": len(d.segments),
                              "sections": ", ".join(sections), "speakers": ", ".join(speakers),
-                             "words": len(d.text.split()), "message": ""})
+                             "words": len(d.text.split()),
+                             "message": "; ".join(n for n in notes if d.entry_index is None
+                                                  or re.search(rf": entry {d.entry_index + 1}\b", n))})
         except SpRealistError as exc:
             rows.append({"file": shown, "status": "refused", "message": exc.message})
         if progress:
@@ -374,7 +422,7 @@ def read_manifest(csv_path: str | os.PathLike) -> list[dict[str, str]]:
 
 def ingest_manifest(project: Project, csv_path: str | os.PathLike, replace: bool = False,
                     progress: Progress | None = None, speaker_map: Mapping[str, str] | Iterable[str] | None = None,
-                    defaults: Mapping[str, str] | None = None) -> IngestReport:
+                    defaults: Mapping[str, str] | None = None, force_site: bool = False) -> IngestReport:
     """Ingest the files a manifest CSV lists (see :func:`read_manifest`).
 
     The whole manifest is checked first; then each file is ingested in its own
@@ -390,7 +438,7 @@ def ingest_manifest(project: Project, csv_path: str | os.PathLike, replace: bool
         attrs = {k: v for k, v in merged.items() if k not in MANIFEST_COLUMNS and not k.startswith("_")}
         opts = _Options(kind=merged.get("kind"), site=merged.get("site"), participant=merged.get("participant"),
                         role=merged.get("role"), date=merged.get("date"), attributes=attrs, speaker_map=smap,
-                        replace=replace)
+                        replace=replace, force_site=force_site)
         report.files.append(_ingest_file(project, Path(row["path"]), opts, batch))
         if progress:
             progress(i, len(rows))
@@ -412,6 +460,7 @@ def _ingest_file(project: Project, path: Path, opts: _Options,
     (resolved, as given) seen with each.
     """
     shown = str(path)
+    notes: list[str] = []
     try:
         if path.is_dir():
             raise IngestError(f"{shown}: the folder holds no {', '.join(SUPPORTED_SUFFIXES)} files; check the path.")
@@ -448,7 +497,7 @@ def _ingest_file(project: Project, path: Path, opts: _Options,
                     .where(src.file_name == base, src.file_path.is_(None)).order_by(src.ingest_order)
                 ).all()
                 legacy = bool(previous)
-            known_codes = [r[0] for r in conn.execute(select(S.participants.c.code)).all()]
+            participant_sites = dict(conn.execute(select(S.participants.c.code, S.participants.c.site)).all())
         if same:
             names = [r[0] for r in same]
             if same[0][1] != base:
@@ -492,7 +541,8 @@ def _ingest_file(project: Project, path: Path, opts: _Options,
             )
         drafts = read_sources(data, shown, kind=opts.kind, site=opts.site, participant=opts.participant,
                               date=opts.date, attributes=opts.attributes, speaker_map=opts.speaker_map,
-                              known_codes=known_codes)
+                              known_codes=list(participant_sites), participant_sites=participant_sites,
+                              force_site=opts.force_site, notes=notes)
         if not drafts:
             raise IngestError(f"{shown}: no text found; check that it is the right file.")
         for d in drafts:
@@ -510,9 +560,11 @@ def _ingest_file(project: Project, path: Path, opts: _Options,
             for d in added:
                 add_source(conn, d)
             if opts.participant or opts.role:
-                codes = {d.participant_code for d in drafts if d.participant_code}
-                for code in codes or ({clean_label(opts.participant)} if opts.participant else set()):
-                    ensure_participant(conn, code, role=opts.role, site=opts.site)
+                sites = {d.participant_code: d.attributes.get("site") for d in drafts if d.participant_code}
+                if not sites and opts.participant:
+                    sites = {clean_label(opts.participant): opts.site}
+                for code, code_site in sites.items():
+                    ensure_participant(conn, code, role=opts.role, site=code_site)
             detail = {}
             if outcome is not None:
                 detail = {"codings": outcome.codings, "excerpts": outcome.excerpts, "left": outcome.left}
@@ -523,6 +575,8 @@ def _ingest_file(project: Project, path: Path, opts: _Options,
         msg = f"{len(drafts)} source(s)"
         if outcome is not None:
             msg += f"; replaced {len(old_ids)} older source(s): {outcome.summary()}"
+        if notes:
+            msg += "; warning: " + "; ".join(notes)
         return FileResult(shown, status, drafts[0].kind, [d.name for d in drafts], msg)
     except SpRealistError as exc:
         return FileResult(shown, "refused", opts.kind, [], exc.message)

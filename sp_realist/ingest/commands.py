@@ -33,7 +33,8 @@ def _progress_bar(total: int):
 @click.argument("files", nargs=-1, type=click.Path())
 @click.option("--kind", type=click.Choice(S.SOURCE_KINDS), default=None,
               help="Kind of source. Default: diary for files in the reflective-diary template, else interview.")
-@click.option("--site", default=None, metavar="SITE", help="Site of every source, e.g. S1 (a source attribute).")
+@click.option("--site", default=None, metavar="SITE",
+              help="Site of sources with no participant, e.g. S1; a participant code gives its own (S3 DK2: S3).")
 @click.option("--participant", default=None, metavar="CODE",
               help="Participant code, e.g. 'S1 DK1' (a diary entry's own 'Participant code:' line wins).")
 @click.option("--role", default=None, metavar="ROLE", help="Role of that participant, e.g. 'link worker'.")
@@ -48,13 +49,15 @@ def _progress_bar(total: int):
               help="Put a changed file's new text in place of its sources. Codings, excerpts, appraisals, "
                    "memos and CMOC evidence are carried onto the new text; what cannot be is kept for review "
                    "('sources orphans').")
+@click.option("--force-site", is_flag=True,
+              help="Record --site even for sources whose participant code names another site (S3 DK2 is at S3).")
 @click.option("--dry-run", is_flag=True,
               help="Show the sources FILES would give (names, dates, participants, sections, speakers) "
                    "without opening a project or writing anything.")
 @project_option
 @format_option
-def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, manifest, replace, dry_run,
-               project_path, fmt, output):
+def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, manifest, replace, force_site,
+               dry_run, project_path, fmt, output):
     """Ingest transcripts (.txt .md .docx .vtt .srt) and reflective diaries.
 
     FILES may include folders: their supported files are ingested, sorted.
@@ -88,7 +91,7 @@ def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, 
         from . import preview_paths
 
         df = preview_paths(files, kind=kind, site=site, participant=participant, attributes=attributes,
-                           speaker_map=speaker_map, date=date_)
+                           speaker_map=speaker_map, date=date_, force_site=force_site)
         emit(df, fmt, output, title="Dry run: nothing written")
         bad = df[df["status"] == "refused"]
         message(f"dry run: {int((df['status'] == 'ok').sum())} sources from {df['file'].nunique() - len(bad)} "
@@ -119,12 +122,12 @@ def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, 
             if what == "files":
                 report = ingest_paths(project, files, kind=kind, site=site, participant=participant,
                                       attributes=attributes, replace=replace, progress=progress,
-                                      speaker_map=speaker_map, role=role, date=date_)
+                                      speaker_map=speaker_map, role=role, date=date_, force_site=force_site)
             else:
                 defaults = {"kind": kind, "site": site, "participant": participant, "role": role, "date": date_,
                             **attributes}
                 report = ingest_manifest(project, manifest, replace=replace, progress=progress,
-                                         speaker_map=speaker_map, defaults=defaults)
+                                         speaker_map=speaker_map, defaults=defaults, force_site=force_site)
         finally:
             if bar:
                 bar.stop()
