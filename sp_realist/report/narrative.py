@@ -326,7 +326,7 @@ def _runs(children) -> list[tuple[str, bool, bool, bool]]:
             italic += 1
         elif c.type == "em_close":
             italic -= 1
-        elif c.type == "text":
+        elif c.type == "text" and c.content:
             runs.append((c.content, bold > 0, italic > 0, False))
         elif c.type == "code_inline":
             runs.append((c.content, bold > 0, italic > 0, True))
