@@ -197,7 +197,9 @@ def narrative_set_cmd(project_path, section, file, actor) -> None:
 
     project = get_project(project_path)
     if file == "-":
-        text = click.get_text_stream("stdin").read()
+        import sys
+
+        text = sys.stdin.read()
         spec = set_narrative(project, section=section, text=text, actor=actor)
     else:
         spec = set_narrative(project, section=section, path=file, actor=actor)
