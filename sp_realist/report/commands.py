@@ -36,8 +36,9 @@ def report_cmd(project_path, fmt, out, template, templates_dir, provenance, key,
     participants by role, the six analysis steps), the thematic findings with
     attributed quotes, one section per mid-range theory (CMOC table, if/then
     statements, evidence quotes), the programme-theory figure, the
-    triangulation table and appendices (codebook, diary template, appraisal
-    and saturation summary, provenance).  Report settings stored in the
+    triangulation table, the authors' narrative sections ('sp-realist
+    narrative') and appendices (codebook, diary template, appraisal and
+    saturation summary, RAMESES II checklist, provenance).  Report settings stored in the
     project (by 'sp-realist build') are used unless an option overrides them.
 
     \b
