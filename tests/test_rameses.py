@@ -360,6 +360,15 @@ def test_corpus_statuses_follow_its_study(corpus_project):
     assert {n for n, s in got.items() if s != FILLED} == {16, 18}  # summary of findings, literature: not written
     items = {i.number: i for i in rameses_checklist(project).items}
     assert "4 mid-range theories (T1, T2, T3, T4) with 13 CMOCs" in items[4].holds
+    with project.connect() as conn:
+        n_history = conn.execute(select(func.count()).select_from(S.theory_history)).scalar_one()
+        ev = conn.execute(select(S.cmocs.c.key, S.cmoc_evidence.c.role, func.count()).select_from(
+            S.cmoc_evidence.join(S.cmocs, S.cmoc_evidence.c.cmoc_id == S.cmocs.c.id))
+            .group_by(S.cmocs.c.key, S.cmoc_evidence.c.role)).all()
+    assert f"{n_history} refinements in the theory history" in items[4].holds
+    per = {(k, role): n for k, role, n in ev}
+    for key in {k for k, _r in per}:
+        assert f"{key} {per.get((key, 'supports'), 0)}/{per.get((key, 'refutes'), 0)}" in items[15].holds
     assert items[11].holds.startswith("42 diaries (sites S1, S2, S3; 2019-05-14 to 2020-03-")
     # the report's appendix says the same
     md = (out / "report.md").read_text(encoding="utf-8")

@@ -274,7 +274,9 @@ class _Facts:
                 + (f" ({', '.join(keys)})" if keys else "") + f" with {_n(n_cmocs, 'CMOC')}")
         if self.history:
             span = _date_span([str(h["at"])[:10] for h in self.history])
-            text += f"; {_n(len(self.history), 'refinement')} in the theory history ({span})"
+            per = Counter(h["theory_id"] for h in self.history)
+            each = ", ".join(f"{t['key']} {per[t['id']]}" for t in self.theories if per.get(t["id"]))
+            text += f"; {_n(len(self.history), 'refinement')} in the theory history ({span}; {each})"
         else:
             text += "; no refinement recorded in the theory history"
         return text
@@ -300,14 +302,19 @@ class _Facts:
     def findings_summary(self) -> str:
         support = Counter()
         refute = Counter()
+        support_x: dict[int, set] = defaultdict(set)
+        refute_x: dict[int, set] = defaultdict(set)
         for e in self.evidence:
             (support if e["role"] == "supports" else refute)[e["cmoc_id"]] += 1
+            (support_x if e["role"] == "supports" else refute_x)[e["cmoc_id"]].add(e["excerpt_id"])
         status = Counter(c["status"] for c in self.cmocs)
         with_ev = sum(1 for c in self.cmocs if support[c["id"]] or refute[c["id"]])
         text = (f"{_n(len(self.cmocs), 'CMOC')} ({status.get('complete', 0)} complete, "
                 f"{status.get('partial', 0)} partial), {with_ev} with evidence: "
                 f"{_n(len({e['excerpt_id'] for e in self.evidence if e['role'] == 'supports'}), 'supporting excerpt')}, "
                 f"{_n(len({e['excerpt_id'] for e in self.evidence if e['role'] != 'supports'}), 'refuting excerpt')}")
+        per = ", ".join(f"{c['key']} {len(support_x[c['id']])}/{len(refute_x[c['id']])}" for c in self.cmocs)
+        text += f"; supporting/refuting per CMOC: {per}"
         if self.saturated is not None:
             text += f"; {self.saturated} saturated under the project's rule"
         if self.themes:
