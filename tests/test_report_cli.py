@@ -37,7 +37,7 @@ def test_report_options(runner, cli, filled, tmp_path):
     assert r.exit_code == 0, r.output
     text = out.read_text(encoding="utf-8")
     assert text.startswith("# Our pilot\n")
-    assert "[P1]" not in text and "Appendix D" not in text
+    assert "[P1]" not in text and "Appendix E: Provenance" not in text
     assert "Figure 1" not in text and not (tmp_path / "r-figure.png").exists()
     thematic = text.split("## Thematic findings")[1].split("## Realist findings")[0]
     assert thematic.count("\n> ") == 2  # one quote for each of the two themes

@@ -49,7 +49,8 @@ def test_docx_structure(filled, tmp_path):
     assert ("Heading 1", "Methods") in hs and ("Heading 1", "Realist findings") in hs
     assert ("Heading 2", "T1: Link worker frustration with confusion in the referral process") in hs
     assert ("Heading 2", "T2: What matters to me in a complex case") in hs
-    assert ("Heading 2", "Appendix D: Provenance") in hs
+    assert ("Heading 2", "Appendix E: Provenance") in hs
+    assert ("Heading 2", "Appendix D: RAMESES II reporting checklist") in hs
     assert [h for h in hs if h[1] == "If/then statements"] == [("Heading 3", "If/then statements")] * 2
 
     # Captions carry SEQ fields whose cached results are the table numbers.
@@ -120,7 +121,7 @@ def test_footnotes_mode_writes_real_word_footnotes(filled, tmp_path):
     assert notes.count("<w:footnoteRef/>") == len(model.refs)
     assert "excerpt " in notes and "footnotes+xml" in ctypes and "/footnotes" in rels
     doc = docx.Document(str(out))
-    assert ("Heading 2", "Appendix D: Provenance") not in headings(doc)
+    assert ("Heading 2", "Appendix E: Provenance") not in headings(doc)
 
 
 def test_provenance_none_has_no_markers(filled, tmp_path):

@@ -36,8 +36,9 @@ def report_cmd(project_path, fmt, out, template, templates_dir, provenance, key,
     participants by role, the six analysis steps), the thematic findings with
     attributed quotes, one section per mid-range theory (CMOC table, if/then
     statements, evidence quotes), the programme-theory figure, the
-    triangulation table and appendices (codebook, diary template, appraisal
-    and saturation summary, provenance).  Report settings stored in the
+    triangulation table, the authors' narrative sections ('sp-realist
+    narrative') and appendices (codebook, diary template, appraisal and
+    saturation summary, RAMESES II checklist, provenance).  Report settings stored in the
     project (by 'sp-realist build') are used unless an option overrides them.
 
     \b
@@ -106,7 +107,163 @@ def build_cmd(study_dir, out, key) -> None:
     message(f"  {len(result.outputs)} output files in {result.project.parent}")
 
 
+# --------------------------------------------------------------------------
+# RAMESES II checklist and the author's narrative sections
+# --------------------------------------------------------------------------
+@click.command("rameses")
+@project_option
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "csv", "md", "docx"]), default="table",
+              show_default=True, help="Output format (docx needs --output).")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file instead of stdout.")
+def rameses_cmd(project_path, fmt, output) -> None:
+    """The RAMESES II reporting checklist (Wong et al. 2016) for this project.
+
+    Lists the 20 items of the reporting standard for realist evaluations,
+    each with its status ('filled from project', 'needs author text',
+    'missing'), what the project holds for it (title, programme theory and
+    its refinement history, data sources by kind, site and dates,
+    participants by role, the six analysis steps with counts, CMOCs and their
+    evidence, the author's narrative sections), what to add, and the report
+    section that shows it.  Author's text is added with 'sp-realist narrative
+    set' or a study's 'narrative:' block.  Every report has the checklist as
+    an appendix.
+
+    \b
+    Examples:
+      sp-realist rameses
+      sp-realist rameses --format md -o rameses.md
+      sp-realist rameses --format docx -o rameses.docx
+    """
+    from ..cli_support import emit
+    from .rameses import checklist_markdown, rameses_checklist, write_checklist_docx
+
+    if fmt == "docx" and not output:
+        raise click.UsageError("--format docx writes a Word file; add --output FILE.docx.")
+    project = get_project(project_path)
+    checklist = rameses_checklist(project)
+    if fmt == "docx":
+        write_checklist_docx(checklist, output)
+        message(f"Wrote {output}")
+    elif fmt == "md":
+        text = checklist_markdown(checklist)
+        if output:
+            with open(output, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+        else:
+            click.echo(text, nl=False)
+    else:
+        df = checklist.frame()
+        if fmt == "table":
+            df = df.drop(columns=["part", "guidance", "narrative"])
+        emit(df, fmt, output, title="RAMESES II reporting checklist")
+    message(checklist.summary())
+
+
+def _section_choice():
+    from .narrative import SECTION_NAMES
+
+    return click.Choice(SECTION_NAMES)
+
+
+@click.group("narrative")
+def narrative_group() -> None:
+    """The author's narrative sections of the report (summary, ethics, limitations ...).
+
+    Each section is Markdown stored in the project, placed by the report
+    where a reader expects it and counted by the RAMESES II checklist.  A
+    built project takes them from study.yaml's 'narrative:' block.
+
+    \b
+    Examples:
+      sp-realist narrative set ethics ethics.md
+      sp-realist narrative show
+      sp-realist narrative show ethics
+    """
+
+
+@narrative_group.command("set")
+@project_option
+@click.argument("section", type=_section_choice(), metavar="SECTION")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--actor", default=None, help="Who is editing (for the audit log).")
+def narrative_set_cmd(project_path, section, file, actor) -> None:
+    """Store SECTION's text from a Markdown FILE ('-' reads stdin), replacing earlier text.
+
+    \b
+    Example:
+      sp-realist narrative set strengths_limitations limitations.md
+    """
+    from .narrative import set_narrative
+
+    project = get_project(project_path)
+    if file == "-":
+        import sys
+
+        text = sys.stdin.read()
+        spec = set_narrative(project, section=section, text=text, actor=actor)
+    else:
+        spec = set_narrative(project, section=section, path=file, actor=actor)
+    message(f"Stored '{section}' (RAMESES II item {spec.item}); reports show it under {spec.report_section}.")
+
+
+@narrative_group.command("show")
+@project_option
+@click.argument("section", type=_section_choice(), required=False, metavar="[SECTION]")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "csv", "md"]), default="table",
+              show_default=True, help="Output format of the list of sections.")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file instead of stdout.")
+def narrative_show_cmd(project_path, section, fmt, output) -> None:
+    """List the sections (stored or not), or print one SECTION's Markdown.
+
+    \b
+    Examples:
+      sp-realist narrative show
+      sp-realist narrative show ethics > ethics.md
+    """
+    from ..cli_support import emit
+    from ..errors import SpRealistError
+    from .narrative import get_narrative, narrative_frame
+
+    project = get_project(project_path)
+    if section is None:
+        emit(narrative_frame(project, text=fmt != "table"), fmt, output, title="Narrative sections")
+        return
+    text = get_narrative(project).get(section)
+    if text is None:
+        raise SpRealistError(f"narrative {section}: no text is stored; add it with "
+                             f"'sp-realist narrative set {section} FILE'.")
+    if output:
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
+@narrative_group.command("remove")
+@project_option
+@click.argument("section", type=_section_choice(), metavar="SECTION")
+@click.option("--actor", default=None, help="Who is editing (for the audit log).")
+def narrative_remove_cmd(project_path, section, actor) -> None:
+    """Remove SECTION's stored text.
+
+    \b
+    Example:
+      sp-realist narrative remove literature
+    """
+    from .narrative import remove_narrative
+
+    project = get_project(project_path)
+    if remove_narrative(project, section=section, actor=actor):
+        message(f"Removed '{section}'.")
+    else:
+        message(f"'{section}' had no stored text; nothing changed.")
+
+
 def register(main: click.Group) -> None:
     """Add this area's commands to the main group."""
     main.add_command(report_cmd)
     main.add_command(build_cmd)
+    main.add_command(rameses_cmd)
+    main.add_command(narrative_group)

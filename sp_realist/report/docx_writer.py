@@ -29,9 +29,10 @@ from pathlib import Path
 
 from ..errors import SpRealistError
 from .model import ReportModel, Table
+from .narrative import markdown_blocks
 
 REQUIRED_STYLES = ("Title", "Subtitle", "Heading 1", "Heading 2", "Heading 3", "Heading 4", "Caption", "Quote",
-                   "List Bullet", "Table Grid", "TOC Heading")
+                   "List Bullet", "List Number", "Table Grid", "TOC Heading")
 
 # Elements that must come after w:updateFields in w:settings (ECMA-376 order).
 _SETTINGS_AFTER_UPDATEFIELDS = (
@@ -454,6 +455,39 @@ class _Writer:
             return {"height": Emu(int(max_height))}
         return {"width": Emu(int(width))}
 
+    # -- the author's narrative sections (sp_realist.report.narrative) --------
+    def narrative(self, blocks) -> None:
+        """Each section under a level-2 heading; its own headings below it."""
+        for b in blocks:
+            self.heading(b.heading, 2)
+            self.markdown(b.text, 2)
+
+    def markdown(self, text: str, offset: int) -> None:
+        """Markdown as Word paragraphs: headings (moved ``offset`` levels down), lists, quotes, code, emphasis."""
+        from docx.shared import Pt
+
+        for block in markdown_blocks(text):
+            kind, level = block["type"], block["level"]
+            if kind == "heading":
+                level = min(4, level + offset)
+                self.headings.append((level, "".join(r[0] for r in block["runs"])))
+                p = self.para(style=f"Heading {level}")
+            elif kind in ("bullet", "number"):
+                name = "List Bullet" if kind == "bullet" else "List Number"
+                name += f" {min(level, 3)}" if level > 1 else ""
+                p = self.para(style=name if name in self.style_ids else None)
+            elif kind == "quote":
+                p = self.para(style="Quote")
+            else:
+                p = self.para()
+            for text_, bold, italic, code in block["runs"]:
+                run = p.add_run(xml_safe(text_))
+                run.bold = bold or None
+                run.italic = italic or None
+                if code:
+                    run.font.name = "Courier New"
+                    run.font.size = Pt(9)
+
     # -- document -----------------------------------------------------------
     def write(self) -> None:
         m, doc = self.m, self.doc
@@ -468,11 +502,21 @@ class _Writer:
         self.para("Contents", "TOC Heading")
         toc = self.para()
         doc.add_page_break()
-        if m.introduction:
+        narrative = m.narrative or {}
+        if narrative.get("summary"):
+            self.heading("Summary", 1)
+            for b in narrative["summary"]:
+                self.markdown(b.text, 1)
+        if m.introduction or narrative.get("introduction"):
             self.heading("Introduction", 1)
-            self.para(m.introduction)
+            if m.introduction:
+                self.para(m.introduction)
+            self.narrative(narrative.get("introduction", []))
 
         self.heading("Methods", 1)
+        if narrative.get("methods"):
+            self.narrative(narrative["methods"])
+            self.heading("Data, participants and analysis steps", 2)
         for para in m.methods.paragraphs:
             self.para(para)
         for t in m.methods.tables:
@@ -519,6 +563,10 @@ class _Writer:
             self.heading("Triangulation", 1)
             self.table(m.triangulation)
 
+        if narrative.get("discussion"):
+            self.heading("Discussion", 1)
+            self.narrative(narrative["discussion"])
+
         self.heading("Appendices", 1)
         self.heading("Appendix A: Codebook", 2)
         self.table(m.appendices.codebook)
@@ -530,8 +578,11 @@ class _Writer:
         self.heading("Appendix C: Appraisal and saturation", 2)
         self.table(m.appendices.appraisal)
         self.table(m.appendices.saturation)
+        if m.rameses is not None:
+            self.heading("Appendix D: RAMESES II reporting checklist", 2)
+            self.table(m.rameses)
         if m.refs and m.provenance == "appendix":
-            self.heading("Appendix D: Provenance", 2)
+            self.heading("Appendix E: Provenance", 2)
             self.para("Each superscript marker Pn refers to row n below: the excerpt, coding and source ids "
                               "in the project that the quote, count or CMOC row rests on.")
             pt = m.provenance_table()

@@ -84,6 +84,7 @@ class ReportSettings:
     introduction: str | None = None
     diary_template: list[tuple[str, list[str]]] | None = None
     figure: bool = True
+    rameses_checklist: bool = True  # the RAMESES II checklist appendix (sp_realist.report.rameses)
 
     def __post_init__(self) -> None:
         if self.provenance not in PROVENANCE_MODES:
@@ -284,6 +285,10 @@ class ReportModel:
     triangulation: Table | None
     appendices: Appendices
     refs: list[Ref]
+    # The author's narrative sections by report part (sp_realist.report.narrative) and the RAMESES II
+    # checklist appendix (sp_realist.report.rameses).
+    narrative: dict[str, list] = field(default_factory=dict)
+    rameses: Table | None = None
 
     def tables(self) -> list[Table]:
         """Every table in document order (for CSV export)."""
@@ -292,6 +297,8 @@ class ReportModel:
         if self.triangulation is not None:
             out.append(self.triangulation)
         out += [self.appendices.codebook, self.appendices.appraisal, self.appendices.saturation]
+        if self.rameses is not None:
+            out.append(self.rameses)
         if self.refs and self.provenance != "none":
             out.append(self.provenance_table())
         return out
@@ -891,6 +898,7 @@ def build_report_model(project: Project, settings: ReportSettings | None = None)
             triangulation = _numbered(triangulation, counter)
         codebook = _codebook(d, counter)
         appraisal, saturation = _appraisal_summary(project, d, refs, counter)
+    narrative, rameses = _narrative_and_checklist(project, settings, counter)
     figure = None
     if settings.figure and theories:
         figure = integrations.figure(project)
@@ -903,8 +911,16 @@ def build_report_model(project: Project, settings: ReportSettings | None = None)
         appendices=Appendices(codebook=codebook,
                               diary_template=settings.diary_template or [(h, list(p)) for h, p in DRISCOLL_TEMPLATE],
                               appraisal=appraisal, saturation=saturation),
-        refs=refs.items,
+        refs=refs.items, narrative=narrative, rameses=rameses,
     )
+
+
+def _narrative_and_checklist(project: Project, settings: ReportSettings, counter: Counter):
+    """The author's narrative sections and the RAMESES II appendix table (see narrative.py, rameses.py)."""
+    from .narrative import report_narrative
+    from .rameses import rameses_appendix_table
+
+    return report_narrative(project), rameses_appendix_table(project, settings, counter)
 
 
 __all__ = [

@@ -37,7 +37,16 @@ def template_environment(template_dirs: Iterable[str | os.PathLike] = ()):
     env.filters["anchor"] = anchor
     env.filters["md"] = md_cell
     env.filters["br"] = lambda v: Markup("<br>".join(str(escape(x)) for x in str("" if v is None else v).split("\n")))
+    _narrative_filters(env)
     return env
+
+
+def _narrative_filters(env) -> None:
+    """``narrative_md(offset)`` / ``narrative_html(offset)``: an author's Markdown section, headings moved down."""
+    from .narrative import markdown_to_html, shift_markdown_headings
+
+    env.filters["narrative_md"] = lambda text, offset=0: shift_markdown_headings(str(text), int(offset))
+    env.filters["narrative_html"] = lambda text, offset=0: Markup(markdown_to_html(str(text), int(offset)))
 
 
 def anchor(text: str) -> str:

@@ -34,7 +34,8 @@ from .model import ReportSettings
 
 STUDY_FILE = "study.yaml"
 STUDY_KEYS = {"title", "project", "date", "participants", "sources", "codebook", "autocode", "codings", "theories",
-              "analysis", "questions", "report", "templates", "description", "interviewer_speakers"}
+              "analysis", "questions", "report", "templates", "description", "interviewer_speakers",
+              "narrative"}
 AUTOCODE_KEYS = {"include_interviewer"}
 SOURCE_KEYS = {"path", "paths", "manifest", "kind", "participant", "site", "role", "date", "attributes", "speakers"}
 PARTICIPANT_KEYS = {"code", "role", "site", "attributes"}
@@ -63,6 +64,7 @@ class Study:
     docx_template: Path | None
     interviewer_speakers: list[str] | None = None  # the project's interviewer_speakers setting (None: defaults)
     autocode_include_interviewer: bool = False  # autocode interviewer turns too (autocode: {include_interviewer: true})
+    narrative: dict[str, Path] = field(default_factory=dict)  # author's sections: name -> Markdown file (narrative.py)
 
     def settings(self) -> ReportSettings:
         data = {k: v for k, v in self.report.items() if k not in ("formats", "template", "templates", "tables")}
@@ -216,9 +218,16 @@ def load_study(folder: str | os.PathLike) -> Study:
         templates=templates,
         docx_template=file(report["template"], "Word template") if report.get("template") else None,
         interviewer_speakers=interviewers, autocode_include_interviewer=include_interviewer,
+        narrative=_narrative_files(data.get("narrative"), folder, f"{path}: narrative"),
     )
     study.settings()  # validate the report settings now, before anything is written
     return study
+
+
+def _narrative_files(value: Any, folder: Path, where: str) -> dict[str, Path]:
+    from .narrative import check_narrative_mapping
+
+    return check_narrative_mapping(value, folder, where)
 
 
 def _autocode_option(value: Any, where: str) -> tuple[bool, bool]:
@@ -438,6 +447,10 @@ def _populate(project: Project, study: Study, out: Path, note: Callable[[str], N
             from ..sources import INTERVIEWER_SETTING
 
             project._set_meta(conn, f"setting:{INTERVIEWER_SETTING}", _json(study.interviewer_speakers))
+        if study.narrative:  # the author's text is stored, so the project renders without the study folder
+            from .narrative import read_narrative_file, store_narrative
+
+            store_narrative(project, conn, {n: read_narrative_file(p) for n, p in study.narrative.items()})
         for p in study.participants:
             ensure_participant(conn, p["code"], role=p["role"], site=p["site"], attributes=p["attributes"])
         project.log(conn, "build.start", study.title, participants=len(study.participants))
