@@ -34,7 +34,8 @@ from .model import ReportSettings
 
 STUDY_FILE = "study.yaml"
 STUDY_KEYS = {"title", "project", "date", "participants", "sources", "codebook", "autocode", "codings", "theories",
-              "analysis", "questions", "report", "templates", "description", "interviewer_speakers"}
+              "analysis", "questions", "report", "templates", "description", "interviewer_speakers",
+              "findings"}
 AUTOCODE_KEYS = {"include_interviewer"}
 SOURCE_KEYS = {"path", "paths", "manifest", "kind", "participant", "site", "role", "date", "attributes", "speakers"}
 PARTICIPANT_KEYS = {"code", "role", "site", "attributes"}
@@ -63,6 +64,7 @@ class Study:
     docx_template: Path | None
     interviewer_speakers: list[str] | None = None  # the project's interviewer_speakers setting (None: defaults)
     autocode_include_interviewer: bool = False  # autocode interviewer turns too (autocode: {include_interviewer: true})
+    findings: list[Path] = field(default_factory=list)  # summary-of-findings files (sp_realist.cmoc.findings)
 
     def settings(self) -> ReportSettings:
         data = {k: v for k, v in self.report.items() if k not in ("formats", "template", "templates", "tables")}
@@ -216,6 +218,7 @@ def load_study(folder: str | os.PathLike) -> Study:
         templates=templates,
         docx_template=file(report["template"], "Word template") if report.get("template") else None,
         interviewer_speakers=interviewers, autocode_include_interviewer=include_interviewer,
+        findings=[file(p, "findings") for p in _as_list(data.get("findings"), f"{path}: findings")],
     )
     study.settings()  # validate the report settings now, before anything is written
     return study
@@ -491,6 +494,11 @@ def _populate(project: Project, study: Study, out: Path, note: Callable[[str], N
                                  "lacks; reinstall sp_realist.") from None
         import_analysis_yaml(project, path)
         note(f"analysis {path.name}")
+    for path in study.findings:  # after codebook, theories and analysis: findings link their themes, codes, CMOCs
+        from ..cmoc.findings import import_findings_yaml
+
+        import_findings_yaml(project, path)
+        note(f"findings {path.name}")
 
 
 def _json(value: Any) -> str:
