@@ -270,6 +270,34 @@ class Appendices:
 
 
 @dataclass
+class FindingsList:
+    heading: str
+    items: list[str]  # each finding with its data-source tags
+
+
+@dataclass
+class FindingsQuestion:
+    """One summary-of-findings table (the report's Tables 7.1-7.4) with its lists and overall paragraph."""
+
+    key: str
+    text: str
+    table: Table  # Topic | one column per evidence strand
+    lists: list[FindingsList]
+    overall: str | None = None
+
+
+@dataclass
+class FindingsSection:
+    """The summary of findings: one table per evaluation question, and the evidence items cited."""
+
+    questions: list[FindingsQuestion]
+    evidence: Table | None = None
+
+    def tables(self) -> list[Table]:
+        return [q.table for q in self.questions] + ([self.evidence] if self.evidence is not None else [])
+
+
+@dataclass
 class ReportModel:
     title: str
     subtitle: str | None
@@ -284,6 +312,7 @@ class ReportModel:
     triangulation: Table | None
     appendices: Appendices
     refs: list[Ref]
+    findings: FindingsSection | None = None  # summary-of-findings tables (after the triangulation)
 
     def tables(self) -> list[Table]:
         """Every table in document order (for CSV export)."""
@@ -291,6 +320,8 @@ class ReportModel:
         out += [t.table for t in self.theories]
         if self.triangulation is not None:
             out.append(self.triangulation)
+        if self.findings is not None:
+            out += self.findings.tables()
         out += [self.appendices.codebook, self.appendices.appraisal, self.appendices.saturation]
         if self.refs and self.provenance != "none":
             out.append(self.provenance_table())
@@ -870,6 +901,38 @@ def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter
 
 
 # --------------------------------------------------------------------------
+# Summary of findings (Tables 7.1-7.4): sp_realist.cmoc.findings laid out as report tables
+# --------------------------------------------------------------------------
+def summary_of_findings_section(project: Project, counter: Counter) -> FindingsSection | None:
+    """The summary-of-findings tables, one per question (None when the project has none).
+
+    Cells and list items are the findings with their computed data-source tags, exactly as
+    ``sp-realist triangulate`` shows them.
+    """
+    from ..cmoc.findings import has_findings, summary_of_findings
+
+    if not has_findings(project):
+        return None
+    sof = summary_of_findings(project)
+    questions = []
+    for q in sof.questions:
+        rows = [[t.name] + ["\n".join(f.tagged for f in t.cells[s]) for s in q.strands] for t in q.topics]
+        caption = f"Summary of findings - {q.key}" + (f": {q.text}" if q.text else "")
+        table = _numbered(Table(key=f"findings_{_slug(q.key)}", caption=caption, columns=["Topic"] + q.strands,
+                                rows=rows), counter)
+        lists = [FindingsList(heading=lst.heading, items=[f.tagged for f in lst.items]) for lst in q.lists
+                 if lst.items]
+        questions.append(FindingsQuestion(key=q.key, text=q.text, table=table, lists=lists, overall=q.overall))
+    evidence = None
+    if sof.evidence:
+        evidence = _numbered(Table(key="evidence_items", caption="Evidence items cited in the summary of findings",
+                                   columns=["Key", "Kind", "Citation"],
+                                   rows=[[e["key"], e["kind"], e["citation"] + (f" ({e['note']})" if e["note"] else "")]
+                                         for e in sof.evidence]), counter)
+    return FindingsSection(questions=questions, evidence=evidence)
+
+
+# --------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------
 def build_report_model(project: Project, settings: ReportSettings | None = None) -> ReportModel:
@@ -889,6 +952,7 @@ def build_report_model(project: Project, settings: ReportSettings | None = None)
         triangulation = integrations.triangulation(project, d, settings.questions)
         if triangulation is not None:
             triangulation = _numbered(triangulation, counter)
+        findings = summary_of_findings_section(project, counter)
         codebook = _codebook(d, counter)
         appraisal, saturation = _appraisal_summary(project, d, refs, counter)
     figure = None
@@ -903,12 +967,12 @@ def build_report_model(project: Project, settings: ReportSettings | None = None)
         appendices=Appendices(codebook=codebook,
                               diary_template=settings.diary_template or [(h, list(p)) for h, p in DRISCOLL_TEMPLATE],
                               appraisal=appraisal, saturation=saturation),
-        refs=refs.items,
+        refs=refs.items, findings=findings,
     )
 
 
 __all__ = [
     "ReportSettings", "ReportModel", "Table", "Quote", "Ref", "Figure", "ThemeSection", "TheorySection",
-    "Statement", "Methods", "Appendices", "build_report_model", "id_ranges", "clip_quote", "CMOC_COLUMNS",
+    "Statement", "Methods", "Appendices", "FindingsSection", "FindingsQuestion", "FindingsList", "build_report_model", "id_ranges", "clip_quote", "CMOC_COLUMNS",
     "PROVENANCE_MODES", "SIX_STEPS", "DRISCOLL_TEMPLATE",
 ]
