@@ -467,3 +467,24 @@ def test_matrix_by_dataset_warns_when_no_source_has_a_dataset(populated, project
     assert res.exit_code == 0
     assert " ".join(res.stderr.split()).startswith("Warning: no source has a 'dataset' attribute")
     assert triangulation(populated, {"Q2": "Barriers?"}, by="kind").attrs["warnings"] == []
+
+
+def test_anonymising_the_project_rewrites_findings_and_reverse_restores_them(populated, tmp_path):
+    from sp_realist.privacy.anonymise import anonymise, reverse
+
+    doc = {"strands": ["Dr Patel's notes"],
+           "evidence": [{"key": "D1", "kind": "project documentation", "citation": "Letter from Dr Patel."}],
+           "questions": [{"key": "Q1", "text": "Did Dr Patel refer?", "topics": [{"topic": "Patel", "cells": {
+               "Dr Patel's notes": [{"text": "Dr Patel referred twice.", "codes": ["Paperwork"],
+                                     "evidence": ["D1"]}]}}], "overall": "Patel agreed."}]}
+    import_findings_yaml(populated, write(tmp_path, doc))
+    before = export_findings_yaml(populated)
+    key = tmp_path / "key.yaml"
+    key.write_text('entries:\n  - {original: Dr Patel, replacement: "[GP 1]", variants: [Patel]}\n', encoding="utf-8")
+    anonymise(populated, str(key))
+    after = export_findings_yaml(populated)
+    assert "Patel" not in after and after.count("[GP 1]") == 7
+    assert findings_table(populated)["[GP 1]'s notes"].tolist() == [
+        "[GP 1] referred twice. [project documentation, reflective diaries]"]
+    reverse(populated, str(key))
+    assert export_findings_yaml(populated) == before
