@@ -607,6 +607,9 @@ def summary_of_findings(project: Project, *, question: str | Iterable[str] | Non
                              f"{_listing(all_strands, '(none: import a findings file)')}.")
     strand_name = {s["id"]: s["name"] for s in data["strands"]}
     warnings: list[str] = []
+    if not qkeys:
+        warnings.append("the project has no summary-of-findings tables; import a findings file with "
+                        "'sp-realist triangulate import FILE' (format: docs/formats.md).")
 
     def make(f: dict, place: str) -> Finding:
         tags: set[str] = set()
