@@ -495,3 +495,18 @@ def test_anonymising_the_project_rewrites_findings_and_reverse_restores_them(pop
         "[GP 1] referred twice. [project documentation, reflective diaries]"]
     reverse(populated, str(key))
     assert export_findings_yaml(populated) == before
+
+
+def test_each_finding_carries_the_ids_its_tags_rest_on(populated, tmp_path):
+    doc = {"strands": ["A"], "questions": [{"key": "Q1", "topics": [{"topic": "t", "cells": {"A": [
+        {"text": "cmoc", "cmocs": ["T1.1"]}, {"text": "code", "codes": ["Paperwork"]}]}}]}]}
+    import_findings_yaml(populated, write(tmp_path, doc))
+    cmoc, code = summary_of_findings(populated).questions[0].topics[0].cells["A"]
+    with populated.connect() as conn:
+        ev = conn.execute(select(S.excerpts.c.id, S.excerpts.c.source_id).join(
+            S.cmoc_evidence, S.cmoc_evidence.c.excerpt_id == S.excerpts.c.id).join(
+            S.cmocs, S.cmocs.c.id == S.cmoc_evidence.c.cmoc_id).where(S.cmocs.c.key == "T1.1")).all()
+        cod = conn.execute(select(S.codings.c.id, S.codings.c.source_id).join(
+            S.codes, S.codes.c.id == S.codings.c.code_id).where(S.codes.c.name == "Paperwork")).all()
+    assert (cmoc.excerpts, cmoc.sources, cmoc.codings) == (sorted(i for i, _ in ev), sorted({s for _, s in ev}), [])
+    assert (code.codings, code.sources, code.excerpts) == (sorted(i for i, _ in cod), sorted({s for _, s in cod}), [])

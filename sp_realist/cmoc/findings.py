@@ -71,6 +71,10 @@ class Finding:
     text: str
     links: dict[str, list[str]] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
+    # what the tags rest on (ids in the project): the sources, the CMOC evidence excerpts and the codings
+    sources: list[int] = field(default_factory=list)
+    excerpts: list[int] = field(default_factory=list)
+    codings: list[int] = field(default_factory=list)
 
     @property
     def tagged(self) -> str:
@@ -512,9 +516,9 @@ class _Tagger:
         self.code_children: dict[int | None, list[int]] = {}
         for cid, parent in conn.execute(select(S.codes.c.id, S.codes.c.parent_id)):
             self.code_children.setdefault(parent, []).append(cid)
-        self.code_sources: dict[int, set[int]] = {}
-        for cid, sid in conn.execute(select(S.codings.c.code_id, S.codings.c.source_id).distinct()):
-            self.code_sources.setdefault(cid, set()).add(sid)
+        self.code_codings: dict[int, list[tuple[int, int]]] = {}  # code id -> (coding id, source id)
+        for kid, cid, sid in conn.execute(select(S.codings.c.id, S.codings.c.code_id, S.codings.c.source_id)):
+            self.code_codings.setdefault(cid, []).append((kid, sid))
         themes = conn.execute(select(S.themes.c.id, S.themes.c.name, S.themes.c.parent_id)).all()
         self.theme_ids = {name: tid for tid, name, _p in themes}
         self.theme_children: dict[int | None, list[int]] = {}
@@ -523,11 +527,11 @@ class _Tagger:
         self.theme_codes: dict[int, set[int]] = {}
         for tid, cid in conn.execute(select(S.theme_codes.c.theme_id, S.theme_codes.c.code_id)):
             self.theme_codes.setdefault(tid, set()).add(cid)
-        self.cmoc_sources: dict[str, set[int]] = {}
-        for key, sid in conn.execute(select(S.cmocs.c.key, S.excerpts.c.source_id).select_from(
-                S.cmocs.join(S.cmoc_evidence, S.cmoc_evidence.c.cmoc_id == S.cmocs.c.id)
-                .join(S.excerpts, S.excerpts.c.id == S.cmoc_evidence.c.excerpt_id))):
-            self.cmoc_sources.setdefault(key, set()).add(sid)
+        self.cmoc_evidence: dict[str, list[tuple[int, int]]] = {}  # CMOC key -> (excerpt id, source id)
+        for key, xid, sid in conn.execute(select(S.cmocs.c.key, S.excerpts.c.id, S.excerpts.c.source_id)
+                                          .select_from(S.cmocs.join(S.cmoc_evidence, S.cmoc_evidence.c.cmoc_id == S.cmocs.c.id)
+                                                       .join(S.excerpts, S.excerpts.c.id == S.cmoc_evidence.c.excerpt_id))):
+            self.cmoc_evidence.setdefault(key, []).append((xid, sid))
         self.cmoc_keys = set(conn.execute(select(S.cmocs.c.key)).scalars())
         self.theory_cmocs: dict[str, list[str]] = {}
         for tkey, ckey in conn.execute(select(S.theories.c.key, S.cmocs.c.key).select_from(
@@ -562,22 +566,25 @@ class _Tagger:
         return target in {"theme": self.theme_ids, "code": self.code_ids, "cmoc": self.cmoc_keys,
                           "theory": self.theory_keys, "evidence": self.evidence_kind}[kind]
 
-    def tags(self, kind: str, target: str) -> set[str]:
-        sources: set[int] = set()
+    def basis(self, kind: str, target: str) -> tuple[set[str], set[int], set[int], set[int]]:
+        """``(tags, source ids, excerpt ids, coding ids)`` behind one link."""
+        codings: set[tuple[int, int]] = set()
+        evidence: set[tuple[int, int]] = set()
         if kind == "evidence":
-            return {self.evidence_kind[target]} if target in self.evidence_kind else set()
+            return ({self.evidence_kind[target]} if target in self.evidence_kind else set()), set(), set(), set()
         if kind == "theme" and target in self.theme_ids:
             for c in self._theme_codes(self.theme_ids[target]):
-                sources |= self.code_sources.get(c, set())
+                codings.update(self.code_codings.get(c, []))
         elif kind == "code" and target in self.code_ids:
             for c in self._code_tree(self.code_ids[target]):
-                sources |= self.code_sources.get(c, set())
+                codings.update(self.code_codings.get(c, []))
         elif kind == "cmoc":
-            sources = set(self.cmoc_sources.get(target, set()))
+            evidence.update(self.cmoc_evidence.get(target, []))
         elif kind == "theory":
             for ck in self.theory_cmocs.get(target, []):
-                sources |= self.cmoc_sources.get(ck, set())
-        return {self.tag[s] for s in sources}
+                evidence.update(self.cmoc_evidence.get(ck, []))
+        sources = {sid for _i, sid in codings} | {sid for _i, sid in evidence}
+        return ({self.tag[s] for s in sources}, sources, {i for i, _s in evidence}, {i for i, _s in codings})
 
 
 def summary_of_findings(project: Project, *, question: str | Iterable[str] | None = None,
@@ -613,15 +620,23 @@ def summary_of_findings(project: Project, *, question: str | Iterable[str] | Non
 
     def make(f: dict, place: str) -> Finding:
         tags: set[str] = set()
+        sources: set[int] = set()
+        excerpts: set[int] = set()
+        codings: set[int] = set()
         for kind, targets in f["links"].items():
             for target in targets:
                 if not tagger.exists(kind, target):
                     warnings.append(f"{place} links the {LABELS[kind]} "
                                     f"{target!r}, which is no longer in the project; fix the findings file.")
                     continue
-                tags |= tagger.tags(kind, target)
+                t, s, x, c = tagger.basis(kind, target)
+                tags |= t
+                sources |= s
+                excerpts |= x
+                codings |= c
         return Finding(text=f["text"], links={FIELD_OF[k]: list(v) for k, v in f["links"].items()},
-                       tags=sorted(tags, key=lambda t: (t.lower(), t)))
+                       tags=sorted(tags, key=lambda t: (t.lower(), t)), sources=sorted(sources),
+                       excerpts=sorted(excerpts), codings=sorted(codings))
 
     out = []
     for q in data["questions"]:

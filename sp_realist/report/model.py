@@ -903,11 +903,12 @@ def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter
 # --------------------------------------------------------------------------
 # Summary of findings (Tables 7.1-7.4): sp_realist.cmoc.findings laid out as report tables
 # --------------------------------------------------------------------------
-def summary_of_findings_section(project: Project, counter: Counter) -> FindingsSection | None:
+def summary_of_findings_section(project: Project, refs: _Refs, counter: Counter) -> FindingsSection | None:
     """The summary-of-findings tables, one per question (None when the project has none).
 
     Cells and list items are the findings with their computed data-source tags, exactly as
-    ``sp-realist triangulate`` shows them.
+    ``sp-realist triangulate`` shows them.  Each row's provenance lists the CMOC evidence excerpts,
+    codings and sources its findings' tags rest on.
     """
     from ..cmoc.findings import has_findings, summary_of_findings
 
@@ -916,10 +917,17 @@ def summary_of_findings_section(project: Project, counter: Counter) -> FindingsS
     sof = summary_of_findings(project)
     questions = []
     for q in sof.questions:
-        rows = [[t.name] + ["\n".join(f.tagged for f in t.cells[s]) for s in q.strands] for t in q.topics]
+        rows, row_refs = [], []
+        for t in q.topics:
+            rows.append([t.name] + ["\n".join(f.tagged for f in t.cells[s]) for s in q.strands])
+            found = [f for s in q.strands for f in t.cells[s]]
+            row_refs.append(refs.add(f"Summary of findings {q.key}: {t.name}",
+                                     excerpts=[i for f in found for i in f.excerpts],
+                                     codings=[i for f in found for i in f.codings],
+                                     sources=[i for f in found for i in f.sources]))
         caption = f"Summary of findings - {q.key}" + (f": {q.text}" if q.text else "")
         table = _numbered(Table(key=f"findings_{_slug(q.key)}", caption=caption, columns=["Topic"] + q.strands,
-                                rows=rows), counter)
+                                rows=rows, refs=row_refs), counter)
         lists = [FindingsList(heading=lst.heading, items=[f.tagged for f in lst.items]) for lst in q.lists
                  if lst.items]
         questions.append(FindingsQuestion(key=q.key, text=q.text, table=table, lists=lists, overall=q.overall))
@@ -952,7 +960,7 @@ def build_report_model(project: Project, settings: ReportSettings | None = None)
         triangulation = integrations.triangulation(project, d, settings.questions)
         if triangulation is not None:
             triangulation = _numbered(triangulation, counter)
-        findings = summary_of_findings_section(project, counter)
+        findings = summary_of_findings_section(project, refs, counter)
         codebook = _codebook(d, counter)
         appraisal, saturation = _appraisal_summary(project, d, refs, counter)
     figure = None
