@@ -31,7 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -333,6 +333,85 @@ appraisal_history = Table(
     Column("analyst", String(200), nullable=False),
     Column("snapshot", Text, nullable=False),  # JSON of the appraisal row before the change
 )
+
+# --- summary-of-findings tables (Tables 7.1-7.4; owner: sp_realist.cmoc.findings) ----
+# Evaluation questions x evidence strands ("Meta-narrative", "Thematic synthesis",
+# "Reflective diaries"), rows by topic; each cell holds findings the analyst wrote,
+# linked by name to themes, theories, CMOCs, codes or non-transcript evidence items.
+# Links are kept by name (not foreign keys) so that deleting or merging a theme or a
+# code never silently drops them: a link whose target is gone is reported.
+FINDING_PARTS = ("cell", "worked_well", "could_improve")
+FINDING_LINK_TYPES = ("theme", "theory", "cmoc", "code", "evidence")
+
+finding_strands = Table(
+    "finding_strands",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),  # "Thematic synthesis"
+    Column("ord", Integer, nullable=False, default=0),
+)
+
+evidence_items = Table(
+    "evidence_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(100), nullable=False, unique=True),  # "MN1"
+    Column("kind", String(200), nullable=False),  # literature, project documentation ... (the data-source tag)
+    Column("citation", Text, nullable=False),  # a reference, or a description of the document
+    Column("note", Text),
+    Column("ord", Integer, nullable=False, default=0),
+)
+
+finding_questions = Table(
+    "finding_questions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(50), nullable=False, unique=True),  # "Q1"
+    Column("text", Text),
+    Column("worked_well_heading", String(300)),  # default "What worked well"
+    Column("could_improve_heading", String(300)),  # default "What could be improved"
+    Column("overall", Text),
+    Column("ord", Integer, nullable=False, default=0),
+)
+
+finding_topics = Table(
+    "finding_topics",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("question_id", Integer, ForeignKey("finding_questions.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(300), nullable=False),  # "Role of the link worker"
+    Column("ord", Integer, nullable=False, default=0),
+    UniqueConstraint("question_id", "name", name="uq_finding_topics"),
+)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("question_id", Integer, ForeignKey("finding_questions.id", ondelete="CASCADE"), nullable=False),
+    Column("part", String(20), nullable=False),  # cell | worked_well | could_improve
+    Column("topic_id", Integer, ForeignKey("finding_topics.id", ondelete="CASCADE")),  # cells only
+    Column("strand_id", Integer, ForeignKey("finding_strands.id", ondelete="RESTRICT")),  # cells only
+    Column("text", Text, nullable=False),
+    Column("ord", Integer, nullable=False, default=0),
+    CheckConstraint("part IN ('cell','worked_well','could_improve')", name="ck_findings_part"),
+)
+Index("ix_findings_question", findings.c.question_id, findings.c.part)
+
+finding_links = Table(
+    "finding_links",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("finding_id", Integer, ForeignKey("findings.id", ondelete="CASCADE"), nullable=False),
+    Column("target_type", String(20), nullable=False),  # theme | theory | cmoc | code | evidence
+    Column("target", String(300), nullable=False),  # theme name, theory key, CMOC key, code name, evidence key
+    Column("ord", Integer, nullable=False, default=0),
+    UniqueConstraint("finding_id", "target_type", "target", name="uq_finding_links"),
+    CheckConstraint("target_type IN ('theme','theory','cmoc','code','evidence')", name="ck_finding_links_type"),
+)
+
+#: The tables of the summary-of-findings area, in creation order (schema 3).
+FINDINGS_TABLES = (finding_strands, evidence_items, finding_questions, finding_topics, findings, finding_links)
 
 # --- privacy (anonymisation issue) ---------------------------------------
 anonymisation_runs = Table(

@@ -79,8 +79,18 @@ def _migrate_to_3(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _migrate_to_4(conn: Connection) -> None:
+    """Schema 4: the summary-of-findings tables (``sp_realist.cmoc.findings``), nothing else.
+
+    Self-contained: creates only those tables, each if it does not exist yet (a store made by
+    migration 0 -> 1 of this version already has them).
+    """
+    S.metadata.create_all(conn, tables=list(S.FINDINGS_TABLES), checkfirst=True)
+
+
 # MIGRATIONS[n] brings a store at version n to version n+1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2, 2: _migrate_to_3}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2, 2: _migrate_to_3,
+                                                       3: _migrate_to_4}
 
 
 class Project:

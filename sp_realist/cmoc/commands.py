@@ -1028,39 +1028,126 @@ def read_questions(path: str | None, pairs: tuple[str, ...]) -> dict:
     return questions
 
 
-@click.command("triangulate")
+def _warn(df) -> None:
+    for w in df.attrs.get("warnings", []) if hasattr(df, "attrs") else []:
+        message(f"Warning: {w}")
+
+
+@group("triangulate", invoke_without_command=True)
 @click.option("--questions", "questions_file", type=click.Path(dir_okay=False), default=None,
               help="YAML file of questions (or a study.yaml with a 'questions' mapping).")
-@click.option("--question", "question_pairs", multiple=True, metavar="KEY=TEXT", help="A question (repeatable).")
+@click.option("--question", "question_pairs", multiple=True, metavar="KEY[=TEXT]",
+              help="A question (repeatable); in the findings views, only these question keys.")
 @click.option("--by", type=click.Choice(["kind", "dataset"]), default="kind", show_default=True,
-              help="Group sources by kind or by their 'dataset' attribute.")
-@click.option("--sources", "source_columns", default=None, help="Column order, comma-separated.")
-@click.option("--long", "long_form", is_flag=True, help="One row per question, source and item (with counts).")
+              help="Group sources (matrix columns, findings tags) by kind or by their 'dataset' attribute.")
+@click.option("--sources", "--strands", "source_columns", default=None,
+              help="Column order, comma-separated: data sources (matrix) or evidence strands (findings).")
+@click.option("--view", type=click.Choice(["auto", "findings", "lists", "matrix"]), default="auto",
+              show_default=True,
+              help="findings: the summary-of-findings tables (the default when the project has findings); "
+                   "lists: what worked well / could be improved; matrix: themes and theories per data source.")
+@click.option("--long", "long_form", is_flag=True,
+              help="One row per question, source and item (matrix) or per finding with its links (findings).")
 @project_option
 @format_option(xlsx=True)
-def triangulate_cmd(questions_file, question_pairs, by, source_columns, long_form, project_path, fmt,
+@click.pass_context
+def triangulate_cmd(ctx, questions_file, question_pairs, by, source_columns, view, long_form, project_path, fmt,
                     output) -> None:
-    """Triangulation matrix: evaluation questions x data sources, listing themes and theories.
+    """Evaluation questions triangulated across evidence: summary-of-findings tables or the matrix.
 
     \b
     Example:
-      sp-realist triangulate --questions study.yaml --by dataset --format md
-      sp-realist triangulate --question "Q2=What were the barriers and enablers?"
+      sp-realist triangulate import findings.yaml       # Tables 7.1-7.4: questions x strands, rows by topic
+      sp-realist triangulate --question Q1 --format md  # one question's table, tags computed from the links
+      sp-realist triangulate --view lists               # what worked well / what could be improved
+      sp-realist triangulate --view matrix --by dataset --format md
+      sp-realist triangulate export findings.yaml
 
-    Without --questions or --question, the project's setting 'questions' is used
-    (a built study stores its study.yaml questions there).
+    When the project has summary-of-findings tables (imported from a findings file, or by 'build' from the
+    study's 'findings:' file) they are the default view (unless --questions FILE is given); '--view matrix'
+    lists, per question and data
+    source, the themes and theories that address it.  Without --questions or --question the matrix uses
+    the project's setting 'questions' (a built study stores its study.yaml questions there).
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .findings import findings_lists, findings_long, findings_table, has_findings
     from .triangulate import triangulation, triangulation_long
 
     project = get_project(project_path)
+    cols = [c.strip() for c in source_columns.split(",") if c.strip()] if source_columns else None
+    if view == "auto":  # a questions file (with the themes/theories addressing each question) asks for the matrix
+        view = "findings" if has_findings(project) and not questions_file else "matrix"
+    if view in ("findings", "lists"):
+        keys = list(read_questions(questions_file, question_pairs)) or None
+        if view == "lists":
+            df = findings_lists(project, question=keys, by=by)
+        elif long_form:
+            df = findings_long(project, question=keys, strands=cols, by=by)
+        else:
+            df = findings_table(project, question=keys, strands=cols, by=by)
+        _warn(df)
+        emit(df, fmt, output, title="Summary of findings" if view == "findings" else "What worked well / "
+                                                                                     "what could be improved")
+        return
     # Without --questions/--question: the project's evaluation questions (set by `build` from study.yaml).
     questions = read_questions(questions_file, question_pairs) or project.get_setting("questions") or None
     if long_form:
         df = triangulation_long(project, questions, by)
     else:
-        cols = [c.strip() for c in source_columns.split(",")] if source_columns else None
         df = triangulation(project, questions, by, cols)
+    _warn(df)
     emit(df, fmt, output, title="Triangulation")
+
+
+@triangulate_cmd.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@analyst_option
+@project_option
+def triangulate_import_cmd(path, analyst, project_path) -> None:
+    """Import summary-of-findings tables from a findings file (all or nothing).
+
+    Strands and evidence items are merged; each question in the file replaces the project's question with
+    the same key. Unknown strands and links to missing themes, theories, CMOCs, codes or evidence items are
+    refused with the names that exist.
+
+    \b
+    Example:
+      sp-realist triangulate import findings.yaml
+    """
+    from .findings import import_findings_yaml
+
+    _import_file(import_findings_yaml, path, analyst, project_path)
+
+
+@triangulate_cmd.command("export")
+@click.argument("path", type=click.Path(dir_okay=False), required=False)
+@project_option
+def triangulate_export_cmd(path, project_path) -> None:
+    """Write the project's summary-of-findings tables as a findings file (stdout without PATH).
+
+    \b
+    Example:
+      sp-realist triangulate export findings.yaml
+    """
+    from .findings import export_findings_yaml
+
+    _export_file(export_findings_yaml, path, project_path)
+
+
+@triangulate_cmd.command("evidence")
+@project_option
+@format_option
+def triangulate_evidence_cmd(project_path, fmt, output) -> None:
+    """List the non-transcript evidence items (literature, project documents) findings can link.
+
+    \b
+    Example:
+      sp-realist triangulate evidence --format md
+    """
+    from .findings import evidence_items_frame
+
+    emit(evidence_items_frame(get_project(project_path)), fmt, output, title="Evidence items")
 
 
 def register(main: click.Group) -> None:

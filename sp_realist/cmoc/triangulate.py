@@ -127,7 +127,15 @@ def triangulation_long(project: Project, questions: Any = None, by: str = "kind"
             for col, n in per_col.items():
                 rows.append({"question": q, "question_text": qs.get(q, {}).get("text", ""), "data_source": col,
                              "item_type": kind, "item": label, "n": n})
-    return pd.DataFrame(rows, columns=["question", "question_text", "data_source", "item_type", "item", "n"])
+    df = pd.DataFrame(rows, columns=["question", "question_text", "data_source", "item_type", "item", "n"])
+    df.attrs["warnings"] = []
+    if by == "dataset" and kinds and not datasets:
+        df.attrs["warnings"].append(
+            "no source has a 'dataset' attribute, so the columns are source kinds; give the sources one "
+            "(study.yaml: attributes: {dataset: Reflective diaries}; a manifest column 'dataset'; "
+            "'sp-realist attributes set SOURCE dataset=...') to group them by dataset.")
+    df.attrs["data_sources"] = sorted(set(column.values()))
+    return df
 
 
 def triangulation(project: Project, questions: Any = None, by: str = "kind",
@@ -156,4 +164,12 @@ def triangulation(project: Project, questions: Any = None, by: str = "kind",
             items = sub[sub["data_source"] == c]
             row[c] = "\n".join(dict.fromkeys(items["item"]))
         rows.append(row)
-    return pd.DataFrame(rows, columns=["question", "text"] + cols)
+    df = pd.DataFrame(rows, columns=["question", "text"] + cols)
+    warnings = list(long.attrs.get("warnings", []))
+    known = long.attrs.get("data_sources", [])
+    for c in sources or []:
+        if c not in known:
+            warnings.append(f"column {c!r} is empty: no source's {by} is {c!r}; the data sources are: "
+                            f"{', '.join(known) if known else '(none)'}.")
+    df.attrs["warnings"] = warnings
+    return df

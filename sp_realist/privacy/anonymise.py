@@ -276,6 +276,14 @@ PROJECT_FIELDS = {
     "participants": ("role", "site"),
     "participant_attributes": ("value",),
     "audit_log": ("target", "detail"),
+    # summary-of-findings tables (sp_realist.cmoc.findings); link targets are names of themes, codes ... rewritten
+    # by the same key, so a link keeps pointing at its (renamed) target
+    "finding_strands": ("name",),
+    "evidence_items": ("kind", "citation", "note"),
+    "finding_questions": ("text", "worked_well_heading", "could_improve_heading", "overall"),
+    "finding_topics": ("name",),
+    "findings": ("text",),
+    "finding_links": ("target",),
 }
 JSON_FIELDS = {("code_rules", "spec"), ("appraisal_history", "snapshot"), ("audit_log", "detail")}
 

@@ -562,6 +562,8 @@ class _Writer:
         if m.triangulation is not None:
             self.heading("Triangulation", 1)
             self.table(m.triangulation)
+        if m.findings is not None:
+            self.summary_of_findings(m.findings)
 
         if narrative.get("discussion"):
             self.heading("Discussion", 1)
@@ -591,6 +593,22 @@ class _Writer:
         if self.footnotes is not None:
             self.footnotes.finish()
         self._contents(toc)
+
+    def summary_of_findings(self, findings) -> None:
+        """The summary-of-findings tables (Tables 7.1-7.4), each with its lists and overall paragraph."""
+        self.heading("Summary of findings", 1)
+        for q in findings.questions:
+            self.heading(f"{q.key}: {q.text}" if q.text else q.key, 2)
+            self.table(q.table)
+            for lst in q.lists:
+                self.heading(lst.heading, 3)
+                for item in lst.items:
+                    self.para(item, "List Bullet")
+            if q.overall:
+                self.heading("Overall", 3)
+                self.para(q.overall)
+        if findings.evidence is not None:
+            self.table(findings.evidence)
 
     def _contents(self, first) -> None:
         """The TOC field, its cached result already listing the headings (levels 1-3, indented).

@@ -271,6 +271,34 @@ class Appendices:
 
 
 @dataclass
+class FindingsList:
+    heading: str
+    items: list[str]  # each finding with its data-source tags
+
+
+@dataclass
+class FindingsQuestion:
+    """One summary-of-findings table (the report's Tables 7.1-7.4) with its lists and overall paragraph."""
+
+    key: str
+    text: str
+    table: Table  # Topic | one column per evidence strand
+    lists: list[FindingsList]
+    overall: str | None = None
+
+
+@dataclass
+class FindingsSection:
+    """The summary of findings: one table per evaluation question, and the evidence items cited."""
+
+    questions: list[FindingsQuestion]
+    evidence: Table | None = None
+
+    def tables(self) -> list[Table]:
+        return [q.table for q in self.questions] + ([self.evidence] if self.evidence is not None else [])
+
+
+@dataclass
 class ReportModel:
     title: str
     subtitle: str | None
@@ -289,6 +317,7 @@ class ReportModel:
     # checklist appendix (sp_realist.report.rameses).
     narrative: dict[str, list] = field(default_factory=dict)
     rameses: Table | None = None
+    findings: FindingsSection | None = None  # summary-of-findings tables (after the triangulation)
 
     def tables(self) -> list[Table]:
         """Every table in document order (for CSV export)."""
@@ -296,6 +325,8 @@ class ReportModel:
         out += [t.table for t in self.theories]
         if self.triangulation is not None:
             out.append(self.triangulation)
+        if self.findings is not None:
+            out += self.findings.tables()
         out += [self.appendices.codebook, self.appendices.appraisal, self.appendices.saturation]
         if self.rameses is not None:
             out.append(self.rameses)
@@ -877,6 +908,46 @@ def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter
 
 
 # --------------------------------------------------------------------------
+# Summary of findings (Tables 7.1-7.4): sp_realist.cmoc.findings laid out as report tables
+# --------------------------------------------------------------------------
+def summary_of_findings_section(project: Project, refs: _Refs, counter: Counter) -> FindingsSection | None:
+    """The summary-of-findings tables, one per question (None when the project has none).
+
+    Cells and list items are the findings with their computed data-source tags, exactly as
+    ``sp-realist triangulate`` shows them.  Each row's provenance lists the CMOC evidence excerpts,
+    codings and sources its findings' tags rest on.
+    """
+    from ..cmoc.findings import has_findings, summary_of_findings
+
+    if not has_findings(project):
+        return None
+    sof = summary_of_findings(project)
+    questions = []
+    for q in sof.questions:
+        rows, row_refs = [], []
+        for t in q.topics:
+            rows.append([t.name] + ["\n".join(f.tagged for f in t.cells[s]) for s in q.strands])
+            found = [f for s in q.strands for f in t.cells[s]]
+            row_refs.append(refs.add(f"Summary of findings {q.key}: {t.name}",
+                                     excerpts=[i for f in found for i in f.excerpts],
+                                     codings=[i for f in found for i in f.codings],
+                                     sources=[i for f in found for i in f.sources]))
+        caption = f"Summary of findings - {q.key}" + (f": {q.text}" if q.text else "")
+        table = _numbered(Table(key=f"findings_{_slug(q.key)}", caption=caption, columns=["Topic"] + q.strands,
+                                rows=rows, refs=row_refs), counter)
+        lists = [FindingsList(heading=lst.heading, items=[f.tagged for f in lst.items]) for lst in q.lists
+                 if lst.items]
+        questions.append(FindingsQuestion(key=q.key, text=q.text, table=table, lists=lists, overall=q.overall))
+    evidence = None
+    if sof.evidence:
+        evidence = _numbered(Table(key="evidence_items", caption="Evidence items cited in the summary of findings",
+                                   columns=["Key", "Kind", "Citation"],
+                                   rows=[[e["key"], e["kind"], e["citation"] + (f" ({e['note']})" if e["note"] else "")]
+                                         for e in sof.evidence]), counter)
+    return FindingsSection(questions=questions, evidence=evidence)
+
+
+# --------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------
 def build_report_model(project: Project, settings: ReportSettings | None = None) -> ReportModel:
@@ -896,6 +967,7 @@ def build_report_model(project: Project, settings: ReportSettings | None = None)
         triangulation = integrations.triangulation(project, d, settings.questions)
         if triangulation is not None:
             triangulation = _numbered(triangulation, counter)
+        findings = summary_of_findings_section(project, refs, counter)
         codebook = _codebook(d, counter)
         appraisal, saturation = _appraisal_summary(project, d, refs, counter)
     narrative, rameses = _narrative_and_checklist(project, settings, counter)
@@ -911,7 +983,7 @@ def build_report_model(project: Project, settings: ReportSettings | None = None)
         appendices=Appendices(codebook=codebook,
                               diary_template=settings.diary_template or [(h, list(p)) for h, p in DRISCOLL_TEMPLATE],
                               appraisal=appraisal, saturation=saturation),
-        refs=refs.items, narrative=narrative, rameses=rameses,
+        refs=refs.items, narrative=narrative, rameses=rameses, findings=findings,
     )
 
 
@@ -925,6 +997,6 @@ def _narrative_and_checklist(project: Project, settings: ReportSettings, counter
 
 __all__ = [
     "ReportSettings", "ReportModel", "Table", "Quote", "Ref", "Figure", "ThemeSection", "TheorySection",
-    "Statement", "Methods", "Appendices", "build_report_model", "id_ranges", "clip_quote", "CMOC_COLUMNS",
+    "Statement", "Methods", "Appendices", "FindingsSection", "FindingsQuestion", "FindingsList", "build_report_model", "id_ranges", "clip_quote", "CMOC_COLUMNS",
     "PROVENANCE_MODES", "SIX_STEPS", "DRISCOLL_TEMPLATE",
 ]

@@ -35,7 +35,7 @@ from .model import ReportSettings
 STUDY_FILE = "study.yaml"
 STUDY_KEYS = {"title", "project", "date", "participants", "sources", "codebook", "autocode", "codings", "theories",
               "analysis", "questions", "report", "templates", "description", "interviewer_speakers",
-              "narrative"}
+              "narrative", "findings"}
 AUTOCODE_KEYS = {"include_interviewer"}
 SOURCE_KEYS = {"path", "paths", "manifest", "kind", "participant", "site", "role", "date", "attributes", "speakers"}
 PARTICIPANT_KEYS = {"code", "role", "site", "attributes"}
@@ -65,6 +65,7 @@ class Study:
     interviewer_speakers: list[str] | None = None  # the project's interviewer_speakers setting (None: defaults)
     autocode_include_interviewer: bool = False  # autocode interviewer turns too (autocode: {include_interviewer: true})
     narrative: dict[str, Path] = field(default_factory=dict)  # author's sections: name -> Markdown file (narrative.py)
+    findings: list[Path] = field(default_factory=list)  # summary-of-findings files (sp_realist.cmoc.findings)
 
     def settings(self) -> ReportSettings:
         data = {k: v for k, v in self.report.items() if k not in ("formats", "template", "templates", "tables")}
@@ -219,6 +220,7 @@ def load_study(folder: str | os.PathLike) -> Study:
         docx_template=file(report["template"], "Word template") if report.get("template") else None,
         interviewer_speakers=interviewers, autocode_include_interviewer=include_interviewer,
         narrative=_narrative_files(data.get("narrative"), folder, f"{path}: narrative"),
+        findings=[file(p, "findings") for p in _as_list(data.get("findings"), f"{path}: findings")],
     )
     study.settings()  # validate the report settings now, before anything is written
     return study
@@ -504,6 +506,11 @@ def _populate(project: Project, study: Study, out: Path, note: Callable[[str], N
                                  "lacks; reinstall sp_realist.") from None
         import_analysis_yaml(project, path)
         note(f"analysis {path.name}")
+    for path in study.findings:  # after codebook, theories and analysis: findings link their themes, codes, CMOCs
+        from ..cmoc.findings import import_findings_yaml
+
+        import_findings_yaml(project, path)
+        note(f"findings {path.name}")
 
 
 def _json(value: Any) -> str:
