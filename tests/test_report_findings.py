@@ -157,5 +157,5 @@ def test_a_project_without_findings_has_no_section(tmp_path):
     model = build_report_model(p, ReportSettings())
     assert model.findings is None
     write_report(p, tmp_path / "r.md", model=model)
-    assert "Summary of findings" not in (tmp_path / "r.md").read_text(encoding="utf-8")
+    assert "## Summary of findings" not in (tmp_path / "r.md").read_text(encoding="utf-8")
     p.close()

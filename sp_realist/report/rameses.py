@@ -88,7 +88,7 @@ ITEMS: tuple[tuple[int, str, str, str, str], ...] = (
      "the evidence behind them.", "Thematic findings; Realist findings; Appendix C"),
     (16, "Discussion", "Summary of findings",
      "Summarise the main findings in relation to the evaluation questions.",
-     "Discussion > Summary of findings; Triangulation"),
+     "Summary of findings; Discussion > Summary of findings; Triangulation"),
     (17, "Discussion", "Strengths, limitations and future research directions",
      "Discuss the strengths and limitations of the evaluation and what further research should do.",
      "Discussion > Strengths, limitations and future research"),
@@ -198,6 +198,9 @@ class _Facts:
         self.codes = conn.execute(select(func.count()).select_from(S.codes)).scalar_one()
         self.codings = conn.execute(select(func.count()).select_from(S.codings)).scalar_one()
         self.themes = conn.execute(select(func.count()).select_from(S.themes)).scalar_one()
+        # summary-of-findings tables (sp_realist.cmoc.findings): questions and the findings written for them
+        self.finding_questions = conn.execute(select(func.count()).select_from(S.finding_questions)).scalar_one()
+        self.findings = conn.execute(select(func.count()).select_from(S.findings)).scalar_one()
         th = S.theories
         self.theories = [dict(r) for r in conn.execute(
             select(th.c.id, th.c.key, th.c.title, th.c.description, th.c.questions).order_by(th.c.ord, th.c.id))
@@ -478,13 +481,20 @@ def _compute(f: _Facts) -> dict[int, tuple[str, str, str]]:
     else:
         out[15] = (MISSING, "", "build CMOCs with their evidence")
 
-    # 16 Summary of findings
+    # 16 Summary of findings: the summary-of-findings tables answer it; else the author's text
     held = ""
-    if f.cmocs:
+    if f.findings:
+        tables = (f"summary-of-findings tables: {_n(f.findings, 'finding')} over "
+                  f"{_n(f.finding_questions, 'evaluation question')}")
+        stored = f.text("findings_summary")
+        out[16] = (FILLED, tables + (f"; author's text 'findings_summary' ({_n(len(stored.split()), 'word')})"
+                                     if stored else ""), "")
+    elif f.cmocs:
         held = f"{_n(len(f.cmocs), 'if/then statement')}"
         if f.questions:
             held += f", triangulation over {_n(len(f.questions), 'evaluation question')}"
-    out[16] = _narrative_item(f, ["findings_summary"], held)
+    if 16 not in out:
+        out[16] = _narrative_item(f, ["findings_summary"], held)
 
     # 17-20
     out[17] = _narrative_item(f, ["strengths_limitations"])
