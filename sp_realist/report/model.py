@@ -853,8 +853,10 @@ def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter
             counts = [str(sum(1 for i in e if i["role"] == "supports")),
                       str(sum(1 for i in e if i["role"] != "supports")),
                       str(len({i["source_id"] for i in sup})), str(len(people)), str(len(sites)), "", ""]
-        srows.append([c["key"], c["status"] or "", c["confidence"] or ""] + counts
-                     + [" / ".join(dict.fromkeys(notes))])
+        note_cell = " / ".join(dict.fromkeys(notes))
+        if judged is not None and judged.get("flag"):  # a note claiming saturation the evidence does not show
+            note_cell = (note_cell + " " if note_cell else "") + f"Flagged: {judged['flag']}."
+        srows.append([c["key"], c["status"] or "", c["confidence"] or ""] + counts + [note_cell])
         srefs.append(refs.add(f"Saturation counts for CMOC {c['key']}", excerpts=[i["excerpt_id"] for i in e],
                               sources=[i["source_id"] for i in e]) if e else None)
     appraisal = Table(key="appraisal_summary", caption="Appraisal summary per CMOC",
@@ -865,7 +867,8 @@ def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter
                                 "Sources", "Participants", "Sites", "Saturated", "Reason", "Saturation notes"],
                        rows=srows, refs=srefs,
                        note=("Counts and verdicts as 'sp-realist saturation' gives them under the project's "
-                             "saturation rule." if sat else None))
+                             "saturation rule, judged on each CMOC's own evidence; a step-6 note that claims "
+                             "saturation the evidence does not show is flagged." if sat else None))
     return _numbered(appraisal, counter), _numbered(saturation, counter)
 
 
