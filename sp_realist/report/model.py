@@ -254,6 +254,11 @@ class TheorySection:
     table: Table
     statements: list[Statement]
     evidence: list[Quote]
+    # Who the evidence for the theory's CMOCs comes from ("S1 DK1", "S3, unidentified"), supporting or refuting,
+    # the way the reference report cites its diary keepers per theory; and how many excerpts of each role.
+    cited: list[str] = field(default_factory=list)
+    supporting: int = 0
+    refuting: int = 0
 
 
 @dataclass
@@ -656,8 +661,10 @@ def _theories(project: Project, d: _Data, refs: _Refs, settings: ReportSettings,
             .where(S.theory_cmocs.c.theory_id == t["id"]).order_by(S.theory_cmocs.c.ord, cm.c.ord, cm.c.id)
         ).mappings().all()
         rows, row_refs, quotes, stmts = [], [], [], []
+        backing: set = set()  # evidence of the theory's CMOCs: (role, excerpt id, source id, start)
         for c in cmoc_rows:
             items = evidence.get(c["id"], [])
+            backing.update((e["role"], e["excerpt_id"], e["source_id"], e["start"]) for e in items)
             rows.append([c["key"]] + list(cells.get(c["key"]) or (
                 context_resource(c["context"], c["mechanism_resource"]),
                 (c["mechanism_response"] or "").strip(), (c["outcome"] or "").strip())))
@@ -682,7 +689,10 @@ def _theories(project: Project, d: _Data, refs: _Refs, settings: ReportSettings,
             columns=["CMOC"] + CMOC_COLUMNS, rows=rows, refs=row_refs), counter)
         out.append(TheorySection(key=t["key"], title=t["title"], description=t["description"],
                                  questions=[str(q) for q in questions], table=table, statements=stmts,
-                                 evidence=quotes))
+                                 evidence=quotes,
+                                 cited=sorted({d.attribution_at(sid, start) for _r, _x, sid, start in backing}),
+                                 supporting=len({x for r, x, _s, _st in backing if r == "supports"}),
+                                 refuting=len({x for r, x, _s, _st in backing if r != "supports"})))
     return out
 
 
