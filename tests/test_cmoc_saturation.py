@@ -197,6 +197,23 @@ def test_a_note_claiming_saturation_is_flagged_when_the_evidence_says_otherwise(
     assert "Flagged" not in other["Saturation notes"]
 
 
+def test_a_theory_note_claiming_saturation_is_flagged_while_a_cmoc_is_open(proj):
+    for i in range(1, 4):
+        add_diary(proj, f"d{i}", f"S1 DK{i}", "S1", f"2019-05-0{i}")
+        support(proj, "T1.1", f"d{i}")
+    set_appraisal(proj, {"source": "d1", "quote": PARTS["context"]}, "RB", theory="T1",
+                  saturation_note="Theory 1 is saturated.")
+    v = verdicts(proj)
+    assert v["T1.1"].saturated and not v["T1.2"].saturated and not v["T1"].saturated
+    assert v["T1"].flag.startswith("T1: the step-6 note by RB on d1 (excerpt ")
+    assert v["T1"].flag.endswith(f"claims saturation, but it is not saturated ({v['T1'].reason})")
+    assert v["T1.1"].flag == "" and v["T1.1"].notes == []  # a note on the theory is not a note on its CMOCs
+    support(proj, "T1.2", "d1")
+    support(proj, "T1.2", "d2")
+    v = verdicts(proj)
+    assert v["T1"].saturated and v["T1"].flag == ""
+
+
 @pytest.mark.parametrize("note, claims", [
     ("the later entries added no new context, mechanism or outcome elements", True),
     ("Nothing new in the last three entries.", True),
