@@ -136,12 +136,18 @@ def evidence_facts(conn: Connection) -> pd.DataFrame:
     return pd.DataFrame(rows)[FACT_COLUMNS]
 
 
-def _counts(df: pd.DataFrame) -> dict[str, int]:
-    sup = df[df["role"] == "supports"]
-    ref = df[df["role"] == "refutes"]
-    return {"supporting": int(sup["excerpt_id"].nunique()), "refuting": int(ref["excerpt_id"].nunique()),
-            "participants": int(sup["participant"].dropna().nunique()),
-            "sources": int(sup["source_id"].nunique()), "sites": int(sup["site"].dropna().nunique())}
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and value != value)  # None / NaN: nobody, no site
+
+
+def _counts(links: list[dict]) -> dict[str, int]:
+    """Counts over evidence links (rows of :func:`evidence_facts`)."""
+    sup = [r for r in links if r["role"] == "supports"]
+    return {"supporting": len({r["excerpt_id"] for r in sup}),
+            "refuting": len({r["excerpt_id"] for r in links if r["role"] == "refutes"}),
+            "participants": len({r["participant"] for r in sup if _present(r["participant"])}),
+            "sources": len({r["source_id"] for r in sup}),
+            "sites": len({r["site"] for r in sup if _present(r["site"])})}
 
 
 def claims_saturation(note: str | None) -> bool:
@@ -201,16 +207,16 @@ class SaturationVerdict:
         return {k: v for k, v in asdict(self).items() if k in COLUMNS}
 
 
-def _judge_cmoc(status: str | None, df: pd.DataFrame, position: dict[int, int], rule: dict[str, Any]) \
+def _judge_cmoc(status: str | None, links: list[dict], position: dict[int, int], rule: dict[str, Any]) \
         -> tuple[bool, str, dict[str, Any]]:
-    """The verdict on one CMOC's evidence: (saturated, reason, facts)."""
-    counts = _counts(df)
-    sup = df[df["role"] == "supports"]
-    components = {part: int(sup.loc[sup["component"].isin(names), "excerpt_id"].nunique())
-                  for part, names in COMPONENTS.items()}
-    names = dict(zip(df["source_id"], df["source"]))
-    window_ids = sorted(set(df["source_id"]), key=lambda sid: position.get(sid, len(position)))
-    refuting_ids = [sid for sid in window_ids if sid in set(df.loc[df["role"] == "refutes", "source_id"])]
+    """The verdict on one CMOC's evidence links: (saturated, reason, facts)."""
+    counts = _counts(links)
+    components = {part: len({r["excerpt_id"] for r in links if r["role"] == "supports" and r["component"] in kinds})
+                  for part, kinds in COMPONENTS.items()}
+    names = {r["source_id"]: r["source"] for r in links}
+    window_ids = sorted(names, key=lambda sid: position.get(sid, len(position)))
+    refuting = {r["source_id"] for r in links if r["role"] == "refutes"}
+    refuting_ids = [sid for sid in window_ids if sid in refuting]
     unmet: list[str] = []
     if status == "partial":
         unmet.append("partial")
@@ -298,15 +304,17 @@ def saturation_verdicts(project: Project, theory: str | None = None,
             resolve_theory(conn, theory)
         cmocs = cmoc_rows(conn, theory)
         members = _memberships(conn)
-        facts = evidence_facts(conn)
+        links = evidence_facts(conn).to_dict(orient="records")
         position = {s["id"]: i for i, s in enumerate(source_order(conn, rule["order"]))}
         theories = [t for t in theory_rows(conn) if theory is None or t["key"] == theory]
         notes, theory_notes = _notes(conn)
     out: list[SaturationVerdict] = []
     by_key: dict[str, SaturationVerdict] = {}
+    by_cmoc: dict[int, list[dict]] = {}
+    for r in links:
+        by_cmoc.setdefault(r["cmoc_id"], []).append(r)
     for c in cmocs:
-        df = facts[facts["cmoc_id"] == c["id"]]
-        saturated, reason, f = _judge_cmoc(c.get("status"), df, position, rule)
+        saturated, reason, f = _judge_cmoc(c.get("status"), by_cmoc.get(c["id"], []), position, rule)
         ts = members.get(c["id"], [])
         own = notes.get(c["id"], [])
         v = SaturationVerdict(level="cmoc", theory=theory or (ts[0] if ts else None), cmoc=c["key"],
@@ -316,7 +324,8 @@ def saturation_verdicts(project: Project, theory: str | None = None,
         out.append(v)
     for t in theories:
         keys = [c["key"] for c in cmocs if t["key"] in members.get(c["id"], [])]
-        counts = _counts(facts[facts["cmoc"].isin(keys)])
+        members_of = set(keys)
+        counts = _counts([r for r in links if r["cmoc"] in members_of])
         pending = [k for k in keys if not by_key[k].saturated]
         saturated = bool(keys) and not pending
         if not keys:
