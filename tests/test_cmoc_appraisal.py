@@ -191,39 +191,46 @@ def test_bad_analysis_file_writes_nothing(study, tmp_path):
         import_analysis_yaml(study, f)
 
 
-def link(project, cmoc, source, quote, role="supports"):
-    link_evidence(project, cmoc, {"source": source, "quote": quote}, role=role)
+def link(project, cmoc, source, quote, role="supports", component=None):
+    link_evidence(project, cmoc, {"source": source, "quote": quote}, role=role, component=component)
 
 
 def test_saturation_counts_by_hand(study):
     # T1.1: 3 supporting excerpts: d1 (S1 DK1), d2 twice (S1 DK2) -> 2 participants, 2 sources, 1 site.
-    link(study, "T1.1", "d1", "I wasn't told")
-    link(study, "T1.1", "d2", "I wasn't told")
-    link(study, "T1.1", "d2", "keep asking the receptionist")
+    link(study, "T1.1", "d1", "I wasn't told", component="context")
+    link(study, "T1.1", "d2", "I wasn't told", component="mechanism_response")
+    link(study, "T1.1", "d2", "keep asking the receptionist", component="outcome")
     # T1.3: supported by P1 and P2 in the S2 interview, and by d3 (S3); refuted in d1.
-    link(study, "T1.3", "i1", "front door")
-    link(study, "T1.3", "i1", "paperwork was not agreed")
-    link(study, "T1.3", "d3", "for information")
+    link(study, "T1.3", "i1", "front door", component="context")
+    link(study, "T1.3", "i1", "paperwork was not agreed", component="mechanism_response")
+    link(study, "T1.3", "d3", "for information", component="outcome")
     link(study, "T1.3", "d1", "for information", role="refutes")
     df = saturation_table(study, level="cmoc").set_index("cmoc")
     assert df.loc["T1.1", ["supporting", "refuting", "participants", "sources", "sites"]].tolist() == [3, 0, 2, 2, 1]
-    assert bool(df.loc["T1.1", "saturated"]) is True
+    assert bool(df.loc["T1.1", "saturated"]) is True and df.loc["T1.1", "reason"] == "meets the rule"
     assert df.loc["T1.3", ["supporting", "refuting", "participants", "sources", "sites"]].tolist() == [3, 1, 3, 2, 2]
-    # d1 is 1st of 4 sources in ingest order: outside the last 3, so T1.3 is saturated...
-    assert bool(df.loc["T1.3", "saturated"]) is True
+    # T1.3's evidence sources in ingest order: d1, i1, d3; d1 is among its last 3 (the CMOC's own window).
+    assert bool(df.loc["T1.3", "saturated"]) is False
+    assert df.loc["T1.3", "reason"] == "refuted in d1, within the last 3 evidence sources"
+    # With a window of 2, d1 falls outside it...
+    df2 = saturation_table(study, level="cmoc", rule={"no_refutation_in_last": 2}).set_index("cmoc")
+    assert bool(df2.loc["T1.3", "saturated"]) is True
+    assert df2.loc["T1.3", "reason"] == "meets the rule (refuted in d1, before the last 2 evidence sources)"
     # ...but with "no refutation at all" it is not.
     df0 = saturation_table(study, level="cmoc", rule={"no_refutation_in_last": 0}).set_index("cmoc")
-    assert bool(df0.loc["T1.3", "saturated"]) is False and df0.loc["T1.3", "reason"] == "refuted"
-    # By date, d1 (2019-05-14) is among the last 3 sources (d3 is dated first).
-    set_saturation_rule(study, order="date", min_sites=2)
+    assert bool(df0.loc["T1.3", "saturated"]) is False and df0.loc["T1.3", "reason"] == "refuted in d1"
+    # By date (d3 2019-04-01, d1 2019-05-14, i1 2019-06-01), d1 is among T1.3's last 2 evidence sources.
+    set_saturation_rule(study, order="date", min_sites=2, no_refutation_in_last=2)
     assert get_saturation_rule(study)["min_sites"] == 2
     df = saturation_table(study).set_index(["level", "cmoc"])
-    assert df.loc[("cmoc", "T1.3"), "reason"] == "refuted in the last 3 sources"
-    assert df.loc[("cmoc", "T1.1"), "reason"] == "1/2 sites"
+    assert df.loc[("cmoc", "T1.3"), "reason"] == "refuted in d1, within the last 2 evidence sources"
+    assert df.loc[("cmoc", "T1.1"), "reason"] == "1 of 2 sites"
     assert df.loc[("cmoc", "T1.2"), "supporting"] == 0
+    assert df.loc[("cmoc", "T1.2"), "reason"] == "no supporting evidence"
     t1 = saturation_table(study, theory="T1", level="theory").iloc[0]
     assert (t1["supporting"], t1["refuting"], t1["participants"], t1["sources"], t1["sites"]) == (6, 1, 5, 4, 3)
     assert t1["cmoc"] == "0/3 saturated" and not t1["saturated"]
+    assert t1["reason"].startswith("not saturated: T1.1 (1 of 2 sites); T1.2 (no supporting evidence); T1.3 (")
     with pytest.raises(SpRealistError, match="unknown setting"):
         set_saturation_rule(study, min_quotes=2)
 
@@ -266,7 +273,9 @@ def test_cli_appraise_analysis_saturation(runner, cli, study, tmp_path):
     r = runner.invoke(cli, ["saturation", "rule", "--min-supporting", "1", "--min-participants", "1", *p])
     assert r.exit_code == 0, r.output
     r = runner.invoke(cli, ["saturation", "--level", "cmoc", "--theory", "T1", "--format", "json", *p])
-    assert next(x for x in json.loads(r.stdout) if x["cmoc"] == "T1.1")["saturated"] is True
+    t11 = next(x for x in json.loads(r.stdout) if x["cmoc"] == "T1.1")
+    # counts are met, but --link gave the excerpt the step-3 interpretation (context) as its component only
+    assert t11["saturated"] is False and t11["reason"] == "no mechanism or outcome evidence"
     r = runner.invoke(cli, ["saturation", "curve", "--format", "csv", *p])
     assert r.exit_code == 0 and r.stdout.startswith("position,source")
     f = tmp_path / "a.yaml"

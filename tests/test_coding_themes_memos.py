@@ -87,6 +87,41 @@ def test_theme_table_spreads_quotes_across_sites_and_participants(proj):
     assert [q["source"] for q in only_s2.loc["Getting started", "quotes"]] == [D2]
 
 
+def test_report_themes_are_the_theme_table(proj):
+    """One theme model: the report's thematic findings are `theme table`'s rows (codes with their child
+    codes, counts, quotes), computed by sp_realist.coding.themes."""
+    from sp_realist.coding.codebook import codebook_tree
+    from sp_realist.report.model import ReportSettings, build_report_model
+
+    iv_turn = INTERVIEW.index("Interviewer: And the induction?")
+    add_coding(proj, "Referral process", D1, match="I wasn't told what clients I was seeing", coder="RA")
+    add_coding(proj, "Missing referral forms", D1, match="Referrals were lost", unit="sentence", coder="RA")
+    add_coding(proj, "Missing referral forms", D2, match="Clients were referred by the GP", coder="RB")
+    add_coding(proj, "Induction", IV, span=(iv_turn, iv_turn + 31), coder="RA")
+    add_coding(proj, "Belonging", D2, match="Having a desk", unit="sentence", coder="RA")
+    table = th.theme_table(proj, quotes_per_theme=2).set_index("theme")
+    model = build_report_model(proj, ReportSettings(quotes_per_theme=2, provenance="none"))
+    assert [t.name for t in model.themes] == list(table.index)
+    tree = codebook_tree(proj).set_index("name")
+    for section in model.themes:
+        row = table.loc[section.name]
+        assert ", ".join(section.codes) == row["codes"]
+        assert (section.codings, section.participants, section.sites) == (row["codings"], row["participants"],
+                                                                          row["sites"])
+        assert [(q.source, q.start, q.end) for q in section.quotes] == \
+            [(q["source"], q["start"], q["end"]) for q in row["quotes"]]
+        assert [f"({q.attribution})" for q in section.quotes] == [q["attribution"] for q in row["quotes"]]
+    # The child code's codings count for the parent theme: computed from the codings and the code tree.
+    codings = list_codings(proj)
+    started = model.themes[0]
+    children = {n for n in tree.index if tree.loc[n, "parent"] in ("Referral process",)}
+    assert children == {"Missing referral forms"}
+    own = codings[codings["code"].isin({"Referral process", "Induction"} | children)]
+    assert started.name == "Getting started" and started.codings == len(own) == 4
+    assert started.sources == own["source"].nunique()
+    assert "Missing referral forms" in started.codes
+
+
 def test_memos(proj):
     coding_id = int(add_coding(proj, "Induction", D1, span=(0, 4), coder="RA").pipe(
         lambda _df: list_codings(proj)["id"].iloc[0]))

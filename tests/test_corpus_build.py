@@ -97,13 +97,16 @@ def test_theories_cmocs_and_evidence_from_cited_keepers(built):
     assert theories == ["T1", "T2", "T3", "T4"]
     assert cmocs == sorted(content.CMOC_KEYS)
     supports = defaultdict(set)
+    backing = defaultdict(set)
     counts = Counter()
     for key, role, sid in rows:
         keeper = who[sid].replace(", unidentified", " unidentified")
         assert keeper in content.CITED[key.split(".")[0]], (key, keeper)
+        backing[key.split(".")[0]].add(keeper)
         if role == "supports":
             supports[key].add(keeper)
             counts[key] += 1
+    assert dict(backing) == content.CITED  # each theory rests on exactly the keepers chapter 6 cites for it
     expected = Counter(ev["cmoc"] for ex in content.load("analysis.yaml")["excerpts"]
                        for ev in ex.get("evidence", []) if ev["role"] == "supports")
     assert counts == expected
@@ -141,3 +144,35 @@ def test_report_has_the_cmoc_tables_ifthen_statements_and_table_3_7(built, expec
     for site, n in entries.items():
         assert int(table[site]["Entries"]) == n and int(table[site]["Pages"]) == pages[site]
     assert int(table["Total"]["Entries"]) == len(expected_entries)
+
+
+def test_report_cites_the_keepers_chapter_6_cites_for_each_theory(built):
+    """Each theory's section says whom its evidence comes from, as chapter 6 cites its diary keepers; the
+    names are computed from the built project's evidence and equal the chapter's citations (CITED)."""
+    import docx
+
+    out, project = built
+    with project.connect() as conn:
+        who = attribution_map(conn)
+        rows = conn.execute(
+            select(S.theories.c.key, S.cmoc_evidence.c.role, S.excerpts.c.id, S.excerpts.c.source_id)
+            .select_from(S.cmoc_evidence.join(S.excerpts, S.excerpts.c.id == S.cmoc_evidence.c.excerpt_id)
+                         .join(S.theory_cmocs, S.theory_cmocs.c.cmoc_id == S.cmoc_evidence.c.cmoc_id)
+                         .join(S.theories, S.theories.c.id == S.theory_cmocs.c.theory_id))).all()
+    keepers, roles = defaultdict(set), defaultdict(lambda: defaultdict(set))
+    for theory, role, excerpt, sid in rows:
+        keepers[theory].add(who[sid])
+        roles[theory][role].add(excerpt)
+    md = (out / "report.md").read_text(encoding="utf-8")
+    found = dict(re.findall(r"^### (T\d): .*?^Evidence from (.+?) \(\d+ supporting", md, re.M | re.S))
+    assert set(found) == set(content.CITED)
+    document = "\n".join(p.text for p in docx.Document(str(out / "report.docx")).paragraphs)
+    for theory, cited in content.CITED.items():
+        names = found[theory].split("; ")
+        assert names == sorted(keepers[theory])
+        assert {n.replace(", unidentified", " unidentified") for n in names} == cited
+        sup, ref = len(roles[theory]["supports"]), len(roles[theory]["refutes"])
+        sentence = (f"Evidence from {found[theory]} ({sup} supporting" + (f" and {ref} refuting" if ref else "")
+                    + " excerpts).")
+        assert sentence in md and sentence in document
+    assert "S3, unidentified" in found["T1"] and "S1 DK1" in found["T3"]

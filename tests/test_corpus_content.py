@@ -28,17 +28,21 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "corpora" / "mind-cymru-2020"
-REFERENCE = REPO.parent / "shared" / "reference" / "mind-cymru-social-prescribing-evaluation-2020.txt"
+_REFERENCE_PATH = Path("shared") / "reference" / "mind-cymru-social-prescribing-evaluation-2020.txt"
+# beside the repository (or beside a folder of git worktrees of it)
+REFERENCE = next((d / _REFERENCE_PATH for d in REPO.parents if (d / _REFERENCE_PATH).exists()),
+                 REPO.parent / _REFERENCE_PATH)
 
 DATE_LINE = re.compile(r"^.*Date of diary insert:\s*(\d{2})/(\d{2})/(\d{4})[^\n]*$", re.M)
 PARTICIPANT = re.compile(r"Participant code:\s*(S\d DK\d)")
 PERIOD = (dt.date(2019, 5, 1), dt.date(2020, 3, 31))
 
-# Diary keepers the report cites for each mid-range theory (chapter 6).
+# Diary keepers the report cites for each mid-range theory (chapter 6, e.g. "(S1 DK1; S1 DK2; S3 DK2)" and
+# "(S3, unidentified DK)"); test_cited_keepers_are_the_chapters_citations reads them from the chapter.
 CITED = {
-    "T1": {"S1 DK1", "S1 DK2", "S3 DK1", "S3 DK2"},
+    "T1": {"S1 DK1", "S1 DK2", "S3 DK1", "S3 DK2", "S3 unidentified"},
     "T2": {"S1 DK1", "S1 DK2", "S2 DK1", "S3 DK1", "S3 DK2", "S3 DK3"},
-    "T3": {"S2 DK1", "S3 DK2", "S3 unidentified"},
+    "T3": {"S1 DK1", "S2 DK1", "S3 DK2", "S3 unidentified"},
     "T4": {"S1 DK1", "S1 DK2", "S2 DK1", "S3 DK1", "S3 DK2", "S3 unidentified"},
 }
 CMOC_KEYS = ["T1.1", "T1.2", "T1.3", "T2.1", "T2.2", "T2.3", "T2.4",
@@ -205,15 +209,42 @@ def test_four_theories_and_thirteen_cmocs():
         assert rel["from"] in keys and rel["to"] in keys and rel["kind"] in {"refines", "contradicts", "chains"}
 
 
+def chapter_citations(text: str) -> dict[str, set[str]]:
+    """The diary keepers chapter 6 cites in each theory's section: "(S1 DK1; S3 DK2)", "(S3, unidentified DK)"."""
+    chapter = text[text.index("6. REFLECTIVE DIARIES"):text.index("7. CONCLUSION")]
+    chapter = chapter[:chapter.index("SUMMARY")]
+    parts = re.split(r"^#+\s*\**THEORY (\d)\b", chapter, flags=re.M)
+    out: dict[str, set[str]] = {}
+    for number, body in zip(parts[1::2], parts[2::2]):
+        cited = out.setdefault(f"T{number}", set())
+        for found in re.finditer(r"\((S\d[^()]*)\)", body):
+            inner = " ".join(found.group(1).split()).replace("S3, unidentified", "S3 unidentified")
+            for piece in re.split(r"[;,]", inner):
+                m = re.fullmatch(r"(S\d) (DK\d|unidentified)(?: DK)?", piece.strip())
+                assert m, f"unexpected citation {piece!r} in theory {number}"
+                cited.add(f"{m.group(1)} {m.group(2)}")
+    return out
+
+
+def test_cited_keepers_are_the_chapters_citations():
+    if not REFERENCE.exists():
+        pytest.skip(f"reference report not available at {REFERENCE}; cannot read its citations")
+    assert chapter_citations(REFERENCE.read_text(encoding="utf-8")) == CITED
+
+
 def test_every_cmoc_is_backed_by_cited_keepers():
     supports: dict[str, list[str]] = defaultdict(list)
+    backing: dict[str, set[str]] = defaultdict(set)
     for ex in load("analysis.yaml")["excerpts"]:
         for ev in ex.get("evidence", []):
             theory = ev["cmoc"].split(".")[0]
             assert keeper(ex["source"]) in CITED[theory], (
                 f"{ev['cmoc']}: evidence from {keeper(ex['source'])}, whom the report does not cite for {theory}")
+            backing[theory].add(keeper(ex["source"]))
             if ev["role"] == "supports":
                 supports[ev["cmoc"]].append(keeper(ex["source"]))
+    # every keeper the chapter cites for a theory backs it, and no other
+    assert dict(backing) == CITED
     for key in CMOC_KEYS:
         assert len(supports[key]) >= 2, f"{key}: {len(supports[key])} supporting excerpts"
         assert len(set(supports[key])) >= 2, f"{key}: evidence from one keeper only"

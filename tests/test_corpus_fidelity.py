@@ -285,18 +285,38 @@ def test_triangulate_unknown_theme_is_one_sentence_with_what_to_do(built, tmp_pa
 
 
 def test_saturation_table_is_computed_from_the_appraised_evidence(built):
-    """Every count in the saturation table follows from analysis.yaml's evidence links (participants, sources
-    and sites over the supporting excerpts, as docs/realist.md defines them); the analysts' step-6 notes
-    state the same numbers of supporting and refuting excerpts."""
+    """Every count and verdict in the saturation table follows from analysis.yaml's evidence links, the CMOCs'
+    status in theories.yaml and the order the build ingested the sources, by the rule docs/realist.md states:
+    participants, sources and sites over the supporting excerpts; at least 3 supporting excerpts from 2
+    participants; not partial; context, mechanism and outcome each supported; no refuting excerpt among the
+    CMOC's own last 3 evidence sources.  The analysts' step-6 notes state the same numbers of excerpts, and
+    none claims saturation the rule does not find (nothing is flagged)."""
     from collections import defaultdict
 
+    from sqlalchemy import select
+
+    from sp_realist import schema as S
+    from sp_realist.cmoc.saturation import claims_saturation
+    from sp_realist.store import Project
+
     analysis = yaml.safe_load((CORPUS / "analysis.yaml").read_text(encoding="utf-8"))["excerpts"]
-    evidence = defaultdict(lambda: {"supports": [], "refutes": []})
+    status = {c["key"]: c.get("status", "partial")
+              for t in yaml.safe_load((CORPUS / "theories.yaml").read_text(encoding="utf-8"))["theories"]
+              for c in t["cmocs"] if isinstance(c, dict)}
+    with Project.open(built / "mind-cymru.sprealist") as project, project.connect() as conn:
+        order = conn.execute(select(S.sources.c.name).order_by(S.sources.c.ingest_order)).scalars().all()
+    evidence = defaultdict(lambda: {"supports": [], "refutes": [], "components": set()})
+    notes = defaultdict(list)
     for ex in analysis:
         for ev in ex.get("evidence", []):
             evidence[ev["cmoc"]][ev["role"]].append(ex["source"])
+            if ev["role"] == "supports":
+                evidence[ev["cmoc"]]["components"].add(ev["component"].split("_")[0])
+        if (ex.get("appraisal") or {}).get("saturation_note"):
+            notes[ex["appraisal"]["cmoc"]].append(ex["appraisal"]["saturation_note"])
     table = {r["CMOC"]: r for r in read_csv(built / "tables" / "saturation.csv")}
     assert sorted(table) == sorted(KEYS) == sorted(evidence)
+    verdicts = {}
     for key, ev in evidence.items():
         row, sup = table[key], ev["supports"]
         people = {" ".join(s.split()[:2]) for s in sup if "unidentified" not in s}
@@ -305,13 +325,22 @@ def test_saturation_table_is_computed_from_the_appraised_evidence(built):
         assert int(row["Sources"]) == len(set(sup))
         assert int(row["Participants"]) == len(people)
         assert int(row["Sites"]) == len({s.split()[0] for s in sup})
-        # The project's rule (default: at least 3 supporting excerpts from at least 2 participants; a recent
-        # refutation can hold it back, so only CMOCs without refutations are checked in that direction).
-        meets = len(sup) >= 3 and len(people) >= 2
-        if not meets:
-            assert row["Saturated"] == "no", key
-        elif not ev["refutes"]:
-            assert row["Saturated"] == "yes", key
+        window = sorted(set(sup) | set(ev["refutes"]), key=order.index)[-3:]
+        saturated = (len(sup) >= 3 and len(people) >= 2 and status[key] != "partial"
+                     and ev["components"] >= {"context", "mechanism", "outcome"}
+                     and not set(ev["refutes"]) & set(window))
+        assert row["Saturated"] == ("yes" if saturated else "no"), (key, row["Reason"])
+        verdicts[key] = saturated
         note = re.match(r"(\d+) supporting(?: and (\d+) refuting)? excerpts", row["Saturation notes"])
         assert note, row["Saturation notes"]
         assert int(note.group(1)) == len(sup) and int(note.group(2) or 0) == len(ev["refutes"])
+        assert "Flagged" not in row["Saturation notes"]
+        for text in notes[key]:
+            assert saturated or not claims_saturation(text), (key, text)
+    # The corpus shows each way a CMOC stays open: T2.3 refuted within its window, T3.3 one identified keeper,
+    # T4.1 partial, without outcome evidence and refuted.
+    assert sorted(k for k, v in verdicts.items() if not v) == ["T2.3", "T3.3", "T4.1"]
+    assert table["T2.3"]["Reason"] == "refuted in S3 DK3 2019-11-13, within the last 3 evidence sources"
+    assert table["T3.3"]["Reason"] == "1 of 2 participants"
+    assert table["T4.1"]["Reason"] == ("partial; no outcome evidence; refuted in S3 DK1 2019-10-14, within the last 3 "
+                                       "evidence sources")

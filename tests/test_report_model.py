@@ -104,7 +104,8 @@ def test_theme_quotes_spread_over_participants_and_prefer_manual(filled):
     project, _ = filled
     m = build_report_model(project, ReportSettings(figure=False, quotes_per_theme=2))
     start = next(t for t in m.themes if t.name == "Getting started")
-    assert start.codes == ["Induction", "Paperwork", "Referral process"]
+    # as `theme table` lists them: codes in codebook order, each followed by its descendants
+    assert start.codes == ["Referral process", "Induction", "Paperwork"]
     assert start.codings == 4 and start.sources == 3
     assert len(start.quotes) == 2
     assert len({q.attribution for q in start.quotes}) == 2

@@ -13,8 +13,8 @@ from .cmocs import (add_cmoc, cmoc_detail, cmoc_evidence, delete_cmoc, edit_cmoc
                     relate_cmocs, relations_frame, unlink_evidence, unrelate_cmocs)
 from .graph import export_graph, programme_graph, read_graph, render_graph
 from .ifthen import cmoc_table, ifthen_statements
-from .saturation import (get_saturation_rule, plot_saturation_curve, saturation_curve, saturation_table,
-                         set_saturation_rule)
+from .saturation import (SaturationVerdict, get_saturation_rule, plot_saturation_curve, saturation_curve,
+                         saturation_table, saturation_verdicts, set_saturation_rule)
 from .suggest import accept_suggestion, reject_suggestion, suggest_cmocs
 from .theories import (add_member, add_theory, edit_theory, list_theories, record_change, remove_member,
                        theory_detail, theory_history)
@@ -30,7 +30,7 @@ __all__ = [
     "ifthen_statements", "cmoc_table",
     "set_appraisal", "show_appraisal", "appraisal_history", "appraisal_queue", "concept_box", "list_appraisals",
     "appraisal_summary", "import_analysis_yaml", "export_analysis_yaml",
-    "saturation_table", "saturation_curve", "plot_saturation_curve", "get_saturation_rule", "set_saturation_rule",
+    "saturation_table", "saturation_verdicts", "SaturationVerdict", "saturation_curve", "plot_saturation_curve", "get_saturation_rule", "set_saturation_rule",
     "suggest_cmocs", "accept_suggestion", "reject_suggestion",
     "programme_graph", "export_graph", "read_graph", "render_graph",
     "triangulation", "triangulation_long",

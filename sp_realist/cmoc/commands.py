@@ -800,6 +800,13 @@ def analysis_export_cmd(path, project_path) -> None:
 def saturation_group(ctx, theory, level, project_path, fmt, output) -> None:
     """Evidence counts and saturation per CMOC and theory; 'rule' and 'curve' subcommands.
 
+    Each CMOC is judged on its own evidence: enough supporting excerpts,
+    participants, sources and sites; no refuting excerpt among its last K
+    evidence sources; not partial; context, mechanism and outcome each
+    supported.  The reason column says why; a step-6 note that claims
+    saturation the evidence does not show is flagged (column flag, and a
+    message on stderr).
+
     \b
     Example:
       sp-realist saturation --theory T1
@@ -810,7 +817,11 @@ def saturation_group(ctx, theory, level, project_path, fmt, output) -> None:
         return
     from .saturation import saturation_table
 
-    emit(saturation_table(get_project(project_path), theory, level), fmt, output, title="Saturation")
+    table = saturation_table(get_project(project_path), theory, level)
+    emit(table, fmt, output, title="Saturation")
+    for flag in table["flag"]:
+        if flag:
+            message(f"Flagged: {flag}.")
 
 
 @saturation_group.command("rule")
@@ -819,7 +830,7 @@ def saturation_group(ctx, theory, level, project_path, fmt, output) -> None:
 @click.option("--min-sources", type=click.IntRange(0), default=None)
 @click.option("--min-sites", type=click.IntRange(0), default=None)
 @click.option("--no-refutation-in-last", type=click.IntRange(0), default=None,
-              help="No refuting excerpt in the last K sources (0: never refuted).")
+              help="No refuting excerpt among a CMOC's last K evidence sources (0: never refuted).")
 @click.option("--order", type=click.Choice(["ingest", "date"]), default=None)
 @analyst_option
 @project_option

@@ -10,19 +10,29 @@ Counts come from CMOC evidence links (``cmoc link`` / analysis files):
 * ``sources`` and ``sites`` (the source's ``site`` attribute, else the
   participant's site) of the supporting excerpts.
 
-A CMOC is flagged *saturated* by a rule stored as the project setting
-``saturation_rule`` (defaults in :data:`DEFAULT_RULE`)::
+The rule is judged on each CMOC's *own* evidence (:func:`saturation_verdicts`).
+A CMOC is saturated when, under the project setting ``saturation_rule``
+(defaults in :data:`DEFAULT_RULE`)::
 
     min_supporting: 3           # at least 3 supporting excerpts
     min_participants: 2         # from at least 2 participants
     min_sources: 1
     min_sites: 1
-    no_refutation_in_last: 3    # and no refuting excerpt in the last 3 sources (0 = never refuted at all)
+    no_refutation_in_last: 3    # no refuting excerpt among the CMOC's last 3 evidence sources (0 = never refuted)
     order: ingest               # ingest | date: the order of sources for "last" and for the curve
+
+and it is not ``partial``, and its context, its mechanism (resource or
+response) and its outcome each have at least one supporting excerpt (the
+evidence link's ``component``).  Every verdict carries its reason.  A step-6
+note (``saturation_note``) that claims saturation ("nothing new",
+"saturated" ...) on a CMOC the rule does not find saturated is *flagged*.  A
+theory is saturated when all its CMOCs are.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -37,6 +47,21 @@ from ..store import Project
 DEFAULT_RULE: dict[str, Any] = {"min_supporting": 3, "min_participants": 2, "min_sources": 1, "min_sites": 1,
                                 "no_refutation_in_last": 3, "order": "ingest"}
 SETTING = "saturation_rule"
+
+#: The three parts a CMOC needs supporting evidence for, and the evidence components that count for each.
+COMPONENTS: dict[str, tuple[str, ...]] = {"context": ("context",),
+                                          "mechanism": ("mechanism_resource", "mechanism_response"),
+                                          "outcome": ("outcome",)}
+
+#: A step-6 note claims saturation when it says so ("saturated", "saturation reached") or says the
+#: later data brought nothing new ("nothing new", "no new ...", "added nothing"), unless it denies it.
+CLAIM = re.compile(r"\bsaturat(?:ed|ion\s+(?:is\s+|was\s+|has\s+been\s+)?(?:reached|achieved))\b"
+                   r"|\bnothing\s+(?:new|further|more)\b|\bno\s+(?:new|further)\b|\badded\s+nothing\b", re.I)
+DENIAL = re.compile(r"\bnot\s+(?:yet\s+|been\s+)?(?:saturated|reached\s+saturation)\b|\bunsaturated\b"
+                    r"|\bsaturation\s+(?:is\s+|was\s+|has\s+)?(?:not|never)\b|\bno\s+saturation\b", re.I)
+
+COLUMNS = ["level", "theory", "cmoc", "supporting", "refuting", "participants", "sources", "sites", "saturated",
+           "reason", "flag"]
 
 
 def validate_rule(rule: dict[str, Any], where: str = "saturation rule") -> dict[str, Any]:
@@ -83,16 +108,20 @@ def source_order(conn: Connection, order: str = "ingest") -> list[dict]:
     return rows
 
 
+FACT_COLUMNS = ["cmoc_id", "cmoc", "role", "component", "excerpt_id", "source_id", "source", "participant", "site"]
+
+
 def evidence_facts(conn: Connection) -> pd.DataFrame:
     """One row per evidence link with the facts saturation needs."""
     ev, ex, src = S.cmoc_evidence, S.excerpts, S.sources
     rows = [dict(r) for r in conn.execute(
-        select(ev.c.cmoc_id, S.cmocs.c.key.label("cmoc"), ev.c.role, ev.c.excerpt_id, ex.c.source_id, ex.c.start,
+        select(ev.c.cmoc_id, S.cmocs.c.key.label("cmoc"), ev.c.role, ev.c.component, ev.c.excerpt_id,
+               ex.c.source_id, src.c.name.label("source"), ex.c.start,
                src.c.participant_id.label("source_participant"))
         .select_from(ev.join(ex, ex.c.id == ev.c.excerpt_id).join(src, src.c.id == ex.c.source_id)
-                     .join(S.cmocs, S.cmocs.c.id == ev.c.cmoc_id))).mappings()]
+                     .join(S.cmocs, S.cmocs.c.id == ev.c.cmoc_id)).order_by(ev.c.id)).mappings()]
     if not rows:
-        return pd.DataFrame(columns=["cmoc_id", "cmoc", "role", "excerpt_id", "source_id", "participant", "site"])
+        return pd.DataFrame(columns=FACT_COLUMNS)
     # Who said each excerpt (sp_realist.attribution's rule): a mapped speaker, nobody in an unmapped
     # speaker's turn (interviewer, carer ...), else the source's participant.
     who = ParticipantAttributor(conn, {r["source_id"] for r in rows})
@@ -104,91 +133,240 @@ def evidence_facts(conn: Connection) -> pd.DataFrame:
         pid = who.participant_id(r["source_id"], r["start"])
         r["participant"] = p_codes.get(pid) if pid is not None else None
         r["site"] = sites.get(r["source_id"]) or p_sites.get(pid) or p_sites.get(r["source_participant"])
-    return pd.DataFrame(rows)[["cmoc_id", "cmoc", "role", "excerpt_id", "source_id", "participant", "site"]]
+    return pd.DataFrame(rows)[FACT_COLUMNS]
 
 
-def _counts(df: pd.DataFrame) -> dict[str, int]:
-    sup = df[df["role"] == "supports"]
-    ref = df[df["role"] == "refutes"]
-    return {"supporting": int(sup["excerpt_id"].nunique()), "refuting": int(ref["excerpt_id"].nunique()),
-            "participants": int(sup["participant"].dropna().nunique()),
-            "sources": int(sup["source_id"].nunique()), "sites": int(sup["site"].dropna().nunique())}
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and value != value)  # None / NaN: nobody, no site
 
 
-def _judge(counts: dict[str, int], refuting_sources: set[int], last_sources: list[int] | None,
-           rule: dict[str, Any]) -> tuple[bool, str]:
-    unmet = []
-    for name, key in (("supporting excerpts", "supporting"), ("participants", "participants"),
-                      ("sources", "sources"), ("sites", "sites")):
-        need = rule[f"min_{key}"]
-        if counts[key] < need:
-            unmet.append(f"{counts[key]}/{need} {name}")
-    k = rule["no_refutation_in_last"]
-    if k == 0 and refuting_sources:
-        unmet.append("refuted")
-    elif k and last_sources is not None and refuting_sources & set(last_sources[-k:]):
-        unmet.append(f"refuted in the last {k} sources")
-    return (not unmet), ("meets the rule" if not unmet else "; ".join(unmet))
+def _counts(links: list[dict]) -> dict[str, int]:
+    """Counts over evidence links (rows of :func:`evidence_facts`)."""
+    sup = [r for r in links if r["role"] == "supports"]
+    return {"supporting": len({r["excerpt_id"] for r in sup}),
+            "refuting": len({r["excerpt_id"] for r in links if r["role"] == "refutes"}),
+            "participants": len({r["participant"] for r in sup if _present(r["participant"])}),
+            "sources": len({r["source_id"] for r in sup}),
+            "sites": len({r["site"] for r in sup if _present(r["site"])})}
 
 
-def saturation_table(project: Project, theory: str | None = None, level: str = "both",
-                     rule: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Evidence counts and the saturation flag per CMOC and per theory.
+def claims_saturation(note: str | None) -> bool:
+    """True when a step-6 note says the CMOC is saturated or that later data added nothing new."""
+    return bool(note) and bool(CLAIM.search(note)) and not DENIAL.search(note)
 
-    ``level``: ``cmoc``, ``theory`` or ``both`` (theory rows after each
-    theory's CMOCs).  ``rule`` overrides the project's saturation rule for
-    this call.  Columns: level, theory, cmoc, supporting, refuting,
-    participants, sources, sites, saturated, reason.
+
+def _join(items: list[str], last: str = "and") -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {last} {items[-1]}"
+
+
+@dataclass
+class SaturationNote:
+    """A step-6 note on a CMOC (or theory) and whether it claims saturation."""
+
+    excerpt_id: int
+    source: str
+    analyst: str
+    text: str
+    claims_saturation: bool
+
+
+@dataclass
+class SaturationVerdict:
+    """The saturation verdict of one CMOC (``level='cmoc'``) or theory (``level='theory'``).
+
+    ``reason`` says why, in words ("partial; no outcome evidence", "2 of 3
+    participants", "refuted in S3 DK3 2019-11-02, within the last 3 evidence
+    sources", "meets the rule"); ``flag`` is non-empty when a step-6 note claims
+    saturation the rule does not find.  For a CMOC, ``components`` counts the
+    supporting excerpts per context / mechanism / outcome, ``evidence_sources``
+    are its evidence sources in the rule's order (the window is the last K),
+    ``refuted_in`` the sources of its refuting excerpts.  For a theory, ``cmoc``
+    reads "2/3 saturated" and ``unsaturated`` lists the CMOCs that are not.
     """
-    if level not in ("cmoc", "theory", "both"):
-        raise SpRealistError(f"saturation: level {level!r} is not cmoc, theory or both.")
+
+    level: str
+    theory: str | None
+    cmoc: str
+    supporting: int
+    refuting: int
+    participants: int
+    sources: int
+    sites: int
+    saturated: bool
+    reason: str
+    flag: str = ""
+    status: str | None = None
+    components: dict[str, int] = field(default_factory=dict)
+    evidence_sources: list[str] = field(default_factory=list)
+    refuted_in: list[str] = field(default_factory=list)
+    unsaturated: list[str] = field(default_factory=list)
+    notes: list[SaturationNote] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        """The verdict as a row of :func:`saturation_table`."""
+        return {k: v for k, v in asdict(self).items() if k in COLUMNS}
+
+
+def _judge_cmoc(status: str | None, links: list[dict], position: dict[int, int], rule: dict[str, Any]) \
+        -> tuple[bool, str, dict[str, Any]]:
+    """The verdict on one CMOC's evidence links: (saturated, reason, facts)."""
+    counts = _counts(links)
+    components = {part: len({r["excerpt_id"] for r in links if r["role"] == "supports" and r["component"] in kinds})
+                  for part, kinds in COMPONENTS.items()}
+    names = {r["source_id"]: r["source"] for r in links}
+    window_ids = sorted(names, key=lambda sid: position.get(sid, len(position)))
+    refuting = {r["source_id"] for r in links if r["role"] == "refutes"}
+    refuting_ids = [sid for sid in window_ids if sid in refuting]
+    unmet: list[str] = []
+    if status == "partial":
+        unmet.append("partial")
+    if counts["supporting"] == 0:
+        unmet.append("no supporting evidence")
+    else:
+        missing = [part for part, n in components.items() if n == 0]
+        if missing:
+            unmet.append(f"no {_join(missing, 'or')} evidence")
+        for key, label in (("supporting", "supporting excerpts"), ("participants", "participants"),
+                           ("sources", "sources"), ("sites", "sites")):
+            need = rule[f"min_{key}"]
+            if counts[key] < need:
+                unmet.append(f"{counts[key]} of {need} {label}")
+    k = rule["no_refutation_in_last"]
+    note = ""
+    if refuting_ids:
+        where = _join([names[sid] for sid in refuting_ids])
+        if k == 0:
+            unmet.append(f"refuted in {where}")
+        else:
+            window = set(window_ids[-k:])
+            inside = [sid for sid in refuting_ids if sid in window]
+            outside = [sid for sid in refuting_ids if sid not in window]
+            if inside:
+                unmet.append(f"refuted in {_join([names[s] for s in inside])}, within the last {k} evidence sources")
+            if outside:
+                note = f"refuted in {_join([names[s] for s in outside])}, before the last {k} evidence sources"
+    saturated = not unmet
+    reason = "; ".join(unmet) if unmet else ("meets the rule" + (f" ({note})" if note else ""))
+    if unmet and note and not any(u.startswith("refuted in") for u in unmet):
+        reason += f"; {note}"
+    facts = {"components": components, "evidence_sources": [names[s] for s in window_ids],
+             "refuted_in": [names[s] for s in refuting_ids], **counts}
+    return saturated, reason, facts
+
+
+def _notes(conn: Connection) -> tuple[dict[int, list[SaturationNote]], dict[int, list[SaturationNote]]]:
+    """Step-6 notes by CMOC id, and notes on theories (appraisals with a theory but no CMOC) by theory id."""
+    a = S.appraisals
+    rows = conn.execute(
+        select(a.c.excerpt_id, a.c.analyst, a.c.cmoc_id, a.c.theory_id, a.c.saturation_note, S.sources.c.name)
+        .select_from(a.join(S.excerpts, S.excerpts.c.id == a.c.excerpt_id)
+                     .join(S.sources, S.sources.c.id == S.excerpts.c.source_id))
+        .where(a.c.saturation_note.is_not(None)).order_by(S.sources.c.ingest_order, S.excerpts.c.start, a.c.id)
+    ).mappings()
+    by_cmoc: dict[int, list[SaturationNote]] = {}
+    by_theory: dict[int, list[SaturationNote]] = {}
+    for r in rows:
+        if not (r["saturation_note"] or "").strip():
+            continue
+        note = SaturationNote(excerpt_id=r["excerpt_id"], source=r["name"], analyst=r["analyst"],
+                              text=r["saturation_note"].strip(), claims_saturation=claims_saturation(r["saturation_note"]))
+        if r["cmoc_id"] is not None:
+            by_cmoc.setdefault(r["cmoc_id"], []).append(note)
+        elif r["theory_id"] is not None:
+            by_theory.setdefault(r["theory_id"], []).append(note)
+    return by_cmoc, by_theory
+
+
+def _flag(what: str, notes: list[SaturationNote], saturated: bool, reason: str) -> str:
+    claims = [n for n in notes if n.claims_saturation]
+    if saturated or not claims:
+        return ""
+    where = _join([f"{n.analyst} on {n.source} (excerpt {n.excerpt_id})" for n in claims])
+    return f"{what}: the step-6 note by {where} claims saturation, but it is not saturated ({reason})"
+
+
+def saturation_verdicts(project: Project, theory: str | None = None,
+                        rule: dict[str, Any] | None = None) -> list[SaturationVerdict]:
+    """The verdict on every CMOC (of ``theory``, or all), then on every theory, under the project's rule.
+
+    ``rule`` overrides some settings of the project's rule for this call.
+    CMOC verdicts come first, in CMOC order; theory verdicts follow, in
+    theory order.
+    """
     rule = validate_rule({**get_saturation_rule(project), **(rule or {})})
     from .cmocs import _memberships, cmoc_rows
     from .theories import theory_rows
 
     with project.connect() as conn:
-        cmocs = cmoc_rows(conn, theory)
-        members = _memberships(conn)
-        facts = evidence_facts(conn)
-        order = [s["id"] for s in source_order(conn, rule["order"])]
-        theories = [t for t in theory_rows(conn) if theory is None or t["key"] == theory]
-        if theory and not theories:
+        if theory:
             from ._common import resolve_theory
 
             resolve_theory(conn, theory)
-    out = []
-    cmoc_flags: dict[str, bool] = {}
+        cmocs = cmoc_rows(conn, theory)
+        members = _memberships(conn)
+        links = evidence_facts(conn).to_dict(orient="records")
+        position = {s["id"]: i for i, s in enumerate(source_order(conn, rule["order"]))}
+        theories = [t for t in theory_rows(conn) if theory is None or t["key"] == theory]
+        notes, theory_notes = _notes(conn)
+    out: list[SaturationVerdict] = []
+    by_key: dict[str, SaturationVerdict] = {}
+    by_cmoc: dict[int, list[dict]] = {}
+    for r in links:
+        by_cmoc.setdefault(r["cmoc_id"], []).append(r)
     for c in cmocs:
-        df = facts[facts["cmoc_id"] == c["id"]]
-        counts = _counts(df)
-        refuting_sources = set(df.loc[df["role"] == "refutes", "source_id"])
-        saturated, reason = _judge(counts, refuting_sources, order, rule)
-        cmoc_flags[c["key"]] = saturated
+        saturated, reason, f = _judge_cmoc(c.get("status"), by_cmoc.get(c["id"], []), position, rule)
         ts = members.get(c["id"], [])
-        out.append({"level": "cmoc", "theory": theory or (ts[0] if ts else None), "cmoc": c["key"], **counts,
-                    "saturated": saturated, "reason": reason})
-    rows = out if level != "theory" else []
-    if level in ("theory", "both"):
-        by_theory = []
-        for t in theories:
-            keys = [c["key"] for c in cmocs if t["key"] in members.get(c["id"], [])]
-            df = facts[facts["cmoc"].isin(keys)]
-            counts = _counts(df)
-            n_sat = sum(cmoc_flags.get(k, False) for k in keys)
-            by_theory.append({"level": "theory", "theory": t["key"], "cmoc": f"{n_sat}/{len(keys)} saturated",
-                              **counts, "saturated": bool(keys) and n_sat == len(keys),
-                              "reason": "every CMOC saturated" if keys and n_sat == len(keys)
-                              else ("no CMOCs" if not keys else f"{len(keys) - n_sat} CMOC(s) not saturated")})
-        if level == "theory":
-            rows = by_theory
+        own = notes.get(c["id"], [])
+        v = SaturationVerdict(level="cmoc", theory=theory or (ts[0] if ts else None), cmoc=c["key"],
+                              saturated=saturated, reason=reason, flag=_flag(c["key"], own, saturated, reason),
+                              status=c.get("status"), notes=own, **f)
+        by_key[c["key"]] = v
+        out.append(v)
+    for t in theories:
+        keys = [c["key"] for c in cmocs if t["key"] in members.get(c["id"], [])]
+        members_of = set(keys)
+        counts = _counts([r for r in links if r["cmoc"] in members_of])
+        pending = [k for k in keys if not by_key[k].saturated]
+        saturated = bool(keys) and not pending
+        if not keys:
+            reason = "no CMOCs"
+        elif not pending:
+            reason = "every CMOC saturated"
         else:
-            rows = []
-            for t in by_theory:
-                rows += [r for r in out if r["theory"] == t["theory"]] + [t]
-            rows += [r for r in out if r["theory"] not in {t["theory"] for t in by_theory}]
-    cols = ["level", "theory", "cmoc", "supporting", "refuting", "participants", "sources", "sites", "saturated",
-            "reason"]
-    return pd.DataFrame(rows, columns=cols)
+            reason = "not saturated: " + "; ".join(f"{k} ({by_key[k].reason})" for k in pending)
+        own = theory_notes.get(t["id"], [])
+        out.append(SaturationVerdict(level="theory", theory=t["key"], cmoc=f"{len(keys) - len(pending)}/{len(keys)} saturated",
+                                     saturated=saturated, reason=reason,
+                                     flag=_flag(t["key"], own, saturated, reason), unsaturated=pending, notes=own,
+                                     **counts))
+    return out
+
+
+def saturation_table(project: Project, theory: str | None = None, level: str = "both",
+                     rule: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Evidence counts, the saturation verdict and its reason per CMOC and per theory.
+
+    ``level``: ``cmoc``, ``theory`` or ``both`` (theory rows after each
+    theory's CMOCs).  ``rule`` overrides the project's saturation rule for
+    this call.  Columns: level, theory, cmoc, supporting, refuting,
+    participants, sources, sites, saturated, reason, flag (see
+    :func:`saturation_verdicts`).
+    """
+    if level not in ("cmoc", "theory", "both"):
+        raise SpRealistError(f"saturation: level {level!r} is not cmoc, theory or both.")
+    verdicts = saturation_verdicts(project, theory, rule)
+    cmoc_rows = [v.row() for v in verdicts if v.level == "cmoc"]
+    theory_rows = [v.row() for v in verdicts if v.level == "theory"]
+    if level == "cmoc":
+        rows = cmoc_rows
+    elif level == "theory":
+        rows = theory_rows
+    else:
+        rows = []
+        for t in theory_rows:
+            rows += [r for r in cmoc_rows if r["theory"] == t["theory"]] + [t]
+        rows += [r for r in cmoc_rows if r["theory"] not in {t["theory"] for t in theory_rows}]
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def saturation_curve(project: Project, order: str | None = None) -> pd.DataFrame:

@@ -26,7 +26,7 @@ from .codebook import (
 from .codings import add_coding, export_codings_yaml, import_codings_yaml, list_codings, remove_codings
 from .memos import add_memo, edit_memo, export_memos, list_memos
 from .retrieval import coded_excerpts, cooccurrence, framework_matrix, frequencies
-from .themes import add_theme, assign_codes, delete_theme, edit_theme, list_themes, theme_table
+from .themes import add_theme, assign_codes, delete_theme, edit_theme, list_themes, theme_summaries, theme_table
 
 __all__ = [
     "AgreementResult", "agreement", "cohen_kappa", "krippendorff_alpha", "percent_agreement",
@@ -36,5 +36,5 @@ __all__ = [
     "add_coding", "export_codings_yaml", "import_codings_yaml", "list_codings", "remove_codings",
     "add_memo", "edit_memo", "export_memos", "list_memos",
     "coded_excerpts", "cooccurrence", "framework_matrix", "frequencies",
-    "add_theme", "assign_codes", "delete_theme", "edit_theme", "list_themes", "theme_table",
+    "add_theme", "assign_codes", "delete_theme", "edit_theme", "list_themes", "theme_summaries", "theme_table",
 ]

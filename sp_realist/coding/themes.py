@@ -4,11 +4,13 @@ A theme has a description and a phase: ``initial`` (initial codes),
 ``searching``, ``reviewing``, ``defining`` or ``named``.  The theme table
 (:func:`theme_table`) gives each theme its codes, how many codings,
 participants and sites support it, and N quotes chosen to spread across
-participants and sites.
+participants and sites.  The reports call the same code
+(:func:`theme_summaries_conn`), so they show the same codes, counts and quotes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -225,18 +227,63 @@ def _upsert_themes(conn: Connection, themes: list[dict], code_ids: dict[str, int
 
 
 # --- the theme table ----------------------------------------------------------
+# One implementation serves `theme table` and the reports (sp_realist.report.model calls theme_summaries_conn):
+# a theme's codes include their descendants (child codes, recursively), a theme without codes of its own draws
+# on its sub-themes' codes, and quotes are chosen by one picker.
 QUOTE_MIN, QUOTE_MAX = 40, 400  # preferred quote length in characters
 
 
-def _pick_quotes(cands: pd.DataFrame, n: int) -> list[dict]:
+@dataclass
+class ThemeQuote:
+    """A quote chosen for a theme: a coded span, never from an interviewer's turn."""
+
+    text: str
+    attribution: str  # who said it, "(S1 DK1)"
+    participant: str | None
+    site: str | None
+    source: str
+    source_id: int
+    start: int
+    end: int
+    code: str
+    coding_id: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "attribution": self.attribution, "participant": self.participant,
+                "site": self.site, "source": self.source, "start": self.start, "end": self.end, "code": self.code,
+                "coding_id": self.coding_id}
+
+
+@dataclass
+class ThemeSummary:
+    """One theme with its codes (descendants included), its support and its chosen quotes."""
+
+    theme_id: int
+    name: str
+    parent: str | None
+    depth: int
+    phase: str
+    description: str | None
+    codes: list[str]
+    code_ids: list[int]
+    codings: int  # distinct codings with the theme's codes (interviewer turns included)
+    participants: int  # distinct speakers of those codings, interviewer turns left out
+    sites: int
+    sources: int
+    quotes: list[ThemeQuote] = field(default_factory=list)
+
+
+def _pick_quotes(cands: pd.DataFrame, n: int, used: set | None = None) -> list[dict]:
     """Greedy, deterministic choice of ``n`` quotes spread across sites, then participants.
 
-    Each step takes the candidate that (in order of priority) comes from a site
-    not yet quoted, from a participant not yet quoted, was coded by a person
-    (not a rule), has a readable length, and comes first in the sources; spans
-    that overlap a chosen quote are skipped.
+    Each step takes the candidate that (in order of priority) was not quoted
+    for an earlier theme (``used``: (source_id, start, end) spans, updated with
+    the choice), comes from a site not yet quoted, from a participant not yet
+    quoted, was coded by a person (not a rule), has a readable length, and
+    comes first in the sources; spans that overlap a chosen quote are skipped.
     """
     chosen: list[dict] = []
+    used = used if used is not None else set()
     if n <= 0 or not len(cands):
         return chosen
     records = cands.to_dict(orient="records")
@@ -248,9 +295,9 @@ def _pick_quotes(cands: pd.DataFrame, n: int) -> list[dict]:
             if any(c["source_id"] == r["source_id"] and c["start"] < r["end"] and r["start"] < c["end"] for c in chosen):
                 continue
             length = len(r["text"].strip())
-            key = (r["site"] in used_sites, r["attribution"] in used_people,
-                   str(r["origin"]).startswith("rule:"), not (QUOTE_MIN <= length <= QUOTE_MAX),
-                   r["ingest_order"], r["start"], r["end"], r["code"])
+            key = ((r["source_id"], r["start"], r["end"]) in used, r["site"] in used_sites,
+                   r["attribution"] in used_people, str(r["origin"]).startswith("rule:"),
+                   not (QUOTE_MIN <= length <= QUOTE_MAX), r["ingest_order"], r["start"], r["end"], r["code"])
             if best_key is None or key < best_key:
                 best, best_key = r, key
         if best is None:
@@ -258,68 +305,104 @@ def _pick_quotes(cands: pd.DataFrame, n: int) -> list[dict]:
         chosen.append(best)
         used_sites.add(best["site"])
         used_people.add(best["attribution"])
+    used.update((c["source_id"], c["start"], c["end"]) for c in chosen)
     return chosen
 
 
-def theme_table(project: Project, quotes_per_theme: int = 3, filters: dict | None = None) -> pd.DataFrame:
-    """One row per theme (tree order) with its codes, support and chosen quotes.
+def _theme_code_ids(conn: Connection, rows: list[tuple[dict, int, str | None]]) -> dict[int, list[int]]:
+    """Theme id -> its code ids: assigned codes and their descendants; a theme without codes of its own
+    draws on its sub-themes' codes."""
+    links: dict[int, list[int]] = {}
+    for tid, cid in conn.execute(select(S.theme_codes.c.theme_id, S.theme_codes.c.code_id)
+                                 .select_from(S.theme_codes.join(S.codes, S.theme_codes.c.code_id == S.codes.c.id))
+                                 .order_by(S.codes.c.ord, S.codes.c.id)):
+        links.setdefault(tid, []).append(cid)
+    expanded: dict[int, list[int]] = {}
+    for tid, cids in links.items():
+        ids: list[int] = []
+        for cid in cids:
+            for x in [cid] + descendants(conn, cid):
+                if x not in ids:
+                    ids.append(x)
+        expanded[tid] = ids
+    for r, _d, _p in rows:
+        if not expanded.get(r["id"]):
+            ids = []
+            for sub in _theme_descendants(conn, r["id"]):
+                ids.extend(x for x in expanded.get(sub, []) if x not in ids)
+            expanded[r["id"]] = ids
+    return expanded
 
-    Columns: ``theme``, ``parent``, ``depth``, ``phase``, ``description``,
-    ``codes`` (names, including descendants of the assigned codes), ``codings``,
-    ``participants``, ``sites`` (numbers supporting the theme; interviewer turns
-count as codings but not as participants) and ``quotes`` (never from an
-interviewer's turn, see :func:`sp_realist.sources.interviewer_spans`):
-    a list of dicts with ``text``, ``attribution`` ("(S1 DK1)"), ``participant``,
-    ``site``, ``source``, ``start``, ``end`` and ``code``.  A theme with no codes
-    of its own draws on its sub-themes' codes.  The choice is deterministic.
-    """
+
+def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3,
+                         filters: dict | None = None) -> list[ThemeSummary]:
+    """:func:`theme_summaries` inside the caller's connection (the reports use this)."""
     from .retrieval import apply_filters, coding_frame
 
-    with project.connect() as conn:
-        rows = _theme_rows(conn)
-        links: dict[int, list[int]] = {}
-        for tid, cid in conn.execute(select(S.theme_codes.c.theme_id, S.theme_codes.c.code_id)):
-            links.setdefault(tid, []).append(cid)
-        expanded: dict[int, list[int]] = {}
-        for tid, cids in links.items():
-            ids: list[int] = []
-            for cid in cids:
-                for x in [cid] + descendants(conn, cid):
-                    if x not in ids:
-                        ids.append(x)
-            expanded[tid] = ids
-        for r, _d, _p in rows:
-            if not expanded.get(r["id"]):
-                ids = []
-                for sub in _theme_descendants(conn, r["id"]):
-                    ids.extend(x for x in expanded.get(sub, []) if x not in ids)
-                expanded[r["id"]] = ids
-        all_ids = sorted({x for v in expanded.values() for x in v})
-        frame = apply_filters(coding_frame(conn, all_ids, text=True), filters) if all_ids else None
-        if frame is not None:  # interviewer turns are never quoted and support no participant count
-            asked = interviewer_spans(conn, zip(frame["source_id"].tolist(), frame["start"].tolist()))
-            frame = frame.assign(_interviewer=[k in asked for k in zip(frame["source_id"].tolist(),
-                                                                          frame["start"].tolist())])
-        names = dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
-    out = []
+    rows = _theme_rows(conn)
+    expanded = _theme_code_ids(conn, rows)
+    all_ids = sorted({x for v in expanded.values() for x in v})
+    frame = apply_filters(coding_frame(conn, all_ids, text=True), filters) if all_ids else None
+    if frame is not None:  # interviewer turns are never quoted and support no participant count
+        asked = interviewer_spans(conn, zip(frame["source_id"].tolist(), frame["start"].tolist()))
+        frame = frame.assign(_interviewer=[k in asked for k in zip(frame["source_id"].tolist(),
+                                                                      frame["start"].tolist())])
+    names = dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
+    out: list[ThemeSummary] = []
+    used: set = set()  # spans quoted for an earlier theme (tree order): used again only when nothing else is left
     for r, depth, parent in rows:
         ids = expanded.get(r["id"], [])
         sub = frame[frame["code_id"].isin(ids)] if frame is not None and ids else None
+        quotes: list[ThemeQuote] = []
         if sub is not None and len(sub):
             speech = sub[~sub["_interviewer"]]
             cands = speech.sort_values(["ingest_order", "start", "end", "code"], kind="stable") \
                 .drop_duplicates(["source_id", "start", "end"])
-            quotes = [{"text": q["text"].strip(), "attribution": f"({q['attribution']})",
-                       "participant": None if pd.isna(q["participant"]) else q["participant"],
-                       "site": None if pd.isna(q["site"]) else q["site"], "source": q["source"],
-                       "start": int(q["start"]), "end": int(q["end"]), "code": q["code"]}
-                      for q in _pick_quotes(cands, quotes_per_theme)]
-            counts = (int(sub["coding_id"].nunique()), int(speech["attribution"].nunique()), int(sub["site"].nunique()))
+            quotes = [ThemeQuote(text=q["text"].strip(), attribution=f"({q['attribution']})",
+                                 participant=None if pd.isna(q["participant"]) else q["participant"],
+                                 site=None if pd.isna(q["site"]) else q["site"], source=q["source"],
+                                 source_id=int(q["source_id"]), start=int(q["start"]), end=int(q["end"]),
+                                 code=q["code"], coding_id=int(q["coding_id"]))
+                      for q in _pick_quotes(cands, quotes_per_theme, used)]
+            counts = (int(sub["coding_id"].nunique()), int(speech["attribution"].nunique()),
+                      int(sub["site"].nunique()), int(sub["source_id"].nunique()))
         else:
-            quotes, counts = [], (0, 0, 0)
-        out.append({"theme": r["name"], "parent": parent, "depth": depth, "phase": r["phase"],
-                    "description": r["description"], "codes": ", ".join(names[i] for i in ids),
-                    "codings": counts[0], "participants": counts[1], "sites": counts[2], "quotes": quotes})
+            counts = (0, 0, 0, 0)
+        out.append(ThemeSummary(theme_id=r["id"], name=r["name"], parent=parent, depth=depth, phase=r["phase"],
+                                description=r["description"], codes=[names[i] for i in ids], code_ids=list(ids),
+                                codings=counts[0], participants=counts[1], sites=counts[2], sources=counts[3],
+                                quotes=quotes))
+    return out
+
+
+def theme_summaries(project: Project, quotes_per_theme: int = 3, filters: dict | None = None) -> list[ThemeSummary]:
+    """Every theme (tree order) as a :class:`ThemeSummary`: its codes with their descendants, how many
+    codings, participants, sites and sources support it, and ``quotes_per_theme`` quotes.
+
+    Quotes are never from an interviewer's turn (:func:`sp_realist.sources.interviewer_spans`); they
+    spread across sites, then participants, prefer manual codings and readable lengths, and avoid spans
+    already quoted for an earlier theme.  The choice is deterministic.
+    """
+    with project.connect() as conn:
+        return theme_summaries_conn(conn, quotes_per_theme, filters)
+
+
+def theme_table(project: Project, quotes_per_theme: int = 3, filters: dict | None = None) -> pd.DataFrame:
+    """One row per theme (tree order) with its codes, support and chosen quotes (:func:`theme_summaries`).
+
+    Columns: ``theme``, ``parent``, ``depth``, ``phase``, ``description``,
+    ``codes`` (names, including descendants of the assigned codes), ``codings``,
+    ``participants``, ``sites`` (numbers supporting the theme; interviewer turns
+    count as codings but not as participants) and ``quotes``: a list of dicts
+    with ``text``, ``attribution`` ("(S1 DK1)"), ``participant``, ``site``,
+    ``source``, ``start``, ``end``, ``code`` and ``coding_id``.  A theme with
+    no codes of its own draws on its sub-themes' codes.  The reports show the
+    same numbers and quotes.
+    """
+    out = [{"theme": t.name, "parent": t.parent, "depth": t.depth, "phase": t.phase, "description": t.description,
+            "codes": ", ".join(t.codes), "codings": t.codings, "participants": t.participants, "sites": t.sites,
+            "quotes": [q.as_dict() for q in t.quotes]}
+           for t in theme_summaries(project, quotes_per_theme, filters)]
     return pd.DataFrame(out, columns=["theme", "parent", "depth", "phase", "description", "codes", "codings",
                                       "participants", "sites", "quotes"])
 

@@ -556,6 +556,10 @@ class _Writer:
                         p.add_run(xml_safe(s.text))
                 if t.evidence:
                     self.heading("Evidence", 3)
+                    if t.cited:
+                        counts = f"{t.supporting} supporting" + (f" and {t.refuting} refuting" if t.refuting else "")
+                        plural = "s" if t.supporting + t.refuting != 1 else ""
+                        self.para(f"Evidence from {'; '.join(t.cited)} ({counts} excerpt{plural}).")
                     for q in t.evidence:
                         self.quote(q, label=True)
 

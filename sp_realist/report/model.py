@@ -236,6 +236,8 @@ class ThemeSection:
     codings: int
     sources: int
     quotes: list[Quote]
+    participants: int = 0
+    sites: int = 0
 
 
 @dataclass
@@ -253,6 +255,11 @@ class TheorySection:
     table: Table
     statements: list[Statement]
     evidence: list[Quote]
+    # Who the evidence for the theory's CMOCs comes from ("S1 DK1", "S3, unidentified"), supporting or refuting,
+    # the way the reference report cites its diary keepers per theory; and how many excerpts of each role.
+    cited: list[str] = field(default_factory=list)
+    supporting: int = 0
+    refuting: int = 0
 
 
 @dataclass
@@ -644,89 +651,30 @@ def _steps_table(d: _Data, refs: _Refs) -> Table:
 
 
 def _themes(d: _Data, refs: _Refs, settings: ReportSettings) -> list[ThemeSection]:
-    themes = d.conn.execute(select(S.themes).order_by(S.themes.c.ord, S.themes.c.id)).mappings().all()
-    if not themes:
+    """The thematic findings, as ``sp-realist theme table`` gives them (:mod:`sp_realist.coding.themes` owns
+    the theme model: codes with their descendants, sub-themes, counts and the quote picker)."""
+    from ..coding.themes import theme_summaries_conn
+
+    summaries = theme_summaries_conn(d.conn, settings.quotes_per_theme)
+    if not summaries:
         return []
-    codes = dict(d.conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
-    theme_codes: dict[int, list[int]] = defaultdict(list)
-    for tid, cid in d.conn.execute(select(S.theme_codes.c.theme_id, S.theme_codes.c.code_id)):
-        theme_codes[tid].append(cid)
-    c = S.codings
-    codings_by_code: dict[int, list[dict]] = defaultdict(list)
-    for r in d.conn.execute(select(c.c.id, c.c.code_id, c.c.source_id, c.c.start, c.c.end, c.c.origin)
-                            .order_by(c.c.id)).mappings():
-        codings_by_code[r["code_id"]].append(dict(r))
     excerpt_ids = {(r[1], r[2], r[3]): r[0] for r in d.conn.execute(
         select(S.excerpts.c.id, S.excerpts.c.source_id, S.excerpts.c.start, S.excerpts.c.end))}
-
-    children: dict[int | None, list[dict]] = defaultdict(list)
-    for t in themes:
-        children[t["parent_id"]].append(dict(t))
     out: list[ThemeSection] = []
-    used: set = set()  # spans already quoted under an earlier theme
-
-    def visit(theme: dict, level: int) -> None:
-        cids = sorted(theme_codes.get(theme["id"], []), key=lambda i: codes[i].lower())
-        items = [x for cid in cids for x in codings_by_code.get(cid, [])]
-        speech = [x for x in items if not d.is_interviewer(x["source_id"], x["start"])]  # never quote the interviewer
-        quotes = _pick_quotes(d, speech, settings.quotes_per_theme, used)
+    for theme in summaries:
         q_objs = []
-        for item in quotes:
-            xid = excerpt_ids.get((item["source_id"], item["start"], item["end"]))
-            q = d.quote(item["source_id"], item["start"], item["end"], settings.max_quote_chars,
-                        coding_id=item["id"], excerpt_id=xid, label=codes[item["code_id"]])
-            q.ref = refs.add(f"Quote for theme {theme['name']!r}", excerpts=[xid] if xid else [],
-                             codings=[item["id"]], locations=[f"{q.source} [{q.start}:{q.end}]"])
+        for item in theme.quotes:
+            xid = excerpt_ids.get((item.source_id, item.start, item.end))
+            q = d.quote(item.source_id, item.start, item.end, settings.max_quote_chars,
+                        coding_id=item.coding_id, excerpt_id=xid, label=item.code)
+            q.ref = refs.add(f"Quote for theme {theme.name!r}", excerpts=[xid] if xid else [],
+                             codings=[item.coding_id], locations=[f"{q.source} [{q.start}:{q.end}]"])
             q_objs.append(q)
         out.append(ThemeSection(
-            name=theme["name"], level=level, description=theme["description"], phase=theme["phase"],
-            codes=[codes[i] for i in cids], codings=len(items), sources=len({x["source_id"] for x in items}),
-            quotes=q_objs))
-        for child in children.get(theme["id"], []):
-            visit(child, level + 1)
-
-    for t in children.get(None, []):
-        visit(t, 0)
+            name=theme.name, level=theme.depth, description=theme.description, phase=theme.phase,
+            codes=list(theme.codes), codings=theme.codings, sources=theme.sources, quotes=q_objs,
+            participants=theme.participants, sites=theme.sites))
     return out
-
-
-def _pick_quotes(d: _Data, items: list[dict], n: int, used: set | None = None) -> list[dict]:
-    """Up to ``n`` codings to quote: manual before rule-made, readable lengths first,
-    spread over as many participants as possible, spans already quoted (``used``)
-    only when nothing else is left; deterministic."""
-    if n <= 0 or not items:
-        return []
-    used = used if used is not None else set()
-
-    def key(x: dict):
-        length = x["end"] - x["start"]
-        return ((x["source_id"], x["start"], x["end"]) in used,
-                0 if not str(x["origin"]).startswith("rule:") else 1,
-                0 if 40 <= length <= 400 else 1,
-                d.sources[x["source_id"]]["ingest_order"], x["start"], x["id"])
-
-    seen_spans = set()
-    ranked = []
-    for x in sorted(items, key=key):
-        span = (x["source_id"], x["start"], x["end"])
-        if span not in seen_spans:
-            seen_spans.add(span)
-            ranked.append(x)
-    chosen, people = [], set()
-    for x in ranked:  # first pass: one quote per participant
-        who = d.attribution_at(x["source_id"], x["start"])
-        if who not in people:
-            chosen.append(x)
-            people.add(who)
-        if len(chosen) == n:
-            break
-    for x in ranked:
-        if len(chosen) == n:
-            break
-        if x not in chosen:
-            chosen.append(x)
-    used.update((x["source_id"], x["start"], x["end"]) for x in chosen)
-    return chosen
 
 
 def _theories(project: Project, d: _Data, refs: _Refs, settings: ReportSettings, counter: Counter) -> list[TheorySection]:
@@ -751,8 +699,10 @@ def _theories(project: Project, d: _Data, refs: _Refs, settings: ReportSettings,
             .where(S.theory_cmocs.c.theory_id == t["id"]).order_by(S.theory_cmocs.c.ord, cm.c.ord, cm.c.id)
         ).mappings().all()
         rows, row_refs, quotes, stmts = [], [], [], []
+        backing: set = set()  # evidence of the theory's CMOCs: (role, excerpt id, source id, start)
         for c in cmoc_rows:
             items = evidence.get(c["id"], [])
+            backing.update((e["role"], e["excerpt_id"], e["source_id"], e["start"]) for e in items)
             rows.append([c["key"]] + list(cells.get(c["key"]) or (
                 context_resource(c["context"], c["mechanism_resource"]),
                 (c["mechanism_response"] or "").strip(), (c["outcome"] or "").strip())))
@@ -777,7 +727,10 @@ def _theories(project: Project, d: _Data, refs: _Refs, settings: ReportSettings,
             columns=["CMOC"] + CMOC_COLUMNS, rows=rows, refs=row_refs), counter)
         out.append(TheorySection(key=t["key"], title=t["title"], description=t["description"],
                                  questions=[str(q) for q in questions], table=table, statements=stmts,
-                                 evidence=quotes))
+                                 evidence=quotes,
+                                 cited=sorted({d.attribution_at(sid, start) for _r, _x, sid, start in backing}),
+                                 supporting=len({x for r, x, _s, _st in backing if r == "supports"}),
+                                 refuting=len({x for r, x, _s, _st in backing if r != "supports"})))
     return out
 
 
@@ -891,8 +844,10 @@ def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter
             counts = [str(sum(1 for i in e if i["role"] == "supports")),
                       str(sum(1 for i in e if i["role"] != "supports")),
                       str(len({i["source_id"] for i in sup})), str(len(people)), str(len(sites)), "", ""]
-        srows.append([c["key"], c["status"] or "", c["confidence"] or ""] + counts
-                     + [" / ".join(dict.fromkeys(notes))])
+        note_cell = " / ".join(dict.fromkeys(notes))
+        if judged is not None and judged.get("flag"):  # a note claiming saturation the evidence does not show
+            note_cell = (note_cell + " " if note_cell else "") + f"Flagged: {judged['flag']}."
+        srows.append([c["key"], c["status"] or "", c["confidence"] or ""] + counts + [note_cell])
         srefs.append(refs.add(f"Saturation counts for CMOC {c['key']}", excerpts=[i["excerpt_id"] for i in e],
                               sources=[i["source_id"] for i in e]) if e else None)
     appraisal = Table(key="appraisal_summary", caption="Appraisal summary per CMOC",
@@ -903,7 +858,8 @@ def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter
                                 "Sources", "Participants", "Sites", "Saturated", "Reason", "Saturation notes"],
                        rows=srows, refs=srefs,
                        note=("Counts and verdicts as 'sp-realist saturation' gives them under the project's "
-                             "saturation rule." if sat else None))
+                             "saturation rule, judged on each CMOC's own evidence; a step-6 note that claims "
+                             "saturation the evidence does not show is flagged." if sat else None))
     return _numbered(appraisal, counter), _numbered(saturation, counter)
 
 
