@@ -171,6 +171,16 @@ def rich_table(df: pd.DataFrame, title: str | None = None, width: int | None = N
     return Group(*blocks)
 
 
+def stdout_is_terminal(stream: IO[str] | None = None) -> bool:
+    """Whether ``stream`` (stdout by default) is a terminal, as rich sees it: a rich table if so,
+    tab-separated text if not (a pipe, a file, a test runner)."""
+    import sys
+
+    from rich.console import Console
+
+    return Console(file=stream or sys.stdout).is_terminal
+
+
 def render(df: pd.DataFrame, fmt: str = "table", stream: IO[str] | None = None,
            title: str | None = None, output: str | None = None) -> None:
     """Write ``df`` in ``fmt`` to ``stream`` (stdout by default) or to ``output``."""
@@ -193,7 +203,7 @@ def render(df: pd.DataFrame, fmt: str = "table", stream: IO[str] | None = None,
             return
         stream = stream or sys.stdout
         console = Console(file=stream, highlight=False)
-        if not console.is_terminal:
+        if not stdout_is_terminal(stream):
             stream.write(to_plain(df))
         elif df.empty:
             from rich.text import Text
