@@ -48,3 +48,34 @@ def test_project_option_before_the_command(cli, runner, tmp_path, monkeypatch):
     res = runner.invoke(cli, ["-p", "missing.sprealist", "sources", "list"])
     assert res.exit_code == 1 and "missing.sprealist" in res.stderr and "Traceback" not in res.output
     assert "-p, --project PATH" in runner.invoke(cli, ["--help"]).stdout
+
+
+def test_mistyped_names_get_a_suggestion(tour, tmp_path):
+    tour("code", "add", "Workload", "-s", "s1-lw4", "--match", "workload", "--coder", "RA")
+    tour("code", "add", "Workload", "-s", "s1-lw4", "--match", "heavy", "--coder", "RB")
+    tour("participants", "add", "S1 LW4", "--site", "S1")
+    tour("theme", "add", "Pressure on staff")
+    (tmp_path / "theories.yaml").write_text(
+        "theories:\n  - key: T1\n    title: Referral pathways\n    cmocs:\n"
+        "      - key: T1.1\n        context: Slow referrals\n        mechanism: Frustration\n"
+        "        outcome: Repeated phone calls\n", encoding="utf-8")
+    tour("theory", "import", "theories.yaml")
+    cases = [
+        (("retrieve", "Workloda"), "No code named 'Workloda' in the codebook; did you mean 'Workload'?"),
+        (("retrieve", "workload "), "did you mean 'Workload'?"),
+        (("sources", "show", "s1-lw5"), "No source named 's1-lw5' in the project; did you mean 's1-lw4'?"),
+        (("cmoc", "show", "T1.11"), "No CMOC 'T1.11' in the project; did you mean 'T1.1'?"),
+        (("theory", "show", "T11"), "No theory 'T11' in the project; did you mean 'T1'?"),
+        (("theme", "edit", "Presure on staff", "--phase", "named"), "No theme named 'Presure on staff'; did you mean 'Pressure on staff'?"),
+        (("participants", "edit", "S1 LW5", "--role", "link worker"),
+         "No participant 'S1 LW5'; did you mean 'S1 LW4'?"),
+        (("memo", "add", "note", "--cmoc", "T1.2"), "did you mean 'T1.1'?"),
+        (("agreement", "--coders", "RA", "Rb"), "coder 'Rb' has no codings; did you mean 'RB'?"),
+    ]
+    for args, expected in cases:
+        res = tour(*args, code=1)
+        said = " ".join(res.stderr.split())
+        assert expected in said, (args, said)
+        assert said.count("Error:") == 1 and "Traceback" not in res.output
+    res = tour("retrieve", "Zzzz", code=1)  # nothing close: what to do instead
+    assert "see 'sp-realist codebook tree'" in res.stderr and "did you mean" not in res.stderr

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
-from ..errors import NotFoundError, SpRealistError
+from ..errors import NotFoundError, SpRealistError, did_you_mean
 
 STATUSES = ("partial", "complete")
 CONFIDENCES = ("high", "moderate", "low")
@@ -66,7 +66,8 @@ def resolve_cmoc(conn: Connection, ref: str | int) -> dict:
     if row is None and (isinstance(ref, int) or str(ref).isdigit()):
         row = conn.execute(select(S.cmocs).where(S.cmocs.c.id == int(ref))).mappings().first()
     if row is None:
-        raise NotFoundError(f"No CMOC {ref!r} in the project; see 'sp-realist cmoc list'.")
+        hint = did_you_mean(ref, [r[0] for r in conn.execute(select(S.cmocs.c.key))], "see 'sp-realist cmoc list'.")
+        raise NotFoundError(f"No CMOC {ref!r} in the project; {hint}")
     return dict(row)
 
 
@@ -75,7 +76,9 @@ def resolve_theory(conn: Connection, ref: str | int) -> dict:
     if row is None and (isinstance(ref, int) or str(ref).isdigit()):
         row = conn.execute(select(S.theories).where(S.theories.c.id == int(ref))).mappings().first()
     if row is None:
-        raise NotFoundError(f"No theory {ref!r} in the project; see 'sp-realist theory list'.")
+        hint = did_you_mean(ref, [r[0] for r in conn.execute(select(S.theories.c.key))],
+                            "see 'sp-realist theory list'.")
+        raise NotFoundError(f"No theory {ref!r} in the project; {hint}")
     return dict(row)
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
-from ..errors import NotFoundError, SpRealistError
+from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..sources import interviewer_speakers, is_interviewer_label, speaker_key
 from ..store import Project
 from ._common import UNITS, clean_name, fetch_rows, resolve_code
@@ -221,7 +221,9 @@ def delete_rule(project: Project, name: str, codings: bool = False) -> int:
     with project.begin() as conn:
         res = conn.execute(delete(S.code_rules).where(S.code_rules.c.name == " ".join(str(name).split())))
         if not res.rowcount:
-            raise NotFoundError(f"No rule named {name!r}; see 'sp-realist codebook rules'.")
+            hint = did_you_mean(name, [r[0] for r in conn.execute(select(S.code_rules.c.name))],
+                                "see 'sp-realist codebook rules'.")
+            raise NotFoundError(f"No rule named {name!r}; {hint}")
         project.log(conn, "rule.delete", name, codings_removed=n)
     return n
 
@@ -334,7 +336,8 @@ def _load_rules(conn: Connection, names: list[str] | None) -> list[dict]:
         known = {r["name"] for r in rows}
         missing = [n for n in wanted if n not in known]
         if missing:
-            raise NotFoundError(f"No rule named {missing[0]!r} in the codebook; see 'sp-realist codebook rules'.")
+            hint = did_you_mean(missing[0], known, "see 'sp-realist codebook rules'.")
+            raise NotFoundError(f"No rule named {missing[0]!r} in the codebook; {hint}")
         rows = [r for r in rows if r["name"] in wanted]
     for r in rows:
         r["spec"], r["speakers"], r["exclude_speakers"] = decode_spec(r["kind"], r["spec"])
