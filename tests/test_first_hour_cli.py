@@ -79,3 +79,34 @@ def test_mistyped_names_get_a_suggestion(tour, tmp_path):
         assert said.count("Error:") == 1 and "Traceback" not in res.output
     res = tour("retrieve", "Zzzz", code=1)  # nothing close: what to do instead
     assert "see 'sp-realist codebook tree'" in res.stderr and "did you mean" not in res.stderr
+
+
+THEORY = ("theories:\n  - key: T1\n    title: Referral pathways\n    cmocs:\n"
+          "      - key: T1.1\n        context: Slow referrals\n        mechanism: Frustration\n"
+          "        outcome: Repeated phone calls\n")
+
+
+def test_interpretation_aliases_on_the_cli_and_in_analysis_files(tour, tmp_path):
+    import json
+
+    (tmp_path / "theories.yaml").write_text(THEORY, encoding="utf-8")
+    tour("theory", "import", "theories.yaml")
+    tour("appraise", "set", "--source", "s1-lw4", "--quote", "workload was heavy", "--analyst", "RA",
+         "--relevance", "relevant", "--interpretation", "mechanism", "--judgement", "supports", "--cmoc", "T1.1",
+         "--link")
+    tour("cmoc", "link", "T1.1", "--source", "s1-lw4", "--quote", "Slow at first", "--component", "Resource",
+         "--analyst", "RA")
+    (tmp_path / "analysis.yaml").write_text(
+        "excerpts:\n  - source: s1-lw4\n    quote: then fine\n    analyst: RB\n"
+        "    appraisal: {relevance: relevant, interpretation: Behaviour}\n"
+        "    evidence:\n      - {cmoc: T1.1, role: supports, component: mechanism}\n", encoding="utf-8")
+    tour("analysis", "import", "analysis.yaml")
+    rows = json.loads(tour("appraise", "list", "--format", "json").stdout)
+    assert sorted((r["analyst"], r["interpretation"]) for r in rows) == [
+        ("RA", "mechanism_response"), ("RB", "mechanism_response")]
+    evidence = json.loads(tour("cmoc", "show", "T1.1", "--what", "evidence", "--format", "json").stdout)
+    assert sorted(e["component"] for e in evidence) == ["mechanism_resource", "mechanism_response",
+                                                        "mechanism_response"]
+    res = tour("appraise", "set", "--source", "s1-lw4", "--quote", "then fine", "--analyst", "RA",
+               "--interpretation", "mechanisms", code=2)  # not an alias: a usage error naming the choices
+    assert "mechanism_response" in res.stderr
