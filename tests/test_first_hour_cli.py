@@ -110,3 +110,17 @@ def test_interpretation_aliases_on_the_cli_and_in_analysis_files(tour, tmp_path)
     res = tour("appraise", "set", "--source", "s1-lw4", "--quote", "then fine", "--analyst", "RA",
                "--interpretation", "mechanisms", code=2)  # not an alias: a usage error naming the choices
     assert "mechanism_response" in res.stderr
+
+
+def test_retrieve_parent_hints_children(tour):
+    tour("code", "add", "Caseload", "-s", "s1-lw4", "--match", "heavy", "--unit", "sentence", "--coder", "RA")
+    res = tour("retrieve", "Workload", "--format", "csv")
+    assert res.stdout.strip() == "code,source,participant,attribution,site,role,kind,start,end,coder,origin,text,memo,coding_id"
+    assert ("(code 'Workload' has no codings of its own; its children have 1: add --children)"
+            in " ".join(res.stderr.split()))
+    res = tour("retrieve", "Workload", "--children", "--format", "csv")
+    assert "The workload was heavy but we coped." in res.stdout and "add --children" not in res.stderr
+    res = tour("retrieve", "Workload", "--where", "site=S9", "--format", "csv")  # the children have none there
+    assert "add --children" not in res.stderr
+    res = tour("retrieve", "Referrals", "--format", "csv")  # no children at all: no hint
+    assert res.stderr == ""

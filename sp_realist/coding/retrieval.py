@@ -26,7 +26,7 @@ from .. import schema as S
 from ..attribution import ParticipantAttributor
 from ..errors import SpRealistError
 from ..store import Project
-from ._common import code_ids_for, code_rows, descendants, fetch_frame, rows_frame
+from ._common import code_ids_for, code_rows, descendants, fetch_frame, resolve_code, rows_frame
 from .codebook import _tree_order
 
 BASE_COLUMNS = ["coding_id", "code_id", "code", "source_id", "source", "kind", "date", "start", "end", "coder",
@@ -140,6 +140,24 @@ def coded_excerpts(project: Project, code: str | Iterable[str] | None = None, ch
     out["attribution"] = "(" + out["attribution"].astype(str) + ")" if len(out) else out["attribution"]
     extra = [c for c in df.columns if c not in BASE_COLUMNS + ["text"]]
     return out[EXCERPT_COLUMNS + extra].reset_index(drop=True)
+
+
+def own_and_descendant_codings(project: Project, codes: Iterable[str], filters: dict[str, Any] | None = None,
+                               coder: str | None = None) -> pd.DataFrame:
+    """For each code: how many codings it has itself (``own``) and how many its descendants have
+    (``descendants``), under the same ``filters`` and ``coder`` as :func:`coded_excerpts`."""
+    filters = dict(filters or {})
+    if coder:
+        filters["coder"] = coder
+    rows = []
+    with project.connect() as conn:
+        for ref in codes:
+            code = resolve_code(conn, ref)
+            ids = [code["id"]] + descendants(conn, code["id"])
+            df = apply_filters(coding_frame(conn, ids), filters)
+            own = int((df["code_id"] == code["id"]).sum())
+            rows.append({"code": code["name"], "own": own, "descendants": int(len(df)) - own})
+    return pd.DataFrame(rows, columns=["code", "own", "descendants"])
 
 
 def _code_order(rows: list[dict]) -> list[str]:
