@@ -124,3 +124,48 @@ def test_retrieve_parent_hints_children(tour):
     assert "add --children" not in res.stderr
     res = tour("retrieve", "Referrals", "--format", "csv")  # no children at all: no hint
     assert res.stderr == ""
+
+
+def test_rule_and_person_coding_the_same_words_count_once(tour, tmp_path):
+    import json
+
+    (tmp_path / "codebook.yaml").write_text(
+        "codes:\n  - name: Workload\n    rules:\n      - {name: workload-words, keywords: [workload], unit: sentence}\n",
+        encoding="utf-8")
+    tour("codebook", "import", "codebook.yaml")
+    tour("autocode")
+    tour("code", "add", "Workload", "-s", "s1-lw4", "--match", "workload", "--unit", "sentence", "--coder", "RA")
+    stored = json.loads(tour("code", "list", "--format", "json").stdout)
+    assert sorted(c["coder"] for c in stored) == ["RA", "autocode"]  # both kept in the store
+    shown = json.loads(tour("retrieve", "Workload", "--format", "json").stdout)
+    assert [(r["coder"], r["origin"]) for r in shown] == [("RA", "manual")]  # the person's coding is shown
+    freq = json.loads(tour("frequencies", "--format", "json").stdout)
+    assert {r["code"]: r["codings"] for r in freq}["Workload"] == 1
+    frame = json.loads(tour("framework", "--rows", "sites", "--cells", "excerpts", "--format", "json").stdout)
+    assert [r["Workload"] for r in frame] == ["The workload was heavy but we coped. [s1-lw4]"]
+    frame = json.loads(tour("framework", "--rows", "sites", "--format", "json").stdout)
+    assert [r["Workload"] for r in frame] == [1]
+    cooc = json.loads(tour("cooccurrence", "--format", "json").stdout)
+    assert {r["code"]: r["Workload"] for r in cooc}["Workload"] == 1
+    # asking for the rule's codings still shows them
+    shown = json.loads(tour("retrieve", "Workload", "--coder", "autocode", "--format", "json").stdout)
+    assert [(r["coder"], r["origin"]) for r in shown] == [("autocode", "rule:workload-words")]
+
+
+def test_drop_rule_duplicates_keeps_people_and_one_rule():
+    import pandas as pd
+
+    from sp_realist.coding.retrieval import drop_rule_duplicates
+
+    df = pd.DataFrame({
+        "coding_id": [1, 2, 3, 4, 5, 6],
+        "code_id": [1, 1, 1, 1, 1, 2],
+        "source_id": [1, 1, 1, 1, 1, 1],
+        "start": [0, 0, 0, 10, 10, 0],
+        "end": [5, 5, 5, 20, 20, 5],
+        "origin": ["rule:a", "manual", "import:NVivo", "rule:b", "rule:a", "rule:a"],
+    })
+    # words 0-5 of code 1: the two people's codings stay (agreement needs both), the rule's goes;
+    # words 10-20: two rules, the first kept; code 2's rule coding has no person beside it: kept
+    assert drop_rule_duplicates(df)["coding_id"].tolist() == [2, 3, 4, 6]
+    assert drop_rule_duplicates(df.iloc[0:0]).empty
