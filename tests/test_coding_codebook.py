@@ -130,7 +130,7 @@ def test_bad_files_write_nothing(project, cbfile, tmp_path):
     cases = {
         "syntax.yaml": "codes: [unclosed\n",
         "dup.yaml": "codes:\n  - name: A\n  - name: A\n",
-        "rule.yaml": "codes:\n  - name: New\n    rules:\n      - name: r1\n        keywords: [a]\n        phrases: [b]\n",
+        "rule.yaml": "codes:\n  - name: New\n    rules:\n      - name: r1\n        unit: sentence\n",
         "pattern.yaml": "codes:\n  - name: New\n    rules:\n      - name: r2\n        pattern: [{NOSUCH: x}]\n",
         "theme.yaml": "codes:\n  - name: New\nthemes:\n  - name: T\n    codes: [Missing]\n",
         "colour.yaml": "codes:\n  - name: New\n    colour: blue\n",

@@ -169,3 +169,37 @@ def test_drop_rule_duplicates_keeps_people_and_one_rule():
     # words 10-20: two rules, the first kept; code 2's rule coding has no person beside it: kept
     assert drop_rule_duplicates(df)["coding_id"].tolist() == [2, 3, 4, 6]
     assert drop_rule_duplicates(df.iloc[0:0]).empty
+
+
+def test_a_rule_combines_keywords_phrases_and_patterns(tour, tmp_path):
+    """One rule hits wherever any of its keywords, phrases or patterns matches (real spacy.blank("en"))."""
+    import json
+
+    import yaml
+
+    (tmp_path / "s2-pm1.txt").write_text(
+        "Interviewer: What helped?\n"
+        "Manager: Referrals were slow. The reception staff knew nothing. "
+        "We hit a brick wall twice. Nothing else mattered.\n", encoding="utf-8")
+    tour("ingest", "s2-pm1.txt")
+    (tmp_path / "codebook.yaml").write_text(
+        "codes:\n  - name: Barriers\n    rules:\n      - name: barrier-words\n"
+        "        keywords: [referral]\n        lemma: true\n        phrases: [reception staff]\n"
+        "        pattern: [{LOWER: brick}, {LOWER: wall}]\n        unit: sentence\n", encoding="utf-8")
+    tour("codebook", "import", "codebook.yaml")
+    hits = json.loads(tour("autocode", "--dry-run", "--format", "json").stdout)
+    assert sorted(h["matched"] for h in hits) == ["Referrals", "brick wall", "reception staff"]
+    assert {h["rule"] for h in hits} == {"barrier-words"}
+    rules = json.loads(tour("codebook", "rules", "--format", "json").stdout)
+    assert [(r["kind"], json.loads(r["spec"])) for r in rules] == [("combined", {
+        "keywords": ["referral"], "phrases": ["reception staff"], "pattern": [[{"LOWER": "brick"}, {"LOWER": "wall"}]]})]
+    tour("autocode")
+    texts = [r["text"] for r in json.loads(tour("retrieve", "Barriers", "--format", "json").stdout)]
+    assert texts == ["Referrals were slow.", "The reception staff knew nothing.", "We hit a brick wall twice."]
+    exported = yaml.safe_load(tour("codebook", "export").stdout)  # written back as it was written
+    rule = next(c for c in exported["codes"] if c["name"] == "Barriers")["rules"][0]
+    assert rule["keywords"] == ["referral"] and rule["phrases"] == ["reception staff"]
+    assert rule["pattern"] == [{"LOWER": "brick"}, {"LOWER": "wall"}] and rule["lemma"] is True
+    (tmp_path / "again.yaml").write_text(yaml.safe_dump(exported), encoding="utf-8")
+    tour("codebook", "import", "again.yaml")
+    assert json.loads(tour("codebook", "rules", "--format", "json").stdout)[0]["spec"] == rules[0]["spec"]
