@@ -203,3 +203,27 @@ def test_a_rule_combines_keywords_phrases_and_patterns(tour, tmp_path):
     (tmp_path / "again.yaml").write_text(yaml.safe_dump(exported), encoding="utf-8")
     tour("codebook", "import", "again.yaml")
     assert json.loads(tour("codebook", "rules", "--format", "json").stdout)[0]["spec"] == rules[0]["spec"]
+
+
+def test_question_marks_inside_field_note_sentences_do_not_split(tour, tmp_path):
+    import json
+
+    (tmp_path / "s1-notes.txt").write_text(
+        "Visited the surgery. The workload looked heavy (unclear?) but staff coped. "
+        "The manager asked whether? no one knew about referrals. Was it the forms? Nobody said.\n",
+        encoding="utf-8")
+    tour("ingest", "s1-notes.txt", "--kind", "field_notes")
+    for word in ("workload", "referrals", "forms"):
+        tour("code", "add", "Workload", "-s", "s1-notes", "--match", word, "--unit", "sentence", "--coder", "RA")
+    texts = [r["text"] for r in json.loads(tour("retrieve", "Workload", "--format", "json").stdout)]
+    assert texts == ["The workload looked heavy (unclear?) but staff coped.",
+                     "The manager asked whether? no one knew about referrals.",
+                     "Was it the forms?"]  # a "?" before a capital still ends the sentence
+    (tmp_path / "codebook.yaml").write_text(  # autocoding uses the same sentences
+        "codes:\n  - name: Referrals\n    rules:\n      - {name: ref, keywords: [referrals], unit: sentence}\n",
+        encoding="utf-8")
+    tour("codebook", "import", "codebook.yaml")
+    hits = json.loads(tour("autocode", "--dry-run", "--source", "s1-notes", "--format", "json").stdout)
+    text = (tmp_path / "s1-notes.txt").read_text(encoding="utf-8")
+    start = text.index("The manager")
+    assert [(h["start"], h["end"]) for h in hits] == [(start, start + len(texts[1]))]

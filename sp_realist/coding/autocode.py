@@ -34,7 +34,7 @@ from ..sources import interviewer_speakers, is_interviewer_label, speaker_key
 from ..store import Project
 from ._common import UNITS, clean_name, fetch_rows, resolve_code
 from .codings import existing_keys, insert_codings
-from .units import SENT_ATTRS, SourceUnits, sentence_bounds
+from .units import SENT_ATTRS, SourceUnits, sentences
 
 AUTOCODER = "autocode"
 RULE_KINDS = ("keywords", "phrases", "pattern")
@@ -438,7 +438,7 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
         if len(ridx):
             units = SourceUnits(text, segs.get(sid) or [(0, len(text), None, "paragraph")])
             if ruleset.need_sentences and (rule_unit[ridx] == UNITS.index("sentence")).any():
-                units.set_sentences(sentence_bounds(doc, attrs))
+                units.set_sentences(sentences(doc, attrs))
             us, ue = ms.copy(), me.copy()
             kinds = rule_unit[ridx]
             for k in np.unique(kinds):
