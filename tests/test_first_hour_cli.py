@@ -48,6 +48,12 @@ def test_project_option_before_the_command(cli, runner, tmp_path, monkeypatch):
     res = runner.invoke(cli, ["-p", "missing.sprealist", "sources", "list"])
     assert res.exit_code == 1 and "missing.sprealist" in res.stderr and "Traceback" not in res.output
     assert "-p, --project PATH" in runner.invoke(cli, ["--help"]).stdout
+    # import qdpx's own -p names the project it creates; so does the one before the command
+    assert runner.invoke(cli, ["-p", "a/one.sprealist", "export", "qdpx", "one.qdpx"]).exit_code == 0
+    res = runner.invoke(cli, ["-p", "copy.sprealist", "import", "qdpx", "one.qdpx"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["-p", "copy.sprealist", "sources", "list", "--format", "csv"])
+    assert res.exit_code == 0 and "s1-lw4" in res.stdout
 
 
 def test_mistyped_names_get_a_suggestion(tour, tmp_path):
