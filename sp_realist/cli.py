@@ -28,7 +28,10 @@ COMMAND_MODULES = (
 
 @group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="sp-realist")
-def main() -> None:
+@click.option("--project", "-p", "project_path", metavar="PATH", default=None,
+              help="Project file for every command (a command's own --project wins). "
+                   "Defaults to $SP_REALIST_PROJECT or the single project file in this folder.")
+def main(project_path: str | None) -> None:
     """sp_realist: realist and qualitative evaluation from the command line.
 
     \b
@@ -36,6 +39,7 @@ def main() -> None:
       sp-realist init evaluation.sprealist
       sp-realist ingest diaries/*.docx --kind diary --site S1
       sp-realist summary
+      sp-realist -p evaluation.sprealist sources list   # -p before or after the command
     Run 'sp-realist COMMAND --help' for any command.
     """
 

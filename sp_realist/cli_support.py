@@ -69,10 +69,20 @@ def resolve_coder(coder: str | None) -> str:
         return "unknown"
 
 
+def global_project_path() -> str | None:
+    """The ``-p/--project`` given before the command (``sp-realist -p PROJECT sources list``), if any."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return None
+    return ctx.find_root().params.get("project_path")
+
+
 def get_project(project_path: str | None):
+    """The project named by the command's ``--project`` or, failing that, the one given before the
+    command; else $SP_REALIST_PROJECT or the single project file here (:func:`store.find_project`)."""
     from .store import open_project
 
-    return open_project(project_path)
+    return open_project(project_path if project_path is not None else global_project_path())
 
 
 def emit(df, fmt: str, output: str | None = None, title: str | None = None) -> None:

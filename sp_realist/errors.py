@@ -40,3 +40,25 @@ class CheckFailed(SpRealistError):
     """
 
     exit_code = 3
+
+
+def closest(name: object, candidates) -> str | None:
+    """The candidate most like ``name`` (difflib, ignoring case and spacing), or None if none is close."""
+    import difflib
+
+    def norm(text: object) -> str:
+        return " ".join(str(text).split()).casefold()
+
+    by_norm: dict[str, str] = {}
+    for c in candidates:
+        if c is not None:
+            by_norm.setdefault(norm(c), str(c))
+    match = difflib.get_close_matches(norm(name), list(by_norm), n=1, cutoff=0.6)
+    return by_norm[match[0]] if match else None
+
+
+def did_you_mean(name: object, candidates, otherwise: str) -> str:
+    """``"did you mean 'Workload'?"`` for the closest candidate, else ``otherwise`` (what to do instead):
+    the end of a not-found sentence."""
+    match = closest(name, candidates)
+    return f"did you mean {match!r}?" if match is not None else otherwise

@@ -21,7 +21,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from . import schema as S
-from .errors import NotFoundError, SpRealistError
+from .errors import NotFoundError, SpRealistError, did_you_mean
 from .store import Project, now
 
 
@@ -295,7 +295,9 @@ def resolve_source(conn: Connection, ref: str | int) -> dict:
     if row is None:
         row = conn.execute(select(S.sources).where(S.sources.c.name == str(ref))).mappings().first()
     if row is None:
-        raise NotFoundError(f"No source named {ref!r} in the project; see 'sp-realist sources list'.")
+        hint = did_you_mean(ref, [r[0] for r in conn.execute(select(S.sources.c.name))],
+                            "see 'sp-realist sources list'.")
+        raise NotFoundError(f"No source named {ref!r} in the project; {hint}")
     return dict(row)
 
 

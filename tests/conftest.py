@@ -1,6 +1,10 @@
-"""Shared fixtures: a fresh project in a temporary folder and a CLI runner."""
+"""Shared fixtures: a fresh project in a temporary folder, a CLI runner, the corpus built once."""
 
 from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -33,3 +37,43 @@ def cli():
     from sp_realist.cli import main
 
     return main
+
+
+def _build_corpus(out) -> None:
+    from sp_realist.cli import main
+
+    corpus = Path(__file__).resolve().parents[1] / "corpora" / "mind-cymru-2020"
+    result = CliRunner().invoke(main, ["build", str(corpus), "--out", str(out)])
+    assert result.exit_code == 0, result.stderr or result.output
+
+
+@pytest.fixture(scope="session")
+def corpus_build(tmp_path_factory, request):
+    """The shipped Mind Cymru corpus built once through the CLI (``sp-realist build``) for the whole
+    session, shared by the pytest-xdist workers: the first one builds, the others wait for it.
+    Tests must only read it."""
+    if not hasattr(request.config, "workerinput"):  # not a pytest-xdist worker
+        out = tmp_path_factory.mktemp("mind-cymru-build")
+        _build_corpus(out)
+        return out
+    root = tmp_path_factory.getbasetemp().parent  # shared by this run's workers
+    out, lock, done, failed = (root / "mind-cymru-build", root / "mind-cymru-build.lock",
+                               root / "mind-cymru-build.done", root / "mind-cymru-build.failed")
+    try:
+        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:  # another worker builds it
+        deadline = time.monotonic() + 900
+        while not done.exists():
+            if failed.exists():
+                pytest.fail(f"building the corpus failed in another worker: {failed.read_text(encoding='utf-8')}")
+            if time.monotonic() > deadline:
+                pytest.fail("timed out waiting for another worker to build the corpus")
+            time.sleep(0.2)
+        return out
+    try:
+        _build_corpus(out)
+    except BaseException as exc:
+        failed.write_text(str(exc) or type(exc).__name__, encoding="utf-8")
+        raise
+    done.write_text("ok", encoding="utf-8")
+    return out

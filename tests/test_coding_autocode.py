@@ -132,8 +132,10 @@ def test_rules_api_and_validation(proj):
     add_rule(proj, "Belonging", "team", phrases=["part of the team"], unit="sentence")
     with pytest.raises(SpRealistError, match="already exists"):
         add_rule(proj, "Belonging", "team", keywords=["team"])
-    with pytest.raises(SpRealistError, match="exactly one"):
-        add_rule(proj, "Belonging", "x", keywords=["a"], phrases=["b c"])
+    with pytest.raises(SpRealistError, match="give keywords, phrases or pattern"):
+        add_rule(proj, "Belonging", "x")
+    with pytest.raises(SpRealistError, match="Matcher pattern"):  # every part of a combined rule is checked
+        add_rule(proj, "Belonging", "x", keywords=["a"], pattern=[{"NOT_AN_ATTR": "x"}])
     with pytest.raises(SpRealistError, match="Matcher pattern"):
         add_rule(proj, "Belonging", "y", pattern=[{"NOT_AN_ATTR": "x"}])
     with pytest.raises(SpRealistError, match="unit"):

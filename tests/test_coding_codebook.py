@@ -6,7 +6,7 @@ import string
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -93,6 +93,13 @@ def trees(draw):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tree=trees())
+# Boundaries found slowly by search and shrinking: one code; eight codes each under the previous one, with
+# accents, quotes and hyphens in names and YAML-special definitions.
+@example(tree=(["A"], {"A": None}, {"A": {}}))
+@example(tree=(["a", "B-c", "é", "ü'x", "d e", "F", "g", "h"],
+               {"a": None, "B-c": "a", "é": "B-c", "ü'x": "é", "d e": "ü'x", "F": "d e", "g": "F", "h": "g"},
+               {"a": {"definition": "- no: yes #"}, "B-c": {"colour": "#FF0000"}, "é": {"definition": "null"},
+                "ü'x": {}, "d e": {"definition": "'1.0'"}, "F": {}, "g": {"colour": "#abc"}, "h": {}}))
 def test_yaml_round_trip_property(tmp_path_factory, tree):
     names, parents, fields = tree
     folder = tmp_path_factory.mktemp("rt")
@@ -130,7 +137,7 @@ def test_bad_files_write_nothing(project, cbfile, tmp_path):
     cases = {
         "syntax.yaml": "codes: [unclosed\n",
         "dup.yaml": "codes:\n  - name: A\n  - name: A\n",
-        "rule.yaml": "codes:\n  - name: New\n    rules:\n      - name: r1\n        keywords: [a]\n        phrases: [b]\n",
+        "rule.yaml": "codes:\n  - name: New\n    rules:\n      - name: r1\n        unit: sentence\n",
         "pattern.yaml": "codes:\n  - name: New\n    rules:\n      - name: r2\n        pattern: [{NOSUCH: x}]\n",
         "theme.yaml": "codes:\n  - name: New\nthemes:\n  - name: T\n    codes: [Missing]\n",
         "colour.yaml": "codes:\n  - name: New\n    colour: blue\n",

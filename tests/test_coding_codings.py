@@ -7,7 +7,7 @@ import re
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -299,3 +299,29 @@ def test_space_codes_cover_all_unicode_white_space():
     from sp_realist.coding.units import _space_codes
 
     assert set(_space_codes().tolist()) == {c for c in range(sys.maxunicode + 1) if chr(c).isspace()}
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(alphabet="aB .!?\n\"()'", max_size=80))
+@example("heavy (unclear?) but we coped. Then?")
+@example("asked whether? no")
+@example("Really?! yes. OK? Fine")
+@example("?a")
+def test_coding_sentences_join_only_after_a_mid_sentence_mark(text):
+    """Coding sentences are the Sentencizer's, joined only where one ends in "?"/"!" (then closers)
+    and the next starts in lower case."""
+    from sp_realist.coding.units import _CLOSERS, sentences
+
+    nlp = _sentencizer()
+    spacy_bounds = [(s.start_char, s.end_char) for s in nlp(text).sents]
+    ours = sentences(nlp.make_doc(text))
+    starts = {a for a, _ in ours}
+    assert starts <= {a for a, _ in spacy_bounds}
+    if spacy_bounds:  # the same text is covered, first to last character
+        assert ours[0][0] == spacy_bounds[0][0] and ours[-1][1] == spacy_bounds[-1][1]
+    else:
+        assert ours == []
+    for (a0, b0), (a1, _b1) in zip(spacy_bounds, spacy_bounds[1:]):
+        joined = a1 not in starts
+        mark = text[a0:b0].rstrip().rstrip(_CLOSERS).endswith(("?", "!"))
+        assert joined == (mark and text[a1].islower()), (text, a1)

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 from sqlalchemy import select
 
 from sp_realist import schema as S
@@ -33,13 +32,9 @@ CORPUS = content.CORPUS
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """Build the corpus once through the CLI; yield (out folder, open project)."""
-    from sp_realist.cli import main
-
-    out = tmp_path_factory.mktemp("mind-cymru")
-    result = CliRunner().invoke(main, ["build", str(CORPUS), "--out", str(out)])
-    assert result.exit_code == 0, result.stderr or result.output
+def built(corpus_build):
+    """The corpus built once through the CLI (conftest's session fixture); yield (out folder, open project)."""
+    out = corpus_build
     study = yaml.safe_load((CORPUS / "study.yaml").read_text(encoding="utf-8"))
     project = Project.open(out / study["project"])
     yield out, project

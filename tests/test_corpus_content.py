@@ -28,10 +28,36 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "corpora" / "mind-cymru-2020"
-_REFERENCE_PATH = Path("shared") / "reference" / "mind-cymru-social-prescribing-evaluation-2020.txt"
-# beside the repository (or beside a folder of git worktrees of it)
-REFERENCE = next((d / _REFERENCE_PATH for d in REPO.parents if (d / _REFERENCE_PATH).exists()),
-                 REPO.parent / _REFERENCE_PATH)
+REFERENCE_NAME = "mind-cymru-social-prescribing-evaluation-2020.txt"
+
+
+def main_checkout(repo: Path) -> Path:
+    """The main checkout of ``repo``: ``repo`` itself, or for a git worktree (whose ``.git`` is a file
+    "gitdir: <main>/.git/worktrees/<name>") the folder holding the common ``.git`` directory."""
+    dot_git = repo / ".git"
+    if not dot_git.is_file():
+        return repo
+    text = dot_git.read_text(encoding="utf-8").strip()
+    if not text.startswith("gitdir:"):
+        return repo
+    gitdir = (repo / text[len("gitdir:"):].strip()).resolve()
+    common = gitdir
+    if (gitdir / "commondir").is_file():
+        common = (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    return common.parent if common.name == ".git" else repo
+
+
+def reference_report(repo: Path = REPO) -> Path:
+    """``../shared/reference/`` next to the checkout, else next to its main checkout (a git worktree
+    elsewhere); the first place that has the report (the first place when none has it)."""
+    places = [repo.parent / "shared" / "reference" / REFERENCE_NAME,
+              main_checkout(repo).parent / "shared" / "reference" / REFERENCE_NAME]
+    # beside a folder of git worktrees of it
+    places += [d / "shared" / "reference" / REFERENCE_NAME for d in repo.parents]
+    return next((p for p in places if p.exists()), places[0])
+
+
+REFERENCE = reference_report()
 
 DATE_LINE = re.compile(r"^.*Date of diary insert:\s*(\d{2})/(\d{2})/(\d{4})[^\n]*$", re.M)
 PARTICIPANT = re.compile(r"Participant code:\s*(S\d DK\d)")
@@ -314,3 +340,22 @@ def test_no_twelve_word_run_copied_from_the_report():
             text = "\n".join(line for line in text.splitlines() if not line.startswith(">"))
         copied = _ngrams(_words(text), 12) & reference
         assert not copied, f"{path.relative_to(CORPUS)} copies the report: {' '.join(sorted(copied)[0])}"
+
+
+def test_the_reference_is_found_from_a_git_worktree(tmp_path):
+    """A worktree's .git file leads to the main checkout, whose ../shared/ holds the reference."""
+    main = tmp_path / "checkouts" / "main"
+    (main / ".git" / "worktrees" / "wt1").mkdir(parents=True)
+    (main / ".git" / "worktrees" / "wt1" / "commondir").write_text("../..\n", encoding="utf-8")
+    ref = tmp_path / "checkouts" / "shared" / "reference" / REFERENCE_NAME
+    ref.parent.mkdir(parents=True)
+    ref.write_text("the report\n", encoding="utf-8")
+    worktree = tmp_path / "elsewhere" / "wt1"
+    worktree.mkdir(parents=True)
+    (worktree / ".git").write_text(f"gitdir: {main / '.git' / 'worktrees' / 'wt1'}\n", encoding="utf-8")
+    assert main_checkout(worktree) == main.resolve()
+    assert reference_report(worktree).resolve() == ref.resolve()
+    assert reference_report(main) == ref  # the main checkout itself
+    missing = tmp_path / "lonely"
+    missing.mkdir()
+    assert not reference_report(missing).exists()  # genuinely absent: the copied-text test skips

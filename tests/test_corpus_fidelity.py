@@ -84,11 +84,8 @@ def jaccard(a: str, b: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fidelity")
-    r = CliRunner().invoke(main, ["build", str(CORPUS), "--out", str(out)])
-    assert r.exit_code == 0, r.stderr or r.output
-    return out
+def built(corpus_build):
+    return corpus_build  # built once per session through the CLI (conftest)
 
 
 def read_csv(path: Path) -> list[dict]:

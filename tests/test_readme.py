@@ -30,3 +30,11 @@ def test_readme_python_tour_runs(tmp_path, monkeypatch):
     assert sum(sources["name"].str.startswith("S3 unidentified")) > 0
     assert (tmp_path / "programme-theory.png").stat().st_size > 0
     project.close()
+
+
+def test_readme_test_command_is_what_ci_runs():
+    """The README's test line and .ci/run run the same command (pytest-xdist on every core)."""
+    first_block = re.search(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S).group(1)
+    readme_line = [line for line in first_block.splitlines() if "pytest" in line]
+    ci_line = [line for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines() if "pytest" in line]
+    assert readme_line == ci_line == ['python -m pip install -q -e ".[test]" && python -m pytest -q -n auto']

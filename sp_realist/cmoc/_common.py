@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
-from ..errors import NotFoundError, SpRealistError
+from ..errors import NotFoundError, SpRealistError, did_you_mean
 
 STATUSES = ("partial", "complete")
 CONFIDENCES = ("high", "moderate", "low")
@@ -25,13 +25,27 @@ CMOC_JUDGEMENTS = ("new", "supports", "refines", "refutes")
 
 CMOC_TEXT_FIELDS = ("context", "mechanism_resource", "mechanism_response", "outcome")
 
+#: Other names for the C/M/O components, accepted wherever a component is named: an appraisal's step-3
+#: interpretation and an evidence link's component (analysis files, theory files, the command line) and a
+#: theory file's CMOC field.  "mechanism" alone is the report's single "Mechanism (Behaviour)" column.
+COMPONENT_ALIASES = {
+    "mechanism": "mechanism_response",
+    "response": "mechanism_response",
+    "behaviour": "mechanism_response",
+    "behavior": "mechanism_response",
+    "resource": "mechanism_resource",
+}
+
 
 def check_choice(value: Any, choices: Iterable[str], what: str, where: str) -> str | None:
-    """``value`` normalised (``-``/space -> ``_``, lower case) if it is one of ``choices``."""
+    """``value`` normalised (``-``/space -> ``_``, lower case; a :data:`COMPONENT_ALIASES` name becomes
+    its component where that is a choice) if it is one of ``choices``."""
     if value is None or value == "":
         return None
     norm = str(value).strip().lower().replace("-", "_").replace(" ", "_")
     choices = tuple(choices)
+    if COMPONENT_ALIASES.get(norm) in choices:
+        norm = COMPONENT_ALIASES[norm]
     if norm not in choices:
         raise SpRealistError(f"{where}: {what} {value!r} is not one of {', '.join(choices)}; use one of those.")
     return norm
@@ -66,7 +80,8 @@ def resolve_cmoc(conn: Connection, ref: str | int) -> dict:
     if row is None and (isinstance(ref, int) or str(ref).isdigit()):
         row = conn.execute(select(S.cmocs).where(S.cmocs.c.id == int(ref))).mappings().first()
     if row is None:
-        raise NotFoundError(f"No CMOC {ref!r} in the project; see 'sp-realist cmoc list'.")
+        hint = did_you_mean(ref, [r[0] for r in conn.execute(select(S.cmocs.c.key))], "see 'sp-realist cmoc list'.")
+        raise NotFoundError(f"No CMOC {ref!r} in the project; {hint}")
     return dict(row)
 
 
@@ -75,7 +90,9 @@ def resolve_theory(conn: Connection, ref: str | int) -> dict:
     if row is None and (isinstance(ref, int) or str(ref).isdigit()):
         row = conn.execute(select(S.theories).where(S.theories.c.id == int(ref))).mappings().first()
     if row is None:
-        raise NotFoundError(f"No theory {ref!r} in the project; see 'sp-realist theory list'.")
+        hint = did_you_mean(ref, [r[0] for r in conn.execute(select(S.theories.c.key))],
+                            "see 'sp-realist theory list'.")
+        raise NotFoundError(f"No theory {ref!r} in the project; {hint}")
     return dict(row)
 
 

@@ -12,8 +12,8 @@ import click
 from ..errors import SpRealistError
 from ..cli_support import emit, format_option, get_project, group, message, project_option, resolve_coder
 from ..output import to_markdown, to_records
-from ._common import (CMOC_JUDGEMENTS, COMPONENTS, CONFIDENCES, INTERPRETATIONS, RELATION_KINDS, RELEVANCE, ROLES,
-                      STATUSES, TRUST)
+from ._common import (CMOC_JUDGEMENTS, COMPONENT_ALIASES, COMPONENTS, CONFIDENCES, INTERPRETATIONS, RELATION_KINDS,
+                      RELEVANCE, ROLES, STATUSES, TRUST)
 
 
 def analyst_option(func: Callable) -> Callable:
@@ -253,8 +253,8 @@ def cmoc_show_cmd(key, what, project_path, fmt, output) -> None:
 @excerpt_options
 @click.option("--role", type=click.Choice(ROLES), default=None,
               help="supports (default) or refutes; with --remove, only links with this role.")
-@click.option("--component", type=click.Choice(COMPONENTS), default=None,
-              help="Which part of the CMOC the excerpt speaks to.")
+@click.option("--component", type=click.Choice(COMPONENTS + tuple(COMPONENT_ALIASES), case_sensitive=False),
+              default=None, help="Which part of the CMOC the excerpt speaks to ('mechanism' = mechanism_response).")
 @click.option("--note", default=None)
 @click.option("--remove", is_flag=True, help="Remove the link instead.")
 @analyst_option
@@ -592,7 +592,8 @@ def _appraisal_ref(source, quote, span, segment, section, excerpt_id, coding_id)
 @click.option("--relevance", type=click.Choice(RELEVANCE), default=None, help="Step 1.")
 @click.option("--trust", type=click.Choice(TRUST), default=None, help="Step 2.")
 @click.option("--rationale", "trust_rationale", default=None, help="Step 2: why this trust.")
-@click.option("--interpretation", type=click.Choice(INTERPRETATIONS), default=None, help="Step 3.")
+@click.option("--interpretation", type=click.Choice(INTERPRETATIONS + tuple(COMPONENT_ALIASES), case_sensitive=False),
+              default=None, help="Step 3 ('mechanism' = mechanism_response, 'resource' = mechanism_resource).")
 @click.option("--judgement", "cmoc_judgement", type=click.Choice(CMOC_JUDGEMENTS), default=None, help="Step 4.")
 @click.option("--cmoc", default=None, help="Step 4: the CMOC the judgement concerns.")
 @click.option("--theory", default=None, help="Step 5: the programme theory concerned.")

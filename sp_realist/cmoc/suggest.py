@@ -34,7 +34,7 @@ from sqlalchemy import select
 
 from .. import schema as S
 from ..attribution import ParticipantAttributor
-from ..errors import NotFoundError, SpRealistError
+from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..store import Project, now
 
 PREFIXES = {"c": "context", "context": "context", "m": "mechanism", "mechanism": "mechanism",
@@ -218,7 +218,8 @@ def accept_suggestion(project: Project, candidate: str, key: str, *, theory: str
     """
     cands = _candidates(project, include_assigned=True)
     if candidate not in cands:
-        raise NotFoundError(f"No candidate CMOC {candidate!r}; list them with 'sp-realist suggest'.")
+        hint = did_you_mean(candidate, cands, "list them with 'sp-realist suggest'.")
+        raise NotFoundError(f"No candidate CMOC {candidate!r}; {hint}")
     c = cands[candidate]
     accepted = dict(project.get_setting("suggest_accepted") or {})
     if candidate in accepted:
@@ -253,7 +254,8 @@ def reject_suggestion(project: Project, candidate: str, *, reason: str | None = 
     """Hide a candidate from later suggestions (recorded with the reason)."""
     cands = _candidates(project, include_assigned=True)
     if candidate not in cands:
-        raise NotFoundError(f"No candidate CMOC {candidate!r}; list them with 'sp-realist suggest'.")
+        hint = did_you_mean(candidate, cands, "list them with 'sp-realist suggest'.")
+        raise NotFoundError(f"No candidate CMOC {candidate!r}; {hint}")
     rejected = list(project.get_setting("suggest_rejected") or [])
     if any(r["id"] == candidate for r in rejected):
         return

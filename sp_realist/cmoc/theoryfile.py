@@ -26,7 +26,7 @@ from .. import schema as S
 from ..errors import NotFoundError, SpRealistError
 from ..store import Project
 from ..yamlio import load_yaml_file
-from ._common import CMOC_TEXT_FIELDS, RELATION_KINDS, loads_list, text_items
+from ._common import CMOC_TEXT_FIELDS, COMPONENT_ALIASES, RELATION_KINDS, loads_list, text_items
 from .cmocs import EDITABLE, add_cmoc_conn, cmoc_rows, edit_cmoc_conn, relate_conn
 from .theories import add_member_conn, add_theory_conn, record_change_conn, theory_members, theory_rows
 
@@ -45,9 +45,10 @@ def _cmoc_fields(spec: dict, where: str) -> dict:
         raise SpRealistError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(CMOC_FIELDS)}.")
     fields = {k: spec[k] for k in EDITABLE if k in spec}
     if "mechanism" in spec:  # the report's single "Mechanism (Behaviour)" column
-        if "mechanism_response" in spec:
-            raise SpRealistError(f"{where}: give 'mechanism' or 'mechanism_response', not both.")
-        fields["mechanism_response"] = spec["mechanism"]
+        target = COMPONENT_ALIASES["mechanism"]
+        if target in spec:
+            raise SpRealistError(f"{where}: give 'mechanism' or '{target}', not both.")
+        fields[target] = spec["mechanism"]
     return fields
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
-from ..errors import NotFoundError, SpRealistError
+from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..yamlio import load_yaml_file
 
 ENV_CODER = "SP_REALIST_CODER"
@@ -55,7 +55,10 @@ def resolve_code(conn: Connection, ref: str | int) -> dict:
         if row is None and "/" in name:  # a path "Parent/Child"
             row = conn.execute(select(S.codes).where(S.codes.c.name == name.rsplit("/", 1)[1].strip())).mappings().first()
     if row is None:
-        raise NotFoundError(f"No code named {str(ref)!r} in the codebook; see 'sp-realist codebook tree'.")
+        names = [r[0] for r in conn.execute(select(S.codes.c.name))]
+        hint = did_you_mean(str(ref).rsplit("/", 1)[-1] if isinstance(ref, str) else ref, names,
+                            "see 'sp-realist codebook tree'.")
+        raise NotFoundError(f"No code named {str(ref)!r} in the codebook; {hint}")
     return dict(row)
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from .. import schema as S
-from ..errors import CheckFailed, SpRealistError
+from ..errors import CheckFailed, SpRealistError, closest
 from ..sources import resolve_source
 from ..store import Project
 from ._common import code_ids_for, rows_frame
@@ -100,6 +100,9 @@ def agreement(project: Project, coders: list[str], unit: str = "sentence", codes
         known = {r[0] for r in conn.execute(select(c.c.coder).distinct())}
         missing = [x for x in coders if x not in known]
         if missing:
+            match = closest(missing[0], known)
+            if match is not None:
+                raise SpRealistError(f"agreement: coder {missing[0]!r} has no codings; did you mean {match!r}?")
             raise SpRealistError(f"agreement: coder {missing[0]!r} has no codings; check the name "
                                  f"(coders in the project: {', '.join(sorted(known)) or 'none'}).")
         code_ids = code_ids_for(conn, codes, children)

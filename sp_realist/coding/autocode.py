@@ -1,6 +1,6 @@
 """Rule-based autocoding with spaCy (no model download: ``spacy.blank("en")``).
 
-A rule belongs to a code and has one of
+A rule belongs to a code and has one or more of
 
 * ``keywords``: words, case-insensitive (``lemma: true`` matches every
   inflection through spaCy's English lookup lemmatizer table from
@@ -8,6 +8,9 @@ A rule belongs to a code and has one of
 * ``phrases``: multi-word phrases, case-insensitive (also with ``lemma``);
 * ``pattern``: a spaCy ``Matcher`` token pattern (or a list of them), e.g.
   ``[{LOWER: brick}, {LOWER: wall}]``.
+
+A rule with more than one of them (kind ``combined``) hits wherever any of
+its keywords, phrases or patterns matches.
 
 Every hit is expanded to the rule's ``unit`` (match, sentence, segment or
 section; see :mod:`sp_realist.coding.units`) and becomes a coding with coder
@@ -26,15 +29,17 @@ from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
-from ..errors import NotFoundError, SpRealistError
+from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..sources import interviewer_speakers, is_interviewer_label, speaker_key
 from ..store import Project
 from ._common import UNITS, clean_name, fetch_rows, resolve_code
 from .codings import existing_keys, insert_codings
-from .units import SENT_ATTRS, SourceUnits, sentence_bounds
+from .units import SENT_ATTRS, SourceUnits, sentences
 
 AUTOCODER = "autocode"
 RULE_KINDS = ("keywords", "phrases", "pattern")
+#: The kind of a rule that has more than one of RULE_KINDS; its spec is ``{"keywords": [...], "pattern": [...]}``.
+COMBINED = "combined"
 HIT_COLUMNS = ["rule", "code", "source", "start", "end", "match_start", "match_end", "matched", "context", "new"]
 
 
@@ -80,33 +85,17 @@ def parse_rule(spec: Any, where: str = "rule") -> dict:
     name = clean_name(spec.get("name"), "rule")
     where = f"{where} ({name})"
     kinds = [k for k in RULE_KINDS if spec.get(k) is not None]
-    if len(kinds) != 1:
-        raise SpRealistError(f"{where}: give exactly one of keywords, phrases or pattern.")
-    kind = kinds[0]
+    if not kinds:
+        raise SpRealistError(f"{where}: give keywords, phrases or pattern (or several of them).")
     unit = spec.get("unit", "sentence")
     if unit not in UNITS:
         raise SpRealistError(f"{where}: unit {unit!r} is not one of {', '.join(UNITS)}.")
     lemma = spec.get("lemma", False)
     if not isinstance(lemma, bool):
         raise SpRealistError(f"{where}: lemma must be true or false.")
-    value = spec[kind]
-    if kind in ("keywords", "phrases"):
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not value or not all(isinstance(v, (str, int, float)) for v in value):
-            raise SpRealistError(f"{where}: {kind} must be a non-empty list of words or phrases.")
-        value = [" ".join(str(v).split()) for v in value]
-        if any(not v for v in value):
-            raise SpRealistError(f"{where}: {kind} contains an empty entry; remove it.")
-    else:
-        value = _pattern_list(value, where)
-        from spacy.matcher import Matcher
-
-        try:
-            Matcher(_blank().vocab, validate=True).add("check", value)
-        except (ValueError, KeyError, TypeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SpRealistError(f"{where}: not a valid spaCy Matcher pattern ({first}); see spaCy's Matcher docs.") from None
+    terms = {k: _check_terms(k, spec[k], where) for k in kinds}
+    kind = kinds[0] if len(kinds) == 1 else COMBINED
+    value = terms[kind] if kind != COMBINED else terms
     speakers = _speaker_list(spec.get("speakers"), "speakers", where)
     exclude = _speaker_list(spec.get("exclude_speakers"), "exclude_speakers", where)
     both = {speaker_key(x) for x in speakers or []} & {speaker_key(x) for x in exclude or []}
@@ -115,6 +104,33 @@ def parse_rule(spec: Any, where: str = "rule") -> dict:
                              "keep it in one.")
     return {"name": name, "kind": kind, "spec": value, "unit": unit, "lemma": lemma,
             "speakers": speakers, "exclude_speakers": exclude}
+
+
+def _check_terms(kind: str, value: Any, where: str) -> list:
+    """A rule's keywords or phrases (a list of strings) or pattern (a list of Matcher patterns), validated."""
+    if kind in ("keywords", "phrases"):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(v, (str, int, float)) for v in value):
+            raise SpRealistError(f"{where}: {kind} must be a non-empty list of words or phrases.")
+        value = [" ".join(str(v).split()) for v in value]
+        if any(not v for v in value):
+            raise SpRealistError(f"{where}: {kind} contains an empty entry; remove it.")
+        return value
+    value = _pattern_list(value, where)
+    from spacy.matcher import Matcher
+
+    try:
+        Matcher(_blank().vocab, validate=True).add("check", value)
+    except (ValueError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SpRealistError(f"{where}: not a valid spaCy Matcher pattern ({first}); see spaCy's Matcher docs.") from None
+    return value
+
+
+def rule_terms(kind: str, spec: Any) -> dict[str, list]:
+    """``{"keywords": [...], "phrases": [...], "pattern": [...]}`` (the parts the rule has) of a rule's spec."""
+    return dict(spec) if kind == COMBINED else {kind: spec}
 
 
 def _speaker_list(value: Any, key: str, where: str) -> list[str] | None:
@@ -132,10 +148,11 @@ def _speaker_list(value: Any, key: str, where: str) -> list[str] | None:
 
 def encode_spec(rule: dict) -> str:
     """The ``code_rules.spec`` JSON of a parsed rule: the keywords, phrases or pattern, or, when the
-    rule names speakers, ``{"<kind>": ..., "speakers": [...], "exclude_speakers": [...]}``."""
-    if not rule.get("speakers") and not rule.get("exclude_speakers"):
+    rule names speakers or combines several kinds, ``{"<kind>": ..., "speakers": [...], "exclude_speakers": [...]}``
+    (one key per kind for a combined rule)."""
+    if rule["kind"] != COMBINED and not rule.get("speakers") and not rule.get("exclude_speakers"):
         return json.dumps(rule["spec"], ensure_ascii=False)
-    data: dict[str, Any] = {rule["kind"]: rule["spec"]}
+    data: dict[str, Any] = dict(rule_terms(rule["kind"], rule["spec"]))
     for key in ("speakers", "exclude_speakers"):
         if rule.get(key):
             data[key] = rule[key]
@@ -145,6 +162,9 @@ def encode_spec(rule: dict) -> str:
 def decode_spec(kind: str, text: str) -> tuple[Any, list[str] | None, list[str] | None]:
     """``(keywords/phrases/pattern, speakers, exclude_speakers)`` from ``code_rules.spec``."""
     data = json.loads(text)
+    if kind == COMBINED:
+        terms = {k: data[k] for k in RULE_KINDS if data.get(k) is not None}
+        return terms, data.get("speakers") or None, data.get("exclude_speakers") or None
     if isinstance(data, dict):
         return data.get(kind), data.get("speakers") or None, data.get("exclude_speakers") or None
     return data, None, None
@@ -164,7 +184,7 @@ def rules_frame(project: Project) -> pd.DataFrame:
     out = []
     for r in rows:
         value, speakers, exclude = decode_spec(r["kind"], r["spec"])
-        plain = not (speakers or exclude)  # stored as written; else the terms alone
+        plain = not (speakers or exclude) and r["kind"] != COMBINED  # stored as written; else the terms alone
         out.append({"name": r["name"], "code": r["code"], "kind": r["kind"],
                     "spec": r["spec"] if plain else json.dumps(value, ensure_ascii=False),
                     "unit": r["unit"], "lemma": bool(r["lemma"]),
@@ -221,7 +241,9 @@ def delete_rule(project: Project, name: str, codings: bool = False) -> int:
     with project.begin() as conn:
         res = conn.execute(delete(S.code_rules).where(S.code_rules.c.name == " ".join(str(name).split())))
         if not res.rowcount:
-            raise NotFoundError(f"No rule named {name!r}; see 'sp-realist codebook rules'.")
+            hint = did_you_mean(name, [r[0] for r in conn.execute(select(S.code_rules.c.name))],
+                                "see 'sp-realist codebook rules'.")
+            raise NotFoundError(f"No rule named {name!r}; {hint}")
         project.log(conn, "rule.delete", name, codings_removed=n)
     return n
 
@@ -261,7 +283,8 @@ class RuleSet:
         self.nlp = _blank()
         vocab = self.nlp.vocab
         self.rules = {r["name"]: r for r in rules}
-        self.need_lemma = any(r["lemma"] or (r["kind"] == "pattern" and _patterns_use_lemma(r["spec"])) for r in rules)
+        terms = {r["name"]: rule_terms(r["kind"], r["spec"]) for r in rules}
+        self.need_lemma = any(r["lemma"] or _patterns_use_lemma(terms[r["name"]].get("pattern") or []) for r in rules)
         self.need_sentences = any(r["unit"] == "sentence" for r in rules)
         self.lemmatiser = _Lemmatiser(vocab) if self.need_lemma else None
         self.lower = PhraseMatcher(vocab, attr="LOWER")
@@ -272,10 +295,13 @@ class RuleSet:
         for r in rules:
             key = f"rule:{r['name']}"
             self.ids[vocab.strings.add(key)] = r["name"]
-            if r["kind"] == "pattern":
-                self.matcher.add(key, r["spec"])
+            parts = terms[r["name"]]
+            if parts.get("pattern"):
+                self.matcher.add(key, parts["pattern"])
+            words = [w for k in ("keywords", "phrases") for w in parts.get(k) or []]
+            if not words:
                 continue
-            docs = [self.nlp.make_doc(p) for p in r["spec"]]
+            docs = [self.nlp.make_doc(p) for p in words]
             if r["lemma"]:
                 self.lemma.add(key, [self.lemmatiser(d) for d in docs])
             else:
@@ -334,7 +360,8 @@ def _load_rules(conn: Connection, names: list[str] | None) -> list[dict]:
         known = {r["name"] for r in rows}
         missing = [n for n in wanted if n not in known]
         if missing:
-            raise NotFoundError(f"No rule named {missing[0]!r} in the codebook; see 'sp-realist codebook rules'.")
+            hint = did_you_mean(missing[0], known, "see 'sp-realist codebook rules'.")
+            raise NotFoundError(f"No rule named {missing[0]!r} in the codebook; {hint}")
         rows = [r for r in rows if r["name"] in wanted]
     for r in rows:
         r["spec"], r["speakers"], r["exclude_speakers"] = decode_spec(r["kind"], r["spec"])
@@ -411,7 +438,7 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
         if len(ridx):
             units = SourceUnits(text, segs.get(sid) or [(0, len(text), None, "paragraph")])
             if ruleset.need_sentences and (rule_unit[ridx] == UNITS.index("sentence")).any():
-                units.set_sentences(sentence_bounds(doc, attrs))
+                units.set_sentences(sentences(doc, attrs))
             us, ue = ms.copy(), me.copy()
             kinds = rule_unit[ridx]
             for k in np.unique(kinds):

@@ -461,7 +461,7 @@ def import_codebook_csv(project: Project, path: str | os.PathLike) -> dict:
 
 def codebook_dict(project: Project, themes: bool = True) -> dict:
     """The codebook as the YAML structure (codes nested, with rules; themes)."""
-    from .autocode import decode_spec
+    from .autocode import decode_spec, rule_terms
 
     with project.connect() as conn:
         rows = code_rows(conn)
@@ -469,9 +469,10 @@ def codebook_dict(project: Project, themes: bool = True) -> dict:
         for r in conn.execute(select(S.code_rules).order_by(S.code_rules.c.id)).mappings():
             rule: dict[str, Any] = {"name": r["name"]}
             spec, speakers, exclude = decode_spec(r["kind"], r["spec"])
-            if r["kind"] == "pattern" and len(spec) == 1:
-                spec = spec[0]  # one pattern is written as in the docs: [{LOWER: brick}, ...]
-            rule[{"keywords": "keywords", "phrases": "phrases", "pattern": "pattern"}[r["kind"]]] = spec
+            for kind, terms in rule_terms(r["kind"], spec).items():
+                if kind == "pattern" and len(terms) == 1:
+                    terms = terms[0]  # one pattern is written as in the docs: [{LOWER: brick}, ...]
+                rule[kind] = terms
             if r["lemma"]:
                 rule["lemma"] = True
             rule["unit"] = r["unit"]

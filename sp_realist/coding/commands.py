@@ -571,10 +571,16 @@ def retrieve(codes, children, where, coder, project_path, fmt, output):
       sp-realist retrieve "Referral process" --children --where site=S1
       sp-realist retrieve Induction --where role="link worker" --format md -o induction.md
     """
-    from .retrieval import coded_excerpts
+    from .retrieval import coded_excerpts, own_and_descendant_codings
 
     with get_project(project_path) as project:
         df = coded_excerpts(project, list(codes), children=children, filters=_where(where), coder=coder)
+        if not children:
+            counts = own_and_descendant_codings(project, list(codes), filters=_where(where), coder=coder)
+            for row in counts.itertuples(index=False):
+                if row.own == 0 and row.descendants:
+                    message(f"(code {row.code!r} has no codings of its own; its children have {row.descendants}: "
+                            "add --children)")
     if fmt == "table":
         df = df[["code", "attribution", "source", "text", "coder"]]
     emit(df, fmt, output, title=", ".join(codes))

@@ -14,7 +14,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
-from ..errors import NotFoundError, SpRealistError
+from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..sources import resolve_source
 from ..store import Project, now, stable_guid
 from ._common import default_coder, dump_yaml, resolve_code
@@ -51,7 +51,9 @@ def _resolve_target(conn: Connection, on: str, target) -> int | None:
         value = " ".join(str(target).split())
     row = conn.execute(select(table.c.id).where(col == value)).first()
     if row is None:
-        raise NotFoundError(f"No {on} {target!r} in the project; check the {'id' if on == 'coding' else 'name'}.")
+        otherwise = f"check the {'id' if on == 'coding' else 'name'}."
+        hint = otherwise if on == "coding" else did_you_mean(value, [r[0] for r in conn.execute(select(col))], otherwise)
+        raise NotFoundError(f"No {on} {target!r} in the project; {hint}")
     return row[0]
 
 

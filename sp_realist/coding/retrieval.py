@@ -26,7 +26,7 @@ from .. import schema as S
 from ..attribution import ParticipantAttributor
 from ..errors import SpRealistError
 from ..store import Project
-from ._common import code_ids_for, code_rows, descendants, fetch_frame, rows_frame
+from ._common import code_ids_for, code_rows, descendants, fetch_frame, resolve_code, rows_frame
 from .codebook import _tree_order
 
 BASE_COLUMNS = ["coding_id", "code_id", "code", "source_id", "source", "kind", "date", "start", "end", "coder",
@@ -118,13 +118,35 @@ def apply_filters(df: pd.DataFrame, filters: dict[str, Any] | None) -> pd.DataFr
     return df
 
 
+def drop_rule_duplicates(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` without autocodings (origin ``rule:NAME``) of words that a person (any other origin) also
+    coded with the same code, nor a second rule's coding of the same words: such duplicates count once.
+
+    The store keeps every coding; retrievals and matrices show the person's coding (its coder and
+    origin), and a rule's coding only where no person coded exactly those words (same code, source,
+    start and end) - then the first rule's (lowest coding id)."""
+    if df.empty:
+        return df
+    rule = df["origin"].astype("string").str.startswith("rule:").fillna(False).to_numpy(dtype=bool)
+    if not rule.any():
+        return df
+    key = ["code_id", "source_id", "start", "end"]
+    person = df.loc[~rule, key].drop_duplicates()
+    rules = df[rule].sort_values("coding_id", kind="stable").drop_duplicates(key)
+    rules = rules.merge(person.assign(_person=True), on=key, how="left")
+    keep_ids = set(rules.loc[rules["_person"].isna(), "coding_id"].tolist())
+    return df[~rule | df["coding_id"].isin(keep_ids).to_numpy(dtype=bool)]
+
+
 def _frame(project: Project, codes: Iterable[str] | None = None, children: bool = False,
            filters: dict | None = None, text: bool = False) -> tuple[pd.DataFrame, list[dict]]:
+    """The codings selected (``filters`` first, so ``coder=autocode`` still shows a rule's codings),
+    with rule-and-person duplicates counted once (:func:`drop_rule_duplicates`)."""
     with project.connect() as conn:
         ids = code_ids_for(conn, list(codes) if codes else None, children)
         df = coding_frame(conn, ids, text=text)
         rows = code_rows(conn)
-    return apply_filters(df, filters), rows
+    return drop_rule_duplicates(apply_filters(df, filters)), rows
 
 
 def coded_excerpts(project: Project, code: str | Iterable[str] | None = None, children: bool = False,
@@ -140,6 +162,24 @@ def coded_excerpts(project: Project, code: str | Iterable[str] | None = None, ch
     out["attribution"] = "(" + out["attribution"].astype(str) + ")" if len(out) else out["attribution"]
     extra = [c for c in df.columns if c not in BASE_COLUMNS + ["text"]]
     return out[EXCERPT_COLUMNS + extra].reset_index(drop=True)
+
+
+def own_and_descendant_codings(project: Project, codes: Iterable[str], filters: dict[str, Any] | None = None,
+                               coder: str | None = None) -> pd.DataFrame:
+    """For each code: how many codings it has itself (``own``) and how many its descendants have
+    (``descendants``), under the same ``filters`` and ``coder`` as :func:`coded_excerpts`."""
+    filters = dict(filters or {})
+    if coder:
+        filters["coder"] = coder
+    rows = []
+    with project.connect() as conn:
+        for ref in codes:
+            code = resolve_code(conn, ref)
+            ids = [code["id"]] + descendants(conn, code["id"])
+            df = apply_filters(coding_frame(conn, ids), filters)
+            own = int((df["code_id"] == code["id"]).sum())
+            rows.append({"code": code["name"], "own": own, "descendants": int(len(df)) - own})
+    return pd.DataFrame(rows, columns=["code", "own", "descendants"])
 
 
 def _code_order(rows: list[dict]) -> list[str]:

@@ -18,7 +18,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
-from ..errors import NotFoundError, SpRealistError
+from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..sources import interviewer_spans
 from ..store import Project, now, stable_guid
 from ._common import PHASES, clean_name, descendants, resolve_code
@@ -30,7 +30,8 @@ def resolve_theme(conn: Connection, ref: str | int) -> dict:
     else:
         row = conn.execute(select(S.themes).where(S.themes.c.name == " ".join(str(ref).split()))).mappings().first()
     if row is None:
-        raise NotFoundError(f"No theme named {str(ref)!r}; see 'sp-realist theme list'.")
+        hint = did_you_mean(ref, [r[0] for r in conn.execute(select(S.themes.c.name))], "see 'sp-realist theme list'.")
+        raise NotFoundError(f"No theme named {str(ref)!r}; {hint}")
     return dict(row)
 
 

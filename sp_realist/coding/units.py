@@ -3,7 +3,9 @@
 A hit (a regex or rule match) is expanded to the unit that contains it:
 
 * ``match``    the hit itself;
-* ``sentence`` the sentence (spaCy's rule-based ``sentencizer``) clipped to the
+* ``sentence`` the sentence (spaCy's rule-based ``sentencizer``, except that a
+  "?" or "!" followed by a word in lower case ends no sentence: "(unclear?) but
+  we coped", "asked whether? no"; see :func:`sentences`) clipped to the
   segment that contains the hit, so a sentence never runs across a speaker turn;
 * ``segment``  the segment (speaker turn, paragraph, diary section body);
 * ``section``  all consecutive segments sharing the hit's section ("So what?"),
@@ -83,6 +85,32 @@ def sentence_bounds(doc, arr=None) -> list[tuple[int, int]]:
     ends_char = idx + arr[:, 3].astype(np.int64)
     last = np.append(starts[1:], n) - 1
     return list(zip(idx[starts].tolist(), ends_char[last].tolist()))
+
+
+#: Closing marks that may follow a sentence's last "?" or "!": "(unclear?)", "'really?'".
+_CLOSERS = ")]}\"'\u201d\u2019\u00bb"
+
+
+def join_mid_sentence_marks(text: str, bounds: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``bounds`` with a sentence that starts with a lower-case letter joined to the one before it when
+    that one ends with "?" or "!" (and perhaps closing brackets or quotes): in notes and speech a
+    question or exclamation mark inside a sentence ("heavy (unclear?) but", "asked whether? no")
+    does not end it.  A sentence ending in "." (or any other mark) is never joined."""
+    out: list[tuple[int, int]] = []
+    for start, end in bounds:
+        if out and start < len(text) and text[start].islower():
+            prev = text[out[-1][0]:out[-1][1]].rstrip().rstrip(_CLOSERS)
+            if prev.endswith(("?", "!")):
+                out[-1] = (out[-1][0], end)
+                continue
+        out.append((start, end))
+    return out
+
+
+def sentences(doc, arr=None) -> list[tuple[int, int]]:
+    """The sentence spans coding units use: :func:`sentence_bounds` (spaCy's ``Sentencizer``) with
+    :func:`join_mid_sentence_marks` applied."""
+    return join_mid_sentence_marks(doc.text, sentence_bounds(doc, arr))
 
 
 @lru_cache(maxsize=1)
@@ -226,7 +254,7 @@ class SourceUnits:
     @property
     def sentences(self) -> list[tuple[int, int]]:
         if self._sentences is None:
-            self.set_sentences(sentence_bounds(sentencizer_nlp().make_doc(self.text)))
+            self.set_sentences(sentences(sentencizer_nlp().make_doc(self.text)))
         return self._sentences
 
     def sentence_index(self, pos: int) -> int:

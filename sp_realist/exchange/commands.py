@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli_support import emit, format_option, get_project, group, message, project_option
+from ..cli_support import emit, format_option, get_project, global_project_path, group, message, project_option
 from ..store import Project
 
 
@@ -125,6 +125,8 @@ def import_qdpx_cmd(path, into, new_path, fmt, output) -> None:
     """
     from .qdpx_import import import_qdpx, import_qdpx_new
 
+    if new_path is None and not into:
+        new_path = global_project_path()  # 'sp-realist -p NEW.sprealist import qdpx ...'
     if into and new_path:
         raise click.UsageError("Use either --into (existing project) or --project (new project), not both.")
     if into:

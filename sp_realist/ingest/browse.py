@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy import func, select, update
 
 from .. import schema as S
-from ..errors import NotFoundError, SpRealistError
+from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..sources import ensure_participant, resolve_source, set_attribute, source_attributes, sources_frame
 from ..store import Project
 
@@ -123,7 +123,9 @@ def edit_participant(project: Project, code: str, role: str | None = None, site:
     with project.begin() as conn:
         row = conn.execute(select(p).where(p.c.code == code)).mappings().first()
         if row is None:
-            raise NotFoundError(f"No participant {code!r}; see 'sp-realist participants list' or add it.")
+            hint = did_you_mean(code, [r[0] for r in conn.execute(select(p.c.code))],
+                                "see 'sp-realist participants list' or add it.")
+            raise NotFoundError(f"No participant {code!r}; {hint}")
         values = {}
         if role is not None:
             values["role"] = role or None
@@ -167,9 +169,11 @@ def attributes_frame(project: Project, name: str | None = None, entity: str | No
             frames.append(pd.DataFrame([(ent, n, v) for n, v in rows], columns=["entity", "name", "value"]))
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["entity", "name", "value"])
     if name is not None:
+        known = set(df["name"].tolist())
         df = df[df["name"] == name]
         if df.empty:
-            raise NotFoundError(f"No attribute named {name!r}; see 'sp-realist attributes list'.")
+            hint = did_you_mean(name, known, "see 'sp-realist attributes list'.")
+            raise NotFoundError(f"No attribute named {name!r}; {hint}")
         out = (df.groupby(["entity", "value"], dropna=False).size().reset_index(name="count")
                .sort_values(["entity", "count", "value"], ascending=[True, False, True]))
         out.insert(1, "name", name)

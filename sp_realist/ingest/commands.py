@@ -547,8 +547,15 @@ def summary_cmd(which, words_per_page, project_path, fmt, output) -> None:
         _write("\n".join(f"### {TABLE_TITLES[n].format(wpp=words_per_page)}\n\n{to_markdown(tables[n])}"
                          for n in names), output)
         return
-    for n in names:
-        emit(tables[n], fmt, output, title=TABLE_TITLES[n].format(wpp=words_per_page))
+    from ..output import stdout_is_terminal
+
+    # Piped, several tab-separated tables need their titles to be told apart: "# title" before each.
+    titled = fmt == "table" and len(names) > 1 and not stdout_is_terminal()
+    for i, n in enumerate(names):
+        title = TABLE_TITLES[n].format(wpp=words_per_page)
+        if titled:
+            click.echo(("\n" if i else "") + f"# {title}")
+        emit(tables[n], fmt, output, title=title)
 
 
 def register(main: click.Group) -> None:
