@@ -292,7 +292,13 @@ def build_study(study_dir: str | os.PathLike, out: str | os.PathLike | None = No
     stage = None
 
     def shown(msg: str) -> str:  # name the files where they end up, not in the staging folder
-        return msg.replace(str(stage), str(out)) if stage is not None else msg
+        if stage is None:
+            return msg
+        for staged_dir in {str(stage.resolve()), str(stage)}:
+            if study.templates is not None:  # a copied template: name the study's own file
+                msg = msg.replace(os.path.join(staged_dir, "templates"), str(study.templates))
+            msg = msg.replace(staged_dir, str(out))
+        return msg
 
     def note(msg: str) -> None:
         msg = shown(msg)
