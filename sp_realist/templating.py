@@ -391,6 +391,8 @@ def render(template, context: Mapping[str, Any] | None = None, **kwargs: Any) ->
     A sandbox violation, a limit, or runaway recursion raises :class:`SpRealistError` naming the template
     file and line; other template errors (e.g. an undefined variable) propagate as Jinja2 raises them.
     """
+    from jinja2 import TemplateError
+
     SecurityError = _security_error()
     token = _deadline.set(time.monotonic() + MAX_RENDER_SECONDS)
     try:
@@ -405,6 +407,14 @@ def render(template, context: Mapping[str, Any] | None = None, **kwargs: Any) ->
         return "".join(chunks)
     except (SecurityError, TemplateLimit, RecursionError, MemoryError, OverflowError) as exc:
         raise refusal(exc, template) from None
+    except (TemplateError, SpRealistError):
+        raise  # the caller's message (e.g. an undefined variable), or already one sentence
+    except Exception as exc:  # e.g. {{ 1 / 0 }}: still one sentence with the file and line, no traceback
+        where, line = _template_line(exc, template)
+        src = _source_line(where, line, template)
+        at = f"{where}, line {line}" if line else where
+        raise SpRealistError(f"{at}{' (' + src + ')' if src else ''}: the template failed "
+                             f"({type(exc).__name__}: {exc}); fix the template.") from None
     finally:
         _deadline.reset(token)
 

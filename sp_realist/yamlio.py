@@ -32,20 +32,25 @@ class YamlLines:
         return f"YamlLines({len(self._lines)} entries)"
 
 
-def _index(node, path: tuple, out: dict[tuple, int]) -> None:
+def _index(node, path: tuple, out: dict[tuple, int], seen: set[int]) -> None:
+    """Record the line of every entry under ``node``; an aliased node is indexed once (so a YAML "billion
+    laughs" document of nested aliases costs its size, not its expansion)."""
     import yaml
 
+    if id(node) in seen:
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             if key is None:
                 continue
             out.setdefault(path + (key,), key_node.start_mark.line + 1)
-            _index(value_node, path + (key,), out)
+            _index(value_node, path + (key,), out, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             out.setdefault(path + (i,), item.start_mark.line + 1)
-            _index(item, path + (i,), out)
+            _index(item, path + (i,), out, seen)
 
 
 def _load(path: str | os.PathLike, what: str | None, fix: str, problem: bool, with_lines: bool) -> Any:
@@ -70,7 +75,7 @@ def _load(path: str | os.PathLike, what: str | None, fix: str, problem: bool, wi
             lines: dict[tuple, int] = {}
             if node is not None:
                 lines[()] = node.start_mark.line + 1
-                _index(node, (), lines)
+                _index(node, (), lines, set())
             return data, YamlLines(lines)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

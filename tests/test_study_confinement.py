@@ -190,3 +190,11 @@ def test_yaml_lines_follow_the_document(tmp_path):
     assert data == {"a": 1, "list": ["one", {"b": 2, "c": 3}]}
     assert [lines.line("a"), lines.line("list"), lines.line("list", 0), lines.line("list", 1, "c"),
             lines.line("list", 1, "zzz")] == [2, 3, 4, 6, 5]
+
+
+def test_yaml_lines_of_nested_aliases_cost_the_document_not_its_expansion(tmp_path):
+    path = tmp_path / "laughs.yaml"
+    levels = ["a0: &a0 [x, x]"] + [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 60)]
+    path.write_text("\n".join(levels) + "\n", encoding="utf-8")
+    data, lines = load_yaml_file_with_lines(path)  # 2**60 paths if aliases were expanded
+    assert lines.line("a59") == 60 and data["a59"][0] is data["a58"]

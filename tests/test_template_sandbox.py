@@ -181,3 +181,11 @@ def test_ordinary_templates_still_work():
               "{{ 'x' * 3 }} {{ range(3)|list }} {{ 'a'|center(5) }}|{{ items|batch(2)|list }}")
     assert templating.render(env.from_string(source), items=[1, 2, 3]) == \
         "6 1, 2, 3 002.5     ab xxx [0, 1, 2]   a  |[[1, 2], [3]]"
+
+
+def test_a_template_raising_a_python_error_is_one_sentence(runner, cli, tmp_path, populated):
+    project = project_copy(populated, tmp_path)
+    template = plant(tmp_path / "templates", "ifthen.j2", "{{ 1 / 0 }}", tmp_path / "m")
+    r = runner.invoke(cli, ["ifthen", "-p", str(project)])
+    assert r.exit_code == 1
+    assert f"{template}, line 3 ({{{{ 1 / 0 }}}}): the template failed (ZeroDivisionError" in one_error(r)

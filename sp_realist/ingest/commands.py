@@ -12,7 +12,7 @@ import click
 import pandas as pd
 
 from .. import schema as S
-from ..cli_support import emit, err_console, format_option, get_project, message, parse_attrs, project_option
+from ..cli_support import Int, emit, err_console, format_option, get_project, message, parse_attrs, project_option
 from ..errors import SpRealistError
 from ..output import to_markdown, to_records
 
@@ -365,7 +365,7 @@ TABLE_TITLES = {
 @click.command("summary")
 @click.option("--table", "which", type=click.Choice(["all", "sources", "diaries", "participants"]), default="all",
               show_default=True, help="Which table to show.")
-@click.option("--words-per-page", type=click.IntRange(min=1), default=500, show_default=True,
+@click.option("--words-per-page", type=Int(min=1), default=500, show_default=True,
               help="Words per page for estimated page counts.")
 @project_option
 @format_option
