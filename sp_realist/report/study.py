@@ -124,7 +124,7 @@ class StudyPaths:
         self.lines = lines
 
     def where(self, key_path: tuple) -> str:
-        line = self.lines.line(*key_path) if self.lines is not None else None
+        line = self.lines.line(*key_path) if self.lines is not None and key_path else None
         return f"{self.study_yaml}, line {line}" if line else str(self.study_yaml)
 
     def _inside(self, real: Path) -> bool:
@@ -287,7 +287,7 @@ def load_study(folder: str | os.PathLike) -> Study:
     if data.get("templates"):
         templates = paths.folder_path(data["templates"], ("templates",), "templates")
     elif (folder / "templates").is_dir():
-        templates = paths.folder_path("templates", ("templates",), "templates")
+        templates = paths.folder_path("templates", (), "templates")  # the default folder: no line to name
     date = data.get("date")
     interviewers = None
     if data.get("interviewer_speakers") is not None:
