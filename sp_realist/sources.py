@@ -289,9 +289,11 @@ def remove_source(project: Project, *, source: str | int, actor: str | None = No
 
 def resolve_source(conn: Connection, ref: str | int) -> dict:
     """A source row by id (int or digits) or exact name; clear error otherwise."""
+    from .numbers import db_id
+
     row = None
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        row = conn.execute(select(S.sources).where(S.sources.c.id == int(ref))).mappings().first()
+    if db_id(ref) is not None:
+        row = conn.execute(select(S.sources).where(S.sources.c.id == db_id(ref))).mappings().first()
     if row is None:
         row = conn.execute(select(S.sources).where(S.sources.c.name == str(ref))).mappings().first()
     if row is None:
@@ -697,7 +699,9 @@ def locate_excerpt(conn: Connection, spec: dict, where: str = "") -> tuple[int, 
     elif spec.get("segment") is not None or spec.get("section"):
         q = select(S.segments.c.start, S.segments.c.end).where(S.segments.c.source_id == src["id"])
         if spec.get("segment") is not None:
-            q = q.where(S.segments.c.ord == int(spec["segment"]))
+            from .numbers import db_int
+
+            q = q.where(S.segments.c.ord == db_int(spec["segment"], label, "segment"))
         else:
             q = q.where(S.segments.c.section == str(spec["section"])).where(S.segments.c.kind != "heading")
         row = conn.execute(q.order_by(S.segments.c.ord)).first()

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
+from ..numbers import db_id, db_int
 
 STATUSES = ("partial", "complete")
 CONFIDENCES = ("high", "moderate", "low")
@@ -77,8 +78,8 @@ def text_items(value: str | None) -> list[str]:
 
 def resolve_cmoc(conn: Connection, ref: str | int) -> dict:
     row = conn.execute(select(S.cmocs).where(S.cmocs.c.key == str(ref))).mappings().first()
-    if row is None and (isinstance(ref, int) or str(ref).isdigit()):
-        row = conn.execute(select(S.cmocs).where(S.cmocs.c.id == int(ref))).mappings().first()
+    if row is None and db_id(ref) is not None:
+        row = conn.execute(select(S.cmocs).where(S.cmocs.c.id == db_id(ref))).mappings().first()
     if row is None:
         hint = did_you_mean(ref, [r[0] for r in conn.execute(select(S.cmocs.c.key))], "see 'sp-realist cmoc list'.")
         raise NotFoundError(f"No CMOC {ref!r} in the project; {hint}")
@@ -87,8 +88,8 @@ def resolve_cmoc(conn: Connection, ref: str | int) -> dict:
 
 def resolve_theory(conn: Connection, ref: str | int) -> dict:
     row = conn.execute(select(S.theories).where(S.theories.c.key == str(ref))).mappings().first()
-    if row is None and (isinstance(ref, int) or str(ref).isdigit()):
-        row = conn.execute(select(S.theories).where(S.theories.c.id == int(ref))).mappings().first()
+    if row is None and db_id(ref) is not None:
+        row = conn.execute(select(S.theories).where(S.theories.c.id == db_id(ref))).mappings().first()
     if row is None:
         hint = did_you_mean(ref, [r[0] for r in conn.execute(select(S.theories.c.key))],
                             "see 'sp-realist theory list'.")
@@ -105,14 +106,14 @@ def resolve_excerpt(conn: Connection, ref: int | str | dict, where: str = "excer
             return resolve_excerpt(conn, ref["excerpt"], where)
         if ref.get("coding") is not None:
             row = conn.execute(select(S.codings.c.source_id, S.codings.c.start, S.codings.c.end)
-                               .where(S.codings.c.id == int(ref["coding"]))).first()
+                               .where(S.codings.c.id == db_int(ref["coding"], where, "coding id"))).first()
             if row is None:
                 raise NotFoundError(f"{where}: no coding with id {ref['coding']}; see 'sp-realist retrieve'.")
             return get_or_create_excerpt(conn, *row)
         sid, start, end = locate_excerpt(conn, ref, where)
         return get_or_create_excerpt(conn, sid, start, end)
     if isinstance(ref, int) or str(ref).isdigit():
-        row = conn.execute(select(S.excerpts.c.id).where(S.excerpts.c.id == int(ref))).first()
+        row = conn.execute(select(S.excerpts.c.id).where(S.excerpts.c.id == db_int(ref, where, "excerpt id"))).first()
         if row is None:
             raise NotFoundError(f"{where}: no excerpt with id {ref}; locate it by source and quote instead.")
         return row[0]

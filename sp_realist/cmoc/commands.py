@@ -10,7 +10,7 @@ from typing import Any, Callable
 import click
 
 from ..errors import SpRealistError
-from ..cli_support import emit, format_option, get_project, group, message, project_option, resolve_coder
+from ..cli_support import Int, Span, emit, format_option, get_project, group, message, project_option, resolve_coder
 from ..output import to_markdown, to_records
 from ._common import (CMOC_JUDGEMENTS, COMPONENT_ALIASES, COMPONENTS, CONFIDENCES, INTERPRETATIONS, RELATION_KINDS,
                       RELEVANCE, ROLES, STATUSES, TRUST)
@@ -24,10 +24,10 @@ def analyst_option(func: Callable) -> Callable:
 def excerpt_options(func: Callable) -> Callable:
     """--source with --quote/--span/--segment/--section, or --excerpt ID."""
     opts = [
-        click.option("--excerpt", "excerpt_id", type=int, default=None, help="An existing excerpt id."),
+        click.option("--excerpt", "excerpt_id", type=Int(), default=None, help="An existing excerpt id."),
         click.option("--section", default=None, help="The first segment of this section (e.g. 'So what?')."),
-        click.option("--segment", type=int, default=None, help="The segment with this 0-based order."),
-        click.option("--span", default=None, metavar="START:END", help="Half-open character offsets."),
+        click.option("--segment", type=Int(), default=None, help="The segment with this 0-based order."),
+        click.option("--span", type=Span(), default=None, metavar="START:END", help="Half-open character offsets."),
         click.option("--quote", default=None, help="Exact words that occur once in the source."),
         click.option("--source", default=None, help="Source name or id."),
     ]
@@ -171,7 +171,7 @@ def cmoc_add_cmd(key, context, mechanism_resource, mechanism_response, outcome, 
 @cmoc_field_options
 @click.option("--new-key", default=None, help="Rename the CMOC.")
 @click.option("--reason", default=None, help="Why (recorded in the history of the CMOC's theories).")
-@click.option("--evidence", multiple=True, type=int, help="Excerpt id that prompted the change (repeatable).")
+@click.option("--evidence", multiple=True, type=Int(), help="Excerpt id that prompted the change (repeatable).")
 @analyst_option
 @project_option
 def cmoc_edit_cmd(key, context, mechanism_resource, mechanism_response, outcome, status, confidence, memo,
@@ -372,7 +372,7 @@ def theory_add_cmd(key, title, description, questions, analyst, project_path) ->
 @click.option("--question", "questions", multiple=True, help="Replace the questions (repeatable).")
 @click.option("--new-key", default=None)
 @click.option("--reason", default=None, help="Why (recorded in the history).")
-@click.option("--evidence", multiple=True, type=int, help="Excerpt id that prompted the change (repeatable).")
+@click.option("--evidence", multiple=True, type=Int(), help="Excerpt id that prompted the change (repeatable).")
 @analyst_option
 @project_option
 def theory_edit_cmd(key, title, description, questions, new_key, reason, evidence, analyst, project_path) -> None:
@@ -394,7 +394,7 @@ def theory_edit_cmd(key, title, description, questions, new_key, reason, evidenc
 @click.argument("theory")
 @click.argument("cmoc")
 @click.option("--reason", default=None)
-@click.option("--evidence", multiple=True, type=int, help="Excerpt id (repeatable).")
+@click.option("--evidence", multiple=True, type=Int(), help="Excerpt id (repeatable).")
 @analyst_option
 @project_option
 def theory_add_cmoc_cmd(theory, cmoc, reason, evidence, analyst, project_path) -> None:
@@ -415,7 +415,7 @@ def theory_add_cmoc_cmd(theory, cmoc, reason, evidence, analyst, project_path) -
 @click.argument("theory")
 @click.argument("cmoc")
 @click.option("--reason", default=None)
-@click.option("--evidence", multiple=True, type=int, help="Excerpt id (repeatable).")
+@click.option("--evidence", multiple=True, type=Int(), help="Excerpt id (repeatable).")
 @analyst_option
 @project_option
 def theory_remove_cmoc_cmd(theory, cmoc, reason, evidence, analyst, project_path) -> None:
@@ -436,7 +436,7 @@ def theory_remove_cmoc_cmd(theory, cmoc, reason, evidence, analyst, project_path
 @click.argument("theory")
 @click.option("--change", required=True, help="What changed.")
 @click.option("--reason", default=None)
-@click.option("--evidence", multiple=True, type=int, help="Excerpt id (repeatable).")
+@click.option("--evidence", multiple=True, type=Int(), help="Excerpt id (repeatable).")
 @click.option("--at", default=None, help="Date of the change (default: now).")
 @analyst_option
 @project_option
@@ -577,7 +577,7 @@ def appraise_group() -> None:
 
 
 def coding_option(func: Callable) -> Callable:
-    return click.option("--coding", "coding_id", type=int, default=None, help="Appraise this coded span.")(func)
+    return click.option("--coding", "coding_id", type=Int(), default=None, help="Appraise this coded span.")(func)
 
 
 def _appraisal_ref(source, quote, span, segment, section, excerpt_id, coding_id):
@@ -697,7 +697,7 @@ def appraise_list_cmd(analyst, cmoc, theory, relevance, project_path, fmt, outpu
 @click.option("--analyst", default=None, help="What this analyst has not appraised (default: nobody has).")
 @click.option("--unit", type=click.Choice(["all", "segment", "coding"]), default="all", show_default=True)
 @click.option("--source", default=None, help="Only this source.")
-@click.option("--limit", type=int, default=None, help="At most this many rows.")
+@click.option("--limit", type=Int(), default=None, help="At most this many rows.")
 @project_option
 @format_option
 def appraise_queue_cmd(analyst, unit, source, limit, project_path, fmt, output) -> None:
@@ -826,11 +826,11 @@ def saturation_group(ctx, theory, level, project_path, fmt, output) -> None:
 
 
 @saturation_group.command("rule")
-@click.option("--min-supporting", type=click.IntRange(0), default=None)
-@click.option("--min-participants", type=click.IntRange(0), default=None)
-@click.option("--min-sources", type=click.IntRange(0), default=None)
-@click.option("--min-sites", type=click.IntRange(0), default=None)
-@click.option("--no-refutation-in-last", type=click.IntRange(0), default=None,
+@click.option("--min-supporting", type=Int(0), default=None)
+@click.option("--min-participants", type=Int(0), default=None)
+@click.option("--min-sources", type=Int(0), default=None)
+@click.option("--min-sites", type=Int(0), default=None)
+@click.option("--no-refutation-in-last", type=Int(0), default=None,
               help="No refuting excerpt among a CMOC's last K evidence sources (0: never refuted).")
 @click.option("--order", type=click.Choice(["ingest", "date"]), default=None)
 @analyst_option
@@ -879,7 +879,7 @@ def saturation_curve_cmd(order, plot, project_path, fmt, output) -> None:
 # suggest
 # ---------------------------------------------------------------------------
 @group("suggest", invoke_without_command=True)
-@click.option("--min-support", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--min-support", type=Int(1), default=1, show_default=True,
               help="Only candidates seen in at least this many units.")
 @click.option("--all", "include_decided", is_flag=True, help="Include accepted and rejected candidates.")
 @click.option("--include-assigned", is_flag=True,
@@ -985,7 +985,7 @@ def graph_export_cmd(path, gfmt, theory, project_path) -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--theory", default=None, help="Only this theory.")
 @click.option("--title", default=None)
-@click.option("--dpi", type=click.IntRange(50, 600), default=150, show_default=True)
+@click.option("--dpi", type=Int(50, 600), default=150, show_default=True)
 @project_option
 def graph_render_cmd(path, theory, title, dpi, project_path) -> None:
     """Draw the programme-theory graph to PNG, SVG or PDF (layered left to right, by node type).

@@ -120,21 +120,15 @@ def template_dirs(project: Project) -> list[Path]:
 
 
 def environment(project: Project | None = None, proper_nouns: Iterable[str] | None = None):
-    """A Jinja2 environment with the project's template folders and the grammar filters."""
-    import jinja2
+    """The sandboxed Jinja2 environment (:func:`sp_realist.templating.sandboxed_environment`) with the
+    project's template folders and the grammar filters."""
+    from ..templating import sandboxed_environment
 
-    loaders: list[jinja2.BaseLoader] = []
-    if project is not None:
-        loaders += [jinja2.FileSystemLoader(str(d)) for d in template_dirs(project)]
-    loaders.append(jinja2.PackageLoader("sp_realist", "templates"))
-    env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=False, keep_trailing_newline=False,
-                             undefined=jinja2.StrictUndefined)
+    dirs = template_dirs(project) if project is not None else []
     nouns = frozenset(PROPER_NOUNS | set(proper_nouns or ()))
-    env.filters["clause"] = lambda v: clause(v, nouns)
-    env.filters["lower_first"] = lambda v: lower_first(str(v), nouns)
-    env.filters["strip_stop"] = lambda v: strip_stop(str(v))
-    env.filters["join_and"] = join_and
-    return env
+    return sandboxed_environment(dirs, autoescape=False, keep_trailing_newline=False, filters={
+        "clause": lambda v: clause(v, nouns), "lower_first": lambda v: lower_first(str(v), nouns),
+        "strip_stop": lambda v: strip_stop(str(v)), "join_and": join_and})
 
 
 def _proper_nouns(project: Project | None) -> list[str]:
@@ -148,11 +142,13 @@ def render_statement(row: dict, template=None, env=None) -> str:
     """Render one CMOC (a mapping of its fields) with a Jinja2 template object or the default."""
     import jinja2
 
+    from ..templating import render
+
     if template is None:
         env = env or environment()
         template = env.get_template(DEFAULT_TEMPLATE)
     try:
-        text = template.render(**row)
+        text = render(template, row)
     except jinja2.TemplateError as exc:
         raise SpRealistError(f"if/then template {template.name}: {exc}; fix the template.") from None
     text = " ".join(text.split())
@@ -165,11 +161,9 @@ def _load_template(project: Project, template: str | None):
 
     env = environment(project, _proper_nouns(project))
     if template and Path(template).is_file():
-        src = Path(template).read_text(encoding="utf-8")
-        try:
-            return env.from_string(src), env
-        except jinja2.TemplateSyntaxError as exc:
-            raise SpRealistError(f"{template}: template error at line {exc.lineno} ({exc.message}); fix it.") from None
+        from ..templating import template_from_file
+
+        return template_from_file(env, template), env
     name = template or project.get_setting("ifthen_template") or DEFAULT_TEMPLATE
     try:
         return env.get_template(name), env

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
+from ..numbers import db_id
 from ..yamlio import load_yaml_file
 
 ENV_CODER = "SP_REALIST_CODER"
@@ -48,7 +49,8 @@ def resolve_code(conn: Connection, ref: str | int) -> dict:
     """A code row by exact name (or id); clear error otherwise."""
     row = None
     if isinstance(ref, int):
-        row = conn.execute(select(S.codes).where(S.codes.c.id == ref)).mappings().first()
+        row = (conn.execute(select(S.codes).where(S.codes.c.id == ref)).mappings().first()
+               if db_id(ref) is not None else None)
     else:
         name = " ".join(str(ref).split())
         row = conn.execute(select(S.codes).where(S.codes.c.name == name)).mappings().first()

@@ -27,14 +27,16 @@ from .units import SourceUnits, trim
 
 def parse_span(value: str | tuple | list) -> tuple[int, int]:
     """``"120:388"`` or ``(120, 388)`` -> ``(120, 388)``."""
+    from ..numbers import INT64_MAX, fits
+
     try:
-        if isinstance(value, str):
-            a, b = value.split(":")
-            return int(a), int(b)
-        a, b = value
-        return int(a), int(b)
+        a, b = value.split(":") if isinstance(value, str) else value
+        a, b = int(a), int(b)
     except (TypeError, ValueError):
         raise SpRealistError(f"span {value!r} is not START:END (character offsets, e.g. 120:388).") from None
+    if not (fits(a) and fits(b)):
+        raise SpRealistError(f"span {a}:{b} is too large; offsets are whole numbers up to {INT64_MAX:,}.")
+    return a, b
 
 
 def existing_keys(conn: Connection, code_ids: list[int] | None = None, source_ids: list[int] | None = None,

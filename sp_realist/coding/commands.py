@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ..cli_support import emit, format_option, get_project, message, project_option
+from ..cli_support import Int, Span, emit, format_option, get_project, message, project_option
 
 FIELD_OPTIONS = (
     ("--definition", "What the code means."),
@@ -289,8 +289,8 @@ def code() -> None:
 @code.command("add")
 @click.argument("code_name", metavar="CODE")
 @click.option("--source", "-s", required=True, help="Source name or id.")
-@click.option("--span", default=None, metavar="START:END", help="Character offsets (half-open).")
-@click.option("--segment", type=int, default=None, help="Segment number (0-based).")
+@click.option("--span", type=Span(), default=None, metavar="START:END", help="Character offsets (half-open).")
+@click.option("--segment", type=Int(), default=None, help="Segment number (0-based).")
 @click.option("--section", default=None, help="Diary section, e.g. \"So what?\".")
 @click.option("--match", default=None, metavar="REGEX", help="Code every match (case-insensitive).")
 @click.option("--unit", type=click.Choice(["match", "sentence", "segment", "section"]), default="match",
@@ -323,8 +323,8 @@ def code_add(code_name, source, span, segment, section, match, unit, coder, memo
 @click.option("--source", "-s", default=None, help="Only codings in this source.")
 @click.option("--coder", default=None, help="Only codings by this coder.")
 @click.option("--origin", default=None, help="Only this origin: manual, rule:NAME, rule:* ...")
-@click.option("--span", default=None, metavar="START:END", help="Only this exact span.")
-@click.option("--id", "ids", type=int, multiple=True, help="Coding id (repeatable).")
+@click.option("--span", type=Span(), default=None, metavar="START:END", help="Only this exact span.")
+@click.option("--id", "ids", type=Int(), multiple=True, help="Coding id (repeatable).")
 @project_option
 def code_remove(code_name, source, coder, origin, span, ids, project_path):
     """Remove the codings matching every filter given.
@@ -773,7 +773,7 @@ def theme_list(project_path, fmt, output):
 
 
 @theme.command("table")
-@click.option("--quotes", "quotes", type=click.IntRange(0, 50), default=3, show_default=True,
+@click.option("--quotes", "quotes", type=Int(0, 50), default=3, show_default=True,
               help="Supporting quotes per theme.")
 @where_option
 @project_option

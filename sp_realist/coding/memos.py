@@ -43,10 +43,14 @@ def _resolve_target(conn: Connection, on: str, target) -> int | None:
     table, col = {"coding": (S.codings, S.codings.c.id), "cmoc": (S.cmocs, S.cmocs.c.key),
                   "theory": (S.theories, S.theories.c.key), "participant": (S.participants, S.participants.c.code)}[on]
     if on == "coding":
+        from ..numbers import fits
+
         try:
             value = int(target)
         except (TypeError, ValueError):
             raise SpRealistError(f"coding {target!r}: give the coding's id (see 'sp-realist code list').") from None
+        if not fits(value):
+            raise NotFoundError(f"No coding {target!r} in the project; check the id (see 'sp-realist code list').")
     else:
         value = " ".join(str(target).split())
     row = conn.execute(select(table.c.id).where(col == value)).first()

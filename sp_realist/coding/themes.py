@@ -26,7 +26,10 @@ from ._common import PHASES, clean_name, descendants, resolve_code
 
 def resolve_theme(conn: Connection, ref: str | int) -> dict:
     if isinstance(ref, int):
-        row = conn.execute(select(S.themes).where(S.themes.c.id == ref)).mappings().first()
+        from ..numbers import db_id
+
+        row = (conn.execute(select(S.themes).where(S.themes.c.id == ref)).mappings().first()
+               if db_id(ref) is not None else None)
     else:
         row = conn.execute(select(S.themes).where(S.themes.c.name == " ".join(str(ref).split()))).mappings().first()
     if row is None:

@@ -382,14 +382,18 @@ def preview_paths(paths: Sequence[str | os.PathLike], kind: str | None = None, s
 MANIFEST_COLUMNS = ("path", "kind", "participant", "site", "role", "date")
 
 
-def read_manifest(csv_path: str | os.PathLike) -> list[dict[str, str]]:
+def read_manifest(csv_path: str | os.PathLike, *, within: str | os.PathLike | None = None) -> list[dict[str, str]]:
     """Rows of a manifest CSV with ``path`` resolved against the CSV's folder.
 
     Columns: ``path`` (required), ``kind``, ``participant``, ``site``, ``role``,
     ``date``; any other column becomes a source attribute.  Empty cells are
     ignored.  Raises :class:`SpRealistError` when the manifest itself is bad.
+    With ``within`` (a folder; ``build`` passes the study folder) every row's
+    path must be relative and resolve, after following symbolic links, inside
+    that folder; run by hand (``ingest --manifest``) absolute paths are fine.
     """
     csv_path = Path(csv_path)
+    root = Path(within).resolve() if within is not None else None
     try:
         data = csv_path.read_bytes()
     except OSError as exc:
@@ -414,6 +418,15 @@ def read_manifest(csv_path: str | os.PathLike) -> list[dict[str, str]]:
                 f"{csv_path}, line {n}: kind {row['kind']!r} is not one of {', '.join(S.SOURCE_KINDS)}.")
         if row.get("date"):
             parse_date(row["date"], f"{csv_path}, line {n}")
+        if root is not None:
+            raw = row["path"]
+            real = (csv_path.parent / raw).resolve()
+            if Path(raw).is_absolute() or not (real == root or root in real.parents):
+                how = ("is an absolute path" if Path(raw).is_absolute() else
+                       f"resolves to {real}" if ".." in Path(raw).parts else f"is a link to {real}")
+                raise SpRealistError(f"{csv_path}, line {n}: the path {raw!r} {how}, outside the study folder "
+                                     f"{within}; copy the file into the study folder and name it relative to "
+                                     "the manifest.")
         row["path"] = str((csv_path.parent / row["path"]))
         row["_line"] = str(n)
         rows.append(row)
@@ -422,14 +435,16 @@ def read_manifest(csv_path: str | os.PathLike) -> list[dict[str, str]]:
 
 def ingest_manifest(project: Project, csv_path: str | os.PathLike, replace: bool = False,
                     progress: Progress | None = None, speaker_map: Mapping[str, str] | Iterable[str] | None = None,
-                    defaults: Mapping[str, str] | None = None, force_site: bool = False) -> IngestReport:
+                    defaults: Mapping[str, str] | None = None, force_site: bool = False,
+                    within: str | os.PathLike | None = None) -> IngestReport:
     """Ingest the files a manifest CSV lists (see :func:`read_manifest`).
 
     The whole manifest is checked first; then each file is ingested in its own
     transaction, as by :func:`ingest_paths`.  ``defaults`` (``kind``, ``site``,
-    ``participant``...) apply where a row leaves a column empty.
+    ``participant``...) apply where a row leaves a column empty.  ``within``
+    confines every row's file to that folder (see :func:`read_manifest`).
     """
-    rows = read_manifest(csv_path)
+    rows = read_manifest(csv_path, within=within)
     smap = parse_speaker_map(speaker_map)
     report = IngestReport()
     batch: dict[str, tuple[Path, str]] = {}

@@ -12,7 +12,7 @@ import click
 import pandas as pd
 
 from .. import schema as S
-from ..cli_support import emit, err_console, format_option, get_project, message, parse_attrs, project_option
+from ..cli_support import Int, emit, err_console, format_option, get_project, message, parse_attrs, project_option
 from ..errors import SpRealistError
 from ..output import to_markdown, to_records
 
@@ -275,7 +275,7 @@ def sources_orphans(ctx, source, project_path, fmt, output) -> None:
 
 
 @sources_orphans.command("reattach")
-@click.argument("orphan_id", type=int)
+@click.argument("orphan_id", type=Int())
 @click.option("--quote", default=None, help="The words of the current text to attach it to (must occur once).")
 @click.option("--span", default=None, metavar="START:END", help="Character span of the current text.")
 @project_option
@@ -308,7 +308,7 @@ def orphans_reattach(orphan_id, quote, span, project_path) -> None:
 
 
 @sources_orphans.command("discard")
-@click.argument("orphan_id", type=int)
+@click.argument("orphan_id", type=Int())
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @project_option
 def orphans_discard(orphan_id, yes, project_path) -> None:
@@ -513,7 +513,7 @@ TABLE_TITLES = {
 @click.command("summary")
 @click.option("--table", "which", type=click.Choice(["all", "sources", "diaries", "participants"]), default="all",
               show_default=True, help="Which table to show.")
-@click.option("--words-per-page", type=click.IntRange(min=1), default=500, show_default=True,
+@click.option("--words-per-page", type=Int(min=1), default=500, show_default=True,
               help="Words per page for estimated page counts.")
 @project_option
 @format_option

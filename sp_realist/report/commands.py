@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli_support import get_project, message, project_option
+from ..cli_support import Int, get_project, message, project_option
 
 
 @click.command("report")
@@ -23,7 +23,7 @@ from ..cli_support import get_project, message, project_option
 @click.option("--tables", "tables_dir", type=click.Path(file_okay=False), default=None,
               help="Also write every table of the report as CSV into this folder.")
 @click.option("--title", default=None, help="Report title (default: the project's report settings).")
-@click.option("--quotes-per-theme", type=click.IntRange(min=0), default=None,
+@click.option("--quotes-per-theme", type=Int(min=0), default=None,
               help="Quotes shown per theme (default 3).")
 @click.option("--figure/--no-figure", default=None,
               help="Include the programme-theory figure (default: yes).")

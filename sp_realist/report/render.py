@@ -21,22 +21,22 @@ from .model import ReportModel, Table, id_ranges
 
 
 def template_environment(template_dirs: Iterable[str | os.PathLike] = ()):
-    """A Jinja2 environment that prefers templates in ``template_dirs``."""
-    from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
+    """The sandboxed Jinja2 environment (:func:`sp_realist.templating.sandboxed_environment`) that prefers
+    templates in ``template_dirs``."""
+    from jinja2 import select_autoescape
+
+    from ..templating import sandboxed_environment
 
     dirs = [str(d) for d in template_dirs if d]
     for d in dirs:
         if not Path(d).is_dir():
             raise SpRealistError(f"{d}: the template folder does not exist; create it or fix the setting.")
-    loader = ChoiceLoader([FileSystemLoader(dirs), PackageLoader("sp_realist", "templates")])
-    env = Environment(loader=loader, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                      undefined=StrictUndefined,
-                      autoescape=select_autoescape(enabled_extensions=("html.j2", "html"),
-                                                   default_for_string=False))
-    env.filters["ids"] = lambda ids: id_ranges(list(ids or []))
-    env.filters["anchor"] = anchor
-    env.filters["md"] = md_cell
-    env.filters["br"] = lambda v: Markup("<br>".join(str(escape(x)) for x in str("" if v is None else v).split("\n")))
+    br = lambda v: Markup("<br>".join(str(escape(x)) for x in str("" if v is None else v).split("\n")))  # noqa: E731
+    env = sandboxed_environment(dirs, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                                autoescape=select_autoescape(enabled_extensions=("html.j2", "html"),
+                                                             default_for_string=False),
+                                filters={"ids": lambda ids: id_ranges(list(ids or [])), "anchor": anchor,
+                                         "md": md_cell, "br": br})
     _narrative_filters(env)
     return env
 
@@ -64,6 +64,8 @@ def md_cell(value) -> str:
 def _render(model: ReportModel, name: str, template_dirs, **extra) -> str:
     from jinja2 import TemplateError
 
+    from ..templating import render
+
     env = template_environment(template_dirs)
     html = name.endswith(".html.j2")
 
@@ -87,7 +89,7 @@ def _render(model: ReportModel, name: str, template_dirs, **extra) -> str:
     env.filters["mdtable"] = mdtable
     try:
         template = env.get_template(name)
-        return template.render(r=model, mark=mark, **extra)
+        return render(template, r=model, mark=mark, **extra)
     except TemplateError as exc:
         where = getattr(exc, "filename", None) or name
         line = getattr(exc, "lineno", None)

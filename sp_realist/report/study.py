@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 from .. import schema as S
 from ..errors import ProjectError, SpRealistError
 from ..store import Project
-from ..yamlio import load_yaml_file
+from ..yamlio import YamlLines, load_yaml_file_with_lines
 from .model import ReportSettings
 
 STUDY_FILE = "study.yaml"
@@ -109,6 +109,93 @@ def _question(value: Any, where: str) -> Any:
     return out
 
 
+class StudyPaths:
+    """The one check every path a ``study.yaml`` names goes through: it must stay inside the study folder.
+
+    A path must be relative, and resolve -- after following symbolic links -- inside the study folder; a glob
+    may not contain ``..`` and every file it matches must resolve inside; a folder (``templates``) must hold no
+    link to anything outside.  A refusal is one sentence naming the study.yaml, the entry and its line.  Every
+    path key of study.yaml (``sources`` ``path``/``paths``/``manifest`` and the manifest's rows, ``codebook``,
+    ``codings``, ``theories``, ``analysis``, ``templates``, ``report: template``, and any key added later) is
+    read through :meth:`path`, :meth:`file`, :meth:`folder_path`, :meth:`glob` or :meth:`manifest_rows`.
+    """
+
+    def __init__(self, study_yaml: Path, lines: YamlLines | None = None):
+        self.study_yaml = study_yaml
+        self.folder = study_yaml.parent
+        self.root = self.folder.resolve()
+        self.lines = lines
+
+    def where(self, key_path: tuple) -> str:
+        line = self.lines.line(*key_path) if self.lines is not None and key_path else None
+        return f"{self.study_yaml}, line {line}" if line else str(self.study_yaml)
+
+    def _inside(self, real: Path) -> bool:
+        return real == self.root or self.root in real.parents
+
+    def refuse(self, key_path: tuple, entry: str, value: Any, how: str) -> SpRealistError:
+        return SpRealistError(f"{self.where(key_path)}: {entry} {str(value)!r} {how}, outside the study folder "
+                              f"{self.folder}; copy what it names into the study folder and give a path relative "
+                              "to it.")
+
+    def path(self, value: Any, key_path: tuple, entry: str) -> Path:
+        """``folder / value`` once it is known to stay inside the study folder (whether or not it exists)."""
+        raw = Path(str(value))
+        if raw.is_absolute() or str(value).startswith("~"):
+            raise self.refuse(key_path, entry, value, "is an absolute path")
+        p = self.folder / raw
+        real = p.resolve()
+        if not self._inside(real):
+            how = f"resolves to {real}" if ".." in raw.parts else f"is a link to {real}"
+            raise self.refuse(key_path, entry, value, how)
+        return p
+
+    def file(self, value: Any, key_path: tuple, entry: str) -> Path:
+        p = self.path(value, key_path, entry)
+        if not p.is_file():
+            raise SpRealistError(f"{self.where(key_path)}: the {entry} file {value} does not exist (looked in "
+                                 f"{self.folder}); fix the path.")
+        return p
+
+    def folder_path(self, value: Any, key_path: tuple, entry: str) -> Path:
+        """A folder inside the study whose files and sub-folders (links included) all stay inside too."""
+        p = self.path(value, key_path, entry)
+        if not p.is_dir():
+            raise SpRealistError(f"{self.where(key_path)}: the {entry} folder {value} does not exist; fix the path.")
+        for dirpath, dirnames, filenames in os.walk(p):
+            for name in dirnames + filenames:
+                item = Path(dirpath) / name
+                real = item.resolve()
+                if not self._inside(real):
+                    rel = item.relative_to(self.folder).as_posix()
+                    raise self.refuse(key_path, f"{entry} folder {value}: the file", rel, f"is a link to {real}")
+        return p
+
+    def glob(self, pattern: Any, key_path: tuple, entry: str) -> list[Path]:
+        raw = Path(str(pattern))
+        if raw.is_absolute() or str(pattern).startswith("~"):
+            raise self.refuse(key_path, entry, pattern, "is an absolute pattern")
+        if ".." in raw.parts:
+            raise self.refuse(key_path, entry, pattern, "climbs out of the folder with '..'")
+        matches = sorted(glob.glob(str(self.folder / raw)))
+        for m in matches:
+            real = Path(m).resolve()
+            if not self._inside(real):
+                raise self.refuse(key_path, f"{entry} {pattern}: the match", Path(m).relative_to(self.folder).as_posix(),
+                                  f"is a link to {real}")
+        return [Path(m) for m in matches]
+
+    def manifest_rows(self, manifest: Path, key_path: tuple) -> None:
+        """Every row of ``manifest`` names a file inside the study folder (and the manifest is well formed)."""
+        from ..ingest import read_manifest
+
+        try:
+            read_manifest(manifest, within=self.folder)
+        except SpRealistError as exc:
+            raise SpRealistError(f"{self.where(key_path)}: source manifest {manifest.relative_to(self.folder)}: "
+                                 f"{exc.message}") from None
+
+
 def load_study(folder: str | os.PathLike) -> Study:
     """Read and check ``folder/study.yaml``; raise one clear error for the first problem."""
     folder = Path(folder)
@@ -118,18 +205,18 @@ def load_study(folder: str | os.PathLike) -> Study:
     if not path.is_file():
         raise SpRealistError(f"{folder}: no {STUDY_FILE} in this folder; create one (see docs/reports.md).")
     folder = path.parent
-    data = load_yaml_file(path, problem=False)
+    data, lines = load_yaml_file_with_lines(path, problem=False)
+    paths = StudyPaths(path, lines)
     if not isinstance(data, dict):
         raise SpRealistError(f"{path}: must be a mapping with title, sources, codebook ...; see docs/reports.md.")
     unknown = sorted(set(data) - STUDY_KEYS)
     if unknown:
         raise SpRealistError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(STUDY_KEYS))}.")
 
-    def file(value: Any, what: str) -> Path:
-        p = folder / str(value)
-        if not p.is_file():
-            raise SpRealistError(f"{path}: the {what} file {value} does not exist (looked in {folder}); fix the path.")
-        return p
+    def files(key: str, what: str) -> list[Path]:
+        value = data.get(key)
+        items = _as_list(value, f"{paths.where((key,))}: {key}")
+        return [paths.file(v, (key,) if not isinstance(value, list) else (key, i), what) for i, v in enumerate(items)]
 
     title = str(data.get("title") or folder.name)
     project = str(data.get("project") or f"{folder.name}.sprealist")
@@ -152,8 +239,10 @@ def load_study(folder: str | os.PathLike) -> Study:
     entries = _as_list(data.get("sources"), f"{path}: sources")
     if not entries:
         raise SpRealistError(f"{path}: no sources; list the files under 'sources:'.")
+    source_list = isinstance(data.get("sources"), list)
     for i, s in enumerate(entries, start=1):
-        where = f"{path}: source #{i}"
+        at = ("sources", i - 1) if source_list else ("sources",)
+        where = f"{paths.where(at)}: source #{i}"
         if isinstance(s, str):
             s = {"path": s}
         if not isinstance(s, dict):
@@ -169,15 +258,19 @@ def load_study(folder: str | os.PathLike) -> Study:
         entry = {k: _opt(s.get(k)) for k in ("kind", "participant", "site", "role", "date")}
         entry["attributes"] = {str(k): str(v) for k, v in (s.get("attributes") or {}).items()}
         entry["speakers"] = {str(k): str(v) for k, v in (s.get("speakers") or {}).items()}
+        key = at if not isinstance(data.get("sources"), list) or isinstance(entries[i - 1], str) else None
         if s.get("manifest"):
-            entry["manifest"] = file(s["manifest"], "manifest")
+            key = key or at + ("manifest",)
+            entry["manifest"] = paths.file(s["manifest"], key, "source manifest")
+            paths.manifest_rows(entry["manifest"], key)
         elif s.get("paths"):
-            matches = sorted(glob.glob(str(folder / str(s["paths"]))))
+            key = key or at + ("paths",)
+            matches = paths.glob(s["paths"], key, "source paths")
             if not matches:
                 raise SpRealistError(f"{where}: the pattern {s['paths']} matches no file in {folder}; fix it.")
-            entry["files"] = [Path(m) for m in matches]
+            entry["files"] = matches
         else:
-            entry["files"] = [file(s["path"], "source")]
+            entry["files"] = [paths.file(s["path"], key or at + ("path",), "source")]
         sources.append(entry)
 
     report = data.get("report") or {}
@@ -195,11 +288,9 @@ def load_study(folder: str | os.PathLike) -> Study:
     questions = {str(k): _question(v, f"{path}: question {k}") for k, v in questions.items()}
     templates = None
     if data.get("templates"):
-        templates = folder / str(data["templates"])
-        if not templates.is_dir():
-            raise SpRealistError(f"{path}: the templates folder {data['templates']} does not exist; fix the path.")
+        templates = paths.folder_path(data["templates"], ("templates",), "templates")
     elif (folder / "templates").is_dir():
-        templates = folder / "templates"
+        templates = paths.folder_path("templates", (), "templates")  # the default folder: no line to name
     date = data.get("date")
     interviewers = None
     if data.get("interviewer_speakers") is not None:
@@ -210,26 +301,31 @@ def load_study(folder: str | os.PathLike) -> Study:
     study = Study(
         folder=folder, title=title, project=project, date=None if date is None else str(date),
         participants=participants, sources=sources,
-        codebook=file(data["codebook"], "codebook") if data.get("codebook") else None,
+        codebook=paths.file(data["codebook"], ("codebook",), "codebook") if data.get("codebook") else None,
         autocode=autocode_on,
-        codings=[file(p, "codings") for p in _as_list(data.get("codings"), f"{path}: codings")],
-        theories=[file(p, "theories") for p in _as_list(data.get("theories"), f"{path}: theories")],
-        analysis=[file(p, "analysis") for p in _as_list(data.get("analysis"), f"{path}: analysis")],
+        codings=files("codings", "codings"),
+        theories=files("theories", "theories"),
+        analysis=files("analysis", "analysis"),
         questions=questions, report=report, formats=formats,
         templates=templates,
-        docx_template=file(report["template"], "Word template") if report.get("template") else None,
+        docx_template=(paths.file(report["template"], ("report", "template"), "Word template")
+                       if report.get("template") else None),
         interviewer_speakers=interviewers, autocode_include_interviewer=include_interviewer,
-        narrative=_narrative_files(data.get("narrative"), folder, f"{path}: narrative"),
-        findings=[file(p, "findings") for p in _as_list(data.get("findings"), f"{path}: findings")],
+        narrative=_narrative_files(data.get("narrative"), paths, f"{path}: narrative"),
+        findings=files("findings", "findings"),
     )
     study.settings()  # validate the report settings now, before anything is written
     return study
 
 
-def _narrative_files(value: Any, folder: Path, where: str) -> dict[str, Path]:
+def _narrative_files(value: Any, paths: StudyPaths, where: str) -> dict[str, Path]:
     from .narrative import check_narrative_mapping
 
-    return check_narrative_mapping(value, folder, where)
+    if isinstance(value, dict):  # every file confined to the study folder first (StudyPaths names the line)
+        for name, file in value.items():
+            if isinstance(file, str) and file.strip():
+                paths.path(file, ("narrative", str(name)), f"narrative section {name}")
+    return check_narrative_mapping(value, paths.folder, where)
 
 
 def _autocode_option(value: Any, where: str) -> tuple[bool, bool]:
@@ -303,7 +399,13 @@ def build_study(study_dir: str | os.PathLike, out: str | os.PathLike | None = No
     stage = None
 
     def shown(msg: str) -> str:  # name the files where they end up, not in the staging folder
-        return msg.replace(str(stage), str(out)) if stage is not None else msg
+        if stage is None:
+            return msg
+        for staged_dir in {str(stage.resolve()), str(stage)}:
+            if study.templates is not None:  # a copied template: name the study's own file
+                msg = msg.replace(os.path.join(staged_dir, "templates"), str(study.templates))
+            msg = msg.replace(staged_dir, str(out))
+        return msg
 
     def note(msg: str) -> None:
         msg = shown(msg)
@@ -463,7 +565,7 @@ def _populate(project: Project, study: Study, out: Path, note: Callable[[str], N
         if "manifest" in entry:
             defaults = {k: entry[k] for k in ("kind", "participant", "site", "role", "date") if entry.get(k)}
             rep = ingest_manifest(project, entry["manifest"], speaker_map=entry["speakers"] or None,
-                                  defaults=defaults or None)
+                                  defaults=defaults or None, within=study.folder)
         else:
             rep = ingest_paths(project, entry["files"], kind=entry["kind"], site=entry["site"],
                                participant=entry["participant"], attributes=entry["attributes"] or None,
