@@ -12,7 +12,8 @@ import click
 import pandas as pd
 
 from .. import schema as S
-from ..cli_support import emit, err_console, format_option, get_project, message, parse_attrs, project_option
+from ..cli_support import (emit, err_console, format_option, get_project, message, parse_attrs, project_option,
+                           write_output)
 from ..errors import SpRealistError
 from ..output import to_markdown, to_records
 
@@ -219,11 +220,7 @@ def sources_show(source, no_text, project_path, fmt, output) -> None:
 
 
 def _write(text: str, output: str | None) -> None:
-    if output:
-        with open(output, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-    else:
-        sys.stdout.write(text)
+    write_output(text, output)
 
 
 # --- participants ------------------------------------------------------------------

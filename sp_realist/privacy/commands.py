@@ -27,7 +27,7 @@ def _check_show(show_originals: bool, output: str | None) -> None:
 
 def _emit_frame(frame, project_path: str | None, fmt: str, output: str | None, title: str) -> None:
     """Emit ``frame(project)`` for the project at ``project_path``, closing it afterwards."""
-    project = get_project(project_path)
+    project = get_project(project_path, check_outputs=False)
     try:
         emit(frame(project), fmt, output, title=title)
     finally:
@@ -81,7 +81,7 @@ def anonymise_cmd(ctx, key_path, sources, dry_run, reverse, show_originals, irre
     from .keyfile import load_key
 
     key = load_key(key_path)
-    project = get_project(project_path)
+    project = get_project(project_path, check_outputs=False)
     try:
         with _progress() as bar:
             task = bar.add_task("Anonymising" if not reverse else "Restoring", total=None)
@@ -139,7 +139,7 @@ def suggest_cmd(model, key_path, sources, labels, add_to_key, n_process, project
         )
     if add_to_key and not key_path:
         raise click.UsageError("--add-to-key needs --key KEY.")
-    project = get_project(project_path)
+    project = get_project(project_path, check_outputs=False)
     try:
         df = suggest(project, model, key_path, sources or None,
                      labels=[x.strip() for x in labels.split(",") if x.strip()], n_process=n_process)
