@@ -243,8 +243,10 @@ def status_cmd(project_path, fmt, output) -> None:
 def audit_cmd(paths, key_path, show_originals, fmt, output) -> None:
     """Scan outputs for real names from the key; exit 3 if any is found.
 
-    Reads docx, xlsx, html, md, txt, csv, json, yaml, xml, qdpx/qdc (zip members),
-    project files (*.sprealist) and folders (recursively).  Matching is
+    Reads docx (with properties, headers, footers), xlsx, html, md, txt, csv,
+    json, yaml, xml, svg, graphml, gexf, dot, mermaid, PNG text chunks,
+    qdpx/qdc (zip members), project files (*.sprealist) and folders
+    (recursively), and checks every file and folder name.  Matching is
     case-insensitive on token boundaries, as in anonymise.
 
     \b
