@@ -206,3 +206,13 @@ def test_an_older_anonymised_project_without_fingerprints_needs_the_key(runner, 
     with Project.open(anon) as p:  # anonymising again adds the fingerprints
         anonymise(p, key_path)
     assert runner.invoke(cli, ["memo", "list", "-p", str(anon)]).exit_code == 0
+
+
+def test_ingest_into_an_anonymised_project_says_so_before_withholding_the_listing(runner, cli, anon, tmp_path):
+    f = tmp_path / "sarah-jones-followup.txt"
+    f.write_text("Sarah Jones: better now.\n", encoding="utf-8")
+    r = runner.invoke(cli, ["ingest", str(f), "--kind", "interview", "-p", str(anon)])
+    assert r.exit_code == 3 and r.stdout == ""
+    flat = " ".join(r.stderr.split())
+    assert "are not anonymised yet" in flat and flat.index("not anonymised yet") < flat.index("would hold")
+    assert "row 1, column 'file'" in flat

@@ -131,11 +131,11 @@ def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, 
         frames.append(report.frame())
         refused += report.refused
     df = pd.concat(frames, ignore_index=True)
-    emit(df, fmt, output, title="Ingest")
     counts = df["status"].value_counts()
     message("; ".join(f"{counts.get(s, 0)} {s}" for s in ("ingested", "replaced", "unchanged", "refused")
                       if counts.get(s, 0)) + f" ({int(df['sources'].sum())} sources).")
-    _anonymisation_note(project, df)
+    _anonymisation_note(project, df)  # before the listing, which the output check may withhold
+    emit(df, fmt, output, title="Ingest")
     if refused:
         for f in refused:
             err_console.print(f"Error: {f.message}", markup=False, soft_wrap=True)
