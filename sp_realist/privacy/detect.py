@@ -10,6 +10,7 @@ Where matches overlap the longest wins, then the earliest.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable, Iterator
@@ -29,6 +30,7 @@ SPACES = "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u20
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 _MASK = str.maketrans({c: " " for c in GLUE + SPACES + ZERO_WIDTH})
 _ZW = frozenset(ZERO_WIDTH)
+_ZW_RE = re.compile(f"[{ZERO_WIDTH}]")
 
 
 def mask(text: str) -> str:
@@ -39,7 +41,7 @@ def mask(text: str) -> str:
 def without_zero_width(text: str) -> tuple[str, list[int]] | None:
     """``text`` with zero-width characters removed and, for each kept character, its index in ``text``
     (plus ``len(text)`` at the end); None when there is none to remove."""
-    if not any(c in _ZW for c in text):
+    if _ZW_RE.search(text) is None:
         return None
     index = [i for i, c in enumerate(text) if c not in _ZW]
     return "".join(text[i] for i in index), index + [len(text)]

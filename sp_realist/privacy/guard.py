@@ -296,7 +296,9 @@ def checked_path(path: str | os.PathLike, finder: LeakFinder | None = None) -> I
     if finder is None:
         yield path
         return
-    fd, tmp = tempfile.mkstemp(prefix=".sp-realist-", suffix=path.suffix, dir=path.parent or ".")
+    if not path.parent.is_dir():
+        raise SpRealistError(f"{path}: the folder {path.parent} does not exist; create it first.")
+    fd, tmp = tempfile.mkstemp(prefix=".sp-realist-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:

@@ -60,8 +60,8 @@ def _check_key(project: Project, key: str | os.PathLike | None):
     $SP_REALIST_KEY) is used too and must be the one applied."""
     from ..privacy.audit import output_audit_key
 
-    if key is None and not applied_key_hashes(project):
-        return None
+    if not applied_key_hashes(project):
+        return None  # nothing applied: reports are not checked (as before), even when a key is given
     return output_audit_key(project, resolve_key(key))
 
 
