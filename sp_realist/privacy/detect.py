@@ -18,11 +18,15 @@ from typing import Iterable, Iterator
 import numpy as np
 
 
-#: Characters spaCy can leave glued to a word ('name="Sarah', '@Sarah', 'Sarah;Patel', 'Sarah_Jones'), and the
-#: joiners of file names, e-mail addresses and handles ('sarah.jones@nhs.net', 'interview-sarah-jones-2020.docx',
-#: 'rule:Sarah').  They are blanked (one space for one character, so offsets do not move) before tokenising,
-#: in the text and in the key's terms alike, so a name between them is a token of its own.
-GLUE = '"#$%&()*+/;<=>@[\\]^_`{|}~.:-' + "\u201c\u201d\u201e\u00ab\u00bb\u2010\u2011\u2012\u2013\u2014\u2015"
+#: Characters spaCy can leave glued to a word ('name="Sarah', '@Sarah', 'Sarah;Patel', 'Sarah_Jones').
+#: They are blanked (one space for one character, so offsets do not move) before tokenising,
+#: in the text and in the key's terms alike.
+GLUE = '"#$%&()*+/;<=>@[\\]^_`{|}~' + "\u201c\u201d\u201e\u00ab\u00bb"
+#: Joiners of file names, e-mail addresses and handles ('sarah.jones@nhs.net', 'interview-sarah-jones-2020.docx',
+#: 'rule:Sarah'): blanked too, but only between two letters or digits, so that a name between them is a token of
+#: its own while sentence punctuation ("Jones. Then") is left to spaCy.
+JOINERS = ".:-\u2010\u2011\u2012\u2013\u2014\u2015"
+_JOIN_RE = re.compile(f"(?<=\\w)[{re.escape(JOINERS)}](?=\\w)")
 #: White space other than the ASCII space (non-breaking, narrow, thin, ideographic...): read as a space.
 SPACES = "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
 #: Zero-width characters: read as a space ("Sarah\u200bJones") and, in a second pass, as nothing
@@ -34,8 +38,9 @@ _ZW_RE = re.compile(f"[{ZERO_WIDTH}]")
 
 
 def mask(text: str) -> str:
-    """``text`` with glue characters, unusual spaces and zero-width characters blanked (same length)."""
-    return text.translate(_MASK)
+    """``text`` with glue characters, joiners inside tokens, unusual spaces and zero-width characters
+    blanked (same length)."""
+    return _JOIN_RE.sub(" ", text.translate(_MASK))
 
 
 def without_zero_width(text: str) -> tuple[str, list[int]] | None:
