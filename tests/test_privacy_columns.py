@@ -175,3 +175,47 @@ def test_anonymise_then_reverse_restores_every_table_exactly(tmp_path_factory, c
             assert "Patella" in after["memos"][0][cols_index("memos", "text")]
         reverse(project, key)
         assert _dump(project) == before
+
+
+def _project_with_source(tmp_path):
+    from sp_realist.sources import Segment, SourceDraft, add_source
+
+    project = Project.create(tmp_path / "u.sprealist")
+    text = "We spoke about the referral.\n"
+    with project.begin() as conn:
+        add_source(conn, SourceDraft(name="interview", kind="interview", text=text, checksum="x",
+                                     segments=[Segment(0, len(text))]))
+        conn.execute(insert(S.codes).values(id=1, name="Referral", created_at="t"))
+    return project
+
+
+def test_coders_who_become_one_participant_code_on_one_span_are_refused(tmp_path):
+    import pytest
+
+    from sp_realist.errors import SpRealistError
+
+    project = _project_with_source(tmp_path)
+    with project.begin() as conn:
+        for coder in ("Sarah", "S1 DK1"):
+            conn.execute(insert(S.codings).values(code_id=1, source_id=1, start=0, end=5, coder=coder,
+                                                  origin="manual", created_at="t"))
+    before = _dump(project)
+    with pytest.raises(SpRealistError, match=r"codings [12] and [12]: once names are replaced they would have the same "
+                                             r"code_id, source_id, start, end, coder"):
+        anonymise(project, key_from_entries(KEY))
+    assert _dump(project) == before
+    project.close()
+
+
+def test_json_columns_are_rewritten_inside_their_strings(tmp_path):
+    project = _project_with_source(tmp_path)
+    with project.begin() as conn:
+        project.log(conn, "ingest", "interview-sarah-jones.txt", actor="sjones",
+                    path="/data/Sarah Jones/interview-sarah-jones.txt", note="Zo\u00eb and Dr Patel")
+    result = anonymise(project, key_from_entries(KEY))
+    fields = set(result.replacements["field"])
+    assert {"audit_log 1 detail $.path", "audit_log 1 detail $.note", "audit_log 1 target"} <= fields
+    with project.connect() as conn:
+        detail = conn.execute(select(S.audit_log.c.detail).where(S.audit_log.c.id == 1)).scalar_one()
+    assert json.loads(detail) == {"note": "Zo\u00eb and [GP 1]", "path": "/data/S1 DK1/interview-S1 DK1.txt"}
+    project.close()
