@@ -79,6 +79,11 @@ def _plant_theory(path):
         conn.execute(update(S.cmocs).values(context="Patients of Riverside\u00a0Surgery"))
 
 
+def _plant_code(path):
+    with Project.open(path) as p, p.begin() as conn:
+        conn.execute(update(S.codes).values(definition="Referrals Sarah made"))
+
+
 COMMANDS = [
     # (planting, arguments, makes a file)
     (_plant_coder, ["retrieve", "Referral"], False),
@@ -94,6 +99,11 @@ COMMANDS = [
     (_plant_theory, ["cmoc", "list", "-f", "md"], False),
     (_plant_theory, ["graph", "export", "{out}.graphml"], True),
     (_plant_theory, ["graph", "render", "{out}.svg"], True),
+    (_plant_theory, ["graph", "render", "{out}.pdf"], True),
+    (_plant_theory, ["graph", "render", "{out}.png"], True),
+    (_plant_code, ["codebook", "export"], False),
+    (_plant_code, ["codebook", "export", "-o", "{out}.yaml"], True),
+    (_plant_code, ["codebook", "tree"], False),
     (_plant_theory, ["report", "{out}.md"], True),
     (_plant_theory, ["report", "{out}.html"], True),
     (_plant_theory, ["report", "{out}.docx"], True),
