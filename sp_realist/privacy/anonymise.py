@@ -1,8 +1,14 @@
 """Anonymise sources with a pseudonym key, and reverse it.
 
 :func:`anonymise` replaces every key entry in the selected sources' text and in
-the fields that travel with a source (its name, file name and file path, segment speakers
-and section titles, source attributes, memos on the source, coding memos).
+the fields that travel with a source (its name, file name and file path -- with the
+replacement made safe for a file name, "S1-DK1" --, segment speakers and section titles,
+source attributes, memos on the source, coding memos) and, for the whole project, in every
+other text column of the schema (:func:`project_fields`: coders, authors, analysts, the audit
+log, codes, themes, CMOCs, theories, settings...) except those :data:`EXEMPT` names.  JSON
+columns are rewritten inside their strings.  The run also stores salted fingerprints of the
+key's names (:mod:`sp_realist.privacy.guard`) so every later output can be checked without
+the key.
 Segments, codings and excerpts are moved with the text so they keep pointing
 at the same words; a span that started or ended inside a replaced name covers
 the whole replacement.

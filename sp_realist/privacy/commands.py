@@ -59,8 +59,11 @@ def anonymise_cmd(ctx, key_path, sources, dry_run, reverse, show_originals, irre
 
     Every replacement is listed (source, field, position, original hidden,
     replacement, key entry).  Segments, codings and excerpts move with the
-    text.  The project stores only the key's SHA-256 and an encrypted
-    reversal record that only the key can open.
+    text.  Without --sources every text of the project is rewritten too
+    (file names, coders, authors, memos, codes, CMOCs, theories, the audit
+    log, settings).  The project stores only the key's SHA-256, an encrypted
+    reversal record that only the key can open, and salted fingerprints with
+    which every later output is checked (exit 3 if a name would leak).
 
     \b
     Examples:
