@@ -18,7 +18,22 @@ from sp_realist.privacy.keyfile import key_from_entries
 from sp_realist.store import Project
 
 SKIP_TABLES = {"anonymisation_runs", "anonymisation_records"}
-ENUMS = {("sources", "kind"): "interview", ("segments", "kind"): "turn", ("memos", "target_type"): "source"}
+ENUMS = {("segments", "kind"): "turn", ("memos", "target_type"): "source"}
+
+
+def _enums(table) -> dict[str, str]:
+    """A valid value for each column a CHECK constraint limits to a list ("kind IN ('interview', ...)")."""
+    import re
+
+    from sqlalchemy import CheckConstraint
+
+    out = {c: v for (t, c), v in ENUMS.items() if t == table.name}
+    for con in table.constraints:
+        if isinstance(con, CheckConstraint):
+            m = re.search(r"\"?(\w+)\"?\s+IN\s*\(\s*'([^']*)'", str(con.sqltext))
+            if m:
+                out[m.group(1)] = m.group(2)
+    return out
 
 
 def test_every_text_column_is_anonymised_or_exempt_with_a_reason():
@@ -42,6 +57,7 @@ def _fill(project: Project, name: str, email: str, coder: str, memo: str) -> Non
             if table.name in SKIP_TABLES:
                 continue
             row = {}
+            enums = _enums(table)
             for c in table.columns:
                 kind = c.type
                 if table.name == "meta" and c.name == "key":
@@ -61,8 +77,8 @@ def _fill(project: Project, name: str, email: str, coder: str, memo: str) -> Non
                 elif isinstance(kind, Float):
                     row[c.name] = 0.5
                 elif isinstance(kind, (String, Text)):
-                    if (table.name, c.name) in ENUMS:
-                        row[c.name] = ENUMS[(table.name, c.name)]
+                    if c.name in enums:
+                        row[c.name] = enums[c.name]
                     elif exempt_reason(table.name, c):
                         row[c.name] = "t"
                     elif (table.name, c.name) in JSON_FIELDS:
