@@ -226,3 +226,16 @@ def test_ingest_into_an_anonymised_project_says_so_before_withholding_the_listin
     flat = " ".join(r.stderr.split())
     assert "are not anonymised yet" in flat and flat.index("not anonymised yet") < flat.index("would hold")
     assert "row 1, column 'file'" in flat
+
+
+def test_the_privacy_commands_themselves_are_not_blocked(runner, cli, anon, key_path):
+    """anonymise lists what the key matches (originals on screen on request); audit names findings."""
+    _plant_memo(anon)
+    r = runner.invoke(cli, ["anonymise", "--key", str(key_path), "-p", str(anon), "--dry-run", "--show-originals",
+                            "-f", "json"])
+    assert r.exit_code == 0, r.output
+    assert any(x["original"] == "sarah.jones" for x in json.loads(r.stdout))
+    for sub in ("status", "runs"):
+        assert runner.invoke(cli, ["anonymise", sub, "-p", str(anon)]).exit_code == 0
+    r = runner.invoke(cli, ["audit", str(anon), "--key", str(key_path), "-f", "json"])
+    assert r.exit_code == 3 and "memos" in r.stdout
