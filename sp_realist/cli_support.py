@@ -77,16 +77,79 @@ def global_project_path() -> str | None:
     return ctx.find_root().params.get("project_path")
 
 
-def get_project(project_path: str | None):
+def get_project(project_path: str | None, check_outputs: bool = True):
     """The project named by the command's ``--project`` or, failing that, the one given before the
-    command; else $SP_REALIST_PROJECT or the single project file here (:func:`store.find_project`)."""
+    command; else $SP_REALIST_PROJECT or the single project file here (:func:`store.find_project`).
+    Unless ``check_outputs`` is False (the privacy commands), every output of the command is then
+    checked for names from an applied pseudonym key (:func:`activate_output_check`)."""
     from .store import open_project
 
-    return open_project(project_path if project_path is not None else global_project_path())
+    project = open_project(project_path if project_path is not None else global_project_path())
+    if check_outputs:
+        try:
+            activate_output_check(project)
+        except BaseException:
+            project.close()
+            raise
+    return project
+
+
+def _command_path() -> str:
+    ctx = click.get_current_context(silent=True)
+    return ctx.command_path if ctx is not None else "output"
+
+
+def activate_output_check(project, key=None) -> None:
+    """Check every output of this command against ``project``'s applied key (its fingerprints, and
+    ``key`` or $SP_REALIST_KEY when given).  Nothing to do (one query) when no key was ever applied."""
+    from .privacy.guard import activate, leak_finder
+
+    finder = leak_finder(project, key)
+    if finder is not None:
+        activate(finder, _command_path())
 
 
 def emit(df, fmt: str, output: str | None = None, title: str | None = None) -> None:
-    render(df, fmt, title=title, output=output)
+    """Render ``df`` to stdout or ``output``, after the output check (exit 3 and nothing written if a
+    real name would be in it)."""
+    from .privacy.guard import active, check_frame, checked_path
+
+    if active() is None:
+        render(df, fmt, title=title, output=output)
+        return
+    check_frame(df, output or "stdout", title)
+    if output:
+        with checked_path(output) as tmp:
+            render(df, fmt, title=title, output=str(tmp))
+    else:
+        render(df, fmt, title=title)
+
+
+def write_output(text: str, output: str | None = None) -> None:
+    """Text to the file ``output`` (UTF-8), else to stdout, after the output check."""
+    from .privacy.guard import check_text, checked_path
+
+    check_text(text, output or "stdout")
+    if output:
+        with checked_path(output) as tmp:
+            with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
+def checked_file(path: str | os.PathLike):
+    """``with checked_file(path) as tmp:`` write to ``tmp``; it is checked and moved to ``path``."""
+    from .privacy.guard import checked_path
+
+    return checked_path(path)
+
+
+def check_values(values, where: str) -> None:
+    """Check text that goes into an output the check cannot read back (e.g. the labels of a PDF figure)."""
+    from .privacy.guard import check_text
+
+    check_text("\n".join(str(v) for v in values if v is not None), where)
 
 
 class Int(click.IntRange):
@@ -141,6 +204,9 @@ class SpRealistGroup(click.Group):
     """A click group that turns library errors into one sentence and an exit code."""
 
     def invoke(self, ctx: click.Context):
+        from .privacy.guard import activate, deactivate
+
+        tokens = activate(None)  # each invocation starts unchecked; get_project turns the check on
         try:
             return super().invoke(ctx)
         except SpRealistError as exc:
@@ -166,6 +232,8 @@ class SpRealistGroup(click.Group):
         except BrokenPipeError:  # pragma: no cover - `| head`
             sys.stderr.close()
             ctx.exit(0)
+        finally:
+            deactivate(tokens)
 
 
 def group(*args, **kwargs):

@@ -114,6 +114,7 @@ class Project:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA secure_delete=ON")  # freed pages are zeroed: no overwritten name lingers
             cur.close()
 
         return engine

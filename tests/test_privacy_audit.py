@@ -64,12 +64,12 @@ def write_outputs(folder, leaky: bool):
 def test_clean_outputs_pass(runner, cli, tmp_path, key_path):
     write_outputs(tmp_path / "out", leaky=False)
     df = audit_paths([tmp_path / "out"], key_path)
-    (tmp_path / "out" / "figure.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    (tmp_path / "out" / "figure.pdf").write_bytes(b"%PDF-1.4\n\xff\xfe")
     df = audit_paths([tmp_path / "out"], key_path)
-    assert df.empty and df.attrs["files"] == 8 and df.attrs["skipped"] == [str(tmp_path / "out" / "figure.png")]
+    assert df.empty and df.attrs["files"] == 8 and df.attrs["skipped"] == [str(tmp_path / "out" / "figure.pdf")]
     assert_no_leaks([tmp_path / "out"], key_path)
     r = runner.invoke(cli, ["audit", str(tmp_path / "out"), "--key", str(key_path)])
-    assert r.exit_code == 0 and "No real names" in r.stderr and "Not scanned" in r.stderr and "figure.png" in r.stderr
+    assert r.exit_code == 0 and "No real names" in r.stderr and "Not scanned" in r.stderr and "figure.pdf" in r.stderr
 
 
 def test_leaks_are_found_with_their_locations(runner, cli, tmp_path, key_path):

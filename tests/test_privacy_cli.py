@@ -230,7 +230,8 @@ def test_file_name_and_path_are_anonymised_and_restored(project, key_path):
             return tuple(conn.execute(select(S.sources.c.file_name, S.sources.c.file_path)).one())
 
     result = anonymise(project, key_path)
-    assert stored() == ("S1 DK1 interview.txt", "/research/[GP surgery]/S1 DK1 interview.txt")
+    # in a file or folder name the replacement is made safe for a file name
+    assert stored() == ("S1-DK1 interview.txt", "/research/GP-surgery/S1-DK1 interview.txt")
     assert set(result.replacements["field"]) >= {"file_name", "file_path"}
     reverse(project, key_path)
     assert stored() == ("Sarah Jones interview.txt", "/research/Riverside Surgery/Sarah Jones interview.txt")

@@ -106,10 +106,12 @@ def test_suggest_cli_add_to_key_then_anonymise(runner, cli, setup, model_dir):
         assert "S1 DK1" in texts["a"] and suggest(p, str(model_dir), grown).empty
 
 
-def test_suggest_without_a_model_says_so(runner, cli, setup):
+def test_suggest_without_a_model_lists_identifiers_and_says_names_need_one(runner, cli, setup):
     project_path, key = setup
-    r = runner.invoke(cli, ["anonymise", "suggest", "--key", str(key), "-p", str(project_path)])
-    assert r.exit_code == 1 and "no NER model" in r.stderr and "key alone" in r.stderr
+    r = runner.invoke(cli, ["anonymise", "suggest", "--key", str(key), "-p", str(project_path), "-f", "json"])
+    assert r.exit_code == 0, r.output
+    assert all(x["label"] in ("EMAIL", "PHONE", "NHS_NUMBER", "POSTCODE") for x in __import__("json").loads(r.stdout))
+    assert "add --ner MODEL" in " ".join(r.stderr.split())
     r = runner.invoke(cli, ["anonymise", "suggest", "--ner", "no_such_pipeline_xyz", "-p", str(project_path)])
     assert r.exit_code == 1 and "never downloads" in r.stderr
 

@@ -100,13 +100,17 @@ def anonymised(tmp_path):
     return path, key
 
 
-def test_applied_key_is_required_and_audit_passes(runner, cli, anonymised, tmp_path, monkeypatch):
+def test_anonymised_report_is_checked_with_or_without_the_key(runner, cli, anonymised, tmp_path, monkeypatch):
     path, key = anonymised
     monkeypatch.delenv("SP_REALIST_KEY", raising=False)
     out = tmp_path / "r.md"
-    r = runner.invoke(cli, ["report", "-p", str(path), str(out)])
-    assert r.exit_code == 1 and "--key" in r.stderr
-    assert not out.exists()
+    r = runner.invoke(cli, ["report", "-p", str(path), str(out)])  # the project's fingerprints check it
+    assert r.exit_code == 0, r.output
+    assert "Audit: no real name" in r.stderr
+    r = runner.invoke(cli, ["report", "-p", str(path), str(out), "--title", "Sarah's diary"])
+    assert r.exit_code == 3 and "would hold a name from the applied pseudonym key" in r.stderr
+    assert "Sarah" not in r.stderr
+    out.unlink()
     r = runner.invoke(cli, ["report", "-p", str(path), str(out), "--key", str(key)])
     assert r.exit_code == 0, r.output
     assert "Audit: no real name" in r.stderr
@@ -124,7 +128,7 @@ def test_leaking_report_fails_with_exit_3_and_is_not_written(runner, cli, anonym
         r = runner.invoke(cli, ["report", "-p", str(path), str(out), "--key", str(key),
                                 "--title", "Interviews with Sarah Jones", "--tables", str(tmp_path / "t")])
         assert r.exit_code == 3, r.output
-        assert "would leak" in r.stderr and "Sarah" not in r.stderr
+        assert "would hold key entry" in r.stderr and "nothing was written" in r.stderr and "Sarah" not in r.stderr
         assert not out.exists()
     assert not (tmp_path / "t").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".sp-realist")] == []

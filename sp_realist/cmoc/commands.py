@@ -10,7 +10,8 @@ from typing import Any, Callable
 import click
 
 from ..errors import SpRealistError
-from ..cli_support import Int, Span, emit, format_option, get_project, group, message, project_option, resolve_coder
+from ..cli_support import (Int, Span, check_values, checked_file, emit, format_option, get_project, group, message,
+                           project_option, resolve_coder, write_output)
 from ..output import to_markdown, to_records
 from ._common import (CMOC_JUDGEMENTS, COMPONENT_ALIASES, COMPONENTS, CONFIDENCES, INTERPRETATIONS, RELATION_KINDS,
                       RELEVANCE, ROLES, STATUSES, TRUST)
@@ -82,11 +83,7 @@ def _show(frames: dict[str, Any], fmt: str, output: str | None, what: str) -> No
         text = "\n".join(f"## {k.capitalize()}\n\n{to_markdown(v)}" for k, v in frames.items())
     else:
         raise click.UsageError(f"--format {fmt} shows one part at a time; add --what {'|'.join(frames)}.")
-    if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        click.echo(text, nl=False)
+    write_output(text, output)
 
 
 def _import_file(importer: Callable[..., dict], path: str, analyst: str | None, project_path: str | None) -> None:
@@ -97,11 +94,10 @@ def _import_file(importer: Callable[..., dict], path: str, analyst: str | None, 
 
 def _export_file(exporter: Callable[..., str], path: str | None, project_path: str | None) -> None:
     """Run a YAML file export (``exporter(project, path)``): to PATH, else the text to stdout."""
-    text = exporter(get_project(project_path), path)
+    text = exporter(get_project(project_path), None)
+    write_output(text, path)
     if path:
         message(f"Wrote {path}")
-    else:
-        click.echo(text, nl=False)
 
 
 # ---------------------------------------------------------------------------
@@ -871,7 +867,8 @@ def saturation_curve_cmd(order, plot, project_path, fmt, output) -> None:
     project = get_project(project_path)
     emit(saturation_curve(project, order), fmt, output, title="Saturation curve")
     if plot:
-        plot_saturation_curve(project, plot, order)
+        with checked_file(plot) as tmp:
+            plot_saturation_curve(project, tmp, order)
         message(f"Wrote {plot}")
 
 
@@ -977,8 +974,31 @@ def graph_export_cmd(path, gfmt, theory, project_path) -> None:
     from .graph import export_graph, programme_graph
 
     G = programme_graph(get_project(project_path), theory)
-    export_graph(G, path, gfmt)
+    with checked_file(path) as tmp:
+        export_graph(G, tmp, gfmt or _graph_format(path))
     message(f"Wrote {path} ({G.number_of_nodes()} nodes, {G.number_of_edges()} edges)")
+
+
+def _graph_format(path: str) -> str:
+    """The format a graph file's name asks for (the output check writes to a temporary name first)."""
+    from pathlib import Path
+
+    from .graph import FORMATS
+
+    fmt = FORMATS.get(Path(path).suffix.lower().lstrip("."))
+    if fmt is None:
+        raise SpRealistError(f"{path}: unknown graph format {Path(path).suffix!r}; use --format graphml, gexf, json, "
+                             "dot or mermaid (or a file name ending .graphml, .gexf, .json, .dot, .mmd).")
+    return fmt
+
+
+def _check_graph(G, title: str | None) -> None:
+    values = [title]
+    for _n, data in G.nodes(data=True):
+        values += [_n, *data.values()]
+    for _a, _b, data in G.edges(data=True):
+        values += list(data.values())
+    check_values(values, "the figure's labels")
 
 
 @graph_group.command("render")
@@ -997,7 +1017,9 @@ def graph_render_cmd(path, theory, title, dpi, project_path) -> None:
     from .graph import programme_graph, render_graph
 
     G = programme_graph(get_project(project_path), theory)
-    render_graph(G, path, title=title, dpi=dpi)
+    _check_graph(G, title)  # a PDF cannot be read back: check the labels that go into it
+    with checked_file(path) as tmp:
+        render_graph(G, tmp, title=title, dpi=dpi)
     message(f"Wrote {path}")
 
 

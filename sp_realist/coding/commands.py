@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ..cli_support import Int, Span, emit, format_option, get_project, message, project_option
+from ..cli_support import Int, Span, emit, format_option, get_project, message, project_option, write_output
 
 FIELD_OPTIONS = (
     ("--definition", "What the code means."),
@@ -40,11 +40,9 @@ def _where(pairs: tuple[str, ...]) -> dict[str, list[str]]:
 
 def _write_or_echo(text: str, output: str | None) -> None:
     """An export's text: to the file ``output`` (UTF-8), else to stdout."""
+    write_output(text, output)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
         message(f"Wrote {output}.")
-    else:
-        click.echo(text, nl=False)
 
 
 where_option = click.option("--where", "-w", "where", multiple=True, metavar="NAME=VALUE",

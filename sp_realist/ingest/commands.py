@@ -12,7 +12,8 @@ import click
 import pandas as pd
 
 from .. import schema as S
-from ..cli_support import Int, emit, err_console, format_option, get_project, message, parse_attrs, project_option
+from ..cli_support import (Int, emit, err_console, format_option, get_project, message, parse_attrs, project_option,
+                           write_output)
 from ..errors import SpRealistError
 from ..output import to_markdown, to_records
 
@@ -134,11 +135,11 @@ def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, 
         frames.append(report.frame())
         refused += report.refused
     df = pd.concat(frames, ignore_index=True)
-    emit(df, fmt, output, title="Ingest")
     counts = df["status"].value_counts()
     message("; ".join(f"{counts.get(s, 0)} {s}" for s in ("ingested", "replaced", "unchanged", "refused")
                       if counts.get(s, 0)) + f" ({int(df['sources'].sum())} sources).")
-    _anonymisation_note(project, df)
+    _anonymisation_note(project, df)  # before the listing, which the output check may withhold
+    emit(df, fmt, output, title="Ingest")
     if refused:
         for f in refused:
             err_console.print(f"Error: {f.message}", markup=False, soft_wrap=True)
@@ -367,11 +368,7 @@ def sources_attribution(kind, wording, reset, project_path, fmt, output) -> None
 
 
 def _write(text: str, output: str | None) -> None:
-    if output:
-        with open(output, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-    else:
-        sys.stdout.write(text)
+    write_output(text, output)
 
 
 # --- participants ------------------------------------------------------------------

@@ -5,18 +5,22 @@
 >>> result = anonymise(project, key, dry_run=True)    # result.replacements is a DataFrame
 >>> audit_paths(["reports/"], key)                    # empty DataFrame: nothing leaked
 
-Nothing else in sp_realist reads a pseudonym key; the project stores only its SHA-256.
+Nothing else in sp_realist reads a pseudonym key; the project stores only its SHA-256 and salted
+fingerprints of its names, with which every output of the project is checked (:mod:`.guard`).
 """
 
 from .anonymise import (AnonymiseResult, anonymise, applied_keys, check_key_matches, project_key_required,
                         reverse, runs_frame, status_frame)
 from .audit import assert_no_leaks, audit_paths
 from .detect import Detector, Match
+from .guard import activated, check_frame, check_text, checked_path, leak_finder
 from .keyfile import Key, KeyEntry, append_entries, key_from_entries, load_key
 from .ner import add_suggestions_to_key, suggest
+from .patterns import find_identifiers, suggest_identifiers
 
 __all__ = [
     "AnonymiseResult", "anonymise", "reverse", "applied_keys", "check_key_matches", "project_key_required",
     "runs_frame", "status_frame", "audit_paths", "assert_no_leaks", "Detector", "Match", "Key", "KeyEntry", "append_entries",
-    "key_from_entries", "load_key", "suggest", "add_suggestions_to_key",
+    "key_from_entries", "load_key", "suggest", "add_suggestions_to_key", "activated", "check_frame", "check_text",
+    "checked_path", "leak_finder", "find_identifiers", "suggest_identifiers",
 ]

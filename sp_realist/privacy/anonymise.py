@@ -1,8 +1,14 @@
 """Anonymise sources with a pseudonym key, and reverse it.
 
 :func:`anonymise` replaces every key entry in the selected sources' text and in
-the fields that travel with a source (its name, file name and file path, segment speakers
-and section titles, source attributes, memos on the source, coding memos).
+the fields that travel with a source (its name, file name and file path -- with the
+replacement made safe for a file name, "S1-DK1" --, segment speakers and section titles,
+source attributes, memos on the source, coding memos) and, for the whole project, in every
+other text column of the schema (:func:`project_fields`: coders, authors, analysts, the audit
+log, codes, themes, CMOCs, theories, settings...) except those :data:`EXEMPT` names.  JSON
+columns are rewritten inside their strings.  The run also stores salted fingerprints of the
+key's names (:mod:`sp_realist.privacy.guard`) so every later output can be checked without
+the key.
 Segments, codings and excerpts are moved with the text so they keep pointing
 at the same words; a span that started or ended inside a replaced name covers
 the whole replacement.
@@ -27,6 +33,7 @@ from typing import Callable, Sequence
 import pandas as pd
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from .. import schema as S
 from ..errors import SpRealistError
@@ -220,19 +227,12 @@ def _plan_apply(conn: Connection, key: Key, det: Detector, srcs: list[dict],
         spans, lossy = _plan_spans(rows, om, where)
         fields, field_rows = [], []
         for table, pk, col, label, value in _fields(conn, src):
-            fm = cache.get(value)
-            if fm is None:
-                fm = cache[value] = det.find(value)
-            if not fm:
+            reps = _value_edits(det, key, value, FILE_KINDS.get((table, col), "text"), cache)
+            if not reps:
                 continue
-            reps = [(m.start, m.end, key.entries[m.entry].replacement) for m in fm]
-            new = apply_matches(value, reps)
+            new = apply_matches(value, [(s, e, r) for s, e, r, _k in reps])
             fields.append((table, pk, col, label, value, new))
-            fom = OffsetMap([(s, e, len(r)) for s, e, r in reps])
-            for m, (s, e, r) in zip(fm, reps):
-                field_rows.append({"field": label, "start": s, "end": e, "new_start": fom.start(s),
-                                   "new_end": fom.start(s) + len(r), "original": value[s:e], "replacement": r,
-                                   "entry": m.entry + 1})
+            field_rows.extend(_listing(label, value, reps))
         plans.append(_Plan(src, new_text, text_edits, spans, lossy, fields, field_rows))
         if progress:
             progress(i + 1, len(srcs))
@@ -260,84 +260,240 @@ def _check_names(conn: Connection, plans: list[_Plan]) -> None:
         seen[name] = sid
 
 
-#: Project-wide free text that can hold names: rewritten when the whole project is anonymised.
-PROJECT_FIELDS = {
-    "codes": ("name", "definition", "inclusion", "exclusion", "example"),
-    "code_rules": ("spec",),
-    "themes": ("name", "description"),
-    "memos": ("title", "text"),  # those not attached to a source
-    "cmocs": ("context", "mechanism_resource", "mechanism_response", "outcome", "memo"),
-    "cmoc_evidence": ("note",),
-    "cmoc_relations": ("note",),
-    "theories": ("title", "description"),
-    "theory_history": ("change", "reason"),
-    "appraisals": ("trust_rationale", "theory_note", "saturation_note", "note"),
-    "appraisal_history": ("snapshot",),
-    "participants": ("role", "site"),
-    "participant_attributes": ("value",),
-    "audit_log": ("target", "detail"),
-    # summary-of-findings tables (sp_realist.cmoc.findings); link targets are names of themes, codes ... rewritten
-    # by the same key, so a link keeps pointing at its (renamed) target
-    "finding_strands": ("name",),
-    "evidence_items": ("kind", "citation", "note"),
-    "finding_questions": ("text", "worked_well_heading", "could_improve_heading", "overall"),
-    "finding_topics": ("name",),
-    "findings": ("text",),
-    "finding_links": ("target",),
+#: Columns that travel with a source (rewritten for the sources anonymised, see :func:`_fields`).  Memo
+#: titles and texts are per source for memos on a source, project-wide for the others.
+SOURCE_FIELDS = frozenset({
+    ("sources", "name"), ("sources", "text"), ("sources", "file_name"), ("sources", "file_path"),
+    ("segments", "speaker"), ("segments", "section"), ("source_attributes", "value"), ("codings", "memo"),
+})
+
+#: Text columns that are never rewritten, and why.  Every other String/Text column of the schema is
+#: anonymised (:func:`project_fields` enumerates them from ``schema.metadata``), so a new text column is
+#: covered unless it is added here; ``tests/test_privacy_columns.py`` fails on a column in neither place.
+EXEMPT = {
+    ("meta", "key"): "names of settings and bookkeeping entries, written by sp_realist",
+    ("sources", "kind"): "one of a fixed list",
+    ("sources", "checksum"): "SHA-256 of the ingested file",
+    ("sources", "date"): "an ISO date",
+    ("sources", "file_format"): "a file type (txt, docx...)",
+    ("source_attributes", "name"): "attribute names are labels (site, wave); their values are anonymised",
+    ("participant_attributes", "name"): "attribute names are labels (role, site); their values are anonymised",
+    ("segments", "kind"): "one of a fixed list",
+    ("codes", "colour"): "a colour",
+    ("code_rules", "kind"): "one of a fixed list",
+    ("code_rules", "unit"): "one of a fixed list",
+    ("memos", "target_type"): "one of a fixed list",
+    ("themes", "phase"): "one of a fixed list",
+    ("cmocs", "status"): "one of a fixed list",
+    ("cmocs", "confidence"): "one of a fixed list",
+    ("cmoc_evidence", "role"): "one of a fixed list",
+    ("cmoc_evidence", "component"): "one of a fixed list",
+    ("cmoc_relations", "kind"): "one of a fixed list",
+    ("appraisals", "relevance"): "one of a fixed list",
+    ("appraisals", "trust"): "one of a fixed list",
+    ("appraisals", "interpretation"): "one of a fixed list",
+    ("appraisals", "cmoc_judgement"): "one of a fixed list",
+    ("audit_log", "action"): "an action name written by sp_realist (ingest, code.add...)",
+    ("anonymisation_runs", "key_sha256"): "privacy bookkeeping: a key hash",
+    ("anonymisation_runs", "direction"): "privacy bookkeeping: apply or reverse",
+    ("anonymisation_runs", "sources"): "privacy bookkeeping: a JSON list of source ids",
+    ("anonymisation_records", "key_sha256"): "privacy bookkeeping: a key hash",
+    ("anonymisation_records", "text_sha256"): "privacy bookkeeping: a text hash",
+    ("anonymisation_records", "sealed"): "privacy bookkeeping: the encrypted reversal record",
+    ("findings", "part"): "one of a fixed list",
+    ("finding_links", "target_type"): "one of a fixed list",
+    ("orphans", "kind"): "one of a fixed list",
 }
-JSON_FIELDS = {("code_rules", "spec"), ("appraisal_history", "snapshot"), ("audit_log", "detail")}
+
+#: Columns holding JSON: names are replaced inside its strings (and keys) and the JSON written again.
+JSON_FIELDS = frozenset({("code_rules", "spec"), ("appraisal_history", "snapshot"), ("audit_log", "detail"),
+                         ("theories", "questions"), ("theory_history", "evidence"), ("orphans", "payload")})
+
+#: How a file name or path is rewritten: the replacement made safe for a file name ("S1 DK1" -> "S1-DK1").
+FILE_KINDS = {("sources", "file_name"): "file", ("sources", "file_path"): "path"}
+
+#: meta entries that are bookkeeping, not user text (the output-check fingerprints among them).
+META_SKIP = frozenset({"schema_version", "project_id", "created_at", "privacy:fingerprints"})
+
+
+def exempt_reason(table: str, column) -> str | None:
+    """Why ``table.column`` is not anonymised, or None if it is."""
+    if (table, column.name) in EXEMPT:
+        return EXEMPT[(table, column.name)]
+    if column.type is S.TS:
+        return "a timestamp"
+    if column.name == "guid":
+        return "a generated GUID"
+    return None
+
+
+def text_columns() -> list[tuple[str, str]]:
+    """Every String/Text column of the schema, as ``(table, column)``."""
+    from sqlalchemy import String, Text
+
+    return [(t.name, c.name) for t in S.metadata.sorted_tables for c in t.columns
+            if isinstance(c.type, (String, Text))]
+
+
+def project_fields() -> dict[str, tuple[str, ...]]:
+    """The project-wide columns :func:`anonymise` rewrites when the whole project is anonymised:
+    every text column neither exempt nor travelling with a source (memo title and text: both)."""
+    out: dict[str, list[str]] = {}
+    for t in S.metadata.sorted_tables:
+        for c in t.columns:
+            if (t.name, c.name) not in set(text_columns()):
+                continue
+            if exempt_reason(t.name, c) is not None:
+                continue
+            if (t.name, c.name) in SOURCE_FIELDS and t.name != "memos":
+                continue
+            out.setdefault(t.name, []).append(c.name)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def file_safe(replacement: str) -> str:
+    """A replacement as it appears in a file or folder name: "S1 DK1" -> "S1-DK1", "[GP 1]" -> "GP-1"."""
+    import re
+
+    return re.sub(r"[^\w.-]+", "-", replacement).strip("-.") or "anon"
+
+
+def _value_edits(det: Detector, key: Key, value: str, kind: str, cache: dict) -> list[tuple[int, int, str, int]]:
+    """``(start, end, replacement, entry)`` for every key entry in ``value``.
+
+    ``kind`` "file": the replacement made safe for a file name; "path": the same, part by part (the
+    separators are kept); "text": as it is.
+    """
+    import re
+
+    def found(text: str):
+        fm = cache.get(text)
+        if fm is None:
+            fm = cache[text] = det.find(text)
+        return fm
+
+    if kind == "path":
+        out, pos = [], 0
+        for part in re.split(r"([/\\])", value):
+            if part and part not in ("/", "\\"):
+                out.extend((pos + m.start, pos + m.end, file_safe(key.entries[m.entry].replacement), m.entry)
+                           for m in found(part))
+            pos += len(part)
+        return out
+    rep = file_safe if kind == "file" else (lambda r: r)
+    return [(m.start, m.end, rep(key.entries[m.entry].replacement), m.entry) for m in found(value)]
+
+
+def _listing(label: str, value: str, reps: list[tuple[int, int, str, int]]) -> list[dict]:
+    fom = OffsetMap([(s, e, len(r)) for s, e, r, _k in reps])
+    return [{"field": label, "start": s, "end": e, "new_start": fom.start(s), "new_end": fom.start(s) + len(r),
+             "original": value[s:e], "replacement": r, "entry": k + 1} for s, e, r, k in reps]
+
+
+def _json_edit(det: Detector, key: Key, value: str, label: str, cache: dict) -> tuple[str, list[dict]] | None:
+    """Names replaced inside the strings (and keys) of a JSON value: the new JSON text and listing rows
+    (``field`` is the label and the JSON path); None when nothing is found or ``value`` is not JSON."""
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    rows: list[dict] = []
+
+    def text(v: str, path: str) -> str:
+        reps = _value_edits(det, key, v, "text", cache)
+        if not reps:
+            return v
+        rows.extend(_listing(f"{label} {path}", v, reps))
+        return apply_matches(v, [(s, e, r) for s, e, r, _k in reps])
+
+    def walk(v, path: str):
+        if isinstance(v, str):
+            return text(v, path)
+        if isinstance(v, dict):
+            return {text(k, f"{path} key"): walk(x, f"{path}.{k}") for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x, f"{path}[{i}]") for i, x in enumerate(v)]
+        return v
+
+    new = walk(data, "$")
+    if not rows:
+        return None
+    return json.dumps(new, ensure_ascii=False), rows
+
+
+def _is_json(table: str, col: str, row) -> bool:
+    if (table, col) in JSON_FIELDS:
+        return True
+    return table == "meta" and str(row["key"]).startswith("setting:")
 
 
 def _plan_project(conn: Connection, key: Key, det: Detector, cache: dict) -> tuple[list, list[dict]]:
     """Replacements in the project-wide text fields: ``(fields, listing rows)``."""
     fields, rows = [], []
-    for name, cols in PROJECT_FIELDS.items():
+    for name, cols in project_fields().items():
         t = _table(name)
         pk = list(t.primary_key.columns)
-        q = select(*pk, *[t.c[c] for c in cols])
-        if name == "memos":
-            q = q.where(t.c.target_type != "source")
-        new_values: dict[str, list] = {c: [] for c in cols if t.c[c].unique}
+        extra = [t.c.target_type] if name == "memos" else []
+        q = select(*pk, *extra, *[t.c[c] for c in cols if t.c[c] not in pk])
+        if name == "meta":
+            q = q.where(t.c.key.not_in(sorted(META_SKIP)))
+        changes: dict[tuple, dict[str, str]] = {}
         for row in conn.execute(q).mappings():
             ident = {c.name: row[c.name] for c in pk}
             label_id = ",".join(str(v) for v in ident.values())
             for col in cols:
+                if name == "memos" and col in ("title", "text") and row["target_type"] == "source":
+                    continue  # memos on a source travel with it
                 value = row[col]
                 if not isinstance(value, str) or not value:
-                    if col in new_values:
-                        new_values[col].append(value)
                     continue
-                fm = cache.get(value)
-                if fm is None:
-                    fm = cache[value] = det.find(value)
-                new = value
-                if fm:
-                    reps = [(m.start, m.end, key.entries[m.entry].replacement) for m in fm]
-                    new = apply_matches(value, reps)
-                    label = f"{name} {label_id} {col}"
-                    if (name, col) in JSON_FIELDS:
-                        try:
-                            json.loads(new)
-                        except ValueError:
-                            raise SpRealistError(
-                                f"{label}: replacing names would break its JSON (a replacement contains a quote "
-                                "or backslash); change that replacement."
-                            ) from None
-                    fields.append((name, ident, col, label, value, new))
-                    fom = OffsetMap([(s, e, len(r)) for s, e, r in reps])
-                    for m, (s, e, r) in zip(fm, reps):
-                        rows.append({"source": "(project)", "field": label, "start": s, "end": e,
-                                     "new_start": fom.start(s), "new_end": fom.start(s) + len(r),
-                                     "original": value[s:e], "replacement": r, "entry": m.entry + 1})
-                if col in new_values:
-                    new_values[col].append(new)
-        for col, values in new_values.items():
-            present = [v for v in values if v is not None]
-            if len(set(present)) != len(present):
-                raise SpRealistError(
-                    f"{name}.{col}: once names are replaced two rows would have the same {col}; rename one first."
-                )
+                label = f"{name} {label_id} {col}"
+                edited = _json_edit(det, key, value, label, cache) if _is_json(name, col, row) else None
+                if edited is not None:
+                    new, frows = edited
+                else:
+                    reps = _value_edits(det, key, value, "text", cache)
+                    if not reps:
+                        continue
+                    new = apply_matches(value, [(s, e, r) for s, e, r, _k in reps])
+                    frows = _listing(label, value, reps)
+                fields.append((name, ident, col, label, value, new))
+                changes.setdefault(tuple(ident.values()), {})[col] = new
+                rows.extend({"source": "(project)", **r} for r in frows)
+        if changes:
+            _check_unique(conn, t, changes)
     return fields, rows
+
+
+def _unique_sets(t) -> list[tuple[str, ...]]:
+    from sqlalchemy import UniqueConstraint
+
+    sets = [(c.name,) for c in t.columns if c.unique]
+    sets += [tuple(c.name for c in con.columns) for con in t.constraints if isinstance(con, UniqueConstraint)]
+    return sets
+
+
+def _check_unique(conn: Connection, t, changes: dict[tuple, dict[str, str]]) -> None:
+    """Refuse when replacing names would give two rows of ``t`` the same value of a unique column (or set)."""
+    changed = {c for ch in changes.values() for c in ch}
+    pk = [c.name for c in t.primary_key.columns]
+    for cols in _unique_sets(t):
+        if not changed & set(cols):
+            continue
+        seen: dict[tuple, tuple] = {}
+        for row in conn.execute(select(*[t.c[c] for c in pk], *[t.c[c] for c in cols if c not in pk])).mappings():
+            ident = tuple(row[c] for c in pk)
+            new = changes.get(ident, {})
+            value = tuple(new.get(c, row[c]) for c in cols)
+            if None in value:
+                continue
+            if value in seen:
+                a, b = (",".join(map(str, x)) for x in (seen[value], ident))
+                raise SpRealistError(
+                    f"{t.name} {a} and {b}: once names are replaced they would have the same "
+                    f"{', '.join(cols)}; rename or merge one of them first."
+                )
+            seen[value] = ident
 
 
 # --------------------------------------------------------------------------
@@ -379,7 +535,7 @@ def anonymise(project: Project, key: Key | str, sources: Sequence[str | int] | N
     """Replace every key entry in the selected sources (all by default).
 
     ``project_text`` (default: when no ``sources`` are named) also rewrites the
-    project-wide free text of :data:`PROJECT_FIELDS` (codebook, CMOCs,
+    project-wide text of :func:`project_fields` (codebook, CMOCs,
     theories, appraisal notes, other memos, participants, the audit log).
 
     Returns every replacement (source, field, old and new position, original
@@ -412,43 +568,58 @@ def anonymise(project: Project, key: Key | str, sources: Sequence[str | int] | N
         result = AnonymiseResult(df, digest, "apply", dry_run, [p.src["id"] for p in plans if p.count])
         if dry_run:
             return result
-        stamp = now()
-        material = key.sealing_material
-        run_id = conn.execute(insert(S.anonymisation_runs).values(
-            key_sha256=digest, direction="apply", at=stamp, replacements=len(df),
-            sources=json.dumps([p.src["id"] for p in plans]))).inserted_primary_key[0]
-        records = []
-        for p in plans:
-            sid = p.src["id"]
-            if p.text_edits:
-                conn.execute(update(S.sources).where(S.sources.c.id == sid).values(text=p.new_text))
-            _write_spans(conn, p.spans)
-            _write_fields(conn, [(t, pk, c, new) for t, pk, c, _l, _old, new in p.fields])
-            payload = None
-            if not irreversible:
-                payload = seal({
-                    "v": 1,
-                    "before_sha256": sha256_text(p.src["text"]),
-                    "text": [[ns, ne, orig] for _s, _e, ns, ne, orig, _r, _k in p.text_edits],
-                    "spans": p.lossy,
-                    "fields": [[t, pk, c, old, new, label] for t, pk, c, label, old, new in p.fields],
-                }, material)
-            records.append(dict(run_id=run_id, source_id=sid, key_sha256=digest,
-                                text_sha256=sha256_text(p.new_text), replacements=p.count, sealed=payload))
-        if pfields:
-            _write_fields(conn, [(t, pk, c, new) for t, pk, c, _l, _old, new in pfields])
-            payload = None if irreversible else seal({
-                "v": 1, "fields": [[t, pk, c, old, new, label] for t, pk, c, label, old, new in pfields],
-            }, material)
-            records.append(dict(run_id=run_id, source_id=None, key_sha256=digest, text_sha256=sha256_text(""),
-                                replacements=len(prows), sealed=payload))
-        if records:
-            conn.execute(insert(S.anonymisation_records), records)
-        project.log(conn, "anonymise", f"run {run_id}", key_sha256=digest, replacements=len(df),
-                    sources=len(plans), irreversible=irreversible)
+        try:
+            run_id = _write_apply(project, conn, key, digest, plans, pfields, prows, df, irreversible)
+        except IntegrityError as exc:
+            raise SpRealistError(
+                f"anonymise: replacing names would make two rows the same ({str(exc.orig).split(': ')[-1]}); "
+                "rename or merge one of them first. Nothing was changed."
+            ) from None
         result.run_id = run_id
     project.compact()
     return result
+
+
+def _write_apply(project: Project, conn: Connection, key: Key, digest: str, plans: list[_Plan], pfields: list,
+                 prows: list, df: pd.DataFrame, irreversible: bool) -> int:
+    stamp = now()
+    material = key.sealing_material
+    run_id = conn.execute(insert(S.anonymisation_runs).values(
+        key_sha256=digest, direction="apply", at=stamp, replacements=len(df),
+        sources=json.dumps([p.src["id"] for p in plans]))).inserted_primary_key[0]
+    records = []
+    for p in plans:
+        sid = p.src["id"]
+        if p.text_edits:
+            conn.execute(update(S.sources).where(S.sources.c.id == sid).values(text=p.new_text))
+        _write_spans(conn, p.spans)
+        _write_fields(conn, [(t, pk, c, new) for t, pk, c, _l, _old, new in p.fields])
+        payload = None
+        if not irreversible:
+            payload = seal({
+                "v": 1,
+                "before_sha256": sha256_text(p.src["text"]),
+                "text": [[ns, ne, orig] for _s, _e, ns, ne, orig, _r, _k in p.text_edits],
+                "spans": p.lossy,
+                "fields": [[t, pk, c, old, new, label] for t, pk, c, label, old, new in p.fields],
+            }, material)
+        records.append(dict(run_id=run_id, source_id=sid, key_sha256=digest,
+                            text_sha256=sha256_text(p.new_text), replacements=p.count, sealed=payload))
+    if pfields:
+        _write_fields(conn, [(t, pk, c, new) for t, pk, c, _l, _old, new in pfields])
+        payload = None if irreversible else seal({
+            "v": 1, "fields": [[t, pk, c, old, new, label] for t, pk, c, label, old, new in pfields],
+        }, material)
+        records.append(dict(run_id=run_id, source_id=None, key_sha256=digest, text_sha256=sha256_text(""),
+                            replacements=len(prows), sealed=payload))
+    if records:
+        conn.execute(insert(S.anonymisation_records), records)
+    from .guard import record_fingerprints
+
+    record_fingerprints(conn, key)  # so outputs can be checked without the key
+    project.log(conn, "anonymise", f"run {run_id}", key_sha256=digest, replacements=len(df),
+                sources=len(plans), irreversible=irreversible)
+    return run_id
 
 
 def _restore_fields(conn: Connection, sealed_fields: list, where: str) -> tuple[list, list[dict], list[str]]:
@@ -567,8 +738,13 @@ def reverse(project: Project, key: Key | str, sources: Sequence[str | int] | Non
         if proj is not None:
             _write_fields(conn, proj[1])
             conn.execute(delete(S.anonymisation_records).where(S.anonymisation_records.c.id == proj[0]["id"]))
+        if conn.execute(select(func.count()).select_from(S.anonymisation_records)).scalar_one() == 0:
+            from .guard import clear_fingerprints
+
+            clear_fingerprints(conn)  # nothing anonymised any more: outputs are no longer checked
         project.log(conn, "anonymise.reverse", f"run {run_id}", key_sha256=digest, sources=len(work))
         result.run_id = run_id
+    project.compact()
     return result
 
 

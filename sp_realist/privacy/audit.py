@@ -34,11 +34,15 @@ from .keyfile import Key, as_key
 
 COLUMNS = ["file", "location", "entry", "replacement", "original"]
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".csv", ".tsv", ".yaml", ".yml", ".rst", ".tex", ".log", ".srt",
-                 ".vtt", ".xml", ".qde", ".ris", ".bib"}
+                 ".vtt", ".xml", ".qde", ".ris", ".bib", ".dot", ".gv", ".mmd", ".mermaid"}
+#: XML written by sp_realist besides REFI-QDA: figures and graphs (entities decoded before matching)
+XML_SUFFIXES = {".xml", ".qde", ".svg", ".graphml", ".gexf"}
+IMAGE_SUFFIXES = {".png"}  # text chunks (tEXt, zTXt, iTXt) are read
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 ZIP_SUFFIXES = {".qdpx", ".qdc", ".zip"}
 PROJECT_SUFFIXES = {".sprealist"}
-SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | ZIP_SUFFIXES | PROJECT_SUFFIXES | {".json", ".docx", ".xlsx"}
+SUPPORTED = (TEXT_SUFFIXES | XML_SUFFIXES | HTML_SUFFIXES | ZIP_SUFFIXES | PROJECT_SUFFIXES | IMAGE_SUFFIXES
+             | {".json", ".docx", ".xlsx"})
 
 # A finding before formatting: (location, start, end, entry, matched text)
 Finding = tuple[str, int, int, int, str]
@@ -171,6 +175,22 @@ def _xlsx_items(data: bytes) -> Iterator[tuple[str, str]]:
         book.close()
 
 
+def _png_items(data: bytes) -> Iterator[tuple[str, str]]:
+    """The text chunks of a PNG (tEXt, zTXt, iTXt: title, author, description, software...), via Pillow."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            chunks = dict(getattr(im, "text", {}) or {})
+            chunks.update({k: v for k, v in im.info.items() if isinstance(v, str) and k not in chunks})
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise SpRealistError(f"not a readable PNG image ({type(exc).__name__})") from None
+    for name, value in chunks.items():
+        yield f"png text chunk {name!r} keyword", str(name)
+        yield f"png text chunk {name!r}", str(value)
+
+
 def _scan_bytes(det: Detector, name: str, data: bytes, where: str) -> Iterator[Finding]:
     suffix = Path(name).suffix.lower()
     if suffix == ".xlsx":
@@ -198,7 +218,12 @@ def _scan_bytes(det: Detector, name: str, data: bytes, where: str) -> Iterator[F
             if (f[0], f[3], f[4].lower()) not in seen:
                 seen.add((f[0], f[3], f[4].lower()))
                 yield f
-    elif suffix in {".xml", ".qde"} or (suffix == ".qdc" and not data.startswith(b"PK\x03\x04")):
+    elif suffix in IMAGE_SUFFIXES:
+        try:
+            yield from _strings(det, _png_items(data))
+        except SpRealistError as exc:
+            raise SpRealistError(f"{where}: {exc.message}; check the file.") from None
+    elif suffix in XML_SUFFIXES or (suffix == ".qdc" and not data.startswith(b"PK\x03\x04")):
         # a REFI-QDA codebook (.qdc) is one XML file; some tools zip it
         yield from _lines(det, html.unescape(_decode(data, where)))
     elif suffix in ZIP_SUFFIXES:
@@ -257,6 +282,20 @@ def _scan_project(det: Detector, path: Path) -> Iterator[Finding]:
                 yield f"{p.name} bytes (unused space) near offset {m.start}", m.start, m.end, m.entry, text[m.start:m.end]
 
 
+def _names(paths: Sequence[str | os.PathLike]) -> Iterator[tuple[str, str, str]]:
+    """``(shown path, location, name)`` for every file and folder name to check: the paths given and,
+    inside a folder, every file and sub-folder under it (a folder named after a person leaks too)."""
+    for raw in paths:
+        p = Path(raw)
+        name = p.resolve().name if p.name in ("", ".", "..") else p.name
+        yield str(p), "folder name" if p.is_dir() else "file name", name
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.name.endswith(("-wal", "-shm")) and f.is_file():
+                    continue
+                yield str(f), "folder name" if f.is_dir() else "file name", f.name
+
+
 def _files(paths: Sequence[str | os.PathLike], skipped: list[str]) -> Iterator[tuple[Path, str]]:
     """Files to scan; unsupported ones (PDF, images...) are added to ``skipped``."""
     for raw in paths:
@@ -283,29 +322,44 @@ def _files(paths: Sequence[str | os.PathLike], skipped: list[str]) -> Iterator[t
             raise SpRealistError(f"{p}: no such file or folder; check the path.")
 
 
+def scan_file(det, path: Path, name: str | None = None, label: str | None = None) -> Iterator[Finding]:
+    """Findings in one file, read by the type its ``name`` (default: its own) says; ``det`` is a
+    :class:`~sp_realist.privacy.detect.Detector` or anything with the same ``find``."""
+    name = name or path.name
+    if Path(name).suffix.lower() in PROJECT_SUFFIXES:
+        return _scan_project(det, path)
+    return _scan_bytes(det, name, path.read_bytes(), label or str(path))
+
+
 def audit_paths(paths: Sequence[str | os.PathLike], key: Key | str, show_originals: bool = False) -> pd.DataFrame:
     """Every occurrence of a key's originals or variants in ``paths`` (files or folders).
 
-    An empty frame means nothing leaked.  ``df.attrs["files"]`` is the number of
-    files scanned, ``df.attrs["skipped"]`` the files that could not be read
-    (unsupported binary types such as PDF or images): check those by hand.
+    File and folder names are checked too (``location`` "file name" / "folder name").  An empty frame
+    means nothing leaked.  ``df.attrs["files"]`` is the number of files scanned, ``df.attrs["skipped"]``
+    the files whose content could not be read (unsupported binary types such as PDF or images): check
+    those by hand.
     """
     key = as_key(key)
     det = Detector(key)
     rows = []
     n = 0
     skipped: list[str] = []
+
+    def row(file: str, loc: str, k: int, txt: str) -> dict:
+        return {"file": file, "location": loc, "entry": k + 1, "replacement": key.entries[k].replacement,
+                "original": txt if show_originals else HIDDEN}
+
+    seen_names = set()
+    for shown, loc, name in _names(paths):
+        if (shown, loc) in seen_names:
+            continue
+        seen_names.add((shown, loc))
+        for m in det.find(name):
+            rows.append(row(shown, loc, m.entry, name[m.start:m.end]))
     for path, label in _files(paths, skipped):
         n += 1
-        suffix = path.suffix.lower()
-        if suffix in PROJECT_SUFFIXES:
-            findings = _scan_project(det, path)
-        else:
-            findings = _scan_bytes(det, path.name, path.read_bytes(), label)
-        for loc, _s, _e, k, txt in findings:
-            rows.append({"file": label, "location": loc, "entry": k + 1,
-                         "replacement": key.entries[k].replacement,
-                         "original": txt if show_originals else HIDDEN})
+        for loc, _s, _e, k, txt in scan_file(det, path, label=label):
+            rows.append(row(label, loc, k, txt))
     df = pd.DataFrame(rows, columns=COLUMNS)
     df.attrs["files"] = n
     df.attrs["skipped"] = skipped
@@ -327,37 +381,26 @@ def assert_no_leaks(paths: Sequence[str | os.PathLike], key: Key | str) -> pd.Da
 ENV_KEY = "SP_REALIST_KEY"
 
 
-def output_audit_key(project, key: Key | str | os.PathLike | None = None) -> Key | None:
-    """The key to audit an output of ``project`` with (exports call this before writing).
+def output_audit_key(project, key: Key | str | os.PathLike | None = None):
+    """The check for an output of ``project`` (exports call this before writing): a
+    :class:`~sp_realist.privacy.guard.LeakFinder`, or None when no key is applied and none is given.
 
-    ``key`` (else ``$SP_REALIST_KEY``) when given: it must be the key applied
-    to the project, if one is.  ``None`` when no key is given and none is
-    applied.  Refuses (:class:`SpRealistError`) when a key is applied but not given.
+    Without a key the project's fingerprints are used; ``key`` (else ``$SP_REALIST_KEY``) is used too and
+    must be the key applied to the project, if one is.  A key given explicitly to a project with none
+    applied still checks the output.
     """
-    from .anonymise import applied_keys, check_key_matches
+    from .guard import LeakFinder, leak_finder
 
-    if key is None and os.environ.get(ENV_KEY):
-        key = os.environ[ENV_KEY]
-    applied = applied_keys(project)
-    if key is None:
-        if applied:
-            raise SpRealistError(
-                f"{project.location}: the project has an applied pseudonym key, so its exports are audited for "
-                f"real names; pass --key KEY (or set ${ENV_KEY}) and run again."
-            )
-        return None
-    return check_key_matches(project, key) if applied else as_key(key)
+    finder = leak_finder(project, key)
+    if finder is None and key is not None:
+        return LeakFinder(None, as_key(key))
+    return finder
 
 
-def check_output(path: str | os.PathLike, key: Key, shown: str | os.PathLike | None = None) -> None:
-    """Raise :class:`CheckFailed` (naming ``shown``, default ``path``) if ``path`` holds a real name from ``key``."""
-    df = audit_paths([path], key)
-    if len(df):
-        first = df.iloc[0]
-        raise CheckFailed(
-            f"{shown or path}: {len(df)} occurrence(s) of real names from the pseudonym key (first at "
-            f"{first['location']}, key entry {first['entry']} -> {first['replacement']!r}); nothing was written. "
-            "Anonymise the sources that still hold names ('sp-realist audit' on the project lists them) and export "
-            "again."
-        )
+def check_output(path: str | os.PathLike, finder, shown: str | os.PathLike | None = None) -> None:
+    """Raise :class:`CheckFailed` (naming ``shown``, default ``path``) if ``path`` holds a real name."""
+    from .guard import LeakFinder, check_file
 
+    if isinstance(finder, (Key, str, os.PathLike)):
+        finder = LeakFinder(None, as_key(finder))
+    check_file(path, shown, finder)

@@ -27,7 +27,7 @@ def _check_show(show_originals: bool, output: str | None) -> None:
 
 def _emit_frame(frame, project_path: str | None, fmt: str, output: str | None, title: str) -> None:
     """Emit ``frame(project)`` for the project at ``project_path``, closing it afterwards."""
-    project = get_project(project_path)
+    project = get_project(project_path, check_outputs=False)
     try:
         emit(frame(project), fmt, output, title=title)
     finally:
@@ -59,8 +59,11 @@ def anonymise_cmd(ctx, key_path, sources, dry_run, reverse, show_originals, irre
 
     Every replacement is listed (source, field, position, original hidden,
     replacement, key entry).  Segments, codings and excerpts move with the
-    text.  The project stores only the key's SHA-256 and an encrypted
-    reversal record that only the key can open.
+    text.  Without --sources every text of the project is rewritten too
+    (file names, coders, authors, memos, codes, CMOCs, theories, the audit
+    log, settings).  The project stores only the key's SHA-256, an encrypted
+    reversal record that only the key can open, and salted fingerprints with
+    which every later output is checked (exit 3 if a name would leak).
 
     \b
     Examples:
@@ -81,7 +84,7 @@ def anonymise_cmd(ctx, key_path, sources, dry_run, reverse, show_originals, irre
     from .keyfile import load_key
 
     key = load_key(key_path)
-    project = get_project(project_path)
+    project = get_project(project_path, check_outputs=False)
     try:
         with _progress() as bar:
             task = bar.add_task("Anonymising" if not reverse else "Restoring", total=None)
@@ -107,51 +110,57 @@ def anonymise_cmd(ctx, key_path, sources, dry_run, reverse, show_originals, irre
 
 @anonymise_cmd.command("suggest")
 @click.option("--ner", "model", metavar="MODEL", default=None,
-              help="An installed spaCy pipeline with an NER component (package name or folder).")
+              help="Also an installed spaCy pipeline with an NER component (package name or folder).")
 @key_option(required=False)
 @click.option("--sources", "--source", "-s", "sources", multiple=True, metavar="SOURCE",
               help="Only these sources (repeatable). Default: all.")
 @click.option("--labels", default="PERSON,ORG,GPE,FAC,LOC", show_default=True,
-              help="Entity labels to suggest (comma-separated).")
+              help="Entity labels to suggest with --ner (comma-separated).")
 @click.option("--add-to-key", is_flag=True, help="Append the suggestions to the key file (placeholders as replacements).")
 @click.option("--n-process", default=1, show_default=True, type=click.IntRange(1, None),
               help="Processes for spaCy (multi-core).")
 @project_option
 @format_option
 def suggest_cmd(model, key_path, sources, labels, add_to_key, n_process, project_path, fmt, output) -> None:
-    """List names an NER model finds that the key does not cover yet.
+    """List identifiers and names the key does not cover yet.
 
+    Without a model: e-mail addresses, UK phone numbers, NHS numbers (the
+    modulus-11 check) and UK postcodes found in the text.  With --ner MODEL
+    also the people, places and organisations a trained spaCy pipeline finds.
     Nothing is replaced: review the list, then append it to the key with
     --add-to-key (each gets a placeholder replacement you can edit) and run
     'sp-realist anonymise' again.
 
     \b
     Examples:
+      sp-realist anonymise suggest --key ../key.yaml
       sp-realist anonymise suggest --ner en_core_web_sm --key ../key.yaml
       sp-realist anonymise suggest --ner ./my-ner-model --key ../key.yaml --add-to-key
     """
-    from .ner import add_suggestions_to_key, suggest
+    import pandas as pd
 
-    if not model:
-        raise SpRealistError(
-            "anonymise suggest: no NER model given; pass --ner MODEL (an installed spaCy pipeline such as "
-            "en_core_web_sm, or its folder). Without a model, anonymise works on the key alone."
-        )
+    from .ner import add_suggestions_to_key, suggest
+    from .patterns import suggest_identifiers
+
     if add_to_key and not key_path:
         raise click.UsageError("--add-to-key needs --key KEY.")
-    project = get_project(project_path)
+    project = get_project(project_path, check_outputs=False)
     try:
-        df = suggest(project, model, key_path, sources or None,
-                     labels=[x.strip() for x in labels.split(",") if x.strip()], n_process=n_process)
+        frames = [suggest_identifiers(project, key_path, sources or None)]
+        if model:
+            frames.insert(0, suggest(project, model, key_path, sources or None,
+                                     labels=[x.strip() for x in labels.split(",") if x.strip()], n_process=n_process))
     finally:
         project.close()
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     emit(df, fmt, output, title="Suggestions (not replaced)")
     if add_to_key and len(df):
         key = add_suggestions_to_key(key_path, df)
         message(f"Added {len(df)} entries to {key_path} (key now {key.sha256[:12]}…); edit their replacements, "
                 "then run 'sp-realist anonymise'.")
     else:
-        message(f"{len(df)} suggestion(s); nothing was replaced.")
+        message(f"{len(df)} suggestion(s); nothing was replaced."
+                + ("" if model else " Names need a trained pipeline: add --ner MODEL."))
 
 
 @anonymise_cmd.command("check-key")
@@ -237,8 +246,10 @@ def status_cmd(project_path, fmt, output) -> None:
 def audit_cmd(paths, key_path, show_originals, fmt, output) -> None:
     """Scan outputs for real names from the key; exit 3 if any is found.
 
-    Reads docx, xlsx, html, md, txt, csv, json, yaml, xml, qdpx/qdc (zip members),
-    project files (*.sprealist) and folders (recursively).  Matching is
+    Reads docx (with properties, headers, footers), xlsx, html, md, txt, csv,
+    json, yaml, xml, svg, graphml, gexf, dot, mermaid, PNG text chunks,
+    qdpx/qdc (zip members), project files (*.sprealist) and folders
+    (recursively), and checks every file and folder name.  Matching is
     case-insensitive on token boundaries, as in anonymise.
 
     \b

@@ -10,6 +10,7 @@ Where matches overlap the longest wins, then the earliest.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable, Iterator
@@ -21,12 +22,34 @@ import numpy as np
 #: They are blanked (one space for one character, so offsets do not move) before tokenising,
 #: in the text and in the key's terms alike.
 GLUE = '"#$%&()*+/;<=>@[\\]^_`{|}~' + "\u201c\u201d\u201e\u00ab\u00bb"
-_MASK = str.maketrans({c: " " for c in GLUE})
+#: Joiners of file names, e-mail addresses and handles ('sarah.jones@nhs.net', 'interview-sarah-jones-2020.docx',
+#: 'rule:Sarah'): blanked too, but only between two letters or digits, so that a name between them is a token of
+#: its own while sentence punctuation ("Jones. Then") is left to spaCy.
+JOINERS = ".:-\u2010\u2011\u2012\u2013\u2014\u2015"
+_JOIN_RE = re.compile(f"(?<=\\w)[{re.escape(JOINERS)}](?=\\w)")
+#: White space other than the ASCII space (non-breaking, narrow, thin, ideographic...): read as a space.
+SPACES = "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+#: Zero-width characters: read as a space ("Sarah\u200bJones") and, in a second pass, as nothing
+#: ("Sa\u200brah"), so a name broken by one is found either way.
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+_MASK = str.maketrans({c: " " for c in GLUE + SPACES + ZERO_WIDTH})
+_ZW = frozenset(ZERO_WIDTH)
+_ZW_RE = re.compile(f"[{ZERO_WIDTH}]")
 
 
 def mask(text: str) -> str:
-    """``text`` with glue characters blanked (same length)."""
-    return text.translate(_MASK)
+    """``text`` with glue characters, joiners inside tokens, unusual spaces and zero-width characters
+    blanked (same length)."""
+    return _JOIN_RE.sub(" ", text.translate(_MASK))
+
+
+def without_zero_width(text: str) -> tuple[str, list[int]] | None:
+    """``text`` with zero-width characters removed and, for each kept character, its index in ``text``
+    (plus ``len(text)`` at the end); None when there is none to remove."""
+    if _ZW_RE.search(text) is None:
+        return None
+    index = [i for i, c in enumerate(text) if c not in _ZW]
+    return "".join(text[i] for i in index), index + [len(text)]
 
 
 @lru_cache(maxsize=1)
@@ -177,16 +200,27 @@ class Detector:
                 out.append((a.idx, b.idx + len(b), self.entry_of[match_id]))
         return out
 
+    def _zw_spans(self, text: str) -> list[tuple[int, int, int]]:
+        """Spans found with zero-width characters removed, in ``text``'s positions."""
+        stripped = without_zero_width(text)
+        if stripped is None:
+            return []
+        short, index = stripped
+        return [(index[s], index[e - 1] + 1, k) for s, e, k in self._spans(self.nlp.tokenizer(mask(short)))]
+
     def find(self, text: str) -> list[Match]:
         """Non-overlapping matches in ``text``, sorted by position."""
         if not text:
             return []
-        return [Match(s, e, k) for s, e, k in resolve_overlaps(self._spans(self.nlp.tokenizer(mask(text))))]
+        spans = self._spans(self.nlp.tokenizer(mask(text))) + self._zw_spans(text)
+        return [Match(s, e, k) for s, e, k in resolve_overlaps(spans)]
 
     def find_many(self, texts: Iterable[str], batch_size: int = 64) -> Iterator[list[Match]]:
         """:meth:`find` over many texts (tokenised with ``tokenizer.pipe``)."""
-        for doc in self.nlp.tokenizer.pipe((mask(t) for t in texts), batch_size=batch_size):
-            yield [Match(s, e, k) for s, e, k in resolve_overlaps(self._spans(doc))]
+        texts = list(texts)
+        docs = self.nlp.tokenizer.pipe((mask(t) for t in texts), batch_size=batch_size)
+        for text, doc in zip(texts, docs):
+            yield [Match(s, e, k) for s, e, k in resolve_overlaps(self._spans(doc) + self._zw_spans(text))]
 
     def redact(self, text: str, matches: list[Match] | None = None) -> str:
         """``text`` with every match replaced by its entry's replacement."""

@@ -54,20 +54,15 @@ def applied_key_hashes(project: Project) -> list[str]:
 
 
 def _check_key(project: Project, key: str | os.PathLike | None):
-    """The key to audit with, or None when no key is applied; refuse to go on without the right key."""
+    """The leak check for the report, or None when no pseudonym key is applied (and none given).
+
+    Without a key the project's fingerprints of the applied key are used; a key given (or
+    $SP_REALIST_KEY) is used too and must be the one applied."""
+    from ..privacy.audit import output_audit_key
+
     if not applied_key_hashes(project):
-        return None
-    key_path = resolve_key(key)
-    if key_path is None:
-        raise SpRealistError(
-            "the project has an applied pseudonym key, so the report must be audited for leaking names; "
-            f"pass --key PATH (or set ${ENV_KEY}) and run again."
-        )
-    try:
-        from ..privacy.anonymise import check_key_matches
-    except ImportError:  # pragma: no cover - partial install
-        return key_path
-    return check_key_matches(project, key_path)
+        return None  # nothing applied: reports are not checked (as before), even when a key is given
+    return output_audit_key(project, resolve_key(key))
 
 
 def resolve_key(key: str | os.PathLike | None) -> str | None:
@@ -102,22 +97,11 @@ def template_dirs_for(project: Project, extra: Iterable[str | os.PathLike] = ())
     return dirs
 
 
-def _audit(paths: list[Path], key) -> None:
-    try:
-        from ..privacy.audit import audit_paths
-    except ImportError:
-        raise SpRealistError(
-            "the project has an applied pseudonym key but the privacy module's audit is not available; "
-            "reinstall sp_realist."
-        ) from None
-    findings = audit_paths([str(p) for p in paths], key)
-    n = 0 if findings is None else len(findings)
-    if n:
-        raise CheckFailed(
-            f"report: {n} occurrence(s) of real names from the pseudonym key would leak into "
-            f"{', '.join(sorted({Path(p).name for p in paths}))}; nothing was written. Run 'sp-realist audit' on "
-            "the project, anonymise the sources that still hold names, and write the report again."
-        )
+def _audit(paths: list[Path], finder, shown: dict[Path, Path] | None = None) -> None:
+    from ..privacy.audit import check_output
+
+    for p in paths:
+        check_output(p, finder, (shown or {}).get(p, p))
 
 
 def write_report(project: Project, out: str | os.PathLike, fmt: str | None = None,
@@ -193,8 +177,8 @@ def _write_staged(model: ReportModel, targets: list[tuple[Path, str]], template,
             tables_dir = Path(tables_dir)
             for p in export_tables(model, tmp / "tables"):
                 table_paths.append((p, tables_dir / p.name))
-        if key_path:
-            _audit([p for p, _ in staged if p.suffix != ".png"] + [p for p, _ in table_paths], key_path)
+        if key_path is not None:
+            _audit([p for p, _ in staged] + [p for p, _ in table_paths], key_path, dict(staged + table_paths))
             result.audited = True
         for src, dst in staged:
             shutil.move(str(src), str(dst))

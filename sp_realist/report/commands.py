@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli_support import Int, get_project, message, project_option
+from ..cli_support import Int, checked_file, get_project, message, project_option, write_output
 
 
 @click.command("report")
@@ -143,15 +143,11 @@ def rameses_cmd(project_path, fmt, output) -> None:
     project = get_project(project_path)
     checklist = rameses_checklist(project)
     if fmt == "docx":
-        write_checklist_docx(checklist, output)
+        with checked_file(output) as tmp:  # read back by the output check before it is moved into place
+            write_checklist_docx(checklist, tmp)
         message(f"Wrote {output}")
     elif fmt == "md":
-        text = checklist_markdown(checklist)
-        if output:
-            with open(output, "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-        else:
-            click.echo(text, nl=False)
+        write_output(checklist_markdown(checklist), output)
     else:
         df = checklist.frame()
         if fmt == "table":
@@ -234,11 +230,7 @@ def narrative_show_cmd(project_path, section, fmt, output) -> None:
     if text is None:
         raise SpRealistError(f"narrative {section}: no text is stored; add it with "
                              f"'sp-realist narrative set {section} FILE'.")
-    if output:
-        with open(output, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-    else:
-        click.echo(text, nl=False)
+    write_output(text, output)
 
 
 @narrative_group.command("remove")
