@@ -266,7 +266,7 @@ PROJECT_FIELDS = {
     "code_rules": ("spec",),
     "themes": ("name", "description"),
     "memos": ("title", "text"),  # those not attached to a source
-    "cmocs": ("context", "mechanism_resource", "mechanism_response", "outcome", "memo"),
+    "cmocs": ("context", "mechanism_resource", "mechanism_response", "outcome", "memo", "ifthen"),
     "cmoc_evidence": ("note",),
     "cmoc_relations": ("note",),
     "theories": ("title", "description"),
