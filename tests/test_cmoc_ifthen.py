@@ -178,6 +178,26 @@ def test_finish_sentence(raw, finished):
     assert finish_sentence(raw) == finished
 
 
+def test_every_corpus_statement_is_one_sentence_without_doubled_stops(tmp_path):
+    with Project.create(tmp_path / "c.sprealist") as p:
+        doc = yaml.safe_load((CORPUS / "theories.yaml").read_text(encoding="utf-8"))
+        for t in doc["theories"]:
+            t.pop("history", None)  # history evidence quotes need the sources; the CMOCs do not
+        f = tmp_path / "theories.yaml"
+        f.write_text(yaml.safe_dump(doc), encoding="utf-8")
+        import_theories_yaml(p, f)
+        df = ifthen_statements(p)
+    for s in df["statement"]:
+        assert s.startswith("If ") and s.endswith(".") and s.count(". ") == 0 and ".." not in s, s
+        assert " then " in s and "If there is the " not in s
+        # no capital letter mid-sentence except acronyms and codes
+        for word in s.split()[1:]:
+            if word[:1].isupper():
+                assert word.strip("(),.;:'") in {"I"} or any(c.isupper() or c.isdigit() for c in word[1:]), word
+    assert dict(zip(df["cmoc"], df["wording"])) == {
+        **{k: "template" for k in df["cmoc"]}, "T2.1": "cmoc", "T4.3": "cmoc"}
+
+
 # -- a CMOC's own wording ---------------------------------------------------
 def test_cmoc_wording_wins_and_clears(project):
     add_theory(project, "T1", "Referral")
