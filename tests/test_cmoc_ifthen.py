@@ -69,6 +69,12 @@ FORMS = [
      "noun"),                                                                    # corpus T3.1
     ("link workers going home feeling 'drained'", "noun"),                       # corpus T3.3
     ("complex problems with housing", "noun"),
+    ("home visits by the link worker", "noun"),                                  # "visits" is a noun here
+    ("needs of carers", "noun"),
+    ("the link worker visits the client at home", "clause"),
+    ("the team meets every week", "clause"),
+    ("a service that works well", "noun"),
+    ("the service works well", "clause"),
     # gerund phrases and predicates (a verb phrase without its subject)
     ("Starting pilot before agreeing paperwork", "gerund"),                      # Table 6.1
     ("Including relative(s) in the conversation", "gerund"),                     # Table 6.2

@@ -165,8 +165,8 @@ def _is_finite(words: list[str], i: int) -> bool:
         return False
     follows = nxt in AFTER_VERB or nxt.endswith("ly")
     if form == "s":
-        # "the client needs to ...", but "repeated calls", "training needs analysis"
-        return follows if w in AMBIGUOUS_S else True
+        # "the client needs to ...", but "repeated calls", "training needs analysis", "home visits by ..."
+        return (follows and nxt not in ("of", "by")) if w in AMBIGUOUS_S else True
     if form == "base":
         # after a plural subject: "link workers perceive that ...", "GPs report delays", "people wait"
         return (prev.endswith("s") and not prev.endswith(("ss", "'s")) and len(prev) > 2) or \
@@ -186,9 +186,9 @@ def part_form(text: str) -> str:
     semicolon, a finite verb follows its first word (and not a determiner, a preposition, "to" or a
     possessive): an auxiliary or modal ("does not", "are", "can"); a past form that is never a participle
     ("felt", "took"); a known lexical verb's -s form ("feels"; for forms that are also plural nouns, such
-    as "needs", only when a function word or an -ly adverb follows); its base form after a plural subject
-    and before such a word ("link workers perceive that"); or its -ed form before an object ("the GP
-    referred her"; "a client referred by the GP" stays a noun phrase).  A part opening with an -ing word
+    as "needs", only when a function word other than "of" or "by", or an -ly adverb, follows); its base
+    form after a plural subject ("link workers perceive that", "GPs refer"); or its -ed form before an
+    object ("the GP referred her"; "a client referred by the GP" stays a noun phrase).  A part opening with an -ing word
     that is not a noun ("training") and has no such verb is a gerund phrase.  Everything else is a noun
     phrase.
     """
