@@ -75,6 +75,9 @@ FORMS = [
     ("the team meets every week", "clause"),
     ("a service that works well", "noun"),
     ("the service works well", "clause"),
+    ("S1 link workers phone twice", "clause"),
+    ("the GP books a double appointment", "clause"),
+    ("weekly reviews of the caseload", "noun"),
     # gerund phrases and predicates (a verb phrase without its subject)
     ("Starting pilot before agreeing paperwork", "gerund"),                      # Table 6.1
     ("Including relative(s) in the conversation", "gerund"),                     # Table 6.2
@@ -140,6 +143,10 @@ def statement(context=None, mechanism=None, outcome=None, resource=None):
     # full stops: doubled, ellipsis, trailing punctuation
     (("Lack of induction..", "Confusion...", "Delays.;"),
      "If there is lack of induction then this leads to confusion, resulting in delays."),
+    # a noun phrase and a clause in one list: each reads as a clause
+    (("Lack of information about the service.", "Confusion", "Missed appointments\nS1 link workers phone twice"),
+     "If there is lack of information about the service then this leads to confusion, so there are missed "
+     "appointments and S1 link workers phone twice."),
     # missing parts
     ((None, None, "Turnover"),
      "If there is [context not yet identified] then [mechanism not yet identified], resulting in turnover."),

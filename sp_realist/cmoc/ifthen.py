@@ -73,13 +73,16 @@ SUBJECT_PRONOUNS = frozenset("i you he she it we they".split())
 #: Lexical verbs recognised in their base, -s and -ed forms after a subject (forms built by
 #: :func:`_verb_forms`; irregular past forms listed in IRREGULAR_PAST).
 LEXICAL_VERBS = frozenset("""
-accept agree allow answer appear arrive ask attend avoid become begin believe bring build call cause change
-choose close come complete create decide describe disagree discuss encourage enjoy enable engage experience
-expect explain express fail feel find finish gain get give go grow hear help hold improve include increase
-involve keep know lack lead learn leave listen lose make manage meet miss need notice offer perceive plan
-prefer present prevent promote provide reach realise realize receive recognise recognize reduce refer refuse
-rely remain report require return reveal say see seem share speak spend start stay stop struggle suggest take
-talk tell think trigger trust try understand use value visit wait want welcome wonder work worry
+accept agree allow answer apologise appear argue arrange arrive ask assess attend avoid become begin believe
+book bring build call cancel cause change check choose close come complete consult contact cope create cry
+decide describe disagree discharge discuss drink drive drop eat email employ enable encourage engage enjoy
+expect experience explain express fail fear feel find finish forget fund gain get give go grow hear help
+hire hold hope improve include increase involve keep know lack laugh lead learn leave listen lose make
+manage meet mention miss move need notice offer open organise pay perceive phone plan post prefer present
+prevent promote provide reach read realise realize receive recognise recognize reduce refer refuse rely
+remain remember reply report require respond return reveal review ring run say see seem send share shout
+sign signpost sleep smile speak spend start stay stop struggle suggest take talk teach tell text think train
+travel trigger trust try understand use value visit wait walk want welcome wish wonder work worry write
 """.split())
 IRREGULAR_PAST = {"felt": "feel", "found": "find", "gave": "give", "got": "get", "went": "go", "grew": "grow",
                   "heard": "hear", "held": "hold", "kept": "keep", "knew": "know", "led": "lead", "left": "leave",
@@ -93,7 +96,9 @@ PAST_ONLY = frozenset("felt gave went grew knew saw spoke took became began came
 #: function word follows ("the client needs to ...", "needs more").
 AMBIGUOUS_S = frozenset("""
 needs changes works experiences presents reports plans visits calls results waits answers
-concerns values uses trusts lacks starts stops talks offers meets returns shares
+concerns values uses trusts lacks starts stops talks offers meets returns shares increases gains
+books checks reviews signs drops posts texts rings runs fears hopes wishes drinks walks drives trains funds
+contacts moves emails phones smiles laughs shouts cries reads opens pays
 """.split())
 #: Words after which a verb-looking word is a noun or an infinitive, not a finite verb.
 DETERMINERS = frozenset("""
