@@ -209,6 +209,12 @@ def test_every_corpus_statement_is_one_sentence_without_doubled_stops(tmp_path):
                 assert word.strip("(),.;:'") in {"I"} or any(c.isupper() or c.isdigit() for c in word[1:]), word
     assert dict(zip(df["cmoc"], df["wording"])) == {
         **{k: "template" for k in df["cmoc"]}, "T2.1": "cmoc", "T4.3": "cmoc"}
+    # docs/realist.md quotes theory T1's three statements as they are
+    docs = (CORPUS.parent.parent / "docs" / "realist.md").read_text(encoding="utf-8")
+    section = docs[docs.index("## If/then statements"):docs.index("### How the default template")]
+    quoted = [" ".join(q.split()) for q in "\n".join(
+        line[1:] for line in section.splitlines() if line.startswith(">")).split("\n\n")]
+    assert quoted == list(df["statement"][:3])
 
 
 # -- a CMOC's own wording ---------------------------------------------------
