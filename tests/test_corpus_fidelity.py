@@ -81,9 +81,9 @@ OURS = {
              "resulting in link workers repeatedly asking surgery staff for information."),
     "T1.3": ("If the pilot work starts before staff feel the paperwork is settled then this leads to "
              "frustration, resulting in project staff constantly managing change."),
-    "T2.1": ("If a client presents with complex problems then link workers perceive that the client feels "
-             "alone and anxious and needs concise, correct information and reassurance about the service "
-             "offered in order to make an informed decision."),
+    "T2.1": ("If a client arrives with complex problems then link workers perceive that the client feels "
+             "alone and anxious and needs concise, correct information and reassurance about the service on "
+             "offer to make an informed decision."),
     "T2.2": ("If there is a what matters conversation then this leads to active listening by the link worker, "
              "resulting in the client feeling heard (understood and not judged)."),
     "T2.3": ("If relatives are included in the conversation then the client can change behaviour, tone and "

@@ -187,7 +187,7 @@ def cmoc_edit_cmd(key, context, mechanism_resource, mechanism_response, outcome,
     \b
     Example:
       sp-realist cmoc edit T1.3 --mechanism Frustration --reason "S1 DK2 on paperwork" --evidence 12
-      sp-realist cmoc edit T2.1 --ifthen "If a client presents with complex problems then link workers perceive ..."
+      sp-realist cmoc edit T2.1 --ifthen "If a client arrives with complex problems then link workers perceive ..."
       sp-realist cmoc edit T2.1 --ifthen ""
     """
     from .cmocs import edit_cmoc
