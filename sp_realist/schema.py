@@ -31,7 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -251,6 +251,7 @@ cmocs = Table(
     Column("status", String(20), nullable=False, default="partial"),  # partial | complete
     Column("confidence", String(20)),  # high | moderate | low
     Column("memo", Text),
+    Column("ifthen", Text),  # the CMOC's own if/then wording, used instead of the template (schema 5)
     Column("ord", Integer, nullable=False, default=0),
     Column("guid", String(36)),
     Column("created_at", TS, nullable=False),

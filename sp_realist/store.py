@@ -55,19 +55,22 @@ def _migrate_to_1(conn: Connection) -> None:
     S.metadata.create_all(conn)
 
 
+def _add_column(conn: Connection, column) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for a nullable column without a default, compiled for the dialect
+    (SQLite and PostgreSQL both take it); nothing if the column is already there."""
+    table = column.table
+    if column.name not in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+        spec = CreateColumn(column).compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE {conn.dialect.identifier_preparer.format_table(table)} ADD COLUMN {spec}"))
+
+
 def _migrate_to_2(conn: Connection) -> None:
     """Schema 2: ``sources.file_path`` (the ingested file's absolute path) and its index.
 
     Existing sources keep ``file_path`` NULL; ingest then matches them by base
     name, as before.
     """
-    column = S.sources.c.file_path
-    if column.name not in {c["name"] for c in inspect(conn).get_columns("sources")}:
-        # the column's DDL compiled for this dialect ("file_path VARCHAR(1000)"): SQLite and PostgreSQL
-        # both take ALTER TABLE ... ADD COLUMN for a nullable column without a default
-        spec = CreateColumn(column).compile(dialect=conn.dialect)
-        table = conn.dialect.identifier_preparer.format_table(S.sources)
-        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {spec}"))
+    _add_column(conn, S.sources.c.file_path)
     index = next(i for i in S.sources.indexes if i.name == "ix_sources_file_path")
     index.create(conn, checkfirst=True)
 
@@ -88,9 +91,14 @@ def _migrate_to_4(conn: Connection) -> None:
     S.metadata.create_all(conn, tables=list(S.FINDINGS_TABLES), checkfirst=True)
 
 
+def _migrate_to_5(conn: Connection) -> None:
+    """Schema 5: ``cmocs.ifthen``, a CMOC's own if/then wording (NULL: the template words it)."""
+    _add_column(conn, S.cmocs.c.ifthen)
+
+
 # MIGRATIONS[n] brings a store at version n to version n+1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2, 2: _migrate_to_3,
-                                                       3: _migrate_to_4}
+                                                       3: _migrate_to_4, 4: _migrate_to_5}
 
 
 class Project:

@@ -79,14 +79,16 @@ def test_ifthen_table_6_1_carries_the_reports_content(mind):
         for part in ("context", "outcome"):
             cell = words(cm[part])
             assert len(cell & report) / len(cell) >= 0.75, (key, part, cell - report)
-        assert statement.startswith("If there is ") and statement.endswith(".") and ".." not in statement
+        assert statement.endswith(".") and ".." not in statement
+    # The table's cells are written as noun phrases, except T1.3's context, a gerund phrase.
+    assert [s.split(" then ")[0][:12] for s in df["statement"]] == ["If there is ", "If there is ", "If it involv"]
     # Mechanisms: the report's statements name the same response as the table, except T1.2, where the
     # table says "Irritation" and the report's statement says "frustration" (a discrepancy in the report).
     assert "confusion" in words(REPORT_T1["T1.1"]) and "confusion" in words(df["statement"][0])
     assert "frustration" in words(REPORT_T1["T1.3"]) and "frustration" in words(df["statement"][2])
     # The exact rendering of T1.1 (golden).
     assert df["statement"][0] == (
-        "If there is lack of induction at site for project and primary care reception staff then creates "
+        "If there is lack of induction at site for project and primary care reception staff then this creates "
         "confusion, resulting in communication issues, no initial safety procedures, ignorance around referral "
         "process, lack of consistency and issues around capacity (numbers).")
 
@@ -113,7 +115,7 @@ def test_ifthen_lists_and_missing_parts(project):
              mechanism_resource="Peer support", mechanism_response="Feeling valued", outcome=["Less stress", "Better care."])
     add_cmoc(project, "T9.2", theory="T9", outcome="Turnover")
     s = list(ifthen_statements(project, "T9")["statement"])
-    assert s[0] == ("If there is busy surgeries and NHS pressures then peer support triggers feeling valued, "
+    assert s[0] == ("If there are busy surgeries and NHS pressures then peer support triggers feeling valued, "
                     "resulting in less stress and better care.")
     assert s[1] == ("If there is [context not yet identified] then [mechanism not yet identified], "
                     "resulting in turnover.")
@@ -147,7 +149,7 @@ def test_template_override_in_project_folder_and_setting(project, tmp_path):
     other.mkdir()
     (other / "ifthen.j2").write_text("{{ key }}: {{ outcome|clause }}")
     project.set_setting("templates_dir", "style")
-    assert ifthen_statements(project)["statement"][0] == "C1: delays"
+    assert ifthen_statements(project)["statement"][0] == "C1: delays."  # every statement ends with one stop
     (other / "bad.j2").write_text("{{ nonsense_variable }}")
     with pytest.raises(SpRealistError, match="template"):
         ifthen_statements(project, template="bad.j2")
@@ -297,7 +299,7 @@ def test_cli_cmoc_and_theory(runner, cli, project_path, tmp_path):
     rows = json.loads(r.stdout)
     assert [list(x) for x in rows][0] == TABLE_COLUMNS and rows[1]["Mechanism (Behaviour)"] == "Irritation"
     r = runner.invoke(cli, ["ifthen", "--theory", "T2", "--format", "csv", *p])
-    assert r.exit_code == 0 and r.stdout.count("If there is") == 4
+    assert r.exit_code == 0 and r.stdout.count("\nT2,T2.") == 4 and r.stdout.count(",template\n") == 4
     r = runner.invoke(cli, ["cmoc", "add", "X1", "--context", "A", "--context", "B", "--mechanism", "M",
                             "--outcome", "O", "--theory", "T4", "--analyst", "RA", *p])
     assert r.exit_code == 0, r.output

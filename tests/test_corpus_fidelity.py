@@ -2,7 +2,10 @@
 
 * The 13 generated if/then statements say what the report's 13 statements say (Tables 6.1-6.4): each of
   ours shares most of its content words with the report's statement for the same CMOC, and far fewer with
-  any other statement, so the theories file paraphrases the report CMOC by CMOC, in order.
+  any other statement, so the theories file paraphrases the report CMOC by CMOC, in order; each gives
+  context, mechanism and outcome in the order of the report's statement (T4.3's statement reverses its
+  table) and keeps its nuance (T2.1: "link workers perceive that ...").  Eleven are worded by sp_realist's
+  default template from the CMOC's cells, two (T2.1, T4.3) by the CMOC's own `ifthen:` wording.
 * The triangulation table crosses the study's evaluation questions with both data sources: theories come
   from the diaries (their CMOCs' evidence), themes from wherever their codes were applied, and the
   questions each theme addresses come from study.yaml.
@@ -68,6 +71,67 @@ REPORT_IFTHEN = [
     "understand each element, which results in greater understanding of benefits for clients and service in the "
     "short and long term.",
 ]
+# Ours, in full: the corpus's paraphrase, worded by the default template except T2.1 and T4.3.
+OURS = {
+    "T1.1": ("If there is a lack of induction at the site for both project staff and primary care reception "
+             "staff then this leads to confusion, resulting in communication problems, no safety procedures at"
+             " the start, not knowing the referral process, inconsistent practice and problems with capacity "
+             "(client numbers)."),
+    "T1.2": ("If there is no organised introduction to the site and its staff then this leads to irritation, "
+             "resulting in link workers repeatedly asking surgery staff for information."),
+    "T1.3": ("If the pilot work starts before staff feel the paperwork is settled then this leads to "
+             "frustration, resulting in project staff constantly managing change."),
+    "T2.1": ("If a client arrives with complex problems then link workers perceive that the client feels "
+             "alone and anxious and needs concise, correct information and reassurance about the service on "
+             "offer to make an informed decision."),
+    "T2.2": ("If there is a what matters conversation then this leads to active listening by the link worker, "
+             "resulting in the client feeling heard (understood and not judged)."),
+    "T2.3": ("If relatives are included in the conversation then the client can change behaviour, tone and "
+             "posture, resulting in the client's voice going unheard or becoming defensive."),
+    "T2.4": ("If a nervous client, unable to express their feelings, needs more than one session with the link"
+             " worker then the client feels increasingly calm and relaxed, resulting in a greater ability to "
+             "describe their problems in more depth."),
+    "T3.1": ("If link workers worry whether they are emotionally strong enough for the issues clients bring, "
+             "while balancing the competing responsibilities of seeing clients, completing service statistics "
+             "and the research then this leads to feeling stressed, low in morale and sometimes taken for "
+             "granted, resulting in a need for informal support from peers and managers so link workers look "
+             "after themselves and manage their own workload; without it, link workers leave, take work home "
+             "or work on days off."),
+    "T3.2": ("If there is support for clients to achieve goals that promote their independence then link "
+             "workers enjoy a lovely working relationship and a sense of satisfaction, resulting in both "
+             "sadness and a sense of success when the case is closed."),
+    "T3.3": ("If too many new clients are booked in a day on top of the paperwork then this leads to link "
+             "workers going home feeling 'drained' and recognising the need to maintain their own health, "
+             "resulting in collaborative decision-making in the team and a new workload strategy: reviewing "
+             "the workload together, agreeing one new client a day and time for peer support."),
+    "T4.1": ("If a training needs analysis is carried out for link workers then this leads to reassurance that"
+             " the funding is spent effectively, resulting in link workers buying in to the training "
+             "allocated."),
+    "T4.2": ("If a link worker keeps a reflective diary regularly then this leads to reflexivity that reveals "
+             "training needs, resulting in a recommendation to address the gaps in knowledge identified, to "
+             "manage the cultural change required."),
+    "T4.3": ("If the equal importance of the link worker and evaluator roles is made clear from the beginning "
+             "then this helps link workers with no previous experience of research understand each element "
+             "better, which results in a better grasp of how each role benefits clients and the service, now "
+             "and in the longer term."),
+}
+# Per CMOC, a marker of the context, the mechanism and the outcome, in the order the report's statement
+# gives them; each marker is in both the report's statement and ours.
+ORDER = {
+    "T1.1": ("induction", "confusion", "communication"),
+    "T1.2": ("introduction", "leads to", "repeatedly asking"),
+    "T1.3": ("pilot", "frustration", "managing change"),
+    "T2.1": ("complex problems", "alone and anxious", "informed decision"),
+    "T2.2": ("what matters", "active listening", "heard"),
+    "T2.3": ("relatives", "behaviour, tone and posture", "unheard"),
+    "T2.4": ("more than one session", "calm", "in more depth"),
+    "T3.1": ("emotionally", "stressed", "work home"),
+    "T3.2": ("independence", "lovely working relationship", "sadness"),
+    "T3.3": ("booked in a day", "drained", "workload strategy"),
+    "T4.1": ("training needs analysis", "funding is spen", "training allocated"),
+    "T4.2": ("reflective diary", "training needs", "gaps in knowledge"),
+    "T4.3": ("equal importance", "understand each element", "benefit"),
+}
 KEYS = ["T1.1", "T1.2", "T1.3", "T2.1", "T2.2", "T2.3", "T2.4", "T3.1", "T3.2", "T3.3", "T4.1", "T4.2", "T4.3"]
 STOP = set("a an and the of for to in on at by with is are be this that there if then will lead leads result "
            "resulting around before their they them it its as or".split())
@@ -97,6 +161,10 @@ def test_ifthen_statements_say_what_the_reports_say(built):
     rows = read_csv(built / "tables" / "ifthen_statements.csv")
     ours = {r["CMOC"] if "CMOC" in r else r["cmoc"]: r.get("Statement") or r.get("statement") for r in rows}
     assert sorted(ours) == sorted(KEYS)
+    assert ours == OURS
+    theories = yaml.safe_load((CORPUS / "theories.yaml").read_text(encoding="utf-8"))["theories"]
+    own_wording = {c["key"] for t in theories for c in t["cmocs"] if c.get("ifthen")}
+    assert own_wording == {"T2.1", "T4.3"}
     for i, key in enumerate(KEYS):
         sims = [jaccard(ours[key], report) for report in REPORT_IFTHEN]
         own = sims[i]
@@ -105,14 +173,22 @@ def test_ifthen_statements_say_what_the_reports_say(built):
         # statement for this CMOC, and at least three times as many as with any other statement.
         assert own >= 0.45, (key, own, ours[key])
         assert own >= 3 * runner_up, (key, own, runner_up)
-        assert ours[key].startswith("If there is ") and ours[key].endswith(".") and ".." not in ours[key]
-        # The study's own template (corpora/mind-cymru-2020/templates/ifthen.j2) words it as the report does.
-        assert " then this leads to " in ours[key]
+        assert ours[key].startswith("If ") and ours[key].endswith(".") and ".." not in ours[key]
+        # context, mechanism and outcome in the report statement's order, in the report and in ours
+        for text in (REPORT_IFTHEN[i], ours[key]):
+            at = [text.lower().find(m) for m in ORDER[key]]
+            assert -1 not in at and at == sorted(at), (key, ORDER[key], text)
+    # the nuance of T2.1's statement
+    assert "then link workers perceive that the client feels alone and anxious" in ours["T2.1"]
+    # T4.3's table gives the benefits as mechanism, but the statement (and ours) gives them last
+    t43 = next(c for t in theories for c in t["cmocs"] if c["key"] == "T4.3")
+    assert "benefits clients" in t43["mechanism_response"] and ours["T4.3"].index("benefits clients") > \
+        ours["T4.3"].index("understand each element")
     # The same statements, in table order, in the Word report under each theory's "If/then statements".
     import docx
 
     document = docx.Document(str(built / "report.docx"))
-    listed = [p.text for p in document.paragraphs if re.match(r"T\d\.\d: If there is ", p.text)]
+    listed = [p.text for p in document.paragraphs if re.match(r"T\d\.\d: If ", p.text)]
     assert [t.split(":", 1)[0] for t in listed] == KEYS
     assert [t.split(": ", 1)[1] for t in listed] == [ours[k] for k in KEYS]
 

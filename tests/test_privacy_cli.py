@@ -311,6 +311,7 @@ def test_project_wide_text_is_anonymised_and_restored(runner, cli, filled, key_p
                                             ord=1, created_at="t"))
         conn.execute(insert(S.cmocs).values(key="T1.1", context="Riverside Surgery had no induction",
                                             outcome="Sarah Jones felt lost", status="partial", ord=0,
+                                            ifthen="If Riverside Surgery gives no induction, Sarah Jones is lost.",
                                             created_at="t", updated_at="t"))
         conn.execute(insert(S.memos).values(target_type="project", target_id=None, title="Patel",
                                             text="Ask Dr Patel again.", author="RA", created_at="t", updated_at="t"))
@@ -329,7 +330,8 @@ def test_project_wide_text_is_anonymised_and_restored(runner, cli, filled, key_p
     r = runner.invoke(cli, ["anonymise", "-k", str(key_path), "-p", str(filled), "-f", "json"])
     assert r.exit_code == 0, r.output
     fields = {x["field"] for x in json.loads(r.stdout) if x["source"] == "(project)"}
-    assert {"codes 2 name", "codes 2 definition", "cmocs 1 context", "cmocs 1 outcome", "memos 2 title",
+    assert {"codes 2 name", "codes 2 definition", "cmocs 1 context", "cmocs 1 outcome", "cmocs 1 ifthen",
+            "memos 2 title",
             "memos 2 text"} <= fields and any(f.startswith("audit_log") for f in fields)
     after = project_text()
     assert ("Dr Patel" not in str(after) and "Sarah" not in str(after) and "Riverside" not in str(after))

@@ -74,6 +74,75 @@ def test_migrates_a_version_1_store_keeping_its_data(tmp_path):
         assert p.schema_version == S.SCHEMA_VERSION
 
 
+def test_migrates_a_store_without_cmoc_ifthen_keeping_its_data(tmp_path):
+    """The schema before cmocs.ifthen (a CMOC's own if/then wording) had no such column: opening such a
+    file adds it, NULL for every CMOC (the template words them as before), and keeps every row.  The
+    migration is found by its function, so the test survives renumbering."""
+    from sp_realist.cmoc import add_cmoc, add_theory, edit_cmoc, ifthen_statements
+    from sp_realist.store import MIGRATIONS, _migrate_to_5
+
+    before_version = next(v for v, f in MIGRATIONS.items() if f is _migrate_to_5)
+    path = tmp_path / "old.sprealist"
+    with Project.create(path) as p:
+        add_theory(p, "T1", "Referral")
+        add_cmoc(p, "T1.1", theory="T1", context="Lack of induction", mechanism_response="Confusion",
+                 outcome=["Communication issues", "No safety procedures"], status="complete", memo="S1 DK1")
+        with p.connect() as conn:
+            before = {r["key"]: dict(r) for r in conn.execute(select(S.cmocs)).mappings()}
+            n_members = len(conn.execute(select(S.theory_cmocs)).all())
+    # the older shape: cmocs without the ifthen column, meta at the version before the migration
+    con = sqlite3.connect(path)
+    con.execute("ALTER TABLE cmocs DROP COLUMN ifthen")
+    con.execute(f"UPDATE meta SET value='{before_version}' WHERE key='schema_version'")
+    con.commit()
+    assert "ifthen" not in [r[1] for r in con.execute("PRAGMA table_info(cmocs)")]
+    con.close()
+    with Project.open(path) as p:
+        assert p.schema_version == S.SCHEMA_VERSION > before_version
+        with p.connect() as conn:
+            after = {r["key"]: dict(r) for r in conn.execute(select(S.cmocs)).mappings()}
+            assert len(conn.execute(select(S.theory_cmocs)).all()) == n_members
+        assert after == before and after["T1.1"]["ifthen"] is None
+        assert ifthen_statements(p)["statement"][0] == (
+            "If there is lack of induction then this leads to confusion, resulting in communication issues and "
+            "no safety procedures.")
+        edit_cmoc(p, "T1.1", ifthen="Without an induction, link workers are confused.")
+        assert ifthen_statements(p)["statement"][0] == "Without an induction, link workers are confused."
+    with Project.open(path) as p:
+        assert p.schema_version == S.SCHEMA_VERSION
+
+
+def test_a_version_2_store_migrates_to_the_current_schema_with_cmoc_ifthen(tmp_path):
+    """A version-2 file (before the orphans, summary-of-findings and ifthen changes): every later
+    migration runs on open, creating what is missing, and the CMOCs keep their data."""
+    from sp_realist.cmoc import add_cmoc
+
+    path = tmp_path / "v2.sprealist"
+    with Project.create(path) as p:
+        add_cmoc(p, "C1", context="Busy surgeries", outcome="Late starts")
+    added_later = [S.orphans.name] + [t.name for t in S.FINDINGS_TABLES]  # schemas 3 and 4
+    con = sqlite3.connect(path)
+    for t in reversed(added_later):
+        con.execute(f"DROP TABLE {t}")
+    con.execute("ALTER TABLE cmocs DROP COLUMN ifthen")
+    con.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    with Project.open(path) as p, p.connect() as conn:
+        assert p.schema_version == S.SCHEMA_VERSION
+        assert set(added_later) <= set(inspect(conn).get_table_names())
+        row = conn.execute(select(S.cmocs)).mappings().one()
+    assert (row["key"], row["context"], row["outcome"], row["ifthen"]) == ("C1", "Busy surgeries", "Late starts", None)
+
+
+def test_migration_adding_cmoc_ifthen_skips_a_column_that_is_already_there(tmp_path):
+    from sp_realist.store import _migrate_to_5
+
+    with Project.create(tmp_path / "a.sprealist") as p, p.begin() as conn:
+        _migrate_to_5(conn)
+        assert [c["name"] for c in inspect(conn).get_columns("cmocs")].count("ifthen") == 1
+
+
 def test_migration_to_2_skips_a_column_that_is_already_there(tmp_path):
     """Migration 0 -> 1 creates the current tables (file_path included): 1 -> 2 must not add it twice."""
     from sp_realist.store import MIGRATIONS

@@ -38,7 +38,7 @@ from ._common import (
     text_value,
 )
 
-EDITABLE = CMOC_TEXT_FIELDS + ("status", "confidence", "memo")
+EDITABLE = CMOC_TEXT_FIELDS + ("status", "confidence", "memo", "ifthen")
 
 
 def _clean_fields(fields: dict[str, Any], where: str) -> dict[str, Any]:
@@ -52,6 +52,11 @@ def _clean_fields(fields: dict[str, Any], where: str) -> dict[str, Any]:
             out[name] = check_choice(value, STATUSES, "status", where) or "partial"
         elif name == "confidence":
             out[name] = check_choice(value, CONFIDENCES, "confidence", where)
+        elif name == "ifthen":
+            if value is not None and not isinstance(value, (str, int, float)):
+                raise SpRealistError(f"{where}: ifthen must be one statement (text), not a list or a mapping.")
+            # one statement: line breaks (a folded YAML block, a pasted paragraph) are spaces
+            out[name] = None if value is None else (" ".join(str(value).split()) or None)
         else:
             out[name] = None if value is None else (str(value).strip() or None)
     return out
@@ -90,7 +95,8 @@ def add_cmoc(project: Project, key: str, *, theory: str | None = None, actor: st
     """Create CMOC ``key`` (optionally as a member of ``theory``); return its id.
 
     ``fields``: context, mechanism_resource, mechanism_response, outcome
-    (text, or a list of items), status, confidence, memo.
+    (text, or a list of items), status, confidence, memo, ifthen (the CMOC's own
+    if/then statement, used instead of the template; empty clears it).
     """
     with project.begin() as conn:
         cid = add_cmoc_conn(conn, key, theory=theory, actor=actor, **fields)

@@ -118,6 +118,8 @@ def cmoc_group() -> None:
 def cmoc_field_options(func: Callable) -> Callable:
     opts = [
         click.option("--memo", default=None, help="A memo about this CMOC."),
+        click.option("--ifthen", default=None,
+                     help="The CMOC's own if/then statement, used instead of the template (\"\" clears it)."),
         click.option("--confidence", type=click.Choice(CONFIDENCES), default=None, help="Confidence."),
         click.option("--status", type=click.Choice(STATUSES), default=None, help="partial or complete."),
         click.option("--outcome", multiple=True, help="Outcome (repeat for several items)."),
@@ -132,10 +134,11 @@ def cmoc_field_options(func: Callable) -> Callable:
     return func
 
 
-def _fields(context, mechanism_resource, mechanism_response, outcome, status, confidence, memo) -> dict:
+def _fields(context, mechanism_resource, mechanism_response, outcome, status, confidence, memo,
+            ifthen=None) -> dict:
     fields = {"context": _items(context), "mechanism_resource": _items(mechanism_resource),
               "mechanism_response": _items(mechanism_response), "outcome": _items(outcome),
-              "status": status, "confidence": confidence, "memo": memo}
+              "status": status, "confidence": confidence, "memo": memo, "ifthen": ifthen}
     return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -146,7 +149,7 @@ def _fields(context, mechanism_resource, mechanism_response, outcome, status, co
 @analyst_option
 @project_option
 def cmoc_add_cmd(key, context, mechanism_resource, mechanism_response, outcome, status, confidence, memo,
-                 theory, analyst, project_path) -> None:
+                 ifthen, theory, analyst, project_path) -> None:
     """Create a CMOC.
 
     \b
@@ -158,7 +161,7 @@ def cmoc_add_cmd(key, context, mechanism_resource, mechanism_response, outcome, 
 
     project = get_project(project_path)
     add_cmoc(project, key, theory=theory, actor=resolve_coder(analyst),
-             **_fields(context, mechanism_resource, mechanism_response, outcome, status, confidence, memo))
+             **_fields(context, mechanism_resource, mechanism_response, outcome, status, confidence, memo, ifthen))
     message(f"Added CMOC {key}" + (f" to theory {theory}" if theory else ""))
 
 
@@ -171,19 +174,25 @@ def cmoc_add_cmd(key, context, mechanism_resource, mechanism_response, outcome, 
 @analyst_option
 @project_option
 def cmoc_edit_cmd(key, context, mechanism_resource, mechanism_response, outcome, status, confidence, memo,
-                  new_key, reason, evidence, analyst, project_path) -> None:
+                  ifthen, new_key, reason, evidence, analyst, project_path) -> None:
     """Change a CMOC's fields; with --reason the refinement enters its theories' history.
+
+    --ifthen gives the CMOC its own if/then statement, which `ifthen` and the reports show instead of the
+    template's; --ifthen "" clears it.
 
     \b
     Example:
       sp-realist cmoc edit T1.3 --mechanism Frustration --reason "S1 DK2 on paperwork" --evidence 12
+      sp-realist cmoc edit T2.1 --ifthen "If a client arrives with complex problems then link workers perceive ..."
+      sp-realist cmoc edit T2.1 --ifthen ""
     """
     from .cmocs import edit_cmoc
 
     project = get_project(project_path)
     changed = edit_cmoc(project, key, actor=resolve_coder(analyst), reason=reason, evidence=list(evidence) or None,
                         new_key=new_key,
-                        **_fields(context, mechanism_resource, mechanism_response, outcome, status, confidence, memo))
+                        **_fields(context, mechanism_resource, mechanism_response, outcome, status, confidence, memo,
+                                  ifthen))
     message(f"CMOC {key}: changed {', '.join(changed)}" if changed else f"CMOC {key}: nothing changed")
 
 

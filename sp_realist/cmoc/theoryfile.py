@@ -244,7 +244,7 @@ def cmoc_to_dict(row: dict) -> dict:
         if row[f]:
             out[f] = _cell(row[f])
     out["status"] = row["status"]
-    for f in ("confidence", "memo"):
+    for f in ("confidence", "memo", "ifthen"):
         if row[f]:
             out[f] = row[f]
     return out

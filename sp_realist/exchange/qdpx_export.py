@@ -61,6 +61,7 @@ APPRAISAL_FIELDS = ("relevance", "trust", "trust_rationale", "interpretation", "
                     "theory_note", "saturation_note", "note")
 CMOC_PARTS = (("context", "Context"), ("mechanism_resource", "Mechanism (resource)"),
               ("mechanism_response", "Mechanism (response)"), ("outcome", "Outcome"))
+IFTHEN_LABEL = "If/then"  # title of the note holding a CMOC's own if/then statement ("T2.1 If/then")
 
 
 def q(tag: str) -> str:
@@ -397,6 +398,11 @@ class _Builder:
             if m["memo"]:
                 ng = guid_for(None, self.pid, "cmoc-memo", sguid)
                 self._note(notes_el, ng, f"{m['key']} memo", m["memo"], None, m["created_at"], m["updated_at"])
+                extra.append(ng)
+            if m["ifthen"]:  # the CMOC's own if/then wording: a member note outside the C -> M -> O links
+                ng = guid_for(None, self.pid, "cmoc-ifthen", sguid)
+                self._note(notes_el, ng, f"{m['key']} {IFTHEN_LABEL}", m["ifthen"], None, m["created_at"],
+                           m["updated_at"])
                 extra.append(ng)
             el = sub(sets_el, "Set", {"guid": sguid, "name": self.clean(f"CMOC {m['key']}")})
             desc = f"status: {m['status']}" + (f"; confidence: {m['confidence']}" if m["confidence"] else "")

@@ -118,6 +118,7 @@ class CmocPlan:
     key: str
     parts: dict[str, str] = field(default_factory=dict)
     memo: str | None = None
+    ifthen: str | None = None
     status: str = "partial"
     confidence: str | None = None
     created: str | None = None
@@ -382,7 +383,7 @@ class _Reader:
         C -> M -> O links, one graph per theory); return the set and link GUIDs consumed."""
         import re as _re
 
-        from .qdpx_export import CMOC_PARTS
+        from .qdpx_export import CMOC_PARTS, IFTHEN_LABEL
 
         plan = self.plan
         labels = {label: col for col, label in CMOC_PARTS}
@@ -414,13 +415,15 @@ class _Reader:
                     cp.parts[labels[label]] = note.text
                 elif label == "memo":
                     cp.memo = note.text
+                elif label == IFTHEN_LABEL:
+                    cp.ifthen = " ".join((note.text or "").split()) or None
                 else:
                     others.append(ng)
                     continue
                 part_notes[ng] = g
                 cp.created = cp.created or note.created
                 cp.modified = max(filter(None, [cp.modified, note.modified]), default=None)
-            if not cp.parts and cp.memo is None:
+            if not cp.parts and cp.memo is None and cp.ifthen is None:
                 continue
             consumed_sets.add(g)
             cmoc_by_guid[g] = cp
@@ -804,7 +807,7 @@ def _apply_realist(conn: Connection, plan: QdpxPlan, result: ImportResult) -> tu
             mechanism_response=cp.parts.get("mechanism_response"), outcome=cp.parts.get("outcome"),
             status=cp.status if cp.status in ("partial", "complete") else "partial",
             confidence=cp.confidence if cp.confidence in ("high", "moderate", "low") else None,
-            memo=cp.memo, ord=i, guid=cp.guid, created_at=created, updated_at=cp.modified or created,
+            memo=cp.memo, ifthen=cp.ifthen, ord=i, guid=cp.guid, created_at=created, updated_at=cp.modified or created,
         )).inserted_primary_key[0]
         result.counts["cmocs"] += 1
     for a, b, kind in plan.relations:
