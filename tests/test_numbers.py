@@ -101,8 +101,7 @@ def test_an_overflow_nothing_caught_is_still_one_sentence(runner, cli, populated
 
 
 def test_every_integer_option_is_bounded(cli):
-    """Every int click takes goes through cli_support.Int (the privacy area's --n-process excepted: another
-    change owns sp_realist/privacy)."""
+    """Every int click takes goes through cli_support.Int."""
     loose = []
 
     def walk(cmd, path):
@@ -113,7 +112,7 @@ def test_every_integer_option_is_bounded(cli):
             walk(sub, f"{path} {name}".strip())
 
     walk(cli, "")
-    assert [p for p in loose if not (p.startswith("anonymise") and p.endswith(" n_process"))] == []
+    assert loose == []
 
 
 @given(st.integers(min_value=INT64_MIN - 10, max_value=INT64_MAX + 10) | st.integers())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..cli_support import emit, format_option, get_project, message, project_option
+from ..cli_support import Int, emit, format_option, get_project, message, project_option
 from ..errors import CheckFailed, SpRealistError
 
 ENV_KEY = "SP_REALIST_KEY"
@@ -117,7 +117,7 @@ def anonymise_cmd(ctx, key_path, sources, dry_run, reverse, show_originals, irre
 @click.option("--labels", default="PERSON,ORG,GPE,FAC,LOC", show_default=True,
               help="Entity labels to suggest with --ner (comma-separated).")
 @click.option("--add-to-key", is_flag=True, help="Append the suggestions to the key file (placeholders as replacements).")
-@click.option("--n-process", default=1, show_default=True, type=click.IntRange(1, None),
+@click.option("--n-process", default=1, show_default=True, type=Int(1),
               help="Processes for spaCy (multi-core).")
 @project_option
 @format_option
