@@ -101,3 +101,14 @@ def load_yaml_file_with_lines(path: str | os.PathLike, what: str | None = None, 
                               problem: bool = True) -> tuple[Any, YamlLines]:
     """As :func:`load_yaml_file`, and the line of every entry: ``(data, YamlLines)``."""
     return _load(path, what, fix, problem, with_lines=True)
+
+
+def write_exported_text(text: str, path: str | os.PathLike | None) -> str:
+    """Write an export's ``text`` to ``path`` (UTF-8) when given, refusing a missing folder in one sentence;
+    return ``text``.  Shared by the theory, analysis and findings exports."""
+    if path is not None:
+        path = Path(path)
+        if not path.parent.exists():
+            raise SpRealistError(f"{path}: the folder {path.parent} does not exist; create it first.")
+        path.write_text(text, encoding="utf-8")
+    return text

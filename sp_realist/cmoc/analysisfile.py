@@ -40,6 +40,7 @@ from .. import schema as S
 from ..errors import NotFoundError, SpRealistError
 from ..store import Project
 from .appraisal import STEP_FIELDS
+from ..yamlio import write_exported_text
 from .theoryfile import dump_yaml, excerpt_ref, read_yaml
 
 EXCERPT_FIELDS = ("source", "quote", "span", "segment", "section", "analyst", "appraisal", "evidence")
@@ -255,6 +256,4 @@ def export_analysis_yaml(project: Project, path: str | os.PathLike | None = None
     """Write every appraisal and evidence link as an analysis file; return the YAML text."""
     with project.connect() as conn:
         text = dump_yaml(analysis_document(conn))
-    if path is not None:
-        Path(path).write_text(text, encoding="utf-8")
-    return text
+    return write_exported_text(text, path)

@@ -39,7 +39,7 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import SpRealistError
 from ..store import Project
-from ..yamlio import load_yaml_file
+from ..yamlio import load_yaml_file, write_exported_text
 
 PARTS = S.FINDING_PARTS  # cell | worked_well | could_improve
 LINK_TYPES = S.FINDING_LINK_TYPES  # theme | theory | cmoc | code | evidence
@@ -484,12 +484,7 @@ def export_findings_yaml(project: Project, path: str | os.PathLike | None = None
 
     with project.connect() as conn:
         text = dump_yaml(findings_document(conn))
-    if path is not None:
-        path = Path(path)
-        if not path.parent.exists():
-            raise SpRealistError(f"{path}: the folder {path.parent} does not exist; create it first.")
-        path.write_text(text, encoding="utf-8")
-    return text
+    return write_exported_text(text, path)
 
 
 # --------------------------------------------------------------------------

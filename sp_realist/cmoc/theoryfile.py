@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError
 from ..store import Project
-from ..yamlio import load_yaml_file
+from ..yamlio import load_yaml_file, write_exported_text
 from ._common import CMOC_TEXT_FIELDS, COMPONENT_ALIASES, RELATION_KINDS, loads_list, text_items
 from .cmocs import EDITABLE, add_cmoc_conn, cmoc_rows, edit_cmoc_conn, relate_conn
 from .theories import add_member_conn, add_theory_conn, record_change_conn, theory_members, theory_rows
@@ -309,9 +309,4 @@ def export_theories_yaml(project: Project, path: str | os.PathLike | None = None
     """Write the programme theory to ``path`` (if given) and return the YAML text."""
     with project.connect() as conn:
         text = dump_yaml(theories_document(conn))
-    if path is not None:
-        path = Path(path)
-        if not path.parent.exists():
-            raise SpRealistError(f"{path}: the folder {path.parent} does not exist; create it first.")
-        path.write_text(text, encoding="utf-8")
-    return text
+    return write_exported_text(text, path)
