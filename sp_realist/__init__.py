@@ -19,10 +19,13 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import CheckFailed, IngestError, NotFoundError, ProjectError, SpRealistError  # noqa: E402
-from .store import Project, find_project, open_project  # noqa: E402
 
-# name -> module that defines it; loaded lazily by __getattr__ (PEP 562).
+# name -> module that defines it; loaded lazily by __getattr__ (PEP 562), so that ``import sp_realist`` (and
+# the command line's start-up, e.g. ``sp-realist --version``) imports neither SQLAlchemy nor pandas.
 _LAZY = {
+    "Project": "sp_realist.store",
+    "find_project": "sp_realist.store",
+    "open_project": "sp_realist.store",
     "ingest_paths": "sp_realist.ingest",
     "ingest_manifest": "sp_realist.ingest",
     "load_key": "sp_realist.privacy",
@@ -70,9 +73,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "__version__",
-    "Project",
-    "find_project",
-    "open_project",
     "SpRealistError",
     "ProjectError",
     "IngestError",

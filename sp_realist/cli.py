@@ -12,7 +12,7 @@ import importlib
 import click
 
 from . import __version__
-from .cli_support import group, message
+from .cli_support import SpRealistGroup, group, message
 
 # Modules that define ``register(main)``; each adds its commands to the group.
 COMMAND_MODULES = (
@@ -26,7 +26,26 @@ COMMAND_MODULES = (
 )
 
 
-@group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class MainGroup(SpRealistGroup):
+    """The top-level group.  The areas' commands are registered on first need (a command, the help
+    listing, completion, or anyone reading ``commands``), so ``sp-realist --version`` imports none of them."""
+
+    _loaded = False
+
+    @property
+    def commands(self) -> dict:
+        if not self._loaded:
+            self._loaded = True  # before registering: register() adds commands through this property
+            for module in COMMAND_MODULES:
+                importlib.import_module(module).register(self)
+        return self._commands
+
+    @commands.setter
+    def commands(self, value: dict) -> None:
+        self._commands = value
+
+
+@group(cls=MainGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="sp-realist")
 @click.option("--project", "-p", "project_path", metavar="PATH", default=None,
               help="Project file for every command (a command's own --project wins). "
@@ -43,9 +62,6 @@ def main(project_path: str | None) -> None:
     Run 'sp-realist COMMAND --help' for any command.
     """
 
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(main)
 
 
 __all__ = ["main", "message"]

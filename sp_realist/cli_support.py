@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 
 from .errors import SpRealistError
-from .output import FORMATS, FORMATS_XLSX, render
+from .formats import FORMATS, FORMATS_XLSX
 
 #: Console for messages and progress (stderr, never stdout).
 err_console = Console(stderr=True, highlight=False)
@@ -112,6 +112,7 @@ def activate_output_check(project, key=None) -> None:
 def emit(df, fmt: str, output: str | None = None, title: str | None = None) -> None:
     """Render ``df`` to stdout or ``output``, after the output check (exit 3 and nothing written if a
     real name would be in it)."""
+    from .output import render
     from .privacy.guard import active, check_frame, checked_path
 
     if active() is None:

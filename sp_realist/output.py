@@ -16,8 +16,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-FORMATS = ("table", "json", "csv", "md")
-FORMATS_XLSX = FORMATS + ("xlsx",)
+from .formats import FORMATS, FORMATS_XLSX  # noqa: E402,F401 - re-exported
 
 
 def _cell(value: Any) -> Any:
