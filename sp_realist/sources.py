@@ -111,6 +111,22 @@ def set_attribute(conn: Connection, entity: str, entity_id: int, name: str, valu
         conn.execute(insert(table).values({col.key: entity_id, "name": name, "value": str(value)}))
 
 
+def add_source_set(conn: Connection, name: str, source_ids: Iterable[int], *, description: str | None = None,
+                   guid: str | None = None) -> int:
+    """Add the sources to the named source set (created if new; the ``source_sets`` and
+    ``source_set_members`` tables are written here only).  Returns 1 if the set was created, else 0."""
+    ss, m = S.source_sets.c, S.source_set_members.c
+    row = conn.execute(select(ss.id).where(ss.name == name)).first()
+    created = row is None
+    set_id = (conn.execute(insert(S.source_sets).values(name=name, description=description, guid=guid))
+              .inserted_primary_key[0] if created else row[0])
+    have = {r[0] for r in conn.execute(select(m.source_id).where(m.set_id == set_id))}
+    rows = [{"set_id": set_id, "source_id": sid} for sid in dict.fromkeys(source_ids) if sid not in have]
+    if rows:
+        conn.execute(insert(S.source_set_members), rows)
+    return int(created)
+
+
 def source_exists(conn: Connection, name: str) -> dict | None:
     row = conn.execute(select(S.sources).where(S.sources.c.name == name)).mappings().first()
     return dict(row) if row else None

@@ -99,7 +99,8 @@ def test_annex_a3_transana_project_with_old_namespace_imports(tmp_path):
         with p.connect() as conn:
             codes = {r[0] for r in conn.execute(select(S.codes.c.name))}
             parents = conn.execute(select(func.count()).select_from(S.codes).where(S.codes.c.parent_id.is_not(None))).scalar()
-            sets = conn.execute(select(S.source_attributes.c.value).where(S.source_attributes.c.name == "refi_sets")).all()
+            sets = conn.execute(select(S.source_set_members.c.source_id)).all()
+            assert not conn.execute(select(S.source_attributes).where(S.source_attributes.c.name == "refi_sets")).all()
         assert "中文-简体 关键词 1" in codes and "Français Mot-clé 1" in codes
         assert parents >= 6
         assert sets  # Transana's MemberSource guid="..." variant was understood

@@ -176,10 +176,15 @@ class ImportResult:
     counts: Counter = field(default_factory=Counter)
     losses: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # conversions and merges (not losses)
+    changes: list[str] = field(default_factory=list)  # imported, but not as the file had it (renamed ...)
 
     def lose(self, line: str) -> None:
         if line not in self.losses:
             self.losses.append(line)
+
+    def change(self, line: str) -> None:
+        if line not in self.changes:
+            self.changes.append(line)
 
     def note(self, line: str) -> None:
         if line not in self.notes:
@@ -211,8 +216,8 @@ def unique_code_names(plans: list[CodePlan], result: ImportResult) -> None:
                 p.name = new
         taken.add(p.name)
     if renamed:
-        result.lose(f"{renamed} code(s) shared a name with another code and were renamed 'Parent/Name' "
-                    "(sp_realist code names are unique)")
+        result.change(f"{renamed} code(s) shared a name with another code and were imported but renamed "
+                      "'Parent/Name' (sp_realist code names are unique)")
 
 
 def apply_codes(conn: Connection, plans: list[CodePlan], result: ImportResult, origin: str) -> dict[str, int]:
@@ -224,7 +229,7 @@ def apply_codes(conn: Connection, plans: list[CodePlan], result: ImportResult, o
     by_guid = {norm_guid(r["guid"]): r["id"] for r in existing.values() if r["guid"]}
     ids: dict[str, int] = {}
     pending = list(plans)
-    merged = not_codable = 0
+    merged = 0
     ord_base = conn.execute(select(S.codes.c.ord).order_by(S.codes.c.ord.desc())).scalar() or 0
     while pending:
         progressed = False
@@ -234,8 +239,6 @@ def apply_codes(conn: Connection, plans: list[CodePlan], result: ImportResult, o
                 rest.append(p)
                 continue
             progressed = True
-            if not p.codable:
-                not_codable += 1
             if p.guid in by_guid:
                 ids[p.guid] = by_guid[p.guid]
                 merged += 1
@@ -248,7 +251,7 @@ def apply_codes(conn: Connection, plans: list[CodePlan], result: ImportResult, o
             ord_base += 1
             cid = conn.execute(insert(S.codes).values(
                 name=p.name, parent_id=ids.get(p.parent) if p.parent else None, colour=valid_colour(p.colour),
-                ord=ord_base, guid=p.guid, created_at=now(), **fields,
+                ord=ord_base, guid=p.guid, created_at=now(), codable=bool(p.codable), **fields,
             )).inserted_primary_key[0]
             ids[p.guid] = cid
             existing[p.name] = {"id": cid, "name": p.name, "guid": p.guid}
@@ -260,9 +263,21 @@ def apply_codes(conn: Connection, plans: list[CodePlan], result: ImportResult, o
         pending = rest
     if merged:
         result.note(f"{merged} code(s) already in the project (same GUID or name) were reused, not duplicated")
-    if not_codable:
-        result.lose(f"{not_codable} code(s) marked not codable (folders) were imported as ordinary codes")
     return ids
+
+
+def apply_users(conn: Connection, users: dict[str, str]) -> int:
+    """Keep the users a file declares (guid -> name), with or without codings or notes; the ``users``
+    table is written here only.  A name already kept keeps its GUID.  Returns how many were added."""
+    have = {r[0] for r in conn.execute(select(S.users.c.name))}
+    rows = []
+    for guid, name in users.items():
+        if name not in have:
+            have.add(name)
+            rows.append({"name": name, "guid": guid})
+    if rows:
+        conn.execute(insert(S.users), rows)
+    return len(rows)
 
 
 def apply_themes(conn: Connection, plans: list[ThemePlan], code_ids: dict[str, int],

@@ -39,10 +39,11 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import SpRealistError
-from ..sources import (Segment, SourceDraft, add_source, ensure_participant, get_or_create_excerpt, sha256_bytes)
+from ..sources import (Segment, SourceDraft, add_source, add_source_set, ensure_participant, get_or_create_excerpt,
+                       sha256_bytes)
 from ..store import Project, now, stable_guid
 from . import positions as P
-from .common import (CodePlan, ImportResult, ThemePlan, apply_codes, apply_themes, norm_guid,
+from .common import (CodePlan, ImportResult, ThemePlan, apply_codes, apply_themes, apply_users, norm_guid,
                      repair_foreign_guids, store_datetime)
 from .qdpx_export import DATE_VARIABLE, KIND_VARIABLE, SEGMENTS_ENTRY
 from .safety import ExchangeError, SafeZip, local, open_zip, parse_xml
@@ -103,6 +104,14 @@ class CasePlan:
 
 
 @dataclass
+class SourceSetPlan:
+    guid: str
+    name: str
+    description: str | None = None
+    sources: list[str] = field(default_factory=list)  # source guids
+
+
+@dataclass
 class NotePlan:
     guid: str
     title: str | None
@@ -148,7 +157,7 @@ class QdpxPlan:
     notes: dict[str, NotePlan] = field(default_factory=dict)
     note_targets: list[tuple[str, str, str | None]] = field(default_factory=list)  # (note, type, target guid)
     themes: list[ThemePlan] = field(default_factory=list)
-    source_sets: dict[str, list[str]] = field(default_factory=dict)  # source guid -> set names
+    source_sets: list["SourceSetPlan"] = field(default_factory=list)
     cmocs: list["CmocPlan"] = field(default_factory=list)
     relations: list[tuple[str, str, str]] = field(default_factory=list)  # (from cmoc guid, to cmoc guid, kind)
     theories: list["TheoryPlan"] = field(default_factory=list)
@@ -194,6 +203,8 @@ class _Reader:
         self.used_paths: dict[str, str] = {}  # entry -> source guid (transcripts share files)
         self.sel_index: dict[str, tuple[str, SelPlan]] = {}  # selection guid -> (source guid, selection)
         self.fresh = 0
+        self.docx_only = self.docx_for_empty = self.file_named = self.pdf_files = 0
+        self.external_example: str | None = None
 
     def guid(self, el, what: str) -> str:
         g = norm_guid(el.get("guid"))
@@ -205,14 +216,38 @@ class _Reader:
 
     # -- files ---------------------------------------------------------------
     def entry(self, url: str | None) -> str | None:
-        """The zip entry an ``internal://`` URL names (case-insensitive, any folder)."""
-        if not url:
-            return None
-        if not url.lower().startswith("internal://"):
+        """The zip entry a file reference names, if it is inside the archive.
+
+        Accepted: ``internal://name``, a bare or relative file name (``board_2017.txt``,
+        ``sources/board_2017.txt``, ``Sources\\Board_2017.TXT``), in any case and with ``\\`` or ``/``;
+        looked up as given, under ``sources/``, then by its base name.  Never followed: URLs of another
+        scheme (``relative://``, ``absolute://``, ``file://``), absolute paths and paths climbing out with
+        ``..`` (counted, with the first one named in the message).
+        """
+        found, outside = self.locate(url)
+        if outside:
             self.lost["external"] += 1
-            return None
-        name = url[len("internal://"):].lstrip("/")
-        for cand in (f"sources/{name}", name):
+            self.external_example = self.external_example or url.strip()
+        return found
+
+    def locate(self, url: str | None) -> tuple[str | None, bool]:
+        """``(entry or None, whether the reference points outside the archive)``; counts nothing."""
+        if not url or not url.strip():
+            return None, False
+        raw = url.strip()
+        if raw.lower().startswith("internal://"):
+            name = raw[len("internal://"):]
+        elif "://" in raw or raw.startswith(("/", "\\")) or (len(raw) > 1 and raw[1] == ":"):
+            return None, True
+        else:
+            name = raw
+        parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+        if ".." in parts:
+            return None, True
+        return (self._lookup("/".join(parts)) if parts else None), False
+
+    def _lookup(self, name: str) -> str | None:
+        for cand in (name, f"sources/{name}"):
             found = self.zf.lookup(cand)
             if found:
                 return found
@@ -242,24 +277,36 @@ class _Reader:
         return "\n".join(p.text for p in document.paragraphs)
 
     def source_text(self, el, label: str) -> tuple[str, str, bool] | None:
-        """``(text, origin, has_bom)`` of a text-bearing element, or None if it has none here."""
+        """``(text, origin, has_bom)`` of a text-bearing element, or None if it has none here.
+
+        The plain text is used; when it is missing or empty and the rich text (.docx) holds text, the
+        rich text is (selections are then read, and verified, against that text).
+        """
         inline = kid(el, "PlainTextContent")
         if inline is not None:
             return inline.text or "", "inline", False
-        path = self.entry(el.get("plainTextPath"))
+        plain_ref, rich_ref = el.get("plainTextPath"), el.get("richTextPath")
+        path = self.entry(plain_ref)
+        rich = self.entry(rich_ref)
+        plain = None
         if path:
             text, bom = self.decode(self.zf.read(path), path)
-            return text, "plain text", bom
-        rich = self.entry(el.get("richTextPath"))
-        if rich and rich.lower().endswith(".docx"):
-            self.result.note("sources given only as .docx (no plain text) were extracted with python-docx, "
-                             "paragraphs joined by line breaks")
-            return self.docx_text(self.zf.read(rich), rich), "docx", False
-        if rich:
-            self.lost["rich-other"] += 1
-        elif el.get("plainTextPath") and el.get("plainTextPath", "").lower().startswith("internal://"):
+            plain = (text, "plain text", bom)
+            if text.strip():
+                return plain
+        elif plain_ref and not self.locate(plain_ref)[1]:
             self.lost["missing-file"] += 1
-        return None
+        if rich and rich.lower().endswith(".docx"):
+            text = self.docx_text(self.zf.read(rich), rich)
+            if plain is None:
+                self.docx_only += 1
+                return text, "docx", False
+            if text.strip():
+                self.docx_for_empty += 1
+                return text, "docx", False
+        elif rich:
+            self.lost["rich-other"] += 1
+        return plain
 
     # -- elements --------------------------------------------------------------
     def codes(self, parent, parent_guid, out: list[CodePlan]) -> None:
@@ -311,7 +358,7 @@ class _Reader:
             self.lost["no-text"] += 1
             return
         text, origin, bom = got
-        path = self.entry(el.get("plainTextPath")) if origin == "plain text" else None
+        path = self.locate(el.get("plainTextPath"))[0] if origin == "plain text" else None
         if path and path in self.used_paths:
             # a transcript sharing its text file with a TextSource already read
             self.alias[g] = self.used_paths[path]
@@ -319,7 +366,14 @@ class _Reader:
             return
         if path:
             self.used_paths[path] = g
-        name = (el.get("name") or "").strip() or label_default
+        name = (el.get("name") or "").strip()
+        if not name:
+            ref = path or self.locate(el.get("plainTextPath"))[0] or self.locate(el.get("richTextPath"))[0] or ""
+            name = posixpath.splitext(posixpath.basename(ref))[0].strip()
+            if name:
+                self.file_named += 1
+            else:
+                name = label_default
         attrs = self.variables_of(el)
         sp = SourcePlan(g, name, text, kind, origin, has_bom=bom, created=store_datetime(el.get("creationDateTime")),
                         attrs=attrs, description=text_of(el, "Description"))
@@ -361,7 +415,8 @@ class _Reader:
                     for vv in kids(s, "VariableValue"):
                         rep.append(vv)
                     self.text_source(rep, "document", "PDF text")
-                    self.result.note("PDF sources were imported as their plain-text representation")
+                    if s.get("path"):  # a PDF file was involved: it is not kept, its text is
+                        self.pdf_files += 1
                 else:
                     self.lost["pdf"] += 1
             elif tag in ("AudioSource", "VideoSource"):
@@ -557,9 +612,9 @@ class _Reader:
                 plan.themes.append(ThemePlan(g, name, text_of(st, "Description"), mcodes, mnotes))
                 for ng in mnotes:
                     plan.note_targets.append((ng, "theme", g))
-            for sg in msources:
-                if sg in source_guids:
-                    plan.source_sets.setdefault(sg, []).append(name)
+            if msources:
+                plan.source_sets.append(SourceSetPlan(g, name, text_of(st, "Description"),
+                                                      [sg for sg in msources if sg in source_guids]))
             if not mcodes and not msources:
                 self.lost["note-set"] += 1
         links_el = kid(root, "Links")
@@ -593,8 +648,8 @@ LOSS_LINES = {
     "media": "{n} audio/video source(s): the media is not imported (their transcripts are)",
     "media-selection": "{n} audio/video time selection(s) not imported",
     "transcript-selection": "{n} transcript selection(s) (sync-point based) not imported",
-    "external": "{n} file reference(s) outside the archive (relative:// or absolute://) not followed",
-    "missing-file": "{n} source(s) name a text file that is not in the archive",
+    "external": "{n} file reference(s) point outside the archive (the first: {example}) and were not followed",
+    "missing-file": "{n} text file reference(s) name a file that is not in the archive",
     "rich-other": "{n} rich-text source(s) in a format other than .docx without plain text",
     "no-text": "{n} source(s) had no readable text and were not imported",
     "coding-no-code": "{n} coding(s) without a code reference skipped",
@@ -770,7 +825,18 @@ def _read_open(zf: SafeZip, where: str, result: ImportResult) -> QdpxPlan:
     _restore_segments(zf, plan)
     for key, n in reader.lost.items():
         if n:
-            result.lose(LOSS_LINES[key].format(n=n))
+            result.lose(LOSS_LINES[key].format(n=n, example=repr(reader.external_example)))
+    if reader.docx_only:
+        result.note(f"{reader.docx_only} source(s) given only as .docx (no plain text) were extracted with "
+                    "python-docx, paragraphs joined by line breaks")
+    if reader.docx_for_empty:
+        result.note(f"{reader.docx_for_empty} source(s) had an empty plain-text file; their text was taken from "
+                    "their .docx rich text (paragraphs joined by line breaks) and their selections read against it")
+    if reader.file_named:
+        result.note(f"{reader.file_named} unnamed source(s) were named after their text file")
+    if reader.pdf_files:
+        result.lose(f"{reader.pdf_files} PDF file(s) not imported (sp_realist holds text only); their "
+                    "plain-text representations were")
     _resolve_positions(plan)
     return plan
 
@@ -876,8 +942,6 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
         if not sp.text:
             empty += 1
         attrs = dict(sp.attrs)
-        if sp.guid in plan.source_sets:
-            attrs.setdefault("refi_sets", "; ".join(plan.source_sets[sp.guid]))
         sid = add_source(conn, SourceDraft(
             name=name, kind=sp.kind, text=sp.text, segments=sp.segments or _segments(sp.text),
             checksum=sha256_bytes(sp.text.encode("utf-8", "surrogatepass")), date=sp.date,
@@ -896,8 +960,11 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
                     "imported with a number added")
     if empty:
         result.note(f"{empty} source(s) have no text")
-    if plan.source_sets:
-        result.note("sets of sources were kept as the source attribute 'refi_sets'")
+    for ss in plan.source_sets:
+        added = add_source_set(conn, ss.name, [source_ids[g] for g in ss.sources if g in source_ids],
+                               description=ss.description, guid=ss.guid)
+        result.counts["source sets"] += added
+    result.counts["users"] += apply_users(conn, users)
 
     # cases -> participants
     conflicts = 0
@@ -938,7 +1005,7 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
     # codings and uncoded selections: check against the codings already present in reused
     # sources, insert the new ones in one statement, then map them back to ids
     coding_ids: dict = {}
-    dup = missing_code = 0
+    dup = missing_code = undated = 0
     reused_sids = set(source_ids.values()) - new_sids
     known: dict[tuple, int] = {}
     if reused_sids:
@@ -969,9 +1036,12 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
                     dup += 1
                 else:
                     known[key] = 0  # inserted below
-                    created = c.created or (sel.created if sel else None) or sp.created or now()
+                    # a coding's time is its own, else its selection's; none given stays none (dated False)
+                    given = c.created or (sel.created if sel else None)
+                    undated += given is None
                     rows.append(dict(code_id=cid, source_id=sid, start=span[0], end=span[1], coder=coder,
-                                     origin=origin, guid=c.guid, created_at=created))
+                                     origin=origin, guid=c.guid, created_at=given or now(), dated=given is not None,
+                                     selection_guid=sel.guid if sel else None))
                 ref = c.guid or key
                 refs.append((key, ref))
                 first_coding = first_coding or ref
@@ -1002,6 +1072,8 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
             known[(r.code_id, r.source_id, r.start, r.end, r.coder)] = r.id
     for key, ref in refs:
         coding_ids.setdefault(ref, known[key])
+    if undated:
+        result.note(f"{undated} coding(s) had no time in the file; none is exported for them")
     if dup:
         result.note(f"{dup} coding(s) already present (same code, span and coder) were not duplicated")
     if missing_code:
