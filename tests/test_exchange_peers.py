@@ -438,3 +438,44 @@ def test_a_version_5_project_opens_and_keeps_its_data(tmp_path):
     assert b'isCodable="false"' not in qde
     with Project.open(path) as p:
         assert p.schema_version == S.SCHEMA_VERSION
+
+
+# --- one writer per table ----------------------------------------------------------------------------------
+def test_the_importer_writes_codes_codings_memos_themes_and_attributes_through_their_owners():
+    """Those tables' rows are written by their areas' functions (codebook.insert_code,
+    codings.insert_codings, memos.insert_memo, themes.insert_theme/add_theme_codes, sources.set_attribute
+    and add_source_set), never by an INSERT in the exchange package."""
+    from pathlib import Path
+
+    import sp_realist.exchange as exchange
+
+    owned = ("codes", "codings", "memos", "themes", "theme_codes", "participant_attributes", "source_attributes",
+             "source_sets", "source_set_members")
+    for path in Path(exchange.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        for table in owned:
+            assert f"insert(S.{table})" not in text, (path.name, table)
+
+
+def test_insert_memo_and_insert_codings_keep_what_an_import_gives(project):
+    from sp_realist.coding.codings import insert_codings
+    from sp_realist.coding.memos import insert_memo
+    from sp_realist.errors import SpRealistError
+
+    build_sample(project)
+    with project.begin() as conn:
+        cid = conn.execute(select(S.codes.c.id)).scalars().first()
+        sid = conn.execute(select(S.sources.c.id)).scalars().first()
+        row = dict(code_id=cid, source_id=sid, start=0, end=3, coder="ZZ", origin="import:x",
+                   guid="9a000000-0000-0000-0000-000000000001", created_at="2001-01-01T00:00:00+00:00",
+                   dated=False, selection_guid="9b000000-0000-0000-0000-000000000001")
+        assert insert_codings(conn, [row]) == 1 and insert_codings(conn, [row]) == 0
+        got = conn.execute(select(S.codings).where(S.codings.c.coder == "ZZ")).mappings().one()
+        assert {k: got[k] for k in row} == row
+        mid = insert_memo(conn, target_type="code", target_id=cid, text="t", author="A", guid="9c000000-0000-0000-"
+                          "0000-000000000001", created_at="2001-01-01T00:00:00+00:00")
+        memo = conn.execute(select(S.memos).where(S.memos.c.id == mid)).mappings().one()
+        assert (memo["guid"], memo["created_at"], memo["updated_at"]) == (
+            "9c000000-0000-0000-0000-000000000001", "2001-01-01T00:00:00+00:00", "2001-01-01T00:00:00+00:00")
+        with pytest.raises(SpRealistError, match="memo target 'nowhere'"):
+            insert_memo(conn, target_type="nowhere", target_id=None, text="t", author="A")

@@ -58,8 +58,11 @@ def existing_keys(conn: Connection, code_ids: list[int] | None = None, source_id
 
 def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000,
                    known: set | None = None, guids: bool = True) -> int:
-    """Insert coding rows (dicts with code_id, source_id, start, end, coder, origin[, memo]),
-    skipping any that already exist; returns how many were inserted.
+    """Insert coding rows (dicts with code_id, source_id, start, end, coder, origin[, memo]), skipping any
+    that already exist; returns how many were inserted.  The one writer of new ``codings`` rows.
+
+    A row may also carry what an imported coding keeps from its file: ``guid``, ``created_at``,
+    ``dated`` (False: the file gave no time) and ``selection_guid``.
 
     ``known`` may pass the keys already read in the same transaction's
     snapshot (by :func:`existing_keys`) to save reading them again.
@@ -75,14 +78,17 @@ def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000,
         source_ids = sorted({r["source_id"] for r in rows})
         seen = existing_keys(conn, code_ids, source_ids if len(source_ids) < 500 else None)
     ts = now()
-    cols = ("code_id", "source_id", "start", "end", "coder", "origin", "memo", "guid", "created_at")
+    cols = ("code_id", "source_id", "start", "end", "coder", "origin", "memo", "guid", "created_at", "dated",
+            "selection_guid")
     out = []
     for r in rows:
         key = (r["code_id"], r["source_id"], r["start"], r["end"], r["coder"])
         if key in seen:
             continue
         seen.add(key)
-        out.append((*key, r.get("origin") or "manual", r.get("memo"), coding_guid(*key) if guids else None, ts))
+        guid = r.get("guid") or (coding_guid(*key) if guids else None)
+        out.append((*key, r.get("origin") or "manual", r.get("memo"), guid, r.get("created_at") or ts,
+                    r.get("dated"), r.get("selection_guid")))
     if not out:
         return 0
     # One compiled INSERT executed with many parameter sets (the dialect's own SQL and paramstyle).

@@ -39,8 +39,10 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import SpRealistError
+from ..coding.codings import insert_codings
+from ..coding.memos import insert_memo
 from ..sources import (Segment, SourceDraft, add_source, add_source_set, ensure_participant, get_or_create_excerpt,
-                       sha256_bytes)
+                       set_attribute, sha256_bytes)
 from ..store import Project, now, stable_guid
 from . import positions as P
 from .common import (CodePlan, ImportResult, ThemePlan, apply_codes, apply_themes, apply_users, norm_guid,
@@ -988,7 +990,7 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
             if k in have:
                 conflicts += have[k] != v
                 continue
-            conn.execute(insert(S.participant_attributes).values(participant_id=pid, name=k, value=v))
+            set_attribute(conn, "participant", pid, k, v)
         for sg in cp.sources:
             sid = source_ids.get(sg)
             if sid is not None:
@@ -1013,6 +1015,7 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
         for r in conn.execute(select(c.id, c.code_id, c.source_id, c.start, c.end, c.coder)
                               .where(c.source_id.in_(reused_sids))):
             known[(r.code_id, r.source_id, r.start, r.end, r.coder)] = r.id
+    before = set(known)  # the codings already in reused sources (insert_codings skips these)
     rows: list[dict] = []
     refs: list[tuple] = []  # (coding key, coding plan)
     for sp in plan.sources:
@@ -1063,8 +1066,7 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
             plan.notes[g] = NotePlan(g, "Source description", sp.description, None, sp.created, sp.created)
             plan.note_targets.append((g, "source", sp.guid))
     if rows:
-        conn.execute(insert(S.codings), rows)
-        result.counts["codings"] += len(rows)
+        result.counts["codings"] += insert_codings(conn, rows, known=before)
         c = S.codings.c
         touched = {r["source_id"] for r in rows}
         for r in conn.execute(select(c.id, c.code_id, c.source_id, c.start, c.end, c.coder)
@@ -1156,10 +1158,8 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
                     conn.execute(update(S.codings).where(S.codings.c.id == tid).values(memo=note.text or ""))
                     result.counts["notes"] += 1
                     continue
-            conn.execute(insert(S.memos).values(
-                target_type=ttype, target_id=tid, title=title,
-                text=note.text or "", author=author, guid=mg, created_at=created,
-                updated_at=note.modified or created))
+            insert_memo(conn, target_type=ttype, target_id=tid, title=title, text=note.text or "", author=author,
+                        guid=mg, created_at=created, updated_at=note.modified or created)
             result.counts["notes"] += 1
     if same:
         result.note(f"{same} note(s) already in the project (same target, title and text) were not duplicated")
