@@ -479,3 +479,17 @@ def test_insert_memo_and_insert_codings_keep_what_an_import_gives(project):
             "9c000000-0000-0000-0000-000000000001", "2001-01-01T00:00:00+00:00", "2001-01-01T00:00:00+00:00")
         with pytest.raises(SpRealistError, match="memo target 'nowhere'"):
             insert_memo(conn, target_type="nowhere", target_id=None, text="t", author="A")
+
+
+def test_a_source_in_two_cases_keeps_the_first_and_reports_the_second(tmp_path):
+    qdpx = peer_archive(tmp_path / "peer.qdpx")
+    with zipfile.ZipFile(qdpx) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    entries["project.qde"] = entries["project.qde"].replace(b"</Cases>", (
+        b'<Case guid="ca000000-0000-0000-0000-000000000002" name="Finance committee">'
+        b'<SourceRef targetGUID="' + MINUTES.encode() + b'"/></Case></Cases>'))
+    result = import_qdpx_new(make_zip(tmp_path / "two.qdpx", entries), tmp_path / "two.sprealist")
+    with Project.open(tmp_path / "two.sprealist") as p:
+        assert _whole(p)["cases"] == {"Board": {"board_2017", "minutes_2018"}}
+    assert ("1 case-to-source link(s) not imported: the source already belongs to another case (an sp_realist "
+            "source belongs to one participant)") in result.losses

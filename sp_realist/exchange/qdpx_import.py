@@ -969,7 +969,7 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
     result.counts["users"] += apply_users(conn, users)
 
     # cases -> participants
-    conflicts = 0
+    conflicts = second_case = 0
     case_ids: dict[str, int] = {}
     held = {norm_guid(r[0]) for r in conn.execute(select(S.participants.c.guid)
                                                   .where(S.participants.c.guid.is_not(None)))}
@@ -994,12 +994,18 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
         for sg in cp.sources:
             sid = source_ids.get(sg)
             if sid is not None:
-                conn.execute(update(S.sources).where(S.sources.c.id == sid)
-                             .where(S.sources.c.participant_id.is_(None)).values(participant_id=pid))
+                linked = conn.execute(update(S.sources).where(S.sources.c.id == sid)
+                                      .where(S.sources.c.participant_id.is_(None)).values(participant_id=pid)).rowcount
+                if not linked and conn.execute(select(S.sources.c.participant_id)
+                                               .where(S.sources.c.id == sid)).scalar() != pid:
+                    second_case += 1
         if cp.description:
             plan.notes.setdefault(stable_guid("case-description", cp.guid), NotePlan(
                 stable_guid("case-description", cp.guid), "Case description", cp.description, None, None, None))
             plan.note_targets.append((stable_guid("case-description", cp.guid), "participant", cp.guid))
+    if second_case:
+        result.lose(f"{second_case} case-to-source link(s) not imported: the source already belongs to another case "
+                    "(an sp_realist source belongs to one participant)")
     if conflicts:
         result.lose(f"{conflicts} case variable value(s) differ from the participant's existing attribute and "
                     "were not applied (the project's value was kept)")
