@@ -444,13 +444,15 @@ def test_a_version_5_project_opens_and_keeps_its_data(tmp_path):
 def test_the_importer_writes_codes_codings_memos_themes_and_attributes_through_their_owners():
     """Those tables' rows are written by their areas' functions (codebook.insert_code,
     codings.insert_codings, memos.insert_memo, themes.insert_theme/add_theme_codes, sources.set_attribute
-    and add_source_set), never by an INSERT in the exchange package."""
+    and add_source_set, cmocs.add_cmoc_conn/relate_conn/link_evidence_conn, theories.add_theory_conn/
+    add_member_conn), never by an INSERT in the exchange package."""
     from pathlib import Path
 
     import sp_realist.exchange as exchange
 
     owned = ("codes", "codings", "memos", "themes", "theme_codes", "participant_attributes", "source_attributes",
-             "source_sets", "source_set_members")
+             "source_sets", "source_set_members", "cmocs", "cmoc_relations", "cmoc_evidence", "theories",
+             "theory_cmocs")
     for path in Path(exchange.__file__).parent.glob("*.py"):
         text = path.read_text()
         for table in owned:
@@ -493,3 +495,28 @@ def test_a_source_in_two_cases_keeps_the_first_and_reports_the_second(tmp_path):
         assert _whole(p)["cases"] == {"Board": {"board_2017", "minutes_2018"}}
     assert ("1 case-to-source link(s) not imported: the source already belongs to another case (an sp_realist "
             "source belongs to one participant)") in result.losses
+
+
+def test_a_cmoc_set_the_cmoc_area_refuses_is_reported_and_the_rest_imported(project, tmp_path):
+    """sp_realist's own CMOC sets go through cmoc.add_cmoc_conn: one whose key has a space (edited by hand
+    in another tool) is refused by it, reported in one line, and everything else is imported."""
+    from sp_realist.cmoc import add_cmoc
+
+    build_sample(project)
+    add_cmoc(project, "T9.1", context="Busy surgeries", outcome="Late starts")
+    out = tmp_path / "ours.qdpx"
+    export_qdpx(project, out)
+    with zipfile.ZipFile(out) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    entries["project.qde"] = entries["project.qde"].replace(b'name="CMOC T9.1"', b'name="CMOC T9 1"').replace(
+        b'name="T9.1 Context"', b'name="T9 1 Context"').replace(b'name="T9.1 Outcome"', b'name="T9 1 Outcome"')
+    result = import_qdpx_new(make_zip(tmp_path / "edited.qdpx", entries), tmp_path / "edited.sprealist")
+    with Project.open(tmp_path / "edited.sprealist") as p, p.connect() as conn:
+        keys = {r[0] for r in conn.execute(select(S.cmocs.c.key))}
+        with project.connect() as c0:
+            want = {r[0] for r in c0.execute(select(S.cmocs.c.key))} - {"T9.1"}
+            n_evidence = len(c0.execute(select(S.cmoc_evidence)).all())
+        assert keys == want and len(conn.execute(select(S.cmoc_evidence)).all()) == n_evidence
+    assert [line for line in result.losses if "CMOC" in line] == [
+        "a CMOC or theory was not imported: CMOC set 'CMOC T9 1': key 'T9 1' must be non-empty without spaces, "
+        "e.g. T1.2"]

@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import SpRealistError
+from ..cmoc.cmocs import link_evidence_conn
 from ..coding.codings import insert_codings
 from ..coding.memos import insert_memo
 from ..sources import (Segment, SourceDraft, add_source, add_source_set, ensure_participant, get_or_create_excerpt,
@@ -856,33 +857,41 @@ def _segments(text: str) -> list[Segment]:
 
 
 def _apply_realist(conn: Connection, plan: QdpxPlan, result: ImportResult) -> tuple[dict, dict]:
-    """CMOCs, their relations and theories recognised in the file (reused by key if present)."""
-    import json
-
-    from sqlalchemy import and_
+    """CMOCs, their relations and theories recognised in the file (reused by key if present), written
+    through the cmoc area's own functions (``add_cmoc_conn``, ``relate_conn``, ``add_theory_conn``,
+    ``add_member_conn``); one the area refuses (a key with spaces, a theory without a title) is reported."""
+    from ..cmoc.cmocs import add_cmoc_conn, relate_conn
+    from ..cmoc.theories import add_member_conn, add_theory_conn
 
     cmoc_ids: dict[str, int] = {}
+    cmoc_keys: dict[int, str] = {}
     reused = 0
+    refused: list[str] = []
     for i, cp in enumerate(plan.cmocs):
         row = conn.execute(select(S.cmocs.c.id).where(S.cmocs.c.key == cp.key)).first()
         if row:
             cmoc_ids[cp.guid] = row[0]
+            cmoc_keys[row[0]] = cp.key
             reused += 1
             continue
-        created = cp.created or now()
-        cmoc_ids[cp.guid] = conn.execute(insert(S.cmocs).values(
-            key=cp.key, context=cp.parts.get("context"), mechanism_resource=cp.parts.get("mechanism_resource"),
-            mechanism_response=cp.parts.get("mechanism_response"), outcome=cp.parts.get("outcome"),
-            status=cp.status if cp.status in ("partial", "complete") else "partial",
-            confidence=cp.confidence if cp.confidence in ("high", "moderate", "low") else None,
-            memo=cp.memo, ifthen=cp.ifthen, ord=i, guid=cp.guid, created_at=created, updated_at=cp.modified or created,
-        )).inserted_primary_key[0]
+        fields = {k: cp.parts.get(k) for k in ("context", "mechanism_resource", "mechanism_response", "outcome")}
+        try:
+            with conn.begin_nested():
+                cid = add_cmoc_conn(
+                    conn, cp.key, where=f"CMOC set 'CMOC {cp.key}'", guid=cp.guid, created_at=cp.created,
+                    updated_at=cp.modified, ord=i, status=cp.status if cp.status in ("partial", "complete") else "partial",
+                    confidence=cp.confidence if cp.confidence in ("high", "moderate", "low") else None,
+                    memo=cp.memo, ifthen=cp.ifthen, **fields)
+        except SpRealistError as exc:
+            refused.append(str(exc))
+            continue
+        cmoc_ids[cp.guid] = cid
+        cmoc_keys[cid] = cp.key
         result.counts["cmocs"] += 1
     for a, b, kind in plan.relations:
         fa, fb = cmoc_ids.get(a), cmoc_ids.get(b)
-        r = S.cmoc_relations.c
-        if fa and fb and not conn.execute(select(r.id).where(and_(r.from_id == fa, r.to_id == fb, r.kind == kind))).first():
-            conn.execute(insert(S.cmoc_relations).values(from_id=fa, to_id=fb, kind=kind))
+        if fa and fb and fa != fb:
+            relate_conn(conn, cmoc_keys[fa], cmoc_keys[fb], kind)  # an existing relation is left as it is
     theory_ids: dict[str, int] = {}
     for i, tp in enumerate(plan.theories):
         row = conn.execute(select(S.theories.c.id).where(S.theories.c.key == tp.key)).first()
@@ -890,21 +899,24 @@ def _apply_realist(conn: Connection, plan: QdpxPlan, result: ImportResult) -> tu
             theory_ids[tp.guid] = row[0]
             reused += 1
         else:
-            created = tp.created or now()
-            theory_ids[tp.guid] = conn.execute(insert(S.theories).values(
-                key=tp.key, title=tp.title, description=tp.description,
-                questions=json.dumps(tp.questions) if tp.questions else None, ord=i, guid=tp.guid,
-                created_at=created, updated_at=tp.modified or created)).inserted_primary_key[0]
+            try:
+                with conn.begin_nested():
+                    theory_ids[tp.guid] = add_theory_conn(
+                        conn, tp.key, tp.title, description=tp.description, questions=tp.questions,
+                        where=f"theory graph '{tp.key}: {tp.title}'", guid=tp.guid, created_at=tp.created,
+                        updated_at=tp.modified, ord=i)
+            except SpRealistError as exc:
+                refused.append(str(exc))
+                continue
             result.counts["theories"] += 1
-        have = {x[0] for x in conn.execute(select(S.theory_cmocs.c.cmoc_id)
-                                          .where(S.theory_cmocs.c.theory_id == theory_ids[tp.guid]))}
-        for j, cg in enumerate(tp.cmocs):
+        for cg in tp.cmocs:
             cid = cmoc_ids.get(cg)
-            if cid and cid not in have:
-                conn.execute(insert(S.theory_cmocs).values(theory_id=theory_ids[tp.guid], cmoc_id=cid, ord=j))
-                have.add(cid)
+            if cid:
+                add_member_conn(conn, tp.key, cmoc_keys[cid], record=False)
     if reused:
         result.note(f"{reused} CMOC(s) or theor(y/ies) with the same key were already in the project and kept as they were")
+    for line in refused:
+        result.lose(f"a CMOC or theory was not imported: {line.rstrip('.')}")
     return cmoc_ids, theory_ids
 
 
@@ -1098,10 +1110,10 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
         xid = get_or_create_excerpt(conn, sid, *sel.span)
         e = S.cmoc_evidence.c
         if conn.execute(select(e.id).where(e.cmoc_id == cid, e.excerpt_id == xid, e.role == role)).first():
-            continue
-        conn.execute(insert(S.cmoc_evidence).values(
-            cmoc_id=cid, excerpt_id=xid, role=role, component=component,
-            analyst=users.get(analyst) if analyst else None, note=text, created_at=created or now()))
+            continue  # an existing link is kept as it is (link_evidence_conn would update it)
+        key = conn.execute(select(S.cmocs.c.key).where(S.cmocs.c.id == cid)).scalar_one()
+        link_evidence_conn(conn, key, xid, role=role, component=component,
+                           analyst=users.get(analyst) if analyst else None, note=text, created_at=created)
         result.counts["evidence"] += 1
     if lost_evidence:
         result.lose(f"{lost_evidence} CMOC evidence link(s) point at selections that could not be placed")
