@@ -445,14 +445,14 @@ def test_the_importer_writes_codes_codings_memos_themes_and_attributes_through_t
     """Those tables' rows are written by their areas' functions (codebook.insert_code,
     codings.insert_codings, memos.insert_memo, themes.insert_theme/add_theme_codes, sources.set_attribute
     and add_source_set, cmocs.add_cmoc_conn/relate_conn/link_evidence_conn, theories.add_theory_conn/
-    add_member_conn), never by an INSERT in the exchange package."""
+    add_member_conn, appraisal.set_appraisal_conn), never by an INSERT in the exchange package."""
     from pathlib import Path
 
     import sp_realist.exchange as exchange
 
     owned = ("codes", "codings", "memos", "themes", "theme_codes", "participant_attributes", "source_attributes",
              "source_sets", "source_set_members", "cmocs", "cmoc_relations", "cmoc_evidence", "theories",
-             "theory_cmocs")
+             "theory_cmocs", "appraisals")
     for path in Path(exchange.__file__).parent.glob("*.py"):
         text = path.read_text()
         for table in owned:
@@ -520,3 +520,21 @@ def test_a_cmoc_set_the_cmoc_area_refuses_is_reported_and_the_rest_imported(proj
     assert [line for line in result.losses if "CMOC" in line] == [
         "a CMOC or theory was not imported: CMOC set 'CMOC T9 1': key 'T9 1' must be non-empty without spaces, "
         "e.g. T1.2"]
+
+
+def test_an_appraisal_note_the_cmoc_area_refuses_is_reported_and_the_rest_imported(project, tmp_path):
+    build_sample(project)
+    out = tmp_path / "ours.qdpx"
+    export_qdpx(project, out)
+    with project.connect() as conn:
+        analysts = sorted(r[0] for r in conn.execute(select(S.appraisals.c.analyst)))
+    assert analysts == ["DK", "RA"]
+    with zipfile.ZipFile(out) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    entries["project.qde"] = entries["project.qde"].replace(b"relevance: concept_box", b"relevance: maybe")
+    result = import_qdpx_new(make_zip(tmp_path / "edited.qdpx", entries), tmp_path / "edited.sprealist")
+    with Project.open(tmp_path / "edited.sprealist") as p, p.connect() as conn:
+        assert [r[0] for r in conn.execute(select(S.appraisals.c.analyst))] == ["RA"]
+    lines = [line for line in result.losses if "appraisal" in line]
+    assert len(lines) == 1 and lines[0].startswith("an appraisal was not imported: note 'Appraisal (DK)': ")
+    assert "maybe" in lines[0]

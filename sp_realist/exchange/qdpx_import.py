@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import SpRealistError
+from ..cmoc.appraisal import set_appraisal_conn
 from ..cmoc.cmocs import link_evidence_conn
 from ..coding.codings import insert_codings
 from ..coding.memos import insert_memo
@@ -1118,8 +1119,9 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
     if lost_evidence:
         result.lose(f"{lost_evidence} CMOC evidence link(s) point at selections that could not be placed")
     lost_appraisals = 0
-    cmoc_by_key = dict(conn.execute(select(S.cmocs.c.key, S.cmocs.c.id)).all())
-    theory_by_key = dict(conn.execute(select(S.theories.c.key, S.theories.c.id)).all())
+    refused_appraisals: list[str] = []
+    cmoc_keys = {r[0] for r in conn.execute(select(S.cmocs.c.key))}
+    theory_keys = {r[0] for r in conn.execute(select(S.theories.c.key))}
     for src_guid, sel, note, fields in plan.appraisals:
         sid = source_ids.get(src_guid)
         if sid is None or sel.span is None:
@@ -1128,17 +1130,23 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
         xid = get_or_create_excerpt(conn, sid, *sel.span)
         a = S.appraisals.c
         if conn.execute(select(a.id).where(a.excerpt_id == xid, a.analyst == fields["analyst"])).first():
+            continue  # an existing appraisal is kept as it is
+        steps = {k: fields.get(k) for k in ("relevance", "trust", "trust_rationale", "interpretation",
+                                             "cmoc_judgement", "theory_change", "theory_note", "saturation_note",
+                                             "note")}
+        steps = {k: (v if v is None or isinstance(v, bool) else str(v)) for k, v in steps.items()}
+        steps["cmoc"] = fields.get("cmoc") if fields.get("cmoc") in cmoc_keys else None
+        steps["theory"] = fields.get("theory") if fields.get("theory") in theory_keys else None
+        try:
+            with conn.begin_nested():
+                set_appraisal_conn(conn, xid, fields["analyst"], where=f"note {note.title!r}",
+                                   created_at=note.created, updated_at=note.modified, **steps)
+        except SpRealistError as exc:
+            refused_appraisals.append(str(exc))
             continue
-        values = {k: fields.get(k) for k in ("relevance", "trust", "trust_rationale", "interpretation",
-                                              "cmoc_judgement", "theory_note", "saturation_note", "note")}
-        values = {k: (None if v is None else str(v)) for k, v in values.items()}
-        tc = fields.get("theory_change")
-        created = note.created or now()
-        conn.execute(insert(S.appraisals).values(
-            excerpt_id=xid, analyst=fields["analyst"], cmoc_id=cmoc_by_key.get(fields.get("cmoc")),
-            theory_id=theory_by_key.get(fields.get("theory")), theory_change=None if tc is None else bool(tc),
-            created_at=created, updated_at=note.modified or created, **values))
         result.counts["appraisals"] += 1
+    for line in refused_appraisals:
+        result.lose(f"an appraisal was not imported: {line.rstrip('.')}")
     if lost_appraisals:
         result.lose(f"{lost_appraisals} appraisal(s) are on selections that could not be placed")
 
