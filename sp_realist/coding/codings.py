@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, bindparam, delete, insert, select
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
@@ -104,6 +104,11 @@ def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000,
         params = [pick(row) for row in chunk] if order is not None else [dict(zip(cols, row)) for row in chunk]
         conn.exec_driver_sql(sql, params)
     return len(out)
+
+
+def set_coding_memo(conn: Connection, coding_id: int, text: str) -> None:
+    """Set a coding's own memo inside the caller's transaction."""
+    conn.execute(update(S.codings).where(S.codings.c.id == coding_id).values(memo=text))
 
 
 _GUID_NS = None

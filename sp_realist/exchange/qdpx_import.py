@@ -34,17 +34,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import SpRealistError
 from ..cmoc.appraisal import set_appraisal_conn
 from ..cmoc.cmocs import link_evidence_conn
-from ..coding.codings import insert_codings
+from ..coding.codings import insert_codings, set_coding_memo
 from ..coding.memos import insert_memo
 from ..sources import (Segment, SourceDraft, add_source, add_source_set, ensure_participant, get_or_create_excerpt,
-                       set_attribute, sha256_bytes)
+                       keep_participant_guid, link_source_participant, set_attribute, sha256_bytes)
 from ..store import Project, now, stable_guid
 from . import positions as P
 from .common import (CodePlan, ImportResult, ThemePlan, apply_codes, apply_themes, apply_users, norm_guid,
@@ -960,10 +960,9 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
         sid = add_source(conn, SourceDraft(
             name=name, kind=sp.kind, text=sp.text, segments=sp.segments or _segments(sp.text),
             checksum=sha256_bytes(sp.text.encode("utf-8", "surrogatepass")), date=sp.date,
-            file_name=Path(result.source).name, file_format="qdpx", attributes=attrs))
-        # keep the GUID and, when the file gives it, the source's creation time (a round trip keeps both)
-        conn.execute(update(S.sources).where(S.sources.c.id == sid).values(
-            guid=sp.guid, **({"created_at": sp.created} if sp.created else {})))
+            file_name=Path(result.source).name, file_format="qdpx", attributes=attrs,
+            # keep the GUID and, when the file gives it, the source's creation time (a round trip keeps both)
+            guid=sp.guid, created_at=sp.created))
         existing[name] = {"id": sid, "name": name, "text": sp.text}
         source_ids[sp.guid] = sid
         new_sids.add(sid)
@@ -984,17 +983,12 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
     # cases -> participants
     conflicts = second_case = 0
     case_ids: dict[str, int] = {}
-    held = {norm_guid(r[0]) for r in conn.execute(select(S.participants.c.guid)
-                                                  .where(S.participants.c.guid.is_not(None)))}
     for cp in plan.cases:
         attrs = dict(cp.attrs)
         role, site = attrs.pop("role", None), attrs.pop("site", None)
         pid = ensure_participant(conn, cp.name, role=role, site=site)
         case_ids[cp.guid] = pid
-        if cp.guid not in held:  # keep the Case's GUID (a participant's existing GUID is never replaced)
-            if conn.execute(update(S.participants).where(S.participants.c.id == pid)
-                            .where(S.participants.c.guid.is_(None)).values(guid=cp.guid)).rowcount:
-                held.add(cp.guid)
+        keep_participant_guid(conn, pid, cp.guid)  # a participant's existing GUID is never replaced
         if " ".join(cp.name.split()) not in participants_before:
             result.counts["cases"] += 1
         have = dict(conn.execute(select(S.participant_attributes.c.name, S.participant_attributes.c.value)
@@ -1007,10 +1001,7 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
         for sg in cp.sources:
             sid = source_ids.get(sg)
             if sid is not None:
-                linked = conn.execute(update(S.sources).where(S.sources.c.id == sid)
-                                      .where(S.sources.c.participant_id.is_(None)).values(participant_id=pid)).rowcount
-                if not linked and conn.execute(select(S.sources.c.participant_id)
-                                               .where(S.sources.c.id == sid)).scalar() != pid:
+                if not link_source_participant(conn, sid, pid):
                     second_case += 1
         if cp.description:
             plan.notes.setdefault(stable_guid("case-description", cp.guid), NotePlan(
@@ -1181,7 +1172,7 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
                     same += 1
                     continue
                 if title == "Coding memo" and not current:
-                    conn.execute(update(S.codings).where(S.codings.c.id == tid).values(memo=note.text or ""))
+                    set_coding_memo(conn, tid, note.text or "")
                     result.counts["notes"] += 1
                     continue
             insert_memo(conn, target_type=ttype, target_id=tid, title=title, text=note.text or "", author=author,
