@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from exchange_helpers import DATA, build_sample, make_zip, snapshot, zip_folder
 from sp_realist import schema as S
 from sp_realist.exchange import positions as P
-from sp_realist.exchange import qdpx_import
+from sp_realist.exchange import qdpx_apply
 from sp_realist.exchange.qdpx_import import import_qdpx, import_qdpx_new, read_qdpx
 from sp_realist.store import Project
 
@@ -242,7 +242,7 @@ def test_into_existing_project_is_untouched_when_import_fails(project, tmp_path,
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(qdpx_import, "apply_themes", boom)
+    monkeypatch.setattr(qdpx_apply, "apply_themes", boom)  # the plan is applied by qdpx_apply
     with pytest.raises(RuntimeError):
         import_qdpx(tmp_path / "s.qdpx", other)
     assert snapshot(other) == before
