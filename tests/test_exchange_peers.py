@@ -538,3 +538,23 @@ def test_an_appraisal_note_the_cmoc_area_refuses_is_reported_and_the_rest_import
     lines = [line for line in result.losses if "appraisal" in line]
     assert len(lines) == 1 and lines[0].startswith("an appraisal was not imported: note 'Appraisal (DK)': ")
     assert "maybe" in lines[0]
+
+
+def test_codes_sharing_a_name_under_different_parents_are_reported_as_changed_not_lost(tmp_path):
+    """Until names are unique among siblings only, such codes are imported and renamed 'Parent/Name'; the
+    message says so (Changed), and never calls them not imported."""
+    qdpx = peer_archive(tmp_path / "peer.qdpx")
+    with zipfile.ZipFile(qdpx) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    entries["project.qde"] = entries["project.qde"].replace(
+        b'<Code guid="' + FIN.encode() + b'" name="Finance" isCodable="true"/>',
+        b'<Code guid="' + FIN.encode() + b'" name="Finance" isCodable="true">'
+        b'<Code guid="c0000000-0000-0000-0000-000000000005" name="other"/></Code>'
+        b'<Code guid="c0000000-0000-0000-0000-000000000006" name="other"/>')
+    result = import_qdpx_new(make_zip(tmp_path / "dup.qdpx", entries), tmp_path / "dup.sprealist")
+    with Project.open(tmp_path / "dup.sprealist") as p:
+        paths = set(_code_paths(p))
+    assert {"Board/Finance/Finance/other", "Board/Board/other"} <= paths
+    assert result.changes == ["2 code(s) shared a name with another code and were imported but renamed "
+                              "'Parent/Name' (sp_realist code names are unique)"]
+    assert not any("code" in line for line in result.losses)
