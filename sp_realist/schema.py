@@ -31,7 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -141,6 +141,8 @@ codes = Table(
     Column("ord", Integer, nullable=False, default=0),
     Column("guid", String(36)),
     Column("created_at", TS, nullable=False),
+    # REFI-QDA isCodable (schema 6): False for a folder that only groups codes; NULL (older rows) is codable
+    Column("codable", Boolean),
 )
 
 code_rules = Table(
@@ -168,6 +170,10 @@ codings = Table(
     Column("memo", Text),
     Column("guid", String(36)),
     Column("created_at", TS, nullable=False),
+    # schema 6: the GUID of the REFI-QDA PlainTextSelection an imported coding came in (kept on export), and
+    # False when the file gave the coding no time (created_at is then the import time and is not exported)
+    Column("selection_guid", String(36)),
+    Column("dated", Boolean),
     UniqueConstraint("code_id", "source_id", "start", "end", "coder", name="uq_codings_span"),
     CheckConstraint('"start" < "end"', name="ck_codings_span"),
 )
@@ -208,6 +214,36 @@ theme_codes = Table(
     Column("theme_id", Integer, ForeignKey("themes.id", ondelete="CASCADE"), primary_key=True),
     Column("code_id", Integer, ForeignKey("codes.id", ondelete="CASCADE"), primary_key=True),
 )
+
+# --- people and source sets kept from REFI-QDA (schema 6, exchange issue) ---
+# Users an imported project declares, with or without codings or notes (coders and memo authors are
+# stored by name elsewhere; this keeps the others and every user's GUID). Written by sp_realist.exchange.common.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("guid", String(36)),
+)
+
+# Named sets of sources (REFI-QDA Sets of MemberSource). Written by sp_realist.sources.
+source_sets = Table(
+    "source_sets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(300), nullable=False, unique=True),
+    Column("description", Text),
+    Column("guid", String(36)),
+)
+
+source_set_members = Table(
+    "source_set_members",
+    metadata,
+    Column("set_id", Integer, ForeignKey("source_sets.id", ondelete="CASCADE"), primary_key=True),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True),
+)
+
+EXCHANGE_TABLES = (users, source_sets, source_set_members)
 
 # --- realist analysis (cmoc issue) ---------------------------------------
 # An excerpt is a span of a source that analysis refers to: a coded span or a

@@ -55,6 +55,8 @@ class SourceDraft:
     entry_index: int | None = None
     participant_code: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    guid: str | None = None  # a REFI-QDA GUID kept from an import
+    created_at: str | None = None  # the time an imported file gives (default: now)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -100,6 +102,25 @@ def ensure_participant(conn: Connection, code: str, role: str | None = None, sit
     return pid
 
 
+def keep_participant_guid(conn: Connection, participant_id: int, guid: str) -> bool:
+    """Give a participant an imported Case's GUID unless it has one already or another participant holds
+    it; True if it was given."""
+    p = S.participants.c
+    if conn.execute(select(p.id).where(p.guid == guid)).first():
+        return False
+    return bool(conn.execute(update(S.participants).where(p.id == participant_id).where(p.guid.is_(None))
+                             .values(guid=guid)).rowcount)
+
+
+def link_source_participant(conn: Connection, source_id: int, participant_id: int) -> bool:
+    """Make ``participant_id`` the source's participant unless it already has one; True if the source
+    belongs to that participant afterwards."""
+    s = S.sources.c
+    conn.execute(update(S.sources).where(s.id == source_id).where(s.participant_id.is_(None))
+                 .values(participant_id=participant_id))
+    return conn.execute(select(s.participant_id).where(s.id == source_id)).scalar() == participant_id
+
+
 def set_attribute(conn: Connection, entity: str, entity_id: int, name: str, value: Any) -> None:
     """Set one attribute of a source or participant (insert or replace)."""
     table, col = {
@@ -109,6 +130,22 @@ def set_attribute(conn: Connection, entity: str, entity_id: int, name: str, valu
     conn.execute(delete(table).where(and_(col == entity_id, table.c.name == name)))
     if value is not None:
         conn.execute(insert(table).values({col.key: entity_id, "name": name, "value": str(value)}))
+
+
+def add_source_set(conn: Connection, name: str, source_ids: Iterable[int], *, description: str | None = None,
+                   guid: str | None = None) -> int:
+    """Add the sources to the named source set (created if new; the ``source_sets`` and
+    ``source_set_members`` tables are written here only).  Returns 1 if the set was created, else 0."""
+    ss, m = S.source_sets.c, S.source_set_members.c
+    row = conn.execute(select(ss.id).where(ss.name == name)).first()
+    created = row is None
+    set_id = (conn.execute(insert(S.source_sets).values(name=name, description=description, guid=guid))
+              .inserted_primary_key[0] if created else row[0])
+    have = {r[0] for r in conn.execute(select(m.source_id).where(m.set_id == set_id))}
+    rows = [{"set_id": set_id, "source_id": sid} for sid in dict.fromkeys(source_ids) if sid not in have]
+    if rows:
+        conn.execute(insert(S.source_set_members), rows)
+    return int(created)
 
 
 def source_exists(conn: Connection, name: str) -> dict | None:
@@ -156,7 +193,8 @@ def add_source(conn: Connection, draft: SourceDraft) -> int:
         insert(S.sources).values(
             name=draft.name, kind=draft.kind, checksum=draft.checksum, text=draft.text, date=draft.date,
             file_name=draft.file_name, file_path=draft.file_path, file_format=draft.file_format,
-            entry_index=draft.entry_index, participant_id=participant_id, created_at=now(), ingest_order=order,
+            entry_index=draft.entry_index, participant_id=participant_id, created_at=draft.created_at or now(),
+            ingest_order=order, guid=draft.guid,
         )
     ).inserted_primary_key[0]
     _insert_segments(conn, sid, draft)

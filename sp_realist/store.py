@@ -96,9 +96,19 @@ def _migrate_to_5(conn: Connection) -> None:
     _add_column(conn, S.cmocs.c.ifthen)
 
 
+def _migrate_to_6(conn: Connection) -> None:
+    """Schema 6 (REFI-QDA kept whole): ``codes.codable``, ``codings.selection_guid`` and ``codings.dated``
+    (NULL in existing rows: codable, no selection GUID, dated), and the ``users``, ``source_sets`` and
+    ``source_set_members`` tables, each only if it is not there yet."""
+    for column in (S.codes.c.codable, S.codings.c.selection_guid, S.codings.c.dated):
+        _add_column(conn, column)
+    S.metadata.create_all(conn, tables=list(S.EXCHANGE_TABLES), checkfirst=True)
+
+
 # MIGRATIONS[n] brings a store at version n to version n+1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2, 2: _migrate_to_3,
-                                                       3: _migrate_to_4, 4: _migrate_to_5}
+                                                       3: _migrate_to_4, 4: _migrate_to_5,
+                                                       5: _migrate_to_6}
 
 
 class Project:

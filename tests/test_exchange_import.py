@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from exchange_helpers import DATA, build_sample, make_zip, snapshot, zip_folder
 from sp_realist import schema as S
 from sp_realist.exchange import positions as P
-from sp_realist.exchange import qdpx_import
+from sp_realist.exchange import qdpx_apply
 from sp_realist.exchange.qdpx_import import import_qdpx, import_qdpx_new, read_qdpx
 from sp_realist.store import Project
 
@@ -99,7 +99,8 @@ def test_annex_a3_transana_project_with_old_namespace_imports(tmp_path):
         with p.connect() as conn:
             codes = {r[0] for r in conn.execute(select(S.codes.c.name))}
             parents = conn.execute(select(func.count()).select_from(S.codes).where(S.codes.c.parent_id.is_not(None))).scalar()
-            sets = conn.execute(select(S.source_attributes.c.value).where(S.source_attributes.c.name == "refi_sets")).all()
+            sets = conn.execute(select(S.source_set_members.c.source_id)).all()
+            assert not conn.execute(select(S.source_attributes).where(S.source_attributes.c.name == "refi_sets")).all()
         assert "中文-简体 关键词 1" in codes and "Français Mot-clé 1" in codes
         assert parents >= 6
         assert sets  # Transana's MemberSource guid="..." variant was understood
@@ -241,7 +242,7 @@ def test_into_existing_project_is_untouched_when_import_fails(project, tmp_path,
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(qdpx_import, "apply_themes", boom)
+    monkeypatch.setattr(qdpx_apply, "apply_themes", boom)  # the plan is applied by qdpx_apply
     with pytest.raises(RuntimeError):
         import_qdpx(tmp_path / "s.qdpx", other)
     assert snapshot(other) == before

@@ -367,8 +367,9 @@ def test_xml_invalid_characters_are_left_out_of_notes_not_sources(project, tmp_p
     qde = validate_qdpx(out)
     assert b"ding<" in qde
     with zipfile.ZipFile(out) as zf:
-        texts = [zf.read(n).decode() for n in zf.namelist() if n.startswith("sources/")]
-    assert texts == [text]
+        texts = sorted(zf.read(n).decode() for n in zf.namelist() if n.startswith("sources/"))
+    # the source file unchanged; the note's own file (plainTextPath, beside its inline text) unchanged too
+    assert texts == sorted([text, "ding\x07"])
     assert any("XML 1.0" in line for line in result.losses)
 
 

@@ -108,7 +108,10 @@ def merge_values(current: dict | None, values: dict[str, Any], where: str) -> di
 
 
 def set_appraisal_conn(conn: Connection, excerpt: Any, analyst: str, *, link: bool = False,
-                       where: str | None = None, lookups: Lookups | None = None, **steps: Any) -> dict:
+                       where: str | None = None, lookups: Lookups | None = None, created_at: str | None = None,
+                       updated_at: str | None = None, **steps: Any) -> dict:
+    """Create or edit one appraisal (the one writer of ``appraisals`` rows).  ``created_at`` and
+    ``updated_at`` keep an imported appraisal's times when it is created."""
     where = where or "appraisal"
     lk = lookups or Lookups(conn)
     if not analyst or not str(analyst).strip():
@@ -120,8 +123,9 @@ def set_appraisal_conn(conn: Connection, excerpt: Any, analyst: str, *, link: bo
     merged = merge_values(current, values, where)
     ts = now()
     if current is None:
-        aid = conn.execute(insert(a).values(excerpt_id=excerpt_id, analyst=analyst, created_at=ts, updated_at=ts,
-                                            **merged)).inserted_primary_key[0]
+        made = created_at or ts
+        aid = conn.execute(insert(a).values(excerpt_id=excerpt_id, analyst=analyst, created_at=made,
+                                            updated_at=updated_at or made, **merged)).inserted_primary_key[0]
         status, changed = "created", sorted(k for k, v in values.items() if v is not None)
     else:
         aid = current["id"]

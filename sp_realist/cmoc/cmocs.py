@@ -70,7 +70,10 @@ def _check_key(key: Any, what: str) -> str:
 
 
 def add_cmoc_conn(conn: Connection, key: str, *, theory: str | None = None, actor: str | None = None,
-                  where: str | None = None, **fields: Any) -> int:
+                  where: str | None = None, guid: str | None = None, created_at: str | None = None,
+                  updated_at: str | None = None, ord: int | None = None, **fields: Any) -> int:
+    """Insert one CMOC (the one writer of new ``cmocs`` rows).  ``guid``, ``created_at``, ``updated_at`` and
+    ``ord`` keep what an imported CMOC had (default: a stable GUID, now, after the last)."""
     key = _check_key(key, where or "CMOC")
     where = where or f"CMOC {key}"
     values = _clean_fields(fields, where)
@@ -78,10 +81,10 @@ def add_cmoc_conn(conn: Connection, key: str, *, theory: str | None = None, acto
     if conn.execute(select(S.cmocs.c.id).where(S.cmocs.c.key == key)).first():
         raise SpRealistError(f"{where}: a CMOC {key} already exists; edit it with 'sp-realist cmoc edit {key}'.")
     theory_row = resolve_theory(conn, theory) if theory else None
-    ord_ = conn.execute(select(func.coalesce(func.max(S.cmocs.c.ord), 0))).scalar_one() + 1
-    ts = now()
+    ord_ = ord if ord is not None else conn.execute(select(func.coalesce(func.max(S.cmocs.c.ord), 0))).scalar_one() + 1
+    ts = created_at or now()
     cid = conn.execute(insert(S.cmocs).values(
-        key=key, ord=ord_, guid=stable_guid("cmoc", key), created_at=ts, updated_at=ts, **values,
+        key=key, ord=ord_, guid=guid or stable_guid("cmoc", key), created_at=ts, updated_at=updated_at or ts, **values,
     )).inserted_primary_key[0]
     if theory_row:
         from .theories import add_member_conn
@@ -178,7 +181,8 @@ def delete_cmoc(project: Project, key: str, actor: str | None = None) -> None:
 # -- evidence --------------------------------------------------------------
 def link_evidence_conn(conn: Connection, cmoc: str, excerpt: Any, *, role: str = "supports",
                        component: str | None = None, analyst: str | None = None, note: str | None = None,
-                       where: str | None = None, lookups: Lookups | None = None) -> int:
+                       where: str | None = None, lookups: Lookups | None = None,
+                       created_at: str | None = None) -> int:
     lk = lookups or Lookups(conn)
     row = lk.cmoc(cmoc)
     where = where or f"evidence for {row['key']}"
@@ -195,7 +199,7 @@ def link_evidence_conn(conn: Connection, cmoc: str, excerpt: Any, *, role: str =
         return existing[0]
     return conn.execute(insert(ev).values(
         cmoc_id=row["id"], excerpt_id=excerpt_id, role=role, component=component, analyst=analyst,
-        note=note, created_at=now())).inserted_primary_key[0]
+        note=note, created_at=created_at or now())).inserted_primary_key[0]
 
 
 def link_evidence(project: Project, cmoc: str, excerpt: Any, *, role: str = "supports",

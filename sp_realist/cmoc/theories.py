@@ -62,7 +62,10 @@ def record_change(project: Project, theory: str, change: str, *, reason: str | N
 
 
 def add_theory_conn(conn: Connection, key: str, title: str, *, description: str | None = None,
-                    questions: Any = None, where: str | None = None) -> int:
+                    questions: Any = None, where: str | None = None, guid: str | None = None,
+                    created_at: str | None = None, updated_at: str | None = None, ord: int | None = None) -> int:
+    """Insert one theory (the one writer of new ``theories`` rows); ``guid``, times and ``ord`` keep what an
+    imported theory had."""
     key = str(key).strip() if key is not None else ""
     where = where or f"theory {key}"
     if not key or any(ch.isspace() for ch in key):
@@ -71,12 +74,13 @@ def add_theory_conn(conn: Connection, key: str, title: str, *, description: str 
         raise SpRealistError(f"{where}: a theory needs a title.")
     if conn.execute(select(S.theories.c.id).where(S.theories.c.key == key)).first():
         raise SpRealistError(f"{where}: a theory {key} already exists; edit it with 'sp-realist theory edit {key}'.")
-    ord_ = conn.execute(select(func.coalesce(func.max(S.theories.c.ord), 0))).scalar_one() + 1
-    ts = now()
+    ord_ = ord if ord is not None else conn.execute(
+        select(func.coalesce(func.max(S.theories.c.ord), 0))).scalar_one() + 1
+    ts = created_at or now()
     return conn.execute(insert(S.theories).values(
         key=key, title=str(title).strip(), description=(str(description).strip() or None) if description else None,
-        questions=_questions(questions, where), ord=ord_, guid=stable_guid("theory", key),
-        created_at=ts, updated_at=ts)).inserted_primary_key[0]
+        questions=_questions(questions, where), ord=ord_, guid=guid or stable_guid("theory", key),
+        created_at=ts, updated_at=updated_at or ts)).inserted_primary_key[0]
 
 
 def add_theory(project: Project, key: str, title: str, *, description: str | None = None,

@@ -58,11 +58,17 @@ def _next_ord(conn: Connection, parent_id: int | None) -> int:
     return conn.execute(select(func.coalesce(func.max(S.codes.c.ord), -1)).where(cond)).scalar_one() + 1
 
 
-def _insert_code(conn: Connection, name: str, parent_id: int | None, fields: dict, ord_: int | None = None) -> int:
+def insert_code(conn: Connection, name: str, parent_id: int | None, fields: dict, ord_: int | None = None, *,
+                guid: str | None = None, codable: bool | None = None) -> int:
+    """Insert one code inside the caller's transaction (the one writer of new ``codes`` rows; the caller
+    has checked the name and fields).  ``guid`` and ``codable`` keep what an imported code had."""
     return conn.execute(insert(S.codes).values(
         name=name, parent_id=parent_id, ord=_next_ord(conn, parent_id) if ord_ is None else ord_,
-        guid=stable_guid("code", name), created_at=now(), **fields,
+        guid=guid or stable_guid("code", name), created_at=now(), codable=codable, **fields,
     )).inserted_primary_key[0]
+
+
+_insert_code = insert_code
 
 
 def _coding_count(conn: Connection, code_ids: list[int]) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, bindparam, delete, insert, select
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
@@ -58,8 +58,11 @@ def existing_keys(conn: Connection, code_ids: list[int] | None = None, source_id
 
 def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000,
                    known: set | None = None, guids: bool = True) -> int:
-    """Insert coding rows (dicts with code_id, source_id, start, end, coder, origin[, memo]),
-    skipping any that already exist; returns how many were inserted.
+    """Insert coding rows (dicts with code_id, source_id, start, end, coder, origin[, memo]), skipping any
+    that already exist; returns how many were inserted.  The one writer of new ``codings`` rows.
+
+    A row may also carry what an imported coding keeps from its file: ``guid``, ``created_at``,
+    ``dated`` (False: the file gave no time) and ``selection_guid``.
 
     ``known`` may pass the keys already read in the same transaction's
     snapshot (by :func:`existing_keys`) to save reading them again.
@@ -75,14 +78,17 @@ def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000,
         source_ids = sorted({r["source_id"] for r in rows})
         seen = existing_keys(conn, code_ids, source_ids if len(source_ids) < 500 else None)
     ts = now()
-    cols = ("code_id", "source_id", "start", "end", "coder", "origin", "memo", "guid", "created_at")
+    cols = ("code_id", "source_id", "start", "end", "coder", "origin", "memo", "guid", "created_at", "dated",
+            "selection_guid")
     out = []
     for r in rows:
         key = (r["code_id"], r["source_id"], r["start"], r["end"], r["coder"])
         if key in seen:
             continue
         seen.add(key)
-        out.append((*key, r.get("origin") or "manual", r.get("memo"), coding_guid(*key) if guids else None, ts))
+        guid = r.get("guid") or (coding_guid(*key) if guids else None)
+        out.append((*key, r.get("origin") or "manual", r.get("memo"), guid, r.get("created_at") or ts,
+                    r.get("dated"), r.get("selection_guid")))
     if not out:
         return 0
     # One compiled INSERT executed with many parameter sets (the dialect's own SQL and paramstyle).
@@ -98,6 +104,11 @@ def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000,
         params = [pick(row) for row in chunk] if order is not None else [dict(zip(cols, row)) for row in chunk]
         conn.exec_driver_sql(sql, params)
     return len(out)
+
+
+def set_coding_memo(conn: Connection, coding_id: int, text: str) -> None:
+    """Set a coding's own memo inside the caller's transaction."""
+    conn.execute(update(S.codings).where(S.codings.c.id == coding_id).values(memo=text))
 
 
 _GUID_NS = None

@@ -61,6 +61,21 @@ def _resolve_target(conn: Connection, on: str, target) -> int | None:
     return row[0]
 
 
+def insert_memo(conn: Connection, *, target_type: str, target_id: int | None, text: str, author: str,
+                title: str | None = None, guid: str | None = None, created_at: str | None = None,
+                updated_at: str | None = None) -> int:
+    """Insert one memo row inside the caller's transaction (the one writer of ``memos`` rows); the target
+    must already be resolved.  Times default to now; the GUID to a stable one from the memo's content."""
+    if target_type not in TARGETS:
+        raise SpRealistError(f"memo target {target_type!r}: not one of {', '.join(TARGETS)}; "
+                             "attach the memo to one of those.")
+    ts = created_at or now()
+    return conn.execute(insert(S.memos).values(
+        target_type=target_type, target_id=target_id, title=title, text=text, author=author,
+        guid=guid or stable_guid("memo", target_type, target_id, ts, text), created_at=ts,
+        updated_at=updated_at or ts)).inserted_primary_key[0]
+
+
 def add_memo(project: Project, text: str, on: str = "project", target=None, title: str | None = None,
              author: str | None = None) -> int:
     """Write a memo on the project or on a code, source, coding (id), theme, CMOC, theory or participant."""
@@ -70,9 +85,8 @@ def add_memo(project: Project, text: str, on: str = "project", target=None, titl
     with project.begin() as conn:
         tid = _resolve_target(conn, on, target)
         ts = now()
-        mid = conn.execute(insert(S.memos).values(
-            target_type=on, target_id=tid, title=title, text=str(text).strip(), author=author,
-            guid=stable_guid("memo", on, tid, ts, text), created_at=ts, updated_at=ts)).inserted_primary_key[0]
+        mid = insert_memo(conn, target_type=on, target_id=tid, text=str(text).strip(), author=author, title=title,
+                          guid=stable_guid("memo", on, tid, ts, text), created_at=ts)
         project.log(conn, "memo.add", f"{on}:{target}" if target else on, actor=author, memo=mid)
     return mid
 

@@ -200,6 +200,24 @@ def themes_dict(conn: Connection) -> list[dict]:
     return build(None)
 
 
+def insert_theme(conn: Connection, *, name: str, description: str | None = None, phase: str = "initial",
+                 ord: int = 0, guid: str | None = None) -> int:
+    """Insert one top-level theme inside the caller's transaction (the caller has checked the name)."""
+    _check_phase(phase, name)
+    return conn.execute(insert(S.themes).values(
+        name=name, parent_id=None, description=description, phase=phase, ord=ord,
+        guid=guid or stable_guid("theme", name), created_at=now())).inserted_primary_key[0]
+
+
+def add_theme_codes(conn: Connection, theme_id: int, code_ids) -> int:
+    """Add codes to a theme (those it already holds are skipped); returns how many were added."""
+    have = {r[0] for r in conn.execute(select(S.theme_codes.c.code_id).where(S.theme_codes.c.theme_id == theme_id))}
+    rows = [{"theme_id": theme_id, "code_id": cid} for cid in dict.fromkeys(code_ids) if cid not in have]
+    if rows:
+        conn.execute(insert(S.theme_codes), rows)
+    return len(rows)
+
+
 def _upsert_themes(conn: Connection, themes: list[dict], code_ids: dict[str, int]) -> tuple[int, int]:
     """Create or update themes from flattened YAML entries (validated by the caller)."""
     ids = {r["name"]: r["id"] for r in conn.execute(select(S.themes.c.name, S.themes.c.id)).mappings()}

@@ -36,6 +36,8 @@ def import_group() -> None:
 def _report(result) -> None:
     for line in result.notes:
         message(f"Note: {line}.")
+    for line in result.changes:
+        message(f"Changed: {line}.")
     for line in result.losses:
         message(f"Not imported: {line}.")
 

@@ -18,7 +18,7 @@ from sqlalchemy import and_, insert, select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
-from ..store import now, stable_guid
+from ..store import stable_guid
 
 NS_PROJECT = "urn:QDA-XML:project:1.0"
 NS_CODEBOOK = "urn:QDA-XML:codebook:1.0"
@@ -176,10 +176,15 @@ class ImportResult:
     counts: Counter = field(default_factory=Counter)
     losses: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # conversions and merges (not losses)
+    changes: list[str] = field(default_factory=list)  # imported, but not as the file had it (renamed ...)
 
     def lose(self, line: str) -> None:
         if line not in self.losses:
             self.losses.append(line)
+
+    def change(self, line: str) -> None:
+        if line not in self.changes:
+            self.changes.append(line)
 
     def note(self, line: str) -> None:
         if line not in self.notes:
@@ -211,20 +216,22 @@ def unique_code_names(plans: list[CodePlan], result: ImportResult) -> None:
                 p.name = new
         taken.add(p.name)
     if renamed:
-        result.lose(f"{renamed} code(s) shared a name with another code and were renamed 'Parent/Name' "
-                    "(sp_realist code names are unique)")
+        result.change(f"{renamed} code(s) shared a name with another code and were imported but renamed "
+                      "'Parent/Name' (sp_realist code names are unique)")
 
 
 def apply_codes(conn: Connection, plans: list[CodePlan], result: ImportResult, origin: str) -> dict[str, int]:
-    """Insert the codes (parents first); reuse existing codes of the same GUID or name.
+    """Insert the codes (through ``coding.codebook.insert_code``) (parents first); reuse existing codes of the same GUID or name.
 
     Returns guid -> code id.
     """
+    from ..coding.codebook import insert_code
+
     existing = {r["name"]: dict(r) for r in conn.execute(select(S.codes)).mappings()}
     by_guid = {norm_guid(r["guid"]): r["id"] for r in existing.values() if r["guid"]}
     ids: dict[str, int] = {}
     pending = list(plans)
-    merged = not_codable = 0
+    merged = 0
     ord_base = conn.execute(select(S.codes.c.ord).order_by(S.codes.c.ord.desc())).scalar() or 0
     while pending:
         progressed = False
@@ -234,8 +241,6 @@ def apply_codes(conn: Connection, plans: list[CodePlan], result: ImportResult, o
                 rest.append(p)
                 continue
             progressed = True
-            if not p.codable:
-                not_codable += 1
             if p.guid in by_guid:
                 ids[p.guid] = by_guid[p.guid]
                 merged += 1
@@ -246,10 +251,9 @@ def apply_codes(conn: Connection, plans: list[CodePlan], result: ImportResult, o
                 continue
             fields = parse_description(p.description)
             ord_base += 1
-            cid = conn.execute(insert(S.codes).values(
-                name=p.name, parent_id=ids.get(p.parent) if p.parent else None, colour=valid_colour(p.colour),
-                ord=ord_base, guid=p.guid, created_at=now(), **fields,
-            )).inserted_primary_key[0]
+            cid = insert_code(conn, p.name, ids.get(p.parent) if p.parent else None,
+                              {"colour": valid_colour(p.colour), **fields}, ord_base, guid=p.guid,
+                              codable=bool(p.codable))
             ids[p.guid] = cid
             existing[p.name] = {"id": cid, "name": p.name, "guid": p.guid}
             result.counts["codes"] += 1
@@ -260,14 +264,29 @@ def apply_codes(conn: Connection, plans: list[CodePlan], result: ImportResult, o
         pending = rest
     if merged:
         result.note(f"{merged} code(s) already in the project (same GUID or name) were reused, not duplicated")
-    if not_codable:
-        result.lose(f"{not_codable} code(s) marked not codable (folders) were imported as ordinary codes")
     return ids
+
+
+def apply_users(conn: Connection, users: dict[str, str]) -> int:
+    """Keep the users a file declares (guid -> name), with or without codings or notes; the ``users``
+    table is written here only.  A name already kept keeps its GUID.  Returns how many were added."""
+    have = {r[0] for r in conn.execute(select(S.users.c.name))}
+    rows = []
+    for guid, name in users.items():
+        if name not in have:
+            have.add(name)
+            rows.append({"name": name, "guid": guid})
+    if rows:
+        conn.execute(insert(S.users), rows)
+    return len(rows)
 
 
 def apply_themes(conn: Connection, plans: list[ThemePlan], code_ids: dict[str, int],
                  result: ImportResult) -> dict[str, int]:
-    """Insert code sets as themes (or add codes to an existing theme of the same name)."""
+    """Insert code sets as themes, or add their codes to an existing theme of the same name (through
+    ``coding.themes.insert_theme`` / ``add_theme_codes``)."""
+    from ..coding.themes import add_theme_codes, insert_theme
+
     ids: dict[str, int] = {}
     missing = 0
     for t in plans:
@@ -276,21 +295,11 @@ def apply_themes(conn: Connection, plans: list[ThemePlan], code_ids: dict[str, i
             tid = row[0]
             result.note(f"theme {t.name!r} already existed; its codes were added to it")
         else:
-            tid = conn.execute(insert(S.themes).values(
-                name=t.name, description=t.description, phase="initial", guid=t.guid, created_at=now(),
-                ord=len(ids),
-            )).inserted_primary_key[0]
+            tid = insert_theme(conn, name=t.name, description=t.description, guid=t.guid, ord=len(ids))
             result.counts["themes"] += 1
         ids[t.guid] = tid
-        have = {r[0] for r in conn.execute(select(S.theme_codes.c.code_id).where(S.theme_codes.c.theme_id == tid))}
-        for g in t.codes:
-            cid = code_ids.get(g)
-            if cid is None:
-                missing += 1
-                continue
-            if cid not in have:
-                conn.execute(insert(S.theme_codes).values(theme_id=tid, code_id=cid))
-                have.add(cid)
+        missing += sum(code_ids.get(g) is None for g in t.codes)
+        add_theme_codes(conn, tid, [code_ids[g] for g in t.codes if g in code_ids])
     if missing:
         result.lose(f"{missing} set member(s) referred to codes that are not in the file and were skipped")
     return ids

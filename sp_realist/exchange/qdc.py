@@ -51,7 +51,8 @@ def codebook_xml(project: Project) -> bytes:
     def emit(parent, row, seen):
         if row["id"] in seen:
             return
-        attrs = {"guid": guid[row["id"]], "name": xml_safe(row["name"])[0], "isCodable": "true"}
+        attrs = {"guid": guid[row["id"]], "name": xml_safe(row["name"])[0],
+                 "isCodable": "false" if row.get("codable") is False else "true"}
         if valid_colour(row["colour"]):
             attrs["color"] = row["colour"]
         el = ET.SubElement(parent, _q("Code"), attrs)

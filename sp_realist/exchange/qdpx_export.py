@@ -50,7 +50,7 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import SpRealistError
 from ..store import Project, stable_guid
-from .common import (NS_PROJECT, compose_description, guid_for, project_id, valid_colour, xml_safe,
+from .common import (NS_PROJECT, compose_description, guid_for, norm_guid, project_id, valid_colour, xml_safe,
                      xsd_datetime)
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -101,13 +101,15 @@ class _Builder:
         self.counts: dict[str, int] = defaultdict(int)
         self.losses: list[str] = []
         self.stripped = 0
+        # users kept from an import (with their GUIDs), listed even without codings or notes
+        self.kept_users: dict[str, str | None] = dict(conn.execute(select(S.users.c.name, S.users.c.guid)).all())
 
     # -- helpers ----------------------------------------------------------
     def user(self, name: str | None) -> str | None:
         if not name:
             return None
         if name not in self.users:
-            self.users[name] = stable_guid("refi-user", name)
+            self.users[name] = norm_guid(self.kept_users.get(name)) or stable_guid("refi-user", name)
         return self.users[name]
 
     def clean(self, text: str | None) -> str | None:
@@ -160,6 +162,8 @@ class _Builder:
             self.user(r["coder"])
         for m in memos:
             self.user(m["author"])
+        for name in self.kept_users:
+            self.user(name)
 
         notes_el = ET.Element(q("Notes"))
         links_el = ET.Element(q("Links"))
@@ -206,11 +210,15 @@ class _Builder:
         return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
     def _note(self, parent, guid, title, text, author, created, modified) -> None:
+        """A Note with its text both inline (``PlainTextContent``) and as the file ``plainTextPath`` names
+        (QualCoder, for one, reads a note's text only from the file)."""
         el = sub(parent, "Note", {
-            "guid": guid, "name": self.clean(title), "creatingUser": self.user(author),
+            "guid": guid, "name": self.clean(title), "plainTextPath": f"internal://{guid}.txt",
+            "creatingUser": self.user(author),
             "creationDateTime": xsd_datetime(created), "modifiedDateTime": xsd_datetime(modified),
         })
         sub(el, "PlainTextContent", text=self.clean(text or ""))
+        self.files[f"sources/{guid}.txt"] = (text or "").encode("utf-8", "surrogatepass")
 
     def _noterefs(self, el, target_type: str, target_id) -> None:
         for g in self.memos_for.get((target_type, target_id), []):
@@ -229,7 +237,8 @@ class _Builder:
                 return
             seen = seen | {row["id"]}
             el = sub(parent_el, "Code", {"guid": self.code_guid[row["id"]], "name": self.clean(row["name"]),
-                                         "isCodable": "true", "color": valid_colour(row["colour"])})
+                                         "isCodable": "false" if row["codable"] is False else "true",
+                                         "color": valid_colour(row["colour"])})
             desc = compose_description(row)
             if desc:
                 sub(el, "Description", text=self.clean(desc))
@@ -312,6 +321,8 @@ class _Builder:
 
     def _sources(self, sources, codings, notes_el) -> ET.Element:
         self._segments_file(sources)
+        self.used_selections: set[str] = set()
+        self.span_selection: dict[tuple[int, int, int], str] = {}  # (source id, start, end) -> selection guid
         by_source = defaultdict(list)
         for r in codings:
             by_source[r["source_id"]].append(r)
@@ -334,29 +345,46 @@ class _Builder:
                 if r["source_id"] == s["id"]:
                     appraisal_notes[(r["start"], r["end"])].append(self._appraisal_note(notes_el, r))
             for (start, end), group in sorted(spans.items()):
-                first = min(group, key=lambda r: (r["created_at"] or "", r["id"])) if group else {}
-                sel = sub(el, "PlainTextSelection", {
-                    "guid": stable_guid("refi-selection", guid, start, end),
-                    "name": self.clean(_selection_name(s["text"], start, end)),
-                    "startPosition": start, "endPosition": end,
-                    "creatingUser": self.user(first.get("coder")),
-                    "creationDateTime": xsd_datetime(first.get("created_at")),
-                })
+                # one selection per coder (peers take the coder from the selection), the uncoded excerpt
+                # alone when nobody coded it; the span's first selection carries its appraisal notes and is
+                # what CMOC evidence links point at
+                by_coder: dict = defaultdict(list)
                 for r in group:
-                    cg = self.coding_guid[r["id"]]
-                    cod = sub(sel, "Coding", {"guid": cg, "creatingUser": self.user(r["coder"]),
-                                              "creationDateTime": xsd_datetime(r["created_at"])})
-                    sub(cod, "CodeRef", {"targetGUID": self.code_guid[r["code_id"]]})
-                    if r["memo"]:
-                        ng = guid_for(None, self.pid, "coding-memo", cg)
-                        self._note(notes_el, ng, "Coding memo", r["memo"], r["coder"], r["created_at"],
-                                   r["created_at"])
-                        self.counts["notes"] += 1
-                        sub(cod, "NoteRef", {"targetGUID": ng})
-                    self._noterefs(cod, "coding", r["id"])
-                    self.counts["codings"] += 1
-                for ng in appraisal_notes.get((start, end), []):
-                    sub(sel, "NoteRef", {"targetGUID": ng})
+                    by_coder[r["coder"]].append(r)
+                parts = sorted(by_coder.items()) or [(None, [])]
+                for i, (coder, rows) in enumerate(parts):
+                    kept = {r["selection_guid"] for r in rows if r.get("selection_guid")}
+                    sg = norm_guid(next(iter(kept))) if len(kept) == 1 else None
+                    if sg is None or sg in self.used_selections:
+                        sg = (stable_guid("refi-selection", guid, start, end) if i == 0
+                              else stable_guid("refi-selection", guid, start, end, coder))
+                    self.used_selections.add(sg)
+                    if i == 0:
+                        self.span_selection[(s["id"], start, end)] = sg
+                    dated = [r for r in rows if r.get("dated") is not False]
+                    first = min(dated, key=lambda r: (r["created_at"] or "", r["id"])) if dated else {}
+                    sel = sub(el, "PlainTextSelection", {
+                        "guid": sg, "name": self.clean(_selection_name(s["text"], start, end)),
+                        "startPosition": start, "endPosition": end, "creatingUser": self.user(coder),
+                        "creationDateTime": xsd_datetime(first.get("created_at")),
+                    })
+                    for r in rows:
+                        cg = self.coding_guid[r["id"]]
+                        cod = sub(sel, "Coding", {
+                            "guid": cg, "creatingUser": self.user(r["coder"]),
+                            "creationDateTime": xsd_datetime(r["created_at"]) if r.get("dated") is not False else None})
+                        sub(cod, "CodeRef", {"targetGUID": self.code_guid[r["code_id"]]})
+                        if r["memo"]:
+                            ng = guid_for(None, self.pid, "coding-memo", cg)
+                            self._note(notes_el, ng, "Coding memo", r["memo"], r["coder"], r["created_at"],
+                                       r["created_at"])
+                            self.counts["notes"] += 1
+                            sub(cod, "NoteRef", {"targetGUID": ng})
+                        self._noterefs(cod, "coding", r["id"])
+                        self.counts["codings"] += 1
+                    if i == 0:
+                        for ng in appraisal_notes.get((start, end), []):
+                            sub(sel, "NoteRef", {"targetGUID": ng})
             self._noterefs(el, "source", s["id"])
             self._value(el, "source", KIND_VARIABLE, s["kind"])
             if s["date"]:
@@ -380,6 +408,18 @@ class _Builder:
             for g in self.memos_for.get(("theme", t["id"]), []):
                 sub(el, "MemberNote", {"targetGUID": g})
         self.counts["themes"] = len(themes)
+        sets = self.rows(select(S.source_sets).order_by(S.source_sets.c.name))
+        members = defaultdict(list)
+        for r in self.conn.execute(select(S.source_set_members)).mappings():
+            members[r["set_id"]].append(r["source_id"])
+        for st in sets:
+            el = sub(sets_el, "Set", {"guid": guid_for(st["guid"], self.pid, "source-set", st["name"]),
+                                      "name": self.clean(st["name"])})
+            if st["description"]:
+                sub(el, "Description", text=self.clean(st["description"]))
+            for g in sorted(self.source_guid[i] for i in members[st["id"]] if i in self.source_guid):
+                sub(el, "MemberSource", {"targetGUID": g})
+        self.counts["source sets"] = len(sets)
 
     def _cmocs(self, cmocs, theories, notes_el, links_el, sets_el, graphs_el) -> None:
         for m in cmocs:
@@ -483,7 +523,7 @@ class _Builder:
         for r in self.evidence:
             if r["cmoc_id"] not in self.cmoc_guid or r["source_id"] not in self.source_guid:
                 continue
-            sel = stable_guid("refi-selection", self.source_guid[r["source_id"]], r["start"], r["end"])
+            sel = self.span_selection[(r["source_id"], r["start"], r["end"])]
             cg = self.cmoc_guid[r["cmoc_id"]]
             lg = guid_for(None, self.pid, "evidence", cg, sel, r["role"])
             name = f"evidence: {r['role']}" + (f" ({r['component']})" if r["component"] else "")

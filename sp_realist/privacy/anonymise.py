@@ -303,6 +303,7 @@ EXEMPT = {
     ("findings", "part"): "one of a fixed list",
     ("finding_links", "target_type"): "one of a fixed list",
     ("orphans", "kind"): "one of a fixed list",
+    ("codings", "selection_guid"): "a GUID kept from a REFI-QDA file",
 }
 
 #: Columns holding JSON: names are replaced inside its strings (and keys) and the JSON written again.
