@@ -29,6 +29,8 @@ from ..errors import SpRealistError
 from ..store import Project
 
 PROVENANCE_MODES = ("appendix", "footnotes", "none")
+PAPER_SIZES = ("a4", "letter")
+NUMBERING_MODES = ("document", "chapter")
 CMOC_COLUMNS = ["Context (Resource)", "Mechanism (Behaviour)", "Outcome"]
 
 #: Wong & Papoutsi's (2016) six analysis steps, in our words.
@@ -85,8 +87,20 @@ class ReportSettings:
     diary_template: list[tuple[str, list[str]]] | None = None
     figure: bool = True
     rameses_checklist: bool = True  # the RAMESES II checklist appendix (sp_realist.report.rameses)
+    # Word page set-up: A4 unless 'letter' (or, with --template and no setting, the template's own paper);
+    # 'chapter' numbers Word's tables and figures per chapter ("Table 6.1") instead of 1, 2, 3 ...
+    paper: str | None = None
+    numbering: str = "document"
 
     def __post_init__(self) -> None:
+        if self.paper is not None:
+            self.paper = str(self.paper).lower()
+            if self.paper not in PAPER_SIZES:
+                raise SpRealistError(f"report settings: paper {self.paper!r} is not one of "
+                                     f"{', '.join(PAPER_SIZES)}; choose one of them.")
+        if self.numbering not in NUMBERING_MODES:
+            raise SpRealistError(f"report settings: numbering {self.numbering!r} is not one of "
+                                 f"{', '.join(NUMBERING_MODES)}; choose one of them.")
         if self.provenance not in PROVENANCE_MODES:
             raise SpRealistError(
                 f"report settings: provenance {self.provenance!r} is not one of {', '.join(PROVENANCE_MODES)}; "
@@ -271,10 +285,13 @@ class Methods:
 
 @dataclass
 class Appendices:
-    codebook: Table
-    diary_template: list[tuple[str, list[str]]]
-    appraisal: Table
-    saturation: Table
+    """The appendices' contents; a part without data is None (or an empty diary template) and left out."""
+
+    codebook: Table | None
+    diary_template: list[tuple[str, list[str]]]  # [] when the project has no diaries
+    appraisal: Table | None  # None without appraisals
+    saturation: Table | None  # the full table (CSV ``saturation.csv``); None without CMOCs
+    saturation_compact: Table | None = None  # what the documents show: five columns, detail in the CSV
 
 
 @dataclass
@@ -325,6 +342,8 @@ class ReportModel:
     narrative: dict[str, list] = field(default_factory=dict)
     rameses: Table | None = None
     findings: FindingsSection | None = None  # summary-of-findings tables (after the triangulation)
+    paper: str | None = None  # a4 | letter | None (A4, or a --template's own paper)
+    numbering: str = "document"  # document | chapter (Word captions "Table 6.1")
 
     def tables(self) -> list[Table]:
         """Every table in document order (for CSV export)."""
@@ -334,12 +353,26 @@ class ReportModel:
             out.append(self.triangulation)
         if self.findings is not None:
             out += self.findings.tables()
-        out += [self.appendices.codebook, self.appendices.appraisal, self.appendices.saturation]
+        a = self.appendices
+        out += [t for t in (a.codebook, a.appraisal, a.saturation_compact, a.saturation) if t is not None]
         if self.rameses is not None:
             out.append(self.rameses)
         if self.refs and self.provenance != "none":
             out.append(self.provenance_table())
         return out
+
+    def appendix_headings(self) -> dict[str, str]:
+        """Appendix name -> its heading, lettered in order over the appendices this report has
+        ("Appendix B: Appraisal and saturation" when there is no diary template)."""
+        a = self.appendices
+        present = [("codebook", "Codebook", a.codebook is not None),
+                   ("diary_template", "Diary template", bool(a.diary_template)),
+                   ("appraisal_saturation", "Appraisal and saturation",
+                    a.appraisal is not None or a.saturation_compact is not None),
+                   ("rameses", "RAMESES II reporting checklist", self.rameses is not None),
+                   ("provenance", "Provenance", bool(self.refs) and self.provenance == "appendix")]
+        names = [(key, title) for key, title, here in present if here]
+        return {key: f"Appendix {chr(ord('A') + i)}: {title}" for i, (key, title) in enumerate(names)}
 
     def provenance_table(self) -> Table:
         rows = [[str(r.number), r.what, id_ranges(r.excerpts), id_ranges(r.codings), id_ranges(r.sources),
@@ -770,7 +803,7 @@ def _numbered(table: Table, counter: Counter) -> Table:
     return table
 
 
-def _codebook(d: _Data, counter: Counter) -> Table:
+def _codebook(d: _Data, counter: Counter) -> Table | None:
     rows = d.conn.execute(select(S.codes).order_by(S.codes.c.ord, S.codes.c.id)).mappings().all()
     counts = Counter(d.conn.execute(select(S.codings.c.code_id)).scalars().all())
     children: dict[int | None, list] = defaultdict(list)
@@ -786,6 +819,8 @@ def _codebook(d: _Data, counter: Counter) -> Table:
 
     for r in children.get(None, []):
         visit(r, "")
+    if not out:  # no codes: no codebook appendix
+        return None
     return _numbered(Table(key="codebook", caption="Codebook",
                            columns=["Code", "Definition", "Inclusion", "Exclusion", "Codings"], rows=out), counter)
 
@@ -802,7 +837,8 @@ def _cmocs_in_report_order(d: _Data) -> list[dict]:
     return [dict(r) for r in sorted(rows, key=lambda r: (position.get(r["id"], (1, 0, 0, r["ord"])), r["key"]))]
 
 
-def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter) -> tuple[Table, Table]:
+def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter):
+    """(appraisal table or None, compact saturation table, full saturation table); all None without CMOCs."""
     a, ev, x = S.appraisals, S.cmoc_evidence, S.excerpts
     cm = _cmocs_in_report_order(d)
     from . import integrations
@@ -860,7 +896,20 @@ def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter
                        note=("Counts and verdicts as 'sp-realist saturation' gives them under the project's "
                              "saturation rule, judged on each CMOC's own evidence; a step-6 note that claims "
                              "saturation the evidence does not show is flagged." if sat else None))
-    return _numbered(appraisal, counter), _numbered(saturation, counter)
+    if not cm:
+        return None, None, None
+    compact = Table(key="saturation_summary", caption="Evidence and saturation per CMOC",
+                    columns=["CMOC", "Status", "Evidence (supporting / refuting)",
+                             "Sources / participants / sites", "Saturated"],
+                    rows=[[r[0], r[1], f"{r[3]} / {r[4]}", f"{r[5]} / {r[6]} / {r[7]}",
+                           r[8] + (" (note flagged)" if "Flagged:" in r[10] else "")] for r in srows],
+                    refs=list(srefs),
+                    note=((saturation.note + " ") if saturation.note else "")
+                    + "The full table (confidence, the rule's reason, the analysts' saturation notes) is "
+                      "saturation.csv among the report's tables (--tables).")
+    saturation.number = 0  # the detail is a CSV table, not a numbered table of the document
+    has_appraisals = any(appr.get(c["id"]) for c in cm)
+    return (_numbered(appraisal, counter) if has_appraisals else None), _numbered(compact, counter), saturation
 
 
 # --------------------------------------------------------------------------
@@ -925,7 +974,8 @@ def build_report_model(project: Project, settings: ReportSettings | None = None)
             triangulation = _numbered(triangulation, counter)
         findings = summary_of_findings_section(project, refs, counter)
         codebook = _codebook(d, counter)
-        appraisal, saturation = _appraisal_summary(project, d, refs, counter)
+        appraisal, compact, saturation = _appraisal_summary(project, d, refs, counter)
+        has_diaries = d.conn.execute(select(S.sources.c.id).where(S.sources.c.kind == "diary").limit(1)).first()
     narrative, rameses = _narrative_and_checklist(project, settings, counter)
     figure = None
     if settings.figure and theories:
@@ -937,9 +987,11 @@ def build_report_model(project: Project, settings: ReportSettings | None = None)
         provenance=settings.provenance, introduction=settings.introduction, methods=methods, themes=themes,
         theories=theories, figure=figure, triangulation=triangulation,
         appendices=Appendices(codebook=codebook,
-                              diary_template=settings.diary_template or [(h, list(p)) for h, p in DRISCOLL_TEMPLATE],
-                              appraisal=appraisal, saturation=saturation),
+                              diary_template=(settings.diary_template or [(h, list(p)) for h, p in DRISCOLL_TEMPLATE])
+                              if has_diaries else [],
+                              appraisal=appraisal, saturation=saturation, saturation_compact=compact),
         refs=refs.items, narrative=narrative, rameses=rameses, findings=findings,
+        paper=settings.paper, numbering=settings.numbering,
     )
 
 
