@@ -723,7 +723,7 @@ def _theories(project: Project, d: _Data, refs: _Refs, settings: ReportSettings,
         .select_from(ev.join(x, ev.c.excerpt_id == x.c.id)).order_by(ev.c.cmoc_id, ev.c.id)
     ).mappings():
         evidence[r["cmoc_id"]].append(dict(r))
-    statements = integrations.ifthen(project, d)
+    statements = integrations.ifthen(project)
     cells = integrations.cmoc_cells(project)
     out = []
     for number, t in enumerate(theories, start=1):
@@ -736,9 +736,8 @@ def _theories(project: Project, d: _Data, refs: _Refs, settings: ReportSettings,
         for c in cmoc_rows:
             items = evidence.get(c["id"], [])
             backing.update((e["role"], e["excerpt_id"], e["source_id"], e["start"]) for e in items)
-            rows.append([c["key"]] + list(cells.get(c["key"]) or (
-                context_resource(c["context"], c["mechanism_resource"]),
-                (c["mechanism_response"] or "").strip(), (c["outcome"] or "").strip())))
+            cell = cells[c["key"]]
+            rows.append([c["key"], cell.context, cell.mechanism, cell.outcome])
             row_refs.append(refs.add(
                 f"CMOC {c['key']}", excerpts=[e["excerpt_id"] for e in items],
                 sources=[e["source_id"] for e in items]))
@@ -865,24 +864,13 @@ def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter
         arefs.append(refs.add(f"Appraisals for CMOC {c['key']}", excerpts=[i["excerpt_id"] for i in items])
                      if items else None)
         e = evid.get(c["id"], [])
-        # The fallback counts as 'sp-realist saturation' does: supporting evidence; participants by
-        # sp_realist.attribution's rule (an interviewer's or other unmapped speaker's turn is nobody's).
-        sup = [i for i in e if i["role"] == "supports"]
-        people = {d.participant_at(i["source_id"], i["start"]) for i in sup} - {None}
-        sites = {d.site(i["source_id"], i["start"]) for i in sup} - {None}
         notes = [i["saturation_note"] for i in items if i["saturation_note"]]
-        judged = sat.get(c["key"])
-        if judged is not None:  # the counts and the verdict of 'sp-realist saturation'
-            counts = [str(judged["supporting"]), str(judged["refuting"]), str(judged["sources"]),
-                      str(judged["participants"]), str(judged["sites"]), "yes" if judged["saturated"] else "no",
-                      str(judged["reason"] or "")]
-        else:
-            counts = [str(sum(1 for i in e if i["role"] == "supports")),
-                      str(sum(1 for i in e if i["role"] != "supports")),
-                      str(len({i["source_id"] for i in sup})), str(len(people)), str(len(sites)), "", ""]
+        judged = sat[c["key"]]  # the counts and the verdict of 'sp-realist saturation'
+        counts = [str(judged.supporting), str(judged.refuting), str(judged.sources), str(judged.participants),
+                  str(judged.sites), "yes" if judged.saturated else "no", judged.reason or ""]
         note_cell = " / ".join(dict.fromkeys(notes))
-        if judged is not None and judged.get("flag"):  # a note claiming saturation the evidence does not show
-            note_cell = (note_cell + " " if note_cell else "") + f"Flagged: {judged['flag']}."
+        if judged.flag:  # a note claiming saturation the evidence does not show
+            note_cell = (note_cell + " " if note_cell else "") + f"Flagged: {judged.flag}."
         srows.append([c["key"], c["status"] or "", c["confidence"] or ""] + counts + [note_cell])
         srefs.append(refs.add(f"Saturation counts for CMOC {c['key']}", excerpts=[i["excerpt_id"] for i in e],
                               sources=[i["source_id"] for i in e]) if e else None)
@@ -895,7 +883,7 @@ def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter
                        rows=srows, refs=srefs,
                        note=("Counts and verdicts as 'sp-realist saturation' gives them under the project's "
                              "saturation rule, judged on each CMOC's own evidence; a step-6 note that claims "
-                             "saturation the evidence does not show is flagged." if sat else None))
+                             "saturation the evidence does not show is flagged."))
     if not cm:
         return None, None, None
     compact = Table(key="saturation_summary", caption="Evidence and saturation per CMOC",
@@ -969,7 +957,7 @@ def build_report_model(project: Project, settings: ReportSettings | None = None)
         methods = _methods(d, refs, counter)
         themes = _themes(d, refs, settings)
         theories = _theories(project, d, refs, settings, counter)
-        triangulation = integrations.triangulation(project, d, settings.questions)
+        triangulation = integrations.triangulation(project, settings.questions)
         if triangulation is not None:
             triangulation = _numbered(triangulation, counter)
         findings = summary_of_findings_section(project, refs, counter)

@@ -227,7 +227,7 @@ class _Facts:
         from . import integrations
 
         verdicts = integrations.saturation(project)
-        return sum(1 for r in verdicts.values() if r.get("saturated")) if verdicts else None
+        return sum(1 for v in verdicts.values() if v.saturated)
 
     @property
     def has_data(self) -> bool:
