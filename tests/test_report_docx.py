@@ -56,6 +56,7 @@ def test_docx_structure(filled, tmp_path):
     # Captions carry SEQ fields whose cached results are the table numbers.
     seq = [t for t in instr_texts(doc) if "SEQ Table" in t]
     n_tables = len([t for t in model.tables() if t.number])  # the full saturation table is a CSV only
+    # (the model's tables without a number: the provenance and quote tables, the full saturation CSV)
     assert len(seq) == n_tables
     captions = [p.text for p in doc.paragraphs if p.style.name == "Caption"]
     assert "Table 5: CMO configurations for theory 1: Link worker frustration with confusion in the referral process" \
@@ -67,7 +68,7 @@ def test_docx_structure(filled, tmp_path):
     assert table_captions and all(p.paragraph_format.keep_with_next for p in table_captions)
 
     # Tables: header text, row counts, header rows repeat across pages.
-    assert len(doc.tables) == n_tables + 1  # + the provenance appendix
+    assert len(doc.tables) == n_tables + 2  # + the provenance appendix's quote and item tables
     for t in doc.tables:
         trpr = t.rows[0]._tr.trPr
         assert trpr is not None and trpr.find(qn("w:tblHeader")) is not None

@@ -164,3 +164,52 @@ def test_appendix_letters_follow_the_appendices_present(project, tmp_path):
     heads = [p.text for p in doc.paragraphs if p.style.name == "Heading 2" and p.text.startswith("Appendix")]
     assert heads == ["Appendix A: Codebook", "Appendix B: Appraisal and saturation",
                      "Appendix C: RAMESES II reporting checklist", "Appendix D: Provenance"]
+
+
+def body_text_before_appendices(doc) -> str:
+    """Paragraphs and table cells of the body up to the Appendices heading."""
+    out = []
+    for el in doc.element.body:
+        if el.tag == qn("w:p"):
+            text = "".join(t.text or "" for t in el.iter(qn("w:t")))
+            if text == "Appendices":
+                break
+            out.append(text)
+        elif el.tag == qn("w:tbl"):
+            out += ["".join(t.text or "" for t in tc.iter(qn("w:t"))) for tc in el.iter(qn("w:tc"))]
+    return "\n".join(out)
+
+
+def test_no_ids_in_the_body_and_quotes_numbered_and_traced(filled, tmp_path):
+    from sp_realist.report.model import build_report_model
+
+    doc = docx.Document(str(write(filled, tmp_path)))
+    body = body_text_before_appendices(doc)
+    assert not re.search(r"P\d+\b", body)  # no provenance markers glued to cells or quotes
+    quotes = [p.text for p in doc.paragraphs if p.style.name == "Quote"]
+    numbers = [int(m.group(1)) for q in quotes for m in [re.search(r"\) \[Q(\d+)\]", q)] if m]
+    assert numbers == list(range(1, len(quotes) + 1))
+    # The quote table in the provenance appendix: quote no. | source | participant | position | excerpt id.
+    table = next(t for t in doc.tables if t.rows[0].cells[0].text == "Quote no.")
+    assert [c.text for c in table.rows[0].cells] == ["Quote no.", "Source", "Participant", "Position", "Excerpt id"]
+    model = build_report_model(filled, ReportSettings(figure=False))
+    by_number = {f"Q{q.number}": q for q in model.quotes()}
+    assert len(table.rows) - 1 == len(quotes) == len(by_number)
+    for row in table.rows[1:]:
+        no, source, participant, position, excerpt = (c.text for c in row.cells)
+        q = by_number[no]
+        assert (source, participant, position, excerpt) == (q.source, q.attribution, f"[{q.start}:{q.end}]",
+                                                            str(q.excerpt_id))
+    # Rows are traced by name, not by a marker: "CMOC T1.1" and its excerpt ids.
+    items = next(t for t in doc.tables if [c.text for c in t.rows[0].cells][:2] == ["Item", "Excerpt ids"])
+    assert any(r.cells[0].text == "CMOC T1.1" and r.cells[1].text for r in items.rows)
+
+
+@pytest.mark.parametrize("mode", ["footnotes", "none"])
+def test_other_provenance_modes_number_no_quotes(filled, tmp_path, mode):
+    doc = docx.Document(str(write(filled, tmp_path, f"{mode}.docx", provenance=mode)))
+    quotes = [p.text for p in doc.paragraphs if p.style.name == "Quote"]
+    assert quotes and not any("[Q" in q for q in quotes)
+    assert not any(t.rows[0].cells[0].text == "Quote no." for t in doc.tables)
+    refs = doc.element.body.findall(f".//{qn('w:footnoteReference')}")
+    assert bool(refs) == (mode == "footnotes")

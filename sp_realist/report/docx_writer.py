@@ -480,13 +480,10 @@ class _Writer:
 
     # -- pieces --------------------------------------------------------------
     def mark(self, paragraph, ref: int | None) -> None:
-        if ref is None or self.m.provenance == "none":
-            return
-        if self.footnotes is not None:
+        """A real footnote under provenance 'footnotes'; nothing in the body otherwise (under 'appendix' the
+        appendix names each item, and quotes carry their numbers)."""
+        if ref is not None and self.footnotes is not None:
             self.footnotes.add(paragraph, self.ref_text[ref])
-        else:
-            run = paragraph.add_run(f"P{ref}")
-            run.font.superscript = True
 
     def caption(self, label: str, number: int, text: str, keep_with_next: bool = False) -> None:
         p = self.para(style="Caption")
@@ -505,8 +502,7 @@ class _Writer:
         p.add_run(xml_safe(f": {text}"))
 
     def _markers(self, refs) -> list[str]:
-        marked = refs is not None and self.m.provenance == "appendix"
-        return [f"P{r}" if r is not None and marked else "" for r in refs or []]
+        return []  # no marker is written into a table cell (footnote references are superscript digits)
 
     def _text_widths(self) -> tuple[float, float]:
         """The text width (points) of a portrait and of a landscape page of the current section."""
@@ -587,6 +583,8 @@ class _Writer:
     def quote(self, q, label: bool = False) -> None:
         p = self.para(style="Quote")
         p.add_run(xml_safe(f"\u2018{q.text}\u2019 ({q.attribution})"))
+        if q.number is not None:
+            p.add_run(f" [Q{q.number}]")
         self.mark(p, q.ref)
         if label:
             extra = q.label + (f", {q.role}" if q.role != "supports" else "")
@@ -746,11 +744,17 @@ class _Writer:
             self.table(m.rameses)
         if "provenance" in names:
             self.appendix("provenance")
-            self.para("Each superscript marker Pn refers to row n below: the excerpt, coding and source ids "
-                              "in the project that the quote, count or CMOC row rests on.")
-            pt = m.provenance_table()
-            pt.rows = [[f"P{r[0]}"] + r[1:] for r in pt.rows]
-            self._table(pt.columns, pt.rows)
+            quotes = m.quote_table()
+            if quotes.rows:
+                self.para("Each quote's number [Qn] in the body refers to the row below: its source, the "
+                          "participant it is attributed to, its character span [start:end] in the source text and "
+                          "the excerpt id in the project.")
+                self._table(quotes.columns, quotes.rows)
+            items = m.item_provenance()
+            if items.rows:
+                self.para("What each count, CMOC row and summary-of-findings row rests on: the excerpt, coding "
+                          "and source ids in the project.")
+                self._table(items.columns, items.rows)
         if self.footnotes is not None:
             self.footnotes.finish()
         self._contents(toc)

@@ -184,6 +184,7 @@ class Quote:
     role: str = "supports"
     label: str | None = None  # e.g. the CMOC key it is evidence for
     ref: int | None = None
+    number: int | None = None  # provenance 'appendix': the quote's number in the body ([Q3]) and the quote table
 
 
 @dataclass
@@ -359,6 +360,8 @@ class ReportModel:
             out.append(self.rameses)
         if self.refs and self.provenance != "none":
             out.append(self.provenance_table())
+        if self.provenance == "appendix" and any(q.number for q in self.quotes()):
+            out.append(self.quote_table())
         return out
 
     def appendix_headings(self) -> dict[str, str]:
@@ -373,6 +376,28 @@ class ReportModel:
                    ("provenance", "Provenance", bool(self.refs) and self.provenance == "appendix")]
         names = [(key, title) for key, title, here in present if here]
         return {key: f"Appendix {chr(ord('A') + i)}: {title}" for i, (key, title) in enumerate(names)}
+
+    def quotes(self) -> list[Quote]:
+        """Every quote, in document order (theme quotes, then each theory's evidence)."""
+        return [q for th in self.themes for q in th.quotes] + [q for t in self.theories for q in t.evidence]
+
+    def quote_table(self) -> Table:
+        """Where each numbered quote comes from: quote no. | source | participant | position | excerpt id."""
+        rows = [[f"Q{q.number}", q.source, q.attribution, f"[{q.start}:{q.end}]",
+                 "" if q.excerpt_id is None else str(q.excerpt_id)] for q in self.quotes() if q.number is not None]
+        return Table(key="quotes", caption="Quotes and where they come from",
+                     columns=["Quote no.", "Source", "Participant", "Position", "Excerpt id"],
+                     rows=rows, refs=[None] * len(rows), number=0)
+
+    def item_provenance(self) -> Table:
+        """What each count, CMOC row and summary-of-findings row rests on (quotes are in :meth:`quote_table`),
+        named by the item, as the body carries no markers under provenance 'appendix'."""
+        quoted = {q.ref for q in self.quotes()}
+        rows = [[r.what, id_ranges(r.excerpts), id_ranges(r.codings), id_ranges(r.sources)]
+                for r in self.refs if r.number not in quoted]
+        return Table(key="item_provenance", caption="What each count, CMOC row and findings row rests on",
+                     columns=["Item", "Excerpt ids", "Coding ids", "Source ids"], rows=rows,
+                     refs=[None] * len(rows), number=0)
 
     def provenance_table(self) -> Table:
         rows = [[str(r.number), r.what, id_ranges(r.excerpts), id_ranges(r.codings), id_ranges(r.sources),
@@ -965,6 +990,10 @@ def build_report_model(project: Project, settings: ReportSettings | None = None)
         appraisal, compact, saturation = _appraisal_summary(project, d, refs, counter)
         has_diaries = d.conn.execute(select(S.sources.c.id).where(S.sources.c.kind == "diary").limit(1)).first()
     narrative, rameses = _narrative_and_checklist(project, settings, counter)
+    if settings.provenance == "appendix":  # quotes numbered in the body, traced in the quote table
+        for n, q in enumerate([q for th in themes for q in th.quotes] + [q for t in theories for q in t.evidence],
+                              start=1):
+            q.number = n
     figure = None
     if settings.figure and theories:
         figure = integrations.figure(project)
