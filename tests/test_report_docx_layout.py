@@ -21,8 +21,7 @@ from sp_realist.report.model import ReportSettings, build_report_model
 
 
 def min_width(word: str, size: float, bold: bool = False) -> float:
-    chars = (1.2 if bold else 1.0) * len(word)
-    return (min(chars, dw._WORD_CAP) + 1) * dw._CHAR_EM * size + dw._CELL_PAD_PT
+    return (dw.word_ems(word, bold) + 0.5) * size + dw._CELL_PAD_PT
 
 
 def test_widths_fill_the_page_and_never_split_a_word():

@@ -213,3 +213,9 @@ def test_other_provenance_modes_number_no_quotes(filled, tmp_path, mode):
     assert not any(t.rows[0].cells[0].text == "Quote no." for t in doc.tables)
     refs = doc.element.body.findall(f".//{qn('w:footnoteReference')}")
     assert bool(refs) == (mode == "footnotes")
+
+
+def test_capitals_are_measured_wider_than_lower_case():
+    """"CMOC" in a bold header needs more room than four average letters (it printed as "CMO|C")."""
+    assert dw.word_ems("CMOC", bold=True) > 4 * 0.75 > dw.word_ems("cmoc")
+    assert dw.min_column_widths(["CMOC"], [["T1.1"]], 11.0)[0] >= (dw.word_ems("CMOC", True) + 0.5) * 11.0
