@@ -62,8 +62,10 @@ def test_docx_structure(filled, tmp_path):
     assert "Table 5: CMO configurations for theory 1: Link worker frustration with confusion in the referral process" \
         in captions
     assert "Figure 1: Programme theory: mid-range theories and their CMOCs" in captions
-    assert len(doc.inline_shapes) == 1  # the programme-theory figure, with alt text
+    # The overview, then one print-size figure per theory (sp_realist.report.figures), each with alt text.
+    assert len(doc.inline_shapes) == 1 + len(model.theories)
     assert doc.inline_shapes[0]._inline.docPr.get("descr").startswith("Figure 1: Programme theory")
+    assert "Figure 2: CMOCs of theory T1: context, mechanism and outcome" in captions
     table_captions = [p for p in doc.paragraphs if p.style.name == "Caption" and p.text.startswith("Table")]
     assert table_captions and all(p.paragraph_format.keep_with_next for p in table_captions)
 

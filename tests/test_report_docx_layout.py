@@ -138,23 +138,27 @@ def test_contents_field_already_lists_the_headings(report):
         assert (indent > 0) == (level > 1)
 
 
-@pytest.mark.parametrize("px, key", [((3000, 1000), "width"), ((1000, 3000), "height")])
-def test_figure_fits_the_page_with_its_caption(px, key):
-    """A wide figure takes the text width; a tall one (50 CMOCs) is limited to the page height less 1 in."""
+def test_figures_are_printed_at_their_drawn_size_and_split_rather_than_shrunk():
+    """Figures are drawn WIDTH_IN wide with MIN_PT text and placed at that size, so their text prints at
+    8 pt or more; a theory with many CMOCs is split over several figures, none taller than the page."""
     import io
 
-    from docx.shared import Inches
     from PIL import Image
 
-    buf = io.BytesIO()
-    Image.new("RGB", px, "white").save(buf, format="PNG")
+    from sp_realist.report import figures
+
+    rows = [[f"T1.{i}", "a context " * 12, "a mechanism", "an outcome " * 6] for i in range(40)]
+    pngs = figures.theory_figures(rows, 8.0)
+    assert len(pngs) > 1
+    for png in pngs:
+        im = Image.open(io.BytesIO(png))
+        w_in, h_in = im.size[0] / 200, im.size[1] / 200
+        assert abs(w_in - figures.WIDTH_IN) < 0.02 and h_in <= 8.0
     writer = dw._Writer.__new__(dw._Writer)
     writer.doc = docx.Document()
-    size = writer._figure_size(buf.getvalue())
-    assert list(size) == [key]
-    section = writer.doc.sections[-1]
-    text_height = section.page_height - section.top_margin - section.bottom_margin
-    if key == "width":
-        assert size["width"] == min(Inches(6), section.page_width - section.left_margin - section.right_margin)
-    else:
-        assert size["height"] == text_height - Inches(1)
+    writer.m = type("M", (), {"numbering": "document"})()
+    writer.style_ids = {s.name: s.style_id for s in writer.doc.styles}
+    writer.figure_number, writer.chapter = 0, None
+    writer.picture(pngs[0], "CMOCs of theory T1")
+    shape = writer.doc.inline_shapes[0]
+    assert abs(shape.width.inches - figures.WIDTH_IN) < 0.02  # not stretched or shrunk: 8 pt stays 8 pt

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ..errors import SpRealistError
 from .model import ReportModel, Table
+from .figures import overview_figure, theory_figures
 from .narrative import markdown_blocks
 
 REQUIRED_STYLES = ("Title", "Subtitle", "Heading 1", "Heading 2", "Heading 3", "Heading 4", "Caption", "Quote",
@@ -458,6 +459,7 @@ class _Writer:
         self.chapter: str | None = None
         self.chapter_level = 1
         self.per_chapter: dict[tuple[str, str], int] = {}
+        self.figure_number = 0
 
     def para(self, text: str = "", style: str | None = None):
         p = self.doc.add_paragraph()
@@ -609,18 +611,27 @@ class _Writer:
             extra = q.label + (f", {q.role}" if q.role != "supports" else "")
             p.add_run(xml_safe(f" [{extra}]"))
 
-    def _figure_size(self, png: bytes) -> dict:
-        """The figure at the text width, or smaller so that a tall one (many CMOCs) fits on a page with its caption."""
-        from docx.image.image import Image
-        from docx.shared import Emu, Inches
-
+    def _max_figure_height(self) -> float:
+        """Inches a figure may take on the page with its caption."""
         section = self.doc.sections[-1]
-        width = min(Inches(6.0), section.page_width - section.left_margin - section.right_margin)
-        max_height = section.page_height - section.top_margin - section.bottom_margin - Inches(1.0)
+        return (section.page_height - section.top_margin - section.bottom_margin) / 914400 - 1.0
+
+    def picture(self, png: bytes, caption: str) -> None:
+        """A figure at its drawn size (never stretched or shrunk below print size) with a numbered caption."""
+        from docx.image.image import Image
+        from docx.shared import Emu, Inches, Pt
+
+        self.figure_number += 1
         image = Image.from_blob(png)
-        if image.px_width and width * image.px_height / image.px_width > max_height:
-            return {"height": Emu(int(max_height))}
-        return {"width": Emu(int(width))}
+        width = Inches(image.px_width / image.horz_dpi)
+        section = self.doc.sections[-1]
+        width = min(width, section.page_width - section.left_margin - section.right_margin)
+        shape = self.doc.add_picture(io.BytesIO(png), width=Emu(int(width)))
+        shape._inline.docPr.set("descr", xml_safe(f"Figure {self.figure_number}: {caption}"))  # alt text
+        fmt = self.doc.paragraphs[-1].paragraph_format
+        fmt.keep_with_next = True  # the figure stays with its caption
+        fmt.space_before = Pt(8)
+        self.caption("Figure", self.figure_number, caption)
 
     # -- the author's narrative sections (sp_realist.report.narrative) --------
     def narrative(self, blocks) -> None:
@@ -703,11 +714,9 @@ class _Writer:
 
         if m.theories:
             self.heading("Realist findings", 1)
-            if m.figure is not None and m.figure.png:
-                shape = doc.add_picture(io.BytesIO(m.figure.png), **self._figure_size(m.figure.png))
-                shape._inline.docPr.set("descr", xml_safe(f"{m.figure.label}: {m.figure.caption}"))  # alt text
-                doc.paragraphs[-1].paragraph_format.keep_with_next = True  # the figure stays with its caption
-                self.caption("Figure", m.figure.number, m.figure.caption)
+            if m.figure is not None:  # figures drawn at print size (sp_realist.report.figures)
+                self.picture(overview_figure([(f"{t.key}: {t.title}", [r[0] for r in t.table.rows])
+                                              for t in m.theories]), m.figure.caption)
             for t in m.theories:
                 self.heading(f"{t.key}: {t.title}", 2)
                 if t.questions:
@@ -715,6 +724,11 @@ class _Writer:
                 if t.description:
                     self.para(t.description)
                 self.table(t.table)
+                if m.figure is not None and t.table.rows:
+                    pngs = theory_figures(t.table.rows, self._max_figure_height())
+                    for i, png in enumerate(pngs, start=1):
+                        part = f" (part {i} of {len(pngs)})" if len(pngs) > 1 else ""
+                        self.picture(png, f"CMOCs of theory {t.key}{part}: context, mechanism and outcome")
                 if t.statements:
                     self.heading("If/then statements", 3)
                     for s in t.statements:
