@@ -219,3 +219,20 @@ def test_capitals_are_measured_wider_than_lower_case():
     """"CMOC" in a bold header needs more room than four average letters (it printed as "CMO|C")."""
     assert dw.word_ems("CMOC", bold=True) > 4 * 0.75 > dw.word_ems("cmoc")
     assert dw.min_column_widths(["CMOC"], [["T1.1"]], 11.0)[0] >= (dw.word_ems("CMOC", True) + 0.5) * 11.0
+
+
+@pytest.mark.parametrize("name", ["report.docx", "report.md", "report.html"])
+def test_an_ifthen_statement_cites_several_participants_in_one_parenthesis(filled, tmp_path, name):
+    """T1.1's supporting evidence comes from S1 DK1 (diary) and S1 M1 (interview): "(S1 DK1; S1 M1)"."""
+    from sp_realist.report.model import build_report_model
+
+    model = build_report_model(filled, ReportSettings(figure=False))
+    t1 = next(s for t in model.theories for s in t.statements if s.key == "T1.1")
+    assert t1.cited == ["S1 DK1", "S1 M1"] and t1.citation == "(S1 DK1; S1 M1)"
+    out = write(filled, tmp_path, name)
+    if name.endswith(".docx"):
+        text = "\n".join(p.text for p in docx.Document(str(out)).paragraphs)
+    else:
+        text = out.read_text(encoding="utf-8")
+    line = next(x for x in text.splitlines() if "T1.1" in x and "If there is" in x)
+    assert "(S1 DK1; S1 M1)" in line

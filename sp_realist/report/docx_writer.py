@@ -735,6 +735,8 @@ class _Writer:
                         p = self.para(style="List Bullet")
                         p.add_run(xml_safe(f"{s.key}: ")).bold = True
                         p.add_run(xml_safe(s.text))
+                        if s.cited:  # several participants in one parenthesis: "(S1 DK1; S3 DK2)"
+                            p.add_run(xml_safe(f" {s.citation}"))
                 if t.evidence:
                     self.heading("Evidence", 3)
                     if t.cited:

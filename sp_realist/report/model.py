@@ -259,6 +259,13 @@ class ThemeSection:
 class Statement:
     key: str
     text: str
+    # Whom the CMOC's supporting evidence comes from, cited after the statement in one parenthesis,
+    # "(S1 DK1; S3 DK2)", as the reference report cites its diary keepers (attribution rule of sources).
+    cited: list[str] = field(default_factory=list)
+
+    @property
+    def citation(self) -> str:
+        return f"({'; '.join(self.cited)})" if self.cited else ""
 
 
 @dataclass
@@ -767,7 +774,9 @@ def _theories(project: Project, d: _Data, refs: _Refs, settings: ReportSettings,
                 f"CMOC {c['key']}", excerpts=[e["excerpt_id"] for e in items],
                 sources=[e["source_id"] for e in items]))
             if c["key"] in statements:
-                stmts.append(Statement(c["key"], statements[c["key"]]))
+                people = sorted({d.attribution_at(e["source_id"], e["start"]) for e in items
+                                 if e["role"] == "supports"}, key=_natural_key)
+                stmts.append(Statement(c["key"], statements[c["key"]], cited=people))
             for e in _pick_evidence(d, items, settings.quotes_per_cmoc):
                 q = d.quote(e["source_id"], e["start"], e["end"], settings.max_quote_chars,
                             excerpt_id=e["excerpt_id"], role=e["role"], label=c["key"])
@@ -789,6 +798,13 @@ def _theories(project: Project, d: _Data, refs: _Refs, settings: ReportSettings,
                                  supporting=len({x for r, x, _s, _st in backing if r == "supports"}),
                                  refuting=len({x for r, x, _s, _st in backing if r != "supports"})))
     return out
+
+
+def _natural_key(text: str):
+    """'S1 DK2' before 'S1 DK10'."""
+    import re
+
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
 
 
 def _pick_evidence(d: _Data, items: list[dict], n: int) -> list[dict]:
