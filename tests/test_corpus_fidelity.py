@@ -190,7 +190,11 @@ def test_ifthen_statements_say_what_the_reports_say(built):
     document = docx.Document(str(built / "report.docx"))
     listed = [p.text for p in document.paragraphs if re.match(r"T\d\.\d: If ", p.text)]
     assert [t.split(":", 1)[0] for t in listed] == KEYS
-    assert [t.split(": ", 1)[1] for t in listed] == [ours[k] for k in KEYS]
+    # Each statement is followed by whom its CMOC's supporting evidence comes from: "(S1 DK1; S3 DK2)".
+    cited = [re.fullmatch(r"(.*) \(((?:S\d[^();]*)(?:; S\d[^();]*)*)\)", t.split(": ", 1)[1]) for t in listed]
+    assert all(cited), listed
+    assert [m.group(1) for m in cited] == [ours[k] for k in KEYS]
+    assert any("; " in m.group(2) for m in cited)  # several participants in one parenthesis
 
 
 def test_triangulation_crosses_questions_with_both_data_sources(built):
