@@ -236,3 +236,30 @@ def test_an_ifthen_statement_cites_several_participants_in_one_parenthesis(fille
         text = out.read_text(encoding="utf-8")
     line = next(x for x in text.splitlines() if "T1.1" in x and "If there is" in x)
     assert "(S1 DK1; S1 M1)" in line
+
+
+def test_a_template_keeps_its_paper_and_its_page_field_unless_told(filled, tmp_path):
+    """python-docx's default document is US Letter with an empty footer: as a --template it keeps Letter
+    (no paper setting) and gets one PAGE field; a template whose footer has a PAGE field gets no second."""
+    from sp_realist.report.docx_writer import _field
+
+    template = tmp_path / "house.docx"
+    base = docx.Document()
+    base.save(str(template))
+    out = tmp_path / "t.docx"
+    write_report(filled, out, settings=ReportSettings(figure=False), template=template)
+    doc = docx.Document(str(out))
+    assert abs(doc.sections[0].page_width - Mm(215.9)) < Mm(0.2)
+    assert instr(doc.sections[0].footer._element).count("PAGE") == 1
+    out = tmp_path / "a4.docx"
+    write_report(filled, out, settings=ReportSettings(figure=False, paper="a4"), template=template)
+    assert abs(docx.Document(str(out)).sections[0].page_width - Mm(210)) < Mm(0.2)
+    # A footer that already numbers its pages keeps its own field only.
+    with_page = docx.Document()
+    footer = with_page.sections[0].footer
+    footer.is_linked_to_previous = False
+    _field(footer.paragraphs[0], "PAGE", "1")
+    with_page.save(str(template))
+    out = tmp_path / "own.docx"
+    write_report(filled, out, settings=ReportSettings(figure=False), template=template)
+    assert instr(docx.Document(str(out)).sections[0].footer._element).count("PAGE") == 1
