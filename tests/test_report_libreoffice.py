@@ -63,3 +63,25 @@ def test_no_word_of_a_table_cell_is_split(printed):
     in_pdf = Counter(re.findall(r"[A-Za-z]+", printed_text))
     split = sorted(w for w in cell_words if in_pdf[w] < in_doc[w])
     assert not split, split
+
+
+def test_chapter_numbers_survive_libreoffice_updating_the_fields(corpus_build, tmp_path):
+    """numbering: chapter gives "Table 4.2" for the second CMOC table of chapter 4 in the printed PDF too."""
+    from sp_realist.report.api import write_report
+    from sp_realist.report.model import ReportSettings
+    from sp_realist.store import Project
+
+    project_file = next(corpus_build.glob("*.sprealist"))
+    shutil.copy(project_file, tmp_path / project_file.name)
+    with Project.open(tmp_path / project_file.name) as project:
+        write_report(project, tmp_path / "chapters.docx", settings=ReportSettings(numbering="chapter", figure=False))
+    subprocess.run(["soffice", f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}", "--headless",
+                    "--convert-to", "pdf", "--outdir", str(tmp_path), str(tmp_path / "chapters.docx")],
+                   check=True, capture_output=True, timeout=300)
+    text = subprocess.run(["pdftotext", str(tmp_path / "chapters.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    labels = re.findall(r"^Table ([0-9A-Z]+\.\d+):", text, re.M)
+    assert "2.1" in labels and "4.2" in labels and "5.1" in labels, labels
+    # Restarted in every chapter: no chapter of the corpus report has more than five tables (a document-wide
+    # count would print "Table 4.6", "Table 6.13").
+    assert len(labels) == len(set(labels)) and max(int(lab.split(".")[1]) for lab in labels) <= 5, labels

@@ -457,7 +457,6 @@ class _Writer:
         self.counters = [0, 0, 0]
         self.numbered = True
         self.chapter: str | None = None
-        self.chapter_level = 1
         self.per_chapter: dict[tuple[str, str], int] = {}
         self.figure_number = 0
 
@@ -474,7 +473,7 @@ class _Writer:
         numbering (``w:numPr``), so the text stays the heading's and Word and LibreOffice show the number."""
         if level == 1:
             self.numbered = numbered
-            self.chapter, self.chapter_level = None, 1
+            self.chapter = None
         p = self.para(text, f"Heading {level}")
         shown = text
         if self.numbered and level <= 3:
@@ -497,7 +496,7 @@ class _Writer:
         """An appendix heading, lettered in order over the appendices present (``ReportModel.appendix_headings``)."""
         text = self.m.appendix_headings()[name]
         self.heading(text, 2)
-        self.chapter, self.chapter_level = text.split(":")[0].split()[-1], 2
+        self.chapter = text.split(":")[0].split()[-1]
 
     # -- pieces --------------------------------------------------------------
     def mark(self, paragraph, ref: int | None) -> None:
@@ -511,12 +510,13 @@ class _Writer:
         if keep_with_next:  # a table's caption stays on the page of the table
             p.paragraph_format.keep_with_next = True
         if self.m.numbering == "chapter" and self.chapter is not None:
-            # "Table 3.1": the chapter's number (or appendix letter), then a SEQ field restarting at each
-            # Heading 1 (chapters) or Heading 2 (appendices), as Word's own chapter numbering does.
+            # "Table 3.1": the chapter's number (or appendix letter), then a SEQ field set to the number in the
+            # chapter (\r), which Word and LibreOffice both keep when they update fields (LibreOffice ignores
+            # the \s switch that restarts a sequence at each chapter heading).
             key = (label, self.chapter)
             self.per_chapter[key] = number = self.per_chapter.get(key, 0) + 1
             p.add_run(f"{label} {self.chapter}.")
-            _field(p, f"SEQ {label} \\* ARABIC \\s {self.chapter_level}", str(number))
+            _field(p, f"SEQ {label} \\r {number} \\* ARABIC", str(number))
         else:
             p.add_run(f"{label} ")
             _field(p, f"SEQ {label} \\* ARABIC", str(number))
