@@ -114,7 +114,8 @@ def test_report_has_the_cmoc_tables_ifthen_statements_and_table_3_7(built, expec
     out, _project = built
     theories = content.load("theories.yaml")["theories"]
     md = (out / "report.md").read_text(encoding="utf-8")
-    statements = re.findall(r"^- \*\*(T\d\.\d)\*\*: (If .+)$", md, re.M)
+    # (each statement ends with the participants of its supporting evidence, "(S1 DK1; S3 DK2)")
+    statements = re.findall(r"^- \*\*(T\d\.\d)\*\*: (If .+) \((?:S\d[^()]*)\)$", md, re.M)
     assert [k for k, _ in statements] == content.CMOC_KEYS
     by_key = {c["key"]: c for t in theories for c in t["cmocs"]}
     for key, sentence in statements:

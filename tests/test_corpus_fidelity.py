@@ -190,7 +190,11 @@ def test_ifthen_statements_say_what_the_reports_say(built):
     document = docx.Document(str(built / "report.docx"))
     listed = [p.text for p in document.paragraphs if re.match(r"T\d\.\d: If ", p.text)]
     assert [t.split(":", 1)[0] for t in listed] == KEYS
-    assert [t.split(": ", 1)[1] for t in listed] == [ours[k] for k in KEYS]
+    # Each statement is followed by whom its CMOC's supporting evidence comes from: "(S1 DK1; S3 DK2)".
+    cited = [re.fullmatch(r"(.*) \(((?:S\d[^();]*)(?:; S\d[^();]*)*)\)", t.split(": ", 1)[1]) for t in listed]
+    assert all(cited), listed
+    assert [m.group(1) for m in cited] == [ours[k] for k in KEYS]
+    assert any("; " in m.group(2) for m in cited)  # several participants in one parenthesis
 
 
 def test_triangulation_crosses_questions_with_both_data_sources(built):
@@ -243,23 +247,26 @@ def test_study_questions_may_name_their_themes(tmp_path):
         load_study(study)
 
 
-def test_word_saturation_table_gives_the_notes_the_room(built):
-    """The 11-column saturation table: landscape, and room for its long notes."""
+def test_word_saturation_table_is_compact_with_the_detail_in_the_csv(built):
+    """The saturation table in Word has five columns, each at least as wide as its longest word; the full
+    eleven-column table (reason, notes) is the CSV beside the report."""
     import docx
-    from docx.enum.section import WD_ORIENT
     from docx.oxml.ns import qn
 
+    from sp_realist.report import docx_writer as dw
+
     document = docx.Document(str(built / "report.docx"))
-    table = next(t for t in document.tables if t.rows[0].cells[-1].text == "Saturation notes")
-    widths = [int(g.get(qn("w:w"))) for g in table._tbl.tblGrid.findall(qn("w:gridCol"))]
-    # Equal columns would give each 1/11 of the width; the notes (the longest text) get more than that,
-    # and every column at least fits its longest word, so nothing is one character wide.
-    assert len(widths) == 11 and widths[-1] > 1.1 * sum(widths) / 11 and widths[-1] > 1.3 * widths[1]
-    assert min(widths) >= 600  # twips: "T1.1" plus its provenance marker, at 8 pt
-    landscape = [s for s in document.sections if s.orientation == WD_ORIENT.LANDSCAPE]
-    assert len(landscape) == 1
-    text_width = (landscape[0].page_width - landscape[0].left_margin - landscape[0].right_margin) / 635
-    assert sum(widths) == pytest.approx(text_width, abs=11)
+    table = next(t for t in document.tables if t.rows[0].cells[-1].text == "Saturated")
+    header = [c.text for c in table.rows[0].cells]
+    assert header == ["CMOC", "Status", "Evidence (supporting / refuting)", "Sources / participants / sites",
+                      "Saturated"]
+    widths = [int(g.get(qn("w:w"))) / 20 for g in table._tbl.tblGrid.findall(qn("w:gridCol"))]  # points
+    rows = [[c.text for c in row.cells] for row in table.rows[1:]]
+    mins = dw.min_column_widths(header, rows, dw.BODY_PT)
+    assert all(w >= m - 0.5 for w, m in zip(widths, mins)), (widths, mins)
+    assert not any(len(t.rows[0].cells) == 11 for t in document.tables)
+    detail = read_csv(built / "tables" / "saturation.csv")  # dicts by column
+    assert list(detail[0])[-1] == "Saturation notes" and len(detail[0]) == 11 and len(detail) == len(rows)
 
 
 def test_a_built_study_with_templates_survives_moving_its_output_folder(tmp_path):

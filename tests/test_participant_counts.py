@@ -200,13 +200,9 @@ def test_saturation_participant_counts(proj):
     assert theory["participants"] == _distinct([u for s, _r in plan.values() for u in s])
 
 
-@pytest.mark.parametrize("fallback", [False, True])
-def test_report_saturation_agrees(proj, monkeypatch, fallback):
+def test_report_saturation_agrees(proj):
+    """The report's saturation table takes 'sp-realist saturation''s verdicts (no second count of its own)."""
     _cmocs(proj)
-    if fallback:  # the table's own counts, used when 'sp-realist saturation' gives none
-        from sp_realist.report import integrations
-
-        monkeypatch.setattr(integrations, "saturation", lambda project: {})
     model = build_report_model(proj, ReportSettings())
     table = model.appendices.saturation
     rows = {r[0]: dict(zip(table.columns, r)) for r in table.rows}
@@ -214,7 +210,7 @@ def test_report_saturation_agrees(proj, monkeypatch, fallback):
         row = rows[r["cmoc"]]
         for col, key in (("Participants", "participants"), ("Supporting excerpts", "supporting"),
                          ("Refuting excerpts", "refuting"), ("Sources", "sources"), ("Sites", "sites")):
-            assert row[col] == str(r[key]), (r["cmoc"], col, fallback)
+            assert row[col] == str(r[key]), (r["cmoc"], col)
     assert rows["T1.1"]["Participants"] == "0"
 
 

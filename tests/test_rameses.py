@@ -283,7 +283,8 @@ def test_report_without_narrative_has_no_empty_sections_and_the_appendix_can_be_
     off = ReportSettings.from_mapping({"rameses_checklist": False})
     write_report(filled, tmp_path / "r2.md", settings=off)
     md = (tmp_path / "r2.md").read_text(encoding="utf-8")
-    assert "RAMESES" not in md and "### Appendix E: Provenance" in md
+    # The appendices are lettered over those present: provenance moves up to D.
+    assert "RAMESES" not in md and "### Appendix D: Provenance" in md and "Appendix E" not in md
 
 
 # --------------------------------------------------------------------------

@@ -55,19 +55,22 @@ def test_docx_structure(filled, tmp_path):
 
     # Captions carry SEQ fields whose cached results are the table numbers.
     seq = [t for t in instr_texts(doc) if "SEQ Table" in t]
-    n_tables = len([t for t in model.tables() if t.key != "provenance"])
+    n_tables = len([t for t in model.tables() if t.number])  # the full saturation table is a CSV only
+    # (the model's tables without a number: the provenance and quote tables, the full saturation CSV)
     assert len(seq) == n_tables
     captions = [p.text for p in doc.paragraphs if p.style.name == "Caption"]
     assert "Table 5: CMO configurations for theory 1: Link worker frustration with confusion in the referral process" \
         in captions
     assert "Figure 1: Programme theory: mid-range theories and their CMOCs" in captions
-    assert len(doc.inline_shapes) == 1  # the programme-theory figure, with alt text
+    # The overview, then one print-size figure per theory (sp_realist.report.figures), each with alt text.
+    assert len(doc.inline_shapes) == 1 + len(model.theories)
     assert doc.inline_shapes[0]._inline.docPr.get("descr").startswith("Figure 1: Programme theory")
+    assert "Figure 2: CMOCs of theory T1: context, mechanism and outcome" in captions
     table_captions = [p for p in doc.paragraphs if p.style.name == "Caption" and p.text.startswith("Table")]
     assert table_captions and all(p.paragraph_format.keep_with_next for p in table_captions)
 
     # Tables: header text, row counts, header rows repeat across pages.
-    assert len(doc.tables) == n_tables + 1  # + the provenance appendix
+    assert len(doc.tables) == n_tables + 2  # + the provenance appendix's quote and item tables
     for t in doc.tables:
         trpr = t.rows[0]._tr.trPr
         assert trpr is not None and trpr.find(qn("w:tblHeader")) is not None

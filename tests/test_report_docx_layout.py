@@ -6,6 +6,8 @@ Before this, every table had equal columns, so the 11-column saturation table sq
 
 from __future__ import annotations
 
+import re
+
 import docx
 import pytest
 from docx.enum.section import WD_ORIENT
@@ -19,8 +21,7 @@ from sp_realist.report.model import ReportSettings, build_report_model
 
 
 def min_width(word: str, size: float, bold: bool = False) -> float:
-    chars = (1.2 if bold else 1.0) * len(word)
-    return (min(chars, dw._WORD_CAP) + 1) * dw._CHAR_EM * size + dw._CELL_PAD_PT
+    return (dw.word_ems(word, bold) + 0.5) * size + dw._CELL_PAD_PT
 
 
 def test_widths_fill_the_page_and_never_split_a_word():
@@ -77,8 +78,7 @@ def section_of(doc, table):
 
 def test_tables_fill_the_text_width_and_wide_ones_turn_landscape(report):
     doc, model = report
-    wide = [t for t in model.tables() if len(t.columns) >= dw.WIDE_TABLE_COLUMNS]
-    assert wide, "the fixture should have at least one wide table (the saturation table)"
+    wide = [t for t in doc.tables if len(t.rows[0].cells) >= dw.WIDE_TABLE_COLUMNS]
     seen_wide = 0
     for table in doc.tables:
         section = section_of(doc, table)
@@ -95,7 +95,15 @@ def test_tables_fill_the_text_width_and_wide_ones_turn_landscape(report):
             sizes = {r.font.size for c in table.rows[1].cells for p in c.paragraphs for r in p.runs if r.text}
             assert sizes == {Pt(dw.WIDE_TABLE_PT)}
         else:
-            assert section.orientation == WD_ORIENT.PORTRAIT and section.page_width < section.page_height
+            # Landscape only when the longest words do not fit the portrait text width at body size.
+            rows = [[c.text for c in row.cells] for row in table.rows[1:]]
+            needs = sum(dw.min_column_widths([c.text for c in header.cells], rows, dw.BODY_PT))
+            portrait = (min(section.page_width, section.page_height) - section.left_margin
+                        - section.right_margin) / 12700
+            landscape = section.orientation == WD_ORIENT.LANDSCAPE
+            # (the writer measures the model's cells; the docx text differs by a marker's digits at most)
+            assert (needs > portrait - 3) if landscape else (needs <= portrait + 3)
+            assert (section.page_width > section.page_height) == landscape
     assert seen_wide == len(wide)
     # The document goes back to portrait after a wide table.
     assert doc.sections[-1].orientation == WD_ORIENT.PORTRAIT
@@ -118,7 +126,9 @@ def test_contents_field_already_lists_the_headings(report):
     cached = [text(p) for p in paragraphs[begin:end + 1]]
     headings = [p.text for p in doc.paragraphs
                 if p.style.name in ("Heading 1", "Heading 2", "Heading 3")]
-    assert cached == headings and len(headings) > 10
+    # The cached entries carry the numbers Word's list numbering shows before the (numbered) headings.
+    assert [re.sub(r"^\d+(\.\d+)* ", "", c) for c in cached] == headings and len(headings) > 10
+    assert cached[0] == "1 Methods" and any(c.startswith("3.1 T1: ") for c in cached)
     # Indented by level; the entries are plain paragraphs, not headings (they are not in the outline).
     entries = doc.paragraphs[[p._p for p in doc.paragraphs].index(paragraphs[begin]):][:len(cached)]
     levels = [int(p.style.name[-1]) for p in doc.paragraphs if p.style.name in ("Heading 1", "Heading 2", "Heading 3")]
@@ -128,23 +138,27 @@ def test_contents_field_already_lists_the_headings(report):
         assert (indent > 0) == (level > 1)
 
 
-@pytest.mark.parametrize("px, key", [((3000, 1000), "width"), ((1000, 3000), "height")])
-def test_figure_fits_the_page_with_its_caption(px, key):
-    """A wide figure takes the text width; a tall one (50 CMOCs) is limited to the page height less 1 in."""
+def test_figures_are_printed_at_their_drawn_size_and_split_rather_than_shrunk():
+    """Figures are drawn WIDTH_IN wide with MIN_PT text and placed at that size, so their text prints at
+    8 pt or more; a theory with many CMOCs is split over several figures, none taller than the page."""
     import io
 
-    from docx.shared import Inches
     from PIL import Image
 
-    buf = io.BytesIO()
-    Image.new("RGB", px, "white").save(buf, format="PNG")
+    from sp_realist.report import figures
+
+    rows = [[f"T1.{i}", "a context " * 12, "a mechanism", "an outcome " * 6] for i in range(40)]
+    pngs = figures.theory_figures(rows, 8.0)
+    assert len(pngs) > 1
+    for png in pngs:
+        im = Image.open(io.BytesIO(png))
+        w_in, h_in = im.size[0] / 200, im.size[1] / 200
+        assert abs(w_in - figures.WIDTH_IN) < 0.02 and h_in <= 8.0
     writer = dw._Writer.__new__(dw._Writer)
     writer.doc = docx.Document()
-    size = writer._figure_size(buf.getvalue())
-    assert list(size) == [key]
-    section = writer.doc.sections[-1]
-    text_height = section.page_height - section.top_margin - section.bottom_margin
-    if key == "width":
-        assert size["width"] == min(Inches(6), section.page_width - section.left_margin - section.right_margin)
-    else:
-        assert size["height"] == text_height - Inches(1)
+    writer.m = type("M", (), {"numbering": "document"})()
+    writer.style_ids = {s.name: s.style_id for s in writer.doc.styles}
+    writer.figure_number, writer.chapter = 0, None
+    writer.picture(pngs[0], "CMOCs of theory T1")
+    shape = writer.doc.inline_shapes[0]
+    assert abs(shape.width.inches - figures.WIDTH_IN) < 0.02  # not stretched or shrunk: 8 pt stays 8 pt

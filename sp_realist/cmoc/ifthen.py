@@ -32,6 +32,7 @@ The template's file name is ``ifthen.j2`` unless the project setting
 from __future__ import annotations
 
 import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -439,8 +440,19 @@ def _rows(project: Project, theory: str | None) -> list[dict]:
     return out
 
 
-def ifthen_statements(project: Project, theory: str | None = None, template: str | None = None) -> pd.DataFrame:
-    """One if/then statement per CMOC (of ``theory`` if given): columns theory, cmoc, statement, wording.
+@dataclass(frozen=True)
+class IfThenStatement:
+    """One CMOC's if/then statement; ``wording`` is ``cmoc`` (its own) or ``template``."""
+
+    theory: str | None
+    cmoc: str
+    statement: str
+    wording: str
+
+
+def ifthen_records(project: Project, theory: str | None = None, template: str | None = None) \
+        -> list[IfThenStatement]:
+    """One if/then statement per CMOC (of ``theory`` if given), in CMOC order.
 
     A CMOC's own wording (its ``ifthen`` field) wins: it is shown as written, only finished as a sentence
     (:func:`finish_sentence`), and ``wording`` says ``cmoc``; otherwise the template renders the statement
@@ -454,8 +466,14 @@ def ifthen_statements(project: Project, theory: str | None = None, template: str
             fields = {k: r[k] for k in ("key", "theory", "context", "mechanism_resource", "mechanism_response",
                                         "outcome", "status", "confidence")}
             statement, wording = render_statement(fields, tmpl, env), "template"
-        data.append({"theory": r["theory"], "cmoc": r["key"], "statement": statement, "wording": wording})
-    return pd.DataFrame(data, columns=["theory", "cmoc", "statement", "wording"])
+        data.append(IfThenStatement(theory=r["theory"], cmoc=r["key"], statement=statement, wording=wording))
+    return data
+
+
+def ifthen_statements(project: Project, theory: str | None = None, template: str | None = None) -> pd.DataFrame:
+    """:func:`ifthen_records` as a DataFrame: columns theory, cmoc, statement, wording."""
+    return pd.DataFrame([asdict(r) for r in ifthen_records(project, theory, template)],
+                        columns=["theory", "cmoc", "statement", "wording"])
 
 
 def _cell(*values: str | None) -> str:
@@ -463,6 +481,25 @@ def _cell(*values: str | None) -> str:
     for v in values:
         items += text_items(v)
     return "\n".join(items)
+
+
+@dataclass(frozen=True)
+class CmocCells:
+    """One CMOC as the report's table shows it: context (with the mechanism resource under it), mechanism
+    (behaviour) and outcome, each with one item per line."""
+
+    cmoc: str
+    theory: str | None
+    context: str
+    mechanism: str
+    outcome: str
+
+
+def cmoc_cells(project: Project, theory: str | None = None) -> list[CmocCells]:
+    """The cells of :func:`cmoc_table`, one record per CMOC (of ``theory`` if given), in CMOC order."""
+    return [CmocCells(cmoc=r["key"], theory=r["theory"], context=_cell(r["context"], r["mechanism_resource"]),
+                      mechanism=_cell(r["mechanism_response"]), outcome=_cell(r["outcome"]))
+            for r in _rows(project, theory)]
 
 
 def cmoc_table(project: Project, theory: str | None = None) -> pd.DataFrame:
@@ -474,9 +511,8 @@ def cmoc_table(project: Project, theory: str | None = None) -> pd.DataFrame:
     resource, when recorded, is shown under the context as in the report; a
     cell with several items keeps one item per line.
     """
-    rows = _rows(project, theory)
-    df = pd.DataFrame([[_cell(r["context"], r["mechanism_resource"]), _cell(r["mechanism_response"]),
-                        _cell(r["outcome"])] for r in rows], columns=TABLE_COLUMNS,
-                      index=pd.Index([r["key"] for r in rows], name="cmoc", dtype=object))
-    df.attrs["theories"] = {r["key"]: r["theory"] for r in rows}
+    rows = cmoc_cells(project, theory)
+    df = pd.DataFrame([[r.context, r.mechanism, r.outcome] for r in rows], columns=TABLE_COLUMNS,
+                      index=pd.Index([r.cmoc for r in rows], name="cmoc", dtype=object))
+    df.attrs["theories"] = {r.cmoc: r.theory for r in rows}
     return df

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ..errors import SpRealistError
 from .model import ReportModel, Table
+from .figures import overview_figure, theory_figures
 from .narrative import markdown_blocks
 
 REQUIRED_STYLES = ("Title", "Subtitle", "Heading 1", "Heading 2", "Heading 3", "Heading 4", "Caption", "Quote",
@@ -164,6 +165,71 @@ def _field(paragraph, instruction: str, cached: str) -> None:
     fld("end")
 
 
+def _cant_split(row) -> None:
+    from docx.oxml import OxmlElement
+
+    trpr = row._tr.get_or_add_trPr()
+    if trpr.find(_qn("w:cantSplit")) is None:
+        el = OxmlElement("w:cantSplit")
+        el.set(_qn("w:val"), "true")
+        trpr.insert(0, el)  # CT_TrPr: cantSplit comes before tblHeader
+
+
+def _heading_numbering(doc) -> int:
+    """A multilevel list "1", "1.1", "1.1.1" (decimal, no indent) in the numbering part; its w:numId."""
+    from lxml import etree
+
+    numbering = doc.part.numbering_part.element
+    W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    abstract_ids = [int(a.get(_qn("w:abstractNumId"))) for a in numbering.findall(_qn("w:abstractNum"))]
+    aid = max(abstract_ids, default=-1) + 1
+    levels = "".join(
+        f'<w:lvl w:ilvl="{i}"><w:start w:val="1"/><w:numFmt w:val="decimal"/>'
+        f'<w:lvlText w:val="{".".join(f"%{j + 1}" for j in range(i + 1))}"/><w:lvlJc w:val="left"/>'
+        f'<w:pPr><w:ind w:left="{567 + 284 * i}" w:hanging="{567 + 284 * i}"/></w:pPr></w:lvl>'
+        for i in range(3))
+    abstract = etree.fromstring(f'<w:abstractNum xmlns:w="{W}" w:abstractNumId="{aid}">'
+                                f'<w:multiLevelType w:val="multilevel"/>{levels}</w:abstractNum>')
+    nums = numbering.findall(_qn("w:num"))
+    if nums:  # every w:abstractNum precedes every w:num
+        nums[0].addprevious(abstract)
+    else:
+        numbering.append(abstract)
+    num = numbering.add_num(aid)
+    return int(num.numId)
+
+
+def _number_paragraph(paragraph, num_id: int, ilvl: int) -> None:
+    ppr = paragraph._p.get_or_add_pPr()
+    numpr = ppr.get_or_add_numPr()
+    numpr.get_or_add_ilvl().val = ilvl
+    numpr.get_or_add_numId().val = num_id
+
+
+PAPER_TWIPS = {"a4": (11906, 16838), "letter": (12240, 15840)}  # 210 x 297 mm; 8.5 x 11 in
+
+
+def _page_setup(doc, paper: str | None, template: bool) -> None:
+    """Paper size on every section (A4 unless ``paper`` says letter; a template keeps its own unless
+    ``paper`` is set) and a centred PAGE field in the footer when it has none."""
+    from docx.enum.text import WD_ALIGN_PARAGRAPH
+    from docx.shared import Twips
+
+    if paper is not None or not template:
+        short, long_ = (Twips(v) for v in PAPER_TWIPS[paper or "a4"])
+        for section in doc.sections:
+            landscape = section.page_width > section.page_height
+            section.page_width, section.page_height = (long_, short) if landscape else (short, long_)
+    footer = doc.sections[0].footer
+    footer.is_linked_to_previous = False
+    if any("PAGE" in (t.text or "").split() for t in footer._element.iter(_qn("w:instrText"))):
+        return
+    p = footer.paragraphs[0] if len(footer.paragraphs) == 1 and not footer.paragraphs[0].text else \
+        footer.add_paragraph()
+    p.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    _field(p, "PAGE", "1")
+
+
 class _Footnotes:
     """Real Word footnotes (python-docx has no API for them): a footnotes part
     created or extended, and ``w:footnoteReference`` runs in the body."""
@@ -278,8 +344,73 @@ WIDE_TABLE_COLUMNS = 8    # tables with this many columns or more ...
 WIDE_TABLE_PT = 8.0       # ... are set in this size
 _CHAR_EM = 0.52           # average character width, in ems, of Cambria/Calibri (and metric twins)
 _CELL_PAD_PT = 12.0       # a cell's left and right margins (0.08 in each) plus a little air
-_WORD_CAP = 18            # a longer "word" (a URL, a list of ids) may wrap inside itself
+_WORD_CAP = 30            # a longer "word" (a URL, a list of ids) may wrap inside itself
 _TEXT_CAP = 60            # beyond this many characters a cell wraps anyway
+
+
+def word_ems(word: str, bold: bool = False) -> float:
+    """A word's width in ems, by character class: capitals and digits are wider than the average
+    (``CMOC`` is ~3.1 em, not 4 x 0.52), narrow letters and punctuation narrower.  The widths are DejaVu's
+    (wider than Cambria/Calibri), the font LibreOffice substitutes when those are missing, so a word fits
+    wherever the document is opened; bold is 10% wider."""
+    em = 0.0
+    for ch in word:
+        if ch.isupper():
+            em += 0.78
+        elif ch.isdigit():
+            em += 0.64
+        elif ch in "ijlft.,;:'!|()[]/\u2019\u2018":
+            em += 0.38
+        elif ch in "mw":
+            em += 0.96
+        else:
+            em += 0.63
+    return em * (1.1 if bold else 1.0)
+
+
+def _longest_words(columns, rows, extra_first=()) -> tuple[list[float], list[float]]:
+    """Per column: its widest word in ems (header words bold) and its longest line in characters."""
+    n = len(columns)
+    longest_word = [0.0] * n
+    longest_text = [0.0] * n
+    for i, name in enumerate(columns):
+        longest_word[i] = max((word_ems(w, bold=True) for w in str(name).split()), default=0.0)  # wraps between words
+    extra = list(extra_first)
+    for r, row in enumerate(rows):
+        for i, value in enumerate(row[:n]):
+            text = "" if value is None else str(value)
+            if i == 0 and r < len(extra):
+                text += extra[r]
+            if not text:
+                continue
+            for line in text.split("\n"):
+                if len(line) > longest_text[i]:
+                    longest_text[i] = len(line)
+                for w in line.split():
+                    if len(w) * 0.96 > longest_word[i]:  # only a word that could be wider (all m) is measured
+                        longest_word[i] = max(longest_word[i], word_ems(w))
+    return longest_word, longest_text
+
+
+def min_column_widths(columns, rows, size_pt: float, extra_first=()) -> list[float]:
+    """The narrowest each column may be (points) so that its widest word fits on one line (words of more
+    than ``_WORD_CAP`` characters, a URL, may wrap inside themselves)."""
+    longest_word, _ = _longest_words(columns, rows, extra_first)
+    cap = _WORD_CAP * _CHAR_EM
+    return [(min(w, cap) + 0.5) * size_pt + _CELL_PAD_PT for w in longest_word]  # +0.5 em: never exact
+
+
+def table_layout(columns, rows, portrait_pt: float, landscape_pt: float, extra_first=()) -> tuple[bool, float]:
+    """(landscape?, font size) for a table: portrait at body size when its longest words fit the text width,
+    else a landscape page, else a landscape page at ``WIDE_TABLE_PT``.  Tables of ``WIDE_TABLE_COLUMNS``
+    columns or more always take a landscape page at the small size."""
+    if len(columns) >= WIDE_TABLE_COLUMNS:
+        return True, WIDE_TABLE_PT
+    if sum(min_column_widths(columns, rows, BODY_PT, extra_first)) <= portrait_pt:
+        return False, BODY_PT
+    if sum(min_column_widths(columns, rows, BODY_PT, extra_first)) <= landscape_pt:
+        return True, BODY_PT
+    return True, WIDE_TABLE_PT
 
 
 def column_widths(columns, rows, available_pt: float, size_pt: float, extra_first=()) -> list[float]:
@@ -294,28 +425,9 @@ def column_widths(columns, rows, available_pt: float, size_pt: float, extra_firs
     n = len(columns)
     if not n:
         return []
-    longest_word = [0.0] * n
-    longest_text = [0.0] * n
-    for i, name in enumerate(columns):
-        text = str(name)
-        longest_word[i] = 1.2 * max((len(w) for w in text.split()), default=0)  # bold; wraps between words
-    extra = list(extra_first)
-    for r, row in enumerate(rows):
-        for i, value in enumerate(row[:n]):
-            text = "" if value is None else str(value)
-            if i == 0 and r < len(extra):
-                text += extra[r]
-            if not text:
-                continue
-            for line in text.split("\n"):
-                if len(line) > longest_text[i]:
-                    longest_text[i] = len(line)
-                if len(line) > longest_word[i]:
-                    word = max((len(w) for w in line.split()), default=0)
-                    if word > longest_word[i]:
-                        longest_word[i] = word
+    _, longest_text = _longest_words(columns, rows, extra_first)
     char = _CHAR_EM * size_pt
-    mins = [(min(w, _WORD_CAP) + 1) * char + _CELL_PAD_PT for w in longest_word]  # +1: a word is never exact
+    mins = min_column_widths(columns, rows, size_pt, extra_first)
     wants = [max(m, min(t, _TEXT_CAP) * char + _CELL_PAD_PT) for m, t in zip(mins, longest_text)]
     if sum(wants) <= available_pt:
         return [w * available_pt / sum(wants) for w in wants]
@@ -339,6 +451,14 @@ class _Writer:
         self.style_ids = {s.name: s.style_id for s in doc.styles}
         self.table_style = "Table Grid" if "Table Grid" in self.style_ids else None
         self.headings: list[tuple[int, str]] = []  # (level, text), for the contents' cached entries
+        # Heading numbers ("3", "3.2", "3.2.1"): chapters are numbered unless opened with numbered=False
+        # (the summary, the appendices); appendices are lettered.  ``chapter`` labels tables and figures
+        # under numbering: chapter ("Table 3.1"; "Table A.1" in Appendix A).
+        self.counters = [0, 0, 0]
+        self.numbered = True
+        self.chapter: str | None = None
+        self.per_chapter: dict[tuple[str, str], int] = {}
+        self.figure_number = 0
 
     def para(self, text: str = "", style: str | None = None):
         p = self.doc.add_paragraph()
@@ -348,34 +468,77 @@ class _Writer:
             p.add_run(xml_safe(text))
         return p
 
-    def heading(self, text: str, level: int):
-        self.headings.append((level, text))
-        return self.para(text, f"Heading {level}")
+    def heading(self, text: str, level: int, numbered: bool = True):
+        """A heading; levels 1-3 are numbered ("3.2 Methods") inside numbered chapters, by Word's own list
+        numbering (``w:numPr``), so the text stays the heading's and Word and LibreOffice show the number."""
+        if level == 1:
+            self.numbered = numbered
+            self.chapter = None
+        p = self.para(text, f"Heading {level}")
+        shown = text
+        if self.numbered and level <= 3:
+            self.counters[level - 1] += 1
+            for i in range(level, 3):
+                self.counters[i] = 0
+            shown = ".".join(str(c) for c in self.counters[:level]) + " " + text  # the contents' cached entry
+            if level == 1:
+                self.chapter = str(self.counters[0])
+            _number_paragraph(p, self._heading_num_id(), level - 1)
+        self.headings.append((level, shown))
+        return p
+
+    def _heading_num_id(self) -> int:
+        if getattr(self, "_num_id", None) is None:
+            self._num_id = _heading_numbering(self.doc)
+        return self._num_id
+
+    def appendix(self, name: str):
+        """An appendix heading, lettered in order over the appendices present (``ReportModel.appendix_headings``)."""
+        text = self.m.appendix_headings()[name]
+        self.heading(text, 2)
+        self.chapter = text.split(":")[0].split()[-1]
 
     # -- pieces --------------------------------------------------------------
     def mark(self, paragraph, ref: int | None) -> None:
-        if ref is None or self.m.provenance == "none":
-            return
-        if self.footnotes is not None:
+        """A real footnote under provenance 'footnotes'; nothing in the body otherwise (under 'appendix' the
+        appendix names each item, and quotes carry their numbers)."""
+        if ref is not None and self.footnotes is not None:
             self.footnotes.add(paragraph, self.ref_text[ref])
-        else:
-            run = paragraph.add_run(f"P{ref}")
-            run.font.superscript = True
 
     def caption(self, label: str, number: int, text: str, keep_with_next: bool = False) -> None:
         p = self.para(style="Caption")
         if keep_with_next:  # a table's caption stays on the page of the table
             p.paragraph_format.keep_with_next = True
-        p.add_run(f"{label} ")
-        _field(p, f"SEQ {label} \\* ARABIC", str(number))
+        if self.m.numbering == "chapter" and self.chapter is not None:
+            # "Table 3.1": the chapter's number (or appendix letter), then a SEQ field set to the number in the
+            # chapter (\r), which Word and LibreOffice both keep when they update fields (LibreOffice ignores
+            # the \s switch that restarts a sequence at each chapter heading).
+            key = (label, self.chapter)
+            self.per_chapter[key] = number = self.per_chapter.get(key, 0) + 1
+            p.add_run(f"{label} {self.chapter}.")
+            _field(p, f"SEQ {label} \\r {number} \\* ARABIC", str(number))
+        else:
+            p.add_run(f"{label} ")
+            _field(p, f"SEQ {label} \\* ARABIC", str(number))
         p.add_run(xml_safe(f": {text}"))
 
+    def _markers(self, refs) -> list[str]:
+        return []  # no marker is written into a table cell (footnote references are superscript digits)
+
+    def _text_widths(self) -> tuple[float, float]:
+        """The text width (points) of a portrait and of a landscape page of the current section."""
+        section = self.doc.sections[-1]
+        short, long_ = sorted((section.page_width, section.page_height))
+        margins = section.left_margin + section.right_margin
+        return (short - margins) / 12700, (long_ - margins) / 12700
+
     def table(self, t: Table) -> None:
-        wide = len(t.columns) >= WIDE_TABLE_COLUMNS
-        if wide:  # a landscape page (section) of its own, so that many columns stay readable
+        portrait, landscape = self._text_widths()
+        wide, size = table_layout(t.columns, t.rows, portrait, landscape, self._markers(t.refs))
+        if wide:  # a landscape page (section) of its own, so that its longest words fit their columns
             self._orientation(landscape=True)
         self.caption("Table", t.number, t.caption, keep_with_next=True)
-        self._table(t.columns, t.rows, t.refs)
+        self._table(t.columns, t.rows, t.refs, size=size)
         if t.note:
             self.para(f"Note: {t.note}")
         if wide:
@@ -391,7 +554,7 @@ class _Writer:
             section.page_width, section.page_height = height, width
         section.orientation = WD_ORIENT.LANDSCAPE if landscape else WD_ORIENT.PORTRAIT
 
-    def _table(self, columns, rows, refs=None) -> None:
+    def _table(self, columns, rows, refs=None, size: float | None = None) -> None:
         from docx.oxml import OxmlElement
         from docx.shared import Emu, Pt
 
@@ -400,12 +563,13 @@ class _Writer:
             table.style = self.table_style
         # Column widths from the content (set before the rows are added: new rows copy the grid's widths),
         # with a smaller font for wide tables, so that no column is squeezed until words break mid-word.
-        size = WIDE_TABLE_PT if len(columns) >= WIDE_TABLE_COLUMNS else None
+        if size is None:
+            portrait, landscape = self._text_widths()
+            size = table_layout(columns, rows, portrait, landscape)[1]
+        size = None if size == BODY_PT else size
         section = self.doc.sections[-1]
         available = section.page_width - section.left_margin - section.right_margin
-        marked = refs is not None and self.m.provenance == "appendix"
-        widths = column_widths(columns, rows, available / 12700, size or BODY_PT,
-                               extra_first=[f"P{r}" if r is not None and marked else "" for r in refs or []])
+        widths = column_widths(columns, rows, available / 12700, size or BODY_PT, extra_first=self._markers(refs))
         table.autofit = False  # a fixed layout: Word and LibreOffice keep the widths below
         for grid_col, cell, w in zip(table._tbl.tblGrid.gridCol_lst, table.rows[0].cells, widths):
             grid_col.w = cell.width = Emu(int(w * 12700))
@@ -421,8 +585,11 @@ class _Writer:
             if size:
                 run.font.size = Pt(size)
         refs = refs or [None] * len(rows)
+        _cant_split(header)
         for row, ref in zip(rows, refs):
-            cells = table.add_row().cells
+            added = table.add_row()
+            _cant_split(added)  # a row is never broken across two pages
+            cells = added.cells
             for i, (cell, value) in enumerate(zip(cells, row)):
                 cell.text = "" if value is None else xml_safe(str(value))
                 if size:
@@ -437,23 +604,34 @@ class _Writer:
     def quote(self, q, label: bool = False) -> None:
         p = self.para(style="Quote")
         p.add_run(xml_safe(f"\u2018{q.text}\u2019 ({q.attribution})"))
+        if q.number is not None:
+            p.add_run(f" [Q{q.number}]")
         self.mark(p, q.ref)
         if label:
             extra = q.label + (f", {q.role}" if q.role != "supports" else "")
             p.add_run(xml_safe(f" [{extra}]"))
 
-    def _figure_size(self, png: bytes) -> dict:
-        """The figure at the text width, or smaller so that a tall one (many CMOCs) fits on a page with its caption."""
-        from docx.image.image import Image
-        from docx.shared import Emu, Inches
-
+    def _max_figure_height(self) -> float:
+        """Inches a figure may take on the page with its caption."""
         section = self.doc.sections[-1]
-        width = min(Inches(6.0), section.page_width - section.left_margin - section.right_margin)
-        max_height = section.page_height - section.top_margin - section.bottom_margin - Inches(1.0)
+        return (section.page_height - section.top_margin - section.bottom_margin) / 914400 - 1.0
+
+    def picture(self, png: bytes, caption: str) -> None:
+        """A figure at its drawn size (never stretched or shrunk below print size) with a numbered caption."""
+        from docx.image.image import Image
+        from docx.shared import Emu, Inches, Pt
+
+        self.figure_number += 1
         image = Image.from_blob(png)
-        if image.px_width and width * image.px_height / image.px_width > max_height:
-            return {"height": Emu(int(max_height))}
-        return {"width": Emu(int(width))}
+        width = Inches(image.px_width / image.horz_dpi)
+        section = self.doc.sections[-1]
+        width = min(width, section.page_width - section.left_margin - section.right_margin)
+        shape = self.doc.add_picture(io.BytesIO(png), width=Emu(int(width)))
+        shape._inline.docPr.set("descr", xml_safe(f"Figure {self.figure_number}: {caption}"))  # alt text
+        fmt = self.doc.paragraphs[-1].paragraph_format
+        fmt.keep_with_next = True  # the figure stays with its caption
+        fmt.space_before = Pt(8)
+        self.caption("Figure", self.figure_number, caption)
 
     # -- the author's narrative sections (sp_realist.report.narrative) --------
     def narrative(self, blocks) -> None:
@@ -470,8 +648,8 @@ class _Writer:
             kind, level = block["type"], block["level"]
             if kind == "heading":
                 level = min(4, level + offset)
-                self.headings.append((level, "".join(r[0] for r in block["runs"])))
-                p = self.para(style=f"Heading {level}")
+                p = self.heading("".join(r[0] for r in block["runs"]), level)
+                p.runs[0]._r.getparent().remove(p.runs[0]._r)  # the heading's own (formatted) runs follow
             elif kind in ("bullet", "number"):
                 name = "List Bullet" if kind == "bullet" else "List Number"
                 name += f" {min(level, 3)}" if level > 1 else ""
@@ -504,7 +682,7 @@ class _Writer:
         doc.add_page_break()
         narrative = m.narrative or {}
         if narrative.get("summary"):
-            self.heading("Summary", 1)
+            self.heading("Summary", 1, numbered=False)
             for b in narrative["summary"]:
                 self.markdown(b.text, 1)
         if m.introduction or narrative.get("introduction"):
@@ -536,11 +714,9 @@ class _Writer:
 
         if m.theories:
             self.heading("Realist findings", 1)
-            if m.figure is not None and m.figure.png:
-                shape = doc.add_picture(io.BytesIO(m.figure.png), **self._figure_size(m.figure.png))
-                shape._inline.docPr.set("descr", xml_safe(f"{m.figure.label}: {m.figure.caption}"))  # alt text
-                doc.paragraphs[-1].paragraph_format.keep_with_next = True  # the figure stays with its caption
-                self.caption("Figure", m.figure.number, m.figure.caption)
+            if m.figure is not None:  # figures drawn at print size (sp_realist.report.figures)
+                self.picture(overview_figure([(f"{t.key}: {t.title}", [r[0] for r in t.table.rows])
+                                              for t in m.theories]), m.figure.caption)
             for t in m.theories:
                 self.heading(f"{t.key}: {t.title}", 2)
                 if t.questions:
@@ -548,12 +724,19 @@ class _Writer:
                 if t.description:
                     self.para(t.description)
                 self.table(t.table)
+                if m.figure is not None and t.table.rows:
+                    pngs = theory_figures(t.table.rows, self._max_figure_height())
+                    for i, png in enumerate(pngs, start=1):
+                        part = f" (part {i} of {len(pngs)})" if len(pngs) > 1 else ""
+                        self.picture(png, f"CMOCs of theory {t.key}{part}: context, mechanism and outcome")
                 if t.statements:
                     self.heading("If/then statements", 3)
                     for s in t.statements:
                         p = self.para(style="List Bullet")
                         p.add_run(xml_safe(f"{s.key}: ")).bold = True
                         p.add_run(xml_safe(s.text))
+                        if s.cited:  # several participants in one parenthesis: "(S1 DK1; S3 DK2)"
+                            p.add_run(xml_safe(f" {s.citation}"))
                 if t.evidence:
                     self.heading("Evidence", 3)
                     if t.cited:
@@ -573,27 +756,40 @@ class _Writer:
             self.heading("Discussion", 1)
             self.narrative(narrative["discussion"])
 
-        self.heading("Appendices", 1)
-        self.heading("Appendix A: Codebook", 2)
-        self.table(m.appendices.codebook)
-        self.heading("Appendix B: Diary template", 2)
-        for heading, prompts in m.appendices.diary_template:
-            self.heading(heading, 3)
-            for prompt in prompts:
-                self.para(prompt, "List Bullet")
-        self.heading("Appendix C: Appraisal and saturation", 2)
-        self.table(m.appendices.appraisal)
-        self.table(m.appendices.saturation)
-        if m.rameses is not None:
-            self.heading("Appendix D: RAMESES II reporting checklist", 2)
+        a = m.appendices
+        if m.appendix_headings():
+            self.heading("Appendices", 1, numbered=False)
+        names = m.appendix_headings()
+        if "codebook" in names:
+            self.appendix("codebook")
+            self.table(a.codebook)
+        if "diary_template" in names:
+            self.appendix("diary_template")
+            for heading, prompts in a.diary_template:
+                self.heading(heading, 3)
+                for prompt in prompts:
+                    self.para(prompt, "List Bullet")
+        if "appraisal_saturation" in names:
+            self.appendix("appraisal_saturation")
+            for t in (a.appraisal, a.saturation_compact):
+                if t is not None:
+                    self.table(t)
+        if "rameses" in names:
+            self.appendix("rameses")
             self.table(m.rameses)
-        if m.refs and m.provenance == "appendix":
-            self.heading("Appendix E: Provenance", 2)
-            self.para("Each superscript marker Pn refers to row n below: the excerpt, coding and source ids "
-                              "in the project that the quote, count or CMOC row rests on.")
-            pt = m.provenance_table()
-            pt.rows = [[f"P{r[0]}"] + r[1:] for r in pt.rows]
-            self._table(pt.columns, pt.rows)
+        if "provenance" in names:
+            self.appendix("provenance")
+            quotes = m.quote_table()
+            if quotes.rows:
+                self.para("Each quote's number [Qn] in the body refers to the row below: its source, the "
+                          "participant it is attributed to, its character span [start:end] in the source text and "
+                          "the excerpt id in the project.")
+                self._table(quotes.columns, quotes.rows)
+            items = m.item_provenance()
+            if items.rows:
+                self.para("What each count, CMOC row and summary-of-findings row rests on: the excerpt, coding "
+                          "and source ids in the project.")
+                self._table(items.columns, items.rows)
         if self.footnotes is not None:
             self.footnotes.finish()
         self._contents(toc)
@@ -656,6 +852,7 @@ class _Writer:
 def write_docx(model: ReportModel, path: str | os.PathLike, template: str | os.PathLike | None = None) -> Path:
     """Write ``model`` as a Word document at ``path``; return the path."""
     doc = _open_base(template)
+    _page_setup(doc, model.paper, template is not None)
     _set_update_fields(doc)
     cp = doc.core_properties
     when = study_datetime(model.date)

@@ -29,6 +29,8 @@ from ..errors import SpRealistError
 from ..store import Project
 
 PROVENANCE_MODES = ("appendix", "footnotes", "none")
+PAPER_SIZES = ("a4", "letter")
+NUMBERING_MODES = ("document", "chapter")
 CMOC_COLUMNS = ["Context (Resource)", "Mechanism (Behaviour)", "Outcome"]
 
 #: Wong & Papoutsi's (2016) six analysis steps, in our words.
@@ -85,8 +87,20 @@ class ReportSettings:
     diary_template: list[tuple[str, list[str]]] | None = None
     figure: bool = True
     rameses_checklist: bool = True  # the RAMESES II checklist appendix (sp_realist.report.rameses)
+    # Word page set-up: A4 unless 'letter' (or, with --template and no setting, the template's own paper);
+    # 'chapter' numbers Word's tables and figures per chapter ("Table 6.1") instead of 1, 2, 3 ...
+    paper: str | None = None
+    numbering: str = "document"
 
     def __post_init__(self) -> None:
+        if self.paper is not None:
+            self.paper = str(self.paper).lower()
+            if self.paper not in PAPER_SIZES:
+                raise SpRealistError(f"report settings: paper {self.paper!r} is not one of "
+                                     f"{', '.join(PAPER_SIZES)}; choose one of them.")
+        if self.numbering not in NUMBERING_MODES:
+            raise SpRealistError(f"report settings: numbering {self.numbering!r} is not one of "
+                                 f"{', '.join(NUMBERING_MODES)}; choose one of them.")
         if self.provenance not in PROVENANCE_MODES:
             raise SpRealistError(
                 f"report settings: provenance {self.provenance!r} is not one of {', '.join(PROVENANCE_MODES)}; "
@@ -170,6 +184,7 @@ class Quote:
     role: str = "supports"
     label: str | None = None  # e.g. the CMOC key it is evidence for
     ref: int | None = None
+    number: int | None = None  # provenance 'appendix': the quote's number in the body ([Q3]) and the quote table
 
 
 @dataclass
@@ -244,6 +259,13 @@ class ThemeSection:
 class Statement:
     key: str
     text: str
+    # Whom the CMOC's supporting evidence comes from, cited after the statement in one parenthesis,
+    # "(S1 DK1; S3 DK2)", as the reference report cites its diary keepers (attribution rule of sources).
+    cited: list[str] = field(default_factory=list)
+
+    @property
+    def citation(self) -> str:
+        return f"({'; '.join(self.cited)})" if self.cited else ""
 
 
 @dataclass
@@ -271,10 +293,13 @@ class Methods:
 
 @dataclass
 class Appendices:
-    codebook: Table
-    diary_template: list[tuple[str, list[str]]]
-    appraisal: Table
-    saturation: Table
+    """The appendices' contents; a part without data is None (or an empty diary template) and left out."""
+
+    codebook: Table | None
+    diary_template: list[tuple[str, list[str]]]  # [] when the project has no diaries
+    appraisal: Table | None  # None without appraisals
+    saturation: Table | None  # the full table (CSV ``saturation.csv``); None without CMOCs
+    saturation_compact: Table | None = None  # what the documents show: five columns, detail in the CSV
 
 
 @dataclass
@@ -325,6 +350,8 @@ class ReportModel:
     narrative: dict[str, list] = field(default_factory=dict)
     rameses: Table | None = None
     findings: FindingsSection | None = None  # summary-of-findings tables (after the triangulation)
+    paper: str | None = None  # a4 | letter | None (A4, or a --template's own paper)
+    numbering: str = "document"  # document | chapter (Word captions "Table 6.1")
 
     def tables(self) -> list[Table]:
         """Every table in document order (for CSV export)."""
@@ -334,12 +361,50 @@ class ReportModel:
             out.append(self.triangulation)
         if self.findings is not None:
             out += self.findings.tables()
-        out += [self.appendices.codebook, self.appendices.appraisal, self.appendices.saturation]
+        a = self.appendices
+        out += [t for t in (a.codebook, a.appraisal, a.saturation_compact, a.saturation) if t is not None]
         if self.rameses is not None:
             out.append(self.rameses)
         if self.refs and self.provenance != "none":
             out.append(self.provenance_table())
+        if self.provenance == "appendix" and any(q.number for q in self.quotes()):
+            out.append(self.quote_table())
         return out
+
+    def appendix_headings(self) -> dict[str, str]:
+        """Appendix name -> its heading, lettered in order over the appendices this report has
+        ("Appendix B: Appraisal and saturation" when there is no diary template)."""
+        a = self.appendices
+        present = [("codebook", "Codebook", a.codebook is not None),
+                   ("diary_template", "Diary template", bool(a.diary_template)),
+                   ("appraisal_saturation", "Appraisal and saturation",
+                    a.appraisal is not None or a.saturation_compact is not None),
+                   ("rameses", "RAMESES II reporting checklist", self.rameses is not None),
+                   ("provenance", "Provenance", bool(self.refs) and self.provenance == "appendix")]
+        names = [(key, title) for key, title, here in present if here]
+        return {key: f"Appendix {chr(ord('A') + i)}: {title}" for i, (key, title) in enumerate(names)}
+
+    def quotes(self) -> list[Quote]:
+        """Every quote, in document order (theme quotes, then each theory's evidence)."""
+        return [q for th in self.themes for q in th.quotes] + [q for t in self.theories for q in t.evidence]
+
+    def quote_table(self) -> Table:
+        """Where each numbered quote comes from: quote no. | source | participant | position | excerpt id."""
+        rows = [[f"Q{q.number}", q.source, q.attribution, f"[{q.start}:{q.end}]",
+                 "" if q.excerpt_id is None else str(q.excerpt_id)] for q in self.quotes() if q.number is not None]
+        return Table(key="quotes", caption="Quotes and where they come from",
+                     columns=["Quote no.", "Source", "Participant", "Position", "Excerpt id"],
+                     rows=rows, refs=[None] * len(rows), number=0)
+
+    def item_provenance(self) -> Table:
+        """What each count, CMOC row and summary-of-findings row rests on (quotes are in :meth:`quote_table`),
+        named by the item, as the body carries no markers under provenance 'appendix'."""
+        quoted = {q.ref for q in self.quotes()}
+        rows = [[r.what, id_ranges(r.excerpts), id_ranges(r.codings), id_ranges(r.sources)]
+                for r in self.refs if r.number not in quoted]
+        return Table(key="item_provenance", caption="What each count, CMOC row and findings row rests on",
+                     columns=["Item", "Excerpt ids", "Coding ids", "Source ids"], rows=rows,
+                     refs=[None] * len(rows), number=0)
 
     def provenance_table(self) -> Table:
         rows = [[str(r.number), r.what, id_ranges(r.excerpts), id_ranges(r.codings), id_ranges(r.sources),
@@ -690,7 +755,7 @@ def _theories(project: Project, d: _Data, refs: _Refs, settings: ReportSettings,
         .select_from(ev.join(x, ev.c.excerpt_id == x.c.id)).order_by(ev.c.cmoc_id, ev.c.id)
     ).mappings():
         evidence[r["cmoc_id"]].append(dict(r))
-    statements = integrations.ifthen(project, d)
+    statements = integrations.ifthen(project)
     cells = integrations.cmoc_cells(project)
     out = []
     for number, t in enumerate(theories, start=1):
@@ -703,14 +768,15 @@ def _theories(project: Project, d: _Data, refs: _Refs, settings: ReportSettings,
         for c in cmoc_rows:
             items = evidence.get(c["id"], [])
             backing.update((e["role"], e["excerpt_id"], e["source_id"], e["start"]) for e in items)
-            rows.append([c["key"]] + list(cells.get(c["key"]) or (
-                context_resource(c["context"], c["mechanism_resource"]),
-                (c["mechanism_response"] or "").strip(), (c["outcome"] or "").strip())))
+            cell = cells[c["key"]]
+            rows.append([c["key"], cell.context, cell.mechanism, cell.outcome])
             row_refs.append(refs.add(
                 f"CMOC {c['key']}", excerpts=[e["excerpt_id"] for e in items],
                 sources=[e["source_id"] for e in items]))
             if c["key"] in statements:
-                stmts.append(Statement(c["key"], statements[c["key"]]))
+                people = sorted({d.attribution_at(e["source_id"], e["start"]) for e in items
+                                 if e["role"] == "supports"}, key=_natural_key)
+                stmts.append(Statement(c["key"], statements[c["key"]], cited=people))
             for e in _pick_evidence(d, items, settings.quotes_per_cmoc):
                 q = d.quote(e["source_id"], e["start"], e["end"], settings.max_quote_chars,
                             excerpt_id=e["excerpt_id"], role=e["role"], label=c["key"])
@@ -732,6 +798,13 @@ def _theories(project: Project, d: _Data, refs: _Refs, settings: ReportSettings,
                                  supporting=len({x for r, x, _s, _st in backing if r == "supports"}),
                                  refuting=len({x for r, x, _s, _st in backing if r != "supports"})))
     return out
+
+
+def _natural_key(text: str):
+    """'S1 DK2' before 'S1 DK10'."""
+    import re
+
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
 
 
 def _pick_evidence(d: _Data, items: list[dict], n: int) -> list[dict]:
@@ -770,7 +843,7 @@ def _numbered(table: Table, counter: Counter) -> Table:
     return table
 
 
-def _codebook(d: _Data, counter: Counter) -> Table:
+def _codebook(d: _Data, counter: Counter) -> Table | None:
     rows = d.conn.execute(select(S.codes).order_by(S.codes.c.ord, S.codes.c.id)).mappings().all()
     counts = Counter(d.conn.execute(select(S.codings.c.code_id)).scalars().all())
     children: dict[int | None, list] = defaultdict(list)
@@ -786,6 +859,8 @@ def _codebook(d: _Data, counter: Counter) -> Table:
 
     for r in children.get(None, []):
         visit(r, "")
+    if not out:  # no codes: no codebook appendix
+        return None
     return _numbered(Table(key="codebook", caption="Codebook",
                            columns=["Code", "Definition", "Inclusion", "Exclusion", "Codings"], rows=out), counter)
 
@@ -802,7 +877,8 @@ def _cmocs_in_report_order(d: _Data) -> list[dict]:
     return [dict(r) for r in sorted(rows, key=lambda r: (position.get(r["id"], (1, 0, 0, r["ord"])), r["key"]))]
 
 
-def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter) -> tuple[Table, Table]:
+def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter):
+    """(appraisal table or None, compact saturation table, full saturation table); all None without CMOCs."""
     a, ev, x = S.appraisals, S.cmoc_evidence, S.excerpts
     cm = _cmocs_in_report_order(d)
     from . import integrations
@@ -829,24 +905,13 @@ def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter
         arefs.append(refs.add(f"Appraisals for CMOC {c['key']}", excerpts=[i["excerpt_id"] for i in items])
                      if items else None)
         e = evid.get(c["id"], [])
-        # The fallback counts as 'sp-realist saturation' does: supporting evidence; participants by
-        # sp_realist.attribution's rule (an interviewer's or other unmapped speaker's turn is nobody's).
-        sup = [i for i in e if i["role"] == "supports"]
-        people = {d.participant_at(i["source_id"], i["start"]) for i in sup} - {None}
-        sites = {d.site(i["source_id"], i["start"]) for i in sup} - {None}
         notes = [i["saturation_note"] for i in items if i["saturation_note"]]
-        judged = sat.get(c["key"])
-        if judged is not None:  # the counts and the verdict of 'sp-realist saturation'
-            counts = [str(judged["supporting"]), str(judged["refuting"]), str(judged["sources"]),
-                      str(judged["participants"]), str(judged["sites"]), "yes" if judged["saturated"] else "no",
-                      str(judged["reason"] or "")]
-        else:
-            counts = [str(sum(1 for i in e if i["role"] == "supports")),
-                      str(sum(1 for i in e if i["role"] != "supports")),
-                      str(len({i["source_id"] for i in sup})), str(len(people)), str(len(sites)), "", ""]
+        judged = sat[c["key"]]  # the counts and the verdict of 'sp-realist saturation'
+        counts = [str(judged.supporting), str(judged.refuting), str(judged.sources), str(judged.participants),
+                  str(judged.sites), "yes" if judged.saturated else "no", judged.reason or ""]
         note_cell = " / ".join(dict.fromkeys(notes))
-        if judged is not None and judged.get("flag"):  # a note claiming saturation the evidence does not show
-            note_cell = (note_cell + " " if note_cell else "") + f"Flagged: {judged['flag']}."
+        if judged.flag:  # a note claiming saturation the evidence does not show
+            note_cell = (note_cell + " " if note_cell else "") + f"Flagged: {judged.flag}."
         srows.append([c["key"], c["status"] or "", c["confidence"] or ""] + counts + [note_cell])
         srefs.append(refs.add(f"Saturation counts for CMOC {c['key']}", excerpts=[i["excerpt_id"] for i in e],
                               sources=[i["source_id"] for i in e]) if e else None)
@@ -859,8 +924,21 @@ def _appraisal_summary(project: Project, d: _Data, refs: _Refs, counter: Counter
                        rows=srows, refs=srefs,
                        note=("Counts and verdicts as 'sp-realist saturation' gives them under the project's "
                              "saturation rule, judged on each CMOC's own evidence; a step-6 note that claims "
-                             "saturation the evidence does not show is flagged." if sat else None))
-    return _numbered(appraisal, counter), _numbered(saturation, counter)
+                             "saturation the evidence does not show is flagged."))
+    if not cm:
+        return None, None, None
+    compact = Table(key="saturation_summary", caption="Evidence and saturation per CMOC",
+                    columns=["CMOC", "Status", "Evidence (supporting / refuting)",
+                             "Sources / participants / sites", "Saturated"],
+                    rows=[[r[0], r[1], f"{r[3]} / {r[4]}", f"{r[5]} / {r[6]} / {r[7]}",
+                           r[8] + (" (note flagged)" if "Flagged:" in r[10] else "")] for r in srows],
+                    refs=list(srefs),
+                    note=((saturation.note + " ") if saturation.note else "")
+                    + "The full table (confidence, the rule's reason, the analysts' saturation notes) is "
+                      "saturation.csv among the report's tables (--tables).")
+    saturation.number = 0  # the detail is a CSV table, not a numbered table of the document
+    has_appraisals = any(appr.get(c["id"]) for c in cm)
+    return (_numbered(appraisal, counter) if has_appraisals else None), _numbered(compact, counter), saturation
 
 
 # --------------------------------------------------------------------------
@@ -920,13 +998,18 @@ def build_report_model(project: Project, settings: ReportSettings | None = None)
         methods = _methods(d, refs, counter)
         themes = _themes(d, refs, settings)
         theories = _theories(project, d, refs, settings, counter)
-        triangulation = integrations.triangulation(project, d, settings.questions)
+        triangulation = integrations.triangulation(project, settings.questions)
         if triangulation is not None:
             triangulation = _numbered(triangulation, counter)
         findings = summary_of_findings_section(project, refs, counter)
         codebook = _codebook(d, counter)
-        appraisal, saturation = _appraisal_summary(project, d, refs, counter)
+        appraisal, compact, saturation = _appraisal_summary(project, d, refs, counter)
+        has_diaries = d.conn.execute(select(S.sources.c.id).where(S.sources.c.kind == "diary").limit(1)).first()
     narrative, rameses = _narrative_and_checklist(project, settings, counter)
+    if settings.provenance == "appendix":  # quotes numbered in the body, traced in the quote table
+        for n, q in enumerate([q for th in themes for q in th.quotes] + [q for t in theories for q in t.evidence],
+                              start=1):
+            q.number = n
     figure = None
     if settings.figure and theories:
         figure = integrations.figure(project)
@@ -937,9 +1020,11 @@ def build_report_model(project: Project, settings: ReportSettings | None = None)
         provenance=settings.provenance, introduction=settings.introduction, methods=methods, themes=themes,
         theories=theories, figure=figure, triangulation=triangulation,
         appendices=Appendices(codebook=codebook,
-                              diary_template=settings.diary_template or [(h, list(p)) for h, p in DRISCOLL_TEMPLATE],
-                              appraisal=appraisal, saturation=saturation),
+                              diary_template=(settings.diary_template or [(h, list(p)) for h, p in DRISCOLL_TEMPLATE])
+                              if has_diaries else [],
+                              appraisal=appraisal, saturation=saturation, saturation_compact=compact),
         refs=refs.items, narrative=narrative, rameses=rameses, findings=findings,
+        paper=settings.paper, numbering=settings.numbering,
     )
 
 

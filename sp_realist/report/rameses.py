@@ -52,7 +52,7 @@ ITEMS: tuple[tuple[int, str, str, str, str], ...] = (
      "Introduction > Rationale for the evaluation"),
     (4, "Introduction", "Programme theory",
      "Set out the initial programme theory (or theories) that the programme is thought to rest on, and how it "
-     "was refined.", "Realist findings (figure and one section per theory); Appendix C"),
+     "was refined.", "Realist findings (figure and one section per theory); the appraisal and saturation appendix"),
     (5, "Introduction", "Evaluation questions, objectives and focus",
      "State the evaluation questions and objectives, and whether and how the programme theory set the scope "
      "and focus.", "Realist findings (questions of each theory); Triangulation"),
@@ -79,13 +79,13 @@ ITEMS: tuple[tuple[int, str, str, str, str], ...] = (
      "Methods > Recruitment and sampling; Methods (Participants by role)"),
     (13, "Methods", "Data analysis",
      "Describe how the data were analysed to develop and test the programme theory.",
-     "Methods (Analysis approach: the six steps); Appendix C"),
+     "Methods (Analysis approach: the six steps); the appraisal and saturation appendix"),
     (14, "Results", "Details of participants",
      "Report who took part (roles, sites, numbers) to help readers judge whose views the findings rest on.",
      "Methods (Participants by role)"),
     (15, "Results", "Main findings",
      "Present the findings as context-mechanism-outcome configurations and refined programme theory, with "
-     "the evidence behind them.", "Thematic findings; Realist findings; Appendix C"),
+     "the evidence behind them.", "Thematic findings; Realist findings; the appraisal and saturation appendix"),
     (16, "Discussion", "Summary of findings",
      "Summarise the main findings in relation to the evaluation questions.",
      "Summary of findings; Discussion > Summary of findings; Triangulation"),
@@ -227,7 +227,7 @@ class _Facts:
         from . import integrations
 
         verdicts = integrations.saturation(project)
-        return sum(1 for r in verdicts.values() if r.get("saturated")) if verdicts else None
+        return sum(1 for v in verdicts.values() if v.saturated)
 
     @property
     def has_data(self) -> bool:

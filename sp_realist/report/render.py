@@ -70,11 +70,16 @@ def _render(model: ReportModel, name: str, template_dirs, **extra) -> str:
     html = name.endswith(".html.j2")
 
     def mark(ref):
-        if ref is None or model.provenance == "none":
+        """A footnote reference under provenance 'footnotes'; nothing otherwise (no ids in the body)."""
+        if ref is None or model.provenance != "footnotes":
             return ""
-        if model.provenance == "appendix":
-            return Markup(f'<sup class="ref"><a href="#p{ref}">P{ref}</a></sup>') if html else f" [P{ref}]"
         return Markup(f'<sup class="fn"><a href="#fn{ref}" id="fnref{ref}">{ref}</a></sup>') if html else f"[^{ref}]"
+
+    def qmark(q):
+        """A quote's number under provenance 'appendix' ([Q3], linked to its row in HTML), else its footnote."""
+        if q.number is None:
+            return mark(q.ref)
+        return Markup(f' <a class="qno" href="#q{q.number}">[Q{q.number}]</a>') if html else f" [Q{q.number}]"
 
     def mdtable(t: Table) -> str:
         lines = ["| " + " | ".join(md_cell(c) for c in t.columns) + " |",
@@ -89,7 +94,7 @@ def _render(model: ReportModel, name: str, template_dirs, **extra) -> str:
     env.filters["mdtable"] = mdtable
     try:
         template = env.get_template(name)
-        return render(template, r=model, mark=mark, **extra)
+        return render(template, r=model, mark=mark, qmark=qmark, **extra)
     except TemplateError as exc:
         where = getattr(exc, "filename", None) or name
         line = getattr(exc, "lineno", None)
