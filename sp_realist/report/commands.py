@@ -156,10 +156,23 @@ def rameses_cmd(project_path, fmt, output) -> None:
     message(checklist.summary())
 
 
-def _section_choice():
-    from .narrative import SECTION_NAMES
+class _Section(click.ParamType):
+    """A narrative section name: one of the documented sections, or ``theory:KEY`` (usage error otherwise)."""
 
-    return click.Choice(SECTION_NAMES)
+    name = "section"
+
+    def convert(self, value, param, ctx):
+        from ..errors import SpRealistError
+        from .narrative import check_section
+
+        try:
+            return check_section(value, "section").name
+        except SpRealistError as exc:
+            self.fail(exc.message, param, ctx)
+
+
+def _section_choice():
+    return _Section()
 
 
 @click.group("narrative")
@@ -173,6 +186,7 @@ def narrative_group() -> None:
     \b
     Examples:
       sp-realist narrative set ethics ethics.md
+      sp-realist narrative set theory:T1 t1.md     # shown in theory T1's section
       sp-realist narrative show
       sp-realist narrative show ethics
     """

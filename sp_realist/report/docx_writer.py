@@ -723,6 +723,8 @@ class _Writer:
                     self.para(f"Evaluation questions: {', '.join(t.questions)}.")
                 if t.description:
                     self.para(t.description)
+                if t.narrative:  # the author's account of the theory (narrative section theory:KEY)
+                    self.markdown(t.narrative, 2)
                 self.table(t.table)
                 if m.figure is not None and t.table.rows:
                     pngs = theory_figures(t.table.rows, self._max_figure_height())

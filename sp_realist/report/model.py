@@ -282,6 +282,8 @@ class TheorySection:
     cited: list[str] = field(default_factory=list)
     supporting: int = 0
     refuting: int = 0
+    # The author's narrative for this theory (Markdown; narrative section ``theory:KEY``), after its description.
+    narrative: str | None = None
 
 
 @dataclass
@@ -1006,6 +1008,11 @@ def build_report_model(project: Project, settings: ReportSettings | None = None)
         appraisal, compact, saturation = _appraisal_summary(project, d, refs, counter)
         has_diaries = d.conn.execute(select(S.sources.c.id).where(S.sources.c.kind == "diary").limit(1)).first()
     narrative, rameses = _narrative_and_checklist(project, settings, counter)
+    from .narrative import theory_narratives
+
+    own = theory_narratives(project)
+    for t in theories:
+        t.narrative = own.get(t.key)
     if settings.provenance == "appendix":  # quotes numbered in the body, traced in the quote table
         for n, q in enumerate([q for th in themes for q in th.quotes] + [q for t in theories for q in t.evidence],
                               start=1):

@@ -51,6 +51,8 @@ class NarrativeSection:
         """Where a report shows it, e.g. ``Introduction > Rationale for the evaluation``."""
         if self.part == "summary":
             return "Summary"
+        if self.part == "theory":
+            return f"Realist findings > {self.name[len(THEORY_PREFIX):]}"
         return f"{PART_HEADINGS[self.part]} > {self.heading}"
 
 
@@ -96,13 +98,35 @@ NARRATIVE_SECTIONS: tuple[NarrativeSection, ...] = (
 SECTIONS_BY_NAME = {s.name: s for s in NARRATIVE_SECTIONS}
 SECTION_NAMES = tuple(s.name for s in NARRATIVE_SECTIONS)
 
+#: A theory's own narrative: section ``theory:KEY`` (e.g. ``theory:T1``), shown in that theory's section of the
+#: realist findings, after its description (RAMESES II item 15: the findings with their explanation).
+THEORY_PREFIX = "theory:"
+
+
+def theory_section(key: str) -> NarrativeSection:
+    return NarrativeSection(f"{THEORY_PREFIX}{key}", f"Theory {key}", "theory", 15,
+                            f"The author's account of theory {key}: what the evidence shows and how to read it.")
+
 
 def check_section(name: Any, where: str = "narrative") -> NarrativeSection:
     """The section called ``name``; an unknown name is refused with the allowed ones."""
-    section = SECTIONS_BY_NAME.get(str(name))
+    name = str(name)
+    if name.startswith(THEORY_PREFIX) and name[len(THEORY_PREFIX):].strip() == name[len(THEORY_PREFIX):] != "":
+        return theory_section(name[len(THEORY_PREFIX):])
+    section = SECTIONS_BY_NAME.get(name)
     if section is None:
-        raise SpRealistError(f"{where}: unknown section {name!r}; use one of {', '.join(SECTION_NAMES)}.")
+        raise SpRealistError(f"{where}: unknown section {name!r}; use one of {', '.join(SECTION_NAMES)}, "
+                             f"or {THEORY_PREFIX}KEY for a theory (e.g. {THEORY_PREFIX}T1).")
     return section
+
+
+def _ordered(texts: dict) -> dict:
+    """``texts`` in report order: the documented sections, then the theories' (natural key order)."""
+    import re
+
+    theories = sorted((n for n in texts if str(n).startswith(THEORY_PREFIX)),
+                      key=lambda n: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", n)])
+    return {n: texts[n] for n in (*SECTION_NAMES, *theories) if n in texts}
 
 
 def read_narrative_file(path: str | os.PathLike, where: str | None = None) -> str:
@@ -141,7 +165,7 @@ def check_narrative_mapping(value: Any, folder: Path, where: str) -> dict[str, P
                                  "files in the study folder.") from None
         read_narrative_file(path, f"{where}: section {name}")
         out[str(name)] = path
-    return {n: out[n] for n in SECTION_NAMES if n in out}
+    return _ordered(out)
 
 
 def get_narrative(project: Project) -> dict[str, str]:
@@ -149,14 +173,15 @@ def get_narrative(project: Project) -> dict[str, str]:
     stored = project.get_setting(NARRATIVE_SETTING) or {}
     if not isinstance(stored, dict):
         return {}
-    return {n: str(stored[n]) for n in SECTION_NAMES if isinstance(stored.get(n), str) and stored[n].strip()}
+    known = {n: v for n, v in stored.items() if n in SECTIONS_BY_NAME or str(n).startswith(THEORY_PREFIX)}
+    return {n: str(v) for n, v in _ordered(known).items() if isinstance(v, str) and v.strip()}
 
 
 def store_narrative(project: Project, conn, texts: dict[str, str]) -> None:
     """Replace the stored sections by ``texts`` inside the caller's transaction (used by ``build``)."""
     for name in texts:
         check_section(name)
-    project.set_setting(NARRATIVE_SETTING, {n: texts[n] for n in SECTION_NAMES if n in texts}, conn=conn)
+    project.set_setting(NARRATIVE_SETTING, _ordered(texts), conn=conn)
 
 
 def set_narrative(project: Project, *, section: str, text: str | None = None,
@@ -171,11 +196,24 @@ def set_narrative(project: Project, *, section: str, text: str | None = None,
         raise SpRealistError(f"narrative {section}: the text is empty; write the section or remove it.")
     else:
         text = str(text).replace("\r\n", "\n").strip("\n") + "\n"
+    if spec.part == "theory":
+        from sqlalchemy import select
+
+        from .. import schema as S
+        from ..errors import did_you_mean
+
+        key = section[len(THEORY_PREFIX):]
+        with project.connect() as conn:
+            keys = [r[0] for r in conn.execute(select(S.theories.c.key)).all()]
+        if key not in keys:
+            known = ", ".join(keys) or "import the theories first"
+            raise SpRealistError(f"narrative {section}: the project has no theory {key!r}; "
+                                 + did_you_mean(key, keys, f"use a theory key ({known})."))
     current = _stored(project)
     previous = current.get(section)
     current[section] = text
     with project.begin() as conn:
-        project.set_setting(NARRATIVE_SETTING, {n: current[n] for n in SECTION_NAMES if n in current}, conn=conn)
+        project.set_setting(NARRATIVE_SETTING, _ordered(current), conn=conn)
         project.log(conn, "narrative.set", section, actor=actor, words=len(text.split()),
                     replaced=previous is not None, file=str(path) if path is not None else None)
     return spec
@@ -205,10 +243,11 @@ def narrative_frame(project: Project, *, section: str | None = None, text: bool 
     With ``section``, only that section (refused when unknown).
     """
     stored = get_narrative(project)
-    names = [check_section(section).name] if section is not None else list(SECTION_NAMES)
+    names = ([check_section(section).name] if section is not None else
+             [*SECTION_NAMES, *(n for n in stored if n.startswith(THEORY_PREFIX))])
     rows = []
     for name in names:
-        spec = SECTIONS_BY_NAME[name]
+        spec = check_section(name)
         body = stored.get(name)
         row = {"section": name, "heading": spec.heading, "rameses_item": spec.item,
                "report_section": spec.report_section, "stored": body is not None,
@@ -236,6 +275,27 @@ def report_narrative(project: Project) -> dict[str, list[NarrativeBlock]]:
         if spec.name in stored:
             out[spec.part].append(NarrativeBlock(spec.name, spec.heading, stored[spec.name]))
     return out
+
+
+def check_theory_narratives(project: Project, where: str = "narrative") -> None:
+    """Refuse (one sentence) a stored ``theory:KEY`` section whose theory the project does not have."""
+    from sqlalchemy import select
+
+    from .. import schema as S
+    from ..errors import did_you_mean
+
+    with project.connect() as conn:
+        keys = [r[0] for r in conn.execute(select(S.theories.c.key)).all()]
+    for key in theory_narratives(project):
+        if key not in keys:
+            known = ", ".join(keys) or "none yet"
+            raise SpRealistError(f"{where}: section {THEORY_PREFIX}{key} names no theory of the project; "
+                                 + did_you_mean(key, keys, f"use a theory key ({known})."))
+
+
+def theory_narratives(project: Project) -> dict[str, str]:
+    """The theories' own narrative, ``{theory key: markdown}``."""
+    return {n[len(THEORY_PREFIX):]: text for n, text in get_narrative(project).items() if n.startswith(THEORY_PREFIX)}
 
 
 # --------------------------------------------------------------------------

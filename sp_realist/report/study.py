@@ -600,6 +600,10 @@ def _populate(project: Project, study: Study, out: Path, note: Callable[[str], N
 
         import_theories_yaml(project, path)
         note(f"theories {path.name}")
+    if study.narrative:  # a theory's narrative section must name one of the theories just imported
+        from .narrative import check_theory_narratives
+
+        check_theory_narratives(project, f"{study.folder / STUDY_FILE}: narrative")
     for path in study.analysis:
         try:
             from ..cmoc.analysisfile import import_analysis_yaml
