@@ -31,7 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 metadata = MetaData()
 
@@ -192,6 +192,8 @@ memos = Table(
     Column("guid", String(36)),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    # marked for the report (schema 7): a memo on a theory then appears in that theory's section; NULL = no
+    Column("in_report", Boolean),
 )
 Index("ix_memos_target", memos.c.target_type, memos.c.target_id)
 

@@ -105,10 +105,15 @@ def _migrate_to_6(conn: Connection) -> None:
     S.metadata.create_all(conn, tables=list(S.EXCHANGE_TABLES), checkfirst=True)
 
 
+def _migrate_to_7(conn: Connection) -> None:
+    """Schema 7: ``memos.in_report`` (a theory memo marked for the report; NULL in existing rows: not marked)."""
+    _add_column(conn, S.memos.c.in_report)
+
+
 # MIGRATIONS[n] brings a store at version n to version n+1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2, 2: _migrate_to_3,
                                                        3: _migrate_to_4, 4: _migrate_to_5,
-                                                       5: _migrate_to_6}
+                                                       5: _migrate_to_6, 6: _migrate_to_7}
 
 
 class Project:

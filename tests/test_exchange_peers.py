@@ -428,7 +428,7 @@ def test_a_version_5_project_opens_and_keeps_its_data(tmp_path):
     con.commit()
     con.close()
     with Project.open(path) as p:
-        assert p.schema_version == S.SCHEMA_VERSION == before_version + 1
+        assert p.schema_version == S.SCHEMA_VERSION  # through every later migration too
         with p.connect() as conn:
             rows = conn.execute(select(S.codings)).mappings().all()
             assert len(rows) == n_codings and {(r["selection_guid"], r["dated"]) for r in rows} == {(None, None)}

@@ -75,3 +75,61 @@ def test_a_study_naming_an_unknown_theory_builds_nothing(tmp_path):
     with pytest.raises(SpRealistError, match=r"theory:T9 names no theory of the project"):
         build_study(study, out)
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_theory_memos_marked_for_the_report_appear_in_its_section(with_theories, runner, cli, project_path, tmp_path):
+    from sp_realist.coding.memos import add_memo, list_memos
+
+    project = with_theories
+    add_memo(project, "Induction gaps were worst at branch surgeries.", on="theory", target="T1",
+             title="Branch surgeries", author="RA", in_report=True)
+    add_memo(project, "Working note, not for the commissioner.", on="theory", target="T1", author="RB")
+    r = runner.invoke(cli, ["memo", "add", "Ask S2 about the forms.", "--theory", "T2", "-p", str(project_path)])
+    assert r.exit_code == 0
+    r = runner.invoke(cli, ["memo", "report", "3", "-p", str(project_path)])  # marked afterwards
+    assert r.exit_code == 0, r.output
+    assert list_memos(project)["in_report"].tolist() == [True, False, True]
+    # only memos on a theory can be marked; one sentence, exit 1
+    r = runner.invoke(cli, ["memo", "add", "x", "--report", "-p", str(project_path)])
+    assert r.exit_code == 1 and "Only a memo on a theory" in r.stderr
+
+    write_report(project, tmp_path / "r.md")
+    md = (tmp_path / "r.md").read_text(encoding="utf-8")
+    t1, t2, t3 = md.index("### T1:"), md.index("### T2:"), md.index("### T3:")
+    assert "**Branch surgeries.** Induction gaps were worst at branch surgeries. _(RA)_" in md[t1:t2]
+    assert "Ask S2 about the forms." in md[t2:t3]
+    assert "Working note" not in md
+    write_report(project, tmp_path / "r.docx")
+    texts = [p.text for p in docx.Document(str(tmp_path / "r.docx")).paragraphs]
+    assert "Branch surgeries. Induction gaps were worst at branch surgeries. (RA)" in texts
+    assert not any("Working note" in t for t in texts)
+    r = runner.invoke(cli, ["memo", "report", "1", "--off", "-p", str(project_path)])
+    assert r.exit_code == 0
+    write_report(project, tmp_path / "again.md")
+    assert "Branch surgeries" not in (tmp_path / "again.md").read_text(encoding="utf-8")
+
+
+def test_a_version_6_project_gains_the_report_mark_and_keeps_its_memos(tmp_path):
+    import sqlite3
+
+    from sqlalchemy import inspect
+
+    from sp_realist import schema as S
+    from sp_realist.coding.memos import add_memo, list_memos
+    from sp_realist.store import MIGRATIONS, Project, _migrate_to_7
+
+    path = tmp_path / "old.sprealist"
+    with Project.create(path) as p:
+        add_memo(p, "An early memo.", author="RA")
+    version = next(v for v, f in MIGRATIONS.items() if f is _migrate_to_7)
+    con = sqlite3.connect(path)
+    con.execute("ALTER TABLE memos DROP COLUMN in_report")
+    con.execute(f"UPDATE meta SET value='{version}' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    with Project.open(path) as p:
+        assert p.schema_version == S.SCHEMA_VERSION
+        with p.connect() as conn:
+            assert "in_report" in {c["name"] for c in inspect(conn).get_columns("memos")}
+        memos = list_memos(p)
+    assert memos["text"].tolist() == ["An early memo."] and memos["in_report"].tolist() == [False]

@@ -495,20 +495,43 @@ def memo() -> None:
 @_memo_target_options
 @click.option("--title", default=None, help="A short title.")
 @click.option("--author", default=None, help="Author (default $SP_REALIST_CODER, then login name).")
+@click.option("--report", "in_report", is_flag=True,
+              help="Show this memo in the report, in its theory's section (memos on a theory only).")
 @project_option
-def memo_add(text, title, author, project_path, **kwargs):
+def memo_add(text, title, author, in_report, project_path, **kwargs):
     """Write a memo (on the project unless a target is given).
 
     \b
-    Example:
+    Examples:
       sp-realist memo add "Check with S2 whether forms improved." --source "S2 DK1 2019-07-02"
+      sp-realist memo add "Induction gaps were worst at branch surgeries." --theory T1 --report
     """
     from .memos import add_memo
 
     on, target = _memo_target(kwargs)
     with get_project(project_path) as project:
-        mid = add_memo(project, text, on=on or "project", target=target, title=title, author=author)
-    message(f"Added memo {mid}.")
+        mid = add_memo(project, text, on=on or "project", target=target, title=title, author=author,
+                       in_report=in_report)
+    message(f"Added memo {mid}" + (" (shown in the report)." if in_report else "."))
+
+
+@memo.command("report")
+@click.argument("memo_id", type=Int(1), metavar="ID")
+@click.option("--off", is_flag=True, help="No longer show it in the report.")
+@project_option
+def memo_report(memo_id, off, project_path):
+    """Mark a memo on a theory for the report (it then appears in that theory's section), or --off.
+
+    \b
+    Examples:
+      sp-realist memo report 12
+      sp-realist memo report 12 --off
+    """
+    from .memos import edit_memo
+
+    with get_project(project_path) as project:
+        edit_memo(project, memo_id, in_report=not off)
+    message(f"Memo {memo_id} {'is no longer' if off else 'is now'} shown in the report.")
 
 
 @memo.command("list")

@@ -20,7 +20,7 @@ from ..store import Project, now, stable_guid
 from ._common import default_coder, dump_yaml, resolve_code
 
 TARGETS = ("project", "code", "source", "coding", "theme", "cmoc", "theory", "participant")
-COLUMNS = ["id", "on", "target", "title", "text", "author", "created_at", "updated_at"]
+COLUMNS = ["id", "on", "target", "title", "text", "author", "created_at", "updated_at", "in_report"]
 
 
 def _resolve_target(conn: Connection, on: str, target) -> int | None:
@@ -63,7 +63,7 @@ def _resolve_target(conn: Connection, on: str, target) -> int | None:
 
 def insert_memo(conn: Connection, *, target_type: str, target_id: int | None, text: str, author: str,
                 title: str | None = None, guid: str | None = None, created_at: str | None = None,
-                updated_at: str | None = None) -> int:
+                updated_at: str | None = None, in_report: bool = False) -> int:
     """Insert one memo row inside the caller's transaction (the one writer of ``memos`` rows); the target
     must already be resolved.  Times default to now; the GUID to a stable one from the memo's content."""
     if target_type not in TARGETS:
@@ -73,12 +73,23 @@ def insert_memo(conn: Connection, *, target_type: str, target_id: int | None, te
     return conn.execute(insert(S.memos).values(
         target_type=target_type, target_id=target_id, title=title, text=text, author=author,
         guid=guid or stable_guid("memo", target_type, target_id, ts, text), created_at=ts,
-        updated_at=updated_at or ts)).inserted_primary_key[0]
+        updated_at=updated_at or ts, in_report=_marked(target_type, in_report))).inserted_primary_key[0]
+
+
+def _marked(target_type: str, in_report: bool | None) -> bool | None:
+    """``in_report`` as stored: True, or NULL; only a memo on a theory can be marked for the report."""
+    if not in_report:
+        return None
+    if target_type != "theory":
+        raise SpRealistError("Only a memo on a theory can be marked for the report (it appears in that theory's "
+                             "section); attach it with --theory KEY.")
+    return True
 
 
 def add_memo(project: Project, text: str, on: str = "project", target=None, title: str | None = None,
-             author: str | None = None) -> int:
-    """Write a memo on the project or on a code, source, coding (id), theme, CMOC, theory or participant."""
+             author: str | None = None, in_report: bool = False) -> int:
+    """Write a memo on the project or on a code, source, coding (id), theme, CMOC, theory or participant;
+    ``in_report`` marks a memo on a theory for the report (shown in the theory's section)."""
     if not text or not str(text).strip():
         raise SpRealistError("A memo needs some text.")
     author = default_coder(author)
@@ -86,22 +97,36 @@ def add_memo(project: Project, text: str, on: str = "project", target=None, titl
         tid = _resolve_target(conn, on, target)
         ts = now()
         mid = insert_memo(conn, target_type=on, target_id=tid, text=str(text).strip(), author=author, title=title,
-                          guid=stable_guid("memo", on, tid, ts, text), created_at=ts)
+                          guid=stable_guid("memo", on, tid, ts, text), created_at=ts, in_report=in_report)
         project.log(conn, "memo.add", f"{on}:{target}" if target else on, actor=author, memo=mid)
     return mid
 
 
-def edit_memo(project: Project, memo_id: int, text: str | None = None, title: str | None = None) -> None:
-    """Change a memo's text or title (its update time is set)."""
+def edit_memo(project: Project, memo_id: int, text: str | None = None, title: str | None = None,
+              in_report: bool | None = None) -> None:
+    """Change a memo's text or title, or mark it for the report or not (its update time is set)."""
     with project.begin() as conn:
         row = conn.execute(select(S.memos).where(S.memos.c.id == memo_id)).mappings().first()
         if row is None:
             raise NotFoundError(f"No memo {memo_id}; see 'sp-realist memo list'.")
         values = {k: v for k, v in (("text", text), ("title", title)) if v is not None}
+        if in_report is not None:
+            values["in_report"] = _marked(row["target_type"], in_report)
         if not values:
             raise SpRealistError(f"memo {memo_id}: nothing to change; give the new text or title.")
         conn.execute(update(S.memos).where(S.memos.c.id == memo_id).values(updated_at=now(), **values))
         project.log(conn, "memo.edit", str(memo_id), before={k: row[k] for k in values})
+
+
+def report_memos(conn: Connection) -> dict[int, list[dict]]:
+    """Memos marked for the report, by theory id: ``{theory id: [{title, text, author}, ...]}``, oldest first."""
+    m = S.memos
+    out: dict[int, list[dict]] = {}
+    for r in conn.execute(select(m.c.target_id, m.c.title, m.c.text, m.c.author)
+                          .where(m.c.target_type == "theory", m.c.in_report.is_(True))
+                          .order_by(m.c.created_at, m.c.id)).mappings():
+        out.setdefault(r["target_id"], []).append({"title": r["title"], "text": r["text"], "author": r["author"]})
+    return out
 
 
 def _labels(conn: Connection) -> dict[str, dict[int, str]]:
@@ -140,7 +165,8 @@ def memo_records(project: Project, on: str | None = None, target=None, author: s
         "id": r["id"], "on": r["target_type"],
         "target": None if r["target_id"] is None else labels.get(r["target_type"], {}).get(r["target_id"], str(r["target_id"])),
         "title": r["title"], "text": r["text"], "author": r["author"],
-        "created_at": r["created_at"], "updated_at": r["updated_at"]} for r in rows]
+        "created_at": r["created_at"], "updated_at": r["updated_at"], "in_report": bool(r["in_report"])}
+        for r in rows]
 
 
 def list_memos(project: Project, on: str | None = None, target=None, author: str | None = None) -> pd.DataFrame:
@@ -152,7 +178,8 @@ def export_memos(project: Project, path: str | os.PathLike | None = None, fmt: s
     """All (or filtered) memos as a Markdown document or YAML; written to ``path`` if given."""
     records = memo_records(project, **filters)
     if fmt == "yaml":
-        text = dump_yaml({"memos": [{k: v for k, v in r.items() if v is not None and k != "id"} for r in records]})
+        text = dump_yaml({"memos": [{k: v for k, v in r.items() if v not in (None, False) and k != "id"}
+                                    for r in records]})
     elif fmt == "md":
         lines = ["# Memos", ""]
         for r in records:

@@ -725,6 +725,12 @@ class _Writer:
                     self.para(t.description)
                 if t.narrative:  # the author's account of the theory (narrative section theory:KEY)
                     self.markdown(t.narrative, 2)
+                for memo in t.memos:  # memos on the theory marked for the report
+                    p = self.para()
+                    if memo["title"]:
+                        p.add_run(xml_safe(f"{memo['title']}. ")).bold = True
+                    p.add_run(xml_safe(memo["text"] + " "))
+                    p.add_run(xml_safe(f"({memo['author']})")).italic = True
                 self.table(t.table)
                 if m.figure is not None and t.table.rows:
                     pngs = theory_figures(t.table.rows, self._max_figure_height())

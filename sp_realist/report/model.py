@@ -282,8 +282,10 @@ class TheorySection:
     cited: list[str] = field(default_factory=list)
     supporting: int = 0
     refuting: int = 0
-    # The author's narrative for this theory (Markdown; narrative section ``theory:KEY``), after its description.
+    # The author's narrative for this theory (Markdown; narrative section ``theory:KEY``), after its description,
+    # and the memos on the theory marked for the report (``memo add --theory KEY --report``): title, text, author.
     narrative: str | None = None
+    memos: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -745,9 +747,11 @@ def _themes(d: _Data, refs: _Refs, settings: ReportSettings) -> list[ThemeSectio
 
 
 def _theories(project: Project, d: _Data, refs: _Refs, settings: ReportSettings, counter: Counter) -> list[TheorySection]:
+    from ..coding.memos import report_memos
     from . import integrations
 
     theories = d.conn.execute(select(S.theories).order_by(S.theories.c.ord, S.theories.c.id)).mappings().all()
+    marked = report_memos(d.conn)
     cm = S.cmocs
     ev = S.cmoc_evidence
     x = S.excerpts
@@ -794,6 +798,7 @@ def _theories(project: Project, d: _Data, refs: _Refs, settings: ReportSettings,
             caption=f"CMO configurations for theory {number}: {t['title']}",
             columns=["CMOC"] + CMOC_COLUMNS, rows=rows, refs=row_refs), counter)
         out.append(TheorySection(key=t["key"], title=t["title"], description=t["description"],
+                                 memos=marked.get(t["id"], []),
                                  questions=[str(q) for q in questions], table=table, statements=stmts,
                                  evidence=quotes,
                                  cited=sorted({d.attribution_at(sid, start) for _r, _x, sid, start in backing}),
