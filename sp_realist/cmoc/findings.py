@@ -168,6 +168,16 @@ def _list_part(value: Any, where: str) -> tuple[str | None, list[dict]]:
     return None, _findings(value, where)
 
 
+def _mapping(value: Any, where: str, allowed: tuple[str, ...], shape: str) -> dict:
+    """``value`` as a mapping holding only ``allowed`` fields; one sentence naming ``where`` otherwise."""
+    if not isinstance(value, dict):
+        raise SpRealistError(f"{where}: must be a mapping with {shape}.")
+    bad = sorted(map(str, set(value) - set(allowed)))
+    if bad:
+        raise SpRealistError(f"{where}: unknown field(s) {', '.join(bad)}; allowed: {', '.join(allowed)}.")
+    return value
+
+
 def read_findings_doc(doc: Any, where: str) -> dict:
     """Check a findings document's structure; return it normalised (no project needed)."""
     if doc is None:
@@ -182,11 +192,7 @@ def read_findings_doc(doc: Any, where: str) -> dict:
     seen: set[str] = set()
     for i, e in enumerate(doc.get("evidence") or [], start=1):
         w = f"{where}: evidence item {i}"
-        if not isinstance(e, dict):
-            raise SpRealistError(f"{w}: must be a mapping with key, kind and citation.")
-        bad = sorted(map(str, set(e) - set(EVIDENCE_KEYS)))
-        if bad:
-            raise SpRealistError(f"{w}: unknown field(s) {', '.join(bad)}; allowed: {', '.join(EVIDENCE_KEYS)}.")
+        _mapping(e, w, EVIDENCE_KEYS, "key, kind and citation")
         key = _text(e.get("key"), w, "key")
         if key in seen:
             raise SpRealistError(f"{where}: evidence item {key} is defined twice; give each item its own key.")
@@ -201,11 +207,7 @@ def read_findings_doc(doc: Any, where: str) -> dict:
         raise SpRealistError(f"{where}: questions must be a list of {{key, text, topics ...}}.")
     for i, q in enumerate(raw_questions, start=1):
         w = f"{where}: question {i}"
-        if not isinstance(q, dict):
-            raise SpRealistError(f"{w}: must be a mapping with key, text and topics.")
-        bad = sorted(map(str, set(q) - set(QUESTION_KEYS)))
-        if bad:
-            raise SpRealistError(f"{w}: unknown field(s) {', '.join(bad)}; allowed: {', '.join(QUESTION_KEYS)}.")
+        _mapping(q, w, QUESTION_KEYS, "key, text and topics")
         key = _text(q.get("key"), w, "key")
         if key in qkeys:
             raise SpRealistError(f"{where}: question {key} is defined twice.")
@@ -218,11 +220,7 @@ def read_findings_doc(doc: Any, where: str) -> dict:
             raise SpRealistError(f"{w}: topics must be a list of {{topic, cells}}.")
         for j, t in enumerate(raw_topics, start=1):
             tw = f"{w}, topic {j}"
-            if not isinstance(t, dict):
-                raise SpRealistError(f"{tw}: must be a mapping with topic and cells.")
-            bad = sorted(map(str, set(t) - set(TOPIC_KEYS)))
-            if bad:
-                raise SpRealistError(f"{tw}: unknown field(s) {', '.join(bad)}; allowed: topic, cells.")
+            _mapping(t, tw, TOPIC_KEYS, "topic and cells")
             name = _text(t.get("topic"), tw, "topic")
             if name in tnames:
                 raise SpRealistError(f"{w}: topic {name!r} is listed twice; merge its cells.")
