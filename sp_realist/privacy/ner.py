@@ -93,11 +93,17 @@ def suggest(project: Project, model: str, key: Key | str | None = None, sources:
             item["count"] += 1
             item["sources"].add(sid)
     rows = sorted(found.values(), key=lambda r: (-r["count"], r["text"].lower()))
-    numbers: dict[str, int] = {}
+    return numbered_suggestions(rows, lambda label: PLACEHOLDER.get(label, label.lower()), key)
+
+
+def numbered_suggestions(rows, kind_of, key: Key | None) -> pd.DataFrame:
+    """Suggestion rows (``text``, ``label``, ``count``, ``sources`` set), in the order given, each with a
+    numbered placeholder ``[kind n]`` (``kind_of(label)``) that no entry of ``key`` already uses."""
     existing = {e.replacement for e in key.entries} if key is not None else set()
+    numbers: dict[str, int] = {}
     out = []
     for r in rows:
-        kind = PLACEHOLDER.get(r["label"], r["label"].lower())
+        kind = kind_of(r["label"])
         while True:
             numbers[kind] = numbers.get(kind, 0) + 1
             rep = f"[{kind} {numbers[kind]}]"

@@ -63,12 +63,10 @@ def suggest_identifiers(project, key=None, sources=None):
     Columns as :func:`sp_realist.privacy.ner.suggest`: text, label, count, sources, replacement.
     Nothing is changed.
     """
-    import pandas as pd
-
     from .anonymise import _select_sources
     from .detect import Detector
     from .keyfile import as_key
-    from .ner import COLUMNS
+    from .ner import numbered_suggestions
 
     key = as_key(key) if key is not None else None
     det = Detector(key) if key is not None else None
@@ -92,16 +90,5 @@ def suggest_identifiers(project, key=None, sources=None):
             item = found.setdefault((label, norm), {"text": value, "label": label, "count": 0, "sources": set()})
             item["count"] += 1
             item["sources"].add(src["id"])
-    existing = {e.replacement for e in key.entries} if key is not None else set()
-    numbers: dict[str, int] = {}
-    rows = []
-    for r in sorted(found.values(), key=lambda r: (-r["count"], r["label"], r["text"].lower())):
-        stem = LABELS[r["label"]]
-        while True:
-            numbers[stem] = numbers.get(stem, 0) + 1
-            rep = f"[{stem} {numbers[stem]}]"
-            if rep not in existing:
-                break
-        rows.append({"text": r["text"], "label": r["label"], "count": r["count"], "sources": len(r["sources"]),
-                     "replacement": rep})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    rows = sorted(found.values(), key=lambda r: (-r["count"], r["label"], r["text"].lower()))
+    return numbered_suggestions(rows, LABELS.__getitem__, key)
