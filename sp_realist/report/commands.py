@@ -171,10 +171,6 @@ class _Section(click.ParamType):
             self.fail(exc.message, param, ctx)
 
 
-def _section_choice():
-    return _Section()
-
-
 @click.group("narrative")
 def narrative_group() -> None:
     """The author's narrative sections of the report (summary, ethics, limitations ...).
@@ -194,7 +190,7 @@ def narrative_group() -> None:
 
 @narrative_group.command("set")
 @project_option
-@click.argument("section", type=_section_choice(), metavar="SECTION")
+@click.argument("section", type=_Section(), metavar="SECTION")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--actor", default=None, help="Who is editing (for the audit log).")
 def narrative_set_cmd(project_path, section, file, actor) -> None:
@@ -219,7 +215,7 @@ def narrative_set_cmd(project_path, section, file, actor) -> None:
 
 @narrative_group.command("show")
 @project_option
-@click.argument("section", type=_section_choice(), required=False, metavar="[SECTION]")
+@click.argument("section", type=_Section(), required=False, metavar="[SECTION]")
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "csv", "md"]), default="table",
               show_default=True, help="Output format of the list of sections.")
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False), default=None,
@@ -249,7 +245,7 @@ def narrative_show_cmd(project_path, section, fmt, output) -> None:
 
 @narrative_group.command("remove")
 @project_option
-@click.argument("section", type=_section_choice(), metavar="SECTION")
+@click.argument("section", type=_Section(), metavar="SECTION")
 @click.option("--actor", default=None, help="Who is editing (for the audit log).")
 def narrative_remove_cmd(project_path, section, actor) -> None:
     """Remove SECTION's stored text.

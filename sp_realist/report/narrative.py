@@ -197,18 +197,9 @@ def set_narrative(project: Project, *, section: str, text: str | None = None,
     else:
         text = str(text).replace("\r\n", "\n").strip("\n") + "\n"
     if spec.part == "theory":
-        from sqlalchemy import select
-
-        from .. import schema as S
-        from ..errors import did_you_mean
-
-        key = section[len(THEORY_PREFIX):]
-        with project.connect() as conn:
-            keys = [r[0] for r in conn.execute(select(S.theories.c.key)).all()]
-        if key not in keys:
-            known = ", ".join(keys) or "import the theories first"
-            raise SpRealistError(f"narrative {section}: the project has no theory {key!r}; "
-                                 + did_you_mean(key, keys, f"use a theory key ({known})."))
+        _require_theories(project, [section[len(THEORY_PREFIX):]],
+                          lambda key: f"narrative {section}: the project has no theory {key!r}; ",
+                          "import the theories first")
     current = _stored(project)
     previous = current.get(section)
     current[section] = text
@@ -277,20 +268,27 @@ def report_narrative(project: Project) -> dict[str, list[NarrativeBlock]]:
     return out
 
 
-def check_theory_narratives(project: Project, where: str = "narrative") -> None:
-    """Refuse (one sentence) a stored ``theory:KEY`` section whose theory the project does not have."""
+def _require_theories(project: Project, keys, problem, none_yet: str) -> None:
+    """Refuse the first of ``keys`` that names no theory of the project: ``problem(key)`` then a did-you-mean
+    (or the keys there are; ``none_yet`` when there are none)."""
     from sqlalchemy import select
 
     from .. import schema as S
     from ..errors import did_you_mean
 
     with project.connect() as conn:
-        keys = [r[0] for r in conn.execute(select(S.theories.c.key)).all()]
-    for key in theory_narratives(project):
-        if key not in keys:
-            known = ", ".join(keys) or "none yet"
-            raise SpRealistError(f"{where}: section {THEORY_PREFIX}{key} names no theory of the project; "
-                                 + did_you_mean(key, keys, f"use a theory key ({known})."))
+        known = [r[0] for r in conn.execute(select(S.theories.c.key)).all()]
+    for key in keys:
+        if key not in known:
+            raise SpRealistError(problem(key) + did_you_mean(key, known,
+                                                             f"use a theory key ({', '.join(known) or none_yet})."))
+
+
+def check_theory_narratives(project: Project, where: str = "narrative") -> None:
+    """Refuse (one sentence) a stored ``theory:KEY`` section whose theory the project does not have."""
+    _require_theories(project, theory_narratives(project),
+                      lambda key: f"{where}: section {THEORY_PREFIX}{key} names no theory of the project; ",
+                      "none yet")
 
 
 def theory_narratives(project: Project) -> dict[str, str]:
