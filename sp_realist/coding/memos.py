@@ -17,7 +17,7 @@ from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..sources import resolve_source
 from ..store import Project, now, stable_guid
-from ._common import default_coder, dump_yaml, resolve_code
+from ._common import code_labels, default_coder, dump_yaml, resolve_code
 
 TARGETS = ("project", "code", "source", "coding", "theme", "cmoc", "theory", "participant")
 COLUMNS = ["id", "on", "target", "title", "text", "author", "created_at", "updated_at", "in_report"]
@@ -131,12 +131,13 @@ def report_memos(conn: Connection) -> dict[int, list[dict]]:
 
 def _labels(conn: Connection) -> dict[str, dict[int, str]]:
     c = S.codings
-    codings = {cid: f"{code} @ {src} {a}:{b}" for cid, code, src, a, b in conn.execute(
-        select(c.c.id, S.codes.c.name, S.sources.c.name, c.c.start, c.c.end)
+    code_label = code_labels(conn)
+    codings = {cid: f"{code_label[code]} @ {src} {a}:{b}" for cid, code, src, a, b in conn.execute(
+        select(c.c.id, S.codes.c.id, S.sources.c.name, c.c.start, c.c.end)
         .select_from(c.join(S.codes, c.c.code_id == S.codes.c.id).join(S.sources, c.c.source_id == S.sources.c.id))
         .where(c.c.id.in_(select(S.memos.c.target_id).where(S.memos.c.target_type == "coding"))))}
     return {
-        "code": dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all()),
+        "code": code_label,
         "source": dict(conn.execute(select(S.sources.c.id, S.sources.c.name)).all()),
         "theme": dict(conn.execute(select(S.themes.c.id, S.themes.c.name)).all()),
         "cmoc": dict(conn.execute(select(S.cmocs.c.id, S.cmocs.c.key)).all()),
