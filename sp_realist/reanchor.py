@@ -293,7 +293,9 @@ def _carry_spans(conn: Connection, kind: str, src: dict, offsets: OffsetMap, cou
 
 def _coding_payload(conn: Connection, row: dict) -> dict:
     """The coding's row, its code's name and its memos; removes them from the live tables."""
-    code = conn.execute(select(S.codes.c.name).where(S.codes.c.id == row["code_id"])).scalar_one()
+    from .coding._common import CodeTree
+
+    code = CodeTree.read(conn).path(row["code_id"])  # its path: unique, however the codebook grows
     m = S.memos
     memos = _rows(conn, select(m).where(and_(m.c.target_type == "coding", m.c.target_id == row["id"])).order_by(m.c.id))
     conn.execute(delete(m).where(m.c.id.in_([x["id"] for x in memos])))
@@ -414,9 +416,15 @@ def reattach_orphan(project: Project, *, orphan_id: int, quote: str | None = Non
 
 def _restore_coding(conn: Connection, source_id: int, start: int, end: int, payload: dict, where: str) -> int:
     row = dict(payload["coding"])
-    code_id = conn.execute(select(S.codes.c.id).where(S.codes.c.name == payload["code"])).scalar()
-    if code_id is None:
+    from .coding._common import CodeTree
+
+    found = CodeTree.read(conn).find(payload["code"])  # a path (older orphans: a name)
+    if not found:
         raise SpRealistError(f"{where}: its code {payload['code']!r} no longer exists; add the code again first.")
+    if len(found) > 1:
+        raise SpRealistError(f"{where}: its code {payload['code']!r} now names {len(found)} codes; rename one of "
+                             "them so the name is unique again, then reattach.")
+    code_id = found[0]
     c = S.codings.c
     clash = conn.execute(select(c.id).where(c.code_id == code_id, c.source_id == source_id, c.start == start,
                                             c.end == end, c.coder == row["coder"])).scalar()

@@ -108,9 +108,6 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
     def user(g: str | None, fallback: str | None = None) -> str:
         return users.get(g) or users.get(fallback) or default_user
 
-    from .common import unique_code_names
-
-    unique_code_names(plan.codes, result)
     participants_before = {r[0] for r in conn.execute(select(S.participants.c.code))}
     code_ids = apply_codes(conn, plan.codes, result, origin)
 

@@ -48,6 +48,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
+from ..coding._common import code_labels
 from ..errors import SpRealistError
 from ..store import Project, stable_guid
 from .common import (NS_PROJECT, compose_description, guid_for, norm_guid, project_id, valid_colour, xml_safe,
@@ -138,7 +139,8 @@ class _Builder:
         cmocs = self.rows(select(S.cmocs).order_by(S.cmocs.c.ord, S.cmocs.c.key))
         theories = self.rows(select(S.theories).order_by(S.theories.c.ord, S.theories.c.key))
 
-        self.code_guid = {r["id"]: guid_for(r["guid"], self.pid, "code", r["name"]) for r in codes}
+        labels = code_labels(self.conn)  # a code without a stored GUID: from its name, or its path if repeated
+        self.code_guid = {r["id"]: guid_for(r["guid"], self.pid, "code", labels[r["id"]]) for r in codes}
         self.source_guid = {r["id"]: guid_for(r["guid"], self.pid, "source", r["name"]) for r in sources}
         self.case_guid = {r["id"]: guid_for(r["guid"], self.pid, "case", r["code"]) for r in participants}
         self.theme_guid = {r["id"]: guid_for(r["guid"], self.pid, "theme", r["name"]) for r in themes}
