@@ -329,8 +329,11 @@ def _excerpt_payload(conn: Connection, row: dict) -> dict:
     conn.execute(delete(ev).where(ev.c.excerpt_id == row["id"]))
     conn.execute(delete(h).where(h.c.appraisal_id.in_([x["id"] for x in appraisals])))
     conn.execute(delete(a).where(a.c.excerpt_id == row["id"]))
+    m = S.memos
+    memos = _rows(conn, select(m).where(and_(m.c.target_type == "excerpt", m.c.target_id == row["id"])).order_by(m.c.id))
+    conn.execute(delete(m).where(m.c.id.in_([x["id"] for x in memos])))
     conn.execute(delete(S.excerpts).where(S.excerpts.c.id == row["id"]))
-    return {"excerpt": row, "appraisals": appraisals, "evidence": evidence}
+    return {"excerpt": row, "appraisals": appraisals, "evidence": evidence, "memos": memos}
 
 
 # --- orphans: review, re-attach, discard ---------------------------------------------------
@@ -345,6 +348,8 @@ def _summary(payload: dict, kind: str) -> str:
         parts.append(f"{len(payload['appraisals'])} appraisal(s)")
     if payload.get("evidence"):
         parts.append("evidence for " + ", ".join(sorted({f"{e['cmoc_key']} ({e['role']})" for e in payload["evidence"]})))
+    if payload.get("memos"):
+        parts.append(f"{len(payload['memos'])} memo(s)")
     return "; ".join(parts) or "no analysis attached"
 
 
@@ -453,8 +458,8 @@ def _restore_excerpt(conn: Connection, source_id: int, start: int, end: int, pay
     excerpt_id = conn.execute(select(e.id).where(e.source_id == source_id, e.start == start, e.end == end)).scalar()
     if excerpt_id is None:
         excerpt_id = conn.execute(insert(S.excerpts).values(
-            source_id=source_id, start=start, end=end,
-            created_at=payload["excerpt"]["created_at"])).inserted_primary_key[0]
+            source_id=source_id, start=start, end=end, created_at=payload["excerpt"]["created_at"],
+            guid=payload["excerpt"].get("guid"), dated=payload["excerpt"].get("dated"))).inserted_primary_key[0]
     a = S.appraisals.c
     for ap in payload.get("appraisals", []):
         if conn.execute(select(a.id).where(a.excerpt_id == excerpt_id, a.analyst == ap["analyst"])).scalar():
@@ -481,6 +486,11 @@ def _restore_excerpt(conn: Connection, source_id: int, start: int, end: int, pay
                                             ev.role == item["role"])).scalar() is None:
             item.update(cmoc_id=cmoc_id, excerpt_id=excerpt_id)
             conn.execute(insert(S.cmoc_evidence).values(**item))
+    for memo in payload.get("memos", []):
+        memo = dict(memo)
+        memo.pop("id")
+        memo["target_id"] = excerpt_id
+        conn.execute(insert(S.memos).values(**memo))
     return excerpt_id
 
 

@@ -264,6 +264,10 @@ excerpts = Table(
     Column("start", Integer, nullable=False),
     Column("end", Integer, nullable=False),
     Column("created_at", TS, nullable=False),
+    # schema 8: the GUID of the REFI-QDA PlainTextSelection (without codings) an excerpt came in, kept on export,
+    # and False when the file gave it no time (created_at is then the import time and is not exported)
+    Column("guid", String(36)),
+    Column("dated", Boolean),
     UniqueConstraint("source_id", "start", "end", name="uq_excerpts_span"),
     CheckConstraint('"start" < "end"', name="ck_excerpts_span"),
 )

@@ -143,7 +143,12 @@ def _migrate_to_8(conn: Connection) -> None:
 
     The project-wide UNIQUE on ``codes.name`` is dropped: PostgreSQL drops the named constraint; SQLite, which
     cannot drop a constraint, rebuilds the table (:func:`_rebuild_sqlite_table`).  A store whose ``codes``
-    table has no such constraint (made by migration 0 -> 1 of this version) only gets the index."""
+    table has no such constraint (made by migration 0 -> 1 of this version) only gets the index.
+
+    Also ``excerpts.guid`` and ``excerpts.dated`` (an uncoded REFI-QDA selection's GUID and whether it had a
+    time; NULL in existing rows: no GUID, dated)."""
+    for column in (S.excerpts.c.guid, S.excerpts.c.dated):
+        _add_column(conn, column)
     if conn.dialect.name == "sqlite":
         # the UNIQUE (name) of schema 7 is an automatic index of origin 'u' on that one column
         whole = [r[1] for r in conn.exec_driver_sql("PRAGMA index_list(codes)") if r[2] and r[3] == "u"

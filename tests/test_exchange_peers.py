@@ -171,9 +171,15 @@ def _whole(project) -> dict:
                               .select_from(S.themes.join(S.theme_codes))):
             csets.setdefault((r[0], r[1]), set()).add(code_names[r[2]])
         notes = Counter((r.title, r.text) for r in conn.execute(select(S.memos.c.title, S.memos.c.text)))
+        texts = dict(conn.execute(select(S.sources.c.id, S.sources.c.text)).all())
+        excerpts = {r.id: (names[r.source_id], texts[r.source_id][r.start:r.end], r.guid, r.dated,
+                           r.created_at if r.dated else None) for r in conn.execute(select(S.excerpts))}
+        note_targets = Counter((r.title, r.target_type, excerpts[r.target_id][1] if r.target_type == "excerpt"
+                                else None) for r in conn.execute(select(S.memos)))
         users = dict(conn.execute(select(S.users.c.name, S.users.c.guid)).all())
     return {"codes": _code_paths(project), "sources": sources, "cases": cases, "source sets": ssets,
-            "code sets": csets, "notes": notes, "codings": _codings(project), "users": users}
+            "code sets": csets, "notes": notes, "codings": _codings(project), "users": users,
+            "excerpts": set(excerpts.values()), "note targets": note_targets}
 
 
 def qualcoder_read(path) -> tuple[Counter, list[tuple[str | None, str]]]:

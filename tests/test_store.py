@@ -293,6 +293,8 @@ def _as_schema_7(path) -> None:
     sql = con.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='codes'").fetchone()[0]
     assert "UNIQUE" not in sql
     con.execute("DROP INDEX uq_codes_sibling_name")
+    con.execute("ALTER TABLE excerpts DROP COLUMN guid")
+    con.execute("ALTER TABLE excerpts DROP COLUMN dated")
     assert "PRIMARY KEY (id), \n\tFOREIGN KEY(parent_id)" in sql
     con.execute(sql.replace("CREATE TABLE codes (", "CREATE TABLE codes7 (", 1).replace(  # as schema 7 wrote it
         "PRIMARY KEY (id), ", "PRIMARY KEY (id), \n\tUNIQUE (name), ", 1))
@@ -341,6 +343,7 @@ def test_a_version_7_store_migrates_to_sibling_unique_code_names_keeping_everyth
             sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'uq_codes_sibling_name'").scalar()
             assert sql == "CREATE UNIQUE INDEX uq_codes_sibling_name ON codes (coalesce(parent_id, 0), name)"
             assert "UNIQUE" not in conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'codes'").scalar()
+            assert {"guid", "dated"} <= {c["name"] for c in inspect(conn).get_columns("excerpts")}
         add_code(p, "Forms")  # the same name at the top level is now another code
         assert list(codebook_tree(p)["path"]) == ["Paperwork", "Paperwork/Forms", "Forms"]
         assert len(list_codings(p, code="Paperwork/Forms")) == 1

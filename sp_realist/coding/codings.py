@@ -243,13 +243,16 @@ def list_codings(project: Project, code: str | None = None, source: str | int | 
     with project.connect() as conn:
         cond = _filtered(conn, code, source, coder, origin, None, children)
         q = (select(c.c.id, c.c.code_id.label("code"), S.sources.c.name.label("source"), c.c.start, c.c.end,
-                    c.c.coder, c.c.origin, c.c.created_at, c.c.memo, c.c.source_id)
+                    c.c.coder, c.c.origin, c.c.created_at, c.c.memo, c.c.source_id, c.c.dated)
              .select_from(c.join(S.codes, c.c.code_id == S.codes.c.id).join(S.sources, c.c.source_id == S.sources.c.id))
              .order_by(S.sources.c.ingest_order, c.c.start, c.c.end, S.codes.c.name, c.c.coder))
         if cond is not None:
             q = q.where(cond)
         df = fetch_frame(conn, q, ["id", "code", "source", "start", "end", "coder", "origin", "created_at", "memo",
-                                   "source_id"])
+                                   "source_id", "dated"])
+        # a coding imported without a time has none (the stored import time is not the coding's)
+        df["created_at"] = [None if d is not None and not d else t for t, d in zip(df["created_at"].tolist(),
+                                                                                   df["dated"].tolist())]
         labels = CodeTree.read(conn).labels()  # the name, or the path when another code has the same name
         df["code"] = [labels[i] for i in df["code"].tolist()]
         if text:

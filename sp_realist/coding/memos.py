@@ -19,7 +19,7 @@ from ..sources import resolve_source
 from ..store import Project, now, stable_guid
 from ._common import code_labels, default_coder, dump_yaml, resolve_code
 
-TARGETS = ("project", "code", "source", "coding", "theme", "cmoc", "theory", "participant")
+TARGETS = ("project", "code", "source", "coding", "theme", "cmoc", "theory", "participant", "excerpt")
 COLUMNS = ["id", "on", "target", "title", "text", "author", "created_at", "updated_at", "in_report"]
 
 
@@ -41,22 +41,25 @@ def _resolve_target(conn: Connection, on: str, target) -> int | None:
 
         return resolve_theme(conn, target)["id"]
     table, col = {"coding": (S.codings, S.codings.c.id), "cmoc": (S.cmocs, S.cmocs.c.key),
-                  "theory": (S.theories, S.theories.c.key), "participant": (S.participants, S.participants.c.code)}[on]
-    if on == "coding":
+                  "theory": (S.theories, S.theories.c.key), "participant": (S.participants, S.participants.c.code),
+                  "excerpt": (S.excerpts, S.excerpts.c.id)}[on]
+    by_id = on in ("coding", "excerpt")
+    if by_id:
         from ..numbers import fits
 
+        see = "see 'sp-realist code list'" if on == "coding" else "see 'sp-realist appraise queue'"
         try:
             value = int(target)
         except (TypeError, ValueError):
-            raise SpRealistError(f"coding {target!r}: give the coding's id (see 'sp-realist code list').") from None
+            raise SpRealistError(f"{on} {target!r}: give the {on}'s id ({see}).") from None
         if not fits(value):
-            raise NotFoundError(f"No coding {target!r} in the project; check the id (see 'sp-realist code list').")
+            raise NotFoundError(f"No {on} {target!r} in the project; check the id ({see}).")
     else:
         value = " ".join(str(target).split())
     row = conn.execute(select(table.c.id).where(col == value)).first()
     if row is None:
-        otherwise = f"check the {'id' if on == 'coding' else 'name'}."
-        hint = otherwise if on == "coding" else did_you_mean(value, [r[0] for r in conn.execute(select(col))], otherwise)
+        otherwise = f"check the {'id' if by_id else 'name'}."
+        hint = otherwise if by_id else did_you_mean(value, [r[0] for r in conn.execute(select(col))], otherwise)
         raise NotFoundError(f"No {on} {target!r} in the project; {hint}")
     return row[0]
 
@@ -144,6 +147,10 @@ def _labels(conn: Connection) -> dict[str, dict[int, str]]:
         "theory": dict(conn.execute(select(S.theories.c.id, S.theories.c.key)).all()),
         "participant": dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all()),
         "coding": codings,
+        "excerpt": {xid: f"{src} {a}:{b}" for xid, src, a, b in conn.execute(
+            select(S.excerpts.c.id, S.sources.c.name, S.excerpts.c.start, S.excerpts.c.end)
+            .select_from(S.excerpts.join(S.sources, S.excerpts.c.source_id == S.sources.c.id))
+            .where(S.excerpts.c.id.in_(select(S.memos.c.target_id).where(S.memos.c.target_type == "excerpt"))))},
     }
 
 
