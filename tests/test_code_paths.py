@@ -127,3 +127,45 @@ names = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"
 @example(["and/or"])
 def test_escaped_paths_split_back_into_their_names(steps):
     assert split_path("/".join(escape_name(n) for n in steps)) == steps
+
+
+def test_qc_codebook_keeps_names_repeated_under_different_parents(project, tmp_path):
+    from sp_realist.exchange.codebooks import import_qc_codebook
+
+    path = tmp_path / "codebook.yaml"
+    path.write_text("- Barriers:\n  - other\n  - other\n- Facilitators:\n  - other\n", encoding="utf-8")
+    result = import_qc_codebook(path, project)
+    assert list(cb.codebook_tree(project)["path"]) == ["Barriers", "Barriers/other", "Facilitators",
+                                                      "Facilitators/other"]
+    assert result.losses == ["code 'Barriers/other' appears more than once under the same parent; kept the first"]
+    again = import_qc_codebook(path, project)  # the same codes again: reused by GUID, nothing added
+    assert again.counts["codes"] == 0 and len(cb.codebook_tree(project)) == 4
+
+
+def _random_tree(draw_names, parents):
+    """rows for a CodeTree: code i is named draw_names[i] under parents[i] (an earlier code or None)."""
+    rows, taken = [], set()
+    for i, (name, parent) in enumerate(zip(draw_names, parents), start=1):
+        pid = parent if parent is not None and parent < i else None
+        if (pid, name) in taken:  # the store refuses siblings of one name
+            continue
+        taken.add((pid, name))
+        rows.append({"id": i, "name": name, "parent_id": pid if pid in {r["id"] for r in rows} else None})
+    return rows
+
+
+@given(st.lists(st.sampled_from(["other", "a/b", "x", "staff", "\\"]), min_size=1, max_size=12),
+       st.lists(st.one_of(st.none(), st.integers(1, 12)), min_size=12, max_size=12))
+@example(["other", "other", "x", "other"], [None, None, 1, 3] + [None] * 8)
+@example(["a/b", "a", "b"], [None, None, 2] + [None] * 9)
+@example(["a/b", "a", "b", "c", "b"], [None, None, 2, None, 4] + [None] * 7)
+def test_every_code_is_reached_by_its_path_and_by_its_label(names, parents):
+    rows = _random_tree(names, parents)
+    seen = set()
+    rows = [r for r in rows if not ((r["parent_id"], r["name"]) in seen or seen.add((r["parent_id"], r["name"])))]
+    tree = CodeTree(rows)
+    for r in rows:
+        assert tree.resolve("/" + tree.path(r["id"]))["id"] == r["id"]  # a path from the top always works
+        assert tree.find(tree.label(r["id"])) == [r["id"]]  # what listings show names that code alone
+        if tree.name_count[r["name"]] == 1:
+            assert tree.label(r["id"]) == r["name"]  # a unique name suffices

@@ -107,9 +107,13 @@ class CodeTree:
         return "/".join(escape_name(n) for n in self.steps(code_id))
 
     def label(self, code_id: int) -> str:
-        """The code's name when no other code has it, else its path (what listings show)."""
+        """The code's name when no other code has it, else its path (what listings show); always a reference
+        :meth:`resolve` reads back as this code (``/`` + the path when another code's whole name reads the same)."""
         name = self.rows[code_id]["name"]
-        return name if self.name_count.get(name, 0) <= 1 else self.path(code_id)
+        if self.name_count.get(name, 0) <= 1:
+            return name
+        path = self.path(code_id)
+        return path if self.find(path) == [code_id] else "/" + path
 
     def labels(self) -> dict[int, str]:
         return {cid: self.label(cid) for cid in self.rows}
