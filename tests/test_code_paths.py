@@ -169,3 +169,29 @@ def test_every_code_is_reached_by_its_path_and_by_its_label(names, parents):
         assert tree.find(tree.label(r["id"])) == [r["id"]]  # what listings show names that code alone
         if tree.name_count[r["name"]] == 1:
             assert tree.label(r["id"]) == r["name"]  # a unique name suffices
+
+
+def test_cli_names_codes_by_path_and_refuses_ambiguity_and_clashes_in_one_sentence(tree, runner, cli):
+    p = ["-p", str(tree.location)]
+    add_coding(tree, "Barriers/other", "s1", span=(0, 5), coder="RA")
+    r = runner.invoke(cli, ["retrieve", "other", *p])
+    assert r.exit_code == 1 and " ".join(r.stderr.split()) == (
+        "Error: code 'other' is ambiguous: 3 codes have that name ('Barriers/other', 'Facilitators/other', "
+        "'Facilitators/staff/other'); give its path instead, e.g. 'Barriers/other'.")
+    r = runner.invoke(cli, ["retrieve", "Barriers/other", "--format", "csv", *p])
+    assert r.exit_code == 0 and "Barriers/other,s1" in r.stdout
+    r = runner.invoke(cli, ["frequencies", "--format", "csv", *p])
+    assert r.exit_code == 0 and {"Barriers/other", "Facilitators/other", "Facilitators/staff/other",
+                                 "examples"} <= {line.split(",")[0] for line in r.stdout.splitlines()}
+    r = runner.invoke(cli, ["codebook", "add", "other", "--parent", "Facilitators", *p])
+    assert r.exit_code == 1 and " ".join(r.stderr.split()) == (
+        "Error: code 'other': a code of that name already exists under 'Facilitators'; names are unique among "
+        "siblings, so choose another name or parent.")
+    r = runner.invoke(cli, ["codebook", "move", "Facilitators/other", "--parent", "Barriers", *p])
+    assert r.exit_code == 1 and "already exists under 'Barriers'" in r.stderr
+    r = runner.invoke(cli, ["codebook", "rename", "Barriers/examples", "other", *p])
+    assert r.exit_code == 1 and "already exists under 'Barriers'" in r.stderr
+    r = runner.invoke(cli, ["code", "add", "staff/othr", "-s", "s1", "--span", "0:5", *p])
+    assert r.exit_code == 1 and "did you mean 'staff/other'?" in " ".join(r.stderr.split())
+    r = runner.invoke(cli, ["codebook", "tree", "--format", "csv", *p])
+    assert "and\\/or/forms" in r.stdout

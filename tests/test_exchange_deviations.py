@@ -174,3 +174,20 @@ def test_memos_on_excerpts_from_the_command_line(tmp_path):
     assert "excerpt,minutes_2018 0:12,Heading,Check the year.,RB" in r.stdout
     r = run(main, ["memo", "add", "x", "--excerpt", "999", *p])
     assert r.exit_code == 1 and "No excerpt '999' in the project" in r.stderr
+
+
+def test_a_note_on_a_selection_whose_codings_name_missing_codes_goes_on_the_source(tmp_path):
+    """Such a selection makes neither a coding nor an excerpt (its codings are reported); its note is kept
+    on the source."""
+    qdpx = deviant_archive(tmp_path / "d.qdpx")
+    with zipfile.ZipFile(qdpx) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    entries["project.qde"] = entries["project.qde"].replace(
+        f'<NoteRef targetGUID="{SEL_NOTE}"/></PlainTextSelection>'.encode(),
+        f'<Coding guid="c5d00000-0000-0000-0000-000000000001" creatingUser="{RA}"><CodeRef targetGUID="'
+        f'c0000000-0000-0000-0000-0000000000ff"/></Coding><NoteRef targetGUID="{SEL_NOTE}"/>'
+        '</PlainTextSelection>'.encode())
+    result = import_qdpx_new(make_zip(tmp_path / "m.qdpx", entries), tmp_path / "m.sprealist")
+    assert "1 coding(s) refer to codes that are not in the codebook and were skipped" in result.losses
+    with Project.open(tmp_path / "m.sprealist") as p:
+        assert _whole(p)["note targets"][("Heading", "source", None)] == 1

@@ -169,7 +169,9 @@ class CodeTree:
             raise SpRealistError(
                 f"{what} {str(ref)!r} is ambiguous: {len(paths)} codes have that name ({', '.join(map(repr, paths))}); "
                 f"give its path instead, e.g. {paths[0]!r}.")
-        candidates = sorted({r["name"] for r in self.rows.values()} | set(self.paths().values()))
+        candidates = sorted({r["name"] for r in self.rows.values()}  # names, and each path's every ending
+                            | {"/".join(escape_name(n) for n in self.steps(cid)[i:])
+                               for cid in self.rows for i in range(len(self.steps(cid)))})
         hint = did_you_mean(" ".join(str(ref).split()), candidates, "see 'sp-realist codebook tree'.")
         raise NotFoundError(f"No code named {str(ref)!r} in the codebook; {hint}")
 

@@ -239,7 +239,10 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
                 for ng in c.notes:
                     plan.note_targets.append((ng, "coding", ref))
             if sel is not None:
-                target = ("coding", first_coding) if first_coding else ("excerpt", xref)
+                # on its (first) coding, else on its excerpt; a selection whose codings all name missing codes
+                # (reported) has neither, so its notes go on the source
+                target = (("coding", first_coding) if first_coding else ("excerpt", xref) if not codings
+                          else ("source", sp.guid))
                 for ng in sel.notes:
                     plan.note_targets.append((ng, *target))
                 if sel.description and sel.description.strip():
