@@ -18,7 +18,7 @@ from sp_realist.coding.codings import list_codings
 from sp_realist.exchange.qdpx_export import export_qdpx
 from sp_realist.exchange.qdpx_import import import_qdpx_new
 from sp_realist.store import Project
-from test_exchange_peers import (BOARD, DOCX_CODE, FOLDER, MINUTES, MINUTES_TEXT, RA, RB, _codings, _local, _whole,
+from test_exchange_peers import (BOARD, DOCX_CODE, FOLDER, MINUTES, MINUTES_TEXT, RA, RB, _local, _whole,
                                  peer_archive, qualcoder_read)
 
 OTHER_BOARD, OTHER_AWARE = "c0000000-0000-0000-0000-0000000000a1", "c0000000-0000-0000-0000-0000000000a2"
