@@ -75,13 +75,17 @@ def to_records(df) -> list[dict]:
 
 
 def write_json(table, stream: IO[str]) -> None:
-    """A JSON array of one object per row, written a row at a time (the same text as ``json.dumps`` of
-    the whole list with ``indent=2``)."""
+    """A JSON array of one object per row, written a chunk of rows at a time (the same text as ``json.dumps``
+    of the whole list with ``indent=2``)."""
+    records = iter_records(table)
     first = True
     stream.write("[")
-    for record in iter_records(table):
-        text = json.dumps(record, ensure_ascii=False, indent=2, default=str)
-        stream.write(("\n  " if first else ",\n  ") + text.replace("\n", "\n  "))
+    while True:
+        chunk = [r for _, r in zip(range(_CHUNK), records)]
+        if not chunk:
+            break
+        text = json.dumps(chunk, ensure_ascii=False, indent=2, default=str)  # "[\n  {...},\n  {...}\n]"
+        stream.write(("\n" if first else ",\n") + text[2:-2])
         first = False
     stream.write("]\n" if first else "\n]\n")
 
