@@ -6,7 +6,8 @@ The library returns DataFrames; the CLI calls :func:`render` with the user's
 are for scripts and documents; ``xlsx`` needs an output file.  User text is
 never read as rich markup.
 
-Every format but xlsx is written row by row as it is produced (streamed), and a terminal shows at most
+Every format but xlsx is written as the rows come (streamed: csv and json a chunk of 1,000 rows at a time,
+md and tab-separated text a row at a time), and a terminal shows at most
 :data:`TERMINAL_ROWS` rows followed by a line saying how many there are and how to get them all.  This
 module imports pandas only when it is handed a DataFrame (it never is for ``Rows``).
 """
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 TERMINAL_ROWS = 200
 #: DataFrame rows converted at a time for streamed json (and written at a time for csv).
 _CHUNK = 1000
+
 
 def _is_frame(table) -> bool:
     return hasattr(table, "itertuples")
