@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextvars import ContextVar
 from typing import Callable
 
 import click
@@ -51,22 +52,33 @@ def format_option(func: Callable | None = None, *, xlsx: bool = False):
 def coder_option(func: Callable) -> Callable:
     return click.option(
         "--coder", default=None, metavar="NAME",
-        help=f"Who is coding. Defaults to ${ENV_CODER}, then the login name.",
+        help=f"Who is coding. Defaults to ${ENV_CODER}, then 'sp-realist config coder', then the login name.",
     )(func)
 
 
-def resolve_coder(coder: str | None) -> str:
-    if coder:
-        return coder
-    env = os.environ.get(ENV_CODER)
-    if env:
-        return env
-    try:
-        import getpass
+#: The project this command opened (get_project), so that resolve_coder knows a server project.
+_command_project: ContextVar = ContextVar("sp_realist_command_project", default=None)
 
-        return getpass.getuser() or "unknown"
-    except Exception:  # pragma: no cover - platform dependent
-        return "unknown"
+
+def resolve_coder(coder: str | None, project=None) -> str:
+    """Who this command's writes are recorded under: :func:`sp_realist.identity.current_user` for
+    ``project`` (default: the project the command opened with :func:`get_project`)."""
+    from .identity import current_user
+
+    return current_user(coder, project=project if project is not None else _command_project.get())
+
+
+def login_notice(identity) -> None:
+    """Say once per command that writes are recorded under the login name (no coder set)."""
+    said = _login_notice_said.get()
+    if said:
+        return
+    _login_notice_said.set(True)
+    message(f"Note: no coder set; recording your work as the login name {identity.name!r}. Set your name with "
+            "'sp-realist config coder NAME' (or --coder, or $SP_REALIST_CODER).")
+
+
+_login_notice_said: ContextVar[bool] = ContextVar("sp_realist_login_notice_said", default=False)
 
 
 def global_project_path() -> str | None:
@@ -85,6 +97,7 @@ def get_project(project_path: str | None, check_outputs: bool = True):
     from .store import open_project
 
     project = open_project(project_path if project_path is not None else global_project_path())
+    _command_project.set(project)
     if check_outputs:
         try:
             activate_output_check(project)
@@ -207,9 +220,13 @@ class SpRealistGroup(click.Group):
     def invoke(self, ctx: click.Context):
         from .privacy.guard import activate, deactivate
 
+        from .identity import login_fallback_notices
+
         tokens = activate(None)  # each invocation starts unchecked; get_project turns the check on
+        ident = (_command_project.set(None), _login_notice_said.set(False))
         try:
-            return super().invoke(ctx)
+            with login_fallback_notices(login_notice):
+                return super().invoke(ctx)
         except SpRealistError as exc:
             err_console.print(f"Error: {exc.message}", markup=False, soft_wrap=True)
             ctx.exit(exc.exit_code)
@@ -235,6 +252,8 @@ class SpRealistGroup(click.Group):
             ctx.exit(0)
         finally:
             deactivate(tokens)
+            _command_project.reset(ident[0])
+            _login_notice_said.reset(ident[1])
 
 
 def group(*args, **kwargs):

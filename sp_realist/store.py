@@ -270,10 +270,14 @@ class Project:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def log(self, conn: Connection, action: str, target: str | None = None, actor: str | None = None, **detail) -> None:
-        """Append to the audit log inside the caller's transaction."""
+        """Append to the audit log inside the caller's transaction; ``actor`` defaults to who is working
+        (:func:`sp_realist.identity.current_user`: the login on a server, else --coder, $SP_REALIST_CODER,
+        the per-user setting, the login name)."""
+        from .identity import current_user
+
         conn.execute(
             insert(S.audit_log).values(
-                at=now(), actor=actor, action=action, target=target,
+                at=now(), actor=actor or current_user(None, conn=conn), action=action, target=target,
                 detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
             )
         )
