@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ..cli_support import emit, format_option, message
+from ..cli_support import Int, emit, format_option, get_project, message, project_option
 
 
 def register(main: click.Group) -> None:
     """Add this area's commands to the main group."""
     main.add_command(config_cmd)
+    main.add_command(log_cmd)
 
 
 # --- config -------------------------------------------------------------------------
@@ -49,3 +50,27 @@ def config_cmd(key, value, unset, fmt, output):
         return
     path = set_config(key, None if unset else value)
     message(f"Removed {key} from {path}." if unset else f"Set {key} = {read_config()[key]!r} in {path}.")
+
+
+# --- log ------------------------------------------------------------------------------
+@click.command("log")
+@click.option("--who", default=None, metavar="NAME", help="Only entries by this person (the actor).")
+@click.option("--since", default=None, metavar="DATE", help="Only entries from this date (YYYY-MM-DD, UTC) or time on.")
+@click.option("--action", default=None, metavar="A",
+              help="Only this action; 'code' also matches code.add, code.move ...; 'code*' any starting so.")
+@click.option("--limit", type=Int(1), default=None, help="Only the latest N entries.")
+@project_option
+@format_option(xlsx=True)
+def log_cmd(who, since, action, limit, project_path, fmt, output):
+    """The audit log: who changed what, when.
+
+    \b
+    Examples:
+      sp-realist log --who RA --since 2026-11-01
+      sp-realist log --action merge --format csv -o merges.csv
+    """
+    from .auditlog import audit_log
+
+    with get_project(project_path) as project:
+        df = audit_log(project, who=who, since=since, action=action, limit=limit)
+    emit(df, fmt, output, title="Audit log")
