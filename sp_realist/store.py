@@ -110,10 +110,18 @@ def _migrate_to_7(conn: Connection) -> None:
     _add_column(conn, S.memos.c.in_report)
 
 
-# MIGRATIONS[n] brings a store at version n to version n+1.
+def _migrate_to_10(conn: Connection) -> None:
+    """Schema 10 (team work): the ``adjudications`` and ``merge_conflicts`` tables, each only if it is not
+    there yet."""
+    S.metadata.create_all(conn, tables=list(S.TEAM_TABLES), checkfirst=True)
+
+
+# MIGRATIONS[n] brings a store at version n to version n+1.  Numbers 7 -> 8 and 8 -> 9 are reserved for
+# changes made on other branches; a number with no migration here is passed over.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2, 2: _migrate_to_3,
                                                        3: _migrate_to_4, 4: _migrate_to_5,
-                                                       5: _migrate_to_6, 6: _migrate_to_7}
+                                                       5: _migrate_to_6, 6: _migrate_to_7,
+                                                       9: _migrate_to_10}
 
 
 class Project:
@@ -211,7 +219,8 @@ class Project:
                 f"{self.location} was written by a newer sp_realist (schema {version}); upgrade sp_realist to open it."
             )
         while version < S.SCHEMA_VERSION:
-            MIGRATIONS[version](conn)
+            if version in MIGRATIONS:
+                MIGRATIONS[version](conn)
             version += 1
             self._set_meta(conn, "schema_version", str(version))
 
