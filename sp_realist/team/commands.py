@@ -11,6 +11,7 @@ def register(main: click.Group) -> None:
     """Add this area's commands to the main group."""
     main.add_command(config_cmd)
     main.add_command(log_cmd)
+    main.add_command(adjudicate_cmd)
 
 
 # --- config -------------------------------------------------------------------------
@@ -74,3 +75,96 @@ def log_cmd(who, since, action, limit, project_path, fmt, output):
     with get_project(project_path) as project:
         df = audit_log(project, who=who, since=since, action=action, limit=limit)
     emit(df, fmt, output, title="Audit log")
+
+
+# --- adjudicate -----------------------------------------------------------------------
+def _agreement_line(df) -> str:
+    row = df[df["code"] == "(all codes)"].iloc[0]
+
+    def fmt(p, k, a):
+        show = lambda v: "undefined" if v != v else f"{v:.3f}"  # noqa: E731 - NaN check
+        pct = "undefined" if p != p else f"{p:.1f}%"
+        return f"{pct} (kappa {show(k)}, alpha {show(a)})"
+
+    return (f"Agreement over {int(row['units'])} unit(s): before {fmt(row['percent_before'], row['kappa_before'], row['alpha_before'])}, "
+            f"after {fmt(row['percent_after'], row['kappa_after'], row['alpha_after'])}; "
+            f"{int(row['decided'])} disagreeing unit(s) decided.")
+
+
+@click.command("adjudicate")
+@click.option("--coders", nargs=2, required=True, metavar="A B", help="The two coders who coded apart.")
+@click.option("--code", "code_name", default=None, help="Only this code.")
+@click.option("--unit", type=click.Choice(["sentence", "segment"]), default="sentence", show_default=True,
+              help="The units decisions are made on.")
+@click.option("--accept", default=None, metavar="A|B|both|none",
+              help="Record this decision for every undecided unit listed (or the --unit-id ones). A and B may "
+                   "also be given as the coder's name.")
+@click.option("--unit-id", "unit_ids", type=Int(1), multiple=True, metavar="ID",
+              help="Only this unit (repeatable); needs --accept.")
+@click.option("--interactive/--no-interactive", default=None,
+              help="Ask for a decision on each undecided unit (default: when run in a terminal without --accept).")
+@click.option("--agreement", "show_agreement", is_flag=True,
+              help="Print agreement before and after per code instead of the units.")
+@project_option
+@format_option(xlsx=True)
+def adjudicate_cmd(coders, code_name, unit, accept, unit_ids, interactive, show_agreement, project_path, fmt, output):
+    """List the units two coders disagree on and record consensus decisions.
+
+    A decision takes coder A's or B's choice, codes the unit (both) or not (none). The
+    consensus is written as codings by the coder 'consensus' (origin
+    'adjudicated:accept RA', 'adjudicated:both' ...); both coders' own codings are kept.
+    Agreement before and after is reported on stderr (--agreement prints it as a table).
+
+    \b
+    Examples:
+      sp-realist adjudicate --coders RA RB                       # list (asks in a terminal)
+      sp-realist adjudicate --coders RA RB --code Workload --accept RA
+      sp-realist adjudicate --coders RA RB --unit-id 3 --unit-id 5 --accept both
+      sp-realist adjudicate --coders RA RB --agreement --format md
+    """
+    import sys
+
+    from ..coding.adjudication import adjudicate, adjudication
+
+    if unit_ids and accept is None:
+        raise click.UsageError("--unit-id needs --accept A|B|both|none.")
+    if interactive and accept is not None:
+        raise click.UsageError("Give --accept or --interactive, not both.")
+    if interactive is None:
+        interactive = accept is None and sys.stdin.isatty() and not show_agreement
+    with get_project(project_path) as project:
+        if accept is not None:
+            decisions = {uid: accept for uid in unit_ids} if unit_ids else None
+            result = adjudicate(project, coders=coders, code=code_name, unit=unit, accept=None if unit_ids else accept,
+                                decisions=decisions)
+            message(f"Recorded {result.decided_now} decision(s); {result.written} consensus coding(s) written.")
+        else:
+            result = adjudication(project, coders=coders, code=code_name, unit=unit)
+            if interactive:
+                decisions = _ask(result)
+                if decisions:
+                    result = adjudicate(project, coders=coders, code=code_name, unit=unit, decisions=decisions)
+                message(f"Recorded {result.decided_now} decision(s); {result.written} consensus coding(s) written.")
+    message(_agreement_line(result.agreement))
+    if show_agreement:
+        emit(result.agreement, fmt, output, title="Agreement before and after adjudication")
+    else:
+        emit(result.units, fmt, output, title=f"Disagreements ({coders[0]} / {coders[1]})")
+
+
+def _ask(result) -> dict[int, str]:
+    """Ask for a decision on each undecided unit (A, B, both, none; s skips, q stops)."""
+    a, b = result.coders
+    todo = result.units[result.units["decision"] == ""]
+    decisions: dict[int, str] = {}
+    for u in todo.itertuples():
+        who = a if u.coder_a else b
+        message(f"[{u.unit_id}/{len(result.units)}] {u.code} in {u.source} ({u.start}:{u.end}), coded by {who} only:")
+        message(f"    {u.text.strip()}")
+        answer = click.prompt("Decision (A, B, both, none; s to skip, q to stop)", err=True,
+                              type=click.Choice(["A", "B", "both", "none", "s", "q"], case_sensitive=False))
+        if answer.lower() == "q":
+            break
+        if answer.lower() != "s":
+            decisions[int(u.unit_id)] = {"a": "A", "b": "B"}.get(answer.lower(), answer.lower())
+    return decisions
