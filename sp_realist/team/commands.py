@@ -12,6 +12,8 @@ def register(main: click.Group) -> None:
     main.add_command(config_cmd)
     main.add_command(log_cmd)
     main.add_command(adjudicate_cmd)
+    main.add_command(merge_cmd)
+    main.add_command(conflicts)
 
 
 # --- config -------------------------------------------------------------------------
@@ -168,3 +170,92 @@ def _ask(result) -> dict[int, str]:
         if answer.lower() != "s":
             decisions[int(u.unit_id)] = {"a": "A", "b": "B"}.get(answer.lower(), answer.lower())
     return decisions
+
+
+# --- merge and conflicts --------------------------------------------------------------
+def _report_merge(result, fmt, output) -> None:
+    added = {k: v for k, v in result.counts.items() if v and k != "conflicts"}
+    what = ", ".join(f"{v} {k}" for k, v in added.items()) or "nothing new"
+    message(("Dry run, nothing written: would add " if result.dry_run else "Merged: added ") + what + ".")
+    for line in result.notes:
+        message(f"Note: {line}.")
+    if result.conflicts:
+        message(f"{len(result.conflicts)} conflict(s) {'would be' if result.dry_run else 'were'} kept apart "
+                "(this copy's value kept); see 'sp-realist conflicts list'.")
+    emit(result.frame(), fmt, output, title="Merge")
+
+
+@click.command("merge")
+@click.argument("other", metavar="OTHER.sprealist|URL")
+@click.option("--dry-run", is_flag=True, help="Show what would be added and which conflicts; write nothing.")
+@click.option("--analyst", default=None, metavar="NAME", help="Who merges (recorded in the audit log).")
+@project_option
+@format_option
+def merge_cmd(other, dry_run, analyst, project_path, fmt, output):
+    """Bring another copy's codings, memos, appraisals, excerpts, codes, themes, CMOCs and theories in.
+
+    Sources are matched by checksum, codes by their path, CMOCs and theories by key.
+    Identical items are not duplicated (merging twice changes nothing); an item
+    both copies have with different values is a conflict, kept apart for you
+    ('sp-realist conflicts list'), never overwritten. One transaction.
+
+    \b
+    Examples:
+      sp-realist merge ../rhian/evaluation.sprealist --dry-run
+      sp-realist merge ../rhian/evaluation.sprealist
+    """
+    from .merge import merge_copy
+
+    with get_project(project_path) as project:
+        result = merge_copy(project, other, dry_run=dry_run, actor=analyst)
+    _report_merge(result, fmt, output)
+
+
+@click.group("conflicts")
+def conflicts() -> None:
+    """List and settle what merges kept apart.
+
+    \b
+    Examples:
+      sp-realist conflicts list
+      sp-realist conflicts resolve 3 --keep theirs
+    """
+
+
+@conflicts.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also the settled ones.")
+@project_option
+@format_option(xlsx=True)
+def conflicts_list(show_all, project_path, fmt, output):
+    """The open conflicts from merges: kind, key, field, our value and theirs (JSON).
+
+    \b
+    Example:
+      sp-realist conflicts list --format md
+    """
+    from .merge import list_conflicts
+
+    with get_project(project_path) as project:
+        df = list_conflicts(project, status=None if show_all else "open")
+    emit(df, fmt, output, title="Merge conflicts")
+
+
+@conflicts.command("resolve")
+@click.argument("conflict_id", type=Int(1), metavar="ID")
+@click.option("--keep", type=click.Choice(["ours", "theirs"]), required=True,
+              help="ours: leave this copy as it is; theirs: take the other copy's value.")
+@click.option("--analyst", default=None, metavar="NAME", help="Who settles it.")
+@project_option
+def conflicts_resolve(conflict_id, keep, analyst, project_path):
+    """Settle one conflict by keeping this copy's value or taking the other copy's.
+
+    \b
+    Examples:
+      sp-realist conflicts resolve 3 --keep theirs
+      sp-realist conflicts resolve 4 --keep ours
+    """
+    from .merge import resolve_conflict
+
+    with get_project(project_path) as project:
+        row = resolve_conflict(project, conflict_id, keep=keep, actor=analyst)
+    message(f"Conflict {conflict_id} ({row['kind']} {row['key']}, {row['field']}): kept {keep}.")
