@@ -186,3 +186,31 @@ def test_merge_and_conflicts_commands(runner, copies):
     assert r.exit_code == 1 and "no such project file" in r.stderr
     r = runner.invoke(main, ["log", "--action", "merge", "--format", "json", "-p", str(ours)])
     assert [x["action"] for x in json.loads(r.stdout)] == ["merge", "merge.resolve"]
+
+
+def test_a_colleagues_qdpx_merges_like_a_copy(runner, copies, tmp_path):
+    """import qdpx --into: the file is imported to a temporary project and merged; a second time adds nothing."""
+    from sp_realist.exchange.qdpx_export import export_qdpx
+
+    ours, theirs = copies
+    qdpx = tmp_path / "rb.qdpx"
+    with Project.open(theirs) as p:
+        export_qdpx(p, qdpx)
+    before = counts(ours)
+    r = runner.invoke(main, ["import", "qdpx", str(qdpx), "--into", str(ours), "--dry-run", "--format", "csv"])
+    assert r.exit_code == 0, r.stderr
+    assert "Dry run, nothing written" in r.stderr and counts(ours) == before
+    r = runner.invoke(main, ["import", "qdpx", str(qdpx), "--into", str(ours), "--format", "json"])
+    assert r.exit_code == 0, r.stderr
+    added = {x["item"]: x["added"] for x in json.loads(r.stdout)}
+    assert added["sources"] == 1 and added["codings"] == 4 and added["codes"] == 1
+    after = counts(ours)
+    assert after["codings"] == before["codings"] + 4
+    r = runner.invoke(main, ["import", "qdpx", str(qdpx), "--into", str(ours), "--format", "json"])
+    assert r.exit_code == 0 and not any(x["added"] for x in json.loads(r.stdout))  # no conflict twice either
+    assert counts(ours) == after
+    with Project.open(ours) as p:
+        log = p.engine.connect().execute(select(S.audit_log.c.target).where(S.audit_log.c.action == "merge")).scalars()
+        assert list(log) == ["rb.qdpx (REFI-QDA)"] * 2
+    r = runner.invoke(main, ["import", "qdpx", str(qdpx), "--dry-run"])
+    assert r.exit_code == 2 and "--dry-run needs --into" in r.stderr

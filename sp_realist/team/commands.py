@@ -173,7 +173,8 @@ def _ask(result) -> dict[int, str]:
 
 
 # --- merge and conflicts --------------------------------------------------------------
-def _report_merge(result, fmt, output) -> None:
+def report_merge(result, fmt, output) -> None:
+    """A merge's summary on stderr (added, notes, conflicts) and its counts as a listing."""
     added = {k: v for k, v in result.counts.items() if v and k != "conflicts"}
     what = ", ".join(f"{v} {k}" for k, v in added.items()) or "nothing new"
     message(("Dry run, nothing written: would add " if result.dry_run else "Merged: added ") + what + ".")
@@ -208,7 +209,7 @@ def merge_cmd(other, dry_run, analyst, project_path, fmt, output):
 
     with get_project(project_path) as project:
         result = merge_copy(project, other, dry_run=dry_run, actor=analyst)
-    _report_merge(result, fmt, output)
+    report_merge(result, fmt, output)
 
 
 @click.group("conflicts")

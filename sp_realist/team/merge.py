@@ -253,17 +253,19 @@ def _apply_theirs(project: Project, row: dict, value: Any, actor: str | None) ->
 
 
 # -- the merge ----------------------------------------------------------------------------------------------
-def merge_copy(project: Project, other: str, *, dry_run: bool = False, actor: str | None = None) -> MergeResult:
+def merge_copy(project: Project, other: str, *, dry_run: bool = False, actor: str | None = None,
+               label: str | None = None) -> MergeResult:
     """Bring another copy's sources, participants, codes, themes, excerpts, codings, memos, CMOCs, theories and
-    appraisals into ``project`` in one transaction (``dry_run``: the same merge, rolled back)."""
+    appraisals into ``project`` in one transaction (``dry_run``: the same merge, rolled back).  ``label`` names
+    the other copy in conflicts and the log (default: ``other`` itself)."""
     with _other_copy(other, project) as theirs_project:
         theirs = _read(theirs_project)
-    result = MergeResult(origin=str(other), dry_run=dry_run)
+    result = MergeResult(origin=label or str(other), dry_run=dry_run)
     with project.connect() as conn:
         trans = conn.begin()
         try:
             _merge(conn, theirs, result)
-            project.log(conn, "merge.dry_run" if dry_run else "merge", str(other),
+            project.log(conn, "merge.dry_run" if dry_run else "merge", result.origin,
                         actor=current_user(actor, conn=conn), **{k: v for k, v in result.counts.items() if v})
             if dry_run:
                 trans.rollback()
