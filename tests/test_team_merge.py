@@ -43,6 +43,14 @@ def copy_project(src, dst):
     b.close()
 
 
+def log_ids(path, action=None):
+    with Project.open(path) as p, p.connect() as conn:
+        q = select(S.audit_log.c.target)
+        if action:
+            q = q.where(S.audit_log.c.action == action)
+        return conn.execute(q).scalars().all()
+
+
 def counts(path):
     with Project.open(path) as p, p.connect() as conn:
         return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in COUNTED}
@@ -134,14 +142,14 @@ def test_dry_run_writes_nothing(copies):
     ours, theirs = copies
     before = counts(ours)
     with Project.open(ours) as p:
+        n_log = len(log_ids(ours))
         dry = merge_copy(p, str(theirs), dry_run=True)
-        n_log = len(p.engine.connect().execute(select(S.audit_log.c.id)).all())
     assert dry.dry_run and dry.counts["codings"] == 4 and dry.counts["conflicts"] == 2
     assert counts(ours) == before
     with Project.open(ours) as p:
         real = merge_copy(p, str(theirs))
     assert real.counts == dry.counts
-    assert n_log < len(Project.open(ours).engine.connect().execute(select(S.audit_log.c.id)).all())
+    assert len(log_ids(ours)) == n_log + 1 and log_ids(ours, "merge") == [str(theirs)]  # the dry run left no entry
 
 
 def test_settling_conflicts(copies):
@@ -209,8 +217,45 @@ def test_a_colleagues_qdpx_merges_like_a_copy(runner, copies, tmp_path):
     r = runner.invoke(main, ["import", "qdpx", str(qdpx), "--into", str(ours), "--format", "json"])
     assert r.exit_code == 0 and not any(x["added"] for x in json.loads(r.stdout))  # no conflict twice either
     assert counts(ours) == after
-    with Project.open(ours) as p:
-        log = p.engine.connect().execute(select(S.audit_log.c.target).where(S.audit_log.c.action == "merge")).scalars()
-        assert list(log) == ["rb.qdpx (REFI-QDA)"] * 2
+    assert log_ids(ours, "merge") == ["rb.qdpx (REFI-QDA)"] * 2
     r = runner.invoke(main, ["import", "qdpx", str(qdpx), "--dry-run"])
     assert r.exit_code == 2 and "--dry-run needs --into" in r.stderr
+
+
+def test_a_moved_code_is_one_conflict_and_a_coding_memo_fills_or_conflicts(tmp_path):
+    base = tmp_path / "base.sprealist"
+    with Project.create(base) as p:
+        _ingest(p, tmp_path, "dk1.txt", DK1)
+        for name, parent in (("Referral", None), ("Admin", None), ("Letters", "Admin")):
+            add_code(p, name, parent=parent)
+        add_coding(p, "Letters", "S1 DK1 2019-05-14", match="referral form", coder="RA")
+        add_coding(p, "Admin", "S1 DK1 2019-05-14", match="booked", coder="RA")
+    ours, theirs = tmp_path / "ours.sprealist", tmp_path / "theirs.sprealist"
+    copy_project(base, ours)
+    copy_project(base, theirs)
+    with Project.open(ours) as p, p.begin() as conn:
+        from sp_realist.coding.codings import set_coding_memo
+
+        set_coding_memo(conn, 1, "ours")
+    with Project.open(theirs) as p:
+        move_code(p, "Admin", "Referral")  # Letters moves with it
+        with p.begin() as conn:
+            from sp_realist.coding.codings import set_coding_memo
+
+            set_coding_memo(conn, 1, "theirs")
+            set_coding_memo(conn, 2, "a memo only theirs has")
+    with Project.open(ours) as p:
+        result = merge_copy(p, str(theirs))
+        assert [(c["kind"], c["key"], c["field"], c["ours"], c["theirs"]) for c in result.conflicts] == [
+            ("code", "Admin", "parent", None, "Referral"), ("coding", "1", "memo", "ours", "theirs")]
+        with p.connect() as conn:
+            assert conn.execute(select(S.codings.c.memo).where(S.codings.c.id == 2)).scalar_one() == \
+                "a memo only theirs has"
+        df = list_conflicts(p).set_index("kind")
+        resolve_conflict(p, int(df.loc["coding", "id"]), keep="theirs", actor="Lead")
+        resolve_conflict(p, int(df.loc["code", "id"]), keep="theirs", actor="Lead")
+        with p.connect() as conn:
+            assert conn.execute(select(S.codings.c.memo).where(S.codings.c.id == 1)).scalar_one() == "theirs"
+            paths = set(code_paths([dict(r) for r in conn.execute(select(S.codes)).mappings()]).values())
+        assert paths == {"Referral", "Referral/Admin", "Referral/Admin/Letters"}
+        assert not any(merge_copy(p, str(theirs)).counts.values())

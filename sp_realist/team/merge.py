@@ -237,6 +237,12 @@ def _apply_theirs(project: Project, row: dict, value: Any, actor: str | None) ->
 
         _, xid, analyst = key.split(" ", 2)
         set_appraisal(project, int(xid), analyst, **{fld: value})
+    elif kind == "coding":
+        from ..coding.codings import set_coding_memo
+
+        with project.begin() as conn:
+            set_coding_memo(conn, int(key), value or "")
+            project.log(conn, "coding.memo", key, actor=actor)
     elif kind == "participant":
         from ..ingest.browse import edit_participant
 
@@ -433,7 +439,6 @@ def _merge_codes(conn, T, result) -> dict[int, int]:
     cmap: dict[int, int] = {}
     for t in sorted(T["codes"], key=lambda r: (their_path[r["id"]].count("/"), r["ord"], r["id"])):
         tp = their_path[t["id"]]
-        parent_path = tp.rsplit("/", 1)[0] if "/" in tp else None
         if tp in by_path:
             cid = by_path[tp]
             _compare(conn, result, "code", tp, our_rows[cid], t, CODE_FIELDS)
@@ -444,8 +449,12 @@ def _merge_codes(conn, T, result) -> dict[int, int]:
                 cid = by_name[t["name"]][0]
             if cid is not None:
                 mine = our_path[cid]
-                ours_parent = mine.rsplit("/", 1)[0] if "/" in mine else None
-                _record_conflict(conn, result, "code", mine, "parent", ours_parent, parent_path)
+                ours_parent = our_rows[cid]["parent_id"]
+                theirs_parent = cmap.get(t["parent_id"]) if t["parent_id"] is not None else None
+                if ours_parent != theirs_parent:  # moved (a code under a moved parent has not moved itself)
+                    _record_conflict(conn, result, "code", mine, "parent",
+                                     our_path[ours_parent] if ours_parent is not None else None,
+                                     our_path[theirs_parent] if theirs_parent is not None else None)
                 _compare(conn, result, "code", mine, our_rows[cid], t, CODE_FIELDS)
             else:
                 pid = cmap.get(t["parent_id"]) if t["parent_id"] is not None else None
