@@ -68,17 +68,18 @@ def resolve_coder(coder: str | None, project=None) -> str:
     return current_user(coder, project=project if project is not None else _command_project.get())
 
 
-def login_notice(identity) -> None:
-    """Say once per command that writes are recorded under the login name (no coder set)."""
-    said = _login_notice_said.get()
-    if said:
-        return
-    _login_notice_said.set(True)
-    message(f"Note: no coder set; recording your work as the login name {identity.name!r}. Set your name with "
+def _remember_login_fallback(identity) -> None:
+    _login_fallback.set(identity.name)
+
+
+def login_notice(name: str) -> str:
+    """What a command that recorded its writes under the login name says (once, after it succeeded)."""
+    return (f"Note: no coder set; recorded your work as the login name {name!r}. Set your name with "
             "'sp-realist config coder NAME' (or --coder, or $SP_REALIST_CODER).")
 
 
-_login_notice_said: ContextVar[bool] = ContextVar("sp_realist_login_notice_said", default=False)
+#: The login name this command's writes fell back to (sp_realist.identity reports it), if any.
+_login_fallback: ContextVar[str | None] = ContextVar("sp_realist_login_fallback", default=None)
 
 
 def global_project_path() -> str | None:
@@ -223,10 +224,14 @@ class SpRealistGroup(click.Group):
         from .identity import login_fallback_notices
 
         tokens = activate(None)  # each invocation starts unchecked; get_project turns the check on
-        ident = (_command_project.set(None), _login_notice_said.set(False))
+        root = ctx.parent is None
+        ident = (_command_project.set(None), _login_fallback.set(None)) if root else None
         try:
-            with login_fallback_notices(login_notice):
-                return super().invoke(ctx)
+            with login_fallback_notices(_remember_login_fallback):
+                value = super().invoke(ctx)
+            if root and _login_fallback.get():  # said once, by a command that wrote something and succeeded
+                message(login_notice(_login_fallback.get()))
+            return value
         except SpRealistError as exc:
             err_console.print(f"Error: {exc.message}", markup=False, soft_wrap=True)
             ctx.exit(exc.exit_code)
@@ -252,8 +257,9 @@ class SpRealistGroup(click.Group):
             ctx.exit(0)
         finally:
             deactivate(tokens)
-            _command_project.reset(ident[0])
-            _login_notice_said.reset(ident[1])
+            if ident is not None:
+                _command_project.reset(ident[0])
+                _login_fallback.reset(ident[1])
 
 
 def group(*args, **kwargs):
