@@ -135,3 +135,12 @@ def test_on_a_server_the_login_is_the_identity_and_another_coder_is_refused(monk
         resolve_identity("RB", conn=conn)
     assert str(exc.value) == ("--coder 'RB' differs from your database login 'rhian'; on a server project every write "
                               "is recorded as the login, so leave --coder out or log in as 'RB'.")
+
+
+def test_a_failed_command_says_only_its_error(runner, coded, monkeypatch):
+    monkeypatch.delenv("SP_REALIST_CODER", raising=False)
+    r = runner.invoke(main, ["code", "add", "Workloda", "-s", "1", "--span", "0:4", "-p", str(coded.location)])
+    assert r.exit_code == 1 and r.stderr.startswith("Error: No code named 'Workloda'") and "Note:" not in r.stderr
+    r = runner.invoke(main, ["memo", "add", "A note.", "-p", str(coded.location)])
+    assert r.exit_code == 0 and r.stderr.count("Note: no coder set") == 1
+    assert r.stderr.index("Added memo") < r.stderr.index("Note: no coder set")  # said after the work is done

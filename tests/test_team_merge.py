@@ -259,3 +259,65 @@ def test_a_moved_code_is_one_conflict_and_a_coding_memo_fills_or_conflicts(tmp_p
             paths = set(code_paths([dict(r) for r in conn.execute(select(S.codes)).mappings()]).values())
         assert paths == {"Referral", "Referral/Admin", "Referral/Admin/Letters"}
         assert not any(merge_copy(p, str(theirs)).counts.values())
+
+
+# --- Hypothesis: whatever two copies code apart, the merge holds the union, and a second merge adds nothing ---
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SOURCE = "S1 DK1 2019-05-14"
+
+
+@pytest.fixture(scope="module")
+def base_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("merge-base")
+    base = folder / "base.sprealist"
+    with Project.create(base) as p:
+        _ingest(p, folder, "dk1.txt", DK1)
+        add_code(p, "Referral")
+        add_code(p, "Workload")
+        with p.connect() as conn:
+            length = len(conn.execute(select(S.sources.c.text)).scalar_one())
+    return base, length
+
+
+def _coding_sets(length):
+    span = st.integers(0, length - 1).flatmap(lambda a: st.tuples(st.just(a), st.integers(a + 1, length)))
+    coding = st.tuples(st.sampled_from(["Referral", "Workload"]), span, st.sampled_from(["RA", "RB"]),
+                       st.sampled_from(["ours", "theirs", "both"]))
+    return st.lists(coding, max_size=6)
+
+
+def _keys(path):
+    with Project.open(path) as p, p.connect() as conn:
+        c = S.codings.c
+        return sorted(conn.execute(select(S.codes.c.name, c.start, c.end, c.coder)
+                                   .select_from(S.codings.join(S.codes, S.codes.c.id == c.code_id))).all())
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+@example(data=None)  # nothing coded apart: nothing to merge
+def test_merge_is_the_union_and_idempotent(base_file, tmp_path_factory, data):
+    base, length = base_file
+    plan = [] if data is None else data.draw(_coding_sets(length))
+    if data is not None and not plan:
+        # the boundary cases: the whole text, one character, the same coding in both copies
+        plan = [("Referral", (0, length), "RA", "both"), ("Workload", (length - 1, length), "RB", "theirs")]
+    folder = tmp_path_factory.mktemp("merge-prop")
+    ours, theirs = folder / "ours.sprealist", folder / "theirs.sprealist"
+    copy_project(base, ours)
+    copy_project(base, theirs)
+    for path, side in ((ours, "ours"), (theirs, "theirs")):
+        with Project.open(path) as p:
+            for code, (a, b), coder, where in plan:
+                if where in (side, "both"):
+                    add_coding(p, code, SOURCE, span=(a, b), coder=coder)
+    expected = sorted(set(_keys(ours)) | set(_keys(theirs)))
+    with Project.open(ours) as p:
+        merge_copy(p, str(theirs))
+    assert _keys(ours) == expected
+    before = counts(ours)
+    with Project.open(ours) as p:
+        again = merge_copy(p, str(theirs))
+    assert not any(again.counts.values()) and counts(ours) == before
