@@ -321,3 +321,19 @@ def test_merge_is_the_union_and_idempotent(base_file, tmp_path_factory, data):
     with Project.open(ours) as p:
         again = merge_copy(p, str(theirs))
     assert not any(again.counts.values()) and counts(ours) == before
+
+
+def test_anonymise_rewrites_conflicts_and_adjudications(copies, tmp_path):
+    """The new text columns are anonymised like the rest of the project text (the JSON values inside)."""
+    from sp_realist.privacy.anonymise import anonymise
+
+    ours, theirs = copies
+    with Project.open(theirs) as p:
+        edit_cmoc(p, "T1.1", context="Owen Price never had an induction")
+    with Project.open(ours) as p:
+        merge_copy(p, str(theirs))
+        key = tmp_path / "key.yaml"
+        key.write_text("entries:\n  - {original: Owen Price, replacement: '[LW 1]'}\n", encoding="utf-8")
+        anonymise(p, str(key))
+        row = list_conflicts(p).set_index("kind").loc["cmoc"]
+    assert json.loads(row["theirs"]) == "[LW 1] never had an induction"
