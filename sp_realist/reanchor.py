@@ -312,7 +312,8 @@ def _apply_moves(conn: Connection, table, moves: list[tuple[int, int, int]]) -> 
 
 
 def _excerpt_payload(conn: Connection, row: dict) -> dict:
-    """The excerpt's row, its appraisals (with history) and CMOC evidence; removes them from the live tables."""
+    """The excerpt's row, its appraisals (with history), CMOC evidence and adjudication decisions; removes them
+    from the live tables."""
     a, h, ev = S.appraisals, S.appraisal_history, S.cmoc_evidence
     keys = dict(conn.execute(select(S.cmocs.c.id, S.cmocs.c.key)).all())
     theory_keys = dict(conn.execute(select(S.theories.c.id, S.theories.c.key)).all())
@@ -327,8 +328,11 @@ def _excerpt_payload(conn: Connection, row: dict) -> dict:
     conn.execute(delete(ev).where(ev.c.excerpt_id == row["id"]))
     conn.execute(delete(h).where(h.c.appraisal_id.in_([x["id"] for x in appraisals])))
     conn.execute(delete(a).where(a.c.excerpt_id == row["id"]))
+    from .coding.adjudication import take_adjudications
+
+    adjudications = take_adjudications(conn, row["id"])
     conn.execute(delete(S.excerpts).where(S.excerpts.c.id == row["id"]))
-    return {"excerpt": row, "appraisals": appraisals, "evidence": evidence}
+    return {"excerpt": row, "appraisals": appraisals, "evidence": evidence, "adjudications": adjudications}
 
 
 # --- orphans: review, re-attach, discard ---------------------------------------------------
@@ -343,6 +347,8 @@ def _summary(payload: dict, kind: str) -> str:
         parts.append(f"{len(payload['appraisals'])} appraisal(s)")
     if payload.get("evidence"):
         parts.append("evidence for " + ", ".join(sorted({f"{e['cmoc_key']} ({e['role']})" for e in payload["evidence"]})))
+    if payload.get("adjudications"):
+        parts.append(f"{len(payload['adjudications'])} adjudication decision(s)")
     return "; ".join(parts) or "no analysis attached"
 
 
@@ -473,6 +479,10 @@ def _restore_excerpt(conn: Connection, source_id: int, start: int, end: int, pay
                                             ev.role == item["role"])).scalar() is None:
             item.update(cmoc_id=cmoc_id, excerpt_id=excerpt_id)
             conn.execute(insert(S.cmoc_evidence).values(**item))
+    if payload.get("adjudications"):
+        from .coding.adjudication import restore_adjudications
+
+        restore_adjudications(conn, excerpt_id, payload["adjudications"])
     return excerpt_id
 
 

@@ -121,3 +121,24 @@ def test_command_lists_accepts_and_asks(runner, two_coders):
     assert len(json.loads(r.stdout)) == 2
     assert "sp-realist adjudicate --coders RA RB --code Workload --accept RA" in \
         runner.invoke(main, ["adjudicate", "--help"]).stdout
+
+
+def test_a_decision_on_words_a_correction_removes_is_kept_with_the_orphan(two_coders, tmp_path):
+    """ingest --replace orphans the decided unit's excerpt: the decision goes with it and comes back on re-attach."""
+    from sp_realist.reanchor import list_orphans, reattach_orphan
+
+    project, sentences = two_coders
+    adjudicate(project, coders=["RA", "RB"], decisions={1: "A"}, actor="Lead")
+    corrected = tmp_path / "s1-dk1.txt"
+    corrected.write_text(TEXT.replace("I booked her in. ", ""), encoding="utf-8")
+    assert ingest_paths(project, [corrected], kind="diary", site="S1", replace=True).ok
+    with project.connect() as conn:
+        assert conn.execute(select(S.adjudications.c.id)).all() == []
+    orphans = list_orphans(project)
+    row = orphans[orphans["kind"] == "excerpt"].iloc[0]
+    assert "1 adjudication decision(s)" in row["holds"]
+    reattach_orphan(project, orphan_id=int(row["id"]), quote="The form was missing.")
+    with project.connect() as conn:
+        kept = conn.execute(select(S.adjudications.c.decision, S.adjudications.c.decided_by, S.excerpts.c.start)
+                            .select_from(S.adjudications.join(S.excerpts))).all()
+    assert kept == [("A", "Lead", 0)]

@@ -228,3 +228,33 @@ def _agreed_rows(conn, result, coders, unit, code_ids, at) -> list[dict]:
                     rows.append(dict(code_id=cid, source_id=sid, start=ua, end=ub, coder=CONSENSUS,
                                      origin="adjudicated:agreed", created_at=at))
     return rows
+
+
+def take_adjudications(conn, excerpt_id: int) -> list[dict]:
+    """The decisions on one excerpt (with their code's name), removed from the live table: for
+    :mod:`sp_realist.reanchor`, which keeps them with an orphaned excerpt (:func:`restore_adjudications`)."""
+    a = S.adjudications
+    rows = [dict(r) for r in conn.execute(
+        select(a, S.codes.c.name.label("code")).select_from(a.join(S.codes, S.codes.c.id == a.c.code_id))
+        .where(a.c.excerpt_id == excerpt_id).order_by(a.c.id)).mappings()]
+    if rows:
+        conn.execute(a.delete().where(a.c.excerpt_id == excerpt_id))
+    return rows
+
+
+def restore_adjudications(conn, excerpt_id: int, rows: list[dict]) -> int:
+    """Put decisions kept by :func:`take_adjudications` back on ``excerpt_id`` (a decision whose code is gone,
+    or that the excerpt already holds, is skipped); returns how many were restored."""
+    a = S.adjudications
+    codes = dict(conn.execute(select(S.codes.c.name, S.codes.c.id)).all())
+    n = 0
+    for r in rows:
+        cid = codes.get(r["code"])
+        if cid is None or conn.execute(select(a.c.id).where(and_(
+                a.c.code_id == cid, a.c.excerpt_id == excerpt_id, a.c.coder_a == r["coder_a"],
+                a.c.coder_b == r["coder_b"]))).first():
+            continue
+        values = {k: r[k] for k in ("unit", "coder_a", "coder_b", "decision", "coded", "decided_by", "decided_at")}
+        conn.execute(insert(a).values(code_id=cid, excerpt_id=excerpt_id, **values))
+        n += 1
+    return n
