@@ -337,3 +337,19 @@ def test_anonymise_rewrites_conflicts_and_adjudications(copies, tmp_path):
         anonymise(p, str(key))
         row = list_conflicts(p).set_index("kind").loc["cmoc"]
     assert json.loads(row["theirs"]) == "[LW 1] never had an induction"
+
+
+def test_merging_into_an_anonymised_project_says_to_anonymise_again(runner, copies, tmp_path):
+    from sp_realist.privacy.anonymise import anonymise
+
+    ours, theirs = copies
+    key = tmp_path / "key.yaml"
+    key.write_text("entries:\n  - {original: booked her in, replacement: '[booked]'}\n", encoding="utf-8")
+    with Project.open(ours) as p:
+        anonymise(p, str(key))
+    r = runner.invoke(main, ["merge", str(theirs), "--format", "csv", "-p", str(ours), "--analyst", "Lead"])
+    assert r.exit_code == 0, r.stderr
+    err = " ".join(r.stderr.split())
+    # S1 DK1's text differs now (anonymised here, not there): nothing pointing into it came in
+    assert "1 source(s) come from the same file but have a different text in the other copy" in err
+    assert "is not anonymised yet; run 'sp-realist anonymise --key KEY'" in err

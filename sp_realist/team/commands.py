@@ -212,9 +212,9 @@ def merge_cmd(other, dry_run, analyst, project_path, fmt, output):
     with get_project(project_path) as project:
         result = merge_copy(project, other, dry_run=dry_run, actor=analyst)
         anonymised = bool(applied_keys(project))
-    if anonymised and result.counts["sources"] and not dry_run:
-        message(f"Note: this project has an applied pseudonym key and the {result.counts['sources']} merged "
-                "source(s) are not anonymised yet; run 'sp-realist anonymise --key KEY' before sharing anything.")
+    if anonymised and any(result.counts.values()) and not dry_run:
+        message("Note: this project has an applied pseudonym key and what was merged (texts, memos, conflict "
+                "values) is not anonymised yet; run 'sp-realist anonymise --key KEY' before sharing anything.")
     report_merge(result, fmt, output)
 
 
