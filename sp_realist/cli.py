@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "sp_realist.cmoc.commands",      # appraise, cmoc, theory, ifthen, saturation, suggest, graph, triangulate
     "sp_realist.exchange.commands",  # export / import (REFI-QDA)
     "sp_realist.report.commands",    # report, build
+    "sp_realist.team.commands",      # config, adjudicate, merge, conflicts, log
 )
 
 
@@ -83,6 +84,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rameses": ("sp_realist.report.commands", "The RAMESES II reporting checklist (Wong et al."),
     "narrative": ("sp_realist.report.commands",
                   "The author's narrative sections of the report (summary, ethics, limitations ...)."),
+    "config": ("sp_realist.team.commands",
+               "Show or change your per-user settings (kept in your config folder, not in a project)."),
+    "log": ("sp_realist.team.commands", "The audit log: who changed what, when."),
+    "adjudicate": ("sp_realist.team.commands",
+                   "List the units two coders disagree on and record consensus decisions."),
+    "merge": ("sp_realist.team.commands",
+              "Bring another copy's codings, memos, appraisals, excerpts, codes, themes, CMOCs and theories in."),
+    "conflicts": ("sp_realist.team.commands", "List and settle what merges kept apart."),
 }
 
 

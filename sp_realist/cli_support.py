@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from functools import lru_cache
+from contextvars import ContextVar
 from typing import Callable
 
 import click
@@ -63,22 +64,34 @@ def format_option(func: Callable | None = None, *, xlsx: bool = False):
 def coder_option(func: Callable) -> Callable:
     return click.option(
         "--coder", default=None, metavar="NAME",
-        help=f"Who is coding. Defaults to ${ENV_CODER}, then the login name.",
+        help=f"Who is coding. Defaults to ${ENV_CODER}, then 'sp-realist config coder', then the login name.",
     )(func)
 
 
-def resolve_coder(coder: str | None) -> str:
-    if coder:
-        return coder
-    env = os.environ.get(ENV_CODER)
-    if env:
-        return env
-    try:
-        import getpass
+#: The project this command opened (get_project), so that resolve_coder knows a server project.
+_command_project: ContextVar = ContextVar("sp_realist_command_project", default=None)
 
-        return getpass.getuser() or "unknown"
-    except Exception:  # pragma: no cover - platform dependent
-        return "unknown"
+
+def resolve_coder(coder: str | None, project=None) -> str:
+    """Who this command's writes are recorded under: :func:`sp_realist.identity.current_user` for
+    ``project`` (default: the project the command opened with :func:`get_project`)."""
+    from .identity import current_user
+
+    return current_user(coder, project=project if project is not None else _command_project.get())
+
+
+def _remember_login_fallback(identity) -> None:
+    _login_fallback.set(identity.name)
+
+
+def login_notice(name: str) -> str:
+    """What a command that recorded its writes under the login name says (once, after it succeeded)."""
+    return (f"Note: no coder set; recorded your work as the login name {name!r}. Set your name with "
+            "'sp-realist config coder NAME' (or --coder, or $SP_REALIST_CODER).")
+
+
+#: The login name this command's writes fell back to (sp_realist.identity reports it), if any.
+_login_fallback: ContextVar[str | None] = ContextVar("sp_realist_login_fallback", default=None)
 
 
 def global_project_path() -> str | None:
@@ -97,6 +110,7 @@ def get_project(project_path: str | None, check_outputs: bool = True):
     from .store import open_project
 
     project = open_project(project_path if project_path is not None else global_project_path())
+    _command_project.set(project)
     if check_outputs:
         try:
             activate_output_check(project)
@@ -226,9 +240,17 @@ class SpRealistGroup(click.Group):
     def invoke(self, ctx: click.Context):
         from .privacy.guard import activate, deactivate
 
+        from .identity import login_fallback_notices
+
         tokens = activate(None)  # each invocation starts unchecked; get_project turns the check on
+        root = ctx.parent is None
+        ident = (_command_project.set(None), _login_fallback.set(None)) if root else None
         try:
-            return super().invoke(ctx)
+            with login_fallback_notices(_remember_login_fallback):
+                value = super().invoke(ctx)
+            if root and _login_fallback.get():  # said once, by a command that wrote something and succeeded
+                message(login_notice(_login_fallback.get()))
+            return value
         except SpRealistError as exc:
             _err_console().print(f"Error: {exc.message}", markup=False, soft_wrap=True)
             ctx.exit(exc.exit_code)
@@ -254,6 +276,9 @@ class SpRealistGroup(click.Group):
             ctx.exit(0)
         finally:
             deactivate(tokens)
+            if ident is not None:
+                _command_project.reset(ident[0])
+                _login_fallback.reset(ident[1])
 
 
 def group(*args, **kwargs):

@@ -314,7 +314,8 @@ def _apply_moves(conn: Connection, table, moves: list[tuple[int, int, int]]) -> 
 
 
 def _excerpt_payload(conn: Connection, row: dict) -> dict:
-    """The excerpt's row, its appraisals (with history) and CMOC evidence; removes them from the live tables."""
+    """The excerpt's row, its appraisals (with history), CMOC evidence and adjudication decisions; removes them
+    from the live tables."""
     a, h, ev = S.appraisals, S.appraisal_history, S.cmoc_evidence
     keys = dict(conn.execute(select(S.cmocs.c.id, S.cmocs.c.key)).all())
     theory_keys = dict(conn.execute(select(S.theories.c.id, S.theories.c.key)).all())
@@ -332,8 +333,12 @@ def _excerpt_payload(conn: Connection, row: dict) -> dict:
     m = S.memos
     memos = _rows(conn, select(m).where(and_(m.c.target_type == "excerpt", m.c.target_id == row["id"])).order_by(m.c.id))
     conn.execute(delete(m).where(m.c.id.in_([x["id"] for x in memos])))
+    from .coding.adjudication import take_adjudications
+
+    adjudications = take_adjudications(conn, row["id"])
     conn.execute(delete(S.excerpts).where(S.excerpts.c.id == row["id"]))
-    return {"excerpt": row, "appraisals": appraisals, "evidence": evidence, "memos": memos}
+    return {"excerpt": row, "appraisals": appraisals, "evidence": evidence, "memos": memos,
+            "adjudications": adjudications}
 
 
 # --- orphans: review, re-attach, discard ---------------------------------------------------
@@ -350,6 +355,8 @@ def _summary(payload: dict, kind: str) -> str:
         parts.append("evidence for " + ", ".join(sorted({f"{e['cmoc_key']} ({e['role']})" for e in payload["evidence"]})))
     if payload.get("memos"):
         parts.append(f"{len(payload['memos'])} memo(s)")
+    if payload.get("adjudications"):
+        parts.append(f"{len(payload['adjudications'])} adjudication decision(s)")
     return "; ".join(parts) or "no analysis attached"
 
 
@@ -491,6 +498,10 @@ def _restore_excerpt(conn: Connection, source_id: int, start: int, end: int, pay
         memo.pop("id")
         memo["target_id"] = excerpt_id
         conn.execute(insert(S.memos).values(**memo))
+    if payload.get("adjudications"):
+        from .coding.adjudication import restore_adjudications
+
+        restore_adjudications(conn, excerpt_id, payload["adjudications"])
     return excerpt_id
 
 

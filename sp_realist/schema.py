@@ -32,7 +32,7 @@ from sqlalchemy import (
     func,
 )
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 10
 
 metadata = MetaData()
 
@@ -381,6 +381,54 @@ appraisal_history = Table(
     Column("analyst", String(200), nullable=False),
     Column("snapshot", Text, nullable=False),  # JSON of the appraisal row before the change
 )
+
+# --- team work (schema 10) ---------------------------------------------------
+# A consensus decision on one unit (sentence or segment) two coders disagreed on, for one code.  The unit is
+# an excerpt, so anonymisation and corrected transcripts move it with the text.  The consensus codings
+# themselves are codings by the coder "consensus"; a decision not to code leaves none, so the decision is kept
+# here.  Written only by sp_realist.coding.adjudication.
+ADJUDICATION_DECISIONS = ("A", "B", "both", "none")
+
+adjudications = Table(
+    "adjudications",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code_id", Integer, ForeignKey("codes.id", ondelete="CASCADE"), nullable=False),
+    Column("excerpt_id", Integer, ForeignKey("excerpts.id", ondelete="CASCADE"), nullable=False),
+    Column("unit", String(20), nullable=False),  # sentence | segment
+    Column("coder_a", String(200), nullable=False),
+    Column("coder_b", String(200), nullable=False),
+    Column("decision", String(20), nullable=False),  # A | B | both | none
+    Column("coded", Boolean, nullable=False),  # the consensus codes the unit
+    Column("decided_by", String(200)),
+    Column("decided_at", TS, nullable=False),
+    UniqueConstraint("code_id", "excerpt_id", "coder_a", "coder_b", name="uq_adjudications_unit"),
+    CheckConstraint("decision IN ('A','B','both','none')", name="ck_adjudications_decision"),
+)
+
+# What a merge of another copy could not bring in without overwriting this copy (a CMOC edited differently,
+# a code moved, a theory changed): both values are kept here for the analyst, who keeps ours or takes
+# theirs.  Written only by sp_realist.team.merge.
+MERGE_CONFLICT_STATUSES = ("open", "ours", "theirs")
+
+merge_conflicts = Table(
+    "merge_conflicts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(20), nullable=False),  # code | cmoc | theory | theme | appraisal
+    Column("key", String(1000), nullable=False),  # the code's path, CMOC or theory key, theme name ...
+    Column("field", String(100), nullable=False),  # the column (or "parent" for a code's place)
+    Column("ours", Text),  # JSON: this copy's value when the merge ran
+    Column("theirs", Text),  # JSON: the other copy's value
+    Column("origin", Text, nullable=False),  # the other copy (its file or URL)
+    Column("status", String(20), nullable=False, default="open"),  # open | ours | theirs
+    Column("created_at", TS, nullable=False),
+    Column("resolved_by", String(200)),
+    Column("resolved_at", TS),
+    CheckConstraint("status IN ('open','ours','theirs')", name="ck_merge_conflicts_status"),
+)
+
+TEAM_TABLES = (adjudications, merge_conflicts)
 
 # --- summary-of-findings tables (Tables 7.1-7.4; owner: sp_realist.cmoc.findings) ----
 # Evaluation questions x evidence strands ("Meta-narrative", "Thematic synthesis",

@@ -178,10 +178,18 @@ def _has_index(conn: Connection, table: str, name: str) -> bool:
         return name in {i["name"] for i in inspect(conn).get_indexes(table)}
 
 
-# MIGRATIONS[n] brings a store at version n to version n+1.
+def _migrate_to_10(conn: Connection) -> None:
+    """Schema 10 (team work): the ``adjudications`` and ``merge_conflicts`` tables, each only if it is not
+    there yet."""
+    S.metadata.create_all(conn, tables=list(S.TEAM_TABLES), checkfirst=True)
+
+
+# MIGRATIONS[n] brings a store at version n to version n+1.  Number 8 -> 9 is reserved for a change made on
+# another branch; a number with no migration here is passed over.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2, 2: _migrate_to_3,
                                                        3: _migrate_to_4, 4: _migrate_to_5,
-                                                       5: _migrate_to_6, 6: _migrate_to_7, 7: _migrate_to_8}
+                                                       5: _migrate_to_6, 6: _migrate_to_7, 7: _migrate_to_8,
+                                                       9: _migrate_to_10}
 
 
 class Project:
@@ -282,7 +290,8 @@ class Project:
                 f"{self.location} was written by a newer sp_realist (schema {version}); upgrade sp_realist to open it."
             )
         while version < S.SCHEMA_VERSION:
-            MIGRATIONS[version](conn)
+            if version in MIGRATIONS:
+                MIGRATIONS[version](conn)
             version += 1
             self._set_meta(conn, "schema_version", str(version))
 
@@ -373,10 +382,14 @@ class Project:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def log(self, conn: Connection, action: str, target: str | None = None, actor: str | None = None, **detail) -> None:
-        """Append to the audit log inside the caller's transaction."""
+        """Append to the audit log inside the caller's transaction; ``actor`` defaults to who is working
+        (:func:`sp_realist.identity.current_user`: the login on a server, else --coder, $SP_REALIST_CODER,
+        the per-user setting, the login name)."""
+        from .identity import current_user
+
         conn.execute(
             insert(S.audit_log).values(
-                at=now(), actor=actor, action=action, target=target,
+                at=now(), actor=actor or current_user(None, conn=conn), action=action, target=target,
                 detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
             )
         )

@@ -12,6 +12,12 @@ from click.testing import CliRunner
 from sp_realist.store import Project
 
 
+@pytest.fixture(autouse=True)
+def _own_user_config(tmp_path_factory, monkeypatch):
+    """Every test reads and writes its own per-user config folder (``sp-realist config``), never the real one."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+
+
 @pytest.fixture
 def project_path(tmp_path):
     path = tmp_path / "test.sprealist"

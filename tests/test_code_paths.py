@@ -146,17 +146,18 @@ def _random_tree(draw_names, parents):
     """rows for a CodeTree: code i is named draw_names[i] under parents[i] (an earlier code or None)."""
     rows, taken = [], set()
     for i, (name, parent) in enumerate(zip(draw_names, parents), start=1):
-        pid = parent if parent is not None and parent < i else None
+        pid = parent if parent is not None and parent < i and parent in {r["id"] for r in rows} else None
         if (pid, name) in taken:  # the store refuses siblings of one name
             continue
         taken.add((pid, name))
-        rows.append({"id": i, "name": name, "parent_id": pid if pid in {r["id"] for r in rows} else None})
+        rows.append({"id": i, "name": name, "parent_id": pid})
     return rows
 
 
 @given(st.lists(st.sampled_from(["other", "a/b", "x", "staff", "\\"]), min_size=1, max_size=12),
        st.lists(st.one_of(st.none(), st.integers(1, 12)), min_size=12, max_size=12))
 @example(["other", "other", "x", "other"], [None, None, 1, 3] + [None] * 8)
+@example(["other"] * 10, [None] * 8 + [2, 9, None, None])  # a parent that was left out: the child is a root
 @example(["a/b", "a", "b"], [None, None, 2] + [None] * 9)
 @example(["a/b", "a", "b", "c", "b"], [None, None, 2, None, 4] + [None] * 7)
 def test_every_code_is_reached_by_its_path_and_by_its_label(names, parents):

@@ -19,7 +19,7 @@ from ._common import (CMOC_JUDGEMENTS, COMPONENT_ALIASES, COMPONENTS, CONFIDENCE
 
 def analyst_option(func: Callable) -> Callable:
     return click.option("--analyst", default=None, metavar="NAME",
-                        help="Who is analysing. Defaults to $SP_REALIST_CODER, then the login name.")(func)
+                        help="Who is analysing. Defaults to $SP_REALIST_CODER, then 'sp-realist config coder', then the login name.")(func)
 
 
 def excerpt_options(func: Callable) -> Callable:

@@ -1,4 +1,4 @@
-"""Helpers shared by the coding modules: code lookup, the code tree, coders, YAML."""
+"""Helpers shared by the coding modules: code lookup, the code tree, YAML (who codes: :mod:`sp_realist.identity`)."""
 
 from __future__ import annotations
 
@@ -14,24 +14,8 @@ from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..numbers import db_id
 from ..yamlio import load_yaml_file
 
-ENV_CODER = "SP_REALIST_CODER"
 UNITS = ("match", "sentence", "segment", "section")
 PHASES = ("initial", "searching", "reviewing", "defining", "named")
-
-
-def default_coder(coder: str | None = None) -> str:
-    """``coder``, else ``$SP_REALIST_CODER``, else the login name."""
-    if coder and coder.strip():
-        return coder.strip()
-    env = os.environ.get(ENV_CODER)
-    if env and env.strip():
-        return env.strip()
-    try:
-        import getpass
-
-        return getpass.getuser() or "unknown"
-    except Exception:  # pragma: no cover - platform dependent
-        return "unknown"
 
 
 def clean_name(name: Any, what: str = "code") -> str:

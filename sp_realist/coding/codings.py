@@ -21,7 +21,8 @@ from .. import schema as S
 from ..errors import SpRealistError
 from ..sources import locate_excerpt, resolve_source
 from ..store import Project, now
-from ._common import UNITS, CodeTree, code_ids_for, default_coder, dump_yaml, fetch_frame, read_yaml
+from ..identity import current_user
+from ._common import UNITS, CodeTree, code_ids_for, dump_yaml, fetch_frame, read_yaml
 from .units import SourceUnits, trim
 
 
@@ -177,7 +178,7 @@ def add_coding(project: Project, code: str, source: str | int, span=None, segmen
     Returns a DataFrame of the codings made (``new`` is False for ones that
     already existed).
     """
-    coder = default_coder(coder)
+    coder = current_user(coder, project=project)
     with project.begin() as conn:
         tree = CodeTree.read(conn)
         crow = tree.resolve(code)
@@ -269,7 +270,7 @@ def import_codings_yaml(project: Project, path: str | os.PathLike, coder: str | 
 
     Each entry has ``source``, ``code`` and one of ``quote``, ``span``,
     ``segment`` or ``section`` (located with :func:`sp_realist.sources.locate_excerpt`),
-    optionally ``coder`` (default: ``coder`` argument, ``$SP_REALIST_CODER``),
+    optionally ``coder`` (default: :func:`sp_realist.identity.current_user` of ``coder``),
     ``unit`` (expand a quote to its sentence/segment/section), ``memo`` and
     ``origin`` (default ``manual``).  Every entry is checked before anything is
     written; codings already present are skipped.  Returns counts.
@@ -280,7 +281,7 @@ def import_codings_yaml(project: Project, path: str | os.PathLike, coder: str | 
         items = []
     if not isinstance(items, list):
         raise SpRealistError(f"{path}: 'codings' must be a list.")
-    default = default_coder(coder)
+    default = current_user(coder, project=project)
     allowed = {"source", "code", "quote", "span", "segment", "section", "coder", "memo", "origin", "unit"}
     with project.begin() as conn:
         rows = []

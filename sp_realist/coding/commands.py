@@ -293,7 +293,7 @@ def code() -> None:
 @click.option("--match", default=None, metavar="REGEX", help="Code every match (case-insensitive).")
 @click.option("--unit", type=click.Choice(["match", "sentence", "segment", "section"]), default="match",
               show_default=True, help="Expand each match to this unit.")
-@click.option("--coder", default=None, metavar="NAME", help="Who codes (default $SP_REALIST_CODER, then login name).")
+@click.option("--coder", default=None, metavar="NAME", help="Who codes (default $SP_REALIST_CODER, then 'sp-realist config coder', then the login name).")
 @click.option("--memo", default=None, help="A note kept on the coding.")
 @project_option
 @format_option
@@ -363,7 +363,7 @@ def code_list(code_name, children, source, coder, origin, project_path, fmt, out
 
 @code.command("import")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--coder", default=None, help="Coder for entries without one (default $SP_REALIST_CODER).")
+@click.option("--coder", default=None, help="Coder for entries without one (default $SP_REALIST_CODER, then 'sp-realist config coder', then the login name).")
 @project_option
 def code_import(path, coder, project_path):
     """Import codings from codings.yaml (located by quote, span, segment or section).
@@ -494,7 +494,7 @@ def memo() -> None:
 @click.argument("text")
 @_memo_target_options
 @click.option("--title", default=None, help="A short title.")
-@click.option("--author", default=None, help="Author (default $SP_REALIST_CODER, then login name).")
+@click.option("--author", default=None, help="Author (default $SP_REALIST_CODER, then 'sp-realist config coder', then the login name).")
 @click.option("--report", "in_report", is_flag=True,
               help="Show this memo in the report, in its theory's section (memos on a theory only).")
 @project_option

@@ -17,7 +17,8 @@ from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..sources import resolve_source
 from ..store import Project, now, stable_guid
-from ._common import code_labels, default_coder, dump_yaml, resolve_code
+from ..identity import current_user
+from ._common import code_labels, dump_yaml, resolve_code
 
 TARGETS = ("project", "code", "source", "coding", "theme", "cmoc", "theory", "participant", "excerpt")
 COLUMNS = ["id", "on", "target", "title", "text", "author", "created_at", "updated_at", "in_report"]
@@ -95,7 +96,7 @@ def add_memo(project: Project, text: str, on: str = "project", target=None, titl
     ``in_report`` marks a memo on a theory for the report (shown in the theory's section)."""
     if not text or not str(text).strip():
         raise SpRealistError("A memo needs some text.")
-    author = default_coder(author)
+    author = current_user(author, project=project)
     with project.begin() as conn:
         tid = _resolve_target(conn, on, target)
         ts = now()

@@ -107,14 +107,17 @@ def export_qdc_cmd(out, project_path, force, key_path) -> None:
 @import_group.command("qdpx")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--into", "into", metavar="PROJECT", default=None,
-              help="Import into this existing project (one transaction: on failure it is untouched).")
+              help="Merge into this existing project, as another copy (one transaction: on failure it is untouched; "
+                   "identical items are not duplicated, differences are kept apart as conflicts).")
+@click.option("--dry-run", is_flag=True, help="With --into: show what would be merged; write nothing.")
 @click.option("--project", "-p", "new_path", metavar="PATH", default=None,
               help="Create the new project here (default: the .qdpx's name with .sprealist, next to it).")
 @format_option
-def import_qdpx_cmd(path, into, new_path, fmt, output) -> None:
+def import_qdpx_cmd(path, into, dry_run, new_path, fmt, output) -> None:
     """Import a REFI-QDA project (.qdpx) from NVivo, ATLAS.ti, MAXQDA, QualCoder...
 
-    Creates a new project unless --into names an existing one.  Known
+    Creates a new project unless --into names an existing one, into which the
+    file is merged as another copy would be ('sp-realist merge').  Known
     deviations of other tools are handled (the .qde not named project.qde,
     Sources/ folders, .docx-only sources, BOMs, positions in UTF-16 units or
     bytes); what cannot be imported is listed on stderr, one line per kind.
@@ -125,26 +128,32 @@ def import_qdpx_cmd(path, into, new_path, fmt, output) -> None:
       sp-realist import qdpx nvivo-export.qdpx
       sp-realist import qdpx atlas.qdpx --into evaluation.sprealist --format json
     """
-    from .qdpx_import import import_qdpx, import_qdpx_new
+    from .qdpx_import import import_qdpx_into, import_qdpx_new
 
     if new_path is None and not into:
         new_path = global_project_path()  # 'sp-realist -p NEW.sprealist import qdpx ...'
     if into and new_path:
         raise click.UsageError("Use either --into (existing project) or --project (new project), not both.")
+    if dry_run and not into:
+        raise click.UsageError("--dry-run needs --into PROJECT (a new project is simply not created).")
     if into:
         from ..privacy.anonymise import applied_keys
+        from ..team.commands import report_merge
 
         project = Project.open(into)
         try:
-            result = import_qdpx(path, project)
+            result, merged = import_qdpx_into(path, project, dry_run=dry_run)
             anonymised = bool(applied_keys(project))
         finally:
             project.close()
-        if anonymised and result.counts.get("sources"):
-            message(f"Note: {into} has an applied pseudonym key and the {result.counts['sources']} imported "
+        if anonymised and merged.counts.get("sources") and not dry_run:
+            message(f"Note: {into} has an applied pseudonym key and the {merged.counts['sources']} imported "
                     "source(s) are not anonymised yet; run 'sp-realist anonymise --key KEY' before sharing anything.")
-    else:
-        result = import_qdpx_new(path, new_path)
+        message(f"Read {path} for {result.project}.")
+        _report(result)
+        report_merge(merged, fmt, output)
+        return
+    result = import_qdpx_new(path, new_path)
     message(f"Imported {path} into {result.project}.")
     _report(result)
     emit(result.frame(), fmt, output, title="Imported")

@@ -39,7 +39,7 @@ from .qdpx_apply import apply_plan
 from .qdpx_read import (CasePlan, CmocPlan, CodingPlan, NotePlan, QdpxPlan, SelPlan, SourcePlan, SourceSetPlan,
                         TheoryPlan, read_qdpx)
 
-__all__ = ["import_qdpx", "import_qdpx_new", "read_qdpx", "apply_plan", "QdpxPlan", "SourcePlan", "SelPlan",
+__all__ = ["import_qdpx", "import_qdpx_new", "import_qdpx_into", "read_qdpx", "apply_plan", "QdpxPlan", "SourcePlan", "SelPlan",
            "CodingPlan", "CasePlan", "NotePlan", "SourceSetPlan", "CmocPlan", "TheoryPlan", "ImportResult"]
 
 
@@ -80,3 +80,22 @@ def import_qdpx_new(path: str | os.PathLike, target: str | os.PathLike | None = 
     project.close()
     result.project = str(target)
     return result
+
+
+def import_qdpx_into(path: str | os.PathLike, project: Project, *, dry_run: bool = False,
+                     actor: str | None = None):
+    """A colleague's REFI-QDA project merged into ``project`` as another copy would be: imported into a
+    temporary project first (:func:`import_qdpx_new`; a file that cannot be read fails before anything is
+    touched), then merged with :func:`sp_realist.team.merge.merge_copy` (identical items not duplicated,
+    differences kept apart as conflicts, one transaction).  Returns the import's result (what the file lost,
+    with ``project`` set to this project) and the merge's."""
+    import tempfile
+
+    from ..team.merge import merge_copy
+
+    with tempfile.TemporaryDirectory(prefix="sp-realist-qdpx-") as tmp:
+        result = import_qdpx_new(path, Path(tmp) / "import.sprealist")
+        merged = merge_copy(project, str(Path(tmp) / "import.sprealist"), dry_run=dry_run, actor=actor,
+                            label=f"{Path(path).name} (REFI-QDA)")
+    result.project = str(project.location)
+    return result, merged

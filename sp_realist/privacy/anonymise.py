@@ -308,11 +308,17 @@ EXEMPT = {
     ("finding_links", "target_type"): "one of a fixed list",
     ("orphans", "kind"): "one of a fixed list",
     ("codings", "selection_guid"): "a GUID kept from a REFI-QDA file",
+    ("adjudications", "unit"): "one of a fixed list",
+    ("adjudications", "decision"): "one of a fixed list",
+    ("merge_conflicts", "kind"): "one of a fixed list",
+    ("merge_conflicts", "field"): "a column name written by sp_realist",
+    ("merge_conflicts", "status"): "one of a fixed list",
 }
 
 #: Columns holding JSON: names are replaced inside its strings (and keys) and the JSON written again.
 JSON_FIELDS = frozenset({("code_rules", "spec"), ("appraisal_history", "snapshot"), ("audit_log", "detail"),
-                         ("theories", "questions"), ("theory_history", "evidence"), ("orphans", "payload")})
+                         ("theories", "questions"), ("theory_history", "evidence"), ("orphans", "payload"),
+                         ("merge_conflicts", "ours"), ("merge_conflicts", "theirs")})
 
 #: How a file name or path is rewritten: the replacement made safe for a file name ("S1 DK1" -> "S1-DK1").
 FILE_KINDS = {("sources", "file_name"): "file", ("sources", "file_path"): "path"}
