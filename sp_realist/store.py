@@ -36,6 +36,10 @@ ENV_PROJECT = "SP_REALIST_PROJECT"
 GUID_NAMESPACE = uuid.UUID("6f2d3c1e-7a4b-5e8f-9a0b-1c2d3e4f5a6b")
 
 
+#: One statement object for every audit row (SQLAlchemy then reuses its compiled form without rebuilding it).
+_INSERT_AUDIT = insert(S.audit_log)
+
+
 def now() -> str:
     """The current time as an ISO-8601 UTC string (seconds precision)."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
@@ -271,12 +275,10 @@ class Project:
 
     def log(self, conn: Connection, action: str, target: str | None = None, actor: str | None = None, **detail) -> None:
         """Append to the audit log inside the caller's transaction."""
-        conn.execute(
-            insert(S.audit_log).values(
-                at=now(), actor=actor, action=action, target=target,
-                detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
-            )
-        )
+        conn.execute(_INSERT_AUDIT, {
+            "at": now(), "actor": actor, "action": action, "target": target,
+            "detail": json.dumps(detail, sort_keys=True, default=str) if detail else None,
+        })
 
 
 def find_project(explicit: str | None = None, cwd: str | os.PathLike | None = None) -> str:
@@ -306,3 +308,36 @@ def find_project(explicit: str | None = None, cwd: str | os.PathLike | None = No
 
 def open_project(explicit: str | None = None) -> Project:
     return Project.open(find_project(explicit))
+
+
+_INSERT_SQL: dict[tuple, tuple[str, Any]] = {}
+
+
+def insert_many(conn: Connection, table, columns: tuple[str, ...], rows: list[tuple], batch: int = 5000) -> None:
+    """Insert ``rows`` (tuples in ``columns`` order) into ``table`` with one compiled INSERT executed with many
+    parameter sets (the dialect's own SQL and paramstyle): SQLAlchemy's per-row parameter processing costs
+    more than the database's work for bulk rows.  Values must already be of the column's database type."""
+    if not rows:
+        return
+    key = (conn.dialect.name, conn.dialect.paramstyle, table.name, columns)
+    cached = _INSERT_SQL.get(key)
+    if cached is None:
+        from operator import itemgetter
+
+        from sqlalchemy import bindparam
+
+        compiled = insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=conn.dialect)
+        order = compiled.positiontup if compiled.positional else None
+        pick = None
+        if order is not None and list(order) != list(columns):
+            getter = itemgetter(*[columns.index(name) for name in order])
+            pick = (lambda row: (getter(row),)) if len(order) == 1 else getter
+        cached = _INSERT_SQL[key] = (str(compiled), order is not None, pick)
+    sql, positional, pick = cached
+    for i in range(0, len(rows), batch):
+        chunk = rows[i:i + batch]
+        if positional:
+            params = [pick(r) for r in chunk] if pick is not None else chunk
+        else:
+            params = [dict(zip(columns, r)) for r in chunk]
+        conn.exec_driver_sql(sql, params)
