@@ -12,6 +12,7 @@ nothing half-written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -34,6 +35,7 @@ ENV_PROJECT = "SP_REALIST_PROJECT"
 # Namespace for deterministic GUIDs (REFI-QDA needs GUIDs; they must be stable
 # across exports of an unchanged project).
 GUID_NAMESPACE = uuid.UUID("6f2d3c1e-7a4b-5e8f-9a0b-1c2d3e4f5a6b")
+_NAMESPACE_BYTES = GUID_NAMESPACE.bytes
 
 
 #: One statement object for every audit row (SQLAlchemy then reuses its compiled form without rebuilding it).
@@ -46,8 +48,15 @@ def now() -> str:
 
 
 def stable_guid(*parts: Any) -> str:
-    """A deterministic GUID built from ``parts`` (uuid5)."""
-    return str(uuid.uuid5(GUID_NAMESPACE, "\x1f".join(str(p) for p in parts)))
+    """A deterministic GUID built from ``parts``: ``str(uuid.uuid5(GUID_NAMESPACE, "\\x1f".join(parts)))``,
+    computed from the SHA-1 digest directly (an export makes one per selection and coding; building
+    ``uuid.UUID`` objects cost more than the hashing)."""
+    name = "\x1f".join(str(p) for p in parts)
+    b = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+    b[6] = (b[6] & 0x0F) | 0x50  # version 5
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = b.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def _is_url(target: str) -> bool:
