@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 from xml.etree import ElementTree as ET
