@@ -1,16 +1,20 @@
 """Benchmark REFI-QDA export and import against the bare libraries doing the same work.
 
-    python benchmarks/exchange.py [--files 200] [--words 1000000] [--codings 25]
+    python -m benchmarks.exchange                       # 200 sources, 1M words, 100,000 codings
+    python -m benchmarks.exchange --total-codings 1000000
 
 Builds a deterministic project (benchmarks/corpus.py transcripts, a 20-code
-codebook, ``--codings`` codings per source at deterministic word-aligned spans),
-then times, in the same run:
+codebook, codings at deterministic word-aligned spans), then runs each piece of
+work in its own process (``benchmarks.measure``: wall and CPU seconds of the
+work, peak RSS of the whole process), best of ``--runs``:
 
 * ``export_qdpx`` vs. ElementTree building the same Sources/Selections/Codings
   XML plus ``zipfile`` writing the same texts (what any exporter must do);
-* ``import_qdpx`` (into a new project: read, check, detect positions, write in
-  one transaction) vs. ``zipfile`` + defusedxml parsing the same file and
-  inserting the same sources and codings with bare SQLAlchemy Core.
+* ``import_qdpx_new`` (into a new project: read, check, detect positions, write
+  in one transaction) vs. parsing the archive alone: ``zipfile`` + defusedxml
+  parsing ``project.qde`` and reading every source text (issue 14's floor),
+  and, for reference, that parse plus inserting the same sources and codings
+  with bare SQLAlchemy Core.
 
 Prints a Markdown table for docs/performance.md.
 """
@@ -19,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -33,6 +35,7 @@ from defusedxml import ElementTree as DET  # noqa: E402
 from sqlalchemy import create_engine, insert  # noqa: E402
 
 from benchmarks.corpus import generate  # noqa: E402
+from benchmarks.measure import Clock, child_main, in_child  # noqa: E402
 from sp_realist import schema as S  # noqa: E402
 from sp_realist.exchange.qdpx_export import export_qdpx  # noqa: E402
 from sp_realist.exchange.qdpx_import import import_qdpx_new  # noqa: E402
@@ -122,51 +125,78 @@ def bare_import(qdpx: Path, target: Path) -> None:
         eng.dispose()
 
 
-def timed(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def bare_parse(qdpx: Path) -> int:
+    """Parsing the archive alone: unzip, parse project.qde safely, read every source's text."""
+    ns = "{urn:QDA-XML:project:1.0}"
+    n = 0
+    with zipfile.ZipFile(qdpx) as zf:
+        root = DET.fromstring(zf.read("project.qde"))
+        for s in root.iter(f"{ns}TextSource"):
+            n += len(zf.read("sources/" + s.get("plainTextPath")[len("internal://"):]).decode("utf-8"))
+    return n
+
+
+def child(task: dict) -> dict:
+    work = task["work"]
+    with Clock() as c:
+        if work == "export":
+            with Project.open(task["project"]) as project:
+                export_qdpx(project, task["out"], force=True)
+        elif work == "bare_export":
+            bare_export(Path(task["project"]), Path(task["out"]))
+        elif work == "import":
+            import_qdpx_new(task["qdpx"], task["target"])
+        elif work == "bare_parse":
+            bare_parse(Path(task["qdpx"]))
+        else:
+            bare_import(Path(task["qdpx"]), Path(task["target"]))
+    return {"wall": c.wall, "cpu": c.cpu}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=200)
     ap.add_argument("--words", type=int, default=1_000_000)
-    ap.add_argument("--codings", type=int, default=25)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--total-codings", type=int, default=100_000)
+    ap.add_argument("--runs", type=int, default=2)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         proj = d / "bench.sprealist"
-        n_sources, n_codings = build(proj, args.files, args.words, args.codings)
-        project = Project.open(proj)
+        n_sources, n_codings = build(proj, args.files, args.words, max(1, args.total_codings // args.files))
         counter = iter(range(10**6))
 
-        def ours_export():
-            export_qdpx(project, d / "ours.qdpx", force=True)
+        def run(work: str, **task) -> dict:
+            rs = []
+            for _ in range(args.runs):
+                for f in d.glob("target*"):
+                    f.unlink()
+                rs.append(in_child("benchmarks.exchange", {"work": work, **task}))
+            return {k: min(r[k] for r in rs) for k in rs[0]}
 
-        def ours_import():
-            import_qdpx_new(d / "ours.qdpx", d / f"imp{next(counter)}.sprealist")
-
-        def bare_exp():
-            bare_export(proj, d / "bare.qdpx")
-
-        def bare_imp():
-            bare_import(d / "ours.qdpx", d / f"bare{next(counter)}.sprealist")
-
-        e_ours, e_bare = timed(ours_export, args.runs), timed(bare_exp, args.runs)
-        i_ours, i_bare = timed(ours_import, args.runs), timed(bare_imp, args.runs)
-        project.close()
+        res = {
+            "export": run("export", project=str(proj), out=str(d / "ours.qdpx")),
+            "bare_export": run("bare_export", project=str(proj), out=str(d / "bare.qdpx")),
+        }
+        res["import"] = run("import", qdpx=str(d / "ours.qdpx"), target=str(d / "target.sprealist"))
+        res["bare_parse"] = run("bare_parse", qdpx=str(d / "ours.qdpx"))
+        res["bare_import"] = run("bare_import", qdpx=str(d / "ours.qdpx"), target=str(d / "target-bare.sprealist"))
         size = (d / "ours.qdpx").stat().st_size
-    print(f"{n_sources} sources, {args.words} words, {n_codings} codings; qdpx {size / 1e6:.1f} MB\n")
-    print("| work | sp_realist | bare libraries | ratio |")
-    print("| --- | --- | --- | --- |")
-    print(f"| export qdpx | {e_ours:.2f} s | {e_bare:.2f} s | {e_ours / e_bare:.1f}x |")
-    print(f"| import qdpx (new project) | {i_ours:.2f} s | {i_bare:.2f} s | {i_ours / i_bare:.1f}x |")
+        del counter
+    print(f"{n_sources} sources, {args.words:,} words, {n_codings:,} codings; qdpx {size / 1e6:.1f} MB. "
+          f"Wall / CPU seconds, best of {args.runs}; peak RSS of each whole process.\n")
+    print("| work | sp_realist | baseline | bare | ratio (wall / CPU) | peak RSS (sp_realist / bare) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for ours, bare, label, what in (
+            ("export", "bare_export", "export qdpx", "ElementTree XML + zip, bare"),
+            ("import", "bare_parse", "import qdpx (new project)", "parse the archive alone"),
+            ("import", "bare_import", "import qdpx (new project)", "parse + bare SQLAlchemy inserts")):
+        o, b = res[ours], res[bare]
+        print(f"| {label} | {o['wall']:.2f} / {o['cpu']:.2f} s | {what} | {b['wall']:.2f} / {b['cpu']:.2f} s "
+              f"| {o['wall'] / b['wall']:.2f}x / {o['cpu'] / b['cpu']:.2f}x "
+              f"| {o['rss_mib']:.0f} / {b['rss_mib']:.0f} MiB |")
 
 
 if __name__ == "__main__":
-    main()
+    if not child_main(child):
+        main()

@@ -1,46 +1,82 @@
-"""Benchmark: ingest of a deterministic transcript corpus against bare spaCy.
+"""Benchmark: ingest of a deterministic transcript corpus against its floor.
 
-    python benchmarks/ingest.py                 # 200 transcripts, about 1M words
-    python benchmarks/ingest.py --scale 10      # 2,000 transcripts, about 10M words
+    python -m benchmarks.ingest                      # 200 transcripts, about 1M words
+    python -m benchmarks.ingest --words 10000000     # 2,000 transcripts, about 10M words
 
-In the same run it times
+Each piece of work runs in its own process (``benchmarks.measure``), which reports its wall and CPU
+time and the peak RSS of the whole process:
 
-* ``sp_realist.ingest.ingest_paths`` into a fresh project (read, decode,
-  segment into speaker turns, store text + segments in SQLite, one
-  transaction per file), and
-* bare ``spacy.blank("en")`` + ``sentencizer`` over the same texts
-  (``nlp.pipe``), the cheapest spaCy pass an analysis would make,
+* **ingest**: ``sp_realist.ingest.ingest_paths`` into a fresh project (read, decode, detect the kind,
+  segment into speaker turns, look the file up, store text + segments + one audit row, one
+  transaction per file);
+* **floor**: bare ``sqlite3`` doing the irreducible part into a project file with the same tables and
+  indexes: read each file, hash it, decode it, split it into speaker turns with one regular
+  expression and insert the same source, segment and audit rows (``executemany``), in one
+  transaction.
 
-then measures peak Python memory (tracemalloc) of ingest on half the corpus and
-on the whole corpus: memory should stay flat as the corpus grows, because
-files are read and stored one at a time.  Prints a Markdown table (for
-docs/performance.md) and a JSON line.
+The goal (issue 14) is ingest within 2.5x of the floor.  Prints a Markdown row for
+docs/performance.md and a JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
-import sys
 import tempfile
-import time
-import tracemalloc
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.measure import Clock, child_main, in_child
 
-from benchmarks.corpus import write_corpus  # noqa: E402
-from sp_realist.ingest import ingest_paths  # noqa: E402
-from sp_realist.store import Project  # noqa: E402
+TURN = r"^([A-Z][^:\n]{0,39}):"
 
 
-def time_ingest(paths: list[Path], folder: Path, tag: str) -> tuple[float, int, int]:
-    project = Project.create(folder / f"bench-{tag}.sprealist")
-    try:
-        t0 = time.perf_counter()
-        report = ingest_paths(project, paths)
-        elapsed = time.perf_counter() - t0
+def floor(paths: list[Path], db_path: str) -> int:
+    import datetime
+    import hashlib
+    import re
+    import sqlite3
+
+    turn = re.compile(TURN, re.M)
+    con = sqlite3.connect(db_path)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute("PRAGMA foreign_keys=ON")
+    nseg = 0
+    with con:
+        for order, path in enumerate(paths, start=1):
+            data = path.read_bytes()
+            checksum = hashlib.sha256(data).hexdigest()
+            text = data.decode("utf-8").replace("\r\n", "\n")
+            found = [(m.start(), m.group(1)) for m in turn.finditer(text)]
+            now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+            sid = con.execute(
+                "INSERT INTO sources (name, kind, checksum, text, file_name, file_path, file_format, created_at, "
+                "ingest_order) VALUES (?,?,?,?,?,?,?,?,?)",
+                (path.stem, "interview", checksum, text, path.name, str(path.resolve()), "txt", now, order)).lastrowid
+            ends = [a for a, _ in found[1:]] + [len(text)]
+            con.executemany('INSERT INTO segments (source_id, ord, start, "end", speaker, kind) VALUES (?,?,?,?,?,?)',
+                            [(sid, i, a, b, lab, "turn") for i, ((a, lab), b) in enumerate(zip(found, ends))])
+            nseg += len(found)
+            con.execute("INSERT INTO audit_log (at, action, target, detail) VALUES (?,?,?,?)",
+                        (now, "ingest", path.name, json.dumps({"checksum": checksum, "sources": [path.stem]})))
+    con.close()
+    return nseg
+
+
+def child(task: dict) -> dict:
+    paths = sorted(Path(task["corpus"]).glob("*.txt"))
+    from sp_realist.store import Project
+
+    Project.create(task["db"]).close()  # the same tables and indexes for both
+    if task["work"] == "floor":
+        with Clock() as c:
+            nseg = floor(paths, task["db"])
+    else:
+        from sp_realist.ingest import ingest_paths
+
+        project = Project.open(task["db"])
+        with Clock() as c:
+            report = ingest_paths(project, paths)
         assert report.ok, report.refused[:1]
         from sqlalchemy import func, select
 
@@ -48,75 +84,50 @@ def time_ingest(paths: list[Path], folder: Path, tag: str) -> tuple[float, int, 
 
         with project.connect() as conn:
             nseg = conn.execute(select(func.count()).select_from(S.segments)).scalar_one()
-        return elapsed, len(report.source_names), nseg
-    finally:
         project.close()
-
-
-def time_spacy(paths: list[Path]) -> tuple[float, int]:
-    import spacy
-
-    nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
-    nlp.max_length = 10_000_000
-    t0 = time.perf_counter()
-    sentences = 0
-    texts = (p.read_text(encoding="utf-8") for p in paths)
-    for doc in nlp.pipe(texts, batch_size=8):
-        sentences += sum(1 for _ in doc.sents)
-    return time.perf_counter() - t0, sentences
-
-
-def peak_memory_ingest(paths: list[Path], folder: Path, tag: str) -> float:
-    project = Project.create(folder / f"mem-{tag}.sprealist")
-    try:
-        gc.collect()
-        tracemalloc.start()
-        ingest_paths(project, paths)
-        _cur, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        return peak / 2**20
-    finally:
-        project.close()
+    return {"wall": c.wall, "cpu": c.cpu, "segments": nseg}
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", type=float, default=1.0, help="1 = 200 files / 1M words; 10 = 2,000 files / 10M words")
+    ap.add_argument("--words", type=int, default=1_000_000)
+    ap.add_argument("--files", type=int, default=None, help="default: one per 5,000 words")
     ap.add_argument("--corpus-dir", default=None, help="Where to write the corpus (default: a temporary folder).")
-    ap.add_argument("--repeat", type=int, default=1, help="Repeat the timings and keep the best.")
+    ap.add_argument("--repeat", type=int, default=3, help="Runs of each; the best is kept.")
     args = ap.parse_args(argv)
-    n_files = max(2, int(200 * args.scale))
-    words = int(1_000_000 * args.scale)
+    from benchmarks.corpus import write_corpus
+
+    n_files = args.files or max(2, args.words // 5000)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         corpus_dir = Path(args.corpus_dir) if args.corpus_dir else tmp / "corpus"
-        paths = write_corpus(corpus_dir, n_files=n_files, total_words=words)
+        paths = write_corpus(corpus_dir, n_files=n_files, total_words=args.words)
         total_words = sum(len(p.read_text(encoding="utf-8").split()) for p in paths)
-        total_mb = sum(p.stat().st_size for p in paths) / 2**20
-        best_ingest = best_spacy = float("inf")
-        for i in range(args.repeat):
-            t_spacy, sents = time_spacy(paths)
-            t_ingest, nsrc, nseg = time_ingest(paths, tmp, f"t{i}")
-            best_ingest, best_spacy = min(best_ingest, t_ingest), min(best_spacy, t_spacy)
-        half = paths[: len(paths) // 2]
-        mem_half = peak_memory_ingest(half, tmp, "half")
-        mem_full = peak_memory_ingest(paths, tmp, "full")
-    result = {
-        "files": n_files, "words": total_words, "megabytes": round(total_mb, 1), "sources": nsrc, "segments": nseg,
-        "ingest_s": round(best_ingest, 2), "spacy_s": round(best_spacy, 2), "sentences": sents,
-        "ratio": round(best_ingest / best_spacy, 2), "words_per_s": int(total_words / best_ingest),
-        "peak_mb_half": round(mem_half, 1), "peak_mb_full": round(mem_full, 1),
-    }
-    print(f"| corpus | ingest (s) | bare spaCy blank+sentencizer (s) | ingest / spaCy | ingest words/s | "
-          f"peak MiB, half corpus | peak MiB, whole corpus |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    print(f"| {n_files} files, {total_words:,} words ({result['megabytes']} MiB), {nseg:,} segments | "
-          f"{result['ingest_s']} | {result['spacy_s']} | {result['ratio']}x | {result['words_per_s']:,} | "
-          f"{result['peak_mb_half']} | {result['peak_mb_full']} |")
+        runs: dict[str, list[dict]] = {"floor": [], "ingest": []}
+        for i in range(args.repeat):  # interleaved, so that load on the machine hits both alike
+            for work in runs:
+                runs[work].append(in_child("benchmarks.ingest", {
+                    "work": work, "corpus": str(corpus_dir), "db": str(tmp / f"{work}{i}.sprealist")}))
+    best = {w: {k: min(r[k] for r in rs) for k in ("wall", "cpu", "rss_mib")} for w, rs in runs.items()}
+    assert runs["floor"][0]["segments"] == runs["ingest"][0]["segments"], "the floor must store the same segments"
+    f, g = best["floor"], best["ingest"]
+    result = {"files": n_files, "words": total_words, "segments": runs["ingest"][0]["segments"],
+              "floor_wall": round(f["wall"], 2), "floor_cpu": round(f["cpu"], 2),
+              "ingest_wall": round(g["wall"], 2), "ingest_cpu": round(g["cpu"], 2),
+              "ratio_wall": round(g["wall"] / f["wall"], 2), "ratio_cpu": round(g["cpu"] / f["cpu"], 2),
+              "rss_floor_mib": f["rss_mib"], "rss_ingest_mib": g["rss_mib"],
+              "words_per_s": int(total_words / g["wall"])}
+    print("| corpus | floor: bare sqlite3 (wall / CPU) | ingest (wall / CPU) | ratio (wall / CPU) | words/s "
+          "| peak RSS (floor / ingest) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print(f"| {n_files:,} files, {total_words:,} words, {result['segments']:,} segments "
+          f"| {f['wall']:.2f} s / {f['cpu']:.2f} s | {g['wall']:.2f} s / {g['cpu']:.2f} s "
+          f"| {result['ratio_wall']}x / {result['ratio_cpu']}x | {result['words_per_s']:,} "
+          f"| {f['rss_mib']:.0f} MiB / {g['rss_mib']:.0f} MiB |")
     print(json.dumps(result))
     return result
 
 
 if __name__ == "__main__":
-    main()
+    if not child_main(child):
+        main()

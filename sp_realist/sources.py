@@ -16,13 +16,13 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from . import schema as S
 from .errors import NotFoundError, SpRealistError, did_you_mean
 from .rows import Rows
-from .store import Project, now
+from .store import Project, insert_many, now
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -170,6 +170,10 @@ def _draft_participant(conn: Connection, draft: SourceDraft) -> int | None:
     return None
 
 
+_SEGMENT_COLUMNS = ("source_id", "ord", "start", "end", "speaker", "section", "kind", "start_time", "end_time",
+                    "participant_id")
+
+
 def _insert_segments(conn: Connection, source_id: int, draft: SourceDraft) -> None:
     site = draft.attributes.get("site")
     rows = []
@@ -180,26 +184,29 @@ def _insert_segments(conn: Connection, source_id: int, draft: SourceDraft) -> No
             if seg.participant_code not in speaker_ids:
                 speaker_ids[seg.participant_code] = ensure_participant(conn, seg.participant_code, site=site)
             pid = speaker_ids[seg.participant_code]
-        rows.append(dict(source_id=source_id, ord=i, start=seg.start, end=seg.end, speaker=seg.speaker,
-                         section=seg.section, kind=seg.kind, start_time=seg.start_time,
-                         end_time=seg.end_time, participant_id=pid))
-    if rows:
-        conn.execute(insert(S.segments), rows)
+        rows.append((source_id, i, seg.start, seg.end, seg.speaker, seg.section, seg.kind, seg.start_time,
+                     seg.end_time, pid))
+    insert_many(conn, S.segments, _SEGMENT_COLUMNS, rows)
+
+
+# Statements built once: ingest runs them for every file, and building one costs more than SQLite's work.
+_NEXT_ORDER = select(func.coalesce(func.max(S.sources.c.ingest_order), 0))
+_INSERT_SOURCE = insert(S.sources)
+_NAME_TAKEN = select(S.sources.c.id).where(S.sources.c.name == bindparam("name"))
+_NAME_TAKEN_BY_OTHER = _NAME_TAKEN.where(S.sources.c.id != bindparam("exclude_id"))
 
 
 def add_source(conn: Connection, draft: SourceDraft) -> int:
     """Insert one source with its segments and attributes; return its id."""
     _check_draft(draft)
     participant_id = _draft_participant(conn, draft)
-    order = conn.execute(select(func.coalesce(func.max(S.sources.c.ingest_order), 0))).scalar_one() + 1
-    sid = conn.execute(
-        insert(S.sources).values(
-            name=draft.name, kind=draft.kind, checksum=draft.checksum, text=draft.text, date=draft.date,
-            file_name=draft.file_name, file_path=draft.file_path, file_format=draft.file_format,
-            entry_index=draft.entry_index, participant_id=participant_id, created_at=draft.created_at or now(),
-            ingest_order=order, guid=draft.guid,
-        )
-    ).inserted_primary_key[0]
+    order = conn.execute(_NEXT_ORDER).scalar_one() + 1
+    sid = conn.execute(_INSERT_SOURCE, dict(
+        name=draft.name, kind=draft.kind, checksum=draft.checksum, text=draft.text, date=draft.date,
+        file_name=draft.file_name, file_path=draft.file_path, file_format=draft.file_format,
+        entry_index=draft.entry_index, participant_id=participant_id, created_at=draft.created_at or now(),
+        ingest_order=order, guid=draft.guid,
+    )).inserted_primary_key[0]
     _insert_segments(conn, sid, draft)
     for k, v in draft.attributes.items():
         set_attribute(conn, "source", sid, k, v)
@@ -237,10 +244,9 @@ def unique_source_name(conn: Connection, name: str, taken: set[str] | None = Non
     def is_taken(candidate: str) -> bool:
         if candidate in taken:
             return True
-        q = select(S.sources.c.id).where(S.sources.c.name == candidate)
-        if exclude_id is not None:
-            q = q.where(S.sources.c.id != exclude_id)
-        return conn.execute(q).first() is not None
+        if exclude_id is None:
+            return conn.execute(_NAME_TAKEN, {"name": candidate}).first() is not None
+        return conn.execute(_NAME_TAKEN_BY_OTHER, {"name": candidate, "exclude_id": exclude_id}).first() is not None
 
     if not is_taken(name):
         return name

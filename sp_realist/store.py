@@ -12,6 +12,7 @@ nothing half-written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -35,6 +36,11 @@ ENV_PROJECT = "SP_REALIST_PROJECT"
 # Namespace for deterministic GUIDs (REFI-QDA needs GUIDs; they must be stable
 # across exports of an unchanged project).
 GUID_NAMESPACE = uuid.UUID("6f2d3c1e-7a4b-5e8f-9a0b-1c2d3e4f5a6b")
+_NAMESPACE_BYTES = GUID_NAMESPACE.bytes
+
+
+#: One statement object for every audit row (SQLAlchemy then reuses its compiled form without rebuilding it).
+_INSERT_AUDIT = insert(S.audit_log)
 
 
 def now() -> str:
@@ -43,8 +49,15 @@ def now() -> str:
 
 
 def stable_guid(*parts: Any) -> str:
-    """A deterministic GUID built from ``parts`` (uuid5)."""
-    return str(uuid.uuid5(GUID_NAMESPACE, "\x1f".join(str(p) for p in parts)))
+    """A deterministic GUID built from ``parts``: ``str(uuid.uuid5(GUID_NAMESPACE, "\\x1f".join(parts)))``,
+    computed from the SHA-1 digest directly (an export makes one per selection and coding; building
+    ``uuid.UUID`` objects cost more than the hashing)."""
+    name = "\x1f".join(str(p) for p in parts)
+    b = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+    b[6] = (b[6] & 0x0F) | 0x50  # version 5
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = b.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def _is_url(target: str) -> bool:
@@ -385,14 +398,14 @@ class Project:
         """Append to the audit log inside the caller's transaction; ``actor`` defaults to who is working
         (:func:`sp_realist.identity.current_user`: the login on a server, else --coder, $SP_REALIST_CODER,
         the per-user setting, the login name)."""
-        from .identity import current_user
+        if not actor:
+            from .identity import current_user
 
-        conn.execute(
-            insert(S.audit_log).values(
-                at=now(), actor=actor or current_user(None, conn=conn), action=action, target=target,
-                detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
-            )
-        )
+            actor = current_user(None, conn=conn)
+        conn.execute(_INSERT_AUDIT, {
+            "at": now(), "actor": actor, "action": action, "target": target,
+            "detail": json.dumps(detail, sort_keys=True, default=str) if detail else None,
+        })
 
 
 def find_project(explicit: str | None = None, cwd: str | os.PathLike | None = None) -> str:
@@ -422,3 +435,36 @@ def find_project(explicit: str | None = None, cwd: str | os.PathLike | None = No
 
 def open_project(explicit: str | None = None) -> Project:
     return Project.open(find_project(explicit))
+
+
+_INSERT_SQL: dict[tuple, tuple[str, Any]] = {}
+
+
+def insert_many(conn: Connection, table, columns: tuple[str, ...], rows: list[tuple], batch: int = 5000) -> None:
+    """Insert ``rows`` (tuples in ``columns`` order) into ``table`` with one compiled INSERT executed with many
+    parameter sets (the dialect's own SQL and paramstyle): SQLAlchemy's per-row parameter processing costs
+    more than the database's work for bulk rows.  Values must already be of the column's database type."""
+    if not rows:
+        return
+    key = (conn.dialect.name, conn.dialect.paramstyle, table.name, columns)
+    cached = _INSERT_SQL.get(key)
+    if cached is None:
+        from operator import itemgetter
+
+        from sqlalchemy import bindparam
+
+        compiled = insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=conn.dialect)
+        order = compiled.positiontup if compiled.positional else None
+        pick = None
+        if order is not None and list(order) != list(columns):
+            getter = itemgetter(*[columns.index(name) for name in order])
+            pick = (lambda row: (getter(row),)) if len(order) == 1 else getter
+        cached = _INSERT_SQL[key] = (str(compiled), order is not None, pick)
+    sql, positional, pick = cached
+    for i in range(0, len(rows), batch):
+        chunk = rows[i:i + batch]
+        if positional:
+            params = [pick(r) for r in chunk] if pick is not None else chunk
+        else:
+            params = [dict(zip(columns, r)) for r in chunk]
+        conn.exec_driver_sql(sql, params)

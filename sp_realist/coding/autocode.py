@@ -31,9 +31,9 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..sources import interviewer_speakers, is_interviewer_label, speaker_key
-from ..store import Project
+from ..store import Project, now
 from ._common import UNITS, clean_name, code_labels, fetch_rows, resolve_code
-from .codings import existing_keys, insert_codings
+from .codings import existing_keys, insert_plain_codings
 from .units import SENT_ATTRS, SourceUnits, sentences
 
 AUTOCODER = "autocode"
@@ -399,17 +399,10 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
     with project.connect() as conn:
         rule_rows = _load_rules(conn, rules)
         codes = code_labels(conn)
-        q = select(S.sources.c.id, S.sources.c.name, S.sources.c.text).order_by(S.sources.c.ingest_order)
+        q = select(S.sources.c.id, S.sources.c.name).order_by(S.sources.c.ingest_order)
         if sources:
             q = q.where(S.sources.c.id.in_([resolve_source(conn, s)["id"] for s in sources]))
         srcs = conn.execute(q).all()
-        seg = S.segments
-        segs: dict[int, list[tuple]] = {}
-        seg_pids: dict[int, list[int | None]] = {}
-        for r in fetch_rows(conn, select(seg.c.source_id, seg.c.start, seg.c.end, seg.c.section, seg.c.kind,
-                                         seg.c.speaker, seg.c.participant_id).order_by(seg.c.source_id, seg.c.ord)):
-            segs.setdefault(r[0], []).append(tuple(r[1:6]))
-            seg_pids.setdefault(r[0], []).append(r[6])
         pcodes = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
         interviewers = interviewer_speakers(conn)
         before = existing_keys(conn, sorted({r["code_id"] for r in rule_rows}), None, AUTOCODER) if rule_rows else set()
@@ -424,20 +417,18 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
     matched: list[str] = []
     contexts: list[str] = []
     total = len(srcs)
-    texts = (s[2] for s in srcs)
-    for i, (src, doc) in enumerate(zip(srcs, ruleset.docs(texts))):
-        sid, _name, text = src
+    for i, _sid, text, src_segs, pids, doc in _stream_sources(project, ruleset, [s[0] for s in srcs]):
         attrs = doc.to_array(list(SENT_ATTRS)) if len(doc) else None
         ridx, ms, me = ruleset.match_arrays(doc, attrs)
         if len(ridx):
-            keep = speaker_filter.keep(segs.get(sid) or [(0, len(text), None, "paragraph", None)],
-                                       seg_pids.get(sid) or [None], ridx, ms)
+            keep = speaker_filter.keep(src_segs or [(0, len(text), None, "paragraph", None)],
+                                       pids or [None], ridx, ms)
             if keep is not None:
                 ridx, ms, me = ridx[keep], ms[keep], me[keep]
         if len(ridx):
-            units = SourceUnits(text, segs.get(sid) or [(0, len(text), None, "paragraph")])
+            units = SourceUnits(text, src_segs or [(0, len(text), None, "paragraph")])
             if ruleset.need_sentences and (rule_unit[ridx] == UNITS.index("sentence")).any():
-                units.set_sentences(sentences(doc, attrs))
+                units.set_sentences(sentences(doc, attrs, text))
             us, ue = ms.copy(), me.copy()
             kinds = rule_unit[ridx]
             for k in np.unique(kinds):
@@ -449,7 +440,7 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
             ms_l, me_l = ms.tolist(), me.tolist()
             matched.extend(text[a:b] for a, b in zip(ms_l, me_l))
             if context:
-                contexts.extend(_context(text, a, b, context) for a, b in zip(ms_l, me_l))
+                contexts.extend(_contexts(text, ms_l, me_l, context))
         if progress is not None:
             progress(i + 1, total)
     if not matched:
@@ -471,16 +462,58 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
         "matched": matched, "context": contexts if context else None, "new": new,
     }, columns=HIT_COLUMNS)
     if not dry_run:
+        from itertools import repeat
+
         sel = np.flatnonzero(new)
         sel = sel[np.lexsort((cat["ue"][sel], cat["us"][sel], src_ids[sel], code_ids[sel]))]  # index order
-        rows = [{"code_id": c, "source_id": s, "start": a, "end": b, "coder": AUTOCODER, "origin": f"rule:{r}"}
-                for c, s, a, b, r in zip(code_ids[sel].tolist(), src_ids[sel].tolist(), cat["us"][sel].tolist(),
-                                         cat["ue"][sel].tolist(), names[cat["ridx"][sel]].tolist())]
+        origins = np.array([f"rule:{n}" for n in ruleset.order], dtype=object)[cat["ridx"][sel]]
+        rows = list(zip(code_ids[sel].tolist(), src_ids[sel].tolist(), cat["us"][sel].tolist(),
+                        cat["ue"][sel].tolist(), repeat(AUTOCODER), origins.tolist(), repeat(now())))
         with project.begin() as conn:
-            n = insert_codings(conn, rows, guids=False)
+            n = insert_plain_codings(conn, rows)
             project.log(conn, "autocode", ",".join(rules) if rules else "all rules", actor=AUTOCODER,
                         rules=len(rule_rows), hits=len(df), added=n)
     return df
+
+
+def hit_counts(hits: pd.DataFrame, by: str = "rule") -> pd.DataFrame:
+    """Counts of an :func:`autocode` result per rule (``by="rule"``: rule, code, hits, new) or per code
+    (``by="code"``: code, rules, hits, new), most hits first: the summary of a large run."""
+    if by not in ("rule", "code"):
+        raise SpRealistError(f"hit counts: by must be 'rule' or 'code', not {by!r}.")
+    if by == "rule":
+        out = hits.groupby(["rule", "code"], sort=False).agg(hits=("new", "size"), new=("new", "sum")).reset_index()
+    else:
+        out = hits.groupby("code", sort=False).agg(rules=("rule", "nunique"), hits=("new", "size"),
+                                                   new=("new", "sum")).reset_index()
+    out["new"] = out["new"].astype("int64")
+    return out.sort_values("hits", ascending=False, kind="stable").reset_index(drop=True)
+
+
+#: Sources whose texts are read from the project at a time (memory stays flat in the corpus size).
+STREAM_BATCH = 32
+
+
+def _stream_sources(project: Project, ruleset: "RuleSet", source_ids: list[int]):
+    """``(position in source_ids, source id, text, segments, segment participant ids, doc)`` for each source
+    in turn, reading
+    texts and segments from the project :data:`STREAM_BATCH` sources at a time, in one read snapshot."""
+    seg = S.segments
+    with project.connect() as conn:
+        for i in range(0, len(source_ids), STREAM_BATCH):
+            ids = source_ids[i:i + STREAM_BATCH]
+            texts = dict(fetch_rows(conn, select(S.sources.c.id, S.sources.c.text).where(S.sources.c.id.in_(ids))))
+            segs: dict[int, list[tuple]] = {}
+            seg_pids: dict[int, list[int | None]] = {}
+            for r in fetch_rows(conn, select(seg.c.source_id, seg.c.start, seg.c.end, seg.c.section, seg.c.kind,
+                                             seg.c.speaker, seg.c.participant_id)
+                                .where(seg.c.source_id.in_(ids)).order_by(seg.c.source_id, seg.c.ord)):
+                segs.setdefault(r[0], []).append(tuple(r[1:6]))
+                seg_pids.setdefault(r[0], []).append(r[6])
+            here = [(i + k, sid) for k, sid in enumerate(ids) if sid in texts]  # (one deleted since: skipped)
+            batch = [texts.pop(sid) for _k, sid in here]
+            for (k, sid), text, doc in zip(here, batch, ruleset.docs(batch)):
+                yield k, sid, text, segs.get(sid), seg_pids.get(sid), doc
 
 
 class _SpeakerFilter:
@@ -520,9 +553,14 @@ class _SpeakerFilter:
         return allowed[ridx, k]
 
 
-def _context(text: str, start: int, end: int, width: int) -> str:
-    """The words around a hit on one line, the hit in [brackets]."""
-    a = max(0, start - width)
-    b = min(len(text), end + width)
-    out = f"{'…' if a > 0 else ''}{text[a:start]}[{text[start:end]}]{text[end:b]}{'…' if b < len(text) else ''}"
-    return out.replace("\r", " ").replace("\n", " ")
+def _contexts(text: str, starts: list[int], ends: list[int], width: int) -> list[str]:
+    """The words around each hit ``text[start:end]`` on one line, the hit in [brackets], ``width``
+    characters either side (line breaks blanked once for the whole text)."""
+    flat = text.replace("\r", " ").replace("\n", " ")
+    n = len(text)
+    out = []
+    for start, end in zip(starts, ends):
+        a = start - width if start > width else 0
+        b = end + width if end + width < n else n
+        out.append(f"{'…' if a > 0 else ''}{flat[a:start]}[{flat[start:end]}]{flat[end:b]}{'…' if b < n else ''}")
+    return out

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import SpRealistError
 from ..sources import locate_excerpt, resolve_source
-from ..store import Project, now
+from ..store import Project, insert_many, now
 from ..identity import current_user
 from ._common import UNITS, CodeTree, code_ids_for, dump_yaml, fetch_frame, read_yaml
 from .units import SourceUnits, trim
@@ -105,6 +105,26 @@ def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000,
         params = [pick(row) for row in chunk] if order is not None else [dict(zip(cols, row)) for row in chunk]
         conn.exec_driver_sql(sql, params)
     return len(out)
+
+
+PLAIN_CODING_COLUMNS = ("code_id", "source_id", "start", "end", "coder", "origin", "created_at")
+
+
+def insert_plain_codings(conn: Connection, rows: list[tuple], batch: int = 5000) -> int:
+    """Insert codings given as tuples ``(code_id, source_id, start, end, coder, origin, created_at)`` with
+    no memo, GUID or selection (autocoding), skipping any whose key (the first five) is already stored;
+    returns how many were inserted.  The rows must not repeat a key among themselves.
+
+    The bulk path of :func:`insert_codings`: the tuples go to the database as they are, with one
+    compiled INSERT executed with many parameter sets, and are filtered only when a coding of these
+    codes already exists (read in this transaction)."""
+    if not rows:
+        return 0
+    seen = existing_keys(conn, sorted({r[0] for r in rows}), None, None)
+    if seen:
+        rows = [r for r in rows if r[:5] not in seen]
+    insert_many(conn, S.codings, PLAIN_CODING_COLUMNS, rows, batch=batch)
+    return len(rows)
 
 
 def set_coding_memo(conn: Connection, coding_id: int, text: str) -> None:

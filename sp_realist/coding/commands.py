@@ -400,6 +400,10 @@ def code_export(code_name, coder, origin, output, project_path):
 
 
 # --- autocode -------------------------------------------------------------------
+#: A dry run with more hits than this shows counts per rule (or per code) on the terminal, not every hit.
+HIT_TABLE_LIMIT = 200
+
+
 @click.command("autocode")
 @click.option("--dry-run", is_flag=True, help="Show the hits; change nothing.")
 @click.option("--rule", "rules", multiple=True, metavar="NAME", help="Apply only this rule (repeatable).")
@@ -415,6 +419,8 @@ def autocode_cmd(dry_run, rules, remove_rule, sources, include_interviewer, proj
     Codings get coder "autocode" and origin "rule:NAME"; applying twice adds nothing new.
     Interviewer turns (Interviewer, Facilitator, Moderator, Researcher, or the
     project's interviewer_speakers setting) are skipped unless --include-interviewer.
+    A dry run with more than 200 hits shows hits per rule (per code when there are
+    more than 200 rules); --format csv|json -o FILE writes every hit.
 
     \b
     Examples:
@@ -434,6 +440,16 @@ def autocode_cmd(dry_run, rules, remove_rule, sources, include_interviewer, proj
         df = autocode(project, dry_run=dry_run, rules=list(rules) or None, sources=list(sources) or None,
                       progress=_progress(), include_interviewer=include_interviewer)
     new = int(df["new"].sum()) if len(df) else 0
+    if dry_run and fmt == "table" and not output and len(df) > HIT_TABLE_LIMIT:
+        from .autocode import hit_counts
+
+        counts = hit_counts(df)
+        if len(counts) > HIT_TABLE_LIMIT:
+            counts = hit_counts(df, by="code")
+        message(f"Dry run: {len(df)} hit(s); applying would add {new} coding(s). Hits per "
+                f"{'rule' if 'rule' in counts else 'code'} below; every hit: --format csv -o hits.csv (or json).")
+        emit(counts, fmt, None, title=f"Autocoding hits per {'rule' if 'rule' in counts else 'code'}")
+        return
     if fmt == "table":  # the terminal is narrow; other formats keep every column
         df = df[["rule", "code", "source", "context", "new"]]
     if dry_run:

@@ -107,10 +107,11 @@ def join_mid_sentence_marks(text: str, bounds: list[tuple[int, int]]) -> list[tu
     return out
 
 
-def sentences(doc, arr=None) -> list[tuple[int, int]]:
+def sentences(doc, arr=None, text: str | None = None) -> list[tuple[int, int]]:
     """The sentence spans coding units use: :func:`sentence_bounds` (spaCy's ``Sentencizer``) with
-    :func:`join_mid_sentence_marks` applied."""
-    return join_mid_sentence_marks(doc.text, sentence_bounds(doc, arr))
+    :func:`join_mid_sentence_marks` applied.  ``text`` may pass the text ``doc`` was made from (``doc.text``
+    rebuilds it from a Python object per token)."""
+    return join_mid_sentence_marks(doc.text if text is None else text, sentence_bounds(doc, arr))
 
 
 @lru_cache(maxsize=1)
@@ -254,7 +255,7 @@ class SourceUnits:
     @property
     def sentences(self) -> list[tuple[int, int]]:
         if self._sentences is None:
-            self.set_sentences(sentences(sentencizer_nlp().make_doc(self.text)))
+            self.set_sentences(sentences(sentencizer_nlp().make_doc(self.text), text=self.text))
         return self._sentences
 
     def sentence_index(self, pos: int) -> int:

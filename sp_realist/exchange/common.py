@@ -31,10 +31,15 @@ DESCRIPTION_FIELDS = (("inclusion", "Inclusion"), ("exclusion", "Exclusion"), ("
 _DESC_SPLIT = re.compile(r"\n\n(?=(?:Inclusion|Exclusion|Example): )")
 
 
+_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def norm_guid(value: str | None) -> str | None:
     """A GUID without braces, lower case; None if ``value`` is not a GUID."""
     if not value:
         return None
+    if _CANONICAL_GUID.fullmatch(value):  # already canonical (most GUIDs in a file): as it is
+        return value
     m = _GUID.match(value.strip())
     return m.group(1).lower() if m else None
 
@@ -70,10 +75,22 @@ def valid_colour(value: str | None) -> str | None:
     return value if value and _RGB.match(value.strip()) else None
 
 
+#: A UTC time to the second (the store's own form, and REFI-QDA's usual one): converted by hand, the
+#: digits unchanged, after ``datetime.fromisoformat`` has checked that they are a valid date and time.
+_UTC_SECONDS = re.compile(r"([1-9]\d{3}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:Z|\+00:00)")
+
+
 def xsd_datetime(value: str | None) -> str | None:
     """An ISO timestamp as an xsd:dateTime in UTC (``2026-11-23T19:30:00Z``), or None."""
     if not value:
         return None
+    m = _UTC_SECONDS.fullmatch(value) if isinstance(value, str) else None
+    if m:
+        try:
+            datetime.fromisoformat(m.group(1))
+            return m.group(1) + "Z"
+        except ValueError:
+            return None
     try:
         dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
@@ -90,6 +107,13 @@ def store_datetime(value: str | None) -> str | None:
     """
     if not value:
         return None
+    m = _UTC_SECONDS.fullmatch(value.strip())
+    if m:
+        try:
+            datetime.fromisoformat(m.group(1))
+            return m.group(1) + "+00:00"
+        except ValueError:
+            return None
     try:
         dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:

@@ -60,7 +60,16 @@ def parse_xml(data: bytes, where: str):
 
 def local(tag: str) -> str:
     """``{urn:...}Code`` -> ``Code`` (namespaces differ between REFI-QDA versions)."""
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+    try:
+        return _LOCAL[tag]
+    except KeyError:  # a file has a few dozen distinct tags, asked for once per element
+        name = _LOCAL[tag] = tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+        return name
+    except TypeError:  # an unhashable tag (none in ElementTree's trees)
+        return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+_LOCAL: dict = {}
 
 
 @dataclass

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from .. import schema as S
 from ..errors import IngestError, SpRealistError
@@ -185,14 +185,16 @@ def read_sources(data: bytes, name: str, kind: str | None = None, site: str | No
                  attributes: Mapping[str, str] | None = None,
                  speaker_map: Mapping[str, str] | Iterable[str] | None = None,
                  known_codes: Iterable[str] = (), participant_sites: Mapping[str, str | None] | None = None,
-                 force_site: bool = False, notes: list[str] | None = None) -> list[SourceDraft]:
+                 force_site: bool = False, notes: list[str] | None = None,
+                 checksum: str | None = None) -> list[SourceDraft]:
     """The sources a file holds, as drafts (names not yet made unique in a project).
 
     A diary gives one draft per entry; any other kind one draft per file.
     Nothing is written anywhere; ``known_codes`` are participant codes that
     speaker labels may match, ``participant_sites`` their sites.  Each
     source's site comes from its participant (see :func:`resolve_site`);
-    ``--site`` (``site``) is for sources with no participant.
+    ``--site`` (``site``) is for sources with no participant.  ``checksum``
+    may pass the SHA-256 of ``data`` when the caller has computed it.
     """
     participant_sites = participant_sites or {}
     speaker_map = parse_speaker_map(speaker_map)
@@ -200,7 +202,7 @@ def read_sources(data: bytes, name: str, kind: str | None = None, site: str | No
         raise SpRealistError(f"{name}: kind {kind!r} is not one of {', '.join(S.SOURCE_KINDS)}; choose one of them.")
     doc = read_document(data, name)
     kind = kind or detect_kind(doc)
-    checksum = sha256_bytes(data)
+    checksum = checksum or sha256_bytes(data)
     base = Path(name).name
     stem = Path(name).stem
     attrs = {k: str(v) for k, v in (attributes or {}).items() if v is not None and str(v) != ""}
@@ -305,7 +307,7 @@ def ingest_paths(project: Project, paths: Sequence[str | os.PathLike], kind: str
                     replace=replace, force_site=force_site)
     report = IngestReport()
     paths = expand_paths(paths)
-    batch: dict[str, tuple[Path, str]] = {}
+    batch = _Batch()
     for i, path in enumerate(paths, start=1):
         report.files.append(_ingest_file(project, Path(path), opts, batch))
         if progress:
@@ -453,7 +455,7 @@ def ingest_manifest(project: Project, csv_path: str | os.PathLike, replace: bool
     rows = read_manifest(csv_path, within=within)
     smap = parse_speaker_map(speaker_map)
     report = IngestReport()
-    batch: dict[str, tuple[Path, str]] = {}
+    batch = _Batch()
     for i, row in enumerate(rows, start=1):
         merged = {**{k: v for k, v in (defaults or {}).items() if v}, **{k: v for k, v in row.items() if v}}
         attrs = {k: v for k, v in merged.items() if k not in MANIFEST_COLUMNS and not k.startswith("_")}
@@ -466,8 +468,35 @@ def ingest_manifest(project: Project, csv_path: str | os.PathLike, replace: bool
     return report
 
 
-def _ingest_file(project: Project, path: Path, opts: _Options,
-                 batch: dict[str, tuple[Path, str]] | None = None) -> FileResult:
+# The lookups made for every file, built once (building a statement costs more than SQLite's work here).
+_src = S.sources.c
+_SAME_CONTENT = select(_src.name, _src.file_name, _src.kind, _src.file_path, _src.id) \
+    .where(_src.checksum == bindparam("checksum")).order_by(_src.ingest_order)
+_SAME_PATH = select(_src.id, _src.name, _src.checksum).where(_src.file_path == bindparam("path")) \
+    .order_by(_src.ingest_order)
+_LEGACY_SAME_NAME = select(_src.id, _src.name, _src.checksum) \
+    .where(_src.file_name == bindparam("base"), _src.file_path.is_(None)).order_by(_src.ingest_order)
+_PARTICIPANT_SITES = select(S.participants.c.code, S.participants.c.site)
+_ANY_LEGACY = select(_src.id).where(_src.file_name.is_not(None), _src.file_path.is_(None)).limit(1)
+
+
+@dataclass
+class _Batch:
+    """What one ingest run remembers between files: ``seen`` maps base names to the first file (resolved,
+    as given) seen with each; ``legacy`` whether the project holds sources with a file name but no path
+    (from before schema 2; ``None``: not looked up yet; no ingest adds such sources)."""
+
+    seen: dict[str, tuple[Path, str]] = field(default_factory=dict)
+    legacy: bool | None = None
+
+
+def _may_have_legacy(conn, batch: _Batch) -> bool:
+    if batch.legacy is None:
+        batch.legacy = conn.execute(_ANY_LEGACY).first() is not None
+    return batch.legacy
+
+
+def _ingest_file(project: Project, path: Path, opts: _Options, batch: _Batch | None = None) -> FileResult:
     """Ingest one file in its own transaction.
 
     Sources remember their file's absolute path (``file_path``), so a file is
@@ -477,8 +506,7 @@ def _ingest_file(project: Project, path: Path, opts: _Options,
     base name (``file_name``) as before.  A batch can therefore not tell which
     of two different files with one base name such a legacy source came from:
     once one of them has been seen, a second one that would be matched to
-    legacy sources is refused.  ``batch`` maps base names to the first file
-    (resolved, as given) seen with each.
+    legacy sources is refused (``batch``: see :class:`_Batch`).
     """
     shown = str(path)
     notes: list[str] = []
@@ -496,81 +524,73 @@ def _ingest_file(project: Project, path: Path, opts: _Options,
         here = path.resolve()
         file_path = str(here)
         other = None  # another file with this base name earlier in the batch
+        batch_state = batch if batch is not None else _Batch()
         if batch is not None:
-            first = batch.setdefault(base, (here, shown))
+            first = batch.seen.setdefault(base, (here, shown))
             if first[0] != here:
                 other = first[1]
         src = S.sources.c
-        with project.connect() as conn:
-            same = conn.execute(
-                select(src.name, src.file_name, src.kind, src.file_path, src.id)
-                .where(src.checksum == checksum).order_by(src.ingest_order)
-            ).all()
+        # One transaction reads what the project holds of this file and writes the new sources: an
+        # IngestError raised on the way rolls it back, so nothing of a refused file is written.
+        with project.begin() as conn:
+            same = conn.execute(_SAME_CONTENT, {"checksum": checksum}).all()
             # this file's earlier sources: by path; legacy sources (no path) by base name
-            previous = conn.execute(
-                select(src.id, src.name, src.checksum)
-                .where(src.file_path == file_path).order_by(src.ingest_order)
-            ).all()
+            previous = conn.execute(_SAME_PATH, {"path": file_path}).all()
             legacy = False
-            if not previous:
-                previous = conn.execute(
-                    select(src.id, src.name, src.checksum)
-                    .where(src.file_name == base, src.file_path.is_(None)).order_by(src.ingest_order)
-                ).all()
+            if not previous and _may_have_legacy(conn, batch_state):
+                previous = conn.execute(_LEGACY_SAME_NAME, {"base": base}).all()
                 legacy = bool(previous)
-            participant_sites = dict(conn.execute(select(S.participants.c.code, S.participants.c.site)).all())
-        if same:
-            names = [r[0] for r in same]
-            if same[0][1] != base:
-                note = f" (same content as {same[0][1]})"
-            elif same[0][3] and same[0][3] != file_path:
-                note = f" (same content as {same[0][3]})"
-            else:
-                note = ""
-            # legacy sources of this very file (same content and base name, no path): record
-            # where they came from, so another file with this base name is no longer taken for it
-            found = [r[4] for r in same if r[3] is None and r[1] == base]
-            if found:
-                with project.begin() as conn:
+            participant_sites = dict(conn.execute(_PARTICIPANT_SITES).all())
+            if same:
+                names = [r[0] for r in same]
+                if same[0][1] != base:
+                    note = f" (same content as {same[0][1]})"
+                elif same[0][3] and same[0][3] != file_path:
+                    note = f" (same content as {same[0][3]})"
+                else:
+                    note = ""
+                # legacy sources of this very file (same content and base name, no path): record
+                # where they came from, so another file with this base name is no longer taken for it
+                found = [r[4] for r in same if r[3] is None and r[1] == base]
+                if found:
                     conn.execute(S.sources.update().where(src.id.in_(found), src.file_path.is_(None))
                                  .values(file_path=file_path))
                     project.log(conn, "ingest.record_path", base, checksum=checksum, path=file_path,
                                 sources=len(found))
-                note += f"; its path is now recorded for {len(found)} source(s)"
-            return FileResult(shown, "unchanged", same[0][2], names,
-                              f"already ingested{note}; nothing to do")
-        if legacy and other is not None:
-            raise IngestError(
-                f"{shown}: another file named {base} ({other}) is in this batch, and the {len(previous)} source(s) "
-                f"ingested from a {base} before (e.g. {previous[0][1]!r}) do not record their folder, so they "
-                "cannot be told apart; ingest the file they came from unchanged first (that records its path), "
-                "or rename one of the files."
-            )
-        if previous and not opts.replace and legacy:
-            raise IngestError(
-                f"{shown}: a {base} with other content was ingested before sp_realist recorded folders "
-                f"({len(previous)} source(s), e.g. {previous[0][1]!r}), so it is taken for an older version of "
-                "this file; pass --replace to put the new text in their place (codings and analysis are carried over; what cannot be is kept for review), or, if it is "
-                "a different file, first ingest the file they came from unchanged (that records its path) or "
-                "rename this one."
-            )
-        if previous and not opts.replace:
-            raise IngestError(
-                f"{shown}: a different version of {base} was ingested before from this path ({len(previous)} "
-                f"source(s), e.g. {previous[0][1]!r}); pass --replace to put the new text in their place (codings and "
-                "analysis are carried over; what cannot be is kept for review), or rename the file if it is a different one."
-            )
-        drafts = read_sources(data, shown, kind=opts.kind, site=opts.site, participant=opts.participant,
-                              date=opts.date, attributes=opts.attributes, speaker_map=opts.speaker_map,
-                              known_codes=list(participant_sites), participant_sites=participant_sites,
-                              force_site=opts.force_site, notes=notes)
-        if not drafts:
-            raise IngestError(f"{shown}: no text found; check that it is the right file.")
-        for d in drafts:
-            d.file_path = file_path
-        old_ids = [r[0] for r in previous]
-        outcome = None
-        with project.begin() as conn:
+                    note += f"; its path is now recorded for {len(found)} source(s)"
+                return FileResult(shown, "unchanged", same[0][2], names,
+                                  f"already ingested{note}; nothing to do")
+            if legacy and other is not None:
+                raise IngestError(
+                    f"{shown}: another file named {base} ({other}) is in this batch, and the {len(previous)} source(s) "
+                    f"ingested from a {base} before (e.g. {previous[0][1]!r}) do not record their folder, so they "
+                    "cannot be told apart; ingest the file they came from unchanged first (that records its path), "
+                    "or rename one of the files."
+                )
+            if previous and not opts.replace and legacy:
+                raise IngestError(
+                    f"{shown}: a {base} with other content was ingested before sp_realist recorded folders "
+                    f"({len(previous)} source(s), e.g. {previous[0][1]!r}), so it is taken for an older version of "
+                    "this file; pass --replace to put the new text in their place (codings and analysis are carried over; what cannot be is kept for review), or, if it is "
+                    "a different file, first ingest the file they came from unchanged (that records its path) or "
+                    "rename this one."
+                )
+            if previous and not opts.replace:
+                raise IngestError(
+                    f"{shown}: a different version of {base} was ingested before from this path ({len(previous)} "
+                    f"source(s), e.g. {previous[0][1]!r}); pass --replace to put the new text in their place (codings and "
+                    "analysis are carried over; what cannot be is kept for review), or rename the file if it is a different one."
+                )
+            drafts = read_sources(data, shown, kind=opts.kind, site=opts.site, participant=opts.participant,
+                                  date=opts.date, attributes=opts.attributes, speaker_map=opts.speaker_map,
+                                  known_codes=list(participant_sites), participant_sites=participant_sites,
+                                  force_site=opts.force_site, notes=notes, checksum=checksum)
+            if not drafts:
+                raise IngestError(f"{shown}: no text found; check that it is the right file.")
+            for d in drafts:
+                d.file_path = file_path
+            old_ids = [r[0] for r in previous]
+            outcome = None
             added = drafts
             if old_ids:
                 from ..reanchor import replace_sources

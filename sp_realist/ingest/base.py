@@ -238,5 +238,7 @@ def _make_date(y: int, mo: int, d: int, raw: str, where: str) -> str:
 
 def clean_label(text: str) -> str:
     """Collapse white space (labels, participant codes)."""
+    if text.isascii():  # NFC leaves ASCII as it is
+        return " ".join(text.split())
     return " ".join(unicodedata.normalize("NFC", text).split())
 

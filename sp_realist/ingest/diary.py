@@ -121,10 +121,45 @@ def inline_heading(block: Block, text: str) -> tuple[str, int] | None:
     return (sec, body) if body < block.end else None
 
 
+#: The two template tests above without IGNORECASE, for text lower-cased by :func:`_folded`.
+_DIARY_DATE_LC = re.compile(DIARY_DATE_RE.pattern)
+_TITLE_LINE_LC = re.compile(_TITLE_LINE_RE.pattern, re.MULTILINE)
+
+
+def _folded(text: str) -> str | None:
+    """``text.lower()`` when searching it case-sensitively for a lower-case ASCII pattern finds exactly what a
+    case-insensitive search of ``text`` finds (a literal search is many times faster), else ``None``: when
+    lower-casing would change a non-ASCII character, or the text holds dotless i or long s, which
+    ``re.IGNORECASE`` takes for "i" and "s"."""
+    if not text.isascii():
+        for ch in set(text):
+            if ch > "\x7f" and (ch.lower() != ch or ch in "\u0131\u017f"):
+                return None
+    return text.lower()
+
+
+def _template_line(text: str) -> bool:
+    """True when ``text`` holds the diary template's date field or title line."""
+    low = _folded(text)
+    if low is None:
+        return bool(DIARY_DATE_RE.search(text) or _TITLE_LINE_RE.search(text))
+    if _DIARY_DATE_LC.search(low):
+        return True
+    at = low.find("reflective")
+    while at >= 0:  # the title line: only lines holding the word can match
+        if _TITLE_LINE_LC.match(low, low.rfind("\n", 0, at) + 1):
+            return True
+        at = low.find("reflective", at + 1)
+    return False
+
+
 def looks_like_diary(doc: Document) -> bool:
     """True when the document follows the reflective-diary template."""
-    if DIARY_DATE_RE.search(doc.text) or _TITLE_LINE_RE.search(doc.text):
+    if _template_line(doc.text):
         return True
+    low = _folded(doc.text)
+    if low is not None and "what" not in low:
+        return False  # every section heading says "what" (found case-insensitively, as heading_section does)
     found = set()
     for b in doc.blocks:
         sec = heading_section(b) or (inline_heading(b, doc.text) or (None,))[0]

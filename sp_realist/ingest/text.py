@@ -43,6 +43,7 @@ from .base import Block, Cut, Document, clean_label, decode_bytes, line_blocks, 
 _MD_HEADING = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+\S")
 _MD_BOLD_LINE = re.compile(r"^[ \t]*(\*\*|__)(?=\S)(.+?)(?<=\S)\1[ \t]*[:.]?[ \t]*$")
 _MD_BOLD_LABEL = re.compile(r"^[ \t]*(\*\*|__)(?=\S)(.{1,80}?)(?<=\S)\1[:.]?(?=[ \t]+\S)")
+_MD_MARKS = ("#", "*", "_")
 
 TURN_RE = re.compile(
     r"^[ \t]*(?:[-*>][ \t]+)?"
@@ -99,6 +100,8 @@ def read(data: bytes, name: str, fmt: str = "txt") -> Document:
 def from_text(text: str, fmt: str = "txt") -> Document:
     blocks = line_blocks(text)
     for b in blocks:
+        if b.text.lstrip(" \t")[:1] not in _MD_MARKS:
+            continue  # each of the three patterns opens with one of these after spaces and tabs
         m = _MD_HEADING.match(b.text)
         if m:
             b.style, b.level, b.para_start = "heading", len(m.group(1)), True
@@ -133,7 +136,7 @@ def turn_label(block: Block) -> tuple[str, float | None] | None:
         return None
     if label.lower() in STOP_LABELS:
         return None
-    ts = m.group("ts") or (m.groupdict().get("ts2"))
+    ts = m.group("ts") or (m.group("ts2") if m.re is TURN_RE else None)
     return label, (to_seconds(ts) if ts else None)
 
 

@@ -1,0 +1,131 @@
+"""Autocoding at scale stores what it stored before: texts streamed from the project in batches of any
+size give the same hits, the bulk writer stores the rows ``insert_codings`` stored, contexts are those of
+the per-hit rule, and a large dry run prints counts per rule on the terminal (every hit with -f csv/json)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from coding_helpers import CODEBOOK_YAML, add_corpus
+from sp_realist import schema as S
+from sp_realist.coding import codebook as cb
+from sp_realist.coding.codings import insert_codings
+from sp_realist.store import Project
+
+ac = importlib.import_module("sp_realist.coding.autocode")  # the module (the package exports the function)
+
+
+def _project(path, tmp_path):
+    project = Project.create(path)
+    (tmp_path / "codebook.yaml").write_text(CODEBOOK_YAML, encoding="utf-8")
+    cb.import_codebook_yaml(project, tmp_path / "codebook.yaml")
+    add_corpus(project)
+    return project
+
+
+def _codings(project):
+    c = S.codings.c
+    with project.connect() as conn:
+        return sorted(conn.execute(select(c.code_id, c.source_id, c.start, c.end, c.coder, c.origin, c.memo, c.guid,
+                                          c.dated, c.selection_guid)).all())
+
+
+@pytest.mark.parametrize("batch", [1, 2, 1000])
+def test_streamed_batches_give_the_same_hits_and_codings_as_the_row_writer(tmp_path, monkeypatch, batch):
+    """Project A: autocode applies (texts read ``batch`` sources at a time, bulk writer).  Project B: the
+    hits of a dry run written row by row with insert_codings, as autocode did before."""
+    a = _project(tmp_path / "a.sprealist", tmp_path)
+    b = _project(tmp_path / "b.sprealist", tmp_path)
+    try:
+        monkeypatch.setattr(ac, "STREAM_BATCH", batch)
+        applied = ac.autocode(a, include_interviewer=True)
+        monkeypatch.setattr(ac, "STREAM_BATCH", 32)
+        dry = ac.autocode(b, dry_run=True, include_interviewer=True, context=0)
+        assert len(applied) > 10
+        cols = ["rule", "code", "source", "start", "end", "match_start", "match_end", "matched", "new"]
+        assert applied[cols].equals(dry[cols])
+        with b.connect() as conn:
+            code_ids = dict(conn.execute(select(S.codes.c.name, S.codes.c.id)).all())
+            source_ids = dict(conn.execute(select(S.sources.c.name, S.sources.c.id)).all())
+        rows = [{"code_id": code_ids[h.code], "source_id": source_ids[h.source], "start": h.start, "end": h.end,
+                 "coder": ac.AUTOCODER, "origin": f"rule:{h.rule}"} for h in dry[dry["new"]].itertuples()]
+        with b.begin() as conn:
+            insert_codings(conn, rows, guids=False)
+        assert _codings(a) == _codings(b)
+        again = ac.autocode(a, include_interviewer=True)
+        assert not again["new"].any() and _codings(a) == _codings(b)
+    finally:
+        a.close()
+        b.close()
+
+
+def _context_per_hit(text, start, end, width):
+    """The context of one hit as autocode built it before (line breaks blanked per hit)."""
+    a = max(0, start - width)
+    b = min(len(text), end + width)
+    out = f"{'…' if a > 0 else ''}{text[a:start]}[{text[start:end]}]{text[end:b]}{'…' if b < len(text) else ''}"
+    return out.replace("\r", " ").replace("\n", " ")
+
+
+@given(st.text(alphabet="ab \r\n…é", min_size=1, max_size=80), st.data(), st.integers(0, 12))
+@example("a\r\nb", None, 1)
+@settings(max_examples=200, deadline=None)
+def test_contexts_equal_the_per_hit_contexts(text, data, width):
+    spans = [(0, len(text))] if data is None else [
+        tuple(sorted(data.draw(st.tuples(st.integers(0, len(text)), st.integers(0, len(text))))))
+        for _ in range(data.draw(st.integers(0, 5)))]
+    got = ac._contexts(text, [s for s, _ in spans], [e for _, e in spans], width)
+    assert got == [_context_per_hit(text, s, e, width) for s, e in spans]
+
+
+def test_hit_counts_per_rule_and_code(proj_hits):
+    hits = proj_hits
+    per_rule = ac.hit_counts(hits)
+    assert per_rule["hits"].sum() == len(hits) and per_rule["new"].sum() == hits["new"].sum()
+    assert dict(zip(per_rule["rule"], per_rule["hits"])) == hits["rule"].value_counts().to_dict()
+    per_code = ac.hit_counts(hits, by="code")
+    assert dict(zip(per_code["code"], per_code["hits"])) == hits["code"].value_counts().to_dict()
+    assert list(per_code["hits"]) == sorted(per_code["hits"], reverse=True)
+
+
+@pytest.fixture
+def proj_hits(tmp_path):
+    p = _project(tmp_path / "h.sprealist", tmp_path)
+    try:
+        yield ac.autocode(p, dry_run=True, include_interviewer=True)
+    finally:
+        p.close()
+
+
+def test_large_dry_run_prints_counts_per_rule_or_code(runner, cli, tmp_path, monkeypatch):
+    from sp_realist.coding import commands
+
+    path = tmp_path / "c.sprealist"
+    _project(path, tmp_path).close()
+    base = ["autocode", "--dry-run", "-p", str(path), "--include-interviewer"]
+    every = json.loads(runner.invoke(cli, [*base, "--format", "json"]).stdout)
+    n_rules = len({h["rule"] for h in every})
+    assert len(every) > n_rules > 1
+    for limit, by in ((len(every) - 1, "rule"), (n_rules - 1, "code")):
+        monkeypatch.setattr(commands, "HIT_TABLE_LIMIT", limit)
+        r = runner.invoke(cli, base)
+        assert r.exit_code == 0, r.output
+        assert f"Hits per {by} below; every hit: --format csv -o hits.csv" in " ".join(r.stderr.split())
+        lines = r.stdout.splitlines()  # not a terminal: tab-separated text
+        header = lines[0].split("\t")
+        assert header == (["rule", "code", "hits", "new"] if by == "rule" else ["code", "rules", "hits", "new"])
+        counts = {line.split("\t")[0]: int(line.split("\t")[header.index("hits")]) for line in lines[1:]}
+        expected: dict[str, int] = {}
+        for h in every:
+            expected[h[by]] = expected.get(h[by], 0) + 1
+        assert counts == expected
+    r = runner.invoke(cli, [*base, "--format", "csv"])  # other formats: every hit, as before
+    assert r.stdout.count("\n") == len(every) + 1
+    monkeypatch.setattr(commands, "HIT_TABLE_LIMIT", len(every))  # at the limit: every hit on the terminal
+    assert runner.invoke(cli, base).stdout.count("\n") == len(every) + 1
