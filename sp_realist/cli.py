@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "sp_realist.cmoc.commands",      # appraise, cmoc, theory, ifthen, saturation, suggest, graph, triangulate
     "sp_realist.exchange.commands",  # export / import (REFI-QDA)
     "sp_realist.report.commands",    # report, build
+    "sp_realist.browse.commands",    # browse (Textual is imported only when it runs)
 )
 
 
