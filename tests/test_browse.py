@@ -350,3 +350,11 @@ def test_textual_is_not_imported_by_other_commands():
             "print('textual' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_serve_without_textual_serve_is_one_sentence(project, runner, cli, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "textual_serve.server", None)  # as if the [serve] extra were not installed
+    r = runner.invoke(cli, ["-p", str(project.location), "browse", "--serve"])
+    assert r.exit_code == 1 and "needs textual-serve" in r.stderr and "Traceback" not in r.output

@@ -17,13 +17,13 @@ from rich.text import Text
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.fuzzy import Matcher
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import (Button, Checkbox, DataTable, Footer, Header, Input, Label, OptionList, Select, Static,
                              TextArea)
-from textual.widgets._text_area import TextAreaTheme
+from textual.widgets.text_area import Selection, TextAreaTheme
 from textual.widgets.option_list import Option
 
 from ..errors import SpRealistError
@@ -36,12 +36,13 @@ SOURCE_COLUMNS = ("name", "kind", "site", "codings", "unappraised")
 
 
 def _styles() -> dict[str, Style]:
-    """Highlight names -> styles: a colour per code (black text, Okabe-Ito background, underlined) and, where
-    codings overlap, the same colour with a double underline and bold text; speaker labels and headings bold."""
+    """Highlight names -> styles: a colour per code (black text on its Okabe-Ito colour, underlined) and, where
+    codings overlap, the colours inverted (bold text in the innermost coding's colour on black, underlined), so
+    an overlap shows without telling colours apart; speaker labels and headings bold."""
     out = {"label": Style(bold=True), "heading": Style(bold=True, italic=True)}
     for i, colour in enumerate(reading.OKABE_ITO):
         out[f"c{i}"] = Style(color="black", bgcolor=colour, underline=True)
-        out[f"o{i}"] = Style(color="black", bgcolor=colour, underline2=True, bold=True)
+        out[f"o{i}"] = Style(color=colour, bgcolor="black", underline=True, bold=True)
     return out
 
 
@@ -98,8 +99,6 @@ class Reader(TextArea):
         return (s, e) if e > s else None
 
     def select_span(self, start: int, end: int) -> None:
-        from textual.widgets.text_area import Selection
-
         self.selection = Selection(self.view.location(start), self.view.location(end))
 
 
@@ -247,6 +246,7 @@ class CodeFinder(ModalScreen[None]):
             yield Static("", id="error", classes="error")
 
     def on_mount(self) -> None:
+        self.query_one("#matches", OptionList).can_focus = False  # up/down move it from the query line; tab: parent
         self._fill("")
         self.query_one("#query", Input).focus()
 
@@ -304,6 +304,9 @@ class SearchScreen(ModalScreen[None]):
     SearchScreen > Vertical { width: 95%; height: 90%; border: thick $accent; background: $surface; }
     SearchScreen .error { color: $error; text-style: bold; }
     SearchScreen DataTable { height: 1fr; }
+    SearchScreen .bar { height: auto; }
+    SearchScreen .bar Input { width: 1fr; }
+    SearchScreen .bar Checkbox { width: auto; }
     """
 
     def __init__(self, project: Project, open_hit: Callable[[int, int, int], None]):
@@ -360,10 +363,17 @@ class BrowseApp(App):
     CSS = """
     #sources-pane { width: 34; }
     #sources { height: 1fr; }
+    #work { layout: horizontal; }
     #reader { width: 1fr; }
     #side { width: 38; border-left: solid $primary; padding: 0 1; }
     #status { height: 1; background: $panel; }
+    Screen.-narrow #sources-pane { width: 24; }
+    Screen.-narrow #work { layout: vertical; }
+    Screen.-narrow #reader { height: 1fr; }
+    Screen.-narrow #side { width: 1fr; height: 7; border-left: none; border-top: solid $primary; }
     """
+    #: Below 120 columns the side panel goes under the reader and the source list narrows.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS = [
         Binding("s", "select('sentence')", "Sentence"),
         Binding("p", "select('segment')", "Segment"),
@@ -400,9 +410,10 @@ class BrowseApp(App):
             with Vertical(id="sources-pane"):
                 yield Input(placeholder="filter: kind:diary site:S1 code:NAME unappraised words", id="filter")
                 yield DataTable(id="sources", cursor_type="row", zebra_stripes=True)
-            yield Reader(id="reader", read_only=True, show_cursor=True, soft_wrap=True)
-            with VerticalScroll(id="side"):
-                yield Static(id="at")
+            with Container(id="work"):
+                yield Reader(id="reader", read_only=True, show_cursor=True, soft_wrap=True)
+                with VerticalScroll(id="side"):
+                    yield Static(id="at")
         yield Static(id="status")
         yield Footer()
 
@@ -656,7 +667,9 @@ class BrowseApp(App):
         if view is None:
             return
         marks = self._marks_here()
-        code = marks[-1].code if marks else self.last_code
+        here = [m.code for m in marks]
+        code = self.last_code if self.last_code and (not here or self.last_code in here) else \
+            (here[-1] if here else None)
         if not code:
             self.status("Put the cursor on a coding (or apply a code) to jump between its codings.")
             return

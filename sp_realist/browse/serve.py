@@ -24,7 +24,13 @@ def browse_command(*, project: str, coder: str, source: str | None = None) -> st
 
 def make_server(*, project: str, coder: str, source: str | None = None, port: int = 8000):
     """A textual-serve ``Server`` for the reader of ``project`` on ``localhost:port`` (not yet started)."""
-    from textual_serve.server import Server
+    try:
+        from textual_serve.server import Server
+    except ImportError:
+        from ..errors import SpRealistError
+
+        raise SpRealistError("browse --serve needs textual-serve; install it with "
+                             "'pip install \"sp-realist[serve]\"' (or run browse in a terminal).") from None
 
     return Server(browse_command(project=project, coder=coder, source=source), host=HOST, port=port,
                   title="sp-realist browse")
