@@ -106,6 +106,22 @@ def test_layers_mark_overlaps():
     assert reading.layers([c, a]) == [(0, 10, (a,)), (20, 25, (c,))]
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(1, 10)), max_size=8))
+@example([(0, 5), (0, 5)])
+@example([(3, 1), (4, 1)])
+def test_layers_cover_exactly_the_coded_characters(spans):
+    marks = [reading.Mark(i, f"c{i}", i, a, a + n, "RA", "manual", None, reading.OKABE_ITO[0], reading.MARKERS[0])
+             for i, (a, n) in enumerate(spans)]
+    pieces = reading.layers(marks)
+    for a, b, over in pieces:
+        assert a < b
+        for pos in range(a, b):
+            assert set(over) == {m for m in marks if m.start <= pos < m.end}
+    covered = {pos for a, b, _ in pieces for pos in range(a, b)}
+    assert covered == {pos for m in marks for pos in range(m.start, m.end)}
+
+
 def test_unit_span_and_errors(project):
     sid = _source(project, "S1 DK1 2019-05-28")
     view = reading.load_source(project, source=sid, user="RA")

@@ -215,3 +215,23 @@ def test_snapshot_search(project, snap_compare, size):
 
     assert snap_compare(BrowseApp(project, coder="RA", source="S1 DK1 2019-05-28"), terminal_size=size,
                         run_before=before)
+
+
+def test_docs_key_map_and_screenshots_match_the_app():
+    """docs/browse.md lists every key of the app, and its screenshots are the snapshot tests' SVGs."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "browse.md").read_text(encoding="utf-8")
+    shown = {"slash": "/"}
+    for binding in BrowseApp.BINDINGS:
+        assert f"`{shown.get(binding.key, binding.key)}`" in doc, binding.key
+    snapshots = root / "tests" / "__snapshots__" / "test_browse_app"
+    for image, snapshot in (("browse-reader.svg", "test_snapshot_reader[160x48].svg"),
+                            ("browse-reader-80x24.svg", "test_snapshot_reader[80x24].svg"),
+                            ("browse-code-finder.svg", "test_snapshot_code_finder[160x48].svg"),
+                            ("browse-appraisal-form.svg", "test_snapshot_appraisal_form[160x48].svg"),
+                            ("browse-search.svg", "test_snapshot_search[160x48].svg")):
+        assert f"images/{image}" in doc
+        assert (root / "docs" / "images" / image).read_bytes() == (snapshots / snapshot).read_bytes(), (
+            f"docs/images/{image} is not the current snapshot; copy {snapshot} over it")

@@ -17,6 +17,7 @@ from rich.text import Text
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.widget import Widget
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.fuzzy import Matcher
 from textual.screen import ModalScreen
@@ -100,6 +101,22 @@ class Reader(TextArea):
 
     def select_span(self, start: int, end: int) -> None:
         self.selection = Selection(self.view.location(start), self.view.location(end))
+
+
+class Panel(Widget):
+    """Text that changes without changing its size (the side panel, the status line): updating it repaints
+    only itself, not the whole screen's layout (a 2,000-row source list repaints slowly)."""
+
+    def __init__(self, *, id: str):  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        self._text = Text()
+
+    def render(self) -> Text:
+        return self._text
+
+    def update(self, text: Text | str) -> None:
+        self._text = text if isinstance(text, Text) else Text(text)
+        self.refresh()
 
 
 class Form(ModalScreen[None]):
@@ -365,12 +382,12 @@ class BrowseApp(App):
     #sources { height: 1fr; }
     #work { layout: horizontal; }
     #reader { width: 1fr; }
-    #side { width: 38; border-left: solid $primary; padding: 0 1; }
+    #at { width: 38; height: 1fr; border-left: solid $primary; padding: 0 1; }
     #status { height: 1; background: $panel; }
     Screen.-narrow #sources-pane { width: 24; }
     Screen.-narrow #work { layout: vertical; }
     Screen.-narrow #reader { height: 1fr; }
-    Screen.-narrow #side { width: 1fr; height: 7; border-left: none; border-top: solid $primary; }
+    Screen.-narrow #at { width: 1fr; height: 7; border-left: none; border-top: solid $primary; }
     """
     #: Below 120 columns the side panel goes under the reader and the source list narrows.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
@@ -402,6 +419,7 @@ class BrowseApp(App):
         self.index: reading.SourceIndex | None = None
         self.shown: list[int] = []
         self.last_code: str | None = None
+        self._fills = 0
 
     # --- layout ------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -412,9 +430,8 @@ class BrowseApp(App):
                 yield DataTable(id="sources", cursor_type="row", zebra_stripes=True)
             with Container(id="work"):
                 yield Reader(id="reader", read_only=True, show_cursor=True, soft_wrap=True)
-                with VerticalScroll(id="side"):
-                    yield Static(id="at")
-        yield Static(id="status")
+                yield Panel(id="at")
+        yield Panel(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -438,7 +455,7 @@ class BrowseApp(App):
         self.reader.focus()
 
     def status(self, text: str) -> None:
-        self.query_one("#status", Static).update(Text(text))
+        self.query_one("#status", Panel).update(Text(text))
 
     # --- the source list ---------------------------------------------------------
     def refresh_index(self) -> None:
@@ -455,10 +472,24 @@ class BrowseApp(App):
         table = self.query_one("#sources", DataTable)
         table.clear()
         self.shown = df["id"].tolist()
-        for r in df.itertuples(index=False):
-            table.add_row(r.name, r.kind, r.site if isinstance(r.site, str) else "", str(r.codings),
-                          str(r.unappraised), key=str(r.id))
+        rows = [(str(r.id), (Text(r.name), Text(r.kind), Text(r.site if isinstance(r.site, str) else ""),
+                             Text(str(r.codings)), Text(str(r.unappraised))))
+                for r in df.itertuples(index=False)]
+        self._fills += 1
+        self._fill_rows(self._fills, rows, 0)
         self.status(f"{len(df)} of {len(self.index.frame)} sources")
+
+    #: Rows added to the source list per screen refresh: the first ones paint at once, the rest follow.
+    FILL_CHUNK = 200
+
+    def _fill_rows(self, fill: int, rows: list, start: int) -> None:
+        if fill != self._fills:  # a newer filter replaced this list
+            return
+        table = self.query_one("#sources", DataTable)
+        for key, cells in rows[start:start + self.FILL_CHUNK]:
+            table.add_row(*cells, key=key)
+        if start + self.FILL_CHUNK < len(rows):
+            self.call_after_refresh(self._fill_rows, fill, rows, start + self.FILL_CHUNK)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -538,7 +569,7 @@ class BrowseApp(App):
         span = reader.selected_span()
         if span:
             out.append(f"\nSelected {span[0]}:{span[1]} ({span[1] - span[0]} characters)\n", style="dim")
-        self.query_one("#at", Static).update(out)
+        self.query_one("#at", Panel).update(out)
 
     def _span(self) -> Span | None:
         view = self.reader.view

@@ -239,13 +239,22 @@ def load_source(project: Project, *, source: str | int, user: str) -> SourceView
 def layers(marks: list[Mark]) -> list[tuple[int, int, tuple[Mark, ...]]]:
     """The text cut at every coding's start and end: ``(start, end, marks over it)`` for each piece covered
     by at least one coding, in order.  A piece with two or more marks is an overlap."""
-    cuts = sorted({m.start for m in marks} | {m.end for m in marks})
+    starts: dict[int, list[Mark]] = {}
+    ends: dict[int, list[Mark]] = {}
+    for m in marks:
+        if m.end > m.start:
+            starts.setdefault(m.start, []).append(m)
+            ends.setdefault(m.end, []).append(m)
+    cuts = sorted(set(starts) | set(ends))
     out = []
-    by_start = sorted(marks, key=lambda m: (m.start, m.end))
+    active: dict[int, Mark] = {}  # a sweep over the cuts: the marks open between this cut and the next
     for a, b in zip(cuts, cuts[1:]):
-        over = tuple(m for m in by_start if m.start <= a and m.end >= b)
-        if over:
-            out.append((a, b, over))
+        for m in ends.get(a, ()):
+            active.pop(id(m), None)
+        for m in starts.get(a, ()):
+            active[id(m)] = m
+        if active:
+            out.append((a, b, tuple(sorted(active.values(), key=lambda m: (m.start, m.end)))))
     return out
 
 
