@@ -374,3 +374,33 @@ def test_serve_without_textual_serve_is_one_sentence(project, runner, cli, monke
     monkeypatch.setitem(sys.modules, "textual_serve.server", None)  # as if the [serve] extra were not installed
     r = runner.invoke(cli, ["-p", str(project.location), "browse", "--serve"])
     assert r.exit_code == 1 and "needs textual-serve" in r.stderr and "Traceback" not in r.output
+
+
+def test_serve_answers_on_loopback(project):
+    """browse --serve really serves: started briefly in a subprocess, its page is fetched from localhost."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "sp_realist", "-p", str(project.location), "browse", "--serve",
+                             "--port", str(port), "--coder", "RA"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        page = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://localhost:{port}/", timeout=2) as r:  # noqa: S310 - loopback
+                    page = r.read().decode("utf-8")
+                break
+            except OSError:
+                time.sleep(0.3)
+        assert page is not None, proc.stderr.read().decode() if proc.poll() is not None else "no answer"
+        assert "sp-realist browse" in page
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
