@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "sp_realist.exchange.commands",  # export / import (REFI-QDA)
     "sp_realist.report.commands",    # report, build
     "sp_realist.team.commands",      # config, adjudicate, merge, conflicts, log
+    "sp_realist.browse.commands",    # browse (Textual is imported only when it runs)
 )
 
 
@@ -92,6 +93,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "merge": ("sp_realist.team.commands",
               "Bring another copy's codings, memos, appraisals, excerpts, codes, themes, CMOCs and theories in."),
     "conflicts": ("sp_realist.team.commands", "List and settle what merges kept apart."),
+    "search": ("sp_realist.coding.commands",
+               "Find a regular expression (or, with --word, a word) in every source: keyword-in-context lines."),
+    "words": ("sp_realist.coding.commands",
+              "Word frequencies of the sources, without stop words (spaCy's English list), numbers or "
+              "punctuation."),
+    "browse": ("sp_realist.browse.commands",
+               "Read sources and code them from the keyboard: select a sentence, segment or section, code it (a "
+               "fuzzy finder creates new codes), write memos, appraise excerpts, link them to CMOCs, search, "
+               "undo and redo."),
 }
 
 

@@ -165,6 +165,31 @@ def set_appraisal(project: Project, excerpt: Any, analyst: str, *, link: bool = 
     return result
 
 
+def delete_appraisal(project: Project, excerpt: Any, analyst: str) -> bool:
+    """Remove ``analyst``'s appraisal of an excerpt with its history (the interactive reader's undo of an
+    appraisal just made); the excerpt goes too when nothing else (no appraisal, no CMOC evidence) uses it.
+    Returns whether there was one to remove."""
+    from sqlalchemy import delete
+
+    with project.begin() as conn:
+        try:
+            excerpt_id = _excerpt_ids_for(conn, excerpt)
+        except NotFoundError:
+            return False
+        a = S.appraisals
+        row = conn.execute(select(a.c.id).where(and_(a.c.excerpt_id == excerpt_id, a.c.analyst == analyst))).first()
+        if row is None:
+            return False
+        conn.execute(delete(S.appraisal_history).where(S.appraisal_history.c.appraisal_id == row[0]))
+        conn.execute(delete(a).where(a.c.id == row[0]))
+        used = (conn.execute(select(a.c.id).where(a.c.excerpt_id == excerpt_id)).first()
+                or conn.execute(select(S.cmoc_evidence.c.id).where(S.cmoc_evidence.c.excerpt_id == excerpt_id)).first())
+        if not used:
+            conn.execute(delete(S.excerpts).where(S.excerpts.c.id == excerpt_id))
+        project.log(conn, "appraisal.delete", f"excerpt {excerpt_id}", actor=analyst)
+    return True
+
+
 def _excerpt_ids_for(conn: Connection, excerpt: Any) -> int:
     """Like resolve_excerpt but never creates: a reference to an unknown span is 'not appraised'."""
     from ..sources import locate_excerpt

@@ -64,6 +64,8 @@ def register(main: click.Group) -> None:
     main.add_command(framework_cmd)
     main.add_command(theme)
     main.add_command(agreement_cmd)
+    main.add_command(search_cmd)
+    main.add_command(words_cmd)
 
 
 # --- codebook -----------------------------------------------------------------
@@ -590,6 +592,70 @@ def memo_export(to, output, project_path):
     with get_project(project_path) as project:
         text = export_memos(project, fmt=to)
     _write_or_echo(text, output)
+
+
+# --- text search ----------------------------------------------------------------
+source_where_option = click.option(
+    "--where", "-w", "where", multiple=True, metavar="NAME=VALUE",
+    help="Keep sources whose attribute NAME (kind, site, participant, wave, any source attribute) equals VALUE. "
+         "Repeat for more (same NAME: any of the values).")
+
+
+@click.command("search")
+@click.argument("pattern")
+@click.option("--word", is_flag=True, help="Find PATTERN as literal words (a whole word), not a regular expression.")
+@click.option("--case-sensitive", is_flag=True, help="Match upper and lower case exactly.")
+@source_where_option
+@click.option("--source", default=None, help="Only this source (name or id).")
+@click.option("--context", type=Int(0, 10_000), default=40, show_default=True,
+              help="Characters of text shown on each side of a hit.")
+@click.option("--limit", type=Int(1), default=None, help="Stop after this many hits.")
+@project_option
+@format_option(xlsx=True)
+def search_cmd(pattern, word, case_sensitive, where, source, context, limit, project_path, fmt, output):
+    """Find a regular expression (or, with --word, a word) in every source: keyword-in-context lines.
+
+    \b
+    Examples:
+      sp-realist search "front desk" --where site=S1 --context 30
+      sp-realist search "referr(al|ed)" --where kind=diary --format csv -o referrals.csv
+      sp-realist search care --word --source "S1 DK1 2019-05-14"
+    """
+    from .search import kwic
+
+    with get_project(project_path) as project:
+        df = kwic(project, pattern=pattern, word=word, ignore_case=not case_sensitive, where=_where(where),
+                  context=context, source=source, limit=limit)
+    if df.empty:
+        message(f"No hits for {pattern!r}.")
+    if fmt == "table":
+        df = df[["attribution", "left", "match", "right", "source"]]
+    else:
+        df = df.drop(columns=["source_id"])
+    emit(df, fmt, output, title=f"search: {pattern}")
+
+
+@click.command("words")
+@click.option("--by", default=None, metavar="ATTR", help="Count per site, kind, participant, wave or any source "
+                                                         "attribute.")
+@click.option("--top", type=Int(1), default=None, help="Keep the most frequent N words (of each group with --by).")
+@click.option("--min-count", type=Int(1), default=1, show_default=True, help="Leave out words seen fewer times.")
+@source_where_option
+@project_option
+@format_option(xlsx=True)
+def words_cmd(by, top, min_count, where, project_path, fmt, output):
+    """Word frequencies of the sources, without stop words (spaCy's English list), numbers or punctuation.
+
+    \b
+    Examples:
+      sp-realist words --top 30
+      sp-realist words --by site --top 10 --where kind=diary --format csv -o words.csv
+    """
+    from .search import word_frequencies
+
+    with get_project(project_path) as project:
+        df = word_frequencies(project, by=by, where=_where(where), top=top, min_count=min_count)
+    emit(df, fmt, output, title="words" + (f" by {by}" if by else ""))
 
 
 # --- retrieval and matrices ----------------------------------------------------

@@ -122,6 +122,19 @@ def edit_memo(project: Project, memo_id: int, text: str | None = None, title: st
         project.log(conn, "memo.edit", str(memo_id), before={k: row[k] for k in values})
 
 
+def delete_memo(project: Project, memo_id: int) -> dict:
+    """Delete one memo (the interactive reader's undo of a memo just written); returns what it held."""
+    from sqlalchemy import delete
+
+    with project.begin() as conn:
+        row = conn.execute(select(S.memos).where(S.memos.c.id == memo_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"No memo {memo_id}; see 'sp-realist memo list'.")
+        conn.execute(delete(S.memos).where(S.memos.c.id == memo_id))
+        project.log(conn, "memo.delete", str(memo_id), on=row["target_type"], target_id=row["target_id"])
+    return dict(row)
+
+
 def report_memos(conn: Connection) -> dict[int, list[dict]]:
     """Memos marked for the report, by theory id: ``{theory id: [{title, text, author}, ...]}``, oldest first."""
     m = S.memos
