@@ -359,12 +359,12 @@ def _theme_code_ids(conn: Connection, rows: list[tuple[dict, int, str | None]]) 
 def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3,
                          filters: dict | None = None) -> list[ThemeSummary]:
     """:func:`theme_summaries` inside the caller's connection (the reports use this)."""
-    from .retrieval import apply_filters, coding_frame
+    from .retrieval import coding_frame
 
     rows = _theme_rows(conn)
     expanded = _theme_code_ids(conn, rows)
     all_ids = sorted({x for v in expanded.values() for x in v})
-    frame = apply_filters(coding_frame(conn, all_ids, text=True), filters) if all_ids else None
+    frame = coding_frame(conn, all_ids, text=True, filters=filters) if all_ids else None  # filtered in SQL
     if frame is not None:  # interviewer turns are never quoted and support no participant count
         asked = interviewer_spans(conn, zip(frame["source_id"].tolist(), frame["start"].tolist()))
         frame = frame.assign(_interviewer=[k in asked for k in zip(frame["source_id"].tolist(),
