@@ -14,7 +14,8 @@ folder under a name made of its parameters.
 Each sp-realist command (``python -m sp_realist ... --format csv -o FILE``) runs as its own process, and so
 does its baseline: a process importing pandas that reads the same file with ``pandas.read_sql`` and computes
 the same counts (participants by ``merge_asof`` of codings on speaker segments).  Reported: the median wall
-time of each, their ratio, and the peak RSS of the whole process (``wait4``).  Goals (issue 14): each query
+and CPU (user + system) time of each, their ratios, and the peak RSS of the whole process (``wait4``); on a
+shared machine the CPU ratio is the steadier one.  Goals (issue 14): each query
 under 1 s and 300 MB on 1M codings, and at most 2x its baseline.  Printed as Markdown for
 docs/performance.md.
 """
@@ -265,8 +266,8 @@ COMMANDS = [
 ]
 
 
-def run(argv: list[str], cwd: str) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one process."""
+def run(argv: list[str], cwd: str) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (KiB) of one process."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _pid, status, usage = os.wait4(proc.pid, 0)
@@ -275,13 +276,14 @@ def run(argv: list[str], cwd: str) -> tuple[float, int]:
         raise SystemExit(f"{' '.join(argv)} failed (exit {os.waitstatus_to_exitcode(status)}): "
                          f"{proc.stderr.read().decode()[-2000:]}")
     proc.stderr.close()
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
-def measure(argv: list[str], cwd: str, runs: int) -> tuple[float, int]:
+def measure(argv: list[str], cwd: str, runs: int) -> tuple[float, float, int]:
     run(argv, cwd)  # warm the file cache
     samples = [run(argv, cwd) for _ in range(runs)]
-    return statistics.median(s[0] for s in samples), max(s[1] for s in samples)
+    return (statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples),
+            max(s[2] for s in samples))
 
 
 def main() -> None:
@@ -294,7 +296,8 @@ def main() -> None:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     root = str(Path(__file__).resolve().parent.parent)
-    print("| codings | command | sp_realist | bare pandas | ratio | peak RSS (sp_realist / bare) |")
+    print("| codings | command | sp_realist wall / CPU | bare pandas wall / CPU | ratio wall / CPU "
+          "| peak RSS (sp_realist / bare) |")
     print("| ---: | --- | ---: | ---: | ---: | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.codings or [100_000, 1_000_000]:
@@ -307,8 +310,9 @@ def main() -> None:
                                 "--format", "csv", "-o", out], root, args.runs)
                 bare_script = BARE.format(path=str(path), mode=mode, out=os.path.join(tmp, "bare.csv"))
                 bare = measure([sys.executable, "-c", bare_script], root, args.runs)
-                print(f"| {n:,} | `{label}` | {ours[0]:.2f} s | {bare[0]:.2f} s | {ours[0] / bare[0]:.1f}x "
-                      f"| {ours[1] // 1024} MB / {bare[1] // 1024} MB |", flush=True)
+                print(f"| {n:,} | `{label}` | {ours[0]:.2f} s / {ours[1]:.2f} s | {bare[0]:.2f} s / {bare[1]:.2f} s "
+                      f"| {ours[0] / bare[0]:.1f}x / {ours[1] / bare[1]:.1f}x "
+                      f"| {ours[2] // 1024} MB / {bare[2] // 1024} MB |", flush=True)
 
 
 if __name__ == "__main__":

@@ -41,18 +41,21 @@ FRAME_COLUMNS = ["coding_id", "code_id", "code", "source_id", "start", "end", "c
 
 
 def coding_frame(conn: Connection, code_ids: list[int] | None = None, text: bool = False,
-                 filters: dict[str, Any] | None = None, dedupe: bool = False) -> pd.DataFrame:
+                 filters: dict[str, Any] | None = None, dedupe: bool = False, extra: tuple[str, ...] = (),
+                 attributes: bool = True) -> pd.DataFrame:
     """One row per coding with everything it can be filtered or grouped by (see module doc).
 
     ``filters`` select codings in the query (:class:`sp_realist.coding.sqlquery.CodingQuery`), and so
     does ``dedupe`` (:func:`drop_rule_duplicates`' rule); only ``attribution``, worded in Python, is
-    filtered here.  The attribution and ``text`` are computed for the rows kept only."""
+    filtered here.  The attribution and ``text`` are computed for the rows kept only.  ``extra``: more
+    columns of the query (``turn_speaker``, ``seg_id`` ...); ``attributes=False`` leaves out the source and
+    participant attribute columns (they still filter)."""
     filters = dict(filters or {})
     late = {"attribution": filters.pop("attribution")} if "attribution" in filters else {}
     cq = CodingQuery(conn, code_ids, filters)
-    attrs = cq.p_attrs + cq.s_attrs + ([] if "site" in cq.s_attrs else ["site"])
-    cols = FRAME_COLUMNS + attrs
-    df = fetch_frame(conn, cq.build(*cols, dedupe=dedupe and not late).order_by("coding_id"), cols)
+    attrs = ((cq.p_attrs + cq.s_attrs) if attributes else []) + ([] if attributes and "site" in cq.s_attrs else ["site"])
+    cols = FRAME_COLUMNS + attrs + list(extra)
+    df = fetch_frame(conn, cq.build(*cols, dedupe=dedupe and not late), cols)
     # Who said it: the mapped speaker's code, an unmapped speaker ("Interviewer, S2 PM1 interview"), else the
     # source's (span_attributions' rule, through its attributor, vectorised over the codings kept).
     attributor = SpanAttributor(conn, df["source_id"].unique().tolist()) if len(df) else None
@@ -68,7 +71,7 @@ def coding_frame(conn: Connection, code_ids: list[int] | None = None, text: bool
         df["text"] = [texts[s][a:b] for s, a, b in zip(df["source_id"], df["start"], df["end"])]
     elif text:
         df["text"] = pd.Series([], dtype="object")
-    df = df.sort_values(["ingest_order", "start", "end", "code", "coder"], kind="stable").reset_index(drop=True)
+    df = df.sort_values(["ingest_order", "start", "end", "code", "coder", "coding_id"]).reset_index(drop=True)
     return df.astype({"start": "int64", "end": "int64"}) if len(df) else df
 
 

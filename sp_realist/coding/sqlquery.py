@@ -70,7 +70,7 @@ def attribute_names(conn: Connection) -> tuple[list[str], list[str]]:
 
 SOURCE_COLUMNS = ("source", "kind", "date", "ingest_order")
 # Columns that need the coding's participant (the segment holding its start).
-ATTRIBUTED = ("participant", "role", "site", "participant_id", "seg_id", "seg_start")
+ATTRIBUTED = ("participant", "role", "site", "participant_id", "seg_id", "seg_start", "turn_speaker")
 
 
 @dataclass
@@ -121,14 +121,18 @@ class CodingQuery:
             seg = S.segments.alias("seg")
             frm = frm.outerjoin(seg, seg.c.id == b.c.seg_id)
             pid = attributed_participant(seg, src, inside=b.c.start < seg.c.end)
-            cols += [pid.label("participant_id"), seg.c.start.label("seg_start")]
+            inside = b.c.start < seg.c.end
+            cols += [pid.label("participant_id"), seg.c.start.label("seg_start"),
+                     case((and_(inside, seg.c.participant_id.is_(None)), seg.c.speaker), else_=null())
+                     .label("turn_speaker")]
         return select(*cols).select_from(frm).subquery("a")
 
     def build(self, *wanted: str, dedupe: bool = True, text: tuple[str, ...] = ()):
         """A SELECT over the codings (filtered; with ``dedupe``, rule-and-person duplicates left out) with
         the columns ``wanted``, each labelled by its name: names from :data:`CODING_COLUMNS` (but
-        ``attribution``), attribute names, ``participant_id``, or ``seg_id`` / ``seg_start`` (the last
-        non-empty segment starting at or before the coding's start, which may end before it).  Columns
+        ``attribution``), attribute names, ``participant_id``, ``seg_id`` / ``seg_start`` (the last
+        non-empty segment starting at or before the coding's start, which may end before it), or
+        ``turn_speaker`` (the speaker label of an unmapped turn holding the start).  Columns
         named in ``text`` come as text (see :func:`as_text`)."""
         names = set(wanted) | set((self.filters or {}).keys())
         self._check(names)
