@@ -12,7 +12,8 @@ link per 100 codings).  It is written with ``executemany`` in one transaction an
 folder under a name made of its parameters.
 
 Each sp-realist command (``python -m sp_realist ... --format csv -o FILE``) runs as its own process, and so
-does its baseline: a process importing pandas that reads the same file with ``pandas.read_sql`` and computes
+does its baseline (the first row, ``info`` against a bare ``import pandas`` and one read, shows what
+start-up alone costs): a process importing pandas that reads the same file with ``pandas.read_sql`` and computes
 the same counts (participants by ``merge_asof`` of codings on speaker segments).  Reported: the median wall
 and CPU (user + system) time of each, their ratios, and the peak RSS of the whole process (``wait4``); on a
 shared machine the CPU ratio is the steadier one.  Goals (issue 14): each query
@@ -194,7 +195,9 @@ def attributed(codings):
     c["participant_id"] = pid.where(pid.notna() | unmapped, c["src_pid"])
     return c
 mode = {mode!r}
-if mode == "frequencies":
+if mode == "info":
+    out = q("SELECT count(*) AS sources FROM sources")
+elif mode == "frequencies":
     c = attributed(q('SELECT code_id, source_id, start FROM codings'))
     out = c.groupby("code_id").agg(codings=("start", "size"), sources=("source_id", "nunique"),
                                    participants=("participant_id", "nunique"))
@@ -253,6 +256,7 @@ out.to_csv({out!r})
 """
 
 COMMANDS = [
+    ("info (start-up and one read, for scale)", ["info"], "info"),
     ("frequencies", ["frequencies"], "frequencies"),
     ("frequencies --by site", ["frequencies", "--by", "site"], "frequencies_site"),
     ("frequencies --by site --measure participants", ["frequencies", "--by", "site", "--measure", "participants"],
@@ -306,8 +310,9 @@ def main() -> None:
                 if args.only and args.only not in label:
                     continue
                 out = os.path.join(tmp, "out.csv")
-                ours = measure([sys.executable, "-m", "sp_realist", *argv, "--project", str(path),
-                                "--format", "csv", "-o", out], root, args.runs)
+                fmt = [] if argv == ["info"] else ["--format", "csv", "-o", out]
+                ours = measure([sys.executable, "-m", "sp_realist", *argv, "--project", str(path), *fmt], root,
+                               args.runs)
                 bare_script = BARE.format(path=str(path), mode=mode, out=os.path.join(tmp, "bare.csv"))
                 bare = measure([sys.executable, "-c", bare_script], root, args.runs)
                 print(f"| {n:,} | `{label}` | {ours[0]:.2f} s / {ours[1]:.2f} s | {bare[0]:.2f} s / {bare[1]:.2f} s "
