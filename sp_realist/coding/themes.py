@@ -316,7 +316,8 @@ def _pick_quotes(cands: pd.DataFrame, n: int, used: set | None = None) -> list[d
     sid, start, end = (c[k].to_numpy(dtype=np.int64) for k in ("source_id", "start", "end"))
     spans = pd.MultiIndex.from_arrays([sid, start, end])
     fixed = (spans.isin(list(used)) if used else np.zeros(len(c), dtype=bool)).astype(np.int64) * 16
-    fixed += c["origin"].astype(str).str.startswith("rule:").to_numpy(dtype=np.int64) * 2
+    rule = c["rule"] if "rule" in c.columns else c["origin"].astype(str).str.startswith("rule:")
+    fixed += rule.to_numpy(dtype=np.int64) * 2
     fixed += (~((length >= QUOTE_MIN) & (length <= QUOTE_MAX))).astype(np.int64)
     alive = np.ones(len(c), dtype=bool)
     used_sites: list = []
@@ -363,17 +364,59 @@ def _theme_code_ids(conn: Connection, rows: list[tuple[dict, int, str | None]]) 
     return expanded
 
 
+def _theme_frame(conn: Connection, ids: list[int], filters: dict | None, batch: int = 100_000) -> pd.DataFrame:
+    """The codings of ``ids`` that ``filters`` keep, with what the theme table needs, read a batch at a
+    time into compact columns (ids and numbers; every repeated text one shared object): on a million
+    codings a row of Python objects each would take a gigabyte."""
+    from .retrieval import coding_frame
+    from .sqlquery import CodingQuery
+    from ..sources import SpanAttributor
+
+    if filters and "attribution" in filters:  # worded in Python: the full frame, filtered after the query
+        return coding_frame(conn, ids, filters=filters, extra=("turn_speaker",), attributes=False) \
+            .assign(rule=lambda d: d["origin"].astype(str).str.startswith("rule:"))
+    cols = ["coding_id", "code_id", "source_id", "start", "end", "participant_id", "site", "turn_speaker", "coder",
+            "origin"]
+    result = conn.execute(CodingQuery(conn, ids, filters).build(*cols, dedupe=False))
+    cursor = getattr(result, "cursor", None)
+    fetch = cursor.fetchmany if cursor is not None else (lambda n: [tuple(r) for r in result.fetchmany(n)])
+    shared: dict = {}
+    parts = []
+    while True:
+        chunk = fetch(batch)
+        if not chunk:
+            break
+        df = pd.DataFrame(chunk, columns=cols)
+        for k in ("site", "turn_speaker", "coder"):
+            df[k] = pd.Series([shared.setdefault(x, x) for x in df[k]], index=df.index, dtype=object)
+        df["rule"] = df["origin"].str.startswith("rule:").to_numpy(dtype=bool)
+        parts.append(df.drop(columns="origin"))
+    result.close()
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols[:-1] + ["rule"])
+    src = S.sources
+    srcs = {r[0]: (r[1], r[2]) for r in conn.execute(select(src.c.id, src.c.name, src.c.ingest_order))}
+    codes = dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
+    people = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
+    df["code"] = df["code_id"].map(codes)
+    df["source"] = df["source_id"].map({k: v[0] for k, v in srcs.items()})
+    df["ingest_order"] = df["source_id"].map({k: v[1] for k, v in srcs.items()})
+    df["participant"] = pd.Series([people.get(x) if x == x and x is not None else None for x in df["participant_id"]],
+                                  index=df.index, dtype=object)
+    who = SpanAttributor(conn, df["source_id"].unique().tolist()) if len(df) else None
+    df["attribution"] = pd.Series(who.many(df["source_id"].to_numpy(), df["start"].to_numpy()) if who else [],
+                                  index=df.index, dtype=object)
+    return df.sort_values(["ingest_order", "start", "end", "code", "coder", "coding_id"]).reset_index(drop=True)
+
+
 def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3,
                          filters: dict | None = None) -> list[ThemeSummary]:
     """:func:`theme_summaries` inside the caller's connection (the reports use this)."""
-    from .retrieval import coding_frame
-
     rows = _theme_rows(conn)
     expanded = _theme_code_ids(conn, rows)
     all_ids = sorted({x for v in expanded.values() for x in v})
     # Filtered in SQL; the speaker of the turn each coding starts in comes along (interviewer turns are never
     # quoted and support no participant count), and the text only for the quotes chosen.
-    frame = coding_frame(conn, all_ids, filters=filters, extra=("turn_speaker",), attributes=False) if all_ids else None
+    frame = _theme_frame(conn, all_ids, filters) if all_ids else None
     texts: dict[int, str] = {}
     if frame is not None:
         speakers = interviewer_speakers(conn)
@@ -381,8 +424,9 @@ def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3,
         sids = sorted(frame["source_id"].unique().tolist())
         texts = dict(conn.execute(select(S.sources.c.id, S.sources.c.text).where(S.sources.c.id.in_(sids))).all())
         frame = frame.assign(_interviewer=frame["turn_speaker"].isin(asked).to_numpy(dtype=bool),
-                             _length=[len(texts[s][a:b].strip())
-                                     for s, a, b in zip(frame["source_id"], frame["start"], frame["end"])])
+                             _length=np.fromiter((len(texts[s][a:b].strip()) for s, a, b in
+                                                  zip(frame["source_id"], frame["start"], frame["end"])),
+                                                 dtype=np.int64, count=len(frame)))
     names = dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
     out: list[ThemeSummary] = []
     used: set = set()  # spans quoted for an earlier theme (tree order): used again only when nothing else is left
