@@ -405,7 +405,13 @@ def _theme_frame(conn: Connection, ids: list[int], filters: dict | None, batch: 
     who = SpanAttributor(conn, df["source_id"].unique().tolist()) if len(df) else None
     df["attribution"] = pd.Series(who.many(df["source_id"].to_numpy(), df["start"].to_numpy()) if who else [],
                                   index=df.index, dtype=object)
-    return df.sort_values(["ingest_order", "start", "end", "code", "coder", "coding_id"]).reset_index(drop=True)
+    # sorted as the coding frame is (names by their rank: the same order, sorting integers)
+    code_rank = {n: i for i, n in enumerate(sorted(set(codes.values())))}
+    coder_rank = {n: i for i, n in enumerate(sorted(set(df["coder"].tolist())))}
+    df["_code_rank"] = df["code"].map(code_rank)
+    df["_coder_rank"] = df["coder"].map(coder_rank)
+    return df.sort_values(["ingest_order", "start", "end", "_code_rank", "_coder_rank", "coding_id"]) \
+        .reset_index(drop=True)
 
 
 def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3,
@@ -436,8 +442,7 @@ def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3,
         quotes: list[ThemeQuote] = []
         if sub is not None and len(sub):
             speech = sub[~sub["_interviewer"]]
-            cands = speech.sort_values(["ingest_order", "start", "end", "code"], kind="stable") \
-                .drop_duplicates(["source_id", "start", "end"])
+            cands = speech.drop_duplicates(["source_id", "start", "end"])  # the frame is in source order
             quotes = [ThemeQuote(text=texts[q["source_id"]][q["start"]:q["end"]].strip(),
                                  attribution=f"({q['attribution']})",
                                  participant=None if pd.isna(q["participant"]) else q["participant"],
