@@ -14,15 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-import pandas as pd
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from . import schema as S
 from .errors import NotFoundError, SpRealistError, did_you_mean
+from .rows import Rows
 from .store import Project, now
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -256,6 +259,7 @@ def delete_source(conn: Connection, source_id: int) -> None:
     conn.execute(delete(S.appraisal_history).where(S.appraisal_history.c.appraisal_id.in_(
         select(S.appraisals.c.id).where(S.appraisals.c.excerpt_id.in_(excerpt_ids)))))
     conn.execute(delete(S.appraisals).where(S.appraisals.c.excerpt_id.in_(excerpt_ids)))
+    conn.execute(delete(S.memos).where(and_(S.memos.c.target_type == "excerpt", S.memos.c.target_id.in_(excerpt_ids))))
     conn.execute(delete(S.excerpts).where(S.excerpts.c.source_id == source_id))
     conn.execute(delete(S.memos).where(and_(S.memos.c.target_type == "source", S.memos.c.target_id == source_id)))
     conn.execute(delete(S.sources).where(S.sources.c.id == source_id))
@@ -299,7 +303,8 @@ def source_dependents(conn: Connection, source_id: int) -> SourceDependents:
         appraisals=count(S.appraisals, S.appraisals.c.excerpt_id.in_(excerpt_ids)),
         evidence_links=count(S.cmoc_evidence, S.cmoc_evidence.c.excerpt_id.in_(excerpt_ids)),
         memos=count(S.memos, ((m.target_type == "source") & (m.target_id == source_id))
-                    | ((m.target_type == "coding") & m.target_id.in_(coding_ids))),
+                    | ((m.target_type == "coding") & m.target_id.in_(coding_ids))
+                    | ((m.target_type == "excerpt") & m.target_id.in_(excerpt_ids))),
         orphans=count(S.orphans, S.orphans.c.source_id == source_id),
     )
 
@@ -422,6 +427,8 @@ def attribution_formats(conn: Connection) -> dict[str, str]:
 
 def attribution_wordings(project: Project) -> pd.DataFrame:
     """How quotes are cited per source kind: ``kind``, ``wording``, ``example``, ``set`` (project or default)."""
+    import pandas as pd
+
     with project.connect() as conn:
         formats = attribution_formats(conn)
     custom = project.get_setting(ATTRIBUTION_SETTING, {}) or {}
@@ -647,8 +654,11 @@ def interviewer_spans(conn: Connection, spans: Iterable[tuple[int, int]]) -> set
     return {s for s in spans if who.is_interviewer(*s)}
 
 
-def sources_frame(project: Project) -> pd.DataFrame:
-    """One row per source with its kind, participant, date, segment count and attributes."""
+def source_rows(project: Project, *, kind: str | None = None, site: str | None = None,
+                participant: str | None = None) -> Rows:
+    """One row per source (id, name, kind, participant, date, characters, segments, then one column per
+    attribute name), in ingest order; only those of ``kind``, with the ``site`` attribute ``site`` or of
+    ``participant`` when given.  Plain rows, without pandas: what ``sp-realist sources list`` shows."""
     with project.connect() as conn:
         p = S.participants
         nseg = (select(S.segments.c.source_id, func.count().label("segments"))
@@ -660,17 +670,27 @@ def sources_frame(project: Project) -> pd.DataFrame:
             .select_from(S.sources.outerjoin(p, S.sources.c.participant_id == p.c.id)
                          .outerjoin(nseg, nseg.c.source_id == S.sources.c.id))
             .order_by(S.sources.c.ingest_order)
-        ).mappings().all()
+        ).all()
         attrs = conn.execute(select(S.source_attributes)).mappings().all()
-    df = pd.DataFrame([dict(r) for r in rows],
-                      columns=["id", "name", "kind", "participant", "date", "characters", "segments"])
     names = sorted({a["name"] for a in attrs})
     by_source: dict[int, dict[str, str]] = {}
     for a in attrs:
         by_source.setdefault(a["source_id"], {})[a["name"]] = a["value"]
-    for n in names:
-        df[n] = [by_source.get(sid, {}).get(n) for sid in df["id"]]
-    return df
+    if participant:
+        participant = " ".join(participant.split())
+    out = []
+    for row in rows:
+        values = by_source.get(row.id, {})
+        if ((kind and row.kind != kind) or (site and values.get("site") != site)
+                or (participant and row.participant != participant)):
+            continue
+        out.append((*row, *(values.get(n) for n in names)))
+    return Rows(["id", "name", "kind", "participant", "date", "characters", "segments", *names], out)
+
+
+def sources_frame(project: Project) -> pd.DataFrame:
+    """One row per source with its kind, participant, date, segment count and attributes."""
+    return source_rows(project).frame()
 
 
 def iter_batches(items: Iterable, size: int):
@@ -751,11 +771,16 @@ def locate_excerpt(conn: Connection, spec: dict, where: str = "") -> tuple[int, 
     return src["id"], start, end
 
 
-def get_or_create_excerpt(conn: Connection, source_id: int, start: int, end: int) -> int:
-    """The id of the excerpt for this span, created if needed."""
-    row = conn.execute(select(S.excerpts.c.id).where(and_(
+def get_or_create_excerpt(conn: Connection, source_id: int, start: int, end: int, *, guid: str | None = None,
+                          created_at: str | None = None, dated: bool | None = None) -> int:
+    """The id of the excerpt for this span, created if needed.  An import passes what its selection had: the
+    GUID (kept on an existing excerpt without one) and time (``dated`` False: the file gave none)."""
+    row = conn.execute(select(S.excerpts.c.id, S.excerpts.c.guid).where(and_(
         S.excerpts.c.source_id == source_id, S.excerpts.c.start == start, S.excerpts.c.end == end))).first()
     if row:
+        if guid and not row[1]:
+            conn.execute(update(S.excerpts).where(S.excerpts.c.id == row[0]).values(guid=guid))
         return row[0]
     return conn.execute(insert(S.excerpts).values(
-        source_id=source_id, start=start, end=end, created_at=now())).inserted_primary_key[0]
+        source_id=source_id, start=start, end=end, created_at=created_at or now(), guid=guid,
+        dated=dated)).inserted_primary_key[0]

@@ -32,6 +32,8 @@ from sp_realist.store import Project, now
 
 PEOPLE = {"P1": ("S1 P1", "client", "S1"), "P2": ("S2 P2", "link worker", "S2"), "P3": ("S1 P3", None, None)}
 CODES = [("A", None), ("B", "A"), ("C", "B"), ("D", None)]  # C is B's child, B is A's
+# B and C again under D (keys DB, DBC): listings show these codes by their paths, A/B, A/B/C, D/B and D/B/C
+REPEATED = [(n, n, p) for n, p in CODES] + [("DB", "B", "D"), ("DBC", "C", "DB")]
 
 
 PG = os.environ.get("SP_REALIST_TEST_PG_URL")
@@ -63,8 +65,8 @@ def _pg_database():
 
 def build(target, spec: dict) -> Project:
     """A project from ``spec``: ``sources`` (each: length, participant, site, wave, segments as
-    (start, end, speaker) with speakers P1-P3 mapped, others not) and ``codings`` (code, source index,
-    start, end, coder, origin); people P1-P3 with a ``band`` attribute for P1; themes over A and D;
+    (start, end, speaker) with speakers P1-P3 mapped, others not), ``codings`` (code, source index,
+    start, end, coder, origin) and optionally ``codes`` (key, name, parent key; else CODES); people P1-P3 with a ``band`` attribute for P1; themes over A and D;
     one piece of CMOC evidence per coding of D."""
     project = Project.create(target)
     ts = now()
@@ -87,9 +89,9 @@ def build(target, spec: dict) -> Project:
                 conn.execute(insert(S.segments).values(source_id=k, ord=o, start=a, end=b, speaker=speaker,
                                                        kind="turn", participant_id=pids.get(speaker)))
         ids = {}
-        for i, (name, parent) in enumerate(CODES, 1):
+        for i, (key, name, parent) in enumerate(spec.get("codes", [(n, n, p) for n, p in CODES]), 1):
             conn.execute(insert(S.codes).values(id=i, name=name, parent_id=ids.get(parent), ord=i, created_at=ts))
-            ids[name] = i
+            ids[key] = i
         spans: list = []
         for n, (code, k, a, b, coder, origin) in enumerate(spec["codings"], 1):
             conn.execute(insert(S.codings).values(id=n, code_id=ids[code], source_id=k, start=a, end=b, coder=coder,
@@ -146,10 +148,10 @@ CALLS = [
 ]
 
 
-def check_all(target, spec: dict) -> None:
+def check_all(target, spec: dict, calls: list = CALLS) -> None:
     project = build(target, spec)
     try:
-        for name, kw in CALLS:
+        for name, kw in calls:
             try:
                 old = getattr(oracle, name)(project, **kw)
             except SpRealistError as e:  # an attribute no source has: the same sentence
@@ -194,6 +196,47 @@ def test_overlaps_nested_codes_no_participant_and_sites(target):
                         {"length": 10, "segments": [(0, 10, "Interviewer")]}],  # nobody, no site
             "codings": codings}
     check_all(target, spec)
+
+
+# With repeated names: codes are shown by their paths, a code named by a path (or an ambiguous name) the same in
+# both; a code filter names a code by its label here (the oracle compares labels)
+REPEATED_CALLS = CALLS + [
+    ("frequencies", {"codes": ["D/B"], "children": True}),
+    ("frequencies", {"codes": ["C"]}),  # ambiguous: the same sentence
+    ("cooccurrence", {"codes": ["D", "A/B"], "children": True}),
+    ("coded_excerpts", {"filters": {"code": "D/B"}}),
+    ("frequencies", {"by": "site", "filters": {"code": ["A/B/C", "D/B/C", "A"]}}),
+    ("framework_matrix", {"filters": {"code": ["D/B", "A/B"], "site": "S1"}}),
+]
+
+
+def test_repeated_code_names_show_paths(target):
+    codings = [("A", 1, 0, 30, "ana", "manual"), ("B", 1, 5, 15, "ana", "manual"), ("DB", 1, 10, 40, "ben", "manual"),
+               ("DB", 1, 10, 40, "autocode", "rule:b"), ("C", 1, 12, 50, "ben", "manual"),
+               ("DBC", 1, 12, 50, "ana", "manual"), ("D", 1, 60, 75, "ana", "manual"),
+               ("DBC", 2, 0, 20, "ana", "manual"), ("B", 2, 10, 30, "autocode", "rule:d")]
+    spec = {"codes": REPEATED, "codings": codings,
+            "sources": [{"length": 120, "segments": SEGMENTS, "participant": "P3", "site": "S1", "wave": "1"},
+                        {"length": 40, "segments": [], "participant": "P2", "kind": "diary"}]}
+    check_all(target, spec, REPEATED_CALLS)
+    project = Project.open(target)
+    try:
+        freq = R.frequencies(project)
+        assert freq["code"].tolist() == ["A", "A/B", "A/B/C", "D", "D/B", "D/B/C"]
+        assert freq["codings"].tolist() == [1, 2, 1, 1, 1, 2]  # the rule's coding of D/B's words counts once
+        assert R.own_and_descendant_codings(project, ["D/B"]).to_dict("records") == \
+            [{"code": "D/B", "own": 2, "descendants": 2}]
+        with project.connect() as conn:
+            assert [t.codes for t in theme_summaries_conn(conn, 1)] == [["A", "A/B", "A/B/C"], ["D", "D/B", "D/B/C"]]
+        # a code filter reads any reference to a code (here a rooted path), through the one resolver
+        same(R.coded_excerpts(project, filters={"code": "/D/B"}), R.coded_excerpts(project, filters={"code": "D/B"}))
+        assert R.coded_excerpts(project, filters={"code": "/D/B"})["code"].tolist() == ["D/B"]
+        with pytest.raises(SpRealistError, match="'B' is ambiguous: 2 codes"):
+            R.frequencies(project, filters={"code": "B"})
+        with pytest.raises(SpRealistError, match="No code named 'Z'"):
+            R.coded_excerpts(project, filters={"code": ["A", "Z"]})
+    finally:
+        project.close()
 
 
 @st.composite

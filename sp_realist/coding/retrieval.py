@@ -26,7 +26,7 @@ from .. import schema as S
 from ..errors import SpRealistError
 from ..sources import SpanAttributor
 from ..store import Project
-from ._common import code_ids_for, code_rows, descendants, fetch_frame, resolve_code
+from ._common import CodeTree, code_ids_for, descendants, fetch_frame, labelled_code_rows
 from .codebook import _tree_order
 from .sqlquery import CodingQuery
 
@@ -117,7 +117,7 @@ def _frame(project: Project, codes: Iterable[str] | None = None, children: bool 
     with project.connect() as conn:
         ids = code_ids_for(conn, list(codes) if codes else None, children)
         df = coding_frame(conn, ids, text=text, filters=filters, dedupe=True)
-        rows = code_rows(conn)
+        rows = labelled_code_rows(conn)
     return df, rows
 
 
@@ -190,8 +190,10 @@ def own_and_descendant_codings(project: Project, codes: Iterable[str], filters: 
         filters["coder"] = coder
     rows = []
     with project.connect() as conn:
+        tree = CodeTree.read(conn)
         for ref in codes:
-            code = resolve_code(conn, ref)
+            code = dict(tree.resolve(ref))
+            code["name"] = tree.label(code["id"])
             ids = [code["id"]] + descendants(conn, code["id"])
             counts = _counts(conn, ids, filters, ["code_id"], dedupe=False)
             own = int(counts.loc[counts["code_id"] == code["id"], "n"].sum())
@@ -227,7 +229,7 @@ def frequencies(project: Project, by: str | None = None, codes: Iterable[str] | 
         raise SpRealistError(f"measure {measure!r} is not one of codings, sources, participants.")
     with project.connect() as conn:
         ids = code_ids_for(conn, list(codes) if codes else None, children)
-        rows = code_rows(conn)
+        rows = labelled_code_rows(conn)
         unit = {"codings": None, "sources": "source_id", "participants": "participant"}[measure]
         if by is None:
             counts = _counts(conn, ids, filters, ["code_id", "source_id", "participant"])
@@ -269,7 +271,7 @@ def cooccurrence(project: Project, mode: str = "overlap", codes: Iterable[str] |
         raise SpRealistError(f"co-occurrence mode {mode!r} is not overlap or segment.")
     with project.connect() as conn:
         ids = code_ids_for(conn, list(codes) if codes else None, children)
-        rows = code_rows(conn)
+        rows = labelled_code_rows(conn)
         pairs = (overlap_pairs if mode == "overlap" else segment_pairs)(conn, ids, filters)
     order = _selected_order(project, rows, codes, children)
     index = {r["id"]: order.index(r["name"]) for r in rows if r["name"] in order}
@@ -390,7 +392,7 @@ def framework_matrix(project: Project, rows: str = "participant", codes: Iterabl
     if cells == "counts":  # counted in the database
         with project.connect() as conn:
             ids = code_ids_for(conn, list(codes) if codes else None, children)
-            code_list = code_rows(conn)
+            code_list = labelled_code_rows(conn)
             counts = _counts(conn, ids, filters, [rows_by, "code_id"], text=(rows_by,))
         order = _selected_order(project, code_list, codes, children)
         d = _rolled(counts, code_list, rollup)

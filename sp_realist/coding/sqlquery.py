@@ -30,6 +30,7 @@ from sqlalchemy.sql import ColumnElement
 
 from .. import schema as S
 from ..errors import SpRealistError
+from ._common import CodeTree
 
 # Columns every coding has (the names the pandas frame used); anything else is an attribute.
 CODING_COLUMNS = ("coding_id", "code_id", "code", "source_id", "source", "kind", "date", "start", "end", "coder",
@@ -88,6 +89,29 @@ class CodingQuery:
         p_attrs, s_attrs = attribute_names(self.conn)
         self.p_attrs = [n for n in p_attrs if n not in CODING_COLUMNS and n != "participant_id"]
         self.s_attrs = [n for n in s_attrs if (n not in CODING_COLUMNS and n not in self.p_attrs) or n == "site"]
+        self._tree = None
+        if self.filters and "code" in self.filters:
+            # a code filter names codes as users do (a unique name or a path): resolved by the one resolver
+            # (CodeTree.resolve) to the codes' ids, which the query then selects by
+            self.filters = dict(self.filters)
+            value = self.filters.pop("code")
+            values = value if isinstance(value, (list, tuple, set)) else [value]
+            wanted = {self.tree().resolve(str(v))["id"] for v in values}
+            have = self.code_ids if self.code_ids is not None else sorted(self.tree().rows)
+            self.code_ids = [i for i in have if i in wanted]
+
+    def tree(self) -> CodeTree:
+        """The code tree (read once, when a code is named or labelled)."""
+        if self._tree is None:
+            self._tree = CodeTree.read(self.conn)
+        return self._tree
+
+    def code_label(self, code) -> ColumnElement:
+        """What listings show for the code of row ``code`` (a codes alias): its name, or its path where
+        another code has the same name (:meth:`sp_realist.coding._common.CodeTree.label`)."""
+        tree = self.tree()
+        paths = {cid: label for cid, label in tree.labels().items() if label != tree.rows[cid]["name"]}
+        return case(paths, value=code.c.id, else_=code.c.name) if paths else code.c.name
 
     def available(self) -> list[str]:
         return sorted((set(CODING_COLUMNS) | set(self.p_attrs) | set(self.s_attrs)) - HIDDEN)
@@ -151,7 +175,7 @@ class CodingQuery:
             elif n == "code":
                 code = S.codes.alias("code")
                 frm = frm.join(code, code.c.id == a.c.code_id)
-                exprs[n] = code.c.name
+                exprs[n] = self.code_label(code)
             elif n == "participant":
                 exprs[n] = p.c.code
             elif n == "role":

@@ -22,7 +22,7 @@ from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..sources import interviewer_speakers, is_interviewer_label
 from ..store import Project, now, stable_guid
-from ._common import PHASES, clean_name, descendants, resolve_code
+from ._common import PHASES, CodeTree, clean_name, code_labels, descendants
 
 
 def resolve_theme(conn: Connection, ref: str | int) -> dict:
@@ -70,7 +70,8 @@ def add_theme(project: Project, name: str, description: str | None = None, phase
         if conn.execute(select(S.themes.c.id).where(S.themes.c.name == name)).first():
             raise SpRealistError(f"theme {name!r}: already exists; use 'theme edit' to change it.")
         parent_id = resolve_theme(conn, parent)["id"] if parent else None
-        code_ids = [resolve_code(conn, c)["id"] for c in codes or []]
+        tree = CodeTree.read(conn)
+        code_ids = [tree.resolve(c)["id"] for c in codes or []]
         tid = conn.execute(insert(S.themes).values(
             name=name, parent_id=parent_id, description=description, phase=phase,
             ord=_next_ord(conn, parent_id), guid=stable_guid("theme", name), created_at=now())).inserted_primary_key[0]
@@ -113,7 +114,8 @@ def assign_codes(project: Project, theme: str, codes: list[str], remove: bool = 
     """Add ``codes`` to a theme (or remove them with ``remove``); return how many links changed."""
     with project.begin() as conn:
         row = resolve_theme(conn, theme)
-        ids = [resolve_code(conn, c)["id"] for c in codes]
+        tree = CodeTree.read(conn)
+        ids = [tree.resolve(c)["id"] for c in codes]
         have = {c for (c,) in conn.execute(select(S.theme_codes.c.code_id).where(S.theme_codes.c.theme_id == row["id"]))}
         n = 0
         for cid in dict.fromkeys(ids):
@@ -158,11 +160,13 @@ def _theme_rows(conn: Connection) -> list[tuple[dict, int, str | None]]:
 
 
 def _theme_code_names(conn: Connection) -> dict[int, list[str]]:
+    """theme id -> its codes as listings show them (the name, or the path when another code has the name)."""
+    labels = code_labels(conn)
     out: dict[int, list[str]] = {}
-    for tid, name in conn.execute(select(S.theme_codes.c.theme_id, S.codes.c.name)
-                                  .select_from(S.theme_codes.join(S.codes, S.theme_codes.c.code_id == S.codes.c.id))
-                                  .order_by(S.codes.c.ord, S.codes.c.id)):
-        out.setdefault(tid, []).append(name)
+    for tid, cid in conn.execute(select(S.theme_codes.c.theme_id, S.codes.c.id)
+                                 .select_from(S.theme_codes.join(S.codes, S.theme_codes.c.code_id == S.codes.c.id))
+                                 .order_by(S.codes.c.ord, S.codes.c.id)):
+        out.setdefault(tid, []).append(labels[cid])
     return out
 
 
@@ -395,7 +399,7 @@ def _theme_frame(conn: Connection, ids: list[int], filters: dict | None, batch: 
     df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols[:-1] + ["rule"])
     src = S.sources
     srcs = {r[0]: (r[1], r[2]) for r in conn.execute(select(src.c.id, src.c.name, src.c.ingest_order))}
-    codes = dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
+    codes = code_labels(conn)  # the name, or the path when another code has the same name
     people = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
     df["code"] = df["code_id"].map(codes)
     df["source"] = df["source_id"].map({k: v[0] for k, v in srcs.items()})
@@ -433,7 +437,7 @@ def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3,
                              _length=np.fromiter((len(texts[s][a:b].strip()) for s, a, b in
                                                   zip(frame["source_id"], frame["start"], frame["end"])),
                                                  dtype=np.int64, count=len(frame)))
-    names = dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
+    names = code_labels(conn)
     out: list[ThemeSummary] = []
     used: set = set()  # spans quoted for an earlier theme (tree order): used again only when nothing else is left
     for r, depth, parent in rows:
