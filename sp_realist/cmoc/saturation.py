@@ -36,11 +36,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
-from ..attribution import ParticipantAttributor
 from ..errors import SpRealistError
 from ..store import Project
 
@@ -112,28 +111,35 @@ FACT_COLUMNS = ["cmoc_id", "cmoc", "role", "component", "excerpt_id", "source_id
 
 
 def evidence_facts(conn: Connection) -> pd.DataFrame:
-    """One row per evidence link with the facts saturation needs."""
-    ev, ex, src = S.cmoc_evidence, S.excerpts, S.sources
-    rows = [dict(r) for r in conn.execute(
-        select(ev.c.cmoc_id, S.cmocs.c.key.label("cmoc"), ev.c.role, ev.c.component, ev.c.excerpt_id,
-               ex.c.source_id, src.c.name.label("source"), ex.c.start,
-               src.c.participant_id.label("source_participant"))
-        .select_from(ev.join(ex, ex.c.id == ev.c.excerpt_id).join(src, src.c.id == ex.c.source_id)
-                     .join(S.cmocs, S.cmocs.c.id == ev.c.cmoc_id)).order_by(ev.c.id)).mappings()]
-    if not rows:
-        return pd.DataFrame(columns=FACT_COLUMNS)
-    # Who said each excerpt (sp_realist.attribution's rule): a mapped speaker, nobody in an unmapped
-    # speaker's turn (interviewer, carer ...), else the source's participant.
-    who = ParticipantAttributor(conn, {r["source_id"] for r in rows})
-    sites = dict(conn.execute(select(S.source_attributes.c.source_id, S.source_attributes.c.value)
-                              .where(S.source_attributes.c.name == "site")).all())
-    p_sites = dict(conn.execute(select(S.participants.c.id, S.participants.c.site)).all())
-    p_codes = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
-    for r in rows:
-        pid = who.participant_id(r["source_id"], r["start"])
-        r["participant"] = p_codes.get(pid) if pid is not None else None
-        r["site"] = sites.get(r["source_id"]) or p_sites.get(pid) or p_sites.get(r["source_participant"])
-    return pd.DataFrame(rows)[FACT_COLUMNS]
+    """One row per evidence link with the facts saturation needs.
+
+    Who said each excerpt (sp_realist.attribution's rule: a mapped speaker, nobody in an unmapped
+    speaker's turn, else the source's participant) is joined in the query, set-wise
+    (:mod:`sp_realist.coding.sqlquery`); so is the site (the source's, else the speaker's, else the source
+    participant's)."""
+    from ..coding._common import fetch_frame
+    from ..coding.sqlquery import attributed_participant, segment_holding
+
+    ev, ex = S.cmoc_evidence, S.excerpts
+    inner = (select(ev.c.id, ev.c.cmoc_id, S.cmocs.c.key.label("cmoc"), ev.c.role, ev.c.component, ev.c.excerpt_id,
+                    ex.c.source_id, ex.c.start, segment_holding(ex.c.source_id, ex.c.start).label("seg_id"))
+             .select_from(ev.join(ex, ex.c.id == ev.c.excerpt_id).join(S.cmocs, S.cmocs.c.id == ev.c.cmoc_id))
+             .subquery("b"))
+    src, seg = S.sources.alias("src"), S.segments.alias("seg")
+    att = (select(inner, src.c.name.label("source"), src.c.participant_id.label("source_participant"),
+                  attributed_participant(seg, src, inner.c.start < seg.c.end).label("participant_id"))
+           .select_from(inner.join(src, src.c.id == inner.c.source_id).outerjoin(seg, seg.c.id == inner.c.seg_id))
+           .subquery("a"))
+    p, sp, site = S.participants.alias("p"), S.participants.alias("sp"), S.source_attributes.alias("site")
+    q = (select(att.c.cmoc_id, att.c.cmoc, att.c.role, att.c.component, att.c.excerpt_id, att.c.source_id,
+                att.c.source, p.c.code.label("participant"),
+                func.coalesce(func.nullif(site.c.value, ""), func.nullif(p.c.site, ""), sp.c.site).label("site"))
+         .select_from(att.outerjoin(p, p.c.id == att.c.participant_id)
+                      .outerjoin(sp, sp.c.id == att.c.source_participant)
+                      .outerjoin(site, (site.c.source_id == att.c.source_id) & (site.c.name == "site")))
+         .order_by(att.c.id))
+    df = fetch_frame(conn, q, FACT_COLUMNS)
+    return df if len(df) else pd.DataFrame(columns=FACT_COLUMNS)
 
 
 def _present(value: Any) -> bool:

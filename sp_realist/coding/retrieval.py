@@ -19,16 +19,16 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
-from ..attribution import ParticipantAttributor
 from ..errors import SpRealistError
+from ..sources import SpanAttributor
 from ..store import Project
-from ._common import (CodeTree, code_ids_for, code_labels, descendants, fetch_frame, labelled_code_rows,
-                      rows_frame)
+from ._common import CodeTree, code_ids_for, descendants, fetch_frame, labelled_code_rows
 from .codebook import _tree_order
+from .sqlquery import CodingQuery
 
 BASE_COLUMNS = ["coding_id", "code_id", "code", "source_id", "source", "kind", "date", "start", "end", "coder",
                 "origin", "memo", "participant", "role", "site", "attribution", "ingest_order"]
@@ -36,71 +36,42 @@ EXCERPT_COLUMNS = ["code", "source", "participant", "attribution", "site", "role
                    "origin", "text", "memo", "coding_id"]
 
 
-def _attr_frame(conn: Connection, table, key: str) -> pd.DataFrame:
-    rows = conn.execute(select(table.c[key], table.c.name, table.c.value)).all()
-    if not rows:
-        return pd.DataFrame({key: pd.Series([], dtype="int64")})
-    df = rows_frame(rows, [key, "name", "value"])
-    return df.pivot(index=key, columns="name", values="value").reset_index()
+FRAME_COLUMNS = ["coding_id", "code_id", "code", "source_id", "start", "end", "coder", "origin", "memo", "source",
+                 "kind", "date", "ingest_order", "participant", "role"]
 
 
-def coding_frame(conn: Connection, code_ids: list[int] | None = None, text: bool = False) -> pd.DataFrame:
-    """One row per coding with everything it can be filtered or grouped by (see module doc)."""
-    c, src = S.codings, S.sources
-    cols = [c.c.id, c.c.code_id, c.c.source_id, c.c.start, c.c.end, c.c.coder, c.c.origin] + ([c.c.memo] if text else [])
-    q = select(*cols)
-    if code_ids is not None:
-        q = q.where(c.c.code_id.in_(code_ids))
-    df = fetch_frame(conn, q, ["coding_id", "code_id", "source_id", "start", "end", "coder", "origin"]
-                     + (["memo"] if text else []))
-    if not text:
-        df["memo"] = None
-    names = code_labels(conn)  # the name, or the path when another code has the same name
-    df.insert(2, "code", df["code_id"].map(names))
-    sources = fetch_frame(conn, select(src.c.id, src.c.name, src.c.kind, src.c.date, src.c.participant_id,
-                                       src.c.ingest_order),
-                          ["source_id", "source", "kind", "date", "source_participant_id", "ingest_order"])
-    df = df.merge(sources, on="source_id", how="left")
-    # Who said it (sp_realist.attribution's rule): the mapped speaker of the segment holding the coding's start;
-    # nobody in an unmapped speaker's turn (interviewer, facilitator, carer); else the source's participant.
-    attributor = ParticipantAttributor(conn, df["source_id"].unique().tolist())
-    df["participant_id"] = pd.Series(attributor.participant_ids(df["source_id"].tolist(), df["start"].tolist()),
-                                     index=df.index, dtype="object")
-    p = S.participants
-    parts = rows_frame(conn.execute(select(p.c.id, p.c.code, p.c.role, p.c.site)).all(),
-                       ["participant_id", "participant", "role", "participant_site"])
-    pattrs = _attr_frame(conn, S.participant_attributes, "participant_id")
-    sattrs = _attr_frame(conn, S.source_attributes, "source_id")
-    df["participant_id"] = df["participant_id"].astype("float64")
-    parts["participant_id"] = parts["participant_id"].astype("float64")
-    df = df.merge(parts, on="participant_id", how="left")
-    if len(pattrs.columns) > 1:
-        pattrs["participant_id"] = pattrs["participant_id"].astype("float64")
-        pattrs = pattrs.rename(columns={k: k for k in pattrs.columns})
-        clash = [k for k in pattrs.columns if k in df.columns and k != "participant_id"]
-        df = df.merge(pattrs.drop(columns=clash), on="participant_id", how="left")
-    if len(sattrs.columns) > 1:
-        clash = [k for k in sattrs.columns if k in df.columns and k not in ("source_id", "site")]
-        df = df.merge(sattrs.drop(columns=clash), on="source_id", how="left")
-    # The source's site, else the speaker's, else (an unmapped speaker's turn) the source participant's.
-    source_site = df["source_participant_id"].astype("float64").map(parts.set_index("participant_id")["participant_site"])
-    site = df["participant_site"].where(df["participant_site"].notna(), source_site)
-    if "site" in df.columns:
-        df["site"] = df["site"].where(df["site"].notna(), site)
-    else:
-        df["site"] = site
-    # Who said it: the mapped speaker's code, an unmapped speaker ("Interviewer, S2 PM1 interview"), else the source's.
-    # (span_attributions' rule, through its attributor, vectorised over the codings)
-    df["attribution"] = pd.Series(attributor.many(df["source_id"].to_numpy(), df["start"].to_numpy()),
-                                  index=df.index, dtype="object")
-    df = df.drop(columns=["participant_site", "source_participant_id", "participant_id"])
+def coding_frame(conn: Connection, code_ids: list[int] | None = None, text: bool = False,
+                 filters: dict[str, Any] | None = None, dedupe: bool = False, extra: tuple[str, ...] = (),
+                 attributes: bool = True) -> pd.DataFrame:
+    """One row per coding with everything it can be filtered or grouped by (see module doc).
+
+    ``filters`` select codings in the query (:class:`sp_realist.coding.sqlquery.CodingQuery`), and so
+    does ``dedupe`` (:func:`drop_rule_duplicates`' rule); only ``attribution``, worded in Python, is
+    filtered here.  The attribution and ``text`` are computed for the rows kept only.  ``extra``: more
+    columns of the query (``turn_speaker``, ``seg_id`` ...); ``attributes=False`` leaves out the source and
+    participant attribute columns (they still filter)."""
+    filters = dict(filters or {})
+    late = {"attribution": filters.pop("attribution")} if "attribution" in filters else {}
+    cq = CodingQuery(conn, code_ids, filters)
+    attrs = ((cq.p_attrs + cq.s_attrs) if attributes else []) + ([] if attributes and "site" in cq.s_attrs else ["site"])
+    cols = FRAME_COLUMNS + attrs + list(extra)
+    df = fetch_frame(conn, cq.build(*cols, dedupe=dedupe and not late), cols)
+    # Who said it: the mapped speaker's code, an unmapped speaker ("Interviewer, S2 PM1 interview"), else the
+    # source's (span_attributions' rule, through its attributor, vectorised over the codings kept).
+    attributor = SpanAttributor(conn, df["source_id"].unique().tolist()) if len(df) else None
+    df["attribution"] = pd.Series(attributor.many(df["source_id"].to_numpy(), df["start"].to_numpy())
+                                  if attributor else [], index=df.index, dtype="object")
+    if late:
+        df = apply_filters(df, late)
+        if dedupe:
+            df = drop_rule_duplicates(df)
     if text and len(df):
         sids = sorted(df["source_id"].unique().tolist())
-        texts = dict(conn.execute(select(src.c.id, src.c.text).where(src.c.id.in_(sids))).all())
+        texts = dict(conn.execute(select(S.sources.c.id, S.sources.c.text).where(S.sources.c.id.in_(sids))).all())
         df["text"] = [texts[s][a:b] for s, a, b in zip(df["source_id"], df["start"], df["end"])]
     elif text:
         df["text"] = pd.Series([], dtype="object")
-    df = df.sort_values(["ingest_order", "start", "end", "code", "coder"], kind="stable").reset_index(drop=True)
+    df = df.sort_values(["ingest_order", "start", "end", "code", "coder", "coding_id"]).reset_index(drop=True)
     return df.astype({"start": "int64", "end": "int64"}) if len(df) else df
 
 
@@ -145,9 +116,54 @@ def _frame(project: Project, codes: Iterable[str] | None = None, children: bool 
     with rule-and-person duplicates counted once (:func:`drop_rule_duplicates`)."""
     with project.connect() as conn:
         ids = code_ids_for(conn, list(codes) if codes else None, children)
-        df = coding_frame(conn, ids, text=text)
+        df = coding_frame(conn, ids, text=text, filters=filters, dedupe=True)
         rows = labelled_code_rows(conn)
-    return drop_rule_duplicates(apply_filters(df, filters)), rows
+    return df, rows
+
+
+def _counts(conn: Connection, ids: list[int] | None, filters: dict | None, keys: list[str], text: tuple = (),
+            dedupe: bool = True) -> pd.DataFrame:
+    """How many codings (column ``n``) have each combination of ``keys`` among the codings of ``ids``
+    that ``filters`` keep: a GROUP BY in the database.  Grouping or filtering by ``attribution`` (worded
+    in Python) groups :func:`coding_frame`'s rows instead."""
+    keys = list(dict.fromkeys(keys))
+    if "attribution" in keys or "attribution" in (filters or {}):
+        df = coding_frame(conn, ids, filters=filters, dedupe=dedupe)
+        df = df.assign(**{k: df[k].astype("string").astype(object).where(df[k].notna(), None) for k in text})
+        if not len(df):
+            return pd.DataFrame({k: [] for k in keys + ["n"]})
+        return df.groupby(keys, dropna=False, sort=False).size().reset_index(name="n")
+    sub = CodingQuery(conn, ids, filters).build(*keys, dedupe=dedupe, text=tuple(text)).subquery("k")
+    group = [sub.c[k] for k in keys]
+    return fetch_frame(conn, select(*group, func.count().label("n")).group_by(*group), keys + ["n"])
+
+
+def _descendant_map(rows: list[dict]) -> dict[int, list[int]]:
+    """Code id -> ids of its descendants (the code tree of ``rows``, as :func:`descendants` walks it)."""
+    children: dict[int | None, list[int]] = {}
+    for r in rows:
+        children.setdefault(r["parent_id"], []).append(r["id"])
+    out: dict[int, list[int]] = {}
+    for r in rows:
+        found, stack = [], list(children.get(r["id"], []))
+        while stack:
+            cid = stack.pop()
+            found.append(cid)
+            stack.extend(children.get(cid, []))
+        out[r["id"]] = found
+    return out
+
+
+def _rolled(counts: pd.DataFrame, rows: list[dict], rollup: bool) -> pd.DataFrame:
+    """``counts`` (per ``code_id``) with a ``code`` name column; with ``rollup`` each code's descendants'
+    rows are repeated under it."""
+    names = {r["id"]: r["name"] for r in rows}
+    parts = [counts.assign(code=counts["code_id"].map(names))]
+    if rollup and len(counts):
+        for cid, sub in _descendant_map(rows).items():
+            if sub:
+                parts.append(counts[counts["code_id"].isin(sub)].assign(code=names[cid]))
+    return pd.concat(parts, ignore_index=True)
 
 
 def coded_excerpts(project: Project, code: str | Iterable[str] | None = None, children: bool = False,
@@ -179,9 +195,9 @@ def own_and_descendant_codings(project: Project, codes: Iterable[str], filters: 
             code = dict(tree.resolve(ref))
             code["name"] = tree.label(code["id"])
             ids = [code["id"]] + descendants(conn, code["id"])
-            df = apply_filters(coding_frame(conn, ids), filters)
-            own = int((df["code_id"] == code["id"]).sum())
-            rows.append({"code": code["name"], "own": own, "descendants": int(len(df)) - own})
+            counts = _counts(conn, ids, filters, ["code_id"], dedupe=False)
+            own = int(counts.loc[counts["code_id"] == code["id"], "n"].sum())
+            rows.append({"code": code["name"], "own": own, "descendants": int(counts["n"].sum()) - own})
     return pd.DataFrame(rows, columns=["code", "own", "descendants"])
 
 
@@ -206,39 +222,35 @@ def frequencies(project: Project, by: str | None = None, codes: Iterable[str] | 
     participants.  With ``by`` (any attribute: site, role, kind, wave, coder,
     participant ...): codes x attribute values, counting ``measure``
     (``codings``, ``sources`` or ``participants``), plus a ``total`` column.
-    ``rollup`` counts a code's descendants under it as well.
+    ``rollup`` counts a code's descendants under it as well.  The counting is
+    a GROUP BY in the database (see :func:`_counts`).
     """
     if measure not in ("codings", "sources", "participants"):
         raise SpRealistError(f"measure {measure!r} is not one of codings, sources, participants.")
-    df, rows = _frame(project, codes, children, filters)
+    with project.connect() as conn:
+        ids = code_ids_for(conn, list(codes) if codes else None, children)
+        rows = labelled_code_rows(conn)
+        unit = {"codings": None, "sources": "source_id", "participants": "participant"}[measure]
+        if by is None:
+            counts = _counts(conn, ids, filters, ["code_id", "source_id", "participant"])
+        else:
+            counts = _counts(conn, ids, filters, ["code_id", by] + ([unit] if unit else []), text=(by,))
     order = _selected_order(project, rows, codes, children)
-    if rollup and len(df):
-        by_id = {r["id"]: r for r in rows}
-        parts = [df]
-        with project.connect() as conn:
-            for r in rows:
-                sub = set(descendants(conn, r["id"]))
-                if sub:
-                    extra = df[df["code_id"].isin(sub)].copy()
-                    extra["code"] = by_id[r["id"]]["name"]
-                    parts.append(extra)
-        df = pd.concat(parts, ignore_index=True).drop_duplicates(subset=["coding_id", "code"])
-    unit_col = {"codings": "coding_id", "sources": "source_id", "participants": "participant"}[measure]
+    df = _rolled(counts, rows, rollup)
     if by is None:
         g = df.groupby("code")
         out = pd.DataFrame({"code": order})
-        out["codings"] = out["code"].map(g["coding_id"].nunique()).fillna(0).astype(int)
+        out["codings"] = out["code"].map(g["n"].sum()).fillna(0).astype(int)
         out["sources"] = out["code"].map(g["source_id"].nunique()).fillna(0).astype(int)
         out["participants"] = out["code"].map(g["participant"].nunique()).fillna(0).astype(int)
         return out
-    if by not in df.columns:
-        apply_filters(df, {by: []})  # raises the helpful error
     values = sorted(df[by].dropna().astype(str).unique().tolist())
     sub = df.assign(_by=df[by].astype("string").fillna("(none)"))
-    counts = sub.groupby(["code", "_by"])[unit_col].nunique().unstack(fill_value=0)
+    count = (lambda g: g["n"].sum()) if unit is None else (lambda g: g[unit].nunique())
+    counts = count(sub.groupby(["code", "_by"])).unstack(fill_value=0) if len(sub) else pd.DataFrame()
     cols = values + (["(none)"] if "(none)" in counts.columns else [])
     counts = counts.reindex(index=order, columns=cols, fill_value=0).fillna(0).astype(int)
-    total = sub.groupby("code")[unit_col].nunique().reindex(order).fillna(0).astype(int)
+    total = (count(sub.groupby("code")) if len(sub) else pd.Series(dtype="int64")).reindex(order).fillna(0).astype(int)
     out = counts.reset_index().rename(columns={"index": "code"})
     out.columns = ["code"] + cols
     out["total"] = total.values
@@ -252,71 +264,117 @@ def cooccurrence(project: Project, mode: str = "overlap", codes: Iterable[str] |
     ``overlap``: the number of pairs of codings, one of each code, whose spans
     overlap in the same source; the diagonal is each code's number of codings.
     ``segment``: the number of segments that both codes touch; the diagonal is
-    the number of segments each code touches.
+    the number of segments each code touches.  Pairs are joined and counted in
+    the database (:func:`overlap_pairs`, :func:`segment_pairs`).
     """
     if mode not in ("overlap", "segment"):
         raise SpRealistError(f"co-occurrence mode {mode!r} is not overlap or segment.")
-    df, rows = _frame(project, codes, children, filters)
+    with project.connect() as conn:
+        ids = code_ids_for(conn, list(codes) if codes else None, children)
+        rows = labelled_code_rows(conn)
+        pairs = (overlap_pairs if mode == "overlap" else segment_pairs)(conn, ids, filters)
     order = _selected_order(project, rows, codes, children)
-    index = {n: i for i, n in enumerate(order)}
+    index = {r["id"]: order.index(r["name"]) for r in rows if r["name"] in order}
     n = len(order)
     mat = np.zeros((n, n), dtype=np.int64)
-    if len(df):
-        df = df[df["code"].isin(index)]
-        c = df["code"].map(index).to_numpy(dtype=np.int64)
-        src_rank = pd.factorize(df["source_id"])[0].astype(np.int64)
-        starts = df["start"].to_numpy(dtype=np.int64)
-        ends = df["end"].to_numpy(dtype=np.int64)
-        # One sorted key across all sources: a span never reaches the next source's block.
-        big = int(max(ends.max(initial=0), 1)) + 1
-        if mode == "overlap":
-            mat += np.bincount(c * n + c, minlength=n * n).reshape(n, n)
-            order_ = np.lexsort((ends, starts, src_rank))
-            ks = (src_rank * big + starts)[order_]
-            ke = (src_rank * big + ends)[order_]
-            cs = c[order_]
-            # For i, the later codings j > i overlapping it are those with start_j < end_i.
-            hi = np.searchsorted(ks, ke, side="left")
-            counts = np.maximum(hi - np.arange(len(ks)) - 1, 0)
-            if counts.any():
-                ii = np.repeat(np.arange(len(ks)), counts)
-                jj = ii + 1 + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
-                a_, b_ = cs[ii], cs[jj]
-                diff = a_ != b_
-                pair = np.bincount(a_[diff] * n + b_[diff], minlength=n * n).reshape(n, n)
-                mat += pair + pair.T
-        else:
-            from scipy.sparse import csr_matrix
-
-            with project.connect() as conn:
-                seg = S.segments
-                segs = fetch_frame(conn, select(seg.c.source_id, seg.c.start, seg.c.end)
-                                   .where(seg.c.start < seg.c.end)
-                                   .where(seg.c.source_id.in_(sorted(df["source_id"].unique().tolist()))),
-                                   ["source_id", "seg_start", "seg_end"])
-            rank_of = {sid: r for r, sid in enumerate(pd.unique(df["source_id"]))}
-            big = max(big, int(segs["seg_end"].max()) + 1 if len(segs) else 1)  # keys must cover segments too
-            seg_rank = segs["source_id"].map(rank_of).to_numpy(dtype=np.int64)
-            o = np.lexsort((segs["seg_start"].to_numpy(), seg_rank))
-            seg_keys = (seg_rank * big + segs["seg_start"].to_numpy(dtype=np.int64))[o]
-            seg_end_keys = (seg_rank * big + segs["seg_end"].to_numpy(dtype=np.int64))[o]
-            k0 = src_rank * big + starts
-            k1 = src_rank * big + ends
-            first = np.searchsorted(seg_keys, k0, side="right") - 1
-            last = np.searchsorted(seg_keys, k1, side="left") - 1  # segments starting before the end
-            ok = (first >= 0) & (last >= first)
-            first, last, cc = first[ok], last[ok], c[ok]
-            counts = last - first + 1
-            sidx = np.repeat(first, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
-            crep = np.repeat(cc, counts)
-            same_source = seg_end_keys[sidx] > np.repeat(k0[ok], counts)  # the segment really overlaps
-            x = csr_matrix((np.ones(int(same_source.sum()), dtype=np.int64),
-                            (sidx[same_source], crep[same_source])), shape=(len(seg_keys), n))
-            x.data[:] = 1  # duplicates were summed: a segment counts once per code
-            mat += (x.T @ x).toarray().astype(np.int64)
+    pairs = pairs[pairs["a"].isin(index) & pairs["b"].isin(index)]
+    if len(pairs):
+        np.add.at(mat, (pairs["a"].map(index).to_numpy(), pairs["b"].map(index).to_numpy()),
+                  pairs["n"].to_numpy(dtype=np.int64))
+    if mode == "overlap":
+        mat = mat + mat.T - np.diag(np.diag(mat))  # pairs were counted once each; the diagonal is per code
     out = pd.DataFrame(mat, columns=order)
     out.insert(0, "code", order)
     return out
+
+
+def _selected(conn: Connection, ids: list[int] | None, filters: dict | None, name: str, *cols: str):
+    return CodingQuery(conn, ids, filters).build("coding_id", "code_id", "source_id", "start", "end", *cols).subquery(name)
+
+
+def overlap_pairs(conn: Connection, ids: list[int] | None, filters: dict | None,
+                  batch: int = 200_000) -> pd.DataFrame:
+    """Columns ``a``, ``b``, ``n``: for codes a != b, how many pairs of codings (one of each) overlap in the
+    same source, each pair counted once (under the code of the coding first in (start, end, id) order);
+    for a == b, how many codings code a has.
+
+    The codings (filtered and deduplicated by the query) are read in source order, a batch of whole
+    sources at a time, and their overlapping pairs are swept on numpy arrays: a pair join in SQL reads a
+    row per pair (5x slower on 1M codings), while the sweep's memory is bounded by the batch."""
+    q = (CodingQuery(conn, ids, filters).build("source_id", "start", "end", "coding_id", "code_id")
+         .order_by("source_id", "start"))
+    result = conn.execute(q)
+    cursor = getattr(result, "cursor", None)
+    fetch = cursor.fetchmany if cursor is not None else (lambda n: [tuple(r) for r in result.fetchmany(n)])
+    counts: dict[tuple[int, int], int] = {}
+    buf: list[tuple] = []
+    while True:
+        rows = fetch(batch)
+        if not rows:
+            if buf:
+                _sweep(np.asarray(buf, dtype=np.int64), counts)
+            break
+        buf.extend(rows)
+        i = len(buf)  # the last source may go on in the next batch: keep it back
+        while i > 0 and buf[i - 1][0] == buf[-1][0]:
+            i -= 1
+        if i:
+            _sweep(np.asarray(buf[:i], dtype=np.int64), counts)
+            buf = buf[i:]
+    result.close()
+    return pd.DataFrame([(a, b, n) for (a, b), n in counts.items()], columns=["a", "b", "n"])
+
+
+def _sweep(arr: np.ndarray, counts: dict[tuple[int, int], int]) -> None:
+    """Add the overlapping pairs (and each code's codings) of rows (source_id, start, end, id, code_id)
+    of whole sources to ``counts``."""
+    src, starts, ends, cid, code = arr.T
+    order = np.lexsort((cid, ends, starts, src))
+    src, starts, ends, code = src[order], starts[order], ends[order], code[order]
+    big = int(ends.max()) + 1  # one sorted key across sources: a span never reaches the next source's block
+    rank = np.unique(src, return_inverse=True)[1].astype(np.int64)
+    ks, ke = rank * big + starts, rank * big + ends
+    hi = np.searchsorted(ks, ke, side="left")  # later codings j overlap i when start_j < end_i
+    many = np.maximum(hi - np.arange(len(ks)) - 1, 0)
+    pairs = [(code, code)]
+    if many.any():
+        ii = np.repeat(np.arange(len(ks)), many)
+        jj = ii + 1 + (np.arange(many.sum()) - np.repeat(np.cumsum(many) - many, many))
+        a, b = code[ii], code[jj]
+        keep = a != b
+        pairs.append((np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])))
+    m = int(code.max()) + 1
+    for a, b in pairs:
+        if not len(a):
+            continue
+        key = a * m + b
+        if m * m <= 1 << 22:  # a small codebook: count every code pair in one array
+            n = np.bincount(key, minlength=m * m)
+            keys = np.flatnonzero(n)
+            n = n[keys]
+        else:
+            keys, n = np.unique(key, return_counts=True)
+        for k, c in zip(keys.tolist(), n.tolist()):
+            counts[divmod(k, m)] = counts.get(divmod(k, m), 0) + c
+
+
+def segment_pairs(conn: Connection, ids: list[int] | None, filters: dict | None) -> pd.DataFrame:
+    """Columns ``a``, ``b``, ``n``: how many segments codes a and b both touch (a == b: segments a touches).
+
+    A coding touches the non-empty segments from the one holding its start (the last starting at or
+    before it) to the last starting before its end, where they reach past its start."""
+    x = _selected(conn, ids, filters, "x", "seg_start")
+    seg = S.segments.alias("s")
+    # "+ 0" keeps SQLite from driving the join from the segments (a range of codings per segment): it
+    # looks the few segments of each coding up on ix_segments_source instead.
+    touched = (select(seg.c.id.label("seg"), x.c.code_id).distinct()
+               .select_from(x.join(seg, and_(seg.c.source_id == x.c.source_id + 0, seg.c.start >= x.c.seg_start,
+                                             seg.c.start < x.c.end + 0, seg.c.end > x.c.start,
+                                             seg.c.start < seg.c.end)))).cte("touched")
+    t1, t2 = touched.alias("t1"), touched.alias("t2")
+    q = (select(t1.c.code_id.label("a"), t2.c.code_id.label("b"), func.count().label("n"))
+         .select_from(t1.join(t2, t1.c.seg == t2.c.seg)).group_by(t1.c.code_id, t2.c.code_id))
+    return fetch_frame(conn, q, ["a", "b", "n"])
 
 
 def framework_matrix(project: Project, rows: str = "participant", codes: Iterable[str] | None = None,
@@ -331,28 +389,34 @@ def framework_matrix(project: Project, rows: str = "participant", codes: Iterabl
     rows_by = {"participants": "participant", "sites": "site"}.get(rows, rows)
     if cells not in ("counts", "excerpts"):
         raise SpRealistError(f"cells {cells!r} is not counts or excerpts.")
-    df, code_list = _frame(project, codes, children, filters, text=cells == "excerpts")
+    if cells == "counts":  # counted in the database
+        with project.connect() as conn:
+            ids = code_ids_for(conn, list(codes) if codes else None, children)
+            code_list = labelled_code_rows(conn)
+            counts = _counts(conn, ids, filters, [rows_by, "code_id"], text=(rows_by,))
+        order = _selected_order(project, code_list, codes, children)
+        d = _rolled(counts, code_list, rollup)
+        d = d.assign(_row=d[rows_by].astype("string").fillna("(none)"))
+        labels = sorted(set(d["_row"].tolist()) - {"(none)"}) + (["(none)"] if "(none)" in set(d["_row"]) else [])
+        mat = d.groupby(["_row", "code"])["n"].sum().unstack(fill_value=0) if len(d) else pd.DataFrame()
+        mat = mat.reindex(index=labels, columns=order, fill_value=0).fillna(0).astype(int)
+        out = mat.reset_index(drop=True)
+        out.insert(0, rows_by, labels)
+        return out
+    df, code_list = _frame(project, codes, children, filters, text=True)
     if rows_by not in df.columns:
-        apply_filters(df, {rows_by: []})
+        apply_filters(df, {rows_by: []})  # raises the helpful error
     order = _selected_order(project, code_list, codes, children)
     if rollup and len(df):
-        with project.connect() as conn:
-            parts = [df]
-            for r in code_list:
-                sub = set(descendants(conn, r["id"]))
-                if sub:
-                    parts.append(df[df["code_id"].isin(sub)].assign(code=r["name"]))
-        df = pd.concat(parts, ignore_index=True)
+        by_id = {r["id"]: r["name"] for r in code_list}
+        df = pd.concat([df] + [df[df["code_id"].isin(sub)].assign(code=by_id[cid])
+                               for cid, sub in _descendant_map(code_list).items() if sub], ignore_index=True)
     d = df.assign(_row=df[rows_by].astype("string").fillna("(none)")) if len(df) else df.assign(_row=[])
     labels = sorted(set(d["_row"].tolist()) - {"(none)"}) + (["(none)"] if "(none)" in set(d["_row"]) else [])
-    if cells == "counts":
-        mat = d.groupby(["_row", "code"])["coding_id"].nunique().unstack(fill_value=0) if len(d) else pd.DataFrame()
-        mat = mat.reindex(index=labels, columns=order, fill_value=0).fillna(0).astype(int)
-    else:
-        d = d.sort_values(["ingest_order", "start", "end"], kind="stable").drop_duplicates(["_row", "code", "source_id", "start", "end"])
-        d = d.assign(_cell=[f"{t.strip()} [{s}]" for t, s in zip(d["text"], d["source"])]) if len(d) else d.assign(_cell=[])
-        mat = d.groupby(["_row", "code"])["_cell"].agg(lambda v: "\n".join(v)).unstack(fill_value="") if len(d) else pd.DataFrame()
-        mat = mat.reindex(index=labels, columns=order, fill_value="").fillna("")
+    d = d.sort_values(["ingest_order", "start", "end"], kind="stable").drop_duplicates(["_row", "code", "source_id", "start", "end"])
+    d = d.assign(_cell=[f"{t.strip()} [{s}]" for t, s in zip(d["text"], d["source"])]) if len(d) else d.assign(_cell=[])
+    mat = d.groupby(["_row", "code"])["_cell"].agg(lambda v: "\n".join(v)).unstack(fill_value="") if len(d) else pd.DataFrame()
+    mat = mat.reindex(index=labels, columns=order, fill_value="").fillna("")
     out = mat.reset_index(drop=True)
     out.insert(0, rows_by, labels)
     return out

@@ -13,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
-from ..sources import interviewer_spans
+from ..sources import interviewer_speakers, is_interviewer_label
 from ..store import Project, now, stable_guid
 from ._common import PHASES, CodeTree, clean_name, code_labels, descendants
 
@@ -305,32 +306,39 @@ def _pick_quotes(cands: pd.DataFrame, n: int, used: set | None = None) -> list[d
     Each step takes the candidate that (in order of priority) was not quoted
     for an earlier theme (``used``: (source_id, start, end) spans, updated with
     the choice), comes from a site not yet quoted, from a participant not yet
-    quoted, was coded by a person (not a rule), has a readable length, and
-    comes first in the sources; spans that overlap a chosen quote are skipped.
+    quoted, was coded by a person (not a rule), has a readable length (column
+    ``_length``, else that of ``text`` stripped), and comes first in ``cands``
+    (in source order); spans that overlap a chosen quote are skipped.  Each
+    step is one pass over numpy arrays.
     """
     chosen: list[dict] = []
     used = used if used is not None else set()
     if n <= 0 or not len(cands):
         return chosen
-    records = cands.to_dict(orient="records")
-    used_sites: set = set()
-    used_people: set = set()
-    while len(chosen) < n:
-        best, best_key = None, None
-        for r in records:
-            if any(c["source_id"] == r["source_id"] and c["start"] < r["end"] and r["start"] < c["end"] for c in chosen):
-                continue
-            length = len(r["text"].strip())
-            key = ((r["source_id"], r["start"], r["end"]) in used, r["site"] in used_sites,
-                   r["attribution"] in used_people, str(r["origin"]).startswith("rule:"),
-                   not (QUOTE_MIN <= length <= QUOTE_MAX), r["ingest_order"], r["start"], r["end"], r["code"])
-            if best_key is None or key < best_key:
-                best, best_key = r, key
-        if best is None:
-            break
-        chosen.append(best)
-        used_sites.add(best["site"])
-        used_people.add(best["attribution"])
+    c = cands.reset_index(drop=True)
+    length = (c["_length"] if "_length" in c.columns else c["text"].map(lambda t: len(t.strip()))).to_numpy()
+    sid, start, end = (c[k].to_numpy(dtype=np.int64) for k in ("source_id", "start", "end"))
+    spans = pd.MultiIndex.from_arrays([sid, start, end])
+    fixed = (spans.isin(list(used)) if used else np.zeros(len(c), dtype=bool)).astype(np.int64) * 16
+    rule = c["rule"] if "rule" in c.columns else c["origin"].astype(str).str.startswith("rule:")
+    fixed += rule.to_numpy(dtype=np.int64) * 2
+    fixed += (~((length >= QUOTE_MIN) & (length <= QUOTE_MAX))).astype(np.int64)
+    alive = np.ones(len(c), dtype=bool)
+    used_sites: list = []
+    used_people: list = []
+    while len(chosen) < n and alive.any():
+        score = fixed.copy()
+        if used_sites:
+            score += c["site"].isin(used_sites).to_numpy(dtype=np.int64) * 8
+        if used_people:
+            score += c["attribution"].isin(used_people).to_numpy(dtype=np.int64) * 4
+        idx = np.flatnonzero(alive)
+        best = int(idx[np.argmin(score[idx])])  # the first of the lowest: source order breaks ties
+        row = c.iloc[best].to_dict()
+        chosen.append(row)
+        alive &= ~((sid == sid[best]) & (start < end[best]) & (start[best] < end))  # overlaps (itself too)
+        used_sites.append(row["site"])
+        used_people.append(row["attribution"])
     used.update((c["source_id"], c["start"], c["end"]) for c in chosen)
     return chosen
 
@@ -360,19 +368,75 @@ def _theme_code_ids(conn: Connection, rows: list[tuple[dict, int, str | None]]) 
     return expanded
 
 
+def _theme_frame(conn: Connection, ids: list[int], filters: dict | None, batch: int = 100_000) -> pd.DataFrame:
+    """The codings of ``ids`` that ``filters`` keep, with what the theme table needs, read a batch at a
+    time into compact columns (ids and numbers; every repeated text one shared object): on a million
+    codings a row of Python objects each would take a gigabyte."""
+    from .retrieval import coding_frame
+    from .sqlquery import CodingQuery
+    from ..sources import SpanAttributor
+
+    if filters and "attribution" in filters:  # worded in Python: the full frame, filtered after the query
+        return coding_frame(conn, ids, filters=filters, extra=("turn_speaker",), attributes=False) \
+            .assign(rule=lambda d: d["origin"].astype(str).str.startswith("rule:"))
+    cols = ["coding_id", "code_id", "source_id", "start", "end", "participant_id", "site", "turn_speaker", "coder",
+            "origin"]
+    result = conn.execute(CodingQuery(conn, ids, filters).build(*cols, dedupe=False))
+    cursor = getattr(result, "cursor", None)
+    fetch = cursor.fetchmany if cursor is not None else (lambda n: [tuple(r) for r in result.fetchmany(n)])
+    shared: dict = {}
+    parts = []
+    while True:
+        chunk = fetch(batch)
+        if not chunk:
+            break
+        df = pd.DataFrame(chunk, columns=cols)
+        for k in ("site", "turn_speaker", "coder"):
+            df[k] = pd.Series([shared.setdefault(x, x) for x in df[k]], index=df.index, dtype=object)
+        df["rule"] = df["origin"].str.startswith("rule:").to_numpy(dtype=bool)
+        parts.append(df.drop(columns="origin"))
+    result.close()
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols[:-1] + ["rule"])
+    src = S.sources
+    srcs = {r[0]: (r[1], r[2]) for r in conn.execute(select(src.c.id, src.c.name, src.c.ingest_order))}
+    codes = code_labels(conn)  # the name, or the path when another code has the same name
+    people = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
+    df["code"] = df["code_id"].map(codes)
+    df["source"] = df["source_id"].map({k: v[0] for k, v in srcs.items()})
+    df["ingest_order"] = df["source_id"].map({k: v[1] for k, v in srcs.items()})
+    df["participant"] = pd.Series([people.get(x) if x == x and x is not None else None for x in df["participant_id"]],
+                                  index=df.index, dtype=object)
+    who = SpanAttributor(conn, df["source_id"].unique().tolist()) if len(df) else None
+    df["attribution"] = pd.Series(who.many(df["source_id"].to_numpy(), df["start"].to_numpy()) if who else [],
+                                  index=df.index, dtype=object)
+    # sorted as the coding frame is (names by their rank: the same order, sorting integers)
+    code_rank = {n: i for i, n in enumerate(sorted(set(codes.values())))}
+    coder_rank = {n: i for i, n in enumerate(sorted(set(df["coder"].tolist())))}
+    df["_code_rank"] = df["code"].map(code_rank)
+    df["_coder_rank"] = df["coder"].map(coder_rank)
+    return df.sort_values(["ingest_order", "start", "end", "_code_rank", "_coder_rank", "coding_id"]) \
+        .reset_index(drop=True)
+
+
 def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3,
                          filters: dict | None = None) -> list[ThemeSummary]:
     """:func:`theme_summaries` inside the caller's connection (the reports use this)."""
-    from .retrieval import apply_filters, coding_frame
-
     rows = _theme_rows(conn)
     expanded = _theme_code_ids(conn, rows)
     all_ids = sorted({x for v in expanded.values() for x in v})
-    frame = apply_filters(coding_frame(conn, all_ids, text=True), filters) if all_ids else None
-    if frame is not None:  # interviewer turns are never quoted and support no participant count
-        asked = interviewer_spans(conn, zip(frame["source_id"].tolist(), frame["start"].tolist()))
-        frame = frame.assign(_interviewer=[k in asked for k in zip(frame["source_id"].tolist(),
-                                                                      frame["start"].tolist())])
+    # Filtered in SQL; the speaker of the turn each coding starts in comes along (interviewer turns are never
+    # quoted and support no participant count), and the text only for the quotes chosen.
+    frame = _theme_frame(conn, all_ids, filters) if all_ids else None
+    texts: dict[int, str] = {}
+    if frame is not None:
+        speakers = interviewer_speakers(conn)
+        asked = [x for x in frame["turn_speaker"].dropna().unique().tolist() if is_interviewer_label(x, speakers)]
+        sids = sorted(frame["source_id"].unique().tolist())
+        texts = dict(conn.execute(select(S.sources.c.id, S.sources.c.text).where(S.sources.c.id.in_(sids))).all())
+        frame = frame.assign(_interviewer=frame["turn_speaker"].isin(asked).to_numpy(dtype=bool),
+                             _length=np.fromiter((len(texts[s][a:b].strip()) for s, a, b in
+                                                  zip(frame["source_id"], frame["start"], frame["end"])),
+                                                 dtype=np.int64, count=len(frame)))
     names = code_labels(conn)
     out: list[ThemeSummary] = []
     used: set = set()  # spans quoted for an earlier theme (tree order): used again only when nothing else is left
@@ -382,9 +446,9 @@ def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3,
         quotes: list[ThemeQuote] = []
         if sub is not None and len(sub):
             speech = sub[~sub["_interviewer"]]
-            cands = speech.sort_values(["ingest_order", "start", "end", "code"], kind="stable") \
-                .drop_duplicates(["source_id", "start", "end"])
-            quotes = [ThemeQuote(text=q["text"].strip(), attribution=f"({q['attribution']})",
+            cands = speech.drop_duplicates(["source_id", "start", "end"])  # the frame is in source order
+            quotes = [ThemeQuote(text=texts[q["source_id"]][q["start"]:q["end"]].strip(),
+                                 attribution=f"({q['attribution']})",
                                  participant=None if pd.isna(q["participant"]) else q["participant"],
                                  site=None if pd.isna(q["site"]) else q["site"], source=q["source"],
                                  source_id=int(q["source_id"]), start=int(q["start"]), end=int(q["end"]),

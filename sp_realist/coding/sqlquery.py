@@ -1,0 +1,229 @@
+"""The codings behind the matrices, as one SQL query (SQLAlchemy Core, portable to PostgreSQL).
+
+:func:`coding_select` builds a SELECT of the codings of some codes with who
+said each one (participant, role, site), any source or participant attribute
+as a column, the ``filters`` as its WHERE clause and rule-and-person
+duplicates left out (:func:`sp_realist.coding.retrieval.drop_rule_duplicates`'s
+rule), so that frequencies, co-occurrence, the framework matrix, retrieval and
+the theme table group, join and count in the database and read back only
+what they show.
+
+Participant attribution (:mod:`sp_realist.attribution`'s rule) is set-wise:
+the segment holding a coding's start is the one with the greatest start at
+or before it in the same source (one index seek per coding on
+``ix_segments_source``), and the participant is then that segment's mapped
+participant; nobody for a turn of an unmapped speaker (an interviewer, a
+carer); else the source's participant.  Segments of one source never overlap
+(ingest and import make them so), which is what makes "the greatest start at
+or before" the same segment the binary search of
+:class:`sp_realist.sources.SpanAttributor` finds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import String, and_, case, cast, exists, func, literal, null, or_, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
+
+from .. import schema as S
+from ..errors import SpRealistError
+from ._common import CodeTree
+
+# Columns every coding has (the names the pandas frame used); anything else is an attribute.
+CODING_COLUMNS = ("coding_id", "code_id", "code", "source_id", "source", "kind", "date", "start", "end", "coder",
+                  "origin", "memo", "participant", "role", "site", "attribution", "ingest_order")
+HIDDEN = {"coding_id", "code_id", "source_id", "start", "end", "memo", "text", "ingest_order"}
+# Columns that two codings of the same words with the same code can differ in (the rest follow from the span).
+PER_CODING = ("coding_id", "coder", "origin", "memo")
+
+
+def is_rule(origin) -> ColumnElement:
+    """``origin`` starts with ``rule:`` (an autocoding); exact and case-sensitive, as ``str.startswith``."""
+    return func.substr(origin, 1, 5) == "rule:"
+
+
+def segment_holding(source_id, position) -> ColumnElement:
+    """Scalar subquery: the id of the non-empty segment of ``source_id`` with the greatest start at or
+    before ``position`` (one backwards step on the index ``ix_segments_source``)."""
+    seg = S.segments.alias("hold")
+    return (select(seg.c.id).where(seg.c.source_id == source_id, seg.c.start <= position, seg.c.start < seg.c.end)
+            .order_by(seg.c.start.desc()).limit(1).scalar_subquery())
+
+
+def attributed_participant(seg, source, inside) -> ColumnElement:
+    """The participant id of a span in ``source`` whose start is in segment ``seg`` when ``inside`` holds
+    (``seg`` outer-joined: :func:`segment_holding`): the segment's participant; none in an unmapped
+    speaker's turn; else the source's participant."""
+    return case((and_(inside, seg.c.participant_id.is_not(None)), seg.c.participant_id),
+                (and_(inside, func.trim(func.coalesce(seg.c.speaker, "")) != ""), null()),
+                else_=source.c.participant_id)
+
+
+def attribute_names(conn: Connection) -> tuple[list[str], list[str]]:
+    """Names of the participant attributes and of the source attributes in use."""
+    p = [r[0] for r in conn.execute(select(S.participant_attributes.c.name).distinct())]
+    s = [r[0] for r in conn.execute(select(S.source_attributes.c.name).distinct())]
+    return sorted(p), sorted(s)
+
+
+SOURCE_COLUMNS = ("source", "kind", "date", "ingest_order")
+# Columns that need the coding's participant (the segment holding its start).
+ATTRIBUTED = ("participant", "role", "site", "participant_id", "seg_id", "seg_start", "turn_speaker")
+
+
+@dataclass
+class CodingQuery:
+    """Builds the SELECT (see the module doc); :meth:`available` names what a caller may group or filter by.
+
+    Only what the columns asked for and the filters need is joined: the segment lookup for participant,
+    role, site and participant attributes; the source for its columns and attributes."""
+
+    conn: Connection
+    code_ids: list[int] | None = None
+    filters: dict[str, Any] | None = None
+
+    def __post_init__(self):
+        p_attrs, s_attrs = attribute_names(self.conn)
+        self.p_attrs = [n for n in p_attrs if n not in CODING_COLUMNS and n != "participant_id"]
+        self.s_attrs = [n for n in s_attrs if (n not in CODING_COLUMNS and n not in self.p_attrs) or n == "site"]
+        self._tree = None
+        if self.filters and "code" in self.filters:
+            # a code filter names codes as users do (a unique name or a path): resolved by the one resolver
+            # (CodeTree.resolve) to the codes' ids, which the query then selects by
+            self.filters = dict(self.filters)
+            value = self.filters.pop("code")
+            values = value if isinstance(value, (list, tuple, set)) else [value]
+            wanted = {self.tree().resolve(str(v))["id"] for v in values}
+            have = self.code_ids if self.code_ids is not None else sorted(self.tree().rows)
+            self.code_ids = [i for i in have if i in wanted]
+
+    def tree(self) -> CodeTree:
+        """The code tree (read once, when a code is named or labelled)."""
+        if self._tree is None:
+            self._tree = CodeTree.read(self.conn)
+        return self._tree
+
+    def code_label(self, code) -> ColumnElement:
+        """What listings show for the code of row ``code`` (a codes alias): its name, or its path where
+        another code has the same name (:meth:`sp_realist.coding._common.CodeTree.label`)."""
+        tree = self.tree()
+        paths = {cid: label for cid, label in tree.labels().items() if label != tree.rows[cid]["name"]}
+        return case(paths, value=code.c.id, else_=code.c.name) if paths else code.c.name
+
+    def available(self) -> list[str]:
+        return sorted((set(CODING_COLUMNS) | set(self.p_attrs) | set(self.s_attrs)) - HIDDEN)
+
+    def _check(self, names: set[str]) -> None:
+        for n in sorted(names):
+            if n == "attribution":
+                raise SpRealistError("attribute 'attribution' is worded after the query; filter by participant.")
+            if n not in CODING_COLUMNS and n not in self.p_attrs and n not in self.s_attrs and n not in ATTRIBUTED:
+                raise SpRealistError(f"attribute {n!r}: codings have no attribute of that name; "
+                                     f"use one of {', '.join(self.available())}.")
+
+    def _base(self, attributed: bool, sourced: bool):
+        """The codings (of ``code_ids``) with, when asked, their source's columns and their participant."""
+        c = S.codings.alias("c")
+        cols = [c.c.id.label("coding_id"), c.c.code_id, c.c.source_id, c.c.start, c.c.end, c.c.coder, c.c.origin,
+                c.c.memo]
+        if attributed:
+            cols.append(segment_holding(c.c.source_id, c.c.start).label("seg_id"))
+        inner = select(*cols)
+        if self.code_ids is not None:
+            inner = inner.where(c.c.code_id.in_(self.code_ids))
+        if not (attributed or sourced):
+            return inner.subquery("a")
+        b = inner.subquery("b")
+        src = S.sources.alias("src")
+        frm = b.join(src, src.c.id == b.c.source_id)
+        cols = [b.c[k] for k in b.c.keys()] + [src.c.name.label("source"), src.c.kind, src.c.date,
+                                               src.c.ingest_order, src.c.participant_id.label("source_participant_id")]
+        if attributed:
+            seg = S.segments.alias("seg")
+            frm = frm.outerjoin(seg, seg.c.id == b.c.seg_id)
+            pid = attributed_participant(seg, src, inside=b.c.start < seg.c.end)
+            inside = b.c.start < seg.c.end
+            cols += [pid.label("participant_id"), seg.c.start.label("seg_start"),
+                     case((and_(inside, seg.c.participant_id.is_(None)), seg.c.speaker), else_=null())
+                     .label("turn_speaker")]
+        return select(*cols).select_from(frm).subquery("a")
+
+    def build(self, *wanted: str, dedupe: bool = True, text: tuple[str, ...] = ()):
+        """A SELECT over the codings (filtered; with ``dedupe``, rule-and-person duplicates left out) with
+        the columns ``wanted``, each labelled by its name: names from :data:`CODING_COLUMNS` (but
+        ``attribution``), attribute names, ``participant_id``, ``seg_id`` / ``seg_start`` (the last
+        non-empty segment starting at or before the coding's start, which may end before it), or
+        ``turn_speaker`` (the speaker label of an unmapped turn holding the start).  Columns
+        named in ``text`` come as text (see :func:`as_text`)."""
+        names = set(wanted) | set((self.filters or {}).keys())
+        self._check(names)
+        attributed = any(n in ATTRIBUTED or n in self.p_attrs for n in names)
+        sourced = attributed or any(n in SOURCE_COLUMNS or n in self.s_attrs for n in names)
+        a = self._base(attributed, sourced)
+        frm = a
+        exprs: dict[str, Any] = {}
+        p = sp = None
+        if any(n in ("participant", "role", "site") for n in names):
+            p = S.participants.alias("p")
+            frm = frm.outerjoin(p, p.c.id == a.c.participant_id)
+        for i, n in enumerate(sorted(names)):
+            if n in a.c:
+                exprs[n] = a.c[n]
+            elif n == "code":
+                code = S.codes.alias("code")
+                frm = frm.join(code, code.c.id == a.c.code_id)
+                exprs[n] = self.code_label(code)
+            elif n == "participant":
+                exprs[n] = p.c.code
+            elif n == "role":
+                exprs[n] = p.c.role
+            elif n in self.p_attrs:
+                t = S.participant_attributes.alias(f"pa{i}")
+                frm = frm.outerjoin(t, and_(t.c.participant_id == a.c.participant_id, t.c.name == n))
+                exprs[n] = t.c.value
+            elif n == "site":  # the source's site, else the speaker's, else the source participant's
+                sp = S.participants.alias("sp")
+                frm = frm.outerjoin(sp, sp.c.id == a.c.source_participant_id)
+                parts = [p.c.site, sp.c.site]
+                if "site" in self.s_attrs:
+                    t = S.source_attributes.alias(f"sa{i}")
+                    frm = frm.outerjoin(t, and_(t.c.source_id == a.c.source_id, t.c.name == n))
+                    parts.insert(0, t.c.value)
+                exprs[n] = func.coalesce(*parts)
+            else:  # a source attribute
+                t = S.source_attributes.alias(f"sa{i}")
+                frm = frm.outerjoin(t, and_(t.c.source_id == a.c.source_id, t.c.name == n))
+                exprs[n] = t.c.value
+        conds = []
+        for n, value in (self.filters or {}).items():
+            values = value if isinstance(value, (list, tuple, set)) else [value]
+            conds.append(as_text(exprs[n]).in_(sorted({str(v) for v in values})))
+        if dedupe:
+            conds.append(a.c.coding_id.not_in(self._duplicates()))
+        cols = [(as_text(exprs[n]) if n in text else exprs[n]).label(n) for n in wanted]
+        q = select(*cols).select_from(frm)
+        return q.where(and_(*conds)) if conds else q
+
+    def _duplicates(self):
+        """The ids of rule codings of words that a person (or an earlier rule: lower id) coded with the
+        same code, among the codings the filters keep (two such codings differ only in PER_CODING)."""
+        r, o = S.codings.alias("r"), S.codings.alias("o")
+        same = [o.c.code_id == r.c.code_id, o.c.source_id == r.c.source_id, o.c.start == r.c.start,
+                o.c.end == r.c.end, o.c.id != r.c.id, or_(~is_rule(o.c.origin), o.c.id < r.c.id)]
+        for n, value in (self.filters or {}).items():
+            if n in PER_CODING:
+                values = value if isinstance(value, (list, tuple, set)) else [value]
+                col = o.c.id if n == "coding_id" else o.c[n]
+                same.append(as_text(col).in_(sorted({str(v) for v in values})))
+        q = select(r.c.id).where(is_rule(r.c.origin), exists(select(literal(1)).select_from(o).where(*same)))
+        return q.where(r.c.code_id.in_(self.code_ids)) if self.code_ids is not None else q
+
+
+def as_text(expr) -> ColumnElement:
+    """``expr`` as text, the way pandas' ``astype("string")`` shows it (integers as digits)."""
+    if isinstance(getattr(expr, "type", None), String):
+        return expr
+    return cast(expr, String)
