@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from . import schema as S
 from .errors import NotFoundError, SpRealistError, did_you_mean
-from .store import Project, now
+from .store import Project, insert_ignoring, next_ordinal, now
 
 
 @dataclass
@@ -84,19 +84,18 @@ def ensure_participant(conn: Connection, code: str, role: str | None = None, sit
     """The id of participant ``code``, created if missing; fills role/site only where empty."""
     code = " ".join(code.split())
     row = conn.execute(select(S.participants).where(S.participants.c.code == code)).mappings().first()
-    if row is None:
-        pid = conn.execute(
-            insert(S.participants).values(code=code, role=role, site=site, created_at=now())
-        ).inserted_primary_key[0]
-    else:
-        pid = row["id"]
-        values = {}
-        if role and not row["role"]:
-            values["role"] = role
-        if site and not row["site"]:
-            values["site"] = site
-        if values:
-            conn.execute(update(S.participants).where(S.participants.c.id == pid).values(**values))
+    if row is None:  # the unique code decides: a participant another writer just added is used, not added again
+        conn.execute(insert_ignoring(conn, S.participants, ["code"]).values(
+            code=code, role=role, site=site, created_at=now()))
+        row = conn.execute(select(S.participants).where(S.participants.c.code == code)).mappings().one()
+    pid = row["id"]
+    values = {}
+    if role and not row["role"]:
+        values["role"] = role
+    if site and not row["site"]:
+        values["site"] = site
+    if values:
+        conn.execute(update(S.participants).where(S.participants.c.id == pid).values(**values))
     for k, v in (attributes or {}).items():
         set_attribute(conn, "participant", pid, k, v)
     return pid
@@ -188,7 +187,7 @@ def add_source(conn: Connection, draft: SourceDraft) -> int:
     """Insert one source with its segments and attributes; return its id."""
     _check_draft(draft)
     participant_id = _draft_participant(conn, draft)
-    order = conn.execute(select(func.coalesce(func.max(S.sources.c.ingest_order), 0))).scalar_one() + 1
+    order = next_ordinal(conn, S.sources.c.ingest_order)
     sid = conn.execute(
         insert(S.sources).values(
             name=draft.name, kind=draft.kind, checksum=draft.checksum, text=draft.text, date=draft.date,
@@ -757,5 +756,7 @@ def get_or_create_excerpt(conn: Connection, source_id: int, start: int, end: int
         S.excerpts.c.source_id == source_id, S.excerpts.c.start == start, S.excerpts.c.end == end))).first()
     if row:
         return row[0]
-    return conn.execute(insert(S.excerpts).values(
-        source_id=source_id, start=start, end=end, created_at=now())).inserted_primary_key[0]
+    conn.execute(insert_ignoring(conn, S.excerpts, ["source_id", "start", "end"]).values(
+        source_id=source_id, start=start, end=end, created_at=now()))
+    return conn.execute(select(S.excerpts.c.id).where(and_(
+        S.excerpts.c.source_id == source_id, S.excerpts.c.start == start, S.excerpts.c.end == end))).scalar_one()

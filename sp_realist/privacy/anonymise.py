@@ -321,7 +321,7 @@ def exempt_reason(table: str, column) -> str | None:
     """Why ``table.column`` is not anonymised, or None if it is."""
     if (table, column.name) in EXEMPT:
         return EXEMPT[(table, column.name)]
-    if column.type is S.TS:
+    if S.is_timestamp(column):
         return "a timestamp"
     if column.name == "guid":
         return "a generated GUID"
@@ -330,10 +330,7 @@ def exempt_reason(table: str, column) -> str | None:
 
 def text_columns() -> list[tuple[str, str]]:
     """Every String/Text column of the schema, as ``(table, column)``."""
-    from sqlalchemy import String, Text
-
-    return [(t.name, c.name) for t in S.metadata.sorted_tables for c in t.columns
-            if isinstance(c.type, (String, Text))]
+    return [(t.name, c.name) for t in S.metadata.sorted_tables for c in t.columns if S.is_text(c)]
 
 
 def project_fields() -> dict[str, tuple[str, ...]]:
