@@ -33,7 +33,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 9
 
 metadata = MetaData()
 
@@ -505,6 +505,19 @@ orphans = Table(
 )
 Index("ix_orphans_source", orphans.c.source_id)
 
+# --- templates kept in the project (schema 9; owner: sp_realist.project_templates) -----------
+# The Jinja2 templates a project renders its report and if/then statements with (a study's templates/, or
+# 'sp-realist templates add'), stored in the project so that it renders the same wherever it is opened: a
+# project file copied elsewhere, or a project on a PostgreSQL server.  ``name`` is the template's path inside
+# its folder ("ifthen.j2", "partials/head.j2"), the name templates include each other by.
+project_templates = Table(
+    "project_templates",
+    metadata,
+    Column("name", String(300), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
 # --- audit log -------------------------------------------------------------
 audit_log = Table(
     "audit_log",
@@ -549,6 +562,7 @@ _ROW_NAMES = {
     "evidence_items": "evidence item", "finding_questions": "evaluation question", "finding_topics": "finding topic",
     "findings": "finding", "finding_links": "finding link", "anonymisation_runs": "anonymisation run",
     "anonymisation_records": "anonymisation record", "orphans": "orphan", "audit_log": "audit log",
+    "project_templates": "stored template",
 }
 #: Columns named otherwise than "<row> <column>".
 _FIELD_NAMES = {("codings", "coder"): "coder name", ("codings", "origin"): "coding origin",

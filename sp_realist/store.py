@@ -147,10 +147,18 @@ def _migrate_to_7(conn: Connection) -> None:
     _add_column(conn, S.memos.c.in_report)
 
 
+def _migrate_to_9(conn: Connection) -> None:
+    """Schema 9: the ``project_templates`` table (templates kept in the project; see
+    :mod:`sp_realist.project_templates`).  A project's ``templates_dir`` setting is read into it when the
+    project is opened (:meth:`Project.open`), where the folder can be found."""
+    S.project_templates.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[n] brings a store at version n to version n+1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2, 2: _migrate_to_3,
                                                        3: _migrate_to_4, 4: _migrate_to_5,
-                                                       5: _migrate_to_6, 6: _migrate_to_7}
+                                                       5: _migrate_to_6, 6: _migrate_to_7,
+                                                       8: _migrate_to_9}
 
 
 class Project:
@@ -241,6 +249,9 @@ class Project:
                 project._upgrade(conn)
         except (DatabaseError, OperationalError) as exc:
             raise ProjectError(f"{target} could not be opened as a project: {exc.orig}.") from None
+        from .project_templates import adopt_templates_dir
+
+        adopt_templates_dir(project)  # a templates_dir folder (schema < 9) is read into the project
         return project
 
     def close(self) -> None:
@@ -269,7 +280,9 @@ class Project:
                 f"{self.location} was written by a newer sp_realist (schema {version}); upgrade sp_realist to open it."
             )
         while version < S.SCHEMA_VERSION:
-            MIGRATIONS[version](conn)
+            step = MIGRATIONS.get(version)  # None: a number another branch's migration takes (joined on merge)
+            if step is not None:
+                step(conn)
             version += 1
             self._set_meta(conn, "schema_version", str(version))
 
