@@ -20,8 +20,9 @@ ROUNDS = 12
 TEXT = "".join(f"Line {i}: the referral reached the practice late again.\n" for i in range(40))
 
 # One writer: waits for the start signal, then in each round adds a code of its own, codes the same spans as
-# every other writer (under one shared coder, so they are the same codings), adds a theme, a CMOC, a theory
-# and a memo, and links the theory to the CMOC.  Library calls, each its own transaction, as the CLI makes them.
+# every other writer (under one shared coder, so they are the same codings), adds a theme, a CMOC, a theory,
+# a memo and a participant, and appraises the same span as every other writer (one excerpt, one appraisal per
+# writer).  Library calls, each its own transaction, as the CLI makes them.
 WRITER = textwrap.dedent('''
     import sys, time
     from pathlib import Path
@@ -32,6 +33,8 @@ WRITER = textwrap.dedent('''
     from sp_realist.coding.themes import add_theme
     from sp_realist.cmoc.cmocs import add_cmoc
     from sp_realist.cmoc.theories import add_theory
+    from sp_realist.cmoc.appraisal import set_appraisal
+    from sp_realist.ingest.browse import add_participant
 
     target, me, rounds, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
     while not go.exists():
@@ -45,6 +48,9 @@ WRITER = textwrap.dedent('''
         add_cmoc(project, f"W{me}.{r}")
         add_theory(project, f"T{me}-{r}", f"Theory {me} {r}")
         add_memo(project, f"Memo {r} by writer {me}.", author=f"coder {me}")
+        add_participant(project, f"W{me} P{r}", role="link worker")
+        set_appraisal(project, {"source": "Notes", "span": [r * 10, r * 10 + 8]}, f"analyst {me}",
+                      relevance="relevant", trust="high")
     project.close()
 ''')
 
@@ -90,7 +96,9 @@ def test_writers_in_parallel_lose_and_duplicate_nothing(project_target, tmp_path
         n = WRITERS * ROUNDS
         assert count(S.codes) == n + 1
         assert count(S.themes) == n and count(S.cmocs) == n and count(S.theories) == n
-        assert count(S.memos) == n
+        assert count(S.memos) == n and count(S.participants) == n
+        assert count(S.excerpts) == ROUNDS  # the same span appraised by every writer: one excerpt
+        assert count(S.appraisals) == n  # one per writer and excerpt
         shared = conn.execute(select(S.codes.c.id).where(S.codes.c.name == "Shared")).scalar_one()
         assert count(S.codings, S.codings.c.code_id == shared) == ROUNDS  # the same coding from 4 writers: one
         assert count(S.codings) == ROUNDS + n
