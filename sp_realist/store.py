@@ -339,6 +339,9 @@ class Project:
         return json.loads(row[0]) if row else default
 
     def set_setting(self, key: str, value: Any, conn: Connection | None = None) -> None:
+        """Store a project setting (JSON-encoded).  Every string in it (narrative sections, report settings
+        ...) is free text: a control character is refused as in any text column (:func:`schema.check_text`)."""
+        _check_strings(value, f"project setting {key}")
         if conn is None:
             with self.begin() as c:
                 self._set_meta(c, f"setting:{key}", json.dumps(value))
@@ -374,6 +377,20 @@ class Project:
                 detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
             )
         )
+
+
+def _check_strings(value: Any, field: str) -> None:
+    """:func:`schema.check_text` on every string inside a JSON-like ``value`` (keys too), without a length limit."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            S.check_text(item, field, None)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
 
 
 def _log_text(value: str | None, column) -> str | None:

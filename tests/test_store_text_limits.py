@@ -137,3 +137,16 @@ def test_the_cli_refuses_with_one_sentence_and_exit_1(project_target, runner, cl
     assert message in result.stderr
     assert "Traceback" not in result.output and "DataError" not in result.stderr
     assert result.stderr.strip().count("\n") <= 2  # one sentence (the console may wrap it)
+
+
+def test_free_text_kept_in_settings_is_checked_too(project_target, tmp_path, runner, cli):
+    """Narrative sections live in a setting (JSON): a NUL there is refused like in any text column."""
+    with Project.open(project_target) as project:
+        with pytest.raises(SpRealistError, match=r"^The project setting narrative contains a control character, "
+                                                 r"U\+0000 at character 6"):
+            project.set_setting("narrative", {"ethics": "Ethic\x00s approved."})
+        assert project.get_setting("narrative") is None
+    text = tmp_path / "ethics.md"
+    text.write_text("Approved by\x07 the board.", encoding="utf-8")
+    r = runner.invoke(cli, ["-p", project_target, "narrative", "set", "ethics", str(text)])
+    assert r.exit_code == 1 and "U+0007" in r.stderr and "Traceback" not in r.output
