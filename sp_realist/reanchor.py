@@ -293,7 +293,9 @@ def _carry_spans(conn: Connection, kind: str, src: dict, offsets: OffsetMap, cou
 
 def _coding_payload(conn: Connection, row: dict) -> dict:
     """The coding's row, its code's name and its memos; removes them from the live tables."""
-    code = conn.execute(select(S.codes.c.name).where(S.codes.c.id == row["code_id"])).scalar_one()
+    from .coding._common import CodeTree
+
+    code = CodeTree.read(conn).path(row["code_id"])  # its path: unique, however the codebook grows
     m = S.memos
     memos = _rows(conn, select(m).where(and_(m.c.target_type == "coding", m.c.target_id == row["id"])).order_by(m.c.id))
     conn.execute(delete(m).where(m.c.id.in_([x["id"] for x in memos])))
@@ -327,8 +329,11 @@ def _excerpt_payload(conn: Connection, row: dict) -> dict:
     conn.execute(delete(ev).where(ev.c.excerpt_id == row["id"]))
     conn.execute(delete(h).where(h.c.appraisal_id.in_([x["id"] for x in appraisals])))
     conn.execute(delete(a).where(a.c.excerpt_id == row["id"]))
+    m = S.memos
+    memos = _rows(conn, select(m).where(and_(m.c.target_type == "excerpt", m.c.target_id == row["id"])).order_by(m.c.id))
+    conn.execute(delete(m).where(m.c.id.in_([x["id"] for x in memos])))
     conn.execute(delete(S.excerpts).where(S.excerpts.c.id == row["id"]))
-    return {"excerpt": row, "appraisals": appraisals, "evidence": evidence}
+    return {"excerpt": row, "appraisals": appraisals, "evidence": evidence, "memos": memos}
 
 
 # --- orphans: review, re-attach, discard ---------------------------------------------------
@@ -343,6 +348,8 @@ def _summary(payload: dict, kind: str) -> str:
         parts.append(f"{len(payload['appraisals'])} appraisal(s)")
     if payload.get("evidence"):
         parts.append("evidence for " + ", ".join(sorted({f"{e['cmoc_key']} ({e['role']})" for e in payload["evidence"]})))
+    if payload.get("memos"):
+        parts.append(f"{len(payload['memos'])} memo(s)")
     return "; ".join(parts) or "no analysis attached"
 
 
@@ -414,9 +421,15 @@ def reattach_orphan(project: Project, *, orphan_id: int, quote: str | None = Non
 
 def _restore_coding(conn: Connection, source_id: int, start: int, end: int, payload: dict, where: str) -> int:
     row = dict(payload["coding"])
-    code_id = conn.execute(select(S.codes.c.id).where(S.codes.c.name == payload["code"])).scalar()
-    if code_id is None:
+    from .coding._common import CodeTree
+
+    found = CodeTree.read(conn).find(payload["code"])  # a path (older orphans: a name)
+    if not found:
         raise SpRealistError(f"{where}: its code {payload['code']!r} no longer exists; add the code again first.")
+    if len(found) > 1:
+        raise SpRealistError(f"{where}: its code {payload['code']!r} now names {len(found)} codes; rename one of "
+                             "them so the name is unique again, then reattach.")
+    code_id = found[0]
     c = S.codings.c
     clash = conn.execute(select(c.id).where(c.code_id == code_id, c.source_id == source_id, c.start == start,
                                             c.end == end, c.coder == row["coder"])).scalar()
@@ -445,8 +458,8 @@ def _restore_excerpt(conn: Connection, source_id: int, start: int, end: int, pay
     excerpt_id = conn.execute(select(e.id).where(e.source_id == source_id, e.start == start, e.end == end)).scalar()
     if excerpt_id is None:
         excerpt_id = conn.execute(insert(S.excerpts).values(
-            source_id=source_id, start=start, end=end,
-            created_at=payload["excerpt"]["created_at"])).inserted_primary_key[0]
+            source_id=source_id, start=start, end=end, created_at=payload["excerpt"]["created_at"],
+            guid=payload["excerpt"].get("guid"), dated=payload["excerpt"].get("dated"))).inserted_primary_key[0]
     a = S.appraisals.c
     for ap in payload.get("appraisals", []):
         if conn.execute(select(a.id).where(a.excerpt_id == excerpt_id, a.analyst == ap["analyst"])).scalar():
@@ -473,6 +486,11 @@ def _restore_excerpt(conn: Connection, source_id: int, start: int, end: int, pay
                                             ev.role == item["role"])).scalar() is None:
             item.update(cmoc_id=cmoc_id, excerpt_id=excerpt_id)
             conn.execute(insert(S.cmoc_evidence).values(**item))
+    for memo in payload.get("memos", []):
+        memo = dict(memo)
+        memo.pop("id")
+        memo["target_id"] = excerpt_id
+        conn.execute(insert(S.memos).values(**memo))
     return excerpt_id
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 
 SCHEMA_VERSION = 9
@@ -133,7 +134,8 @@ codes = Table(
     "codes",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("name", String(300), nullable=False, unique=True),
+    # unique among its siblings only (schema 8): a code is identified by its path in the tree
+    Column("name", String(300), nullable=False),
     Column("parent_id", Integer, ForeignKey("codes.id", ondelete="RESTRICT")),
     Column("definition", Text),
     Column("inclusion", Text),
@@ -146,6 +148,9 @@ codes = Table(
     # REFI-QDA isCodable (schema 6): False for a folder that only groups codes; NULL (older rows) is codable
     Column("codable", Boolean),
 )
+# Sibling names are unique; top-level codes (parent_id NULL) count as siblings of parent 0, which no code has
+# (ids start at 1).  An expression index, portable to SQLite (3.9+) and PostgreSQL (schema 8).
+Index("uq_codes_sibling_name", func.coalesce(codes.c.parent_id, 0), codes.c.name, unique=True)
 
 code_rules = Table(
     "code_rules",
@@ -261,6 +266,10 @@ excerpts = Table(
     Column("start", Integer, nullable=False),
     Column("end", Integer, nullable=False),
     Column("created_at", TS, nullable=False),
+    # schema 8: the GUID of the REFI-QDA PlainTextSelection (without codings) an excerpt came in, kept on export,
+    # and False when the file gave it no time (created_at is then the import time and is not exported)
+    Column("guid", String(36)),
+    Column("dated", Boolean),
     UniqueConstraint("source_id", "start", "end", name="uq_excerpts_span"),
     CheckConstraint('"start" < "end"', name="ck_excerpts_span"),
 )

@@ -255,6 +255,7 @@ def delete_source(conn: Connection, source_id: int) -> None:
     conn.execute(delete(S.appraisal_history).where(S.appraisal_history.c.appraisal_id.in_(
         select(S.appraisals.c.id).where(S.appraisals.c.excerpt_id.in_(excerpt_ids)))))
     conn.execute(delete(S.appraisals).where(S.appraisals.c.excerpt_id.in_(excerpt_ids)))
+    conn.execute(delete(S.memos).where(and_(S.memos.c.target_type == "excerpt", S.memos.c.target_id.in_(excerpt_ids))))
     conn.execute(delete(S.excerpts).where(S.excerpts.c.source_id == source_id))
     conn.execute(delete(S.memos).where(and_(S.memos.c.target_type == "source", S.memos.c.target_id == source_id)))
     conn.execute(delete(S.sources).where(S.sources.c.id == source_id))
@@ -298,7 +299,8 @@ def source_dependents(conn: Connection, source_id: int) -> SourceDependents:
         appraisals=count(S.appraisals, S.appraisals.c.excerpt_id.in_(excerpt_ids)),
         evidence_links=count(S.cmoc_evidence, S.cmoc_evidence.c.excerpt_id.in_(excerpt_ids)),
         memos=count(S.memos, ((m.target_type == "source") & (m.target_id == source_id))
-                    | ((m.target_type == "coding") & m.target_id.in_(coding_ids))),
+                    | ((m.target_type == "coding") & m.target_id.in_(coding_ids))
+                    | ((m.target_type == "excerpt") & m.target_id.in_(excerpt_ids))),
         orphans=count(S.orphans, S.orphans.c.source_id == source_id),
     )
 
@@ -750,13 +752,17 @@ def locate_excerpt(conn: Connection, spec: dict, where: str = "") -> tuple[int, 
     return src["id"], start, end
 
 
-def get_or_create_excerpt(conn: Connection, source_id: int, start: int, end: int) -> int:
-    """The id of the excerpt for this span, created if needed."""
-    row = conn.execute(select(S.excerpts.c.id).where(and_(
+def get_or_create_excerpt(conn: Connection, source_id: int, start: int, end: int, *, guid: str | None = None,
+                          created_at: str | None = None, dated: bool | None = None) -> int:
+    """The id of the excerpt for this span, created if needed.  An import passes what its selection had: the
+    GUID (kept on an existing excerpt without one) and time (``dated`` False: the file gave none)."""
+    row = conn.execute(select(S.excerpts.c.id, S.excerpts.c.guid).where(and_(
         S.excerpts.c.source_id == source_id, S.excerpts.c.start == start, S.excerpts.c.end == end))).first()
     if row:
+        if guid and not row[1]:
+            conn.execute(update(S.excerpts).where(S.excerpts.c.id == row[0]).values(guid=guid))
         return row[0]
     conn.execute(insert_ignoring(conn, S.excerpts, ["source_id", "start", "end"]).values(
-        source_id=source_id, start=start, end=end, created_at=now()))
+        source_id=source_id, start=start, end=end, created_at=created_at or now(), guid=guid, dated=dated))
     return conn.execute(select(S.excerpts.c.id).where(and_(
         S.excerpts.c.source_id == source_id, S.excerpts.c.start == start, S.excerpts.c.end == end))).scalar_one()

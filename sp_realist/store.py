@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import warnings
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any, Callable, Iterator
 
 from sqlalchemy import create_engine, event, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SAWarning
 from sqlalchemy.schema import CreateColumn
 
 from . import schema as S
@@ -147,6 +148,73 @@ def _migrate_to_7(conn: Connection) -> None:
     _add_column(conn, S.memos.c.in_report)
 
 
+def _rebuild_sqlite_table(conn: Connection, table) -> None:
+    """SQLite's procedure for a change ALTER TABLE cannot make (dropping a constraint): create the table as
+    ``schema.py`` has it under a new name, copy every row (ids kept), drop the old one, rename the new one and
+    create its indexes.  Runs only with foreign keys off (:meth:`Project._migrating`), so the DROP deletes no
+    child row; the caller's ``PRAGMA foreign_key_check`` runs before the commit."""
+    if conn.exec_driver_sql("PRAGMA foreign_keys").scalar():
+        raise ProjectError(f"{table.name}: the table can only be rebuilt with foreign keys off; this is a bug.")
+    from sqlalchemy.schema import CreateTable
+
+    prep = conn.dialect.identifier_preparer
+    old, new = prep.format_table(table), prep.quote(f"_{table.name}_rebuilt")
+    ddl = str(CreateTable(table).compile(dialect=conn.dialect)).strip()
+    head = f"CREATE TABLE {old} ("
+    if not ddl.startswith(head):  # pragma: no cover - SQLAlchemy's DDL shape
+        raise ProjectError(f"{table.name}: unexpected table definition; this is a bug.")
+    conn.exec_driver_sql(f"CREATE TABLE {new} (" + ddl[len(head):])
+    have = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    cols = ", ".join(prep.quote(c.name) for c in table.columns if c.name in have)
+    conn.exec_driver_sql(f"INSERT INTO {new} ({cols}) SELECT {cols} FROM {old}")
+    conn.exec_driver_sql(f"DROP TABLE {old}")
+    conn.exec_driver_sql(f"ALTER TABLE {new} RENAME TO {old}")
+    for index in table.indexes:
+        if not _has_index(conn, table.name, index.name):
+            index.create(conn)
+
+
+def _migrate_to_8(conn: Connection) -> None:
+    """Schema 8: code names unique among siblings only (``uq_codes_sibling_name`` on
+    ``(coalesce(parent_id, 0), name)``), no longer project-wide; every code, id and coding is kept.
+
+    The project-wide UNIQUE on ``codes.name`` is dropped: PostgreSQL drops the named constraint; SQLite, which
+    cannot drop a constraint, rebuilds the table (:func:`_rebuild_sqlite_table`).  A store whose ``codes``
+    table has no such constraint (made by migration 0 -> 1 of this version) only gets the index.
+
+    Also ``excerpts.guid`` and ``excerpts.dated`` (an uncoded REFI-QDA selection's GUID and whether it had a
+    time; NULL in existing rows: no GUID, dated)."""
+    for column in (S.excerpts.c.guid, S.excerpts.c.dated):
+        _add_column(conn, column)
+    if conn.dialect.name == "sqlite":
+        # the UNIQUE (name) of schema 7 is an automatic index of origin 'u' on that one column
+        whole = [r[1] for r in conn.exec_driver_sql("PRAGMA index_list(codes)") if r[2] and r[3] == "u"
+                 and [c[2] for c in conn.exec_driver_sql(f"PRAGMA index_info('{r[1]}')")] == ["name"]]
+        if whole:
+            _rebuild_sqlite_table(conn, S.codes)
+            return
+    with warnings.catch_warnings():  # SQLAlchemy does not reflect SQLite's expression indexes, and says so
+        warnings.simplefilter("ignore", SAWarning)
+        whole = [u for u in inspect(conn).get_unique_constraints(S.codes.name) if u["column_names"] == ["name"]]
+    prep = conn.dialect.identifier_preparer
+    for u in whole:
+        conn.execute(text(f"ALTER TABLE {prep.format_table(S.codes)} DROP CONSTRAINT {prep.quote(u['name'])}"))
+    index = next(i for i in S.codes.indexes if i.name == "uq_codes_sibling_name")
+    if not _has_index(conn, S.codes.name, index.name):
+        index.create(conn)
+
+
+def _has_index(conn: Connection, table: str, name: str) -> bool:
+    """Whether ``table`` has an index called ``name``, expression indexes included (SQLAlchemy does not
+    reflect those on SQLite, so SQLite's own catalogue is asked there)."""
+    if conn.dialect.name == "sqlite":
+        return conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+                                    (name,)).first() is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)
+        return name in {i["name"] for i in inspect(conn).get_indexes(table)}
+
+
 def _migrate_to_9(conn: Connection) -> None:
     """Schema 9: the ``project_templates`` table (templates kept in the project; see
     :mod:`sp_realist.project_templates`).  A project's ``templates_dir`` setting is read into it when the
@@ -157,7 +225,7 @@ def _migrate_to_9(conn: Connection) -> None:
 # MIGRATIONS[n] brings a store at version n to version n+1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2, 2: _migrate_to_3,
                                                        3: _migrate_to_4, 4: _migrate_to_5,
-                                                       5: _migrate_to_6, 6: _migrate_to_7,
+                                                       5: _migrate_to_6, 6: _migrate_to_7, 7: _migrate_to_8,
                                                        8: _migrate_to_9}
 
 
@@ -243,10 +311,13 @@ class Project:
         engine = cls._engine_for(target)
         project = cls(engine, target)
         try:
-            with project.begin() as conn:
+            with project.connect() as conn:
                 if not inspect(conn).has_table("meta"):
                     raise ProjectError(f"{target} is not an sp_realist project (it has no meta table).")
-                project._upgrade(conn)
+                current = project._version(conn)
+            if current != S.SCHEMA_VERSION:
+                with project._migrating() as conn:
+                    project._upgrade(conn)
         except (DatabaseError, OperationalError) as exc:
             raise ProjectError(f"{target} could not be opened as a project: {exc.orig}.") from None
         from .project_templates import adopt_templates_dir
@@ -280,11 +351,35 @@ class Project:
                 f"{self.location} was written by a newer sp_realist (schema {version}); upgrade sp_realist to open it."
             )
         while version < S.SCHEMA_VERSION:
-            step = MIGRATIONS.get(version)  # None: a number another branch's migration takes (joined on merge)
-            if step is not None:
-                step(conn)
+            MIGRATIONS[version](conn)
             version += 1
             self._set_meta(conn, "schema_version", str(version))
+
+    @contextmanager
+    def _migrating(self) -> Iterator[Connection]:
+        """The one transaction an upgrade runs in.  On SQLite it is a write turn (``BEGIN IMMEDIATE``, DDL inside it)
+        and runs with foreign keys off, as SQLite's table-rebuild procedure requires (a dropped table must not
+        cascade to its children); ``PRAGMA foreign_key_check`` must find nothing before the commit, and foreign
+        keys are on again afterwards.  Other back ends use :meth:`begin`."""
+        if self.engine.dialect.name != "sqlite":
+            with self.begin() as conn:
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            dbapi = conn.connection.dbapi_connection
+            # outside any transaction: the driver opens none of its own (isolation_level None, see _engine_for)
+            # and SQLAlchemy's has not begun yet
+            dbapi.execute("PRAGMA foreign_keys=OFF")
+            try:
+                conn.execution_options(sp_realist_write=True)
+                with conn.begin():  # BEGIN IMMEDIATE (the "begin" event): the write turn, DDL inside it too
+                    yield conn
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+                    if broken is not None:
+                        raise ProjectError(f"{self.location}: the schema upgrade left a broken reference in table "
+                                           f"{broken[0]!r}; nothing was changed, report this as a bug.")
+            finally:
+                dbapi.execute("PRAGMA foreign_keys=ON")
 
     @property
     def schema_version(self) -> int:

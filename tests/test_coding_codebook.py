@@ -214,7 +214,7 @@ def test_cli_codebook(runner, cli, project_path, cbfile, tmp_path):
     r = runner.invoke(cli, ["codebook", "add", "Signposting", "--definition", "Onward referral.", *p])
     assert r.exit_code == 0
     r = runner.invoke(cli, ["codebook", "add", "Signposting", *p])
-    assert r.exit_code == 1 and "already in the codebook" in " ".join(r.stderr.split())
+    assert r.exit_code == 1 and "already exists at the top level" in " ".join(r.stderr.split())
     assert "Traceback" not in r.output
     r = runner.invoke(cli, ["codebook", "edit", "Signposting", "--colour", "#00FF00", *p])
     assert r.exit_code == 0

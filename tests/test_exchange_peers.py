@@ -171,9 +171,15 @@ def _whole(project) -> dict:
                               .select_from(S.themes.join(S.theme_codes))):
             csets.setdefault((r[0], r[1]), set()).add(code_names[r[2]])
         notes = Counter((r.title, r.text) for r in conn.execute(select(S.memos.c.title, S.memos.c.text)))
+        texts = dict(conn.execute(select(S.sources.c.id, S.sources.c.text)).all())
+        excerpts = {r.id: (names[r.source_id], texts[r.source_id][r.start:r.end], r.guid, r.dated,
+                           r.created_at if r.dated else None) for r in conn.execute(select(S.excerpts))}
+        note_targets = Counter((r.title, r.target_type, excerpts[r.target_id][1] if r.target_type == "excerpt"
+                                else None) for r in conn.execute(select(S.memos)))
         users = dict(conn.execute(select(S.users.c.name, S.users.c.guid)).all())
     return {"codes": _code_paths(project), "sources": sources, "cases": cases, "source sets": ssets,
-            "code sets": csets, "notes": notes, "codings": _codings(project), "users": users}
+            "code sets": csets, "notes": notes, "codings": _codings(project), "users": users,
+            "excerpts": set(excerpts.values()), "note targets": note_targets}
 
 
 def qualcoder_read(path) -> tuple[Counter, list[tuple[str | None, str]]]:
@@ -540,9 +546,13 @@ def test_an_appraisal_note_the_cmoc_area_refuses_is_reported_and_the_rest_import
     assert "maybe" in lines[0]
 
 
-def test_codes_sharing_a_name_under_different_parents_are_reported_as_changed_not_lost(tmp_path):
-    """Until names are unique among siblings only, such codes are imported and renamed 'Parent/Name'; the
-    message says so (Changed), and never calls them not imported."""
+def test_codes_sharing_a_name_under_different_parents_keep_their_names_and_come_back_in_place(tmp_path):
+    """Names are unique among siblings only: codes named alike under different parents are imported with
+    their own names under their parents (no 'Parent/Name' renaming, nothing reported as changed), are named by
+    path wherever the name is ambiguous, and the re-export gives back the original hierarchy."""
+    from sp_realist.coding.codings import list_codings
+    from sp_realist.errors import SpRealistError
+
     qdpx = peer_archive(tmp_path / "peer.qdpx")
     with zipfile.ZipFile(qdpx) as zf:
         entries = {n: zf.read(n) for n in zf.namelist()}
@@ -552,9 +562,37 @@ def test_codes_sharing_a_name_under_different_parents_are_reported_as_changed_no
         b'<Code guid="c0000000-0000-0000-0000-000000000005" name="other"/></Code>'
         b'<Code guid="c0000000-0000-0000-0000-000000000006" name="other"/>')
     result = import_qdpx_new(make_zip(tmp_path / "dup.qdpx", entries), tmp_path / "dup.sprealist")
+    assert not result.changes and not any("code" in line for line in result.losses)
     with Project.open(tmp_path / "dup.sprealist") as p:
         paths = set(_code_paths(p))
-    assert {"Board/Finance/Finance/other", "Board/Board/other"} <= paths
-    assert result.changes == ["2 code(s) shared a name with another code and were imported but renamed "
-                              "'Parent/Name' (sp_realist code names are unique)"]
-    assert not any("code" in line for line in result.losses)
+        assert {"Board/Finance/other", "Board/other"} <= paths
+        with pytest.raises(SpRealistError, match="ambiguous: 2 codes .*'Board/Finance/other', 'Board/other'"):
+            list_codings(p, code="other")
+        export_qdpx(p, tmp_path / "back.qdpx")
+    root = DET.fromstring(validate_qdpx(tmp_path / "back.qdpx"))
+    tree = {}
+
+    def walk(el, prefix):
+        for c in el:
+            if _local(c.tag) == "Code":
+                tree[prefix + c.get("name")] = c.get("guid")
+                walk(c, prefix + c.get("name") + "/")
+
+    walk(next(e for e in root.iter() if _local(e.tag) == "Codes"), "")
+    assert tree["Board/Finance/other"] == "c0000000-0000-0000-0000-000000000005"
+    assert tree["Board/other"] == "c0000000-0000-0000-0000-000000000006"
+
+
+def test_two_siblings_of_one_name_in_a_file_are_imported_and_the_second_reported_renamed(tmp_path):
+    qdpx = peer_archive(tmp_path / "peer.qdpx")
+    with zipfile.ZipFile(qdpx) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    entries["project.qde"] = entries["project.qde"].replace(
+        b'<Code guid="' + FIN.encode() + b'" name="Finance" isCodable="true"/>',
+        b'<Code guid="' + FIN.encode() + b'" name="Finance" isCodable="true"/>'
+        b'<Code guid="c0000000-0000-0000-0000-000000000007" name="Finance"/>')
+    result = import_qdpx_new(make_zip(tmp_path / "sib.qdpx", entries), tmp_path / "sib.sprealist")
+    with Project.open(tmp_path / "sib.sprealist") as p:
+        assert {"Board/Finance", "Board/Finance (2)"} <= set(_code_paths(p))
+    assert result.changes == ["1 code(s) had the name of a sibling under the same parent and were imported but "
+                              "renamed 'Name (2)' (names are unique among siblings)"]

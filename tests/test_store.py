@@ -283,3 +283,101 @@ def test_public_api_exports_the_workflow_functions():
         assert callable(getattr(sp_realist, name)) or name == "__version__", name
     with pytest.raises(AttributeError):
         sp_realist.no_such_function  # noqa: B018
+
+
+def _as_schema_7(path) -> None:
+    """Turn a current project file back into schema 7's shape: ``codes.name`` UNIQUE project-wide (the
+    table as schema 7 created it) and no sibling index; every row kept."""
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA foreign_keys=OFF")
+    sql = con.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='codes'").fetchone()[0]
+    assert "UNIQUE" not in sql
+    con.execute("DROP INDEX uq_codes_sibling_name")
+    con.execute("ALTER TABLE excerpts DROP COLUMN guid")
+    con.execute("ALTER TABLE excerpts DROP COLUMN dated")
+    assert "PRIMARY KEY (id), \n\tFOREIGN KEY(parent_id)" in sql
+    con.execute(sql.replace("CREATE TABLE codes (", "CREATE TABLE codes7 (", 1).replace(  # as schema 7 wrote it
+        "PRIMARY KEY (id), ", "PRIMARY KEY (id), \n\tUNIQUE (name), ", 1))
+    con.execute("INSERT INTO codes7 SELECT * FROM codes")
+    con.execute("DROP TABLE codes")
+    con.execute("ALTER TABLE codes7 RENAME TO codes")
+    con.execute("UPDATE meta SET value='7' WHERE key='schema_version'")
+    con.commit()
+    assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+    con.close()
+
+
+def test_a_version_7_store_migrates_to_sibling_unique_code_names_keeping_everything(tmp_path):
+    """Schema 8 drops the project-wide UNIQUE on code names (SQLite rebuilds the table with foreign keys
+    off, so no coding, rule, theme link or memo cascades away) and adds the sibling index; ids are kept."""
+    from sp_realist.coding import add_code, add_coding, add_memo, add_rule, add_theme, list_codings
+    from sp_realist.coding.codebook import codebook_tree
+    from sp_realist.store import MIGRATIONS, _migrate_to_8
+
+    assert next(v for v, f in MIGRATIONS.items() if f is _migrate_to_8) == 7
+    path = tmp_path / "v7.sprealist"
+    with Project.create(path) as p:
+        with p.begin() as conn:
+            add_source(conn, SourceDraft(name="s1", kind="diary", text="The forms were missing again.",
+                                         checksum="c", segments=[Segment(0, 29, kind="paragraph")]))
+        add_code(p, "Paperwork")
+        add_code(p, "Forms", parent="Paperwork")
+        add_coding(p, "Forms", "s1", span=(4, 9), coder="RA")
+        add_rule(p, "Forms", "forms", keywords=["forms"])
+        add_theme(p, "Admin", codes=["Paperwork"])
+        add_memo(p, "Mostly GP forms.", on="code", target="Forms")
+        with p.connect() as conn:
+            before = {t.name: conn.execute(select(t)).all()
+                      for t in (S.codes, S.codings, S.code_rules, S.theme_codes, S.memos)}
+    _as_schema_7(path)
+    con = sqlite3.connect(path)
+    with pytest.raises(sqlite3.IntegrityError):  # schema 7 refuses a second "Forms" anywhere
+        con.execute("INSERT INTO codes (name, parent_id, ord, created_at) VALUES ('Forms', NULL, 9, 'x')")
+    con.close()
+    with Project.open(path) as p:
+        assert p.schema_version == S.SCHEMA_VERSION
+        with p.connect() as conn:
+            assert {t.name: conn.execute(select(t)).all()
+                    for t in (S.codes, S.codings, S.code_rules, S.theme_codes, S.memos)} == before
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'uq_codes_sibling_name'").scalar()
+            assert sql == "CREATE UNIQUE INDEX uq_codes_sibling_name ON codes (coalesce(parent_id, 0), name)"
+            assert "UNIQUE" not in conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'codes'").scalar()
+            assert {"guid", "dated"} <= {c["name"] for c in inspect(conn).get_columns("excerpts")}
+        add_code(p, "Forms")  # the same name at the top level is now another code
+        assert list(codebook_tree(p)["path"]) == ["Paperwork", "Paperwork/Forms", "Forms"]
+        assert len(list_codings(p, code="Paperwork/Forms")) == 1
+        with pytest.raises(Exception), p.begin() as conn:  # siblings still may not share a name
+            conn.execute(insert(S.codes).values(name="Forms", parent_id=None, ord=5, created_at="x"))
+    with Project.open(path) as p:  # opening again is a no-op
+        assert p.schema_version == S.SCHEMA_VERSION
+
+
+def test_migration_8_rolls_back_whole_and_leaves_foreign_keys_on(tmp_path, monkeypatch):
+    """A failing upgrade changes nothing (DDL included: the SQLite upgrade runs in one explicit
+    transaction) and the connection gets its foreign keys back."""
+    import sp_realist.store as store
+    from sp_realist.coding import add_code
+
+    path = tmp_path / "v7.sprealist"
+    with Project.create(path) as p:
+        add_code(p, "Paperwork")
+    _as_schema_7(path)
+
+    def broken(conn):
+        store._migrate_to_8(conn)
+        raise ProjectError("stop after the rebuild")
+
+    monkeypatch.setitem(store.MIGRATIONS, 7, broken)
+    with pytest.raises(ProjectError, match="stop after"):
+        Project.open(path)
+    con = sqlite3.connect(path)
+    assert "UNIQUE" in con.execute("SELECT sql FROM sqlite_master WHERE name='codes'").fetchone()[0]
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "7"
+    assert con.execute("SELECT name FROM codes").fetchall() == [("Paperwork",)]
+    assert con.execute("SELECT name FROM sqlite_master WHERE name LIKE '%rebuilt%'").fetchall() == []
+    con.close()
+    monkeypatch.undo()
+    with Project.open(path) as p, p.connect() as conn:
+        assert p.schema_version == S.SCHEMA_VERSION
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

@@ -114,7 +114,7 @@ def test_writers_in_parallel_lose_and_duplicate_nothing(project_target, tmp_path
 def test_the_same_coding_added_at_once_from_the_cli_is_one_coding(project_target, tmp_path):
     """Several `sp-realist code add` processes adding one coding at the same moment: all succeed (exit 0, no
     traceback) and the project holds it once; the same for one code name (one succeeds, the others say it
-    is already in the codebook, in one sentence)."""
+    already exists, in one sentence)."""
     _prepare(project_target, tmp_path)
     go = tmp_path / "go"
     starter = ("import sys, time, pathlib\n"
@@ -140,7 +140,7 @@ def test_the_same_coding_added_at_once_from_the_cli_is_one_coding(project_target
     assert sorted(rc for _, rc in code_results) == [0] + [1] * (WRITERS - 1)
     for (out, err), rc in code_results:
         if rc:
-            assert "already in the codebook" in err and err.strip().count("\n") <= 1, err
+            assert "'Same name'" in err and "already" in err and err.strip().count("\n") <= 1, err
     assert [rc for _, rc in results[2 * WRITERS:]] == [0] * WRITERS
     with Project.open(project_target) as project, project.connect() as conn:
         assert conn.execute(select(func.count()).select_from(S.codings)).scalar_one() == 1

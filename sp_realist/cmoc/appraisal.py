@@ -328,19 +328,22 @@ def appraisal_queue(project: Project, analyst: str | None = None, unit: str = "a
                               "segment": r.ord, "code": None, "coding_id": None, "start": r.start, "end": r.end,
                               "where": r.section or r.speaker})
         if unit in ("coding", "all"):
+            from ..coding._common import code_labels
+
+            labels = code_labels(conn)  # the name, or the path when another code has the same name
             q = (select(cod.c.id, cod.c.source_id, src.c.name, src.c.ingest_order, cod.c.start, cod.c.end,
-                        S.codes.c.name.label("code"))
-                 .select_from(cod.join(src, src.c.id == cod.c.source_id).join(S.codes, S.codes.c.id == cod.c.code_id)))
+                        cod.c.code_id)
+                 .select_from(cod.join(src, src.c.id == cod.c.source_id)))
             if src_filter:
                 q = q.where(cod.c.source_id == src_filter)
             seen_spans: dict[tuple, dict] = {}
             for r in conn.execute(q.order_by(cod.c.id)):
                 k = (r.source_id, r.start, r.end)
                 if k in seen_spans:
-                    seen_spans[k]["code"] += f"; {r.code}"
+                    seen_spans[k]["code"] += f"; {labels[r.code_id]}"
                     continue
                 item = {"unit": "coding", "source_id": r.source_id, "source": r.name, "order": r.ingest_order,
-                        "segment": None, "code": r.code, "coding_id": r.id, "start": r.start, "end": r.end,
+                        "segment": None, "code": labels[r.code_id], "coding_id": r.id, "start": r.start, "end": r.end,
                         "where": None}
                 seen_spans[k] = item
                 items.append(item)

@@ -37,6 +37,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
+from ..coding._common import CodeTree
 from ..errors import SpRealistError
 from ..store import Project
 from ..yamlio import load_yaml_file, write_exported_text
@@ -243,11 +244,13 @@ def read_findings_doc(doc: Any, where: str) -> dict:
 
 def _known(conn: Connection) -> dict[str, list[str]]:
     """The names a finding may link, per link type, in the project's order."""
+    tree = CodeTree.read(conn)
     return {
+        "code_tree": tree,
         "theme": list(conn.execute(select(S.themes.c.name).order_by(S.themes.c.ord, S.themes.c.id)).scalars()),
         "theory": list(conn.execute(select(S.theories.c.key).order_by(S.theories.c.ord, S.theories.c.key)).scalars()),
         "cmoc": sorted(conn.execute(select(S.cmocs.c.key)).scalars(), key=_natural),
-        "code": list(conn.execute(select(S.codes.c.name).order_by(S.codes.c.ord, S.codes.c.id)).scalars()),
+        "code": list(tree.labels().values()),
         "evidence": list(conn.execute(select(S.evidence_items.c.key).order_by(S.evidence_items.c.ord,
                                                                               S.evidence_items.c.id)).scalars()),
     }
@@ -268,6 +271,7 @@ def _listing(names: Iterable[str], none: str) -> str:
 def _check_links(doc: dict, known: dict[str, list[str]], where: str) -> None:
     evidence = list(dict.fromkeys(known["evidence"] + [e["key"] for e in doc["evidence"]]))
     names = dict(known, evidence=evidence)
+    tree = known["code_tree"]
     how = {"theme": "define it in the codebook", "theory": "define it in the theories file",
            "cmoc": "define it in the theories file", "code": "define it in the codebook",
            "evidence": "add it under 'evidence:'"}
@@ -279,6 +283,15 @@ def _check_links(doc: dict, known: dict[str, list[str]], where: str) -> None:
             for i, f in enumerate(items, start=1):
                 for kind, targets in f["links"].items():
                     for target in targets:
+                        if kind == "code" and target not in names[kind]:
+                            found = tree.find(target)  # a code is named by its name or its path
+                            if len(found) > 1:
+                                paths = sorted(tree.path(c) for c in found)
+                                raise SpRealistError(
+                                    f"{where}: {place}, item {i} links the code {target!r}, which {len(paths)} codes "
+                                    f"have as their name ({', '.join(map(repr, paths))}); give its path instead.")
+                            if found:
+                                continue
                         if target not in names[kind]:
                             label = LABELS[kind]
                             raise SpRealistError(
@@ -505,7 +518,10 @@ class _Tagger:
                                      .where(S.source_attributes.c.name == "dataset")).all())
         self.tag = {sid: (datasets.get(sid) if by == "dataset" and datasets.get(sid) else SOURCE_TAGS.get(k, k))
                     for sid, k in kinds.items()}
-        self.code_ids = dict(conn.execute(select(S.codes.c.name, S.codes.c.id)).all())
+        tree = CodeTree.read(conn)
+        self.code_ids = {**{r["name"]: cid for cid, r in tree.rows.items() if tree.name_count[r["name"]] == 1},
+                         **{t: found[0] for t in conn.execute(select(S.finding_links.c.target).distinct().where(
+                             S.finding_links.c.target_type == "code")).scalars() if len(found := tree.find(t)) == 1}}
         self.code_children: dict[int | None, list[int]] = {}
         for cid, parent in conn.execute(select(S.codes.c.id, S.codes.c.parent_id)):
             self.code_children.setdefault(parent, []).append(cid)

@@ -34,6 +34,7 @@ from sqlalchemy import select
 
 from .. import schema as S
 from ..attribution import ParticipantAttributor
+from ..coding._common import CodeTree
 from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..store import Project, now
 
@@ -55,7 +56,7 @@ def candidate_id(context: str, mechanism: str, outcome: str) -> str:
 def code_roles(project: Project, conn) -> dict[int, tuple[str, str]]:
     """code id -> (C/M/O category, label) from the ``cmo_codes`` setting or the naming convention."""
     codes = {r.id: (r.name, r.parent_id) for r in conn.execute(select(S.codes.c.id, S.codes.c.name, S.codes.c.parent_id))}
-    by_name = {name: cid for cid, (name, _p) in codes.items()}
+    tree = CodeTree.read(conn)
     out: dict[int, tuple[str, str]] = {}
     setting = project.get_setting("cmo_codes") or {}
     if not isinstance(setting, dict):
@@ -64,9 +65,11 @@ def code_roles(project: Project, conn) -> dict[int, tuple[str, str]]:
         if cat not in ("context", "mechanism", "outcome"):
             raise SpRealistError(f"setting cmo_codes: {cat!r} is not context, mechanism or outcome.")
         for n in names or []:
-            if n not in by_name:
-                raise SpRealistError(f"setting cmo_codes: no code named {n!r}; check the codebook.")
-            out[by_name[n]] = (cat, n)
+            try:  # a code is named as anywhere else: a unique name, or a path
+                cid = tree.resolve(n)["id"]
+            except SpRealistError as exc:
+                raise SpRealistError(f"setting cmo_codes: {str(exc)[0].lower()}{str(exc)[1:]}") from None
+            out[cid] = (cat, codes[cid][0])
     for cid, (name, parent) in codes.items():
         if cid in out:
             continue

@@ -45,23 +45,153 @@ def code_rows(conn: Connection) -> list[dict]:
     return [dict(r) for r in conn.execute(select(S.codes).order_by(S.codes.c.ord, S.codes.c.id)).mappings()]
 
 
-def resolve_code(conn: Connection, ref: str | int) -> dict:
-    """A code row by exact name (or id); clear error otherwise."""
-    row = None
-    if isinstance(ref, int):
-        row = (conn.execute(select(S.codes).where(S.codes.c.id == ref)).mappings().first()
-               if db_id(ref) is not None else None)
-    else:
-        name = " ".join(str(ref).split())
-        row = conn.execute(select(S.codes).where(S.codes.c.name == name)).mappings().first()
-        if row is None and "/" in name:  # a path "Parent/Child"
-            row = conn.execute(select(S.codes).where(S.codes.c.name == name.rsplit("/", 1)[1].strip())).mappings().first()
-    if row is None:
-        names = [r[0] for r in conn.execute(select(S.codes.c.name))]
-        hint = did_you_mean(str(ref).rsplit("/", 1)[-1] if isinstance(ref, str) else ref, names,
-                            "see 'sp-realist codebook tree'.")
+# --- codes are identified by their place in the tree -------------------------------------------------
+# A path joins the names from the top of the tree with "/"; inside a name, "/" is written "\/" and "\" is
+# written "\\" (so "and/or" under "Barriers" is "Barriers/and\/or").  A reference is resolved by
+# :class:`CodeTree.resolve`: first a code whose whole name is the reference (so a name with "/" in it, as NVivo
+# allows, works as written), then the reference as a path, anchored at the top or ending a longer path
+# ("Parent/Child" is enough wherever it is unique); a reference starting with "/" is only ever a path from the top.
+def escape_name(name: str) -> str:
+    """A code name as one step of a path."""
+    return name.replace("\\", "\\\\").replace("/", "\\/")
+
+
+def split_path(ref: str) -> list[str]:
+    """The names a path names, top first (``"A/b\\/c"`` -> ``["A", "b/c"]``); white space in each is normalised."""
+    parts, cur, i = [], [], 0
+    while i < len(ref):
+        ch = ref[i]
+        if ch == "\\" and i + 1 < len(ref) and ref[i + 1] in "/\\":
+            cur.append(ref[i + 1])
+            i += 2
+            continue
+        if ch == "/":
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    parts.append("".join(cur))
+    return [" ".join(p.split()) for p in parts]
+
+
+class CodeTree:
+    """The codebook as a tree, read once: each code's path, its label (the name, or the path when another
+    code shares the name) and the one resolver of the references users write."""
+
+    def __init__(self, rows: list[dict]):
+        self.rows = {r["id"]: r for r in rows}
+        self._steps: dict[int, tuple[str, ...]] = {}
+        for cid in self.rows:
+            self.steps(cid)
+        self.name_count: dict[str, int] = {}
+        for r in rows:
+            self.name_count[r["name"]] = self.name_count.get(r["name"], 0) + 1
+
+    @classmethod
+    def read(cls, conn: Connection) -> "CodeTree":
+        return cls(code_rows(conn))
+
+    def steps(self, code_id: int) -> tuple[str, ...]:
+        """The names from the top of the tree down to ``code_id``."""
+        if code_id not in self._steps:
+            chain, cur, seen = [], code_id, set()
+            while cur is not None and cur in self.rows and cur not in seen:
+                seen.add(cur)
+                chain.append(self.rows[cur]["name"])
+                cur = self.rows[cur]["parent_id"]
+            self._steps[code_id] = tuple(reversed(chain))
+        return self._steps[code_id]
+
+    def path(self, code_id: int) -> str:
+        return "/".join(escape_name(n) for n in self.steps(code_id))
+
+    def label(self, code_id: int) -> str:
+        """The code's name when no other code has it, else its path (what listings show); always a reference
+        :meth:`resolve` reads back as this code (``/`` + the path when another code's whole name reads the same)."""
+        name = self.rows[code_id]["name"]
+        if self.name_count.get(name, 0) <= 1:
+            return name
+        path = self.path(code_id)
+        return path if self.find(path) == [code_id] else "/" + path
+
+    def labels(self) -> dict[int, str]:
+        return {cid: self.label(cid) for cid in self.rows}
+
+    def paths(self) -> dict[int, str]:
+        return {cid: self.path(cid) for cid in self.rows}
+
+    def sibling(self, parent_id: int | None, name: str, but: int | None = None) -> dict | None:
+        """The code named ``name`` directly under ``parent_id`` (None: the top level), other than ``but``."""
+        return next((r for r in self.rows.values()
+                     if r["parent_id"] == parent_id and r["name"] == name and r["id"] != but), None)
+
+    def clash(self, parent_id: int | None, name: str, but: int | None = None) -> str | None:
+        """One sentence refusing ``name`` under ``parent_id`` when a sibling already has it, else None."""
+        other = self.sibling(parent_id, name, but)
+        if other is None:
+            return None
+        where = f"under {self.path(parent_id)!r}" if parent_id is not None else "at the top level"
+        return (f"code {name!r}: a code of that name already exists {where}; names are unique among siblings, "
+                "so choose another name or parent.")
+
+    def find(self, ref: str) -> list[int]:
+        """Ids of the codes ``ref`` names (several: ambiguous; none: unknown)."""
+        ref = str(ref).strip()
+        rooted = ref.startswith("/")
+        if not rooted:
+            whole = " ".join(ref.split())
+            exact = [cid for cid, r in self.rows.items() if r["name"] == whole]
+            if exact:
+                return exact
+        steps = tuple(split_path(ref[1:] if rooted else ref))
+        if any(not s for s in steps):
+            return []
+        anchored = [cid for cid in self.rows if self.steps(cid) == steps]
+        if anchored or rooted:
+            return anchored
+        n = len(steps)
+        return [cid for cid in self.rows if len(self.steps(cid)) > n and self.steps(cid)[-n:] == steps]
+
+    def resolve(self, ref: str | int, what: str = "code") -> dict:
+        """The code row ``ref`` names: an id, a unique name, or a path (``Parent/Child``, any depth); an
+        ambiguous name is refused with its candidates' paths, an unknown one gets the closest suggested."""
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            row = self.rows.get(ref) if db_id(ref) is not None else None
+            if row is None:
+                raise NotFoundError(f"No code with id {ref} in the codebook; see 'sp-realist codebook tree'.")
+            return dict(row)
+        found = self.find(ref)
+        if len(found) == 1:
+            return dict(self.rows[found[0]])
+        if found:
+            paths = sorted(self.path(cid) for cid in found)
+            raise SpRealistError(
+                f"{what} {str(ref)!r} is ambiguous: {len(paths)} codes have that name ({', '.join(map(repr, paths))}); "
+                f"give its path instead, e.g. {paths[0]!r}.")
+        candidates = sorted({r["name"] for r in self.rows.values()}  # names, and each path's every ending
+                            | {"/".join(escape_name(n) for n in self.steps(cid)[i:])
+                               for cid in self.rows for i in range(len(self.steps(cid)))})
+        hint = did_you_mean(" ".join(str(ref).split()), candidates, "see 'sp-realist codebook tree'.")
         raise NotFoundError(f"No code named {str(ref)!r} in the codebook; {hint}")
-    return dict(row)
+
+
+def resolve_code(conn: Connection, ref: str | int, tree: CodeTree | None = None) -> dict:
+    """A code row by id, name or path (see :class:`CodeTree`); one clear sentence otherwise.  Pass ``tree``
+    (:meth:`CodeTree.read`) when resolving many references in one go."""
+    return (tree or CodeTree.read(conn)).resolve(ref)
+
+
+def labelled_code_rows(conn: Connection) -> list[dict]:
+    """:func:`code_rows` with each ``name`` replaced by its label (:meth:`CodeTree.label`), for tables that
+    group or head columns by code."""
+    tree = CodeTree.read(conn)
+    return [dict(r, name=tree.label(r["id"])) for r in tree.rows.values()]
+
+
+def code_labels(conn: Connection) -> dict[int, str]:
+    """id -> what listings show for a code: its name, or its path when another code has the same name."""
+    return CodeTree.read(conn).labels()
 
 
 def descendants(conn: Connection, code_id: int) -> list[int]:
@@ -83,8 +213,9 @@ def code_ids_for(conn: Connection, codes: list[str] | tuple[str, ...] | None, ch
     if not codes:
         return None
     ids: list[int] = []
+    tree = CodeTree.read(conn)
     for ref in codes:
-        cid = resolve_code(conn, ref)["id"]
+        cid = tree.resolve(ref)["id"]
         if cid not in ids:
             ids.append(cid)
         if children:

@@ -27,7 +27,7 @@ from .. import schema as S
 from ..errors import CheckFailed, SpRealistError, closest
 from ..sources import resolve_source
 from ..store import Project
-from ._common import code_ids_for, rows_frame
+from ._common import code_ids_for, code_labels, rows_frame
 from .units import SourceUnits
 
 ALL = "(all codes)"
@@ -106,11 +106,13 @@ def agreement(project: Project, coders: list[str], unit: str = "sentence", codes
             raise SpRealistError(f"agreement: coder {missing[0]!r} has no codings; check the name "
                                  f"(coders in the project: {', '.join(sorted(known)) or 'none'}).")
         code_ids = code_ids_for(conn, codes, children)
-        q = (select(c.c.code_id, S.codes.c.name, c.c.source_id, c.c.start, c.c.end, c.c.coder)
-             .select_from(c.join(S.codes, c.c.code_id == S.codes.c.id)).where(c.c.coder.in_(coders)))
+        code_names = code_labels(conn)  # the name, or the path when another code has the same name
+        q = (select(c.c.code_id, c.c.code_id.label("code"), c.c.source_id, c.c.start, c.c.end, c.c.coder)
+             .where(c.c.coder.in_(coders)))
         if code_ids is not None:
             q = q.where(c.c.code_id.in_(code_ids))
         df = rows_frame(conn.execute(q).all(), ["code_id", "code", "source_id", "start", "end", "coder"])
+        df["code"] = df["code"].map(code_names)
         if sources:
             sids = [resolve_source(conn, s)["id"] for s in sources]
         else:
@@ -127,7 +129,6 @@ def agreement(project: Project, coders: list[str], unit: str = "sentence", codes
         sids = sorted(sids, key=lambda s: order[s])
         names = dict(conn.execute(select(S.sources.c.id, S.sources.c.name).where(S.sources.c.id.in_(sids))).all())
         units = {sid: SourceUnits.load(conn, sid) for sid in sids}
-        code_names = dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
         code_order = [r[0] for r in conn.execute(select(S.codes.c.id).order_by(S.codes.c.ord, S.codes.c.id))]
     df = df[df["source_id"].isin(sids)]
     # All units, in order: (source_id, start, end).

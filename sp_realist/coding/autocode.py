@@ -32,7 +32,7 @@ from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..sources import interviewer_speakers, is_interviewer_label, speaker_key
 from ..store import Project
-from ._common import UNITS, clean_name, fetch_rows, resolve_code
+from ._common import UNITS, clean_name, code_labels, fetch_rows, resolve_code
 from .codings import existing_keys, insert_codings
 from .units import SENT_ATTRS, SourceUnits, sentences
 
@@ -178,14 +178,13 @@ def rules_frame(project: Project) -> pd.DataFrame:
     with project.connect() as conn:
         counts = dict(conn.execute(select(S.codings.c.origin, func.count()).where(S.codings.c.origin.like("rule:%"))
                                    .group_by(S.codings.c.origin)).all())
-        rows = conn.execute(select(S.code_rules, S.codes.c.name.label("code"))
-                            .select_from(S.code_rules.join(S.codes, S.code_rules.c.code_id == S.codes.c.id))
-                            .order_by(S.code_rules.c.id)).mappings().all()
+        rows = conn.execute(select(S.code_rules).order_by(S.code_rules.c.id)).mappings().all()
+        labels = code_labels(conn)
     out = []
     for r in rows:
         value, speakers, exclude = decode_spec(r["kind"], r["spec"])
         plain = not (speakers or exclude) and r["kind"] != COMBINED  # stored as written; else the terms alone
-        out.append({"name": r["name"], "code": r["code"], "kind": r["kind"],
+        out.append({"name": r["name"], "code": labels[r["code_id"]], "kind": r["kind"],
                     "spec": r["spec"] if plain else json.dumps(value, ensure_ascii=False),
                     "unit": r["unit"], "lemma": bool(r["lemma"]),
                     "speakers": ", ".join(speakers) if speakers else None,
@@ -399,7 +398,7 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
         context = 60 if dry_run else 0
     with project.connect() as conn:
         rule_rows = _load_rules(conn, rules)
-        codes = dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
+        codes = code_labels(conn)
         q = select(S.sources.c.id, S.sources.c.name, S.sources.c.text).order_by(S.sources.c.ingest_order)
         if sources:
             q = q.where(S.sources.c.id.in_([resolve_source(conn, s)["id"] for s in sources]))

@@ -25,7 +25,8 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import SpRealistError
 from ..store import Project, next_ordinal, now, stable_guid
-from ._common import PHASES, clean_name, code_rows, descendants, dump_yaml, read_yaml, resolve_code
+from ._common import (PHASES, CodeTree, clean_name, code_rows, descendants, dump_yaml, escape_name, read_yaml,
+                      resolve_code, split_path)
 
 FIELDS = ("definition", "inclusion", "exclusion", "example", "colour")
 CSV_COLUMNS = ("name", "parent") + FIELDS
@@ -64,8 +65,18 @@ def insert_code(conn: Connection, name: str, parent_id: int | None, fields: dict
     has checked the name and fields).  ``guid`` and ``codable`` keep what an imported code had."""
     return conn.execute(insert(S.codes).values(
         name=name, parent_id=parent_id, ord=_next_ord(conn, parent_id) if ord_ is None else ord_,
-        guid=guid or stable_guid("code", name), created_at=now(), codable=codable, **fields,
+        guid=guid or new_code_guid(conn, name, parent_id), created_at=now(), codable=codable, **fields,
     )).inserted_primary_key[0]
+
+
+def new_code_guid(conn: Connection, name: str, parent_id: int | None) -> str:
+    """A new code's stable GUID: from its name, as always; from its path when another code already has that
+    GUID (the same name elsewhere in the tree), so GUIDs stay unique and exports stay stable."""
+    guid = stable_guid("code", name)
+    if conn.execute(select(S.codes.c.id).where(S.codes.c.guid == guid)).first() is None:
+        return guid
+    parent = CodeTree.read(conn).path(parent_id) + "/" if parent_id is not None else ""
+    return stable_guid("code", parent + escape_name(name))
 
 
 _insert_code = insert_code
@@ -83,9 +94,11 @@ def add_code(project: Project, name: str, parent: str | None = None, **fields) -
     name = clean_name(name)
     fields = _clean_fields(fields, f"code {name!r}")
     with project.begin() as conn:
-        if conn.execute(select(S.codes.c.id).where(S.codes.c.name == name)).first():
-            raise SpRealistError(f"code {name!r}: already in the codebook; choose another name or use 'codebook edit'.")
-        parent_id = resolve_code(conn, parent)["id"] if parent else None
+        tree = CodeTree.read(conn)
+        parent_id = tree.resolve(parent)["id"] if parent else None
+        clash = tree.clash(parent_id, name)
+        if clash:
+            raise SpRealistError(clash)
         cid = _insert_code(conn, name, parent_id, fields)
         project.log(conn, "code.add", name, parent=parent, **fields)
     return cid
@@ -110,14 +123,21 @@ def edit_code(project: Project, name: str, **fields) -> dict:
 def move_code(project: Project, name: str, parent: str | None) -> None:
     """Move a code (with its children and codings) under ``parent`` (None: top level)."""
     with project.begin() as conn:
-        row = resolve_code(conn, name)
+        tree = CodeTree.read(conn)
+        row = tree.resolve(name)
         parent_id = None
         if parent:
-            prow = resolve_code(conn, parent)
+            prow = tree.resolve(parent)
             if prow["id"] == row["id"] or prow["id"] in descendants(conn, row["id"]):
                 raise SpRealistError(
-                    f"code {row['name']!r}: cannot move it under {prow['name']!r}, which is itself or inside it.")
+                    f"code {tree.label(row['id'])!r}: cannot move it under {tree.label(prow['id'])!r}, "
+                    "which is itself or inside it.")
             parent_id = prow["id"]
+        if parent_id == row["parent_id"]:
+            return
+        clash = tree.clash(parent_id, row["name"], but=row["id"])
+        if clash:
+            raise SpRealistError(clash)
         conn.execute(update(S.codes).where(S.codes.c.id == row["id"]).values(
             parent_id=parent_id, ord=_next_ord(conn, parent_id)))
         project.log(conn, "code.move", row["name"], parent=parent)
@@ -127,12 +147,13 @@ def rename_code(project: Project, name: str, new_name: str) -> None:
     """Rename a code; its codings, rules, memos and themes follow (they point at its id)."""
     new_name = clean_name(new_name)
     with project.begin() as conn:
-        row = resolve_code(conn, name)
+        tree = CodeTree.read(conn)
+        row = tree.resolve(name)
         if new_name == row["name"]:
             return
-        if conn.execute(select(S.codes.c.id).where(S.codes.c.name == new_name)).first():
-            raise SpRealistError(
-                f"code {new_name!r}: already exists; use 'codebook merge' to combine the two codes.")
+        if tree.sibling(row["parent_id"], new_name, but=row["id"]) is not None:
+            raise SpRealistError(tree.clash(row["parent_id"], new_name, but=row["id"]).replace(
+                "choose another name or parent.", "choose another name, or use 'codebook merge' to combine the two codes."))
         conn.execute(update(S.codes).where(S.codes.c.id == row["id"]).values(name=new_name))
         project.log(conn, "code.rename", row["name"], new_name=new_name)
 
@@ -159,6 +180,15 @@ def merge_codes(project: Project, sources: list[str] | str, target: str) -> dict
                 raise SpRealistError(
                     f"code {trow['name']!r}: is inside {srow['name']!r}; move it out first or merge the other way.")
             srows.append(srow)
+        tree = CodeTree.read(conn)
+        taken = {r["name"] for r in tree.rows.values() if r["parent_id"] == trow["id"]}
+        for srow in srows:
+            for child in (r for r in tree.rows.values() if r["parent_id"] == srow["id"]):
+                if child["name"] in taken:
+                    raise SpRealistError(
+                        f"code {tree.path(child['id'])!r}: {tree.label(trow['id'])!r} already has a child named "
+                        f"{child['name']!r}; merge or rename one of the two first.")
+                taken.add(child["name"])
         c = S.codings
         for srow in srows:
             existing = {(r.source_id, r.start, r.end, r.coder): (r.id, r.memo) for r in conn.execute(
@@ -254,11 +284,12 @@ def codebook_tree(project: Project) -> pd.DataFrame:
         rows = code_rows(conn)
         counts = dict(conn.execute(select(S.codings.c.code_id, func.count()).group_by(S.codings.c.code_id)).all())
         rules = dict(conn.execute(select(S.code_rules.c.code_id, func.count()).group_by(S.code_rules.c.code_id)).all())
-    names = {r["id"]: r["name"] for r in rows}
+    tree = CodeTree(rows)
     records = []
-    for r, depth, path in _tree_order(rows):
+    for r, depth, _path in _tree_order(rows):
         records.append({
-            "id": r["id"], "name": r["name"], "parent": names.get(r["parent_id"]), "depth": depth, "path": path,
+            "id": r["id"], "name": r["name"], "depth": depth, "path": tree.path(r["id"]),
+            "parent": tree.label(r["parent_id"]) if r["parent_id"] is not None else None,
             "codings": counts.get(r["id"], 0), "rules": rules.get(r["id"], 0),
             **{k: r[k] for k in FIELDS},
         })
@@ -266,7 +297,8 @@ def codebook_tree(project: Project) -> pd.DataFrame:
 
 
 # --- import / export ----------------------------------------------------------
-def _flatten_yaml_codes(items: Any, parent: str | None, where: str, out: list[dict]) -> None:
+def _flatten_yaml_codes(items: Any, parent: tuple[str, ...] | None, where: str, out: list[dict]) -> None:
+    """Entries in file order, each with its ``steps`` (the names from the top of the file's tree to it)."""
     if items is None:
         return
     if not isinstance(items, list):
@@ -275,9 +307,11 @@ def _flatten_yaml_codes(items: Any, parent: str | None, where: str, out: list[di
         if isinstance(item, str):
             item = {"name": item}
         if not isinstance(item, dict):
-            raise SpRealistError(f"{where}: code #{i + 1} under {parent or 'the top level'} is not a mapping.")
+            where_ = "/".join(escape_name(n) for n in parent) if parent else "the top level"
+            raise SpRealistError(f"{where}: code #{i + 1} under {where_} is not a mapping.")
         name = clean_name(item.get("name"))
-        here = f"{where}: code {name!r}"
+        steps = (parent or ()) + (name,)
+        here = f"{where}: code {'/'.join(escape_name(n) for n in steps)!r}"
         unknown = set(item) - set(FIELDS) - {"name", "rules", "children", "guid"}
         if unknown:
             raise SpRealistError(f"{here}: unknown key(s) {', '.join(sorted(unknown))}; "
@@ -286,9 +320,9 @@ def _flatten_yaml_codes(items: Any, parent: str | None, where: str, out: list[di
         rules = item.get("rules")
         if rules is not None and not isinstance(rules, list):
             raise SpRealistError(f"{here}: 'rules' must be a list.")
-        out.append({"name": name, "parent": parent, "fields": fields, "rules": rules, "ord": i,
+        out.append({"name": name, "steps": steps, "parent": parent, "fields": fields, "rules": rules, "ord": i,
                     "guid": item.get("guid")})
-        _flatten_yaml_codes(item.get("children"), name, where, out)
+        _flatten_yaml_codes(item.get("children"), steps, where, out)
 
 
 def _flatten_yaml_themes(items: Any, parent: str | None, where: str, out: list[dict]) -> None:
@@ -329,48 +363,90 @@ def _inside_itself(parent: dict[str, str | None]) -> str | None:
     return None
 
 
+def _show(steps: tuple[str, ...]) -> str:
+    return "/".join(escape_name(n) for n in steps)
+
+
 def _apply_codebook(project: Project, conn: Connection, entries: list[dict], themes: list[dict] | None,
                     where: str) -> dict:
-    """Validate, then upsert codes, rules and themes.  Existing codes not mentioned are kept."""
+    """Validate, then upsert codes, rules and themes.  Existing codes not mentioned are kept.
+
+    Each entry has ``steps``, its path in the file's tree, and ``parent`` (the parent's steps, or None).  An
+    entry is the existing code with the same path; else, when its name is the only one of its kind in both the
+    file and the codebook, the code of that name (which the file then moves); else a new code."""
     from .autocode import encode_spec, parse_rule  # validation of rule specs (spaCy loaded lazily)
 
-    seen: set[str] = set()
+    seen: set[tuple[str, ...]] = set()
     for e in entries:
-        if e["name"] in seen:
-            raise SpRealistError(f"{where}: code {e['name']!r} appears more than once; names must be unique.")
-        seen.add(e["name"])
-    existing = {r["name"]: r for r in code_rows(conn)}
-    # Parents must exist in the file or the project; the final tree must have no cycles.
-    id_to_name = {r["id"]: name for name, r in existing.items()}
-    final_parent: dict[str, str | None] = {n: id_to_name.get(r["parent_id"]) for n, r in existing.items()}
+        if e["steps"] in seen:
+            raise SpRealistError(f"{where}: code {_show(e['steps'])!r} appears more than once; names must be "
+                                 "unique among the codes under the same parent.")
+        seen.add(e["steps"])
+    tree = CodeTree.read(conn)
+    by_steps = {tree.steps(cid): cid for cid in tree.rows}
+    file_names: dict[str, int] = {}
     for e in entries:
-        if e["parent"] is not None and e["parent"] not in seen and e["parent"] not in existing:
-            raise SpRealistError(f"{where}: code {e['name']!r} names parent {e['parent']!r}, which is not a code; "
-                                 "add it to the file or the codebook first.")
-        final_parent[e["name"]] = e["parent"]
+        file_names[e["name"]] = file_names.get(e["name"], 0) + 1
+    matched: dict[tuple[str, ...], int] = {}
+    used: set[int] = set()
+    for e in entries:
+        cid = by_steps.get(e["steps"])
+        if cid is not None:
+            matched[e["steps"]] = cid
+            used.add(cid)
+    for e in entries:
+        if e["steps"] in matched or file_names[e["name"]] != 1 or tree.name_count.get(e["name"]) != 1:
+            continue
+        cid = next(c for c, r in tree.rows.items() if r["name"] == e["name"])
+        if cid not in used:
+            matched[e["steps"]] = cid
+            used.add(cid)
+    # Parents: an entry of the file, else a code of the codebook with that path.  Keys: ("id", n) for an
+    # existing code, ("new", steps) for a code the file adds.
+    def key_of(steps: tuple[str, ...]):
+        return ("id", matched[steps]) if steps in matched else ("new", steps)
+
+    final_parent: dict[Any, Any] = {("id", cid): (("id", r["parent_id"]) if r["parent_id"] is not None else None)
+                                    for cid, r in tree.rows.items()}
+    names: dict[Any, str] = {("id", cid): r["name"] for cid, r in tree.rows.items()}
+    for e in entries:
+        if e["parent"] is None:
+            parent_key = None
+        elif e["parent"] in seen:
+            parent_key = key_of(e["parent"])
+        elif e["parent"] in by_steps:
+            parent_key = ("id", by_steps[e["parent"]])
+        else:
+            raise SpRealistError(f"{where}: code {e['name']!r} names parent {_show(e['parent'])!r}, which is not "
+                                 "a code; add it to the file or the codebook first.")
+        e["parent_key"] = parent_key
+        final_parent[key_of(e["steps"])] = parent_key
+        names[key_of(e["steps"])] = e["name"]
     looped = _inside_itself(final_parent)
     if looped is not None:
-        raise SpRealistError(f"{where}: code {looped!r} would end up inside itself; fix the parents.")
+        raise SpRealistError(f"{where}: code {names[looped]!r} would end up inside itself; fix the parents.")
+    siblings: dict[tuple, Any] = {}
+    for k, pk in final_parent.items():
+        other = siblings.setdefault((pk, names[k]), k)
+        if other != k:
+            raise SpRealistError(f"{where}: two codes named {names[k]!r} would end up under the same parent; "
+                                 "names are unique among siblings, so rename or move one of them.")
     # Rules: validate all before writing anything.
     rule_names: set[str] = set()
-    parsed_rules: list[tuple[str, dict]] = []
+    parsed_rules: list[tuple[tuple[str, ...], dict]] = []
     for e in entries:
         for j, spec in enumerate(e["rules"] or []):
-            rule = parse_rule(spec, f"{where}: code {e['name']!r}, rule #{j + 1}")
+            rule = parse_rule(spec, f"{where}: code {_show(e['steps'])!r}, rule #{j + 1}")
             if rule["name"] in rule_names:
                 raise SpRealistError(f"{where}: rule {rule['name']!r} appears more than once; rule names must be unique.")
             rule_names.add(rule["name"])
-            parsed_rules.append((e["name"], rule))
+            parsed_rules.append((e["steps"], rule))
     theme_names = set()
     existing_themes = {r["name"]: dict(r) for r in conn.execute(select(S.themes)).mappings()}
     for t in themes or []:
         if t["name"] in theme_names:
             raise SpRealistError(f"{where}: theme {t['name']!r} appears more than once; names must be unique.")
         theme_names.add(t["name"])
-        for c in t["codes"] or []:
-            if c not in seen and c not in existing:
-                raise SpRealistError(f"{where}: theme {t['name']!r} lists code {c!r}, which is not in the codebook; "
-                                     "add the code or fix the name.")
     for t in themes or []:
         if t["parent"] is not None and t["parent"] not in theme_names and t["parent"] not in existing_themes:
             raise SpRealistError(f"{where}: theme {t['name']!r} has an unknown parent {t['parent']!r}.")
@@ -382,24 +458,43 @@ def _apply_codebook(project: Project, conn: Connection, entries: list[dict], the
         raise SpRealistError(f"{where}: theme {looped!r} would end up inside itself; fix the parents.")
 
     stats = {"codes_added": 0, "codes_updated": 0, "rules": 0, "themes_added": 0, "themes_updated": 0}
-    ids = {name: r["id"] for name, r in existing.items()}
-    # Pass 1: create or update every code at the top level; pass 2: set parents and order.
+    ids: dict[tuple[str, ...], int] = dict(matched)
+    # Existing codes first (fields, parents, order), then new ones, each once its parent has an id.
     for e in entries:
-        if e["name"] in ids:
+        if e["steps"] in matched:
             if e["fields"]:
-                conn.execute(update(S.codes).where(S.codes.c.id == ids[e["name"]]).values(**e["fields"]))
+                conn.execute(update(S.codes).where(S.codes.c.id == ids[e["steps"]]).values(**e["fields"]))
             stats["codes_updated"] += 1
-        else:
-            cid = conn.execute(insert(S.codes).values(
-                name=e["name"], parent_id=None, ord=e["ord"], created_at=now(),
-                guid=e.get("guid") or stable_guid("code", e["name"]), **e["fields"])).inserted_primary_key[0]
-            ids[e["name"]] = cid
-            stats["codes_added"] += 1
+
+    def parent_id_of(e):
+        pk = e["parent_key"]
+        return None if pk is None else pk[1] if pk[0] == "id" else ids.get(pk[1])
+
+    pending = [e for e in entries if e["steps"] not in matched]
     for e in entries:
-        parent_id = ids[e["parent"]] if e["parent"] is not None else None
-        conn.execute(update(S.codes).where(S.codes.c.id == ids[e["name"]]).values(parent_id=parent_id, ord=e["ord"]))
-    for code_name, rule in parsed_rules:
-        values = {"code_id": ids[code_name], "kind": rule["kind"], "spec": encode_spec(rule),
+        if e["steps"] in matched and e["parent_key"] is not None and e["parent_key"][0] == "new":
+            pending.append(e)  # an existing code moving under a new one: after its parent exists
+        elif e["steps"] in matched:
+            conn.execute(update(S.codes).where(S.codes.c.id == ids[e["steps"]]).values(
+                parent_id=parent_id_of(e), ord=e["ord"]))
+    while pending:
+        rest = []
+        for e in pending:
+            pk = e["parent_key"]
+            if pk is not None and pk[0] == "new" and pk[1] not in ids:
+                rest.append(e)
+                continue
+            if e["steps"] in ids:
+                conn.execute(update(S.codes).where(S.codes.c.id == ids[e["steps"]]).values(
+                    parent_id=parent_id_of(e), ord=e["ord"]))
+                continue
+            ids[e["steps"]] = insert_code(conn, e["name"], parent_id_of(e), e["fields"], e["ord"], guid=e.get("guid"))
+            stats["codes_added"] += 1
+        if len(rest) == len(pending):  # pragma: no cover - cycles were refused above
+            raise SpRealistError(f"{where}: the codes' parents could not be ordered; fix the parents.")
+        pending = rest
+    for steps, rule in parsed_rules:
+        values = {"code_id": ids[steps], "kind": rule["kind"], "spec": encode_spec(rule),
                   "unit": rule["unit"], "lemma": rule["lemma"]}
         if conn.execute(select(S.code_rules.c.id).where(S.code_rules.c.name == rule["name"])).first():
             conn.execute(update(S.code_rules).where(S.code_rules.c.name == rule["name"]).values(**values))
@@ -409,7 +504,16 @@ def _apply_codebook(project: Project, conn: Connection, entries: list[dict], the
     if themes:
         from .themes import _upsert_themes
 
-        added, updated = _upsert_themes(conn, themes, ids)
+        final = CodeTree.read(conn)  # theme code references name codes of the codebook as it now is
+        code_ids: dict[str, int] = {}
+        for t in themes:
+            for c in t["codes"] or []:
+                try:
+                    code_ids[c] = final.resolve(c)["id"]
+                except SpRealistError as exc:
+                    raise SpRealistError(f"{where}: theme {t['name']!r} lists code {c!r}: "
+                                         f"{str(exc)[0].lower()}{str(exc)[1:]}") from None
+        added, updated = _upsert_themes(conn, themes, code_ids)
         stats["themes_added"], stats["themes_updated"] = added, updated
     project.log(conn, "codebook.import", where, **stats)
     return stats
@@ -449,19 +553,59 @@ def import_codebook_csv(project: Project, path: str | os.PathLike) -> dict:
     unknown = {f.strip() for f in reader.fieldnames} - set(CSV_COLUMNS)
     if unknown:
         raise SpRealistError(f"{p}: unknown column(s) {', '.join(sorted(unknown))}; use {', '.join(CSV_COLUMNS)}.")
-    entries: list[dict] = []
-    order: dict[str | None, int] = {}
+    rows: list[tuple[int, str, str | None, dict]] = []
     for lineno, row in enumerate(reader, start=2):
         row = {(k or "").strip(): v for k, v in row.items()}
         if not (row.get("name") or "").strip():
             raise SpRealistError(f"{p}: line {lineno} has no name; every code needs one.")
         name = clean_name(row["name"])
-        parent = clean_name(row["parent"]) if (row.get("parent") or "").strip() else None
+        parent = (row.get("parent") or "").strip() or None
         fields = _clean_fields({k: row[k] for k in FIELDS if k in row}, f"{p}: line {lineno}")
-        ord_ = order.get(parent, 0)
-        order[parent] = ord_ + 1
-        entries.append({"name": name, "parent": parent, "fields": fields, "rules": None, "ord": ord_})
+        rows.append((lineno, name, parent, fields))
     with project.begin() as conn:
+        tree = CodeTree.read(conn)
+        # A parent is a code of the file or of the codebook, named as anywhere else (a unique name, or a path).
+        by_name: dict[str, list[int]] = {}
+        for i, (_l, name, _p, _f) in enumerate(rows):
+            by_name.setdefault(name, []).append(i)
+        steps: dict[int, tuple[str, ...]] = {}
+
+        def steps_of(i: int, trail: tuple[int, ...] = ()) -> tuple[str, ...]:
+            if i in steps:
+                return steps[i]
+            lineno, name, parent, _f = rows[i]
+            if parent is None:
+                steps[i] = (name,)
+                return steps[i]
+            if i in trail:
+                raise SpRealistError(f"{p}: code {name!r} would end up inside itself; fix the parents.")
+            mine = [j for j in by_name.get(" ".join(parent.split()), []) if j != i]  # a whole name first
+            wanted = tuple(split_path(parent))
+            if not mine and len(wanted) > 1:
+                mine = [j for j in by_name.get(wanted[-1], []) if j != i
+                        and steps_of(j, trail + (i,))[-len(wanted):] == wanted]
+            if len(mine) > 1:
+                raise SpRealistError(f"{p}: line {lineno}: parent {parent!r} is ambiguous ({len(mine)} codes of the file "
+                                     "have that name); give its path, e.g. 'Grandparent/Parent'.")
+            if mine:
+                steps[i] = steps_of(mine[0], trail + (i,)) + (name,)
+            else:
+                try:
+                    steps[i] = tree.steps(tree.resolve(parent)["id"]) + (name,)
+                except SpRealistError as exc:
+                    raise SpRealistError(f"{p}: line {lineno}: parent {parent!r}: "
+                                         f"{str(exc)[0].lower()}{str(exc)[1:]}") from None
+            return steps[i]
+
+        entries: list[dict] = []
+        order: dict[tuple[str, ...] | None, int] = {}
+        for i, (_lineno, name, _parent, fields) in enumerate(rows):
+            full = steps_of(i)
+            parent_steps = full[:-1] or None
+            ord_ = order.get(parent_steps, 0)
+            order[parent_steps] = ord_ + 1
+            entries.append({"name": name, "steps": full, "parent": parent_steps, "fields": fields, "rules": None,
+                            "ord": ord_})
         return _apply_codebook(project, conn, entries, None, str(p))
 
 

@@ -21,7 +21,7 @@ from .. import schema as S
 from ..errors import SpRealistError
 from ..sources import locate_excerpt, resolve_source
 from ..store import Project, insert_ignoring, now
-from ._common import UNITS, code_ids_for, default_coder, dump_yaml, fetch_frame, read_yaml, resolve_code
+from ._common import UNITS, CodeTree, code_ids_for, default_coder, dump_yaml, fetch_frame, read_yaml
 from .units import SourceUnits, trim
 
 
@@ -188,16 +188,18 @@ def add_coding(project: Project, code: str, source: str | int, span=None, segmen
     """
     coder = default_coder(coder)
     with project.begin() as conn:
-        crow = resolve_code(conn, code)
+        tree = CodeTree.read(conn)
+        crow = tree.resolve(code)
+        label = tree.label(crow["id"])
         src = resolve_source(conn, source)
         spans = _spans_for(conn, src, span, segment, match, unit, section)
         before = existing_keys(conn, [crow["id"]], [src["id"]], coder)
         rows = [{"code_id": crow["id"], "source_id": src["id"], "start": s, "end": e, "coder": coder,
                  "origin": origin, "memo": memo} for s, e in spans]
         n = insert_codings(conn, rows)
-        project.log(conn, "coding.add", crow["name"], actor=coder, source=src["name"], codings=n)
+        project.log(conn, "coding.add", label, actor=coder, source=src["name"], codings=n)
     return pd.DataFrame([{
-        "code": crow["name"], "source": src["name"], "start": s, "end": e, "coder": coder,
+        "code": label, "source": src["name"], "start": s, "end": e, "coder": coder,
         "new": (crow["id"], src["id"], s, e, coder) not in before, "text": src["text"][s:e],
     } for s, e in spans], columns=["code", "source", "start", "end", "coder", "new", "text"])
 
@@ -249,14 +251,19 @@ def list_codings(project: Project, code: str | None = None, source: str | int | 
     cols = ["id", "code", "source", "start", "end", "coder", "origin", "created_at", "memo"] + (["text"] if text else [])
     with project.connect() as conn:
         cond = _filtered(conn, code, source, coder, origin, None, children)
-        q = (select(c.c.id, S.codes.c.name.label("code"), S.sources.c.name.label("source"), c.c.start, c.c.end,
-                    c.c.coder, c.c.origin, c.c.created_at, c.c.memo, c.c.source_id)
+        q = (select(c.c.id, c.c.code_id.label("code"), S.sources.c.name.label("source"), c.c.start, c.c.end,
+                    c.c.coder, c.c.origin, c.c.created_at, c.c.memo, c.c.source_id, c.c.dated)
              .select_from(c.join(S.codes, c.c.code_id == S.codes.c.id).join(S.sources, c.c.source_id == S.sources.c.id))
              .order_by(S.sources.c.ingest_order, c.c.start, c.c.end, S.codes.c.name, c.c.coder))
         if cond is not None:
             q = q.where(cond)
         df = fetch_frame(conn, q, ["id", "code", "source", "start", "end", "coder", "origin", "created_at", "memo",
-                                   "source_id"])
+                                   "source_id", "dated"])
+        # a coding imported without a time has none (the stored import time is not the coding's)
+        df["created_at"] = [None if d is not None and not d else t for t, d in zip(df["created_at"].tolist(),
+                                                                                   df["dated"].tolist())]
+        labels = CodeTree.read(conn).labels()  # the name, or the path when another code has the same name
+        df["code"] = [labels[i] for i in df["code"].tolist()]
         if text:
             sids = sorted(set(df["source_id"].tolist()))
             texts = dict(conn.execute(select(S.sources.c.id, S.sources.c.text).where(S.sources.c.id.in_(sids))).all())
@@ -287,6 +294,7 @@ def import_codings_yaml(project: Project, path: str | os.PathLike, coder: str | 
     with project.begin() as conn:
         rows = []
         cache: dict[int, SourceUnits] = {}
+        tree = CodeTree.read(conn)
         for i, item in enumerate(items):
             where = f"{path}: coding #{i + 1}"
             if not isinstance(item, dict):
@@ -298,10 +306,9 @@ def import_codings_yaml(project: Project, path: str | os.PathLike, coder: str | 
             if not item.get("code"):
                 raise SpRealistError(f"{where}: needs a 'code'.")
             try:
-                crow = resolve_code(conn, str(item["code"]))
-            except SpRealistError:
-                raise SpRealistError(f"{where}: code {item['code']!r} is not in the codebook; "
-                                     "import the codebook first or fix the name.") from None
+                crow = tree.resolve(str(item["code"]))
+            except SpRealistError as exc:
+                raise SpRealistError(f"{where}: {str(exc)[0].lower()}{str(exc)[1:]}") from None
             sid, start, end = locate_excerpt(conn, item, where)
             unit = item.get("unit", "match")
             if unit not in UNITS:

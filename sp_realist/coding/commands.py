@@ -461,13 +461,13 @@ def _progress():
 
 
 # --- memos ----------------------------------------------------------------------
-MEMO_TARGETS = ("code", "source", "coding", "theme", "cmoc", "theory", "participant")
+MEMO_TARGETS = ("code", "source", "coding", "theme", "cmoc", "theory", "participant", "excerpt")
 
 
 def _memo_target_options(func):
     for kind in reversed(MEMO_TARGETS):
         func = click.option(f"--{kind}", f"t_{kind}", default=None,
-                            help=f"The {kind} the memo is about ({'id' if kind == 'coding' else 'name or key'}).")(func)
+                            help=f"The {kind} the memo is about ({'id' if kind in ('coding', 'excerpt') else 'name or key'}).")(func)
     return func
 
 

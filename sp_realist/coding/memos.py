@@ -17,9 +17,9 @@ from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..sources import resolve_source
 from ..store import Project, now, stable_guid
-from ._common import default_coder, dump_yaml, resolve_code
+from ._common import code_labels, default_coder, dump_yaml, resolve_code
 
-TARGETS = ("project", "code", "source", "coding", "theme", "cmoc", "theory", "participant")
+TARGETS = ("project", "code", "source", "coding", "theme", "cmoc", "theory", "participant", "excerpt")
 COLUMNS = ["id", "on", "target", "title", "text", "author", "created_at", "updated_at", "in_report"]
 
 
@@ -41,22 +41,25 @@ def _resolve_target(conn: Connection, on: str, target) -> int | None:
 
         return resolve_theme(conn, target)["id"]
     table, col = {"coding": (S.codings, S.codings.c.id), "cmoc": (S.cmocs, S.cmocs.c.key),
-                  "theory": (S.theories, S.theories.c.key), "participant": (S.participants, S.participants.c.code)}[on]
-    if on == "coding":
+                  "theory": (S.theories, S.theories.c.key), "participant": (S.participants, S.participants.c.code),
+                  "excerpt": (S.excerpts, S.excerpts.c.id)}[on]
+    by_id = on in ("coding", "excerpt")
+    if by_id:
         from ..numbers import fits
 
+        see = "see 'sp-realist code list'" if on == "coding" else "see 'sp-realist appraise queue'"
         try:
             value = int(target)
         except (TypeError, ValueError):
-            raise SpRealistError(f"coding {target!r}: give the coding's id (see 'sp-realist code list').") from None
+            raise SpRealistError(f"{on} {target!r}: give the {on}'s id ({see}).") from None
         if not fits(value):
-            raise NotFoundError(f"No coding {target!r} in the project; check the id (see 'sp-realist code list').")
+            raise NotFoundError(f"No {on} {target!r} in the project; check the id ({see}).")
     else:
         value = " ".join(str(target).split())
     row = conn.execute(select(table.c.id).where(col == value)).first()
     if row is None:
-        otherwise = f"check the {'id' if on == 'coding' else 'name'}."
-        hint = otherwise if on == "coding" else did_you_mean(value, [r[0] for r in conn.execute(select(col))], otherwise)
+        otherwise = f"check the {'id' if by_id else 'name'}."
+        hint = otherwise if by_id else did_you_mean(value, [r[0] for r in conn.execute(select(col))], otherwise)
         raise NotFoundError(f"No {on} {target!r} in the project; {hint}")
     return row[0]
 
@@ -131,18 +134,23 @@ def report_memos(conn: Connection) -> dict[int, list[dict]]:
 
 def _labels(conn: Connection) -> dict[str, dict[int, str]]:
     c = S.codings
-    codings = {cid: f"{code} @ {src} {a}:{b}" for cid, code, src, a, b in conn.execute(
-        select(c.c.id, S.codes.c.name, S.sources.c.name, c.c.start, c.c.end)
+    code_label = code_labels(conn)
+    codings = {cid: f"{code_label[code]} @ {src} {a}:{b}" for cid, code, src, a, b in conn.execute(
+        select(c.c.id, S.codes.c.id, S.sources.c.name, c.c.start, c.c.end)
         .select_from(c.join(S.codes, c.c.code_id == S.codes.c.id).join(S.sources, c.c.source_id == S.sources.c.id))
         .where(c.c.id.in_(select(S.memos.c.target_id).where(S.memos.c.target_type == "coding"))))}
     return {
-        "code": dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all()),
+        "code": code_label,
         "source": dict(conn.execute(select(S.sources.c.id, S.sources.c.name)).all()),
         "theme": dict(conn.execute(select(S.themes.c.id, S.themes.c.name)).all()),
         "cmoc": dict(conn.execute(select(S.cmocs.c.id, S.cmocs.c.key)).all()),
         "theory": dict(conn.execute(select(S.theories.c.id, S.theories.c.key)).all()),
         "participant": dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all()),
         "coding": codings,
+        "excerpt": {xid: f"{src} {a}:{b}" for xid, src, a, b in conn.execute(
+            select(S.excerpts.c.id, S.sources.c.name, S.excerpts.c.start, S.excerpts.c.end)
+            .select_from(S.excerpts.join(S.sources, S.excerpts.c.source_id == S.sources.c.id))
+            .where(S.excerpts.c.id.in_(select(S.memos.c.target_id).where(S.memos.c.target_type == "excerpt"))))},
     }
 
 

@@ -26,7 +26,8 @@ from .. import schema as S
 from ..attribution import ParticipantAttributor
 from ..errors import SpRealistError
 from ..store import Project
-from ._common import code_ids_for, code_rows, descendants, fetch_frame, resolve_code, rows_frame
+from ._common import (CodeTree, code_ids_for, code_labels, descendants, fetch_frame, labelled_code_rows,
+                      rows_frame)
 from .codebook import _tree_order
 
 BASE_COLUMNS = ["coding_id", "code_id", "code", "source_id", "source", "kind", "date", "start", "end", "coder",
@@ -54,7 +55,7 @@ def coding_frame(conn: Connection, code_ids: list[int] | None = None, text: bool
                      + (["memo"] if text else []))
     if not text:
         df["memo"] = None
-    names = dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
+    names = code_labels(conn)  # the name, or the path when another code has the same name
     df.insert(2, "code", df["code_id"].map(names))
     sources = fetch_frame(conn, select(src.c.id, src.c.name, src.c.kind, src.c.date, src.c.participant_id,
                                        src.c.ingest_order),
@@ -145,7 +146,7 @@ def _frame(project: Project, codes: Iterable[str] | None = None, children: bool 
     with project.connect() as conn:
         ids = code_ids_for(conn, list(codes) if codes else None, children)
         df = coding_frame(conn, ids, text=text)
-        rows = code_rows(conn)
+        rows = labelled_code_rows(conn)
     return drop_rule_duplicates(apply_filters(df, filters)), rows
 
 
@@ -173,8 +174,10 @@ def own_and_descendant_codings(project: Project, codes: Iterable[str], filters: 
         filters["coder"] = coder
     rows = []
     with project.connect() as conn:
+        tree = CodeTree.read(conn)
         for ref in codes:
-            code = resolve_code(conn, ref)
+            code = dict(tree.resolve(ref))
+            code["name"] = tree.label(code["id"])
             ids = [code["id"]] + descendants(conn, code["id"])
             df = apply_filters(coding_frame(conn, ids), filters)
             own = int((df["code_id"] == code["id"]).sum())

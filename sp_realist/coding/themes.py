@@ -21,7 +21,7 @@ from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..sources import interviewer_spans
 from ..store import Project, next_ordinal, now, stable_guid
-from ._common import PHASES, clean_name, descendants, resolve_code
+from ._common import PHASES, CodeTree, clean_name, code_labels, descendants
 
 
 def resolve_theme(conn: Connection, ref: str | int) -> dict:
@@ -69,7 +69,8 @@ def add_theme(project: Project, name: str, description: str | None = None, phase
         if conn.execute(select(S.themes.c.id).where(S.themes.c.name == name)).first():
             raise SpRealistError(f"theme {name!r}: already exists; use 'theme edit' to change it.")
         parent_id = resolve_theme(conn, parent)["id"] if parent else None
-        code_ids = [resolve_code(conn, c)["id"] for c in codes or []]
+        tree = CodeTree.read(conn)
+        code_ids = [tree.resolve(c)["id"] for c in codes or []]
         tid = conn.execute(insert(S.themes).values(
             name=name, parent_id=parent_id, description=description, phase=phase,
             ord=_next_ord(conn, parent_id), guid=stable_guid("theme", name), created_at=now())).inserted_primary_key[0]
@@ -112,7 +113,8 @@ def assign_codes(project: Project, theme: str, codes: list[str], remove: bool = 
     """Add ``codes`` to a theme (or remove them with ``remove``); return how many links changed."""
     with project.begin() as conn:
         row = resolve_theme(conn, theme)
-        ids = [resolve_code(conn, c)["id"] for c in codes]
+        tree = CodeTree.read(conn)
+        ids = [tree.resolve(c)["id"] for c in codes]
         have = {c for (c,) in conn.execute(select(S.theme_codes.c.code_id).where(S.theme_codes.c.theme_id == row["id"]))}
         n = 0
         for cid in dict.fromkeys(ids):
@@ -157,11 +159,13 @@ def _theme_rows(conn: Connection) -> list[tuple[dict, int, str | None]]:
 
 
 def _theme_code_names(conn: Connection) -> dict[int, list[str]]:
+    """theme id -> its codes as listings show them (the name, or the path when another code has the name)."""
+    labels = code_labels(conn)
     out: dict[int, list[str]] = {}
-    for tid, name in conn.execute(select(S.theme_codes.c.theme_id, S.codes.c.name)
-                                  .select_from(S.theme_codes.join(S.codes, S.theme_codes.c.code_id == S.codes.c.id))
-                                  .order_by(S.codes.c.ord, S.codes.c.id)):
-        out.setdefault(tid, []).append(name)
+    for tid, cid in conn.execute(select(S.theme_codes.c.theme_id, S.codes.c.id)
+                                 .select_from(S.theme_codes.join(S.codes, S.theme_codes.c.code_id == S.codes.c.id))
+                                 .order_by(S.codes.c.ord, S.codes.c.id)):
+        out.setdefault(tid, []).append(labels[cid])
     return out
 
 
@@ -369,7 +373,7 @@ def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3,
         asked = interviewer_spans(conn, zip(frame["source_id"].tolist(), frame["start"].tolist()))
         frame = frame.assign(_interviewer=[k in asked for k in zip(frame["source_id"].tolist(),
                                                                       frame["start"].tolist())])
-    names = dict(conn.execute(select(S.codes.c.id, S.codes.c.name)).all())
+    names = code_labels(conn)
     out: list[ThemeSummary] = []
     used: set = set()  # spans quoted for an earlier theme (tree order): used again only when nothing else is left
     for r, depth, parent in rows:

@@ -119,7 +119,8 @@ def read_qc_yaml(data: bytes, where: str) -> tuple[list[CodePlan], ImportResult]
     if not isinstance(doc, list):
         raise ExchangeError(f"{where}: a qc codebook is a YAML list of codes; found a {type(doc).__name__}.")
     plans: list[CodePlan] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, ...]] = set()  # paths: a name may repeat under different parents
+    names: set[str] = set()
 
     def walk(items, parent, path):
         for item in items or []:
@@ -134,11 +135,13 @@ def read_qc_yaml(data: bytes, where: str) -> tuple[list[CodePlan], ImportResult]
                 raise ExchangeError(f"{where}: {item!r} under {'/'.join(path) or 'the top'} is neither a code "
                                     "name nor a one-key mapping of a code to its children.")
             name = name.strip()
-            if name in seen:
-                result.lose(f"code {name!r} appears more than once; kept the first")
+            full = tuple(path + [name])
+            if full in seen:
+                result.lose(f"code {'/'.join(full)!r} appears more than once under the same parent; kept the first")
                 continue
-            seen.add(name)
-            g = stable_guid("qc", name)
+            seen.add(full)
+            g = stable_guid("qc", name) if name not in names else stable_guid("qc", *full)
+            names.add(name)
             plans.append(CodePlan(g, name, parent))
             walk(children, g, path + [name])
 

@@ -196,42 +196,26 @@ class ImportResult:
         return pd.DataFrame([(k, int(self.counts[k])) for k in keys], columns=["imported", "count"])
 
 
-def unique_code_names(plans: list[CodePlan], result: ImportResult) -> None:
-    """Make code names unique (the store requires it): ``Parent/Child``, then a number."""
-    by_guid = {p.guid: p for p in plans}
-    counts = Counter(p.name for p in plans)
-    renamed = 0
-    taken = set()
-    for p in plans:
-        if counts[p.name] > 1:
-            parent = by_guid.get(p.parent)
-            new = f"{parent.name}/{p.name}" if parent else p.name
-            n = 2
-            base = new
-            while new in taken or (new != p.name and counts.get(new)):
-                new = f"{base} ({n})"
-                n += 1
-            if new != p.name:
-                renamed += 1
-                p.name = new
-        taken.add(p.name)
-    if renamed:
-        result.change(f"{renamed} code(s) shared a name with another code and were imported but renamed "
-                      "'Parent/Name' (sp_realist code names are unique)")
-
-
 def apply_codes(conn: Connection, plans: list[CodePlan], result: ImportResult, origin: str) -> dict[str, int]:
-    """Insert the codes (through ``coding.codebook.insert_code``) (parents first); reuse existing codes of the same GUID or name.
+    """Insert the codes (through ``coding.codebook.insert_code``), parents first, each under its parent with its
+    own name (names repeat under different parents, as in the file); reuse an existing code of the same GUID,
+    or of the same path (the same name under the same parent).  Two codes of one name under one parent in
+    the file (which the store cannot hold) keep the first's name; the others get " (2)" ... and are reported.
 
     Returns guid -> code id.
     """
+    from ..coding._common import CodeTree
     from ..coding.codebook import insert_code
 
-    existing = {r["name"]: dict(r) for r in conn.execute(select(S.codes)).mappings()}
-    by_guid = {norm_guid(r["guid"]): r["id"] for r in existing.values() if r["guid"]}
+    tree = CodeTree.read(conn)
+    by_guid = {norm_guid(r["guid"]): cid for cid, r in tree.rows.items() if r["guid"]}
+    taken: dict[int | None, set[str]] = {}
+    for r in tree.rows.values():
+        taken.setdefault(r["parent_id"], set()).add(r["name"])
     ids: dict[str, int] = {}
     pending = list(plans)
-    merged = 0
+    merged = renamed = 0
+    claimed: set[int] = set()  # existing codes one plan has already taken by path
     ord_base = conn.execute(select(S.codes.c.ord).order_by(S.codes.c.ord.desc())).scalar() or 0
     while pending:
         progressed = False
@@ -245,17 +229,26 @@ def apply_codes(conn: Connection, plans: list[CodePlan], result: ImportResult, o
                 ids[p.guid] = by_guid[p.guid]
                 merged += 1
                 continue
-            if p.name in existing:
-                ids[p.guid] = existing[p.name]["id"]
+            parent_id = ids.get(p.parent) if p.parent else None
+            same = tree.sibling(parent_id, p.name)
+            if same is not None and same["id"] not in claimed:
+                ids[p.guid] = same["id"]
+                claimed.add(same["id"])
                 merged += 1
                 continue
+            name, n = p.name, 2
+            while name in taken.get(parent_id, set()):
+                name = f"{p.name} ({n})"
+                n += 1
+            if name != p.name:
+                renamed += 1
             fields = parse_description(p.description)
             ord_base += 1
-            cid = insert_code(conn, p.name, ids.get(p.parent) if p.parent else None,
-                              {"colour": valid_colour(p.colour), **fields}, ord_base, guid=p.guid,
-                              codable=bool(p.codable))
+            cid = insert_code(conn, name, parent_id, {"colour": valid_colour(p.colour), **fields}, ord_base,
+                              guid=p.guid, codable=bool(p.codable))
             ids[p.guid] = cid
-            existing[p.name] = {"id": cid, "name": p.name, "guid": p.guid}
+            claimed.add(cid)
+            taken.setdefault(parent_id, set()).add(name)
             result.counts["codes"] += 1
         if not progressed:  # a parent cycle: break it by importing the rest at the top level
             for p in rest:
@@ -263,7 +256,11 @@ def apply_codes(conn: Connection, plans: list[CodePlan], result: ImportResult, o
             result.lose(f"{len(rest)} code(s) had a circular parent chain and were placed at the top level")
         pending = rest
     if merged:
-        result.note(f"{merged} code(s) already in the project (same GUID or name) were reused, not duplicated")
+        result.note(f"{merged} code(s) already in the project (same GUID, or same name under the same parent) "
+                    "were reused, not duplicated")
+    if renamed:
+        result.change(f"{renamed} code(s) had the name of a sibling under the same parent and were imported but "
+                      "renamed 'Name (2)' (names are unique among siblings)")
     return ids
 
 
@@ -303,10 +300,6 @@ def apply_themes(conn: Connection, plans: list[ThemePlan], code_ids: dict[str, i
     if missing:
         result.lose(f"{missing} set member(s) referred to codes that are not in the file and were skipped")
     return ids
-
-
-def codes_by_name(conn: Connection) -> dict[str, int]:
-    return {r[0]: r[1] for r in conn.execute(select(S.codes.c.name, S.codes.c.id))}
 
 
 def coding_exists(conn: Connection, code_id: int, source_id: int, start: int, end: int, coder: str) -> int | None:

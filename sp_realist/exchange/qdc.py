@@ -18,10 +18,11 @@ import pandas as pd
 from sqlalchemy import select
 
 from .. import schema as S
+from ..coding._common import code_labels
 from ..errors import SpRealistError
 from ..store import Project
 from .common import (NS_CODEBOOK, CodePlan, ImportResult, ThemePlan, apply_codes, apply_themes, compose_description,
-                     guid_for, norm_guid, project_id, repair_foreign_guids, unique_code_names, valid_colour, xml_safe)
+                     guid_for, norm_guid, project_id, repair_foreign_guids, valid_colour, xml_safe)
 from .safety import ExchangeError, local, parse_xml
 
 MAX_QDC_BYTES = 64 * 1024**2
@@ -40,7 +41,8 @@ def codebook_xml(project: Project) -> bytes:
         members = defaultdict(list)
         for r in conn.execute(select(S.theme_codes)).mappings():
             members[r["theme_id"]].append(r["code_id"])
-    guid = {r["id"]: guid_for(r["guid"], pid, "code", r["name"]) for r in codes}
+        labels = code_labels(conn)  # a code without a stored GUID gets one from its name, or its path if repeated
+    guid = {r["id"]: guid_for(r["guid"], pid, "code", labels[r["id"]]) for r in codes}
     children = defaultdict(list)
     ids = set(guid)
     for r in codes:
@@ -169,7 +171,6 @@ def read_qdc(data: bytes, where: str) -> tuple[list[CodePlan], list[ThemePlan], 
 def import_codebook_plans(project: Project, plans: list[CodePlan], themes: list[ThemePlan], result: ImportResult,
                           origin: str) -> ImportResult:
     """Write code and theme plans in one transaction."""
-    unique_code_names(plans, result)
     with project.begin() as conn:
         ids = apply_codes(conn, plans, result, origin)
         if themes:

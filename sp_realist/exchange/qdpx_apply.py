@@ -108,9 +108,6 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
     def user(g: str | None, fallback: str | None = None) -> str:
         return users.get(g) or users.get(fallback) or default_user
 
-    from .common import unique_code_names
-
-    unique_code_names(plan.codes, result)
     participants_before = {r[0] for r in conn.execute(select(S.participants.c.code))}
     code_ids = apply_codes(conn, plan.codes, result, origin)
 
@@ -204,14 +201,19 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
     before = set(known)  # the codings already in reused sources (insert_codings skips these)
     rows: list[dict] = []
     refs: list[tuple] = []  # (coding key, coding plan)
+    excerpt_ids: dict[str, int] = {}  # uncoded selection (GUID, else source:start:end) -> excerpt id
+    undated_excerpts = 0
     for sp in plan.sources:
         sid = source_ids[sp.guid]
         items = [(sel, sel.span, sel.codings) for sel in sp.sels if sel.span]
         if sp.whole and sp.text:
             items.append((None, (0, len(sp.text)), sp.whole))
         for sel, span, codings in items:
-            if sel is not None and not codings:
-                get_or_create_excerpt(conn, sid, *span)
+            if sel is not None and not codings:  # an uncoded selection: an excerpt with its GUID and time
+                xref = sel.guid or f"{sp.guid}:{span[0]}:{span[1]}"
+                excerpt_ids[xref] = get_or_create_excerpt(conn, sid, *span, guid=sel.guid, created_at=sel.created,
+                                                          dated=sel.created is not None)
+                undated_excerpts += sel.created is None
                 result.counts["excerpts"] += 1
             first_coding = None
             for c in codings:
@@ -237,7 +239,10 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
                 for ng in c.notes:
                     plan.note_targets.append((ng, "coding", ref))
             if sel is not None:
-                target = ("coding", first_coding) if first_coding else ("source", sp.guid)
+                # on its (first) coding, else on its excerpt; a selection whose codings all name missing codes
+                # (reported) has neither, so its notes go on the source
+                target = (("coding", first_coding) if first_coding else ("excerpt", xref) if not codings
+                          else ("source", sp.guid))
                 for ng in sel.notes:
                     plan.note_targets.append((ng, *target))
                 if sel.description and sel.description.strip():
@@ -262,6 +267,9 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
         coding_ids.setdefault(ref, known[key])
     if undated:
         result.note(f"{undated} coding(s) had no time in the file; none is exported for them")
+    if undated_excerpts:
+        result.note(f"{undated_excerpts} selection(s) without codings had no time in the file; none is exported "
+                    "for them")
     if dup:
         result.note(f"{dup} coding(s) already present (same code, span and coder) were not duplicated")
     if missing_code:
@@ -319,7 +327,7 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
 
     # notes -> memos (one per target; unreferenced notes become project memos)
     ids_by_type = {"code": code_ids, "source": source_ids, "coding": coding_ids, "participant": case_ids,
-                   "theme": theme_ids, "cmoc": cmoc_ids, "theory": theory_ids}
+                   "theme": theme_ids, "cmoc": cmoc_ids, "theory": theory_ids, "excerpt": excerpt_ids}
     targets = defaultdict(list)
     for ng, ttype, tg in plan.note_targets:
         if ng not in plan.notes:

@@ -48,6 +48,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
+from ..coding._common import code_labels
 from ..errors import SpRealistError
 from ..store import Project, stable_guid
 from .common import (NS_PROJECT, compose_description, guid_for, norm_guid, project_id, valid_colour, xml_safe,
@@ -138,7 +139,8 @@ class _Builder:
         cmocs = self.rows(select(S.cmocs).order_by(S.cmocs.c.ord, S.cmocs.c.key))
         theories = self.rows(select(S.theories).order_by(S.theories.c.ord, S.theories.c.key))
 
-        self.code_guid = {r["id"]: guid_for(r["guid"], self.pid, "code", r["name"]) for r in codes}
+        labels = code_labels(self.conn)  # a code without a stored GUID: from its name, or its path if repeated
+        self.code_guid = {r["id"]: guid_for(r["guid"], self.pid, "code", labels[r["id"]]) for r in codes}
         self.source_guid = {r["id"]: guid_for(r["guid"], self.pid, "source", r["name"]) for r in sources}
         self.case_guid = {r["id"]: guid_for(r["guid"], self.pid, "case", r["code"]) for r in participants}
         self.theme_guid = {r["id"]: guid_for(r["guid"], self.pid, "theme", r["name"]) for r in themes}
@@ -188,6 +190,11 @@ class _Builder:
             .order_by(ap.c.id))
         for r in self.appraisals:
             self.user(r["analyst"])
+        # every excerpt is a selection (an uncoded one alone when nobody coded its words), with the GUID and
+        # time it was imported with, and the memos on it
+        self.excerpts = {(r["source_id"], r["start"], r["end"]): r for r in self.rows(
+            select(ex.c.id, ex.c.source_id, ex.c.start, ex.c.end, ex.c.guid, ex.c.created_at, ex.c.dated)
+            .order_by(ex.c.id))}
         users_el = ET.Element(q("Users"))
         codebook_el = self._codebook(codes)
         variables_el, cases_el = self._cases(participants, sources)
@@ -337,7 +344,7 @@ class _Builder:
             spans = defaultdict(list)
             for r in by_source.get(s["id"], []):
                 spans[(r["start"], r["end"])].append(r)
-            for r in self.evidence + self.appraisals:  # analysed excerpts are selections too
+            for r in self.evidence + self.appraisals + list(self.excerpts.values()):  # excerpts are selections too
                 if r["source_id"] == s["id"]:
                     spans.setdefault((r["start"], r["end"]), [])
             appraisal_notes = defaultdict(list)
@@ -352,8 +359,11 @@ class _Builder:
                 for r in group:
                     by_coder[r["coder"]].append(r)
                 parts = sorted(by_coder.items()) or [(None, [])]
+                excerpt = self.excerpts.get((s["id"], start, end))
                 for i, (coder, rows) in enumerate(parts):
                     kept = {r["selection_guid"] for r in rows if r.get("selection_guid")}
+                    if not rows and excerpt is not None and excerpt["guid"]:
+                        kept = {excerpt["guid"]}  # an uncoded selection's own GUID
                     sg = norm_guid(next(iter(kept))) if len(kept) == 1 else None
                     if sg is None or sg in self.used_selections:
                         sg = (stable_guid("refi-selection", guid, start, end) if i == 0
@@ -363,6 +373,8 @@ class _Builder:
                         self.span_selection[(s["id"], start, end)] = sg
                     dated = [r for r in rows if r.get("dated") is not False]
                     first = min(dated, key=lambda r: (r["created_at"] or "", r["id"])) if dated else {}
+                    if not rows and excerpt is not None and excerpt["dated"]:
+                        first = excerpt  # an uncoded selection imported with a time keeps it
                     sel = sub(el, "PlainTextSelection", {
                         "guid": sg, "name": self.clean(_selection_name(s["text"], start, end)),
                         "startPosition": start, "endPosition": end, "creatingUser": self.user(coder),
@@ -385,6 +397,8 @@ class _Builder:
                     if i == 0:
                         for ng in appraisal_notes.get((start, end), []):
                             sub(sel, "NoteRef", {"targetGUID": ng})
+                        if excerpt is not None:
+                            self._noterefs(sel, "excerpt", excerpt["id"])
             self._noterefs(el, "source", s["id"])
             self._value(el, "source", KIND_VARIABLE, s["kind"])
             if s["date"]:
