@@ -8,23 +8,35 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import lru_cache
 from typing import Callable
 
 import click
-from rich.console import Console
 
 from .errors import SpRealistError
 from .formats import FORMATS, FORMATS_XLSX
 
-#: Console for messages and progress (stderr, never stdout).
-err_console = Console(stderr=True, highlight=False)
-
 ENV_CODER = "SP_REALIST_CODER"
+
+
+@lru_cache(maxsize=None)
+def _err_console():
+    """The console for messages and progress (stderr, never stdout), made on first use so that
+    ``sp-realist --help`` does not import rich."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def __getattr__(name: str):
+    if name == "err_console":  # ``from sp_realist.cli_support import err_console`` (PEP 562)
+        return _err_console()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def message(text: str) -> None:
     """A human message on stderr."""
-    err_console.print(text, markup=False)
+    _err_console().print(text, markup=False)
 
 
 def project_option(func: Callable) -> Callable:
@@ -110,15 +122,22 @@ def activate_output_check(project, key=None) -> None:
 
 
 def emit(df, fmt: str, output: str | None = None, title: str | None = None) -> None:
-    """Render ``df`` to stdout or ``output``, after the output check (exit 3 and nothing written if a
-    real name would be in it)."""
+    """Render ``df`` (a DataFrame or :class:`~sp_realist.rows.Rows`) to stdout or ``output``, row by row,
+    after the output check (exit 3 and nothing written if a real name would be in it).  Rows read from a
+    cursor are streamed when no key was ever applied; otherwise they are read first, to be checked whole."""
     from .output import render
     from .privacy.guard import active, check_frame, checked_path
 
     if active() is None:
         render(df, fmt, title=title, output=output)
         return
-    check_frame(df, output or "stdout", title)
+    if not hasattr(df, "itertuples"):  # Rows: read once, checked as a frame, written as they are
+        from .rows import Rows
+
+        df = Rows(list(df.columns), list(df.rows))
+        check_frame(df.frame(), output or "stdout", title)
+    else:
+        check_frame(df, output or "stdout", title)
     if output:
         with checked_path(output) as tmp:
             render(df, fmt, title=title, output=str(tmp))
@@ -211,12 +230,12 @@ class SpRealistGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SpRealistError as exc:
-            err_console.print(f"Error: {exc.message}", markup=False, soft_wrap=True)
+            _err_console().print(f"Error: {exc.message}", markup=False, soft_wrap=True)
             ctx.exit(exc.exit_code)
         except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
             # a file the user named (--output, a key, a folder) cannot be opened: one sentence, no traceback
             where = exc.filename or "a file"
-            err_console.print(f"Error: {where}: {exc.strerror or exc}; check the path and its permissions.",
+            _err_console().print(f"Error: {where}: {exc.strerror or exc}; check the path and its permissions.",
                               markup=False, soft_wrap=True)
             ctx.exit(1)
         except OverflowError as exc:
@@ -224,11 +243,11 @@ class SpRealistGroup(click.Group):
             # by Int, files and references by sp_realist.numbers)
             if "too large" not in str(exc) and "too big" not in str(exc):
                 raise
-            err_console.print("Error: a number given is too large for the project (whole numbers go up to "
+            _err_console().print("Error: a number given is too large for the project (whole numbers go up to "
                               "9,223,372,036,854,775,807); use a smaller one.", markup=False, soft_wrap=True)
             ctx.exit(1)
         except KeyboardInterrupt:  # pragma: no cover - interactive
-            err_console.print("Interrupted; nothing was half-written (the transaction was rolled back).")
+            _err_console().print("Interrupted; nothing was half-written (the transaction was rolled back).")
             ctx.exit(130)
         except BrokenPipeError:  # pragma: no cover - `| head`
             sys.stderr.close()

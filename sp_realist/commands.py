@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
-import pandas as pd
 
 from .cli_support import emit, format_option, get_project, message, project_option
-from .store import Project
+from .rows import Rows
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .store import Project
 
 
-def project_info(project: Project) -> pd.DataFrame:
-    """Key facts about a project as a two-column frame."""
+def project_info_rows(project: Project) -> Rows:
+    """Key facts about a project (``item``, ``value``): what ``sp-realist info`` shows, without pandas."""
     from sqlalchemy import func, select
 
     from . import schema as S
@@ -20,7 +26,12 @@ def project_info(project: Project) -> pd.DataFrame:
         for table in (S.sources, S.segments, S.participants, S.codes, S.codings, S.memos, S.themes,
                       S.cmocs, S.theories, S.appraisals):
             rows.append((table.name, conn.execute(select(func.count()).select_from(table)).scalar_one()))
-    return pd.DataFrame(rows, columns=["item", "value"])
+    return Rows(["item", "value"], rows)
+
+
+def project_info(project: Project) -> pd.DataFrame:
+    """Key facts about a project as a two-column frame."""
+    return project_info_rows(project).frame()
 
 
 @click.command("init")
@@ -32,6 +43,8 @@ def init_cmd(path: str) -> None:
     Example:
       sp-realist init evaluation.sprealist
     """
+    from .store import Project
+
     project = Project.create(path)
     project.close()
     message(f"Created project {path}")
@@ -48,7 +61,7 @@ def info_cmd(project_path, fmt, output) -> None:
       sp-realist info -p evaluation.sprealist --format json
     """
     project = get_project(project_path)
-    emit(project_info(project), fmt, output, title="Project")
+    emit(project_info_rows(project), fmt, output, title="Project")
 
 
 def register(main: click.Group) -> None:

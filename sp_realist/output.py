@@ -1,10 +1,15 @@
-"""Render query results (pandas DataFrames) for people and for scripts.
+"""Render query results (pandas DataFrames, or :class:`~sp_realist.rows.Rows`) for people and for scripts.
 
 The library returns DataFrames; the CLI calls :func:`render` with the user's
 ``--format``.  ``table`` is a rich table for a terminal and tab-separated text
 (:func:`to_plain`) when stdout is a pipe or a file; ``json``, ``csv`` and ``md``
 are for scripts and documents; ``xlsx`` needs an output file.  User text is
 never read as rich markup.
+
+Every format but xlsx is written as the rows come (streamed: csv and json a chunk of 1,000 rows at a time,
+md and tab-separated text a row at a time), and a terminal shows at most
+:data:`TERMINAL_ROWS` rows followed by a line saying how many there are and how to get them all.  This
+module imports pandas only when it is handed a DataFrame (it never is for ``Rows``).
 """
 
 from __future__ import annotations
@@ -12,11 +17,30 @@ from __future__ import annotations
 import io
 import json
 import math
-from typing import IO, Any
-
-import pandas as pd
+import sys
+from typing import IO, TYPE_CHECKING, Any, Iterator
 
 from .formats import FORMATS, FORMATS_XLSX  # noqa: E402,F401 - re-exported
+from .rows import Rows
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: A table with more rows than this is cut to its first rows on a terminal (pipes and files get them all).
+TERMINAL_ROWS = 200
+#: DataFrame rows converted at a time for streamed json (and written at a time for csv).
+_CHUNK = 1000
+
+
+def _is_frame(table) -> bool:
+    return hasattr(table, "itertuples")
+
+
+def _rows(table) -> Iterator[tuple]:
+    """The rows of a DataFrame or a ``Rows`` as tuples of cells, in column order."""
+    if _is_frame(table):
+        return table.itertuples(index=False, name=None)
+    return iter(table.rows)
 
 
 def _cell(value: Any) -> Any:
@@ -30,17 +54,48 @@ def _cell(value: Any) -> Any:
             return value.item()
         except (AttributeError, ValueError):  # pragma: no cover - defensive
             return value
-    if value is pd.NA or value is pd.NaT:
+    pd = sys.modules.get("pandas")  # pandas' missing values can only come from a loaded pandas
+    if pd is not None and (value is pd.NA or value is pd.NaT):
         return None
     return value
 
 
-def to_records(df: pd.DataFrame) -> list[dict]:
-    return [{str(k): _cell(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+def iter_records(table) -> Iterator[dict]:
+    """Each row as a JSON-friendly dict, one at a time."""
+    if _is_frame(table):
+        for start in range(0, len(table), _CHUNK):
+            for row in table.iloc[start:start + _CHUNK].to_dict(orient="records"):
+                yield {str(k): _cell(v) for k, v in row.items()}
+        return
+    columns = [str(c) for c in table.columns]
+    for row in table.rows:
+        yield dict(zip(columns, (_cell(v) for v in row)))
 
 
-def to_json(df: pd.DataFrame) -> str:
-    return json.dumps(to_records(df), ensure_ascii=False, indent=2, default=str) + "\n"
+def to_records(df) -> list[dict]:
+    return list(iter_records(df))
+
+
+def write_json(table, stream: IO[str]) -> None:
+    """A JSON array of one object per row, written a chunk of rows at a time (the same text as ``json.dumps``
+    of the whole list with ``indent=2``)."""
+    records = iter_records(table)
+    first = True
+    stream.write("[")
+    while True:
+        chunk = [r for _, r in zip(range(_CHUNK), records)]
+        if not chunk:
+            break
+        text = json.dumps(chunk, ensure_ascii=False, indent=2, default=str)  # "[\n  {...},\n  {...}\n]"
+        stream.write(("\n" if first else ",\n") + text[2:-2])
+        first = False
+    stream.write("]\n" if first else "\n]\n")
+
+
+def to_json(df) -> str:
+    buf = io.StringIO()
+    write_json(df, buf)
+    return buf.getvalue()
 
 
 def _md_escape(value: Any) -> str:
@@ -50,18 +105,38 @@ def _md_escape(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", "<br>")
 
 
-def to_markdown(df: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency)."""
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(_md_escape(c) for c in cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_md_escape(v) for v in row) + " |")
-    return "\n".join(lines) + "\n"
+def write_markdown(table, stream: IO[str]) -> None:
+    """A GitHub-flavoured Markdown table (no extra dependency), a row at a time."""
+    cols = [str(c) for c in table.columns]
+    stream.write("| " + " | ".join(_md_escape(c) for c in cols) + " |\n" + "|" + "|".join(" --- " for _ in cols)
+                 + "|\n")
+    for row in _rows(table):
+        stream.write("| " + " | ".join(_md_escape(v) for v in row) + " |\n")
 
 
-def to_csv(df: pd.DataFrame) -> str:
+def to_markdown(df) -> str:
     buf = io.StringIO()
-    df.to_csv(buf, index=False, lineterminator="\n")
+    write_markdown(df, buf)
+    return buf.getvalue()
+
+
+def write_csv(table, stream: IO[str]) -> None:
+    """CSV (``\\n`` line ends), a chunk of rows at a time: pandas' writer for a DataFrame, the csv module's
+    (the one pandas uses) for ``Rows``."""
+    if _is_frame(table):
+        table.to_csv(stream, index=False, lineterminator="\n", chunksize=_CHUNK)
+        return
+    import csv
+
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(table.columns)
+    for row in table.rows:
+        writer.writerow([_cell(v) for v in row])
+
+
+def to_csv(df) -> str:
+    buf = io.StringIO()
+    write_csv(df, buf)
     return buf.getvalue()
 
 
@@ -74,12 +149,18 @@ def _plain_cell(value: Any) -> str:
             .replace("\r", "\\r"))
 
 
-def to_plain(df: pd.DataFrame) -> str:
+def write_plain(table, stream: IO[str]) -> None:
     """Tab-separated text, one line per row after a header line: what ``--format table`` writes when
     stdout is not a terminal (a pipe, a file), so that no word is ever split over lines."""
-    lines = ["\t".join(_plain_cell(c) for c in df.columns)]
-    lines.extend("\t".join(_plain_cell(v) for v in row) for row in df.itertuples(index=False))
-    return "\n".join(lines) + "\n"
+    stream.write("\t".join(_plain_cell(c) for c in table.columns) + "\n")
+    for row in _rows(table):
+        stream.write("\t".join(_plain_cell(v) for v in row) + "\n")
+
+
+def to_plain(df) -> str:
+    buf = io.StringIO()
+    write_plain(df, buf)
+    return buf.getvalue()
 
 
 def _text(value: Any):
@@ -96,16 +177,16 @@ _LONGEST_WORD = 40
 _FRAME = 3
 
 
-def _widths(df: pd.DataFrame) -> tuple[list[int], list[int]]:
+def _widths(columns: list, rows: list[tuple]) -> tuple[list[int], list[int]]:
     """Each column's narrowest width that splits neither its header nor (up to 40 cells) any word in it,
     and its natural width (the longest line of its header and cells)."""
     from rich.cells import cell_len
 
     mins, natural = [], []
-    for col in df.columns:
+    for i, col in enumerate(columns):
         low = high = cell_len(str(col))
-        for v in df[col].tolist():
-            v = _cell(v)
+        for row in rows:
+            v = _cell(row[i])
             if v is None:
                 continue
             text = str(v)
@@ -135,8 +216,9 @@ def _fit(mins: list[int], natural: list[int], room: int) -> list[int]:
     return widths
 
 
-def rich_table(df: pd.DataFrame, title: str | None = None, width: int | None = None):
-    """A rich renderable for a terminal ``width`` columns wide (any width if None).
+def rich_table(df, title: str | None = None, width: int | None = None):
+    """A rich renderable of ``df`` (a DataFrame or ``Rows``) for a terminal ``width`` columns wide (any width
+    if None).
 
     Columns are never narrower than their header or their longest word (up to 40 cells), so cells wrap
     at word boundaries and headers stay whole.  When those widths do not fit in ``width``, each row
@@ -146,25 +228,26 @@ def rich_table(df: pd.DataFrame, title: str | None = None, width: int | None = N
     from rich.console import Group
     from rich.table import Table
 
-    mins, natural = _widths(df)
+    columns, rows = list(df.columns), list(_rows(df))
+    mins, natural = _widths(columns, rows)
     room = None if width is None else width - sum(mins) - _FRAME * len(mins) - 1
-    if room is None or room >= 0 or len(df.columns) < 2:
+    if room is None or room >= 0 or len(columns) < 2:
         widths = natural if room is None else _fit(mins, natural, max(room, 0))
         table = Table(title=_text(title) if title else None, show_lines=False, header_style="bold")
-        for col, w in zip(df.columns, widths):
+        for col, w in zip(columns, widths):
             table.add_column(_text(col), width=w, overflow="fold")
-        for row in df.itertuples(index=False):
+        for row in rows:
             table.add_row(*[_text(v) for v in row])
         return table
     from rich.cells import cell_len
 
-    head_width = max(cell_len(str(c)) for c in df.columns)
+    head_width = max(cell_len(str(c)) for c in columns)
     blocks = [_text(title)] if title else []
-    for n, row in enumerate(df.itertuples(index=False), 1):
+    for n, row in enumerate(rows, 1):
         block = Table(box=box.SIMPLE_HEAD, show_header=True, header_style="bold", expand=False)
         block.add_column(_text(f"#{n}"), min_width=head_width, no_wrap=True, style="bold")
         block.add_column(_text(""), overflow="fold")
-        for col, v in zip(df.columns, row):
+        for col, v in zip(columns, row):
             block.add_row(_text(col), _text(v))
         blocks.append(block)
     return Group(*blocks)
@@ -173,47 +256,63 @@ def rich_table(df: pd.DataFrame, title: str | None = None, width: int | None = N
 def stdout_is_terminal(stream: IO[str] | None = None) -> bool:
     """Whether ``stream`` (stdout by default) is a terminal, as rich sees it: a rich table if so,
     tab-separated text if not (a pipe, a file, a test runner)."""
-    import sys
-
     from rich.console import Console
 
     return Console(file=stream or sys.stdout).is_terminal
 
 
-def render(df: pd.DataFrame, fmt: str = "table", stream: IO[str] | None = None,
-           title: str | None = None, output: str | None = None) -> None:
-    """Write ``df`` in ``fmt`` to ``stream`` (stdout by default) or to ``output``."""
-    import sys
+def _head(table, n: int) -> tuple[list[tuple], int]:
+    """The first ``n`` rows of ``table`` and how many rows it has."""
+    if _is_frame(table):
+        return list(table.head(n).itertuples(index=False, name=None)), len(table)
+    rows = iter(table.rows)
+    head = [row for _, row in zip(range(n), rows)]
+    return head, len(head) + sum(1 for _ in rows)
 
+
+def too_many_rows(shown: int, total: int) -> str:
+    """The line under a terminal table cut to its first ``shown`` of ``total`` rows."""
+    return (f"Showing the first {shown:,} of {total:,} rows; for all of them write a file with "
+            "--format csv -o FILE (or --format json -o FILE).")
+
+
+def _terminal(table, stream: IO[str], title: str | None) -> None:
+    """A rich table of at most :data:`TERMINAL_ROWS` rows, then a line saying how to get the rest."""
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(file=stream, highlight=False)
+    head, total = _head(table, TERMINAL_ROWS)
+    if not total:
+        console.print(Text(f"{title + ': ' if title else ''}nothing to show", style="dim"))
+        return
+    console.print(rich_table(Rows(list(table.columns), head), title, width=console.width))
+    if total > len(head):
+        console.print(Text(too_many_rows(len(head), total), style="dim"))
+
+
+_WRITERS = {"table": write_plain, "json": write_json, "csv": write_csv, "md": write_markdown}
+
+
+def render(df, fmt: str = "table", stream: IO[str] | None = None,
+           title: str | None = None, output: str | None = None) -> None:
+    """Write ``df`` (a DataFrame or ``Rows``) in ``fmt`` to ``stream`` (stdout by default) or to ``output``,
+    row by row.  ``table`` is a rich table on a terminal (the first :data:`TERMINAL_ROWS` rows) and
+    tab-separated text anywhere else (:func:`write_plain`)."""
     if fmt == "xlsx":
         if not output:
             from .errors import SpRealistError
 
             raise SpRealistError("--format xlsx writes a file; add --output FILE.xlsx.")
-        df.to_excel(output, index=False)
+        (df if _is_frame(df) else df.frame()).to_excel(output, index=False)
         return
-    if fmt == "table":
-        # A terminal gets a rich table; a pipe or a file gets tab-separated text (see to_plain).
-        from rich.console import Console
-
-        if output:
-            with open(output, "w", encoding="utf-8", newline="") as fh:
-                fh.write(to_plain(df))
-            return
-        stream = stream or sys.stdout
-        console = Console(file=stream, highlight=False)
-        if not stdout_is_terminal(stream):
-            stream.write(to_plain(df))
-        elif df.empty:
-            from rich.text import Text
-
-            console.print(Text(f"{title + ': ' if title else ''}nothing to show", style="dim"))
-        else:
-            console.print(rich_table(df, title, width=console.width))
-        return
-    text = {"json": to_json, "csv": to_csv, "md": to_markdown}[fmt](df)
+    write = _WRITERS[fmt]
     if output:
         with open(output, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+            write(df, fh)
+        return
+    stream = stream or sys.stdout
+    if fmt == "table" and stdout_is_terminal(stream):
+        _terminal(df, stream, title)
     else:
-        (stream or sys.stdout).write(text)
+        write(df, stream)

@@ -14,15 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-import pandas as pd
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from . import schema as S
 from .errors import NotFoundError, SpRealistError, did_you_mean
+from .rows import Rows
 from .store import Project, insert_ignoring, next_ordinal, now
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -423,6 +426,8 @@ def attribution_formats(conn: Connection) -> dict[str, str]:
 
 def attribution_wordings(project: Project) -> pd.DataFrame:
     """How quotes are cited per source kind: ``kind``, ``wording``, ``example``, ``set`` (project or default)."""
+    import pandas as pd
+
     with project.connect() as conn:
         formats = attribution_formats(conn)
     custom = project.get_setting(ATTRIBUTION_SETTING, {}) or {}
@@ -648,8 +653,11 @@ def interviewer_spans(conn: Connection, spans: Iterable[tuple[int, int]]) -> set
     return {s for s in spans if who.is_interviewer(*s)}
 
 
-def sources_frame(project: Project) -> pd.DataFrame:
-    """One row per source with its kind, participant, date, segment count and attributes."""
+def source_rows(project: Project, *, kind: str | None = None, site: str | None = None,
+                participant: str | None = None) -> Rows:
+    """One row per source (id, name, kind, participant, date, characters, segments, then one column per
+    attribute name), in ingest order; only those of ``kind``, with the ``site`` attribute ``site`` or of
+    ``participant`` when given.  Plain rows, without pandas: what ``sp-realist sources list`` shows."""
     with project.connect() as conn:
         p = S.participants
         nseg = (select(S.segments.c.source_id, func.count().label("segments"))
@@ -661,17 +669,27 @@ def sources_frame(project: Project) -> pd.DataFrame:
             .select_from(S.sources.outerjoin(p, S.sources.c.participant_id == p.c.id)
                          .outerjoin(nseg, nseg.c.source_id == S.sources.c.id))
             .order_by(S.sources.c.ingest_order)
-        ).mappings().all()
+        ).all()
         attrs = conn.execute(select(S.source_attributes)).mappings().all()
-    df = pd.DataFrame([dict(r) for r in rows],
-                      columns=["id", "name", "kind", "participant", "date", "characters", "segments"])
     names = sorted({a["name"] for a in attrs})
     by_source: dict[int, dict[str, str]] = {}
     for a in attrs:
         by_source.setdefault(a["source_id"], {})[a["name"]] = a["value"]
-    for n in names:
-        df[n] = [by_source.get(sid, {}).get(n) for sid in df["id"]]
-    return df
+    if participant:
+        participant = " ".join(participant.split())
+    out = []
+    for row in rows:
+        values = by_source.get(row.id, {})
+        if ((kind and row.kind != kind) or (site and values.get("site") != site)
+                or (participant and row.participant != participant)):
+            continue
+        out.append((*row, *(values.get(n) for n in names)))
+    return Rows(["id", "name", "kind", "participant", "date", "characters", "segments", *names], out)
+
+
+def sources_frame(project: Project) -> pd.DataFrame:
+    """One row per source with its kind, participant, date, segment count and attributes."""
+    return source_rows(project).frame()
 
 
 def iter_batches(items: Iterable, size: int):

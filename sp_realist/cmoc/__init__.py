@@ -6,20 +6,26 @@ analysis files (YAML), if/then statements and the report's CMOC table,
 saturation, candidate CMOCs, the programme-theory graph and triangulation.
 """
 
-from .analysisfile import export_analysis_yaml, import_analysis_yaml
-from .appraisal import (appraisal_history, appraisal_queue, appraisal_summary, concept_box, list_appraisals,
-                        set_appraisal, show_appraisal)
-from .cmocs import (add_cmoc, cmoc_detail, cmoc_evidence, delete_cmoc, edit_cmoc, link_evidence, list_cmocs,
-                    relate_cmocs, relations_frame, unlink_evidence, unrelate_cmocs)
-from .graph import export_graph, programme_graph, read_graph, render_graph
-from .ifthen import cmoc_table, ifthen_statements
-from .saturation import (SaturationVerdict, get_saturation_rule, plot_saturation_curve, saturation_curve,
-                         saturation_table, saturation_verdicts, set_saturation_rule)
-from .suggest import accept_suggestion, reject_suggestion, suggest_cmocs
-from .theories import (add_member, add_theory, edit_theory, list_theories, record_change, remove_member,
-                       theory_detail, theory_history)
-from .theoryfile import export_theories_yaml, import_theories_yaml
-from .triangulate import triangulation, triangulation_long
+from ..lazy import lazy_exports
+
+# Imported from their modules on first use, so that `sp-realist cmoc --help` (this package holds the
+# commands) imports none of them.
+__getattr__ = lazy_exports(__name__, {
+    ".analysisfile": ("export_analysis_yaml", "import_analysis_yaml"),
+    ".appraisal": ("appraisal_history", "appraisal_queue", "appraisal_summary", "concept_box", "list_appraisals",
+        "set_appraisal", "show_appraisal"),
+    ".cmocs": ("add_cmoc", "cmoc_detail", "cmoc_evidence", "delete_cmoc", "edit_cmoc", "link_evidence",
+        "list_cmocs", "relate_cmocs", "relations_frame", "unlink_evidence", "unrelate_cmocs"),
+    ".graph": ("export_graph", "programme_graph", "read_graph", "render_graph"),
+    ".ifthen": ("cmoc_table", "ifthen_statements"),
+    ".saturation": ("SaturationVerdict", "get_saturation_rule", "plot_saturation_curve", "saturation_curve",
+        "saturation_table", "saturation_verdicts", "set_saturation_rule"),
+    ".suggest": ("accept_suggestion", "reject_suggestion", "suggest_cmocs"),
+    ".theories": ("add_member", "add_theory", "edit_theory", "list_theories", "record_change", "remove_member",
+        "theory_detail", "theory_history"),
+    ".theoryfile": ("export_theories_yaml", "import_theories_yaml"),
+    ".triangulate": ("triangulation", "triangulation_long"),
+})
 
 __all__ = [
     "add_cmoc", "edit_cmoc", "delete_cmoc", "list_cmocs", "cmoc_detail", "cmoc_evidence", "link_evidence",

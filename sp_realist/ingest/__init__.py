@@ -23,9 +23,8 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
-import pandas as pd
 from sqlalchemy import select
 
 from .. import schema as S
@@ -35,6 +34,9 @@ from ..store import Project
 from . import diary as _diary
 from . import text as _text
 from .base import Document, clean_label, decode_bytes, parse_date
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "IngestReport",
@@ -92,6 +94,8 @@ class IngestReport:
         return {s: sum(1 for f in self.files if f.status == s) for s in STATUSES}
 
     def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame(
             [{"file": f.path, "status": f.status, "kind": f.kind, "sources": len(f.sources),
               "names": "; ".join(f.sources), "message": f.message} for f in self.files],
@@ -344,6 +348,8 @@ def preview_paths(paths: Sequence[str | os.PathLike], kind: str | None = None, s
     numbering against a project), kind, date, participant, number of
     segments, the diary sections found, the speakers, words.
     """
+    import pandas as pd
+
     if kind is not None and kind not in S.SOURCE_KINDS:
         raise SpRealistError(f"--kind {kind!r} is not one of {', '.join(S.SOURCE_KINDS)}; choose one of them.")
     smap = parse_speaker_map(speaker_map)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
-from ..sources import ensure_participant, resolve_source, set_attribute, source_attributes, sources_frame
+from ..sources import ensure_participant, resolve_source, set_attribute, source_attributes, source_rows
 from ..store import Project
 
 #: Words per page used to estimate page counts when no ``pages`` attribute is given.
@@ -28,14 +28,7 @@ NO_SITE = "(no site)"
 def list_sources(project: Project, kind: str | None = None, site: str | None = None,
                  participant: str | None = None) -> pd.DataFrame:
     """One row per source (id, name, kind, participant, date, characters, segments, attributes...)."""
-    df = sources_frame(project)
-    if kind:
-        df = df[df["kind"] == kind]
-    if site:
-        df = df[df["site"] == site] if "site" in df.columns else df.iloc[0:0]
-    if participant:
-        df = df[df["participant"] == " ".join(participant.split())]
-    return df.reset_index(drop=True)
+    return source_rows(project, kind=kind, site=site, participant=participant).frame()
 
 
 def source_detail(project: Project, ref: str | int, text: bool = True) -> tuple[dict, pd.DataFrame]:

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
 
 from .. import schema as S
 from ..cli_support import (Int, emit, err_console, format_option, get_project, message, parse_attrs, project_option,
                            write_output)
 from ..errors import SpRealistError
 from ..output import to_markdown, to_records
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _progress_bar(total: int):
@@ -75,6 +78,7 @@ def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, 
       sp-realist ingest corpora/mind-cymru-2020/diaries --kind diary
       sp-realist ingest diaries/s3-unidentified.txt --site S3 --dry-run
     """
+    import pandas as pd
     from . import ingest_manifest, ingest_paths
 
     if not files and not manifest:
@@ -186,9 +190,10 @@ def sources_list(kind, site, participant, project_path, fmt, output) -> None:
     Example:
       sp-realist sources list --kind diary --format csv > sources.csv
     """
-    from .browse import list_sources
+    from ..sources import source_rows
 
-    emit(list_sources(get_project(project_path), kind, site, participant), fmt, output, title="Sources")
+    emit(source_rows(get_project(project_path), kind=kind, site=site, participant=participant), fmt, output,
+         title="Sources")
 
 
 @sources_group.command("show")
@@ -491,6 +496,7 @@ def attributes_set(source, pairs, unset, project_path, fmt, output) -> None:
       sp-realist attributes set "S1 DK1 2019-05-14" wave=1 health_board="Cwm Taf"
       sp-realist attributes set 12 --unset wave
     """
+    import pandas as pd
     from .browse import set_source_attributes
 
     attrs = parse_attrs(pairs, param_hint="PAIRS")

@@ -28,9 +28,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import pandas as pd
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -43,6 +42,9 @@ from .detect import Detector, apply_matches
 from .keyfile import Key, as_key
 from .sealing import seal, unseal
 from .spans import OffsetMap
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HIDDEN = "[hidden]"
 COLUMNS = ["source", "field", "start", "end", "new_start", "new_end", "original", "replacement", "entry"]
@@ -201,6 +203,8 @@ def _plan_spans(rows: dict[str, list[dict]], om: OffsetMap, where: str, kinds=("
 
 
 def _rows_frame(rows: list[dict], show_originals: bool) -> pd.DataFrame:
+    import pandas as pd
+
     df = pd.DataFrame(rows, columns=COLUMNS)
     for col in ("start", "end", "new_start", "new_end", "entry"):
         df[col] = df[col].astype("Int64")
@@ -786,6 +790,8 @@ def check_key_matches(project: Project, key: Key | str) -> Key:
 
 def status_frame(project: Project) -> pd.DataFrame:
     """Per source: how many anonymisation layers are in effect, the latest key's hash, reversible or not."""
+    import pandas as pd
+
     r = S.anonymisation_records
     with project.connect() as conn:
         srcs = conn.execute(select(S.sources.c.id, S.sources.c.name).order_by(S.sources.c.ingest_order)).all()
@@ -807,6 +813,8 @@ def status_frame(project: Project) -> pd.DataFrame:
 
 def runs_frame(project: Project) -> pd.DataFrame:
     """The history of anonymisation runs (key hashes only)."""
+    import pandas as pd
+
     r = S.anonymisation_runs
     with project.connect() as conn:
         rows = conn.execute(select(r.c.id, r.c.at, r.c.direction, r.c.key_sha256, r.c.replacements, r.c.sources)

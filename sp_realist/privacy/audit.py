@@ -23,14 +23,16 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
-import pandas as pd
 
 from ..errors import CheckFailed, SpRealistError
 from .anonymise import HIDDEN
 from .detect import Detector
 from .keyfile import Key, as_key
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = ["file", "location", "entry", "replacement", "original"]
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".csv", ".tsv", ".yaml", ".yml", ".rst", ".tex", ".log", ".srt",
@@ -339,6 +341,8 @@ def audit_paths(paths: Sequence[str | os.PathLike], key: Key | str, show_origina
     the files whose content could not be read (unsupported binary types such as PDF or images): check
     those by hand.
     """
+    import pandas as pd
+
     key = as_key(key)
     det = Detector(key)
     rows = []

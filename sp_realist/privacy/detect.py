@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 #: Characters spaCy can leave glued to a word ('name="Sarah', '@Sarah', 'Sarah;Patel', 'Sarah_Jones').
@@ -155,6 +156,7 @@ class Detector:
     def _broken(self, doc) -> list[tuple[int, int, int]]:
         """Multi-word terms split by a white-space token ("Sarah\\nJones"): match in small
         windows around such spots with the white space left out."""
+        import numpy as np
         from spacy.attrs import IS_SPACE
 
         space = doc.to_array(IS_SPACE)

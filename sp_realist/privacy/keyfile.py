@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
 from ..errors import SpRealistError
 
 #: Titles dropped when ``name_parts`` derives first-name and surname variants.
@@ -188,6 +186,8 @@ def _entry(raw: Any, number: int, where: str, src: str) -> KeyEntry:
 
 def _yaml_lines(text: str) -> list[int]:
     """1-based line of each item of the top-level entries list (for messages)."""
+    import yaml
+
     try:
         node = yaml.compose(text)
     except yaml.YAMLError:
@@ -202,6 +202,8 @@ def _yaml_lines(text: str) -> list[int]:
 
 
 def parse_yaml_key(text: str, src: str = "key", allow_empty: bool = False) -> tuple[list[KeyEntry], str | None]:
+    import yaml
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -375,6 +377,8 @@ def validate_key(key: Key, src: str = "key", matcher_check: bool = True) -> Key:
 
 
 def _yaml_item(entry: dict) -> str:
+    import yaml
+
     return "  - " + yaml.safe_dump(entry, default_flow_style=True, allow_unicode=True, sort_keys=False,
                                    width=10_000).strip() + "\n"
 

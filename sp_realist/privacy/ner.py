@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import pandas as pd
 
 from ..errors import SpRealistError
 from ..store import Project
 from .detect import Detector, term_norm
 from .keyfile import Key, append_entries, as_key, load_key
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = ["text", "label", "count", "sources", "replacement"]
 PLACEHOLDER = {"PERSON": "person", "ORG": "organisation", "GPE": "place", "FAC": "place", "LOC": "place",
@@ -99,6 +101,8 @@ def suggest(project: Project, model: str, key: Key | str | None = None, sources:
 def numbered_suggestions(rows, kind_of, key: Key | None) -> pd.DataFrame:
     """Suggestion rows (``text``, ``label``, ``count``, ``sources`` set), in the order given, each with a
     numbered placeholder ``[kind n]`` (``kind_of(label)``) that no entry of ``key`` already uses."""
+    import pandas as pd
+
     existing = {e.replacement for e in key.entries} if key is not None else set()
     numbers: dict[str, int] = {}
     out = []

@@ -9,10 +9,16 @@ See docs/reports.md.
 
 from __future__ import annotations
 
-from .api import REPORT_FORMATS, ReportResult, write_report, write_reports
-from .model import (Figure, Quote, Ref, ReportModel, ReportSettings, Statement, Table, ThemeSection, TheorySection,
-                    build_report_model)
-from .study import BuildResult, Study, build_study, load_study
+from ..lazy import lazy_exports
+
+# Imported from their modules on first use, so that `sp-realist report --help` (this package holds the
+# commands) imports none of them.
+__getattr__ = lazy_exports(__name__, {
+    ".api": ("REPORT_FORMATS", "ReportResult", "write_report", "write_reports"),
+    ".model": ("Figure", "Quote", "Ref", "ReportModel", "ReportSettings", "Statement", "Table", "ThemeSection",
+        "TheorySection", "build_report_model"),
+    ".study": ("BuildResult", "Study", "build_study", "load_study"),
+})
 
 __all__ = [
     "REPORT_FORMATS", "ReportResult", "write_report", "write_reports", "Figure", "Quote", "Ref", "ReportModel",
