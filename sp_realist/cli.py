@@ -102,6 +102,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "Read sources and code them from the keyboard: select a sentence, segment or section, code it (a "
                "fuzzy finder creates new codes), write memos, appraise excerpts, link them to CMOCs, search, "
                "undo and redo."),
+    "templates": ("sp_realist.report.commands", "The report and if/then templates stored in the project."),
 }
 
 

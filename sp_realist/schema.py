@@ -16,6 +16,8 @@ it: segments, codings and excerpts.
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -560,6 +562,19 @@ orphans = Table(
 )
 Index("ix_orphans_source", orphans.c.source_id)
 
+# --- templates kept in the project (schema 9; owner: sp_realist.project_templates) -----------
+# The Jinja2 templates a project renders its report and if/then statements with (a study's templates/, or
+# 'sp-realist templates add'), stored in the project so that it renders the same wherever it is opened: a
+# project file copied elsewhere, or a project on a PostgreSQL server.  ``name`` is the template's path inside
+# its folder ("ifthen.j2", "partials/head.j2"), the name templates include each other by.
+project_templates = Table(
+    "project_templates",
+    metadata,
+    Column("name", String(300), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
 # --- audit log -------------------------------------------------------------
 audit_log = Table(
     "audit_log",
@@ -571,3 +586,124 @@ audit_log = Table(
     Column("target", String(300)),
     Column("detail", Text),  # JSON
 )
+
+
+# --- text limits and control characters (one validation layer) --------------
+# Every String/Text column is wrapped (below) in a type that checks each value bound for it, on every
+# back end alike, before the database sees it: a value longer than the column's limit, or holding a control
+# character, is refused with :class:`TextValueError` (one sentence naming the field and the limit).  PostgreSQL
+# would otherwise raise a raw DataError (and refuses NUL in any text), while SQLite stores anything.
+# Allowed control characters: tab, line feed and carriage return in every name and note; a source's text (and
+# an orphan's quote, cut from it) is the participant's document as written, so it keeps every character but NUL
+# (which PostgreSQL cannot store) and unpaired surrogates (not Unicode): form feed (a page break), vertical tab
+# (Word's manual line break in exported text), U+0085 and the other controls stay as the file had them.
+from sqlalchemy.exc import DontWrapMixin  # noqa: E402
+from sqlalchemy.types import TypeDecorator  # noqa: E402
+
+from .errors import SpRealistError  # noqa: E402
+
+
+class TextValueError(SpRealistError, DontWrapMixin):
+    """A text value a column refuses (too long, or a control character).  SQLAlchemy passes it through unwrapped."""
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_SOURCE = re.compile("[\x00\ud800-\udfff]")
+
+#: How a table's rows are named in messages ("The code name is ...").
+_ROW_NAMES = {
+    "meta": "project setting", "participants": "participant", "participant_attributes": "participant attribute",
+    "sources": "source", "source_attributes": "source attribute", "segments": "segment", "codes": "code",
+    "code_rules": "autocoding rule", "codings": "coding", "memos": "memo", "themes": "theme", "users": "user",
+    "source_sets": "source set", "excerpts": "excerpt", "theories": "theory", "cmocs": "CMOC",
+    "theory_history": "theory history", "cmoc_evidence": "CMOC evidence", "cmoc_relations": "CMOC relation",
+    "appraisals": "appraisal", "appraisal_history": "appraisal history", "finding_strands": "evidence strand",
+    "evidence_items": "evidence item", "finding_questions": "evaluation question", "finding_topics": "finding topic",
+    "findings": "finding", "finding_links": "finding link", "anonymisation_runs": "anonymisation run",
+    "anonymisation_records": "anonymisation record", "orphans": "orphan", "audit_log": "audit log",
+    "project_templates": "stored template",
+}
+#: Columns named otherwise than "<row> <column>".
+_FIELD_NAMES = {("codings", "coder"): "coder name", ("codings", "origin"): "coding origin",
+                ("cmoc_evidence", "analyst"): "evidence analyst name", ("appraisals", "analyst"): "analyst name"}
+#: Columns holding a source's text as written: only NUL and unpaired surrogates are refused there.
+_SOURCE_TEXT = {("sources", "text"), ("orphans", "quote")}
+
+
+def field_label(table: str, column: str) -> str:
+    """``("codes", "name")`` -> ``"code name"`` (how messages name a column)."""
+    return _FIELD_NAMES.get((table, column)) or f"{_ROW_NAMES.get(table, table)} {column.replace('_', ' ')}"
+
+
+def check_text(value, field: str, limit: int | None, pattern=_CONTROL):
+    """``value`` unchanged if it fits ``field`` (at most ``limit`` characters, no refused control character);
+    :class:`TextValueError` otherwise.  Non-strings pass through (the column's own type handles them)."""
+    if not isinstance(value, str):
+        return value
+    if limit is not None and len(value) > limit:
+        raise TextValueError(f"The {field} is {len(value):,} characters long, over its limit of {limit:,} "
+                             "characters; shorten it.")
+    bad = pattern.search(value)
+    if bad is not None:
+        ch = bad.group()
+        what = "an unpaired surrogate (not valid Unicode)" if "\ud800" <= ch <= "\udfff" else "a control character"
+        kept = "" if pattern is _CONTROL_SOURCE else " (only tab and line breaks are kept)"
+        raise TextValueError(f"The {field} contains {what}, U+{ord(ch):04X} at character {bad.start() + 1:,}; "
+                             f"remove it{kept}.")
+    return value
+
+
+class CheckedText(TypeDecorator):
+    """A String/Text column that checks every value bound for it with :func:`check_text`.
+
+    ``base`` is the column's declared type (its DDL is unchanged: ``VARCHAR(n)`` or ``TEXT``)."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, base: String, field: str, source_text: bool = False):
+        super().__init__()
+        self.impl = base
+        self.base = base
+        self.field = field
+        self.source_text = source_text
+        self.limit = getattr(base, "length", None)
+        self._pattern = _CONTROL_SOURCE if source_text else _CONTROL
+
+    def process_bind_param(self, value, dialect):
+        return check_text(value, self.field, self.limit, self._pattern)
+
+    @property
+    def python_type(self):
+        return str
+
+
+def is_text(column) -> bool:
+    """Whether ``column`` holds text (a String or Text column, checked or not)."""
+    kind = column.type.base if isinstance(column.type, CheckedText) else column.type
+    return isinstance(kind, (String, Text))
+
+
+def is_timestamp(column) -> bool:
+    """Whether ``column`` is one of the ISO-8601 timestamp columns (type :data:`TS`)."""
+    return (column.type.base if isinstance(column.type, CheckedText) else column.type) is TS
+
+
+def check_column(column, value):
+    """Check ``value`` for ``column`` as binding it would (for writers that bypass SQLAlchemy's bind
+    processing, such as the bulk coding insert)."""
+    kind = column.type
+    if isinstance(kind, CheckedText):
+        return check_text(value, kind.field, kind.limit, kind._pattern)
+    return value
+
+
+def _wrap_text_columns() -> None:
+    for table in metadata.tables.values():
+        for column in table.columns:
+            if isinstance(column.type, (String, Text)) and not isinstance(column.type, CheckedText):
+                column.type = CheckedText(column.type, field_label(table.name, column.name),
+                                          (table.name, column.name) in _SOURCE_TEXT)
+
+
+_wrap_text_columns()

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from . import schema as S
 from .errors import NotFoundError, SpRealistError, did_you_mean
 from .rows import Rows
-from .store import Project, insert_many, now
+from .store import Project, insert_ignoring, insert_many, next_ordinal, now
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,19 +87,18 @@ def ensure_participant(conn: Connection, code: str, role: str | None = None, sit
     """The id of participant ``code``, created if missing; fills role/site only where empty."""
     code = " ".join(code.split())
     row = conn.execute(select(S.participants).where(S.participants.c.code == code)).mappings().first()
-    if row is None:
-        pid = conn.execute(
-            insert(S.participants).values(code=code, role=role, site=site, created_at=now())
-        ).inserted_primary_key[0]
-    else:
-        pid = row["id"]
-        values = {}
-        if role and not row["role"]:
-            values["role"] = role
-        if site and not row["site"]:
-            values["site"] = site
-        if values:
-            conn.execute(update(S.participants).where(S.participants.c.id == pid).values(**values))
+    if row is None:  # the unique code decides: a participant another writer just added is used, not added again
+        conn.execute(insert_ignoring(conn, S.participants, ["code"]).values(
+            code=code, role=role, site=site, created_at=now()))
+        row = conn.execute(select(S.participants).where(S.participants.c.code == code)).mappings().one()
+    pid = row["id"]
+    values = {}
+    if role and not row["role"]:
+        values["role"] = role
+    if site and not row["site"]:
+        values["site"] = site
+    if values:
+        conn.execute(update(S.participants).where(S.participants.c.id == pid).values(**values))
     for k, v in (attributes or {}).items():
         set_attribute(conn, "participant", pid, k, v)
     return pid
@@ -190,7 +189,6 @@ def _insert_segments(conn: Connection, source_id: int, draft: SourceDraft) -> No
 
 
 # Statements built once: ingest runs them for every file, and building one costs more than SQLite's work.
-_NEXT_ORDER = select(func.coalesce(func.max(S.sources.c.ingest_order), 0))
 _INSERT_SOURCE = insert(S.sources)
 _NAME_TAKEN = select(S.sources.c.id).where(S.sources.c.name == bindparam("name"))
 _NAME_TAKEN_BY_OTHER = _NAME_TAKEN.where(S.sources.c.id != bindparam("exclude_id"))
@@ -200,7 +198,7 @@ def add_source(conn: Connection, draft: SourceDraft) -> int:
     """Insert one source with its segments and attributes; return its id."""
     _check_draft(draft)
     participant_id = _draft_participant(conn, draft)
-    order = conn.execute(_NEXT_ORDER).scalar_one() + 1
+    order = next_ordinal(conn, S.sources.c.ingest_order)
     sid = conn.execute(_INSERT_SOURCE, dict(
         name=draft.name, kind=draft.kind, checksum=draft.checksum, text=draft.text, date=draft.date,
         file_name=draft.file_name, file_path=draft.file_path, file_format=draft.file_format,
@@ -787,6 +785,7 @@ def get_or_create_excerpt(conn: Connection, source_id: int, start: int, end: int
         if guid and not row[1]:
             conn.execute(update(S.excerpts).where(S.excerpts.c.id == row[0]).values(guid=guid))
         return row[0]
-    return conn.execute(insert(S.excerpts).values(
-        source_id=source_id, start=start, end=end, created_at=created_at or now(), guid=guid,
-        dated=dated)).inserted_primary_key[0]
+    conn.execute(insert_ignoring(conn, S.excerpts, ["source_id", "start", "end"]).values(
+        source_id=source_id, start=start, end=end, created_at=created_at or now(), guid=guid, dated=dated))
+    return conn.execute(select(S.excerpts.c.id).where(and_(
+        S.excerpts.c.source_id == source_id, S.excerpts.c.start == start, S.excerpts.c.end == end))).scalar_one()

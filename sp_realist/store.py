@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 from sqlalchemy import create_engine, event, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DatabaseError, OperationalError, SAWarning
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SAWarning
 from sqlalchemy.schema import CreateColumn
 
 from . import schema as S
@@ -62,6 +62,43 @@ def stable_guid(*parts: Any) -> str:
 
 def _is_url(target: str) -> bool:
     return "://" in target
+
+
+#: How long a writer waits for another writer's transaction to finish before giving up (seconds).
+WRITE_WAIT_SECONDS = 300
+
+# PostgreSQL: every write transaction first takes this transaction-scoped advisory lock (released at commit or
+# rollback), so writers to one project database take turns as they do on SQLite (BEGIN IMMEDIATE).  A number
+# of our own ("sp_realist" in ASCII, as a signed 64-bit integer).
+_PG_WRITE_LOCK = int.from_bytes(b"sprealst", "big", signed=True)
+
+
+def insert_ignoring(conn: Connection, table, index_elements: list[str]):
+    """``INSERT ... ON CONFLICT (index_elements) DO NOTHING`` on ``table``, built by the connection's own dialect
+    (SQLite or PostgreSQL): the database's unique constraint decides whether a row is new, so two writers
+    adding the same row at once leave one row and no error.  Add ``.values(...)`` (or execute with parameter
+    sets) as with :func:`sqlalchemy.insert`."""
+    name = conn.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise ProjectError(f"sp_realist stores projects in SQLite or PostgreSQL, not {name}.")
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=index_elements)
+
+
+def next_ordinal(conn: Connection, column, *where, start: int = 1) -> int:
+    """The next free ordinal of ``column`` (``max + 1``, or ``start`` in an empty group) among rows matching
+    ``where``.  Safe against other writers because every write transaction holds the project's write turn
+    (:meth:`Project.begin`): nobody else can add a row between this read and the caller's insert."""
+    from sqlalchemy import func
+
+    q = select(func.max(column))
+    for cond in where:
+        q = q.where(cond)
+    top = conn.execute(q).scalar()
+    return start if top is None else top + 1
 
 
 def _migrate_to_1(conn: Connection) -> None:
@@ -191,18 +228,24 @@ def _has_index(conn: Connection, table: str, name: str) -> bool:
         return name in {i["name"] for i in inspect(conn).get_indexes(table)}
 
 
+def _migrate_to_9(conn: Connection) -> None:
+    """Schema 9: the ``project_templates`` table (templates kept in the project; see
+    :mod:`sp_realist.project_templates`).  A project's ``templates_dir`` setting is read into it when the
+    project is opened (:meth:`Project.open`), where the folder can be found."""
+    S.project_templates.create(conn, checkfirst=True)
+
+
 def _migrate_to_10(conn: Connection) -> None:
     """Schema 10 (team work): the ``adjudications`` and ``merge_conflicts`` tables, each only if it is not
     there yet."""
     S.metadata.create_all(conn, tables=list(S.TEAM_TABLES), checkfirst=True)
 
 
-# MIGRATIONS[n] brings a store at version n to version n+1.  Number 8 -> 9 is reserved for a change made on
-# another branch; a number with no migration here is passed over.
+# MIGRATIONS[n] brings a store at version n to version n+1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2, 2: _migrate_to_3,
                                                        3: _migrate_to_4, 4: _migrate_to_5,
                                                        5: _migrate_to_6, 6: _migrate_to_7, 7: _migrate_to_8,
-                                                       9: _migrate_to_10}
+                                                       8: _migrate_to_9, 9: _migrate_to_10}
 
 
 class Project:
@@ -217,12 +260,33 @@ class Project:
     @staticmethod
     def _engine_for(target: str) -> Engine:
         if _is_url(target):
-            return create_engine(target, future=True)
-        engine = create_engine(f"sqlite:///{target}", future=True)
+            engine = create_engine(target, future=True)
+            if engine.dialect.name == "postgresql":
+                @event.listens_for(engine, "begin")
+                def _pg_write_turn(conn):
+                    if conn.get_execution_options().get("sp_realist_write"):
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{WRITE_WAIT_SECONDS}s'")
+                        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_WRITE_LOCK})")
+            return engine
+        # The driver's own transaction handling is switched off (isolation_level=None, below) so that SQLAlchemy's
+        # "begin" event decides how each transaction starts: BEGIN IMMEDIATE for writes (the write lock is taken
+        # first, so a writer never reads a state another writer is about to change, and waits up to
+        # WRITE_WAIT_SECONDS for its turn instead of failing with "database is locked"), plain BEGIN for reads.
+        engine = create_engine(f"sqlite:///{target}", future=True,
+                               connect_args={"timeout": WRITE_WAIT_SECONDS})
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+                return  # VACUUM and friends run outside any transaction
+            immediate = conn.get_execution_options().get("sp_realist_write")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - exercised everywhere
+            dbapi_conn.isolation_level = None  # SQLAlchemy's recipe: the "begin" event above emits BEGIN
             cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={WRITE_WAIT_SECONDS * 1000}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -275,6 +339,9 @@ class Project:
                     project._upgrade(conn)
         except (DatabaseError, OperationalError) as exc:
             raise ProjectError(f"{target} could not be opened as a project: {exc.orig}.") from None
+        from .project_templates import adopt_templates_dir
+
+        adopt_templates_dir(project)  # a templates_dir folder (schema < 9) is read into the project
         return project
 
     def close(self) -> None:
@@ -303,14 +370,13 @@ class Project:
                 f"{self.location} was written by a newer sp_realist (schema {version}); upgrade sp_realist to open it."
             )
         while version < S.SCHEMA_VERSION:
-            if version in MIGRATIONS:
-                MIGRATIONS[version](conn)
+            MIGRATIONS[version](conn)
             version += 1
             self._set_meta(conn, "schema_version", str(version))
 
     @contextmanager
     def _migrating(self) -> Iterator[Connection]:
-        """The one transaction an upgrade runs in.  On SQLite it is explicit (``BEGIN``, so DDL is inside it too)
+        """The one transaction an upgrade runs in.  On SQLite it is a write turn (``BEGIN IMMEDIATE``, DDL inside it)
         and runs with foreign keys off, as SQLite's table-rebuild procedure requires (a dropped table must not
         cascade to its children); ``PRAGMA foreign_key_check`` must find nothing before the commit, and foreign
         keys are on again afterwards.  Other back ends use :meth:`begin`."""
@@ -320,25 +386,19 @@ class Project:
             return
         with self.engine.connect() as conn:
             dbapi = conn.connection.dbapi_connection
-            saved = dbapi.isolation_level
-            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: none is open yet
-            dbapi.isolation_level = None  # the driver opens no transaction of its own; ours is the BEGIN below
+            # outside any transaction: the driver opens none of its own (isolation_level None, see _engine_for)
+            # and SQLAlchemy's has not begun yet
+            dbapi.execute("PRAGMA foreign_keys=OFF")
             try:
-                conn.exec_driver_sql("BEGIN")
-                try:
+                conn.execution_options(sp_realist_write=True)
+                with conn.begin():  # BEGIN IMMEDIATE (the "begin" event): the write turn, DDL inside it too
                     yield conn
                     broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
                     if broken is not None:
                         raise ProjectError(f"{self.location}: the schema upgrade left a broken reference in table "
                                            f"{broken[0]!r}; nothing was changed, report this as a bug.")
-                except BaseException:
-                    conn.rollback()
-                    raise
-                conn.commit()
             finally:
-                dbapi.isolation_level = saved
-                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-                conn.commit()
+                dbapi.execute("PRAGMA foreign_keys=ON")
 
     @property
     def schema_version(self) -> int:
@@ -348,9 +408,30 @@ class Project:
     # -- transactions and helpers -----------------------------------------
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A connection inside one transaction (commit on success, rollback on error)."""
-        with self.engine.begin() as conn:
-            yield conn
+        """A connection inside one write transaction (commit on success, rollback on error).
+
+        Write transactions take turns: on SQLite the transaction starts with ``BEGIN IMMEDIATE`` (the file's
+        write lock), on PostgreSQL it first takes the project's advisory lock; a writer waits for the one
+        before it to commit.  Inside the turn, check-then-insert and ``max() + 1`` ordinals
+        (:func:`next_ordinal`) cannot collide.  Unique constraints still decide in the end: a conflict that
+        slips past a check (another program writing the database) is one sentence, not a traceback."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(sp_realist_write=True)
+                with conn.begin():
+                    yield conn
+        except IntegrityError as exc:
+            if not _is_unique_violation(exc):
+                raise
+            raise ProjectError(f"{_safe_location(self.location)}: another change to the same record was saved "
+                               "at the same moment, so nothing of this one was written; run the command "
+                               "again.") from None
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig) and "lock timeout" not in str(exc.orig):
+                raise
+            raise ProjectError(f"{_safe_location(self.location)}: another writer kept the project busy for "
+                               f"over {WRITE_WAIT_SECONDS} seconds; nothing was written, run the command again "
+                               "when it has finished.") from None
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -372,6 +453,9 @@ class Project:
         return json.loads(row[0]) if row else default
 
     def set_setting(self, key: str, value: Any, conn: Connection | None = None) -> None:
+        """Store a project setting (JSON-encoded).  Every string in it (narrative sections, report settings
+        ...) is free text: a control character is refused as in any text column (:func:`schema.check_text`)."""
+        _check_strings(value, f"project setting {key}")
         if conn is None:
             with self.begin() as c:
                 self._set_meta(c, f"setting:{key}", json.dumps(value))
@@ -397,15 +481,64 @@ class Project:
     def log(self, conn: Connection, action: str, target: str | None = None, actor: str | None = None, **detail) -> None:
         """Append to the audit log inside the caller's transaction; ``actor`` defaults to who is working
         (:func:`sp_realist.identity.current_user`: the login on a server, else --coder, $SP_REALIST_CODER,
-        the per-user setting, the login name)."""
+        the per-user setting, the login name).
+
+        ``target`` is often built from joined names: one longer than the column holds is shortened (ending in
+        "...", control characters shown as spaces); the user's data it names is never touched."""
         if not actor:
             from .identity import current_user
 
             actor = current_user(None, conn=conn)
+        target = _log_text(target, S.audit_log.c.target)
+        actor = _log_text(actor, S.audit_log.c.actor)
         conn.execute(_INSERT_AUDIT, {
             "at": now(), "actor": actor, "action": action, "target": target,
             "detail": json.dumps(detail, sort_keys=True, default=str) if detail else None,
         })
+
+
+def _check_strings(value: Any, field: str) -> None:
+    """:func:`schema.check_text` on every string inside a JSON-like ``value`` (keys too), without a length limit."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            S.check_text(item, field, None)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+
+
+def _log_text(value: str | None, column) -> str | None:
+    """``value`` made to fit an audit-log ``column``: control characters as spaces, cut to the limit."""
+    if value is None:
+        return None
+    import re
+
+    value = re.sub("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]", " ", str(value))
+    limit = column.type.limit
+    return value if limit is None or len(value) <= limit else value[: limit - 3] + "..."
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
+        return True
+    return "UNIQUE constraint failed" in str(orig)
+
+
+def _safe_location(location: str) -> str:
+    """A project location fit for a message (a URL without its password)."""
+    if not _is_url(location):
+        return location
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(location).render_as_string(hide_password=True).replace(":***@", "@")
+    except Exception:  # pragma: no cover - a URL SQLAlchemy cannot parse never opened
+        return "the project database"
 
 
 def find_project(explicit: str | None = None, cwd: str | os.PathLike | None = None) -> str:

@@ -305,18 +305,39 @@ def _confined_loader_class():
     return ConfinedFileSystemLoader
 
 
-def sandboxed_environment(template_dirs: Iterable[str | os.PathLike] = (), *, packaged: bool = True,
-                          filters: Mapping[str, Callable] | None = None, **options: Any):
+#: How a template stored in the project is named in messages ("project template ifthen.j2").
+STORED_PREFIX = "project template "
+
+
+def _stored_loader(stored: Mapping[str, str]):
+    """A loader for templates stored in the project (name -> source, see :mod:`sp_realist.project_templates`)."""
+    from jinja2 import FunctionLoader
+
+    sources = dict(stored)
+
+    def load(name: str):
+        source = sources.get(name)
+        return None if source is None else (source, STORED_PREFIX + name, lambda: True)
+
+    loader = FunctionLoader(load)
+    loader.sp_sources = sources  # for the source line of a message (see _source_line)
+    return loader
+
+
+def sandboxed_environment(template_dirs: Iterable[str | os.PathLike | Mapping[str, str]] = (), *,
+                          packaged: bool = True, filters: Mapping[str, Callable] | None = None, **options: Any):
     """The sandboxed Jinja2 environment every sp_realist template renders in.
 
     Templates are looked up, first match wins, in ``template_dirs`` and then (when ``packaged``) in the
-    templates shipped in ``sp_realist/templates``.  ``options`` are Jinja2 environment options
-    (``autoescape``, ``trim_blocks`` ...); ``undefined`` is always :class:`jinja2.StrictUndefined`.
+    templates shipped in ``sp_realist/templates``.  An item of ``template_dirs`` is a folder, or a mapping of
+    name -> source: the templates stored in a project (:func:`sp_realist.project_templates.template_search`
+    gives the whole list).  ``options`` are Jinja2 environment options (``autoescape``, ``trim_blocks`` ...);
+    ``undefined`` is always :class:`jinja2.StrictUndefined`.
     """
     from jinja2 import ChoiceLoader, PackageLoader, StrictUndefined
 
     loader_cls = _confined_loader_class()
-    loaders = [loader_cls(str(d)) for d in template_dirs if d]
+    loaders = [_stored_loader(d) if isinstance(d, Mapping) else loader_cls(str(d)) for d in template_dirs if d]
     if packaged:
         loaders.append(PackageLoader("sp_realist", "templates"))
     env = _sandbox_class()(loader=ChoiceLoader(loaders), undefined=StrictUndefined, **options)
@@ -354,11 +375,26 @@ def _template_line(exc: BaseException, template) -> tuple[str, int | None]:
     return where, line
 
 
+def _stored_source(filename: str, template) -> str | None:
+    """The source of a template stored in the project, by its message name, or None."""
+    if not filename or not filename.startswith(STORED_PREFIX):
+        return None
+    loaders = getattr(getattr(getattr(template, "environment", None), "loader", None), "loaders", [])
+    for loader in loaders:
+        sources = getattr(loader, "sp_sources", None)
+        if sources is not None and filename[len(STORED_PREFIX):] in sources:
+            return sources[filename[len(STORED_PREFIX):]]
+    return None
+
+
 def _source_line(filename: str, line: int | None, template) -> str:
     if not line:
         return ""
     try:
-        if filename and Path(filename).is_file():
+        stored = _stored_source(filename, template)
+        if stored is not None:
+            text = stored
+        elif filename and Path(filename).is_file():
             text = Path(filename).read_text(encoding="utf-8")
         else:
             return ""

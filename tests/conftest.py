@@ -83,3 +83,35 @@ def corpus_build(tmp_path_factory, request):
         raise
     done.write_text("ok", encoding="utf-8")
     return out
+
+
+# --- project_target (pg-writes; SQLite-only stand-in) -------------------------------------------------------
+# The pg-server branch provides the real `project_target`, parametrised over SQLite and a throwaway PostgreSQL
+# server; on merge the lead keeps theirs and drops this block.  Until then: a fresh empty SQLite project, and,
+# when SP_REALIST_TEST_PG_ADMIN_URL names a PostgreSQL server (its maintenance database, e.g.
+# "postgresql+psycopg://nobody@/postgres?host=/var/tmp/pgw/sock"), also a fresh database on it per test.
+_PG_ADMIN_URL = os.environ.get("SP_REALIST_TEST_PG_ADMIN_URL")
+
+
+@pytest.fixture(params=["sqlite"] + (["postgresql"] if _PG_ADMIN_URL else []))
+def project_target(request, tmp_path):
+    if request.param == "sqlite":
+        path = tmp_path / "t.sprealist"
+        Project.create(path).close()
+        yield str(path)
+        return
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    name = f"spr_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(_PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = make_url(_PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    Project.create(url).close()
+    yield url
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.dispose()

@@ -85,7 +85,9 @@ def trees(draw):
     for i, n in enumerate(names):
         parents[n] = draw(st.sampled_from([None] + names[:i])) if i else None
     fields = {n: draw(st.fixed_dictionaries({}, optional={
-        "definition": st.text(min_size=1, max_size=30).filter(lambda s: s.strip() == s and s),
+        # any text a definition may hold: control characters (other than tab and line breaks) are refused
+        "definition": st.text(st.characters(blacklist_categories=("Cc", "Cs"), whitelist_characters="\t\n\r"),
+                              min_size=1, max_size=30).filter(lambda s: s.strip() == s and s),
         "colour": st.sampled_from(["#1f77b4", "#abc", "#FF0000"]),
     })) for n in names}
     return names, parents, fields

@@ -10,6 +10,7 @@ from defusedxml import ElementTree as DET
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
+from sqlalchemy import text as sql_text
 
 from exchange_helpers import DATA, build_sample, schema, snapshot, validate_qdpx
 from sp_realist import schema as S
@@ -358,10 +359,12 @@ def test_xml_invalid_characters_are_left_out_of_notes_not_sources(project, tmp_p
     text = "bell\x07 in the text"
     ts = "2020-01-01T00:00:00+00:00"
     with project.begin() as conn:
-        add_source(conn, SourceDraft(name="odd", kind="document", text=text, segments=[Segment(0, len(text))],
-                                     checksum="x"))
-        conn.execute(insert(S.memos).values(target_type="project", text="ding\x07", author="RA", created_at=ts,
-                                            updated_at=ts))
+        add_source(conn, SourceDraft(name="odd", kind="document", text=text.replace("\x07", " "),
+                                     segments=[Segment(0, len(text))], checksum="x"))
+        # a project written before text checks existed (they refuse control characters now): plain SQL
+        conn.execute(sql_text("UPDATE sources SET text = :t WHERE name = 'odd'"), {"t": text})
+        conn.execute(sql_text("INSERT INTO memos (target_type, text, author, created_at, updated_at) "
+                              "VALUES ('project', :t, 'RA', :ts, :ts)"), {"t": "ding\x07", "ts": ts})
     out = tmp_path / "odd.qdpx"
     result = export_qdpx(project, out)
     qde = validate_qdpx(out)

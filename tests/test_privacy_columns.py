@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Boolean, Float, Integer, String, Text, insert, select
+from sqlalchemy import Boolean, Float, Integer, insert, select
 
 from sp_realist import schema as S
 from sp_realist.privacy.anonymise import (EXEMPT, JSON_FIELDS, SOURCE_FIELDS, anonymise, exempt_reason, project_fields,
@@ -76,7 +76,7 @@ def _fill(project: Project, name: str, email: str, coder: str, memo: str) -> Non
                     row[c.name] = 1
                 elif isinstance(kind, Float):
                     row[c.name] = 0.5
-                elif isinstance(kind, (String, Text)):
+                elif S.is_text(c):
                     if c.name in enums:
                         row[c.name] = enums[c.name]
                     elif exempt_reason(table.name, c):

@@ -18,7 +18,9 @@ from sp_realist.report.docx_writer import xml_safe
 from sp_realist.report.model import ReportSettings, build_report_model
 from sp_realist.store import Project, now
 
-TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40).filter(
+# any text a project accepts (control characters other than tab and line breaks are refused on the way in)
+TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs", "Cc"], include_characters="\t\n\r"),
+               min_size=1, max_size=40).filter(
     lambda t: t.strip())
 
 

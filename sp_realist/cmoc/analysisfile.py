@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError
-from ..store import Project
+from ..store import Project, insert_ignoring
 from .appraisal import STEP_FIELDS
 from ..yamlio import write_exported_text
 from .theoryfile import dump_yaml, excerpt_ref, read_yaml
@@ -134,7 +134,8 @@ def import_analysis_conn(conn: Connection, path: str | os.PathLike) -> dict:
             known[(sid, a, b)] = eid
     missing = list(dict.fromkeys(span for _w, span, *_ in entries if span not in known))
     if missing:
-        conn.execute(insert(ex), [dict(source_id=a, start=b, end=c, created_at=ts) for a, b, c in missing])
+        conn.execute(insert_ignoring(conn, ex, ["source_id", "start", "end"]),
+                     [dict(source_id=a, start=b, end=c, created_at=ts) for a, b, c in missing])
         for chunk in _chunks(source_ids):
             for eid, sid, a, b in conn.execute(select(ex.c.id, ex.c.source_id, ex.c.start, ex.c.end)
                                                .where(ex.c.source_id.in_(chunk))):

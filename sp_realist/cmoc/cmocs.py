@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import SpRealistError
 from ..sources import span_attributions
-from ..store import Project, now, stable_guid
+from ..store import Project, next_ordinal, now, stable_guid
 from ._common import (
     CMOC_TEXT_FIELDS,
     COMPONENTS,
@@ -81,7 +81,7 @@ def add_cmoc_conn(conn: Connection, key: str, *, theory: str | None = None, acto
     if conn.execute(select(S.cmocs.c.id).where(S.cmocs.c.key == key)).first():
         raise SpRealistError(f"{where}: a CMOC {key} already exists; edit it with 'sp-realist cmoc edit {key}'.")
     theory_row = resolve_theory(conn, theory) if theory else None
-    ord_ = ord if ord is not None else conn.execute(select(func.coalesce(func.max(S.cmocs.c.ord), 0))).scalar_one() + 1
+    ord_ = ord if ord is not None else next_ordinal(conn, S.cmocs.c.ord)
     ts = created_at or now()
     cid = conn.execute(insert(S.cmocs).values(
         key=key, ord=ord_, guid=guid or stable_guid("cmoc", key), created_at=ts, updated_at=updated_at or ts, **values,

@@ -20,8 +20,9 @@ one full stop (:func:`finish_sentence`).
 
 Templates are looked up, first match wins, in:
 
-1. the folder named by the project setting ``templates_dir`` (relative to the
-   project file's folder unless absolute);
+1. the templates stored in the project (:mod:`sp_realist.project_templates`:
+   a study's ``templates/`` put there by ``build``, or ``sp-realist templates
+   add``), so the project renders the same wherever it is opened;
 2. ``templates/`` beside the project file;
 3. the templates shipped with sp_realist.
 
@@ -352,25 +353,11 @@ def finish_sentence(text: str) -> str:
     return text[:1].upper() + text[1:] if text else text
 
 
-def template_dirs(project: Project) -> list[Path]:
-    """Folders searched for templates before the packaged ones (see module docstring)."""
-    dirs: list[Path] = []
-    base = None if "://" in project.location else Path(project.location).resolve().parent
-    setting = project.get_setting("templates_dir")
-    if setting:
-        p = Path(setting).expanduser()
-        if not p.is_absolute():
-            if base is None:
-                raise SpRealistError(
-                    f"setting templates_dir {setting!r}: a relative folder needs a project file; give an absolute path.")
-            p = base / p
-        if not p.is_dir():
-            raise SpRealistError(
-                f"setting templates_dir: the folder {p} does not exist; create it or change the setting.")
-        dirs.append(p)
-    if base is not None and (base / "templates").is_dir():
-        dirs.append(base / "templates")
-    return dirs
+def template_dirs(project: Project) -> list:
+    """Where templates are looked up before the packaged ones (see module docstring)."""
+    from ..project_templates import template_search
+
+    return template_search(project)
 
 
 def environment(project: Project | None = None, proper_nouns: Iterable[str] | None = None):
@@ -422,7 +409,7 @@ def _load_template(project: Project, template: str | None):
         return env.get_template(name), env
     except jinja2.TemplateNotFound:
         raise SpRealistError(f"if/then template {name!r} not found in the project's template folders; "
-                             "check the name or the templates_dir setting.") from None
+                             "check the name, or store the template with 'sp-realist templates add FILE'.") from None
     except jinja2.TemplateSyntaxError as exc:
         raise SpRealistError(f"{exc.filename or name}: template error at line {exc.lineno} ({exc.message}); fix it.") from None
 

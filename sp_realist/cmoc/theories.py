@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import SpRealistError
-from ..store import Project, now, stable_guid
+from ..store import Project, next_ordinal, now, stable_guid
 from ._common import dumps, loads_list, resolve_cmoc, resolve_excerpt, resolve_theory
 
 
@@ -74,8 +74,7 @@ def add_theory_conn(conn: Connection, key: str, title: str, *, description: str 
         raise SpRealistError(f"{where}: a theory needs a title.")
     if conn.execute(select(S.theories.c.id).where(S.theories.c.key == key)).first():
         raise SpRealistError(f"{where}: a theory {key} already exists; edit it with 'sp-realist theory edit {key}'.")
-    ord_ = ord if ord is not None else conn.execute(
-        select(func.coalesce(func.max(S.theories.c.ord), 0))).scalar_one() + 1
+    ord_ = ord if ord is not None else next_ordinal(conn, S.theories.c.ord)
     ts = created_at or now()
     return conn.execute(insert(S.theories).values(
         key=key, title=str(title).strip(), description=(str(description).strip() or None) if description else None,
@@ -132,7 +131,7 @@ def add_member_conn(conn: Connection, theory: str, cmoc: str, *, actor: str | No
     tc = S.theory_cmocs
     if conn.execute(select(tc.c.cmoc_id).where(and_(tc.c.theory_id == t["id"], tc.c.cmoc_id == c["id"]))).first():
         return False
-    ord_ = conn.execute(select(func.coalesce(func.max(tc.c.ord), 0)).where(tc.c.theory_id == t["id"])).scalar_one() + 1
+    ord_ = next_ordinal(conn, tc.c.ord, tc.c.theory_id == t["id"])
     conn.execute(insert(tc).values(theory_id=t["id"], cmoc_id=c["id"], ord=ord_))
     if record:
         record_change_conn(conn, t["key"], f"Added {c['key']}", reason=reason, evidence=evidence, author=actor)

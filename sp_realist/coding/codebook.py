@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import SpRealistError
-from ..store import Project, now, stable_guid
+from ..store import Project, next_ordinal, now, stable_guid
 from ._common import (PHASES, CodeTree, clean_name, code_rows, descendants, dump_yaml, escape_name, read_yaml,
                       resolve_code, split_path)
 
@@ -56,7 +56,7 @@ def _clean_fields(fields: dict[str, Any], where: str) -> dict[str, Any]:
 
 def _next_ord(conn: Connection, parent_id: int | None) -> int:
     cond = S.codes.c.parent_id.is_(None) if parent_id is None else S.codes.c.parent_id == parent_id
-    return conn.execute(select(func.coalesce(func.max(S.codes.c.ord), -1)).where(cond)).scalar_one() + 1
+    return next_ordinal(conn, S.codes.c.ord, cond, start=0)
 
 
 def insert_code(conn: Connection, name: str, parent_id: int | None, fields: dict, ord_: int | None = None, *,

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import SpRealistError
 from ..sources import locate_excerpt, resolve_source
-from ..store import Project, insert_many, now
+from ..store import Project, insert_ignoring, insert_many, now
 from ..identity import current_user
 from ._common import UNITS, CodeTree, code_ids_for, dump_yaml, fetch_frame, read_yaml
 from .units import SourceUnits, trim
@@ -82,29 +82,38 @@ def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000,
     cols = ("code_id", "source_id", "start", "end", "coder", "origin", "memo", "guid", "created_at", "dated",
             "selection_guid")
     out = []
+    c = S.codings.c
+    check = S.check_column
     for r in rows:
         key = (r["code_id"], r["source_id"], r["start"], r["end"], r["coder"])
         if key in seen:
             continue
         seen.add(key)
+        check(c.coder, r["coder"])  # the bulk insert below bypasses the columns' own checks: the same checks here
         guid = r.get("guid") or (coding_guid(*key) if guids else None)
-        out.append((*key, r.get("origin") or "manual", r.get("memo"), guid, r.get("created_at") or ts,
-                    r.get("dated"), r.get("selection_guid")))
+        row = (*key, check(c.origin, r.get("origin") or "manual"), check(c.memo, r.get("memo")), check(c.guid, guid),
+               check(c.created_at, r.get("created_at") or ts), r.get("dated"),
+               check(c.selection_guid, r.get("selection_guid")))
+        out.append(row)
     if not out:
         return 0
-    # One compiled INSERT executed with many parameter sets (the dialect's own SQL and paramstyle).
-    compiled = insert(S.codings).values({c: bindparam(c) for c in cols}).compile(dialect=conn.dialect)
+    # One compiled INSERT executed with many parameter sets (the dialect's own SQL and paramstyle).  The
+    # unique constraint decides: a coding another writer added meanwhile is skipped (ON CONFLICT DO NOTHING).
+    compiled = (insert_ignoring(conn, S.codings, ["code_id", "source_id", "start", "end", "coder"])
+                .values({c: bindparam(c) for c in cols}).compile(dialect=conn.dialect))
     order = compiled.positiontup if compiled.positional else None
     sql = str(compiled)
     if order is not None:
         from operator import itemgetter
 
         pick = itemgetter(*[cols.index(name) for name in order])
+    inserted = 0
     for i in range(0, len(out), batch):
         chunk = out[i:i + batch]
         params = [pick(row) for row in chunk] if order is not None else [dict(zip(cols, row)) for row in chunk]
-        conn.exec_driver_sql(sql, params)
-    return len(out)
+        result = conn.exec_driver_sql(sql, params)
+        inserted += result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(chunk)
+    return inserted
 
 
 PLAIN_CODING_COLUMNS = ("code_id", "source_id", "start", "end", "coder", "origin", "created_at")

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..sources import interviewer_speakers, is_interviewer_label
-from ..store import Project, now, stable_guid
+from ..store import Project, next_ordinal, now, stable_guid
 from ._common import PHASES, CodeTree, clean_name, code_labels, descendants
 
 
@@ -58,7 +58,7 @@ def _theme_descendants(conn: Connection, theme_id: int) -> list[int]:
 
 def _next_ord(conn: Connection, parent_id: int | None) -> int:
     cond = S.themes.c.parent_id.is_(None) if parent_id is None else S.themes.c.parent_id == parent_id
-    return conn.execute(select(func.coalesce(func.max(S.themes.c.ord), -1)).where(cond)).scalar_one() + 1
+    return next_ordinal(conn, S.themes.c.ord, cond, start=0)
 
 
 def add_theme(project: Project, name: str, description: str | None = None, phase: str = "initial",

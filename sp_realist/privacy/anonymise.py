@@ -276,6 +276,8 @@ SOURCE_FIELDS = frozenset({
 #: covered unless it is added here; ``tests/test_privacy_columns.py`` fails on a column in neither place.
 EXEMPT = {
     ("meta", "key"): "names of settings and bookkeeping entries, written by sp_realist",
+    ("project_templates", "name"): "a template's file name, which templates include each other by (its text is "
+                                   "anonymised)",
     ("sources", "kind"): "one of a fixed list",
     ("sources", "checksum"): "SHA-256 of the ingested file",
     ("sources", "date"): "an ISO date",
@@ -331,7 +333,7 @@ def exempt_reason(table: str, column) -> str | None:
     """Why ``table.column`` is not anonymised, or None if it is."""
     if (table, column.name) in EXEMPT:
         return EXEMPT[(table, column.name)]
-    if column.type is S.TS:
+    if S.is_timestamp(column):
         return "a timestamp"
     if column.name == "guid":
         return "a generated GUID"
@@ -340,10 +342,7 @@ def exempt_reason(table: str, column) -> str | None:
 
 def text_columns() -> list[tuple[str, str]]:
     """Every String/Text column of the schema, as ``(table, column)``."""
-    from sqlalchemy import String, Text
-
-    return [(t.name, c.name) for t in S.metadata.sorted_tables for c in t.columns
-            if isinstance(c.type, (String, Text))]
+    return [(t.name, c.name) for t in S.metadata.sorted_tables for c in t.columns if S.is_text(c)]
 
 
 def project_fields() -> dict[str, tuple[str, ...]]:

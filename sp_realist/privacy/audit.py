@@ -249,7 +249,7 @@ def _scan_bytes(det: Detector, name: str, data: bytes, where: str) -> Iterator[F
 
 
 def _scan_project(det: Detector, path: Path) -> Iterator[Finding]:
-    from sqlalchemy import String, Text, select
+    from sqlalchemy import select
 
     from .. import schema as S
     from ..store import Project
@@ -259,7 +259,7 @@ def _scan_project(det: Detector, path: Path) -> Iterator[Finding]:
     try:
         with project.connect() as conn:
             for table in S.metadata.sorted_tables:
-                cols = [c for c in table.columns if isinstance(c.type, (String, Text))]
+                cols = [c for c in table.columns if S.is_text(c)]
                 if not cols or table.name == "anonymisation_records":
                     continue
                 pk = list(table.primary_key.columns)

@@ -73,28 +73,13 @@ def resolve_key(key: str | os.PathLike | None) -> str | None:
     return value
 
 
-def template_dirs_for(project: Project, extra: Iterable[str | os.PathLike] = ()) -> list[str]:
-    """Template override folders, first match wins: those given (e.g. a study's
-    ``templates/``), the folder named by the project setting ``templates_dir``
-    (relative to the project file), then ``templates/`` beside the project file
-    -- the same rule as the if/then templates of :mod:`sp_realist.cmoc.ifthen`."""
-    dirs = [str(d) for d in extra if d]
-    base = None if "://" in project.location else Path(project.location).resolve().parent
-    setting = project.get_setting("templates_dir")
-    if setting:
-        path = Path(setting).expanduser()
-        if not path.is_absolute():
-            if base is None:
-                raise SpRealistError(f"setting templates_dir {setting!r}: a relative folder needs a project file; "
-                                     "give an absolute path.")
-            path = base / path
-        if not path.is_dir():
-            raise SpRealistError(f"setting templates_dir: the folder {path} does not exist; create it or change the "
-                                 "setting.")
-        dirs.append(str(path))
-    if base is not None and (base / "templates").is_dir():
-        dirs.append(str(base / "templates"))
-    return dirs
+def template_dirs_for(project: Project, extra: Iterable[str | os.PathLike] = ()) -> list:
+    """Where the report's templates are looked up, first match wins: the folders given (e.g. a study's
+    ``templates/``), the templates stored in the project, then ``templates/`` beside the project file -- the
+    same rule as the if/then templates (:func:`sp_realist.project_templates.template_search`)."""
+    from ..project_templates import template_search
+
+    return template_search(project, extra)
 
 
 def _audit(paths: list[Path], finder, shown: dict[Path, Path] | None = None) -> None:

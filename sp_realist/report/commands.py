@@ -263,9 +263,105 @@ def narrative_remove_cmd(project_path, section, actor) -> None:
         message(f"'{section}' had no stored text; nothing changed.")
 
 
+@click.group("templates")
+def templates_group() -> None:
+    """The report and if/then templates stored in the project.
+
+    A project renders with the shipped templates unless it holds its own
+    (report.md.j2, report.html.j2, ifthen.j2 ...).  They are stored in the
+    project itself, so a copied project file or a project on a server renders
+    the same; 'build' stores a study's templates/ folder.
+
+    \b
+    Examples:
+      sp-realist templates add my-templates/        # every file, by its path inside the folder
+      sp-realist templates add ifthen.j2
+      sp-realist templates list
+      sp-realist templates show ifthen.j2 > ifthen.j2
+      sp-realist templates remove ifthen.j2          # the shipped one is used again
+    """
+
+
+@templates_group.command("add")
+@project_option
+@click.argument("paths", nargs=-1, required=True, type=click.Path(), metavar="FOLDER|FILE...")
+@click.option("--replace-all", is_flag=True, help="Remove every stored template first.")
+@click.option("--actor", default=None, help="Who is editing (for the audit log).")
+def templates_add_cmd(project_path, paths, replace_all, actor) -> None:
+    """Store template files, or every file of a folder, in the project (same names are replaced).
+
+    \b
+    Example:
+      sp-realist templates add report-templates/
+    """
+    from ..project_templates import store_templates
+
+    names = store_templates(get_project(project_path), *paths, replace_all=replace_all, actor=actor)
+    message(f"Stored {len(names)} template{'s' if len(names) != 1 else ''} in the project: {', '.join(names)}.")
+
+
+@templates_group.command("list")
+@project_option
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "csv", "md"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file instead of stdout.")
+def templates_list_cmd(project_path, fmt, output) -> None:
+    """List the templates stored in the project.
+
+    \b
+    Example:
+      sp-realist templates list
+    """
+    from ..cli_support import emit
+    from ..project_templates import templates_frame
+
+    emit(templates_frame(get_project(project_path)), fmt, output, title="Stored templates")
+
+
+@templates_group.command("show")
+@project_option
+@click.argument("name")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file instead of stdout.")
+def templates_show_cmd(project_path, name, output) -> None:
+    """Print a stored template's text.
+
+    \b
+    Example:
+      sp-realist templates show ifthen.j2 > ifthen.j2
+    """
+    from ..errors import NotFoundError, did_you_mean
+    from ..project_templates import stored_templates
+
+    stored = stored_templates(get_project(project_path))
+    if name not in stored:
+        raise NotFoundError(f"No template {name!r} is stored in the project; "
+                            f"{did_you_mean(name, stored, 'see sp-realist templates list.')}")
+    write_output(stored[name], output)
+
+
+@templates_group.command("remove")
+@project_option
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--actor", default=None, help="Who is editing (for the audit log).")
+def templates_remove_cmd(project_path, names, actor) -> None:
+    """Remove stored templates (the shipped ones are used again).
+
+    \b
+    Example:
+      sp-realist templates remove ifthen.j2
+    """
+    from ..project_templates import remove_templates
+
+    removed = remove_templates(get_project(project_path), names, actor=actor)
+    message(f"Removed {', '.join(removed)} from the project's templates.")
+
+
 def register(main: click.Group) -> None:
     """Add this area's commands to the main group."""
     main.add_command(report_cmd)
     main.add_command(build_cmd)
     main.add_command(rameses_cmd)
     main.add_command(narrative_group)
+    main.add_command(templates_group)

@@ -20,16 +20,18 @@ from ..output import to_csv
 from .model import ReportModel, Table, id_ranges
 
 
-def template_environment(template_dirs: Iterable[str | os.PathLike] = ()):
+def template_environment(template_dirs: Iterable = ()):
     """The sandboxed Jinja2 environment (:func:`sp_realist.templating.sandboxed_environment`) that prefers
-    templates in ``template_dirs``."""
+    templates in ``template_dirs`` (folders, or a mapping of templates stored in the project)."""
+    from collections.abc import Mapping
+
     from jinja2 import select_autoescape
 
     from ..templating import sandboxed_environment
 
-    dirs = [str(d) for d in template_dirs if d]
+    dirs = [d if isinstance(d, Mapping) else str(d) for d in template_dirs if d]
     for d in dirs:
-        if not Path(d).is_dir():
+        if not isinstance(d, Mapping) and not Path(d).is_dir():
             raise SpRealistError(f"{d}: the template folder does not exist; create it or fix the setting.")
     br = lambda v: Markup("<br>".join(str(escape(x)) for x in str("" if v is None else v).split("\n")))  # noqa: E731
     env = sandboxed_environment(dirs, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -401,6 +402,12 @@ def build_study(study_dir: str | os.PathLike, out: str | os.PathLike | None = No
     def shown(msg: str) -> str:  # name the files where they end up, not in the staging folder
         if stage is None:
             return msg
+        if study.templates is not None:  # a template stored from the study: name the study's own file
+            from ..templating import STORED_PREFIX
+
+            msg = re.sub(re.escape(STORED_PREFIX) + r"([^\s,:;()]+)",
+                         lambda m: str(study.templates / m.group(1))
+                         if (study.templates / m.group(1)).is_file() else m.group(0), msg)
         for staged_dir in {str(stage.resolve()), str(stage)}:
             if study.templates is not None:  # a copied template: name the study's own file
                 msg = msg.replace(os.path.join(staged_dir, "templates"), str(study.templates))
@@ -656,13 +663,20 @@ def write_outputs(project: Project, study: Study, out: Path, key=None,
 
 
 def copy_templates(project: Project, study: Study, out: Path) -> list[Path]:
-    """Copy the study's templates to ``out/templates`` and point the project's ``templates_dir`` there.
+    """Store the study's templates in the project (:mod:`sp_realist.project_templates`) and copy them to
+    ``out/templates`` for the reader.
 
     The built project then renders its if/then statements and reports with the study's templates wherever
-    the output folder is moved or shared (a path back to the study folder would break).
+    it is opened: the output folder moved or shared, the project file copied elsewhere, or a project on a
+    server (a path back to the study folder, or to the output folder, would break).
     """
+    from ..project_templates import store_templates_conn, template_files
+
     if study.templates is None:
         return []
+    with project.begin() as conn:
+        names = store_templates_conn(conn, template_files(study.templates), replace_all=True)
+        project.log(conn, "templates.store", ", ".join(names), count=len(names))
     dest = out / "templates"
     copied = []
     for src in sorted(p for p in study.templates.rglob("*") if p.is_file()):
@@ -671,7 +685,6 @@ def copy_templates(project: Project, study: Study, out: Path) -> list[Path]:
         shutil.copyfile(src, target)
         copied.append(target)
     dest.mkdir(parents=True, exist_ok=True)
-    project.set_setting("templates_dir", "templates")
     return copied
 
 
