@@ -12,11 +12,109 @@ from click.testing import CliRunner
 from sp_realist.store import Project
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only(reason): a test about the project *file* (paths, copying the "
+                                       "file, VACUUM, secure_delete); it runs on SQLite only")
+
+
+def pytest_generate_tests(metafunc):
+    """Every test that uses a project (``backend``, ``project_target``, ``project_path``, ``project``) runs on
+    both back ends, unless it is marked ``sqlite_only``."""
+    if "backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("backend", ["sqlite"] if only else list(BACKENDS), indirect=True)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """This worker's throwaway PostgreSQL cluster (see tests/pg_cluster.py), stopped at session end.
+    Where PostgreSQL cannot run, tests that need it are skipped -- or fail when CI=true."""
+    from pg_cluster import Cluster, PostgresUnavailable
+
+    try:
+        cluster = Cluster()
+    except PostgresUnavailable as exc:
+        if _in_ci():
+            pytest.fail(f"PostgreSQL cannot run and CI=true: {exc}", pytrace=False)
+        pytest.skip(f"PostgreSQL cannot run here: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_databases(pg_cluster):
+    from pg_cluster import Databases
+
+    dbs = Databases(pg_cluster)
+    yield dbs
+    dbs.close()
+
+
 @pytest.fixture
-def project_path(tmp_path):
+def pg_fresh(pg_databases):
+    """The databases this test makes; all dropped after it."""
+    yield pg_databases
+    pg_databases.drop_all()
+
+
+@pytest.fixture
+def backend(request):
+    """``"sqlite"`` or ``"postgresql"`` (parametrised by pytest_generate_tests)."""
+    return request.param
+
+
+@pytest.fixture
+def new_location(backend, tmp_path, request):
+    """A factory: each call gives a new place where no project is yet -- a file path in the test's folder
+    (SQLite) or the URL of a new, empty database (PostgreSQL); for ``init`` and ``Project.create``."""
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_fresh").empty
+    counter = iter(range(1, 10_000))
+
+    def make() -> str:
+        n = next(counter)
+        return str(tmp_path / ("project.sprealist" if n == 1 else f"project-{n}.sprealist"))
+
+    return make
+
+
+@pytest.fixture
+def new_project(backend, tmp_path, request):
+    """A factory: each call creates another fresh, empty project and gives its location (str)."""
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_fresh").project
+    counter = iter(range(1, 10_000))
+
+    def make() -> str:
+        path = tmp_path / f"new-{next(counter)}.sprealist"
+        Project.create(path).close()
+        return str(path)
+
+    return make
+
+
+@pytest.fixture
+def project_path(backend, tmp_path, request):
+    """A fresh, empty project: its file (a Path, SQLite) or its URL (a str, PostgreSQL)."""
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_fresh").project()
     path = tmp_path / "test.sprealist"
     Project.create(path).close()
     return path
+
+
+@pytest.fixture
+def project_target(project_path):
+    """A fresh, empty project's location as a str: a file path (SQLite) or a URL (PostgreSQL), e.g. for
+    ``-p project_target`` on the command line."""
+    return str(project_path)
 
 
 @pytest.fixture
