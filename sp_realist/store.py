@@ -242,6 +242,19 @@ class Project:
     def close(self) -> None:
         self.engine.dispose()
 
+    def discard(self) -> None:
+        """Remove a project this process has just created and abandons (a failed import), then close it: the
+        file with its WAL, or on a server every project table (the database itself stays, empty)."""
+        if self.is_file:
+            self.engine.dispose()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(self.location + suffix).unlink(missing_ok=True)
+            return
+        try:
+            S.metadata.drop_all(self.engine)
+        finally:
+            self.engine.dispose()
+
     def __enter__(self) -> "Project":
         return self
 

@@ -86,6 +86,88 @@ def new_location(backend, tmp_path, request):
 
 
 @pytest.fixture
+def place(backend, tmp_path, request):
+    """``place(name)``: where this test's project called ``name`` lives, not created yet -- ``tmp_path /
+    "NAME.sprealist"`` as a str (SQLite) or a new, empty database's URL (PostgreSQL); the same for the same name."""
+    made: dict[str, str] = {}
+
+    def where(name: str) -> str:
+        if name not in made:
+            made[name] = (request.getfixturevalue("pg_fresh").empty() if backend == "postgresql"
+                          else str(tmp_path / f"{name}.sprealist"))
+        return made[name]
+
+    return where
+
+
+def engine_for(location):
+    """A plain SQLAlchemy engine on a project's file or database (for tests that reshape a store)."""
+    from sqlalchemy import create_engine
+
+    location = str(location)
+    return create_engine(location if "://" in location else f"sqlite:///{location}")
+
+
+def run_sql(location, *statements: str) -> None:
+    """Run SQL on a project, file or database, in one transaction (e.g. to give it an older schema's shape)."""
+    engine = engine_for(location)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+def column_names(location, table: str) -> list[str]:
+    from sqlalchemy import inspect
+
+    engine = engine_for(location)
+    try:
+        with engine.connect() as conn:
+            return [c["name"] for c in inspect(conn).get_columns(table)]
+    finally:
+        engine.dispose()
+
+
+def stored_bytes(location) -> bytes:
+    """Every byte a project keeps on disk: the SQLite file with its -wal and -shm, or (PostgreSQL, after a
+    ``CHECKPOINT`` so the files hold what the server has in memory) every file of the project's database folder
+    in the cluster's data directory -- tables, TOAST tables, indexes, free-space maps. (The server's write-ahead
+    log is not the project's; see docs/privacy.md.)"""
+    location = str(location)
+    if "://" not in location:
+        return b"".join(p.read_bytes() for p in (Path(location), Path(f"{location}-wal"), Path(f"{location}-shm"))
+                        if p.exists())
+    engine = engine_for(location)
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("CHECKPOINT")
+            data = conn.exec_driver_sql("SHOW data_directory").scalar()
+            oid = conn.exec_driver_sql("SELECT oid FROM pg_database WHERE datname = current_database()").scalar()
+    finally:
+        engine.dispose()
+    folder = Path(data) / "base" / str(oid)
+    return b"".join(p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file())
+
+
+def project_exists(location) -> bool:
+    """Whether a project is at ``location`` (a file, or a database holding the meta table)."""
+    location = str(location)
+    if "://" not in location:
+        return Path(location).exists()
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(location)
+    try:
+        with engine.connect() as conn:
+            return bool(inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
 def new_project(backend, tmp_path, request):
     """A factory: each call creates another fresh, empty project and gives its location (str)."""
     if backend == "postgresql":

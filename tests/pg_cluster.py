@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -86,9 +87,21 @@ class Cluster:
             self._run([self.pg_ctl, "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "60",
                        "start"])
             self.started = True
+            self.watchdog = self._watch(os.getpid())
         except BaseException:
             self.stop()
             raise
+
+    def _watch(self, pid: int) -> subprocess.Popen:
+        """A detached shell that stops the server and removes its folder once ``pid`` (this test process) is
+        gone however it ended (killed, timed out): no server outlives the tests."""
+        stop = [self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"]
+        if self.user:
+            stop = ["runuser", "-u", self.user, "--", *stop]
+        script = (f"while kill -0 {pid} 2>/dev/null; do sleep 1; done; "
+                  f"{' '.join(shlex.quote(a) for a in stop)} >/dev/null 2>&1; rm -rf {shlex.quote(str(self.root))}")
+        return subprocess.Popen(["sh", "-c", script], start_new_session=True, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/")
 
     def _run(self, argv: list[str]) -> None:
         if self.user:
@@ -111,6 +124,11 @@ class Cluster:
         return psycopg.connect(host=str(self.socket), dbname="postgres", user=SUPERUSER, autocommit=True)
 
     def stop(self) -> None:
+        watchdog = getattr(self, "watchdog", None)
+        if watchdog is not None:
+            watchdog.kill()
+            watchdog.wait()
+            self.watchdog = None
         if self.started:
             try:
                 self._run([self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"])

@@ -141,7 +141,7 @@ def import_qdpx_cmd(path, into, new_path, fmt, output) -> None:
         finally:
             project.close()
         if anonymised and result.counts.get("sources"):
-            message(f"Note: {into} has an applied pseudonym key and the {result.counts['sources']} imported "
+            message(f"Note: {project.location} has an applied pseudonym key and the {result.counts['sources']} imported "
                     "source(s) are not anonymised yet; run 'sp-realist anonymise --key KEY' before sharing anything.")
     else:
         result = import_qdpx_new(path, new_path)
