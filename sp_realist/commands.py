@@ -37,17 +37,18 @@ def project_info(project: Project) -> pd.DataFrame:
 @click.command("init")
 @click.argument("path", type=click.Path(dir_okay=False))
 def init_cmd(path: str) -> None:
-    """Create a new, empty project file.
+    """Create a new, empty project: a file, or a database URL (an empty PostgreSQL database).
 
     \b
-    Example:
+    Examples:
       sp-realist init evaluation.sprealist
+      sp-realist init postgresql+psycopg://alice@db.example.org/evaluation
     """
     from .store import Project
 
     project = Project.create(path)
     project.close()
-    message(f"Created project {path}")
+    message(f"Created project {project.location}")
 
 
 @click.command("info")

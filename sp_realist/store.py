@@ -20,7 +20,7 @@ import warnings
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import create_engine, event, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine
@@ -99,6 +99,24 @@ def next_ordinal(conn: Connection, column, *where, start: int = 1) -> int:
         q = q.where(cond)
     top = conn.execute(q).scalar()
     return start if top is None else top + 1
+
+
+def display_location(target: str | os.PathLike) -> str:
+    """Where a project is, as every message, listing, report and export shows it: a file path as given, a
+    database URL without its password (``postgresql+psycopg://alice@host/db``). The one place a location is
+    masked; nothing shows a URL any other way."""
+    target = str(target)
+    if not _is_url(target):
+        return target
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(target)
+    except (ArgumentError, ValueError):
+        return target.split("://", 1)[0] + "://(unreadable URL)"
+    query = {k: v for k, v in url.query.items() if k.lower() not in ("password", "passfile", "sslpassword")}
+    return url._replace(password=None).set(query=query).render_as_string(hide_password=False)
 
 
 def _migrate_to_1(conn: Connection) -> None:
@@ -248,13 +266,31 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1, 1: _mig
                                                        8: _migrate_to_9, 9: _migrate_to_10}
 
 
+def _reason(exc: DatabaseError | OperationalError) -> str:
+    """The driver's own message, first line, without a trailing full stop (no SQL, no parameters)."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__).rstrip(".")
+
+
 class Project:
     """An open project.  Use :meth:`create` or :meth:`open`, never the constructor."""
 
     def __init__(self, engine: Engine, location: str):
         self.engine = engine
-        self.location = location
+        self.location = display_location(location)  # what messages show: never a password
         self.tables = S
+
+    @property
+    def is_file(self) -> bool:
+        """True for a project file (SQLite), False for a project on a database server."""
+        return self.engine.dialect.name == "sqlite"
+
+    @property
+    def name(self) -> str:
+        """A short name: the project file's stem, or the database's name on a server."""
+        if self.is_file:
+            return Path(self.location).stem
+        return self.engine.url.database or "project"
 
     # -- opening -----------------------------------------------------------
     @staticmethod
@@ -307,10 +343,24 @@ class Project:
                 raise ProjectError(f"The folder {path.parent} does not exist; create it first.")
         engine = cls._engine_for(target)
         project = cls(engine, target)
-        with project.begin() as conn:
-            project._upgrade(conn)
-            conn.execute(insert(S.meta).values(key="created_at", value=now()))
-            conn.execute(insert(S.meta).values(key="project_id", value=str(uuid.uuid4())))
+        try:
+            with project.begin() as conn:
+                if _is_url(target):  # a database is made elsewhere; it must not hold anything yet
+                    if inspect(conn).has_table("meta"):
+                        raise ProjectError(f"{project.location} already holds an sp_realist project; open it with "
+                                           "--project, or give an empty database to create a new one.")
+                    if inspect(conn).get_table_names():
+                        raise ProjectError(f"{project.location} already has tables of its own; give an empty "
+                                           "database (or schema) to create a project in.")
+                project._upgrade(conn)
+                conn.execute(insert(S.meta).values(key="created_at", value=now()))
+                conn.execute(insert(S.meta).values(key="project_id", value=str(uuid.uuid4())))
+        except (DatabaseError, OperationalError) as exc:
+            engine.dispose()
+            raise ProjectError(f"{project.location}: the project could not be created: {_reason(exc)}.") from None
+        except BaseException:
+            engine.dispose()
+            raise
         return project
 
     @classmethod
@@ -332,13 +382,17 @@ class Project:
         try:
             with project.connect() as conn:
                 if not inspect(conn).has_table("meta"):
-                    raise ProjectError(f"{target} is not an sp_realist project (it has no meta table).")
+                    raise ProjectError(f"{project.location} is not an sp_realist project (it has no meta table).")
                 current = project._version(conn)
             if current != S.SCHEMA_VERSION:
                 with project._migrating() as conn:
                     project._upgrade(conn)
         except (DatabaseError, OperationalError) as exc:
-            raise ProjectError(f"{target} could not be opened as a project: {exc.orig}.") from None
+            engine.dispose()
+            raise ProjectError(f"{project.location} could not be opened as a project: {_reason(exc)}.") from None
+        except BaseException:
+            engine.dispose()
+            raise
         from .project_templates import adopt_templates_dir
 
         adopt_templates_dir(project)  # a templates_dir folder (schema < 9) is read into the project
@@ -346,6 +400,19 @@ class Project:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def discard(self) -> None:
+        """Remove a project this process has just created and abandons (a failed import), then close it: the
+        file with its WAL, or on a server every project table (the database itself stays, empty)."""
+        if self.is_file:
+            self.engine.dispose()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(self.location + suffix).unlink(missing_ok=True)
+            return
+        try:
+            S.metadata.drop_all(self.engine)
+        finally:
+            self.engine.dispose()
 
     def __enter__(self) -> "Project":
         return self
@@ -462,14 +529,31 @@ class Project:
         else:
             self._set_meta(conn, f"setting:{key}", json.dumps(value))
 
-    def compact(self) -> None:
-        """Rewrite the store so overwritten data no longer lingers in the file.
+    def compact(self, tables: Iterable[str] | None = None) -> None:
+        """Rewrite the store so overwritten data no longer lingers in it.
 
         SQLite keeps old page contents in free pages and in the write-ahead log;
         after anonymisation those would still hold the real names.  This
-        checkpoints the WAL, VACUUMs and truncates the WAL.  Other back ends
-        manage their own storage (nothing to do here).
+        checkpoints the WAL, VACUUMs and truncates the WAL (the whole file;
+        ``tables`` is not needed).  PostgreSQL keeps old row versions in the
+        table files until they are vacuumed: this runs ``VACUUM FULL`` on
+        ``tables`` (default: every project table), which writes each table anew
+        and removes its old files, then ``CHECKPOINT``. Both run outside a
+        transaction, after the rewrite committed.
         """
+        if self.engine.dialect.name == "postgresql":
+            names = list(tables) if tables is not None else [t.name for t in S.metadata.sorted_tables]
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                present = set(inspect(conn).get_table_names())
+                quoted = [conn.dialect.identifier_preparer.quote(n) for n in names if n in present]
+                if quoted:
+                    conn.exec_driver_sql(f"VACUUM FULL {', '.join(quoted)}")
+                try:
+                    conn.exec_driver_sql("CHECKPOINT")  # old files go at once, not at the next checkpoint
+                except DatabaseError:  # only superusers (or pg_checkpoint members) may; the files go later
+                    pass
+            return
         if self.engine.dialect.name != "sqlite":
             return
         with self.engine.connect() as conn:

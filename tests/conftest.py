@@ -18,11 +18,191 @@ def _own_user_config(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only(reason): a test about the project *file* (paths, copying the "
+                                       "file, VACUUM, secure_delete); it runs on SQLite only")
+
+
+def pytest_generate_tests(metafunc):
+    """Every test that uses a project (``backend``, ``project_target``, ``project_path``, ``project``) runs on
+    both back ends, unless it is marked ``sqlite_only``."""
+    if "backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("backend", ["sqlite"] if only else list(BACKENDS), indirect=True)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """This worker's throwaway PostgreSQL cluster (see tests/pg_cluster.py), stopped at session end.
+    Where PostgreSQL cannot run, tests that need it are skipped -- or fail when CI=true."""
+    from pg_cluster import Cluster, PostgresUnavailable
+
+    try:
+        cluster = Cluster()
+    except PostgresUnavailable as exc:
+        if _in_ci():
+            pytest.fail(f"PostgreSQL cannot run and CI=true: {exc}", pytrace=False)
+        pytest.skip(f"PostgreSQL cannot run here: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_databases(pg_cluster):
+    from pg_cluster import Databases
+
+    dbs = Databases(pg_cluster)
+    yield dbs
+    dbs.close()
+
+
 @pytest.fixture
-def project_path(tmp_path):
+def pg_fresh(pg_databases):
+    """The databases this test makes; all dropped after it."""
+    yield pg_databases
+    pg_databases.drop_all()
+
+
+@pytest.fixture
+def backend(request):
+    """``"sqlite"`` or ``"postgresql"`` (parametrised by pytest_generate_tests)."""
+    return request.param
+
+
+@pytest.fixture
+def new_location(backend, tmp_path, request):
+    """A factory: each call gives a new place where no project is yet -- a file path in the test's folder
+    (SQLite) or the URL of a new, empty database (PostgreSQL); for ``init`` and ``Project.create``."""
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_fresh").empty
+    counter = iter(range(1, 10_000))
+
+    def make() -> str:
+        n = next(counter)
+        return str(tmp_path / ("project.sprealist" if n == 1 else f"project-{n}.sprealist"))
+
+    return make
+
+
+@pytest.fixture
+def place(backend, tmp_path, request):
+    """``place(name)``: where this test's project called ``name`` lives, not created yet -- ``tmp_path /
+    "NAME.sprealist"`` as a str (SQLite) or a new, empty database's URL (PostgreSQL); the same for the same name."""
+    made: dict[str, str] = {}
+
+    def where(name: str) -> str:
+        if name not in made:
+            made[name] = (request.getfixturevalue("pg_fresh").empty() if backend == "postgresql"
+                          else str(tmp_path / f"{name}.sprealist"))
+        return made[name]
+
+    return where
+
+
+def engine_for(location):
+    """A plain SQLAlchemy engine on a project's file or database (for tests that reshape a store)."""
+    from sqlalchemy import create_engine
+
+    location = str(location)
+    return create_engine(location if "://" in location else f"sqlite:///{location}")
+
+
+def run_sql(location, *statements: str) -> None:
+    """Run SQL on a project, file or database, in one transaction (e.g. to give it an older schema's shape)."""
+    engine = engine_for(location)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+def column_names(location, table: str) -> list[str]:
+    from sqlalchemy import inspect
+
+    engine = engine_for(location)
+    try:
+        with engine.connect() as conn:
+            return [c["name"] for c in inspect(conn).get_columns(table)]
+    finally:
+        engine.dispose()
+
+
+def stored_bytes(location) -> bytes:
+    """Every byte a project keeps on disk: the SQLite file with its -wal and -shm, or (PostgreSQL, after a
+    ``CHECKPOINT`` so the files hold what the server has in memory) every file of the project's database folder
+    in the cluster's data directory -- tables, TOAST tables, indexes, free-space maps. (The server's write-ahead
+    log is not the project's; see docs/privacy.md.)"""
+    location = str(location)
+    if "://" not in location:
+        return b"".join(p.read_bytes() for p in (Path(location), Path(f"{location}-wal"), Path(f"{location}-shm"))
+                        if p.exists())
+    engine = engine_for(location)
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("CHECKPOINT")
+            data = conn.exec_driver_sql("SHOW data_directory").scalar()
+            oid = conn.exec_driver_sql("SELECT oid FROM pg_database WHERE datname = current_database()").scalar()
+    finally:
+        engine.dispose()
+    folder = Path(data) / "base" / str(oid)
+    return b"".join(p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file())
+
+
+def project_exists(location) -> bool:
+    """Whether a project is at ``location`` (a file, or a database holding the meta table)."""
+    location = str(location)
+    if "://" not in location:
+        return Path(location).exists()
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(location)
+    try:
+        with engine.connect() as conn:
+            return bool(inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def new_project(backend, tmp_path, request):
+    """A factory: each call creates another fresh, empty project and gives its location (str)."""
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_fresh").project
+    counter = iter(range(1, 10_000))
+
+    def make() -> str:
+        path = tmp_path / f"new-{next(counter)}.sprealist"
+        Project.create(path).close()
+        return str(path)
+
+    return make
+
+
+@pytest.fixture
+def project_path(backend, tmp_path, request):
+    """A fresh, empty project: its file (a Path, SQLite) or its URL (a str, PostgreSQL)."""
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_fresh").project()
     path = tmp_path / "test.sprealist"
     Project.create(path).close()
     return path
+
+
+@pytest.fixture
+def project_target(project_path):
+    """A fresh, empty project's location as a str: a file path (SQLite) or a URL (PostgreSQL), e.g. for
+    ``-p project_target`` on the command line."""
+    return str(project_path)
 
 
 @pytest.fixture
@@ -83,35 +263,3 @@ def corpus_build(tmp_path_factory, request):
         raise
     done.write_text("ok", encoding="utf-8")
     return out
-
-
-# --- project_target (pg-writes; SQLite-only stand-in) -------------------------------------------------------
-# The pg-server branch provides the real `project_target`, parametrised over SQLite and a throwaway PostgreSQL
-# server; on merge the lead keeps theirs and drops this block.  Until then: a fresh empty SQLite project, and,
-# when SP_REALIST_TEST_PG_ADMIN_URL names a PostgreSQL server (its maintenance database, e.g.
-# "postgresql+psycopg://nobody@/postgres?host=/var/tmp/pgw/sock"), also a fresh database on it per test.
-_PG_ADMIN_URL = os.environ.get("SP_REALIST_TEST_PG_ADMIN_URL")
-
-
-@pytest.fixture(params=["sqlite"] + (["postgresql"] if _PG_ADMIN_URL else []))
-def project_target(request, tmp_path):
-    if request.param == "sqlite":
-        path = tmp_path / "t.sprealist"
-        Project.create(path).close()
-        yield str(path)
-        return
-    import uuid
-
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    name = f"spr_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(_PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = make_url(_PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    Project.create(url).close()
-    yield url
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.dispose()

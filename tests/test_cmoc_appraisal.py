@@ -151,7 +151,7 @@ def analysis_doc():
     ]}
 
 
-def test_analysis_file_import_export_round_trip(study, tmp_path):
+def test_analysis_file_import_export_round_trip(place, study, tmp_path):
     f = tmp_path / "analysis.yaml"
     f.write_text(yaml.safe_dump(analysis_doc()))
     counts = import_analysis_yaml(study, f)
@@ -163,7 +163,7 @@ def test_analysis_file_import_export_round_trip(study, tmp_path):
     assert back["excerpts"][0]["appraisal"]["cmoc"] == "T1.1"
     assert back["excerpts"][1]["evidence"] == [{"cmoc": "T1.2", "role": "refutes", "analyst": "JB"}]
     # Into a fresh project with the same sources: identical export.
-    fresh = Project.create(tmp_path / "fresh.sprealist")
+    fresh = Project.create(place("fresh"))
     with fresh.begin() as conn:
         diary(conn, "d1", "S1 DK1", "S1", "2019-05-14")
         diary(conn, "d2", "S1 DK2", "S1", "2019-05-20")

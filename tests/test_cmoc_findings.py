@@ -8,7 +8,6 @@ interview) and T1.2 (S1 DK2's diary); theory T2 has T2.1 (S2 DK1's diary, suppor
 
 from __future__ import annotations
 
-import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, insert, inspect, select
 
+from conftest import run_sql
 from report_data import populate
 from sp_realist import schema as S
 from sp_realist.cli import main
@@ -156,12 +156,12 @@ def test_lists_and_long_views(populated, tmp_path):
 # --------------------------------------------------------------------------
 # export and round trips
 # --------------------------------------------------------------------------
-def test_export_import_export_is_identical(populated, tmp_path):
+def test_export_import_export_is_identical(place, populated, tmp_path):
     import_findings_yaml(populated, write(tmp_path, DOC))
     first = export_findings_yaml(populated, tmp_path / "out.yaml")
     assert (tmp_path / "out.yaml").read_text(encoding="utf-8") == first
     assert yaml.safe_load(first) == DOC  # DOC is already in the canonical form
-    other = Project.create(tmp_path / "other.sprealist")
+    other = Project.create(place("other"))
     populate(other)
     import_findings_yaml(other, tmp_path / "out.yaml")
     assert export_findings_yaml(other) == first
@@ -357,8 +357,8 @@ def test_a_link_whose_target_was_deleted_is_reported_and_kept(populated, tmp_pat
 # --------------------------------------------------------------------------
 # schema
 # --------------------------------------------------------------------------
-def test_migration_to_3_adds_only_the_findings_tables_and_keeps_data(tmp_path):
-    path = tmp_path / "v2.sprealist"
+def test_migration_to_3_adds_only_the_findings_tables_and_keeps_data(place, tmp_path):
+    path = place("v2")
     p = Project.create(path)
     populate(p)
     p.close()
@@ -366,12 +366,8 @@ def test_migration_to_3_adds_only_the_findings_tables_and_keeps_data(tmp_path):
 
     # the version this migration starts from (2 on this branch; renumbered when merged after other migrations)
     start = next(v for v, f in MIGRATIONS.items() if f is _migrate_to_4)
-    con = sqlite3.connect(path)
-    for t in reversed(S.FINDINGS_TABLES):
-        con.execute(f"DROP TABLE {t.name}")
-    con.execute(f"UPDATE meta SET value='{start}' WHERE key='schema_version'")
-    con.commit()
-    con.close()
+    run_sql(path, *[f"DROP TABLE {t.name}" for t in reversed(S.FINDINGS_TABLES)],
+            f"UPDATE meta SET value='{start}' WHERE key='schema_version'")
     with Project.open(path) as p:
         assert p.schema_version == S.SCHEMA_VERSION
         with p.connect() as conn:

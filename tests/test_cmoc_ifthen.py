@@ -191,8 +191,8 @@ def test_finish_sentence(raw, finished):
     assert finish_sentence(raw) == finished
 
 
-def test_every_corpus_statement_is_one_sentence_without_doubled_stops(tmp_path):
-    with Project.create(tmp_path / "c.sprealist") as p:
+def test_every_corpus_statement_is_one_sentence_without_doubled_stops(place, tmp_path):
+    with Project.create(place("c")) as p:
         doc = yaml.safe_load((CORPUS / "theories.yaml").read_text(encoding="utf-8"))
         for t in doc["theories"]:
             t.pop("history", None)  # history evidence quotes need the sources; the CMOCs do not
@@ -240,6 +240,7 @@ def test_cmoc_wording_wins_and_clears(project):
         edit_cmoc(project, "T1.1", ifthen=["a", "b"])
 
 
+@pytest.mark.sqlite_only("templates/ beside the project file")
 def test_cmoc_wording_beats_a_project_template(project, tmp_path):
     add_cmoc(project, "C1", context="Lack of induction", mechanism_response="Confusion", outcome="Delays")
     add_cmoc(project, "C2", context="No rooms", mechanism_response="Irritation", outcome="Late starts",
@@ -317,7 +318,7 @@ def test_theories_yaml_refuses_a_list_as_ifthen(project, tmp_path):
         assert conn.execute(select(S.cmocs)).all() == []
 
 
-def test_qdpx_carries_the_cmoc_wording(project, tmp_path):
+def test_qdpx_carries_the_cmoc_wording(place, project, tmp_path):
     from sp_realist.exchange.qdpx_export import export_qdpx
     from sp_realist.exchange.qdpx_import import import_qdpx_new
 
@@ -327,8 +328,8 @@ def test_qdpx_carries_the_cmoc_wording(project, tmp_path):
     add_cmoc(project, "T1.2", theory="T1", context="No rooms")
     add_cmoc(project, "T1.3", theory="T1", ifthen="Only a wording so far.")
     export_qdpx(project, tmp_path / "p.qdpx")
-    import_qdpx_new(tmp_path / "p.qdpx", tmp_path / "back.sprealist")
-    with Project.open(tmp_path / "back.sprealist") as back, back.connect() as conn:
+    import_qdpx_new(tmp_path / "p.qdpx", place("back"))
+    with Project.open(place("back")) as back, back.connect() as conn:
         rows = {r.key: (r.context, r.ifthen) for r in conn.execute(select(S.cmocs))}
     assert rows == {"T1.1": ("Lack of induction", "If there is no induction, link workers are confused."),
                     "T1.2": ("No rooms", None), "T1.3": (None, "Only a wording so far.")}

@@ -139,6 +139,7 @@ def test_cmoc_table_folds_resource_into_context(project):
     assert df.loc["C1", "Mechanism (Behaviour)"] == "Trust"
 
 
+@pytest.mark.sqlite_only("templates/ beside the project file")
 def test_template_override_in_project_folder_and_setting(project, tmp_path):
     add_cmoc(project, "C1", context="Lack of induction", mechanism_response="Confusion", outcome="Delays")
     (tmp_path / "templates").mkdir()
@@ -158,13 +159,13 @@ def test_template_override_in_project_folder_and_setting(project, tmp_path):
         ifthen_statements(project)
 
 
-def test_theory_yaml_round_trip(mind, tmp_path):
+def test_theory_yaml_round_trip(place, mind, tmp_path):
     relate_cmocs(mind, "T1.2", "T1.3", "chains", note="illustrative")
     edit_cmoc(mind, "T1.1", confidence="moderate", reason="checked against S1 DK2")
     out = tmp_path / "out.yaml"
     text = export_theories_yaml(mind, out)
     assert out.read_text(encoding="utf-8") == text
-    fresh = Project.create(tmp_path / "fresh.sprealist")
+    fresh = Project.create(place("fresh"))
     counts = import_theories_yaml(fresh, out)
     assert counts["cmocs_created"] == 13 and counts["relations"] == 1
     assert export_theories_yaml(fresh) == text
@@ -341,7 +342,7 @@ def test_cli_cmoc_and_theory(runner, cli, project_path, tmp_path):
         assert r.exit_code == 0 and "Example" in r.stdout
 
 
-def test_history_evidence_round_trips_as_quotes(mind, tmp_path):
+def test_history_evidence_round_trips_as_quotes(place, mind, tmp_path):
     _diary(mind)
     eid = link_evidence(mind, "T1.1", {"source": "S1 DK1 2019-05-14", "quote": "I wasn't told"})
     with mind.connect() as conn:
@@ -356,12 +357,12 @@ def test_history_evidence_round_trips_as_quotes(mind, tmp_path):
                         "reason": "S1 DK1", "evidence": [{"source": "S1 DK1 2019-05-14", "quote": "I wasn't told"}]}
     out = tmp_path / "t.yaml"
     out.write_text(text)
-    fresh = Project.create(tmp_path / "fresh.sprealist")
+    fresh = Project.create(place("fresh"))
     _diary(fresh)
     import_theories_yaml(fresh, out)
     assert export_theories_yaml(fresh) == text
     # Without the source the evidence cannot be located: nothing is imported.
-    empty = Project.create(tmp_path / "empty.sprealist")
+    empty = Project.create(place("empty"))
     with pytest.raises(NotFoundError, match="No source"):
         import_theories_yaml(empty, out)
     assert list_theories(empty).empty

@@ -57,12 +57,12 @@ def test_import_yaml_builds_tree_rules_and_themes(project, cbfile):
     assert _snapshot(project) == before
 
 
-def test_yaml_round_trip_is_identical(project, cbfile, tmp_path):
+def test_yaml_round_trip_is_identical(place, project, cbfile, tmp_path):
     cb.import_codebook_yaml(project, cbfile)
     first = cb.export_codebook_yaml(project)
     out = tmp_path / "exported.yaml"
     out.write_text(first, encoding="utf-8")
-    other = Project.create(tmp_path / "other.sprealist")
+    other = Project.create(place("other"))
     cb.import_codebook_yaml(other, out)
     assert cb.export_codebook_yaml(other) == first
     # The export carries everything the source file had.
@@ -123,11 +123,11 @@ def test_yaml_round_trip_property(tmp_path_factory, tree):
             assert row["colour"] == fields[n]["colour"].lower()
 
 
-def test_csv_round_trip(project, cbfile, tmp_path):
+def test_csv_round_trip(place, project, cbfile, tmp_path):
     cb.import_codebook_yaml(project, cbfile)
     text = cb.export_codebook_csv(project, tmp_path / "cb.csv")
     assert text.splitlines()[0] == ",".join(cb.CSV_COLUMNS)
-    with Project.create(tmp_path / "c.sprealist") as other:
+    with Project.create(place("c")) as other:
         stats = cb.import_codebook_csv(other, tmp_path / "cb.csv")
         assert stats["codes_added"] == len(cb.codebook_tree(project))
         assert cb.export_codebook_csv(other) == text

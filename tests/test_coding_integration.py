@@ -173,7 +173,7 @@ def test_golden_documents(own_study, monkeypatch):
     _golden("memos.md", memo_mod.export_memos(own_study))
 
 
-def test_corpus_codebook_round_trips(study, tmp_path):
+def test_corpus_codebook_round_trips(place, study, tmp_path):
     from sp_realist.store import Project
 
     text = export_codebook_yaml(study)
@@ -186,6 +186,6 @@ def test_corpus_codebook_round_trips(study, tmp_path):
     assert names(exported["codes"]) == names(source["codes"])
     assert names(exported["themes"]) == names(source["themes"])
     (tmp_path / "again.yaml").write_text(text, encoding="utf-8")
-    with Project.create(tmp_path / "again.sprealist") as other:
+    with Project.create(place("again")) as other:
         import_codebook_yaml(other, tmp_path / "again.yaml")
         assert export_codebook_yaml(other) == text

@@ -102,11 +102,11 @@ def test_audit_reads_a_qdc_codebook_as_xml(tmp_path, key_path, project):
     assert len(df) == 1 and df["location"][0].startswith("line ")
 
 
-def test_import_into_an_anonymised_project_says_the_new_sources_are_not_anonymised(runner, cli, project,
+def test_import_into_an_anonymised_project_says_the_new_sources_are_not_anonymised(place, runner, cli, project,
                                                                                     project_path, tmp_path, key_path):
     _source(project)
     anonymise(project, str(key_path))
-    with __import__("sp_realist").Project.create(tmp_path / "colleague.sprealist") as other:
+    with __import__("sp_realist").Project.create(place("colleague")) as other:
         _source(other, "Interviewer: Hi.\nOwen: Hello.\n", name="colleague interview")
         export_qdpx(other, tmp_path / "colleague.qdpx")
     r = runner.invoke(cli, ["import", "qdpx", str(tmp_path / "colleague.qdpx"), "--into", str(project_path)])

@@ -25,7 +25,7 @@ def _codes(project) -> dict[str, dict]:
     return {r["name"]: dict(r, parent=rows[r["parent_id"]]["name"] if r["parent_id"] else None) for r in rows.values()}
 
 
-def test_export_qdc_is_valid_deterministic_and_round_trips(project, tmp_path):
+def test_export_qdc_is_valid_deterministic_and_round_trips(place, project, tmp_path):
     build_sample(project)
     out = tmp_path / "codebook.qdc"
     export_qdc(project, out)
@@ -37,7 +37,7 @@ def test_export_qdc_is_valid_deterministic_and_round_trips(project, tmp_path):
     with project.connect() as conn:
         n_codes = len(conn.execute(select(S.codes)).all())
     assert len(list(root.iter(f"{ns}Code"))) == n_codes
-    with Project.create(tmp_path / "fresh.sprealist") as fresh:
+    with Project.create(place("fresh")) as fresh:
         result = import_qdc(out, fresh)
         assert result.counts["codes"] == n_codes and result.counts["themes"] == 1
         assert snapshot(fresh)["codes"] == snapshot(project)["codes"]
@@ -91,13 +91,13 @@ def test_qc_yaml(project, tmp_path):
     assert codes["reception"]["parent"] == "referral" and codes["induction"]["parent"] is None
 
 
-def test_codebook_cli_and_errors(runner, cli, project_path, tmp_path):
+def test_codebook_cli_and_errors(place, runner, cli, project_path, tmp_path):
     with Project.open(project_path) as p:
         build_sample(p)
     out = tmp_path / "cb.qdc"
     r = runner.invoke(cli, ["export", "qdc", str(out), "-p", str(project_path)])
     assert r.exit_code == 0 and "3 codes" in _err(r)
-    target = tmp_path / "t.sprealist"
+    target = place("t")
     Project.create(target).close()
     r = runner.invoke(cli, ["import", "qdc", str(out), "-p", str(target), "--format", "json"])
     assert r.exit_code == 0, r.output

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from exchange_helpers import DATA, build_sample, make_zip, snapshot, zip_folder
+from conftest import project_exists
 from sp_realist import schema as S
 from sp_realist.exchange import positions as P
 from sp_realist.exchange import qdpx_apply
@@ -33,7 +34,7 @@ def _local(tag):
 
 
 # --- Annex A -------------------------------------------------------------------
-def test_annex_a2_atlas_ti_project_imports(tmp_path):
+def test_annex_a2_atlas_ti_project_imports(place, tmp_path):
     folder = DATA / "annex-a2"
     qdpx = zip_folder(folder, tmp_path / "atlas.qdpx")
     root = DET.fromstring((folder / "Project.qde").read_bytes())
@@ -51,13 +52,13 @@ def test_annex_a2_atlas_ti_project_imports(tmp_path):
                     named[(int(sel.get("startPosition")), int(sel.get("endPosition")))] = sel.get("name")
     n_codes = sum(1 for el in root.iter() if _local(el.tag) == "Code")
 
-    result = import_qdpx_new(qdpx)
+    result = import_qdpx_new(qdpx, place("atlas"))
     assert result.counts["sources"] == expected_sources
     assert result.counts["codings"] == expected_codings
     assert result.counts["codes"] == n_codes
     assert any("picture" in line for line in result.losses)
     assert any("Project.qde" in line for line in result.notes)
-    with Project.open(tmp_path / "atlas.sprealist") as p:
+    with Project.open(place("atlas")) as p:
         rows = _codings(p)
         assert len(rows) == expected_codings
         users = {r["coder"] for r in rows}
@@ -81,7 +82,7 @@ def test_annex_a2_atlas_ti_project_imports(tmp_path):
         assert {"Research Plan", "My favorite Coke ad"} <= notes
 
 
-def test_annex_a3_transana_project_with_old_namespace_imports(tmp_path):
+def test_annex_a3_transana_project_with_old_namespace_imports(place, tmp_path):
     folder = DATA / "annex-a3"
     qdpx = zip_folder(folder, tmp_path / "transana.qdpx")
     root = DET.fromstring((folder / "Project.qde").read_bytes())
@@ -89,10 +90,10 @@ def test_annex_a3_transana_project_with_old_namespace_imports(tmp_path):
     # codings on selections and on whole sources
     expected = sum(1 for t in ts for sel in t if _local(sel.tag) == "PlainTextSelection"
                    for c in sel if _local(c.tag) == "Coding") + sum(1 for t in ts for c in t if _local(c.tag) == "Coding")
-    result = import_qdpx_new(qdpx)
+    result = import_qdpx_new(qdpx, place("transana"))
     assert any("urn:QDA-XML:project:0:10" in line for line in result.notes)
     assert result.counts["codings"] >= expected
-    with Project.open(tmp_path / "transana.sprealist") as p:
+    with Project.open(place("transana")) as p:
         rows = _codings(p)
         whole = [r for r in rows if r["start"] == 0 and r["end"] == len(r["text"])]
         assert whole  # codings directly on a TextSource cover the whole source
@@ -137,7 +138,7 @@ QUOTES = ["reception staff didn't know", "the forms went missing"]
 
 @pytest.mark.parametrize("conv", ["utf16", "utf8", "crlf-as-one", "codepoints+bom"])
 @pytest.mark.parametrize("with_names", [True, False])
-def test_positions_counted_differently_are_detected_and_converted(tmp_path, conv, with_names):
+def test_positions_counted_differently_are_detected_and_converted(place, tmp_path, conv, with_names):
     text = TEXT_EMOJI + "tail " * 3
     sels = []
     for i, q in enumerate(QUOTES):
@@ -154,28 +155,28 @@ def test_positions_counted_differently_are_detected_and_converted(tmp_path, conv
     got = sorted(plan.sources[0].text[s.span[0]:s.span[1]] for s in plan.sources[0].sels if s.span)
     assert got == sorted(QUOTES), (conv, plan.sources[0].convention)
     assert plan.sources[0].convention == conv
-    result = import_qdpx_new(qdpx, tmp_path / "t.sprealist")
+    result = import_qdpx_new(qdpx, place("t"))
     assert any(P.DESCRIPTIONS[conv] in n for n in result.notes)
-    with Project.open(tmp_path / "t.sprealist") as p:
+    with Project.open(place("t")) as p:
         rows = _codings(p)
     assert sorted(r["quote"] for r in rows) == sorted(QUOTES)
     assert {r["coder"] for r in rows} == {"Coder A"}
     assert rows[0]["text"] == text  # the source text itself is not altered (BOM aside)
 
 
-def test_selection_off_the_text_is_reported_not_crashed(tmp_path):
+def test_selection_off_the_text_is_reported_not_crashed(place, tmp_path):
     text = "short text"
     src = ('<TextSource guid="55555555-5555-5555-5555-555555555555" name="S" '
            'plainTextPath="internal://55555555-5555-5555-5555-555555555555.txt">' + _sel(1, 0, 5) + _sel(2, 3, 400)
            + "</TextSource>")
     qdpx = make_zip(tmp_path / "t.qdpx", {"project.qde": _qde(src, CODE, USER),
                                            "sources/55555555-5555-5555-5555-555555555555.txt": text})
-    result = import_qdpx_new(qdpx, tmp_path / "t.sprealist")
+    result = import_qdpx_new(qdpx, place("t"))
     assert result.counts["codings"] == 1
     assert any("fall outside" in line for line in result.losses)
 
 
-def test_docx_only_source_bom_and_odd_names(tmp_path):
+def test_docx_only_source_bom_and_odd_names(place, tmp_path):
     d = docx.Document()
     paras = ["Diary entry, week one.", "I wasn't told what clients I was seeing.", "Ask for an induction."]
     for para in paras:
@@ -196,11 +197,11 @@ def test_docx_only_source_bom_and_odd_names(tmp_path):
         "Export/Sources/66666666-6666-6666-6666-666666666666.DOCX": buf.getvalue(),
         "Export/Sources/77777777-7777-7777-7777-777777777777.TXT": b"\xef\xbb\xbfHello world",
     })
-    result = import_qdpx_new(qdpx, tmp_path / "odd.sprealist")
+    result = import_qdpx_new(qdpx, place("odd"))
     assert result.counts["sources"] == 2 and result.counts["codings"] == 2
     assert any("python-docx" in n for n in result.notes)
     assert any("My Project.QDE" in n for n in result.notes)
-    with Project.open(tmp_path / "odd.sprealist") as p:
+    with Project.open(place("odd")) as p:
         rows = {r["source"] if "source" in r else r["name"]: r for r in _codings(p)}
         with p.connect() as conn:
             names = {r[0]: r[1] for r in conn.execute(select(S.sources.c.name, S.sources.c.text))}
@@ -210,7 +211,7 @@ def test_docx_only_source_bom_and_odd_names(tmp_path):
     assert names["Plain"] == "Hello world" and rows["Plain"]["quote"] == "Hello"
 
 
-def test_missing_optional_attributes_and_inline_text(tmp_path):
+def test_missing_optional_attributes_and_inline_text(place, tmp_path):
     src = ('<TextSource guid="88888888-8888-8888-8888-888888888888">'
            '<PlainTextContent>Inline text only.</PlainTextContent>'
            '<PlainTextSelection guid="99999999-9999-9999-9999-999999999999" startPosition="0" endPosition="6">'
@@ -219,22 +220,22 @@ def test_missing_optional_attributes_and_inline_text(tmp_path):
     notes = ('<Notes><Note guid="bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb"><PlainTextContent>A note</PlainTextContent>'
              '</Note></Notes>')
     qdpx = make_zip(tmp_path / "m.qdpx", {"project.qde": _qde(src, CODE, "", notes)})
-    result = import_qdpx_new(qdpx, tmp_path / "m.sprealist")
+    result = import_qdpx_new(qdpx, place("m"))
     assert result.counts["codings"] == 1 and result.counts["notes"] == 1
-    with Project.open(tmp_path / "m.sprealist") as p:
+    with Project.open(place("m")) as p:
         rows = _codings(p)
         assert rows[0]["quote"] == "Inline" and rows[0]["coder"] == "imported"
 
 
-def test_into_existing_project_is_untouched_when_import_fails(project, tmp_path, monkeypatch):
+def test_into_existing_project_is_untouched_when_import_fails(place, project, tmp_path, monkeypatch):
     build_sample(project)
     from sp_realist.exchange.qdpx_export import export_qdpx
 
     export_qdpx(project, tmp_path / "s.qdpx")
-    fresh = tmp_path / "other.sprealist"
+    fresh = place("other")
     import_qdpx_new(tmp_path / "s.qdpx", fresh)
     # a different project receives the import; make it fail after codes and sources are written
-    other = Project.create(tmp_path / "target.sprealist")
+    other = Project.create(place("target"))
     before = snapshot(other)
     with other.connect() as conn:
         log_before = conn.execute(select(func.count()).select_from(S.audit_log)).scalar()
@@ -250,8 +251,8 @@ def test_into_existing_project_is_untouched_when_import_fails(project, tmp_path,
         assert conn.execute(select(func.count()).select_from(S.audit_log)).scalar() == log_before
     # a new project is not left behind either
     with pytest.raises(RuntimeError):
-        import_qdpx_new(tmp_path / "s.qdpx", tmp_path / "new.sprealist")
-    assert not (tmp_path / "new.sprealist").exists()
+        import_qdpx_new(tmp_path / "s.qdpx", place("new"))
+    assert not project_exists(place("new"))
     other.close()
 
 
@@ -330,7 +331,7 @@ def test_into_keeps_existing_values_and_renames_clashing_sources(project, tmp_pa
     assert [r["quote"] for r in _codings(project)] == ["their"]
 
 
-def test_identifiers_that_are_not_guids_keep_their_references(tmp_path):
+def test_identifiers_that_are_not_guids_keep_their_references(place, tmp_path):
     """Some tools (and hand-written files) use ids like "c1": the codings that refer
     to them must still find their code and user, not be dropped."""
     qde = """<?xml version="1.0" encoding="utf-8"?>
@@ -348,19 +349,19 @@ def test_identifiers_that_are_not_guids_keep_their_references(tmp_path):
  </Sources>
 </Project>"""
     path = make_zip(tmp_path / "hand.qdpx", {"project.qde": qde, "sources/s1.txt": "Hello world, again"})
-    result = import_qdpx_new(path)
+    result = import_qdpx_new(path, place("hand"))
     assert result.counts["codings"] == 2
     assert not any("code reference" in line or "not in the codebook" in line for line in result.losses)
     assert any("not GUIDs" in line for line in result.notes)
-    with Project.open(tmp_path / "hand.sprealist") as p:
+    with Project.open(place("hand")) as p:
         got = sorted((c["code"], c["quote"], c["coder"]) for c in _codings(p))
         with p.connect() as conn:
             guids = [r[0] for r in conn.execute(select(S.codes.c.guid)).all()]
     assert got == [("Greeting", "Hello", "RB"), ("Place", "world", "RB")]
     assert all(len(g) == 36 for g in guids)
     # deterministic: the same file gives the same GUIDs
-    again = import_qdpx_new(path, tmp_path / "again.sprealist")
+    again = import_qdpx_new(path, place("again"))
     assert again.counts["codings"] == 2
-    with Project.open(tmp_path / "again.sprealist") as p:
+    with Project.open(place("again")) as p:
         with p.connect() as conn:
             assert sorted(r[0] for r in conn.execute(select(S.codes.c.guid)).all()) == sorted(guids)

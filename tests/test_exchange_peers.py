@@ -10,7 +10,6 @@ without timestamps, several coders' codings in one selection, and a reference ou
 from __future__ import annotations
 
 import io
-import sqlite3
 import zipfile
 from collections import Counter
 
@@ -22,6 +21,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from conftest import run_sql
 from exchange_helpers import build_sample, make_zip, validate_qdpx
 from sp_realist import schema as S
 from sp_realist.cli import main
@@ -224,11 +224,11 @@ def qualcoder_read(path) -> tuple[Counter, list[tuple[str | None, str]]]:
 
 
 # --- import ----------------------------------------------------------------------------------------------
-def test_peer_archive_imports_whole_and_says_exactly_what_happened(tmp_path):
+def test_peer_archive_imports_whole_and_says_exactly_what_happened(place, tmp_path):
     qdpx = peer_archive(tmp_path / "peer.qdpx")
-    result = import_qdpx_new(qdpx, tmp_path / "peer.sprealist")
+    result = import_qdpx_new(qdpx, place("peer"))
     assert result.counts["sources"] == 3 and result.counts["codings"] == 206 and result.counts["codes"] == 4
-    with Project.open(tmp_path / "peer.sprealist") as p:
+    with Project.open(place("peer")) as p:
         whole = _whole(p)
         with p.connect() as conn:
             codings = {r.guid: r for r in conn.execute(select(S.codings))}
@@ -323,9 +323,9 @@ def test_a_pdf_source_is_reported_only_when_a_pdf_file_was_involved(tmp_path):
         "1 PDF file(s) not imported (sp_realist holds text only); their plain-text representations were"]
 
 
-def test_cli_import_prints_changed_not_imported_and_notes_apart(tmp_path):
+def test_cli_import_prints_changed_not_imported_and_notes_apart(place, tmp_path):
     qdpx = peer_archive(tmp_path / "peer.qdpx")
-    res = CliRunner().invoke(main, ["import", "qdpx", str(qdpx), "--project", str(tmp_path / "x.sprealist")])
+    res = CliRunner().invoke(main, ["import", "qdpx", str(qdpx), "--project", str(place("x"))])
     assert res.exit_code == 0, res.output
     err = " ".join(res.stderr.split())  # the console wraps long lines
     assert ("Not imported: 1 file reference(s) point outside the archive (the first: 'absolute:///C:/data/x.txt') "
@@ -335,9 +335,9 @@ def test_cli_import_prints_changed_not_imported_and_notes_apart(tmp_path):
 
 
 # --- export ----------------------------------------------------------------------------------------------
-def test_peer_project_round_trips_through_our_export(tmp_path):
-    import_qdpx_new(peer_archive(tmp_path / "peer.qdpx"), tmp_path / "a.sprealist")
-    with Project.open(tmp_path / "a.sprealist") as p:
+def test_peer_project_round_trips_through_our_export(place, tmp_path):
+    import_qdpx_new(peer_archive(tmp_path / "peer.qdpx"), place("a"))
+    with Project.open(place("a")) as p:
         before = _whole(p)
         export_qdpx(p, tmp_path / "a.qdpx")
     qde = validate_qdpx(tmp_path / "a.qdpx")
@@ -358,8 +358,8 @@ def test_peer_project_round_trips_through_our_export(tmp_path):
     assert sets["Decisions"] == ["Description", "MemberCode", "MemberCode"]
     case = next(e for e in els if _local(e.tag) == "Case")
     assert len([c for c in case if _local(c.tag) == "SourceRef"]) == 2
-    import_qdpx_new(tmp_path / "a.qdpx", tmp_path / "b.sprealist")
-    with Project.open(tmp_path / "b.sprealist") as p:
+    import_qdpx_new(tmp_path / "a.qdpx", place("b"))
+    with Project.open(place("b")) as p:
         after = _whole(p)
         export_qdpx(p, tmp_path / "b.qdpx")
     assert after == before
@@ -374,7 +374,7 @@ def test_peer_project_round_trips_through_our_export(tmp_path):
             assert a == b, n
 
 
-def test_a_qualcoder_style_reader_keeps_every_coding_by_coder_and_every_note(project, tmp_path):
+def test_a_qualcoder_style_reader_keeps_every_coding_by_coder_and_every_note(place, project, tmp_path):
     build_sample(project)  # two coders' codings on one span, coding memos, appraisals, CMOC notes
     with project.connect() as conn:
         n_memos = len(conn.execute(select(S.memos)).all())
@@ -391,8 +391,8 @@ def test_a_qualcoder_style_reader_keeps_every_coding_by_coder_and_every_note(pro
     assert notes == inline  # every note, read from its file alone, has its whole text
     assert len(notes) >= n_memos + result.counts["appraisals"]
     # and the peer project: every one of its 206 codings, by coder, survives our export read that way
-    import_qdpx_new(peer_archive(tmp_path / "peer.qdpx"), tmp_path / "peer.sprealist")
-    with Project.open(tmp_path / "peer.sprealist") as p:
+    import_qdpx_new(peer_archive(tmp_path / "peer.qdpx"), place("peer"))
+    with Project.open(place("peer")) as p:
         export_qdpx(p, tmp_path / "peer-out.qdpx")
         want = _codings(p)
     got, notes = qualcoder_read(tmp_path / "peer-out.qdpx")
@@ -400,13 +400,13 @@ def test_a_qualcoder_style_reader_keeps_every_coding_by_coder_and_every_note(pro
     assert notes == [("Codebook memo", "Split governance from finance.")]
 
 
-def test_export_qdc_keeps_is_codable_and_descriptions(tmp_path):
+def test_export_qdc_keeps_is_codable_and_descriptions(place, tmp_path):
     from sp_realist.exchange.qdc import codebook_xml
 
     from exchange_helpers import schema
 
-    import_qdpx_new(peer_archive(tmp_path / "peer.qdpx"), tmp_path / "a.sprealist")
-    with Project.open(tmp_path / "a.sprealist") as p:
+    import_qdpx_new(peer_archive(tmp_path / "peer.qdpx"), place("a"))
+    with Project.open(place("a")) as p:
         xml = codebook_xml(p)
     schema("Codebook.xsd").validate(io.BytesIO(xml))
     codes = {e.get("name"): e for e in DET.fromstring(xml).iter() if _local(e.tag) == "Code"}
@@ -415,24 +415,19 @@ def test_export_qdc_keeps_is_codable_and_descriptions(tmp_path):
 
 
 # --- schema 6 --------------------------------------------------------------------------------------------
-def test_a_version_5_project_opens_and_keeps_its_data(tmp_path):
+def test_a_version_5_project_opens_and_keeps_its_data(place, tmp_path):
     from sp_realist.store import MIGRATIONS, _migrate_to_6
 
     before_version = next(v for v, f in MIGRATIONS.items() if f is _migrate_to_6)
-    path = tmp_path / "v5.sprealist"
+    path = place("v5")
     with Project.create(path) as p:
         build_sample(p)
         with p.connect() as conn:
             n_codings = len(conn.execute(select(S.codings)).all())
-    con = sqlite3.connect(path)
-    for t in ("source_set_members", "source_sets", "users"):
-        con.execute(f"DROP TABLE {t}")
-    con.execute("ALTER TABLE codes DROP COLUMN codable")
-    con.execute("ALTER TABLE codings DROP COLUMN selection_guid")
-    con.execute("ALTER TABLE codings DROP COLUMN dated")
-    con.execute(f"UPDATE meta SET value='{before_version}' WHERE key='schema_version'")
-    con.commit()
-    con.close()
+    run_sql(path, *[f"DROP TABLE {t}" for t in ("source_set_members", "source_sets", "users")],
+            "ALTER TABLE codes DROP COLUMN codable", "ALTER TABLE codings DROP COLUMN selection_guid",
+            "ALTER TABLE codings DROP COLUMN dated",
+            f"UPDATE meta SET value='{before_version}' WHERE key='schema_version'")
     with Project.open(path) as p:
         assert p.schema_version == S.SCHEMA_VERSION  # through every later migration too
         with p.connect() as conn:
@@ -489,21 +484,21 @@ def test_insert_memo_and_insert_codings_keep_what_an_import_gives(project):
             insert_memo(conn, target_type="nowhere", target_id=None, text="t", author="A")
 
 
-def test_a_source_in_two_cases_keeps_the_first_and_reports_the_second(tmp_path):
+def test_a_source_in_two_cases_keeps_the_first_and_reports_the_second(place, tmp_path):
     qdpx = peer_archive(tmp_path / "peer.qdpx")
     with zipfile.ZipFile(qdpx) as zf:
         entries = {n: zf.read(n) for n in zf.namelist()}
     entries["project.qde"] = entries["project.qde"].replace(b"</Cases>", (
         b'<Case guid="ca000000-0000-0000-0000-000000000002" name="Finance committee">'
         b'<SourceRef targetGUID="' + MINUTES.encode() + b'"/></Case></Cases>'))
-    result = import_qdpx_new(make_zip(tmp_path / "two.qdpx", entries), tmp_path / "two.sprealist")
-    with Project.open(tmp_path / "two.sprealist") as p:
+    result = import_qdpx_new(make_zip(tmp_path / "two.qdpx", entries), place("two"))
+    with Project.open(place("two")) as p:
         assert _whole(p)["cases"] == {"Board": {"board_2017", "minutes_2018"}}
     assert ("1 case-to-source link(s) not imported: the source already belongs to another case (an sp_realist "
             "source belongs to one participant)") in result.losses
 
 
-def test_a_cmoc_set_the_cmoc_area_refuses_is_reported_and_the_rest_imported(project, tmp_path):
+def test_a_cmoc_set_the_cmoc_area_refuses_is_reported_and_the_rest_imported(place, project, tmp_path):
     """sp_realist's own CMOC sets go through cmoc.add_cmoc_conn: one whose key has a space (edited by hand
     in another tool) is refused by it, reported in one line, and everything else is imported."""
     from sp_realist.cmoc import add_cmoc
@@ -516,8 +511,8 @@ def test_a_cmoc_set_the_cmoc_area_refuses_is_reported_and_the_rest_imported(proj
         entries = {n: zf.read(n) for n in zf.namelist()}
     entries["project.qde"] = entries["project.qde"].replace(b'name="CMOC T9.1"', b'name="CMOC T9 1"').replace(
         b'name="T9.1 Context"', b'name="T9 1 Context"').replace(b'name="T9.1 Outcome"', b'name="T9 1 Outcome"')
-    result = import_qdpx_new(make_zip(tmp_path / "edited.qdpx", entries), tmp_path / "edited.sprealist")
-    with Project.open(tmp_path / "edited.sprealist") as p, p.connect() as conn:
+    result = import_qdpx_new(make_zip(tmp_path / "edited.qdpx", entries), place("edited"))
+    with Project.open(place("edited")) as p, p.connect() as conn:
         keys = {r[0] for r in conn.execute(select(S.cmocs.c.key))}
         with project.connect() as c0:
             want = {r[0] for r in c0.execute(select(S.cmocs.c.key))} - {"T9.1"}
@@ -528,7 +523,7 @@ def test_a_cmoc_set_the_cmoc_area_refuses_is_reported_and_the_rest_imported(proj
         "e.g. T1.2"]
 
 
-def test_an_appraisal_note_the_cmoc_area_refuses_is_reported_and_the_rest_imported(project, tmp_path):
+def test_an_appraisal_note_the_cmoc_area_refuses_is_reported_and_the_rest_imported(place, project, tmp_path):
     build_sample(project)
     out = tmp_path / "ours.qdpx"
     export_qdpx(project, out)
@@ -538,15 +533,15 @@ def test_an_appraisal_note_the_cmoc_area_refuses_is_reported_and_the_rest_import
     with zipfile.ZipFile(out) as zf:
         entries = {n: zf.read(n) for n in zf.namelist()}
     entries["project.qde"] = entries["project.qde"].replace(b"relevance: concept_box", b"relevance: maybe")
-    result = import_qdpx_new(make_zip(tmp_path / "edited.qdpx", entries), tmp_path / "edited.sprealist")
-    with Project.open(tmp_path / "edited.sprealist") as p, p.connect() as conn:
+    result = import_qdpx_new(make_zip(tmp_path / "edited.qdpx", entries), place("edited"))
+    with Project.open(place("edited")) as p, p.connect() as conn:
         assert [r[0] for r in conn.execute(select(S.appraisals.c.analyst))] == ["RA"]
     lines = [line for line in result.losses if "appraisal" in line]
     assert len(lines) == 1 and lines[0].startswith("an appraisal was not imported: note 'Appraisal (DK)': ")
     assert "maybe" in lines[0]
 
 
-def test_codes_sharing_a_name_under_different_parents_keep_their_names_and_come_back_in_place(tmp_path):
+def test_codes_sharing_a_name_under_different_parents_keep_their_names_and_come_back_in_place(place, tmp_path):
     """Names are unique among siblings only: codes named alike under different parents are imported with
     their own names under their parents (no 'Parent/Name' renaming, nothing reported as changed), are named by
     path wherever the name is ambiguous, and the re-export gives back the original hierarchy."""
@@ -561,9 +556,9 @@ def test_codes_sharing_a_name_under_different_parents_keep_their_names_and_come_
         b'<Code guid="' + FIN.encode() + b'" name="Finance" isCodable="true">'
         b'<Code guid="c0000000-0000-0000-0000-000000000005" name="other"/></Code>'
         b'<Code guid="c0000000-0000-0000-0000-000000000006" name="other"/>')
-    result = import_qdpx_new(make_zip(tmp_path / "dup.qdpx", entries), tmp_path / "dup.sprealist")
+    result = import_qdpx_new(make_zip(tmp_path / "dup.qdpx", entries), place("dup"))
     assert not result.changes and not any("code" in line for line in result.losses)
-    with Project.open(tmp_path / "dup.sprealist") as p:
+    with Project.open(place("dup")) as p:
         paths = set(_code_paths(p))
         assert {"Board/Finance/other", "Board/other"} <= paths
         with pytest.raises(SpRealistError, match="ambiguous: 2 codes .*'Board/Finance/other', 'Board/other'"):

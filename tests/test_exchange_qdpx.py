@@ -101,7 +101,7 @@ def test_export_is_valid_and_selections_select_the_coded_text(project, tmp_path)
         assert sum(len(v) for v in seg["segments"].values()) == len(conn.execute(select(S.segments)).all())
 
 
-def test_segments_that_do_not_fit_fall_back_to_paragraphs(project, tmp_path):
+def test_segments_that_do_not_fit_fall_back_to_paragraphs(place, project, tmp_path):
     build_sample(project)
     out = tmp_path / "s.qdpx"
     export_qdpx(project, out)
@@ -115,9 +115,9 @@ def test_segments_that_do_not_fit_fall_back_to_paragraphs(project, tmp_path):
     with zipfile.ZipFile(bad, "w") as zf:
         for n, d in entries.items():
             zf.writestr(n, d)
-    result = import_qdpx_new(bad, tmp_path / "bad.sprealist")
+    result = import_qdpx_new(bad, place("bad"))
     assert any("do not fit" in n for n in result.notes)
-    with Project.open(tmp_path / "bad.sprealist") as p, p.connect() as conn:
+    with Project.open(place("bad")) as p, p.connect() as conn:
         for sid, text in conn.execute(select(S.sources.c.id, S.sources.c.text)).all():
             segs = conn.execute(select(S.segments.c.start, S.segments.c.end).where(S.segments.c.source_id == sid)
                                 .order_by(S.segments.c.ord)).all()
@@ -166,14 +166,14 @@ def test_export_refuses_to_overwrite(project, tmp_path):
     validate_qdpx(out)
 
 
-def test_round_trip_export_import_export(project, tmp_path):
+def test_round_trip_export_import_export(place, project, tmp_path):
     build_sample(project)
     first = tmp_path / "first.qdpx"
     export_qdpx(project, first)
-    result = import_qdpx_new(first, tmp_path / "back.sprealist")
+    result = import_qdpx_new(first, place("back"))
     assert result.counts["codings"] == 5 and result.counts["sources"] == 2 and result.counts["cases"] == 2
     assert result.counts["cmocs"] == 2 and result.counts["evidence"] == 3 and result.counts["theories"] == 1
-    with Project.open(tmp_path / "back.sprealist") as back:
+    with Project.open(place("back")) as back:
         second = tmp_path / "second.qdpx"
         export_qdpx(back, second)
         validate_qdpx(second)
@@ -246,13 +246,13 @@ def test_import_into_the_same_project_adds_nothing(project, tmp_path):
     assert result.counts["codings"] == 0 and result.counts["sources"] == 0
 
 
-def test_import_keeps_case_guids_on_matched_participants(project, tmp_path):
+def test_import_keeps_case_guids_on_matched_participants(place, project, tmp_path):
     build_sample(project)
     out = tmp_path / "p.qdpx"
     export_qdpx(project, out)
     guids = case_guids(out)
     other = "0f0f0f0f-0000-4000-8000-000000000001"
-    with Project.create(tmp_path / "other.sprealist") as p:
+    with Project.create(place("other")) as p:
         with p.begin() as conn:  # S1 DK1 exists without a GUID, S2 DK1 with its own
             conn.execute(insert(S.participants).values(code="S1 DK1", created_at="2020-01-01T00:00:00+00:00"))
             conn.execute(insert(S.participants).values(code="S2 DK1", guid=other,
@@ -265,7 +265,7 @@ def test_import_keeps_case_guids_on_matched_participants(project, tmp_path):
         assert case_guids(tmp_path / "again.qdpx") == {"S1 DK1": guids["S1 DK1"], "S2 DK1": other}
 
 
-def test_cli_export_and_import(runner, cli, project_path, tmp_path):
+def test_cli_export_and_import(place, runner, cli, project_path, tmp_path):
     with Project.open(project_path) as p:
         build_sample(p)
     out = tmp_path / "cli.qdpx"
@@ -376,10 +376,10 @@ def test_xml_invalid_characters_are_left_out_of_notes_not_sources(project, tmp_p
     assert any("XML 1.0" in line for line in result.losses)
 
 
-def test_empty_project_exports_and_imports(project, tmp_path):
+def test_empty_project_exports_and_imports(place, project, tmp_path):
     out = tmp_path / "empty.qdpx"
     result = export_qdpx(project, out)
     validate_qdpx(out)
     assert result.counts["sources"] == 0 and not result.losses
-    back = import_qdpx_new(out, tmp_path / "empty-back.sprealist")
+    back = import_qdpx_new(out, place("empty-back"))
     assert sum(back.counts.values()) == 0 and not back.losses

@@ -36,13 +36,13 @@ def _plain_lines(text: str) -> list[list[str]]:
     return [line.split("\t") for line in text.rstrip("\n").split("\n")]
 
 
-def test_dry_run_piped_is_tab_separated_and_never_splits_words(cli, runner, tmp_path):
+def test_dry_run_piped_is_tab_separated_and_never_splits_words(place, cli, runner, tmp_path):
     folder = tmp_path / "interviews"
     folder.mkdir()
     long_name = "s2-practice-manager-interview-corrected-transcript-2019-06-28.txt"
     (folder / long_name).write_text("Interviewer: How are referrals?\nManager: Slow at first, then fine.\n",
                                     encoding="utf-8")
-    project = str(tmp_path / "p.sprealist")
+    project = str(place("p"))
     assert runner.invoke(cli, ["init", project]).exit_code == 0
     res = runner.invoke(cli, ["ingest", str(folder), "--dry-run", "-p", project])  # CliRunner's stdout: no terminal
     assert res.exit_code == 0, res.output

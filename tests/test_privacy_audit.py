@@ -115,7 +115,8 @@ def test_audit_errors(runner, cli, tmp_path, key_path):
     assert r.exit_code == 2
 
 
-def test_project_file_audit_finds_rows_and_leftover_bytes(tmp_path, key_path):
+@pytest.mark.sqlite_only("audits the bytes of the project file")
+def test_project_file_audit_finds_rows_and_leftover_bytes(place, tmp_path, key_path):
     """A name overwritten without compaction lingers in the file; the audit finds it, compaction removes it."""
     from sqlalchemy import update
 
@@ -123,7 +124,7 @@ def test_project_file_audit_finds_rows_and_leftover_bytes(tmp_path, key_path):
     from sp_realist.sources import Segment, SourceDraft, add_source
     from sp_realist.store import Project
 
-    path = tmp_path / "p.sprealist"
+    path = place("p")
     text = "Riverside Surgery phoned. " * 20
     with Project.create(path) as p:
         with p.begin() as conn:

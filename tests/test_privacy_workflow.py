@@ -24,7 +24,7 @@ VTT = """WEBVTT
 """
 
 
-def test_ingest_anonymise_export_audit(runner, cli, tmp_path):
+def test_ingest_anonymise_export_audit(place, runner, cli, tmp_path):
     key = tmp_path / "private" / "key.yaml"
     key.parent.mkdir()
     key.write_text(KEY, encoding="utf-8")
@@ -35,7 +35,7 @@ def test_ingest_anonymise_export_audit(runner, cli, tmp_path):
     d.add_paragraph("Today Dr Patel asked me about the referral forms at Riverside Surgery.")
     d.save(data / "diary.docx")
     (data / "interview.vtt").write_text(VTT, encoding="utf-8")
-    project = tmp_path / "eval.sprealist"
+    project = place("eval")
     assert runner.invoke(cli, ["init", str(project)]).exit_code == 0
     r = runner.invoke(cli, ["ingest", str(data / "diary.docx"), "--kind", "diary", "--participant", "S1 DK1",
                             "-p", str(project)])
@@ -56,7 +56,7 @@ def test_ingest_anonymise_export_audit(runner, cli, tmp_path):
     fields = {x["field"] for x in json.loads(r.stdout)}
     assert "text" in fields and any("speaker" in f for f in fields)
 
-    # after: nothing in the project file, nothing in a fresh export
+    # after: nothing in the project (file or database), nothing in a fresh export
     r = runner.invoke(cli, ["audit", str(project), "--key", str(key)])
     assert r.exit_code == 0, r.stdout
     r = runner.invoke(cli, ["export", "qdpx", str(tmp_path / "after-fingerprints.qdpx"), "-p", str(project)],

@@ -151,10 +151,10 @@ def test_reports_show_the_section_in_every_format(built):
     assert (built / "tables" / "evidence_items.csv").is_file()
 
 
-def test_a_project_without_findings_has_no_section(tmp_path):
+def test_a_project_without_findings_has_no_section(place, tmp_path):
     from report_data import populate
 
-    p = Project.create(tmp_path / "p.sprealist")
+    p = Project.create(place("p"))
     populate(p)
     model = build_report_model(p, ReportSettings())
     assert model.findings is None

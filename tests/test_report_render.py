@@ -116,6 +116,7 @@ def test_markdown_figure_is_a_side_file(filled, tmp_path):
     assert "![Figure 1: Programme theory" in out.read_text(encoding="utf-8")
 
 
+@pytest.mark.sqlite_only("templates_dir relative to the project file")
 def test_project_can_override_templates(filled, tmp_path):
     custom = tmp_path / "templates"
     custom.mkdir()

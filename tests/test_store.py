@@ -12,16 +12,28 @@ from sp_realist.errors import ProjectError, SpRealistError
 from sp_realist.sources import Segment, SourceDraft, add_source, resolve_source
 from sp_realist.store import Project, find_project
 
+from conftest import column_names
+from conftest import run_sql as downgrade
 
-def test_create_and_reopen(tmp_path):
-    path = tmp_path / "a.sprealist"
+
+def test_create_and_reopen(new_location):
+    path = new_location()
     Project.create(path).close()
     with Project.open(path) as p:
         assert p.schema_version == S.SCHEMA_VERSION
-    with pytest.raises(ProjectError, match="already exists"):
+    with pytest.raises(ProjectError, match="already exists|already holds an sp_realist project"):
         Project.create(path)
 
 
+def test_foreign_keys_are_enforced(project):
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        with project.begin() as conn:
+            conn.execute(insert(S.segments).values(source_id=12345, ord=0, start=0, end=1))
+
+
+@pytest.mark.sqlite_only  # SQLite's connection pragmas
 def test_foreign_keys_and_wal_are_on(project):
     with project.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -41,22 +53,18 @@ def test_migrates_an_old_store_on_open(tmp_path):
             assert conn.execute(select(S.sources)).all() == []
 
 
-def test_migrates_a_version_1_store_keeping_its_data(tmp_path):
+def test_migrates_a_version_1_store_keeping_its_data(new_location):
     """Schema 1 had no sources.file_path: opening such a file adds the column (NULL for old
     sources, which ingest then matches by base name) and its index, and keeps every row."""
-    path = tmp_path / "v1.sprealist"
+    path = new_location()
     with Project.create(path) as p, p.begin() as conn:
         text = "Interviewer: Hello.\nP1: Hi.\n"
         add_source(conn, SourceDraft(name="s1", kind="interview", text=text, checksum="abc", file_name="s1.txt",
                                      segments=[Segment(0, 20, kind="turn"), Segment(20, len(text), kind="turn")]))
     # strip schema 2 back to schema 1 (SQLite >= 3.35 drops columns)
-    con = sqlite3.connect(path)
-    con.execute("DROP INDEX ix_sources_file_path")
-    con.execute("ALTER TABLE sources DROP COLUMN file_path")
-    con.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
-    con.commit()
-    assert "file_path" not in [r[1] for r in con.execute("PRAGMA table_info(sources)")]
-    con.close()
+    downgrade(path, "DROP INDEX ix_sources_file_path", "ALTER TABLE sources DROP COLUMN file_path",
+              "UPDATE meta SET value='1' WHERE key='schema_version'")
+    assert "file_path" not in column_names(path, "sources")
     with Project.open(path) as p:
         assert p.schema_version == S.SCHEMA_VERSION
         with p.connect() as conn:
@@ -74,7 +82,7 @@ def test_migrates_a_version_1_store_keeping_its_data(tmp_path):
         assert p.schema_version == S.SCHEMA_VERSION
 
 
-def test_migrates_a_store_without_cmoc_ifthen_keeping_its_data(tmp_path):
+def test_migrates_a_store_without_cmoc_ifthen_keeping_its_data(new_location):
     """The schema before cmocs.ifthen (a CMOC's own if/then wording) had no such column: opening such a
     file adds it, NULL for every CMOC (the template words them as before), and keeps every row.  The
     migration is found by its function, so the test survives renumbering."""
@@ -82,7 +90,7 @@ def test_migrates_a_store_without_cmoc_ifthen_keeping_its_data(tmp_path):
     from sp_realist.store import MIGRATIONS, _migrate_to_5
 
     before_version = next(v for v, f in MIGRATIONS.items() if f is _migrate_to_5)
-    path = tmp_path / "old.sprealist"
+    path = new_location()
     with Project.create(path) as p:
         add_theory(p, "T1", "Referral")
         add_cmoc(p, "T1.1", theory="T1", context="Lack of induction", mechanism_response="Confusion",
@@ -91,12 +99,9 @@ def test_migrates_a_store_without_cmoc_ifthen_keeping_its_data(tmp_path):
             before = {r["key"]: dict(r) for r in conn.execute(select(S.cmocs)).mappings()}
             n_members = len(conn.execute(select(S.theory_cmocs)).all())
     # the older shape: cmocs without the ifthen column, meta at the version before the migration
-    con = sqlite3.connect(path)
-    con.execute("ALTER TABLE cmocs DROP COLUMN ifthen")
-    con.execute(f"UPDATE meta SET value='{before_version}' WHERE key='schema_version'")
-    con.commit()
-    assert "ifthen" not in [r[1] for r in con.execute("PRAGMA table_info(cmocs)")]
-    con.close()
+    downgrade(path, "ALTER TABLE cmocs DROP COLUMN ifthen",
+              f"UPDATE meta SET value='{before_version}' WHERE key='schema_version'")
+    assert "ifthen" not in column_names(path, "cmocs")
     with Project.open(path) as p:
         assert p.schema_version == S.SCHEMA_VERSION > before_version
         with p.connect() as conn:
@@ -112,22 +117,17 @@ def test_migrates_a_store_without_cmoc_ifthen_keeping_its_data(tmp_path):
         assert p.schema_version == S.SCHEMA_VERSION
 
 
-def test_a_version_2_store_migrates_to_the_current_schema_with_cmoc_ifthen(tmp_path):
+def test_a_version_2_store_migrates_to_the_current_schema_with_cmoc_ifthen(new_location):
     """A version-2 file (before the orphans, summary-of-findings and ifthen changes): every later
     migration runs on open, creating what is missing, and the CMOCs keep their data."""
     from sp_realist.cmoc import add_cmoc
 
-    path = tmp_path / "v2.sprealist"
+    path = new_location()
     with Project.create(path) as p:
         add_cmoc(p, "C1", context="Busy surgeries", outcome="Late starts")
     added_later = [S.orphans.name] + [t.name for t in S.FINDINGS_TABLES]  # schemas 3 and 4
-    con = sqlite3.connect(path)
-    for t in reversed(added_later):
-        con.execute(f"DROP TABLE {t}")
-    con.execute("ALTER TABLE cmocs DROP COLUMN ifthen")
-    con.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
-    con.commit()
-    con.close()
+    downgrade(path, *[f"DROP TABLE {t}" for t in reversed(added_later)], "ALTER TABLE cmocs DROP COLUMN ifthen",
+              "UPDATE meta SET value='2' WHERE key='schema_version'")
     with Project.open(path) as p, p.connect() as conn:
         assert p.schema_version == S.SCHEMA_VERSION
         assert set(added_later) <= set(inspect(conn).get_table_names())
@@ -135,31 +135,26 @@ def test_a_version_2_store_migrates_to_the_current_schema_with_cmoc_ifthen(tmp_p
     assert (row["key"], row["context"], row["outcome"], row["ifthen"]) == ("C1", "Busy surgeries", "Late starts", None)
 
 
-def test_migration_adding_cmoc_ifthen_skips_a_column_that_is_already_there(tmp_path):
+def test_migration_adding_cmoc_ifthen_skips_a_column_that_is_already_there(project):
     from sp_realist.store import _migrate_to_5
 
-    with Project.create(tmp_path / "a.sprealist") as p, p.begin() as conn:
+    with project.begin() as conn:
         _migrate_to_5(conn)
         assert [c["name"] for c in inspect(conn).get_columns("cmocs")].count("ifthen") == 1
 
 
-def test_migration_to_2_skips_a_column_that_is_already_there(tmp_path):
+def test_migration_to_2_skips_a_column_that_is_already_there(project):
     """Migration 0 -> 1 creates the current tables (file_path included): 1 -> 2 must not add it twice."""
     from sp_realist.store import MIGRATIONS
 
-    path = tmp_path / "a.sprealist"
-    with Project.create(path) as p, p.begin() as conn:
+    with project.begin() as conn:
         MIGRATIONS[1](conn)
         assert [c["name"] for c in inspect(conn).get_columns("sources")].count("file_path") == 1
 
 
-def test_refuses_newer_schema(tmp_path):
-    path = tmp_path / "new.sprealist"
-    Project.create(path).close()
-    con = sqlite3.connect(path)
-    con.execute("UPDATE meta SET value='999' WHERE key='schema_version'")
-    con.commit()
-    con.close()
+def test_refuses_newer_schema(project_target):
+    path = project_target
+    downgrade(path, "UPDATE meta SET value='999' WHERE key='schema_version'")
     with pytest.raises(ProjectError, match="newer sp_realist"):
         Project.open(path)
 
@@ -222,8 +217,8 @@ def test_find_project(tmp_path, monkeypatch):
     assert find_project("explicit.sprealist", cwd=tmp_path) == "explicit.sprealist"
 
 
-def test_cli_init_and_info(runner, cli, tmp_path):
-    path = tmp_path / "p.sprealist"
+def test_cli_init_and_info(runner, cli, tmp_path, new_location):
+    path = new_location()
     r = runner.invoke(cli, ["init", str(path)])
     assert r.exit_code == 0, r.output
     assert "Created project" in r.stderr
@@ -232,7 +227,8 @@ def test_cli_init_and_info(runner, cli, tmp_path):
     assert '"schema_version"' in r.stdout
     r = runner.invoke(cli, ["init", str(path)])
     assert r.exit_code == 1
-    assert "already exists" in r.stderr and "Traceback" not in r.output
+    assert ("already exists" in r.stderr or "already holds an sp_realist project" in r.stderr)
+    assert "Traceback" not in r.output
     r = runner.invoke(cli, ["info", "--format", "nonsense", "-p", str(path)])
     assert r.exit_code == 2
     # an --output that cannot be written: one sentence naming it, exit 1, no traceback

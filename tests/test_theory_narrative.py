@@ -109,24 +109,21 @@ def test_theory_memos_marked_for_the_report_appear_in_its_section(with_theories,
     assert "Branch surgeries" not in (tmp_path / "again.md").read_text(encoding="utf-8")
 
 
-def test_a_version_6_project_gains_the_report_mark_and_keeps_its_memos(tmp_path):
-    import sqlite3
-
+def test_a_version_6_project_gains_the_report_mark_and_keeps_its_memos(place, tmp_path):
     from sqlalchemy import inspect
+
+    from conftest import run_sql
 
     from sp_realist import schema as S
     from sp_realist.coding.memos import add_memo, list_memos
     from sp_realist.store import MIGRATIONS, Project, _migrate_to_7
 
-    path = tmp_path / "old.sprealist"
+    path = place("old")
     with Project.create(path) as p:
         add_memo(p, "An early memo.", author="RA")
     version = next(v for v, f in MIGRATIONS.items() if f is _migrate_to_7)
-    con = sqlite3.connect(path)
-    con.execute("ALTER TABLE memos DROP COLUMN in_report")
-    con.execute(f"UPDATE meta SET value='{version}' WHERE key='schema_version'")
-    con.commit()
-    con.close()
+    run_sql(path, "ALTER TABLE memos DROP COLUMN in_report",
+            f"UPDATE meta SET value='{version}' WHERE key='schema_version'")
     with Project.open(path) as p:
         assert p.schema_version == S.SCHEMA_VERSION
         with p.connect() as conn:

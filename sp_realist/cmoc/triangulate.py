@@ -56,19 +56,22 @@ def triangulation_long(project: Project, questions: Any = None, by: str = "kind"
         raise SpRealistError(f"triangulation: by must be 'kind' or 'dataset', not {by!r}.")
     qs = _questions(questions)
     with project.connect() as conn:
-        kinds = dict(conn.execute(select(S.sources.c.id, S.sources.c.kind)).all())
+        kinds = dict(conn.execute(select(S.sources.c.id, S.sources.c.kind).order_by(S.sources.c.id)).all())
         datasets = dict(conn.execute(select(S.source_attributes.c.source_id, S.source_attributes.c.value)
-                                     .where(S.source_attributes.c.name == "dataset")).all())
+                                     .where(S.source_attributes.c.name == "dataset")
+                                     .order_by(S.source_attributes.c.source_id)).all())
         column = {sid: (datasets.get(sid) or k) if by == "dataset" else k for sid, k in kinds.items()}
         theories = [dict(r) for r in conn.execute(select(S.theories).order_by(S.theories.c.ord, S.theories.c.key)).mappings()]
         ev = conn.execute(
             select(S.theories.c.key, S.excerpts.c.source_id, S.cmoc_evidence.c.excerpt_id)
             .select_from(S.theories.join(S.theory_cmocs, S.theory_cmocs.c.theory_id == S.theories.c.id)
                          .join(S.cmoc_evidence, S.cmoc_evidence.c.cmoc_id == S.theory_cmocs.c.cmoc_id)
-                         .join(S.excerpts, S.excerpts.c.id == S.cmoc_evidence.c.excerpt_id))).all()
+                         .join(S.excerpts, S.excerpts.c.id == S.cmoc_evidence.c.excerpt_id))
+            .order_by(S.theories.c.key, S.cmoc_evidence.c.id)).all()  # a fixed order on every back end
         themes = [dict(r) for r in conn.execute(select(S.themes).order_by(S.themes.c.ord, S.themes.c.name)).mappings()]
-        theme_codes = conn.execute(select(S.theme_codes.c.theme_id, S.theme_codes.c.code_id)).all()
-        codings = conn.execute(select(S.codings.c.code_id, S.codings.c.source_id)).all()
+        theme_codes = conn.execute(select(S.theme_codes.c.theme_id, S.theme_codes.c.code_id)
+                                   .order_by(S.theme_codes.c.theme_id, S.theme_codes.c.code_id)).all()
+        codings = conn.execute(select(S.codings.c.code_id, S.codings.c.source_id).order_by(S.codings.c.id)).all()
     setting = project.get_setting("theme_questions") or {}
     if not isinstance(setting, dict):
         raise SpRealistError("setting theme_questions: expected a mapping of theme name to a list of questions.")

@@ -147,7 +147,8 @@ def import_qdpx_cmd(path, into, dry_run, new_path, fmt, output) -> None:
         finally:
             project.close()
         if anonymised and merged.counts.get("sources") and not dry_run:
-            message(f"Note: {into} has an applied pseudonym key and the {merged.counts['sources']} imported "
+            message(f"Note: {project.location} has an applied pseudonym key and the {merged.counts['sources']} "
+                    "imported "
                     "source(s) are not anonymised yet; run 'sp-realist anonymise --key KEY' before sharing anything.")
         message(f"Read {path} for {result.project}.")
         _report(result)

@@ -590,7 +590,7 @@ def _selection_name(text: str, start: int, end: int, limit: int = 60) -> str:
 
 def build_qdpx(project: Project, name: str | None = None) -> tuple[bytes, dict[str, bytes], _Builder]:
     """``(project.qde bytes, {zip path: bytes}, builder)`` for a project, without writing anything."""
-    name = name or Path(str(project.location)).stem
+    name = name or project.name
     with project.connect() as conn:
         b = _Builder(conn, name)
         qde = b.build()

@@ -63,22 +63,20 @@ def import_qdpx_new(path: str | os.PathLike, target: str | os.PathLike | None = 
     The file is read and checked first; if the import fails the new project file is removed.
     """
     path = Path(path)
-    target = Path(target) if target else path.with_suffix(".sprealist")
-    if target.exists():
+    target = str(target) if target else str(path.with_suffix(".sprealist"))
+    if "://" not in target and Path(target).exists():
         raise SpRealistError(f"{target}: already exists; import into it with --into {target}, or choose another "
                              "name with --project.")
     plan = read_qdpx(path)
-    project = Project.create(target)
+    project = Project.create(target)  # on a server: refused unless the database is empty
     try:
         with project.begin() as conn:
             result = apply_plan(conn, plan, project)
     except BaseException:
-        project.close()
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(str(target) + suffix).unlink(missing_ok=True)
+        project.discard()
         raise
     project.close()
-    result.project = str(target)
+    result.project = project.location
     return result
 
 

@@ -248,7 +248,10 @@ def _scan_bytes(det: Detector, name: str, data: bytes, where: str) -> Iterator[F
         yield from _lines(det, _decode(data, where))
 
 
-def _scan_project(det: Detector, path: Path) -> Iterator[Finding]:
+def _scan_project(det: Detector, path: Path | str) -> Iterator[Finding]:
+    """A project's rows, every text column; then, when the tables are clean and the project is a file, the
+    file's raw bytes and WAL (leftovers of overwritten data). A project on a server (a URL) is scanned by its
+    rows; its storage is cleaned by ``VACUUM FULL`` after anonymising (docs/privacy.md)."""
     from sqlalchemy import select
 
     from .. import schema as S
@@ -274,7 +277,7 @@ def _scan_project(det: Detector, path: Path) -> Iterator[Finding]:
                                        value[m.start:m.end])
     finally:
         project.close()
-    if found:
+    if found or _is_url(path):
         return
     # Clean tables: look for leftovers of overwritten data in the raw file and its WAL.
     for p in (path, Path(str(path) + "-wal")):
@@ -284,10 +287,16 @@ def _scan_project(det: Detector, path: Path) -> Iterator[Finding]:
                 yield f"{p.name} bytes (unused space) near offset {m.start}", m.start, m.end, m.entry, text[m.start:m.end]
 
 
+def _is_url(target) -> bool:
+    return "://" in str(target)
+
+
 def _names(paths: Sequence[str | os.PathLike]) -> Iterator[tuple[str, str, str]]:
     """``(shown path, location, name)`` for every file and folder name to check: the paths given and,
     inside a folder, every file and sub-folder under it (a folder named after a person leaks too)."""
     for raw in paths:
+        if _is_url(raw):  # a project on a server: no file name
+            continue
         p = Path(raw)
         name = p.resolve().name if p.name in ("", ".", "..") else p.name
         yield str(p), "folder name" if p.is_dir() else "file name", name
@@ -301,6 +310,8 @@ def _names(paths: Sequence[str | os.PathLike]) -> Iterator[tuple[str, str, str]]
 def _files(paths: Sequence[str | os.PathLike], skipped: list[str]) -> Iterator[tuple[Path, str]]:
     """Files to scan; unsupported ones (PDF, images...) are added to ``skipped``."""
     for raw in paths:
+        if _is_url(raw):
+            continue
         p = Path(raw)
         if p.is_dir():
             for f in sorted(p.rglob("*")):
@@ -364,6 +375,12 @@ def audit_paths(paths: Sequence[str | os.PathLike], key: Key | str, show_origina
         n += 1
         for loc, _s, _e, k, txt in scan_file(det, path, label=label):
             rows.append(row(label, loc, k, txt))
+    for url in (str(p) for p in paths if _is_url(p)):  # projects on a database server
+        from ..store import display_location
+
+        n += 1
+        for loc, _s, _e, k, txt in _scan_project(det, url):
+            rows.append(row(display_location(url), loc, k, txt))
     df = pd.DataFrame(rows, columns=COLUMNS)
     df.attrs["files"] = n
     df.attrs["skipped"] = skipped

@@ -238,8 +238,17 @@ def status_cmd(project_path, fmt, output) -> None:
     _emit_frame(status_frame, project_path, fmt, output, "Anonymisation status")
 
 
+class _PathOrURL(click.Path):
+    """An existing file or folder, or a project's database URL (``postgresql+psycopg://...``)."""
+
+    def convert(self, value, param, ctx):
+        if "://" in str(value):
+            return value
+        return super().convert(value, param, ctx)
+
+
 @click.command("audit")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, required=True, type=_PathOrURL(exists=True))
 @key_option(required=True)
 @click.option("--show-originals", is_flag=True, help="Show the strings found (on screen only).")
 @format_option
@@ -248,8 +257,9 @@ def audit_cmd(paths, key_path, show_originals, fmt, output) -> None:
 
     Reads docx (with properties, headers, footers), xlsx, html, md, txt, csv,
     json, yaml, xml, svg, graphml, gexf, dot, mermaid, PNG text chunks,
-    qdpx/qdc (zip members), project files (*.sprealist) and folders
-    (recursively), and checks every file and folder name.  Matching is
+    qdpx/qdc (zip members), project files (*.sprealist), projects on a
+    database server (their URL: every text column of every table) and
+    folders (recursively), and checks every file and folder name.  Matching is
     case-insensitive on token boundaries, as in anonymise.
 
     \b

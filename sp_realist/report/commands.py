@@ -80,7 +80,10 @@ def report_cmd(project_path, fmt, out, template, templates_dir, provenance, key,
               help="Output folder (default: STUDY_DIR/out). A project there is replaced only if 'build' made it.")
 @click.option("--key", type=click.Path(dir_okay=False), default=None,
               help="Pseudonym key file, for the leak audit when the study's project has an applied key.")
-def build_cmd(study_dir, out, key) -> None:
+@click.option("--into", "into", metavar="URL", default=None,
+              help="Build the project into this PostgreSQL database (empty, or holding an earlier build) instead "
+                   "of a file in --out; the outputs still go to --out.")
+def build_cmd(study_dir, out, key, into) -> None:
     """Build a reproducible study from its study.yaml: project, reports, figure, tables.
 
     Creates the project from scratch, ingests the sources the manifest lists,
@@ -92,19 +95,25 @@ def build_cmd(study_dir, out, key) -> None:
     every step succeeded, so a failure leaves --out as it was.
     A summary goes to stderr.
 
+    With --into URL the project is built into a PostgreSQL database (a team
+    project on a server), just as all or nothing: the database is left as it
+    was on any failure.
+
     \b
-    Example:
+    Examples:
       sp-realist build corpora/mind-cymru-2020 --out out/mind-cymru-2020
+      sp-realist build corpora/mind-cymru-2020 --out out/mind-cymru-2020 \\
+          --into postgresql+psycopg://alice@db.example.org/mind_cymru
     """
     from .study import build_study
 
-    result = build_study(study_dir, out, on_step=lambda m: message(f"  {m}"), key=key)
+    result = build_study(study_dir, out, on_step=lambda m: message(f"  {m}"), key=key, into=into)
     c = result.counts
     message(f"Built {result.project}")
     message(f"  {c.get('sources', 0)} sources, {c.get('participants', 0)} participants, {c.get('codes', 0)} codes, "
             f"{c.get('codings', 0)} codings, {c.get('themes', 0)} themes")
     message(f"  {c.get('appraisals', 0)} appraisals, {c.get('theories', 0)} theories, {c.get('cmocs', 0)} CMOCs")
-    message(f"  {len(result.outputs)} output files in {result.project.parent}")
+    message(f"  {len(result.outputs)} output files in {result.out}")
 
 
 # --------------------------------------------------------------------------

@@ -79,10 +79,11 @@ class Study:
 
 @dataclass
 class BuildResult:
-    project: Path
+    project: Path | str  # the project file, or (with ``into``) the database URL as shown (no password)
     outputs: list[Path] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     steps: list[str] = field(default_factory=list)
+    out: Path | None = None  # the output folder
 
 
 def _as_list(value: Any, where: str) -> list:
@@ -383,19 +384,24 @@ BACKUP_PREFIX = ".replaced-"
 
 
 def build_study(study_dir: str | os.PathLike, out: str | os.PathLike | None = None,
-                on_step: Callable[[str], None] | None = None, key: str | os.PathLike | None = None) -> BuildResult:
+                on_step: Callable[[str], None] | None = None, key: str | os.PathLike | None = None,
+                into: str | None = None) -> BuildResult:
     """Build the study in ``study_dir`` into ``out`` (default ``study_dir/out``); see the module docstring.
 
     All or nothing: the project and every output are made in a hidden staging folder inside ``out`` and moved
     into place only when all of them were written; a failure at any step leaves ``out`` as it was (a previous
     build's files intact, no new file; ``out`` is not created if it did not exist).
+
+    ``into`` (a PostgreSQL URL) builds the project into that database instead of a file in ``out`` (the outputs
+    still go to ``out``): see :class:`ServerBuild`; the database is left as it was on any failure.
     """
     study = load_study(study_dir)
     out = Path(out) if out is not None else study.folder / "out"
-    previous = _check_out(out, study.project)
+    server = ServerBuild(into) if into is not None else None
+    previous = server.previous_outputs() if server else _check_out(out, study.project)
     created = [] if out.is_dir() else _missing_parents(out)
     step = on_step or (lambda _msg: None)
-    result = BuildResult(project=out / study.project)
+    result = BuildResult(project=server.location if server else out / study.project, out=out)
 
     stage = None
 
@@ -422,8 +428,7 @@ def build_study(study_dir: str | os.PathLike, out: str | os.PathLike | None = No
     try:
         out.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
-        staged = stage / study.project
-        project = Project.create(staged)
+        project = server.create() if server else Project.create(stage / study.project)
         try:
             _populate(project, study, out, note)
             _check_questions(project, study)
@@ -434,10 +439,15 @@ def build_study(study_dir: str | os.PathLike, out: str | os.PathLike | None = No
             project.set_setting(BUILD_SETTING, recorded)
         finally:
             project.close()
-        _install(stage, out, study.project, previous)
+        if server:  # the database swap commits only once the files are in place
+            server.install(lambda: _install(stage, out, None, previous))
+        else:
+            _install(stage, out, study.project, previous)
         result.outputs = [out / p.relative_to(stage) for p in files]
         note(f"project {result.project}")
     except BaseException as exc:
+        if server is not None:
+            server.discard()
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
         for folder in created:  # deepest first; only folders this build made, and only if still empty
@@ -467,13 +477,14 @@ def _missing_parents(out: Path) -> list[Path]:
     return missing
 
 
-def _install(stage: Path, out: Path, project_name: str, previous: list[str]) -> None:
+def _install(stage: Path, out: Path, project_name: str | None, previous: list[str]) -> None:
     """Move the staged build into ``out``, replacing the previous build; on any failure put ``out`` back.
 
     What is replaced (the old project, the files the previous build recorded, whatever a new file lands on,
     the old ``tables`` folder, which a build owns) is first moved aside into a hidden backup folder beside it,
     then the staged files are moved in (``os.replace`` within one file system); only when all moves succeeded
-    is the backup deleted. A failure moves the new files out and the backup back.
+    is the backup deleted. A failure moves the new files out and the backup back. ``project_name`` None: the
+    project is not a file in ``out`` (a build into a database), and a project file there is left alone.
     """
     backup = Path(tempfile.mkdtemp(prefix=BACKUP_PREFIX, dir=out))
     root = out.resolve()
@@ -484,7 +495,8 @@ def _install(stage: Path, out: Path, project_name: str, previous: list[str]) -> 
     placed: list[Path] = []  # relative paths moved from the stage into out
     made: list[Path] = []  # folders created in out
     try:
-        old = {Path(project_name + suffix) for suffix in ("", "-wal", "-shm", "-journal")} | set(staged)
+        old = ({Path(project_name + suffix) for suffix in ("", "-wal", "-shm", "-journal")} if project_name
+               else set()) | set(staged)
         for rel in previous:  # only files inside out that the previous build recorded (never a project)
             path = (out / rel).resolve()
             if root in path.parents and path.is_file() and not path.name.endswith(".sprealist"):
@@ -527,6 +539,126 @@ def _install(stage: Path, out: Path, project_name: str, previous: list[str]) -> 
         shutil.rmtree(backup, ignore_errors=True)
         raise
     shutil.rmtree(backup, ignore_errors=True)
+
+
+BUILD_SCHEMA_PREFIX = "sp_realist_building_"
+
+
+class ServerBuild:
+    """``build --into URL``: the project is built in a new schema of the target database and swapped in.
+
+    The target is the schema the URL's connections use (normally ``public``). It must hold no tables, or a
+    project an earlier ``build`` made (which the new one replaces); anything else is refused before the
+    build starts. The project is built (every step, on the server) in a fresh schema
+    ``sp_realist_building_<random>`` of the same database; when everything, outputs included, succeeded, one
+    transaction drops the previous build's tables and moves the new ones into the target schema (``ALTER TABLE
+    ... SET SCHEMA``, with their sequences, indexes and constraints), and commits only after the output files
+    were moved into ``--out``. Any failure drops the building schema: the database is left as it was.
+    """
+
+    def __init__(self, url: str):
+        from sqlalchemy import create_engine, inspect
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, DBAPIError
+
+        from ..store import display_location
+
+        self.location = display_location(url)
+        try:
+            self.url = make_url(url)
+        except ArgumentError:
+            raise SpRealistError(f"--into {self.location}: not a database URL; give one like "
+                                 "postgresql+psycopg://user@host/database.") from None
+        if self.url.get_backend_name() != "postgresql":
+            raise SpRealistError(f"--into {self.location}: build --into needs a PostgreSQL database "
+                                 "(postgresql+psycopg://user@host/database); without --into the project is a file "
+                                 "in --out.")
+        self.schema: str | None = None
+        self.engine = create_engine(self.url)
+        try:
+            with self.engine.connect() as conn:
+                self.target = conn.exec_driver_sql("SELECT current_schema()").scalar()
+                tables = set(inspect(conn).get_table_names(schema=self.target)) if self.target else set()
+                built = None
+                if "meta" in tables:
+                    row = conn.execute(select(S.meta.c.value).where(
+                        S.meta.c.key == f"setting:{BUILD_SETTING}")).first()
+                    built = _json_load(row[0]) if row else None
+        except DBAPIError as exc:
+            self.engine.dispose()
+            reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else "failed"
+            raise SpRealistError(f"--into {self.location}: could not connect ({reason.rstrip('.')}); check the "
+                                 "URL and that the database exists.") from None
+        if self.target is None:
+            self.engine.dispose()
+            raise SpRealistError(f"--into {self.location}: the connection has no schema to build into (check the "
+                                 "search_path).")
+        if tables and not built:
+            self.engine.dispose()
+            what = "a project that was not made by 'sp-realist build'" if "meta" in tables else "tables"
+            raise SpRealistError(f"--into {self.location}: the database already holds {what}; it will not be "
+                                 "overwritten. Give an empty database.")
+        self.previous = built if isinstance(built, dict) else None
+        self.replaces = sorted(t for t in tables if t in S.metadata.tables) if built else []
+        unknown = sorted(tables - set(S.metadata.tables)) if built else []
+        if unknown:
+            self.engine.dispose()
+            raise SpRealistError(f"--into {self.location}: besides an earlier build's project the database holds "
+                                 f"other tables ({', '.join(unknown)}); give a database of its own.")
+
+    def previous_outputs(self) -> list[str]:
+        """The output files the build being replaced recorded (removed from --out when the new ones go in)."""
+        return [str(p) for p in (self.previous or {}).get("outputs", [])]
+
+    def create(self) -> Project:
+        """A new project in a fresh schema of the target database."""
+        import secrets
+
+        from ..store import display_location
+
+        self.schema = BUILD_SCHEMA_PREFIX + secrets.token_hex(6)
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{self.schema}"')
+        options = " ".join(filter(None, [self.url.query.get("options", ""), f"-csearch_path={self.schema}"]))
+        staged = self.url.update_query_dict({"options": options})
+        project = Project.create(staged.render_as_string(hide_password=False))
+        project.location = display_location(self.url.render_as_string(hide_password=False))
+        return project
+
+    def install(self, files: Callable[[], None]) -> None:
+        """One transaction: drop the build being replaced, move the new tables in, drop the building schema,
+        run ``files`` (moving the outputs into place), commit."""
+        from sqlalchemy import inspect
+
+        quote = self.engine.dialect.identifier_preparer.quote
+        with self.engine.begin() as conn:
+            if self.replaces:
+                conn.exec_driver_sql(f"DROP TABLE {', '.join(f'{quote(self.target)}.{quote(t)}' for t in self.replaces)}")
+            for table in inspect(conn).get_table_names(schema=self.schema):
+                conn.exec_driver_sql(f"ALTER TABLE {quote(self.schema)}.{quote(table)} SET SCHEMA {quote(self.target)}")
+            conn.exec_driver_sql(f"DROP SCHEMA {quote(self.schema)}")
+            files()
+        self.schema = None
+        self.engine.dispose()
+
+    def discard(self) -> None:
+        """Drop the building schema (after a failure): the database is as it was."""
+        try:
+            if self.schema is not None:
+                with self.engine.begin() as conn:
+                    conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+                self.schema = None
+        finally:
+            self.engine.dispose()
+
+
+def _json_load(value: str | None) -> Any:
+    import json
+
+    try:
+        return json.loads(value) if value else None
+    except ValueError:
+        return None
 
 
 def _check_questions(project: Project, study: Study) -> None:
