@@ -132,13 +132,35 @@ def _dialect(project=None, conn=None) -> str | None:
     return None
 
 
+#: The project setting (``meta`` key) that makes each database login a person: set when a team is set up on a
+#: PostgreSQL project (members log in as themselves). Until then everyone shares the one login the project was
+#: made with, so that login names nobody and the SQLite order (--coder, $SP_REALIST_CODER, config, login name)
+#: applies on a server too.
+LOGINS_SETTING = "team:logins"
+
+
+def _logins_are_identities(project=None, conn=None) -> bool:
+    from sqlalchemy import select
+
+    from . import schema as S
+
+    q = select(S.meta.c.value).where(S.meta.c.key == LOGINS_SETTING)
+    if conn is not None:
+        value = conn.execute(q).scalar()
+    else:
+        with project.connect() as c:
+            value = c.execute(q).scalar()
+    return value is not None and str(value).strip('"').lower() in ("on", "true", "1")
+
+
 def resolve_identity(explicit: str | None = None, *, project=None, conn=None) -> Identity:
     """Who a write is recorded under (see the module's documentation for the order).
 
-    ``project`` or ``conn`` tells a PostgreSQL project, whose identity is always its ``session_user``.
+    ``project`` or ``conn`` tells a PostgreSQL project; once its team is set up (:data:`LOGINS_SETTING`), the
+    identity is always its ``session_user``.
     """
     given = " ".join(str(explicit).split()) if explicit is not None else ""
-    if _dialect(project, conn) == "postgresql":
+    if _dialect(project, conn) == "postgresql" and _logins_are_identities(project, conn):
         from sqlalchemy import text
 
         if conn is not None:

@@ -660,9 +660,16 @@ _INSERT_SQL: dict[tuple, tuple[str, Any]] = {}
 def insert_many(conn: Connection, table, columns: tuple[str, ...], rows: list[tuple], batch: int = 5000) -> None:
     """Insert ``rows`` (tuples in ``columns`` order) into ``table`` with one compiled INSERT executed with many
     parameter sets (the dialect's own SQL and paramstyle): SQLAlchemy's per-row parameter processing costs
-    more than the database's work for bulk rows.  Values must already be of the column's database type."""
+    more than the database's work for bulk rows.  Values must already be of the column's database type; text
+    values are checked as bound values are (limits, control characters)."""
     if not rows:
         return
+    # the text checks bind processing would make (schema.CheckedText), column by column
+    checked = [(i, table.c[name]) for i, name in enumerate(columns) if isinstance(table.c[name].type, S.CheckedText)]
+    for row in rows:
+        for i, column in checked:
+            if isinstance(row[i], str):
+                S.check_column(column, row[i])
     key = (conn.dialect.name, conn.dialect.paramstyle, table.name, columns)
     cached = _INSERT_SQL.get(key)
     if cached is None:

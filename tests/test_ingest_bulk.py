@@ -4,6 +4,7 @@ SQLAlchemy's ``insert()`` stores, and ingest of a generated corpus stores every 
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
@@ -35,8 +36,9 @@ def test_template_line_finds_what_the_regular_expressions_find(text):
 SEGMENT_COLUMNS = ("source_id", "ord", "start", "end", "speaker", "section", "kind", "start_time", "end_time",
                    "participant_id")
 
+_label = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=30)  # what a bound value may hold
 seg_rows = st.lists(st.tuples(
-    st.one_of(st.none(), st.text(max_size=30)), st.one_of(st.none(), st.text(max_size=30)),
+    st.one_of(st.none(), _label), st.one_of(st.none(), _label),
     st.sampled_from(["turn", "paragraph", "heading", "cue"]),
     st.one_of(st.none(), st.floats(min_value=0, max_value=1e6, allow_nan=False)),
     st.one_of(st.none(), st.floats(min_value=0, max_value=1e6, allow_nan=False))), max_size=40)
@@ -68,6 +70,21 @@ def test_insert_many_stores_what_sqlalchemy_insert_stores(tmp_path_factory, rows
         assert len(got[ids[0]]) == len(rows)
     finally:
         project.close()
+
+
+def test_insert_many_refuses_what_a_bound_value_may_not_hold(tmp_path):
+    from sp_realist.schema import TextValueError
+    from sp_realist.store import Project
+
+    with Project.create(tmp_path / "p.sprealist") as project:
+        with pytest.raises(TextValueError, match="The segment speaker contains a control character, U\\+001F"):
+            with project.begin() as conn:
+                sid = add_source(conn, SourceDraft(name="s", kind="interview", text="x", checksum="c",
+                                                   segments=[Segment(0, 1)]))
+                insert_many(conn, S.segments, SEGMENT_COLUMNS, [(sid, 9, 0, 1, "A\x1fB", None, "turn", None, None,
+                                                                 None)])
+        with project.connect() as conn:  # nothing half-written
+            assert conn.execute(select(S.sources.c.id)).all() == []
 
 
 def test_ingest_stores_every_draft_as_read(project, tmp_path):
