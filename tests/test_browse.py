@@ -404,3 +404,28 @@ def test_serve_answers_on_loopback(project):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(alphabet="ab \n\r", max_size=60), st.integers(0, 60), st.integers(0, 60), st.integers(1, 40))
+@example("a\r\nb", 2, 2, 1)
+@example("", 0, 0, 1)
+@example("ab ab\nab", 3, 3, 2)
+def test_text_window_round_trip_as_textual_cuts_lines(text, start, end, size):
+    """A window of the text holds the cursor or selection asked for, and maps the rows and columns of its own
+    lines (as Textual's Document cuts them) to exact offsets into the whole text."""
+    w = reading.text_window(text, start, end, size=size)
+    lo, hi = sorted((min(start, len(text)), min(end, len(text))))
+    assert 0 <= w.start <= lo <= hi <= w.end <= len(text)
+    assert w.size == len(text) and w.whole == (w.start == 0 and w.end == len(text))
+    if len(text) <= size:
+        assert w.whole
+    part = text[w.start:w.end]
+    lines = part.splitlines()
+    if not part or part.endswith(("\r\n", "\n", "\r")):
+        lines.append("")
+    assert len(w.line_starts) == len(lines)
+    for i in range(w.start, w.end + 1):
+        row, col = w.location(i)
+        assert col <= len(lines[row]) + 2
+        assert w.offset(row, col) == i

@@ -168,6 +168,50 @@ def test_remove_recode_next_search_redo(project):
     asyncio.run(run())
 
 
+def test_long_source_is_read_a_window_at_a_time(project, monkeypatch):
+    """With a small window the reader holds part of the source; the window follows the cursor, and
+    selections, codings and the cursor keep exact offsets into the whole source."""
+    from sp_realist.browse.app import Reader
+
+    monkeypatch.setattr(Reader, "WINDOW", 100)
+    monkeypatch.setattr(Reader, "MARGIN", 25)
+
+    async def run():
+        app = BrowseApp(project, coder="RA", source="S1 DK1 2019-05-28")
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.pause()
+            reader = app.reader
+            view = reader.view
+            assert len(view.text) > 3 * 100 and reader.window.start == 0 and reader.window.end < len(view.text)
+            assert reader.document.text == view.text[reader.window.start:reader.window.end]
+            starts, offsets = set(), []
+            for _ in range(12):
+                await pilot.press("down")
+                await pilot.pause()
+                starts.add(reader.window.start)
+                offsets.append(reader.offset())
+                assert reader.window.start <= reader.offset() <= reader.window.end
+                assert reader.offset() == reader.window.offset(*reader.cursor_location)
+            assert len(starts) > 2 and offsets == sorted(offsets)  # the window moved along; the cursor only down
+            # a sentence far from the start: selected by its offsets into the whole source
+            at = view.text.index(SENTENCE)
+            reader.move_to(at + 4)
+            await pilot.press("s")
+            await pilot.pause()
+            s, e = reader.selected_span()
+            assert view.text[s:e] == SENTENCE
+            # every coding inside the window is highlighted exactly over its characters
+            w = reader.window
+            for m in view.marks:
+                if w.start <= m.start and m.end <= w.end:
+                    row, col = w.location(m.start)
+                    line = reader.document.lines[row]
+                    assert any(a == len(line[:col].encode()) for a, _, _ in reader._highlights[row]), m
+            await pilot.press("q")
+
+    asyncio.run(run())
+
+
 # --- snapshots -------------------------------------------------------------------
 SIZES = [(80, 24), (160, 48)]
 
