@@ -429,3 +429,33 @@ def test_text_window_round_trip_as_textual_cuts_lines(text, start, end, size):
         row, col = w.location(i)
         assert col <= len(lines[row]) + 2
         assert w.offset(row, col) == i
+
+
+def test_update_index_reads_one_source_again_as_the_whole_index_would(project):
+    """After each action, updating the one source the action changed gives the index read afresh."""
+    sid = _source(project, "S1 DK1 2019-05-28")
+    view = reading.load_source(project, source=sid, user="RA")
+    span = Span(sid, *reading.unit_span(project, source=sid, offset=view.text.index("whispered"), unit="sentence"))
+    s = Session(project, "RA")
+    index = reading.source_index(project, user="RA")
+
+    def check(action):
+        nonlocal index
+        if action.label == "memo":
+            assert action.source_id is None
+            return
+        assert action.source_id == sid
+        index = reading.update_index(index, project, source=action.source_id, user="RA")
+        fresh = reading.source_index(project, user="RA")
+        pd.testing.assert_frame_equal(index.frame, fresh.frame)
+        assert index.by_code == fresh.by_code
+
+    check(s.apply_code(span, "Client voice", parent="Relatives in the conversation"))
+    assert sid in index.by_code["Client voice"]
+    check(s.appraise(span, relevance="relevant"))
+    check(s.recode(s.done[0].coding_id, "Self-esteem"))
+    assert "Client voice" not in index.by_code
+    check(s.remove_coding(s.done[-1].steps[1].coding_id))
+    assert s.add_memo("A memo.", on="source", target=sid).source_id is None  # a memo changes no count
+    while s.done:
+        check(s.undo())

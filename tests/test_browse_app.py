@@ -168,6 +168,39 @@ def test_remove_recode_next_search_redo(project):
     asyncio.run(run())
 
 
+def test_an_action_updates_only_its_source_row(project, monkeypatch):
+    """Coding, undoing and appraising read the changed source's counts again, not the whole index; the list
+    shows them, and a filter the change no longer matches drops the row."""
+    from sp_realist.browse import reading
+
+    calls = []
+    whole = reading.source_index
+    monkeypatch.setattr(reading, "source_index", lambda *a, **k: calls.append(1) or whole(*a, **k))
+
+    async def run():
+        app = BrowseApp(project, coder="RA", source="S1 DK1 2019-05-28")
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            table = app.query_one("#sources")
+            sid = str(app.reader.view.id)
+            codings = lambda: int(str(table.get_cell(sid, "codings")))  # noqa: E731
+            before = codings()
+            await _to_sentence(pilot, app)
+            await pilot.press("c", *"Brand new code", "enter")
+            await pilot.pause()
+            assert codings() == before + 1
+            await pilot.press("f", *'code:"Brand new code"', "enter")
+            await pilot.pause()
+            assert app.shown == [int(sid)]
+            await pilot.press("u")  # the coding is gone, and the source leaves the filtered list
+            await pilot.pause()
+            assert app.shown == [] and table.row_count == 0
+            await pilot.press("q")
+
+    asyncio.run(run())
+    assert calls == [1]
+
+
 def test_long_source_is_read_a_window_at_a_time(project, monkeypatch):
     """With a small window the reader holds part of the source; the window follows the cursor, and
     selections, codings and the cursor keep exact offsets into the whole source."""

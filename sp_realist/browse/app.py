@@ -31,7 +31,7 @@ from textual.widgets.option_list import Option
 from ..errors import SpRealistError
 from ..store import Project
 from . import reading
-from .session import Session, Span
+from .session import Action, Session, Span
 
 THEME = "sp-realist"
 SOURCE_COLUMNS = ("name", "kind", "site", "codings", "unappraised")
@@ -531,7 +531,8 @@ class BrowseApp(App):
         reader.theme = THEME
         self.sub_title = f"{Path(str(self.project.location)).name} · coder {self.coder}"
         table = self.query_one("#sources", DataTable)
-        table.add_columns(*SOURCE_COLUMNS)
+        for column in SOURCE_COLUMNS:
+            table.add_column(column, key=column)
         self.refresh_index()
         if self.start_source is not None:
             try:
@@ -626,11 +627,38 @@ class BrowseApp(App):
         reader.border_title = view.name
         self.update_side()
 
-    def reload(self) -> None:
-        """After a change: the source (cursor and selection kept), its side panel and the source list."""
+    def reload(self, action: Action | None = None) -> None:
+        """After ``action``: the source in the reader (its highlights; cursor, selection and scroll kept), its
+        side panel, and the counts of the one source ``action`` changed in the source list
+        (:func:`reading.update_index`); the whole list is read again only when that source's row comes into
+        or goes out of the filter."""
         if self.reader.view is not None:
             self.open_source(self.reader.view.id, keep_cursor=True)
-        self.refresh_index()
+        if action is not None and action.source_id is not None and self.index is not None:
+            self.index = reading.update_index(self.index, self.project, source=action.source_id, user=self.coder)
+            self.update_row(action.source_id)
+
+    def update_row(self, source_id: int) -> None:
+        """Show the index's counts of ``source_id`` in its row of the list, or filter the list again when the
+        change takes the source into or out of it."""
+        try:
+            df = reading.filter_index(self.index, **reading.parse_filter(self.query_one("#filter", Input).value))
+        except SpRealistError:
+            return
+        shown = source_id in set(df["id"].tolist())
+        if shown != (source_id in self.shown):
+            self.apply_filter(self.query_one("#filter", Input).value)
+            return
+        if not shown:
+            return
+        r = df[df["id"] == source_id].iloc[0]
+        table = self.query_one("#sources", DataTable)
+        key = str(source_id)
+        if key not in table.rows:  # not added yet (the list is still being filled): the fill uses old counts
+            self.apply_filter(self.query_one("#filter", Input).value)
+            return
+        for column in ("codings", "unappraised"):
+            table.update_cell(key, column, Text(str(r[column])))
 
     @on(TextArea.SelectionChanged, "#reader")
     def _moved(self) -> None:
@@ -688,13 +716,13 @@ class BrowseApp(App):
             return []
         return view.at(self.reader.offset())["marks"]
 
-    def _run(self, what: Callable[[], object], done: str) -> str | None:
+    def _run(self, what: Callable[[], Action], done: str) -> str | None:
         """Do one session action; its error (one sentence) is returned for the form to show."""
         try:
-            what()
+            action = what()
         except SpRealistError as exc:
             return str(exc)
-        self.reload()
+        self.reload(action)
         self.status(done)
         return None
 
@@ -837,7 +865,7 @@ class BrowseApp(App):
         if action is None:
             self.status("Nothing to undo.")
             return
-        self.reload()
+        self.reload(action)
         self.status(f"Undid {action.label}.")
 
     def action_redo(self) -> None:
@@ -849,5 +877,5 @@ class BrowseApp(App):
         if action is None:
             self.status("Nothing to redo.")
             return
-        self.reload()
+        self.reload(action)
         self.status(f"Redid {action.label}.")

@@ -68,14 +68,15 @@ class SourceIndex:
     participants: list[str]
 
 
-def _visible_frame(conn, project: Project, user: str) -> pd.DataFrame:
+def _visible_frame(conn, project: Project, user: str, source_id: int | None = None) -> pd.DataFrame:
     from ..coding._common import fetch_frame
 
     c = S.codings
-    df = fetch_frame(conn, select(c.c.id, c.c.code_id, S.codes.c.name, c.c.source_id, c.c.start, c.c.end, c.c.coder,
-                                  c.c.origin, c.c.memo)
-                     .select_from(c.join(S.codes, S.codes.c.id == c.c.code_id)),
-                     ["id", "code_id", "code", "source_id", "start", "end", "coder", "origin", "memo"])
+    q = (select(c.c.id, c.c.code_id, S.codes.c.name, c.c.source_id, c.c.start, c.c.end, c.c.coder, c.c.origin,
+                c.c.memo).select_from(c.join(S.codes, S.codes.c.id == c.c.code_id)))
+    if source_id is not None:
+        q = q.where(c.c.source_id == source_id)
+    df = fetch_frame(conn, q, ["id", "code_id", "code", "source_id", "start", "end", "coder", "origin", "memo"])
     return visible_codings(project, user=user, codings=df)
 
 
@@ -103,6 +104,30 @@ def source_index(project: Project, *, user: str) -> SourceIndex:
 
     return SourceIndex(frame[INDEX_COLUMNS].reset_index(drop=True), by_code, values("kind"), values("site"),
                        values("participant"))
+
+
+def update_index(index: SourceIndex, project: Project, *, source: str | int, user: str) -> SourceIndex:
+    """``index`` with one source's counts read again (its visible codings, the codes it holds, what is still
+    to appraise in it): after an action on one source, without reading every source again (the whole index
+    of 2,000 sources takes half a second, mostly :func:`~sp_realist.cmoc.appraisal.appraisal_queue`)."""
+    from ..cmoc.appraisal import appraisal_queue
+    from ..sources import resolve_source
+
+    with project.connect() as conn:
+        src = resolve_source(conn, _ref(source))
+        codings = _visible_frame(conn, project, user, src["id"])
+    sid = src["id"]
+    pending = len(appraisal_queue(project, source=sid))
+    frame = index.frame.copy()
+    row = frame["id"] == sid
+    frame.loc[row, "codings"] = len(codings)
+    frame.loc[row, "unappraised"] = pending
+    codes = set(codings["code"].tolist())
+    by_code = {name: ids - {sid} for name, ids in index.by_code.items()}
+    for name in codes:
+        by_code[name] = by_code.get(name, frozenset()) | {sid}
+    by_code = {name: ids for name, ids in by_code.items() if ids}
+    return SourceIndex(frame, by_code, index.kinds, index.sites, index.participants)
 
 
 def filter_index(index: SourceIndex, *, kind: str | None = None, site: str | None = None,
