@@ -211,7 +211,7 @@ def test_long_source_is_read_a_window_at_a_time(project, monkeypatch):
 
     async def run():
         app = BrowseApp(project, coder="RA", source="S1 DK1 2019-05-28")
-        async with app.run_test(size=(120, 36)) as pilot:
+        async with app.run_test(size=(60, 16)) as pilot:
             await pilot.pause()
             reader = app.reader
             view = reader.view
@@ -226,6 +226,19 @@ def test_long_source_is_read_a_window_at_a_time(project, monkeypatch):
                 assert reader.window.start <= reader.offset() <= reader.window.end
                 assert reader.offset() == reader.window.offset(*reader.cursor_location)
             assert len(starts) > 2 and offsets == sorted(offsets)  # the window moved along; the cursor only down
+            # scrolling (wheel, scroll bar) to the end of the window moves it on, the cursor taken along
+            monkeypatch.setattr(Reader, "WINDOW", 200)  # more than the 60x16 screen shows
+            reader.move_to(0)
+            await pilot.pause()
+            assert reader.window.start == 0 and reader.window.end < len(view.text)
+            for _ in range(40):
+                reader.scroll_to(y=reader.max_scroll_y, animate=False, immediate=True)
+                await pilot.pause()
+                if reader.window.end == len(view.text):
+                    break
+            assert reader.window.end == len(view.text)
+            assert reader.offset() == reader.window.offset(*reader.cursor_location)
+            assert reader.document.text == view.text[reader.window.start:reader.window.end]
             # a sentence far from the start: selected by its offsets into the whole source
             at = view.text.index(SENTENCE)
             reader.move_to(at + 4)

@@ -176,9 +176,11 @@ class Reader(TextArea):
         y = self.wrapped_document.location_to_offset(self.window.location(top)).y
         self.scroll_to(y=y, animate=False, force=True, immediate=True)
 
-    def watch_scroll_y(self, y: float) -> None:
-        """Scrolled (wheel, scroll bar) near an edge of the window: move the window, taking the cursor along
-        to the middle of the view when nothing is selected."""
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        """Scrolled (wheel, scroll bar) near an edge of the window, away from the cursor: move the window,
+        taking the cursor along to the middle of the view when nothing is selected."""
+        super().watch_scroll_y(old_value, new_value)
+        y = new_value
         w = self.window
         if self.view is None or w is None or w.whole or self._loading or not self.is_mounted or not self.size.height:
             return
@@ -188,6 +190,9 @@ class Reader(TextArea):
             return
         middle = self.window.offset(*self.wrapped_document.offset_to_location(
             Offset(0, int(y) + self.size.height // 2)))
+        cursor_y = self.wrapped_document.location_to_offset(self.cursor_location).y
+        if y <= cursor_y < y + self.size.height:  # the cursor moved the view: keep_in_window moves the window
+            return
         anchor, cursor = self._span_of_selection()
         if anchor == cursor:
             anchor = cursor = middle
@@ -533,7 +538,10 @@ class BrowseApp(App):
         table = self.query_one("#sources", DataTable)
         for column in SOURCE_COLUMNS:
             table.add_column(column, key=column)
-        self.refresh_index()
+        # The source list (every source's counts: half a second for 2,000 sources) is read after the first
+        # paint, so the screen (and the source asked for) shows at once.
+        self.status("Reading the source list...")
+        error = None
         if self.start_source is not None:
             try:
                 with self.project.connect() as conn:
@@ -541,10 +549,17 @@ class BrowseApp(App):
 
                     self.open_source(resolve_source(conn, self.start_source)["id"])
             except SpRealistError as exc:
-                self.status(str(exc))
-        elif self.shown:
-            self.open_source(self.shown[0])
+                error = str(exc)
+                self.status(error)
         self.reader.focus()
+        self.call_after_refresh(self._load_list, error)
+
+    def _load_list(self, error: str | None = None) -> None:
+        self.refresh_index()
+        if self.reader.view is None and self.start_source is None and self.shown:
+            self.open_source(self.shown[0])
+        if error:
+            self.status(error)
 
     def status(self, text: str) -> None:
         self.query_one("#status", Panel).update(Text(text))
@@ -555,6 +570,8 @@ class BrowseApp(App):
         self.apply_filter(self.query_one("#filter", Input).value)
 
     def apply_filter(self, text: str) -> None:
+        if self.index is None:  # typed before the list was read: the list is filtered when it is
+            return
         try:
             filters = reading.parse_filter(text)
             df = reading.filter_index(self.index, **filters)

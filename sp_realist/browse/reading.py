@@ -262,8 +262,8 @@ class TextWindow:
 
 
 def _cut(text: str, at: int, lo: int, hi: int) -> int:
-    """A place near ``at`` (within ``lo``..``hi``) to cut the text: after a line break, else after a space,
-    else ``at``; never between a carriage return and its line feed."""
+    """A place near ``at`` (within ``lo``..``hi``) to cut the text: after the nearest line break, else after
+    the nearest space, else ``at``; never between a carriage return and its line feed."""
     for sep in ("\n", " "):
         back = text.rfind(sep, lo, at)
         if back >= 0:
@@ -290,9 +290,9 @@ def text_window(text: str, start: int, end: int | None = None, *, size: int = WI
             a, b = 0, b - a
         if b > n:
             a, b = max(0, a - (b - n)), n
-        slack = max(1, pad // 4)
-        a = 0 if a == 0 else min(_cut(text, a, max(0, a - slack), lo), lo)
-        b = n if b == n else max(_cut(text, b, hi, min(n, b + slack)), hi)
+        slack = max(1, size // 8)
+        a = 0 if a == 0 else min(_cut(text, a, max(0, a - slack), min(lo, a + slack)), lo)
+        b = n if b == n else max(_cut(text, b, max(hi, b - slack), min(n, b + slack)), hi)
     return TextWindow(a, b, n, tuple(line_starts(text[a:b], a)))
 
 
