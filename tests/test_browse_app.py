@@ -201,6 +201,69 @@ def test_an_action_updates_only_its_source_row(project, monkeypatch):
     assert calls == [1]
 
 
+def test_appraisal_form_by_keyboard_alone(project):
+    """The six steps filled with key presses only: tab between fields, enter opens a choice, arrows pick, enter
+    takes it; ctrl+s saves."""
+    from sp_realist.cmoc.appraisal import list_appraisals
+
+    async def run():
+        app = BrowseApp(project, coder="RA", source="S1 DK1 2019-05-28")
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            await _to_sentence(pilot, app)
+            await pilot.press("a")
+            await pilot.pause()
+            form = app.screen
+            assert isinstance(form, AppraisalForm) and app.focused.id == "relevance"
+            await pilot.press("enter", "down", "enter", "tab")                    # 1. relevant
+            await pilot.press("enter", "down", "down", "enter", "tab")            # 2. moderate trust,
+            await pilot.press(*"The diarist saw it", "tab")                       #    and why
+            await pilot.press("enter", "down", "down", "down", "enter", "tab")    # 3. mechanism (response)
+            await pilot.press("enter", "down", "down", "enter", "tab")            # 4. supports
+            await pilot.press(*"T2.1", "tab")                                     #    the CMOC
+            await pilot.press(*"T2", "tab", *"no", "tab", *"Fits as it is", "tab")  # 5. theory, change, note
+            await pilot.press(*"Third diary saying so")                          # 6. saturation
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert app.screen is not form, str(form.query_one("#error").render())
+            await pilot.press("q")
+
+    asyncio.run(run())
+    row = list_appraisals(project).iloc[0]
+    assert (row["analyst"], row["relevance"], row["trust"], row["trust_rationale"], row["interpretation"],
+            row["cmoc_judgement"], row["cmoc"], row["theory"], bool(row["theory_change"]), row["theory_note"],
+            row["saturation_note"], row["text"]) == (
+        "RA", "relevant", "moderate", "The diarist saw it", "mechanism_response", "supports", "T2.1", "T2", False,
+        "Fits as it is", "Third diary saying so", SENTENCE)
+
+
+def test_side_panel_scrolls_by_keyboard(project):
+    """Long content at the cursor (here a long memo, in the 7-line panel of a narrow screen) is reachable:
+    tab moves to the side panel, and the arrow and end keys scroll it to the last line."""
+    async def run():
+        app = BrowseApp(project, coder="RA", source="S1 DK1 2019-05-28")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await _to_sentence(pilot, app, "Her voice was lost")
+            await pilot.press("m", *("Long memo line. " * 30), "ctrl+s")
+            await pilot.pause()
+            panel = app.query_one("#at")
+            assert panel.max_scroll_y > 0 and panel.scroll_y == 0
+            await pilot.press("tab")
+            assert panel.has_focus
+            await pilot.press("down")
+            await pilot.pause()
+            assert panel.scroll_y == 1
+            await pilot.press("end")
+            await pilot.pause()
+            assert panel.scroll_y == panel.max_scroll_y
+            shown = [panel.render_line(y).text for y in range(panel.size.height)]
+            assert any(line.startswith("Selected ") for line in shown), shown  # the panel's last line
+            await pilot.press("q")
+
+    asyncio.run(run())
+
+
 def test_long_source_is_read_a_window_at_a_time(project, monkeypatch):
     """With a small window the reader holds part of the source; the window follows the cursor, and
     selections, codings and the cursor keep exact offsets into the whole source."""

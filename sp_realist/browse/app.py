@@ -20,7 +20,9 @@ from textual.binding import Binding
 from textual.widget import Widget
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.fuzzy import Matcher
-from textual.geometry import Offset
+from textual.geometry import Offset, Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import (Button, Checkbox, DataTable, Footer, Header, Input, Label, OptionList, Select, Static,
@@ -213,6 +215,48 @@ class Panel(Widget):
     def update(self, text: Text | str) -> None:
         self._text = text if isinstance(text, Text) else Text(text)
         self.refresh()
+
+
+class SidePanel(ScrollView, can_focus=True):
+    """What is at the cursor (codes, memos, appraisals): scrolls when it is longer than the panel (tab to
+    it, then the arrow, page, home and end keys, or the mouse wheel).  Its lines are drawn on demand
+    (Textual's line API) and its size never changes, so an update repaints only the panel, not the whole
+    screen's layout (a 2,000-row source list repaints slowly)."""
+
+    def __init__(self, *, id: str):  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        self._text = Text()
+        self._lines: list[Strip] = []
+
+    def update(self, text: Text | str) -> None:
+        self._text = text if isinstance(text, Text) else Text(text)
+        self._layout_lines()
+
+    def _layout_lines(self) -> None:
+        width = self.scrollable_content_region.width
+        if width <= 0 or not self.is_mounted:
+            self._lines = []
+            return
+        console = self.app.console
+        lines = console.render_lines(self._text, console.options.update_width(width), pad=False)
+        self._lines = [Strip(line) for line in lines]
+        size = Size(width, len(self._lines))
+        if size != self.virtual_size:
+            self.virtual_size = size
+        self.refresh()
+
+    def on_resize(self) -> None:
+        self._layout_lines()
+
+    def render(self) -> Text:
+        return self._text  # what the panel shows, as text (its lines are drawn by render_line)
+
+    def render_line(self, y: int) -> Strip:
+        i = y + int(self.scroll_y)
+        width = self.scrollable_content_region.width
+        if 0 <= i < len(self._lines):
+            return self._lines[i].crop_extend(0, width, self.rich_style).apply_style(self.rich_style)
+        return Strip.blank(width, self.rich_style)
 
 
 class Form(ModalScreen[None]):
@@ -478,7 +522,7 @@ class BrowseApp(App):
     #sources { height: 1fr; }
     #work { layout: horizontal; }
     #reader { width: 1fr; }
-    #at { width: 38; height: 1fr; border-left: solid $primary; padding: 0 1; }
+    #at { width: 38; height: 1fr; border-left: solid $primary; padding: 0 1; overflow-x: hidden; overflow-y: auto; }
     #status { height: 1; background: $panel; }
     Screen.-narrow #sources-pane { width: 24; }
     Screen.-narrow #work { layout: vertical; }
@@ -526,7 +570,7 @@ class BrowseApp(App):
                 yield DataTable(id="sources", cursor_type="row", zebra_stripes=True)
             with Container(id="work"):
                 yield Reader(id="reader", read_only=True, show_cursor=True, soft_wrap=True)
-                yield Panel(id="at")
+                yield SidePanel(id="at")
         yield Panel(id="status")
         yield Footer()
 
@@ -717,7 +761,7 @@ class BrowseApp(App):
         span = reader.selected_span()
         if span:
             out.append(f"\nSelected {span[0]}:{span[1]} ({span[1] - span[0]} characters)\n", style="dim")
-        self.query_one("#at", Panel).update(out)
+        self.query_one("#at", SidePanel).update(out)
 
     def _span(self) -> Span | None:
         view = self.reader.view
