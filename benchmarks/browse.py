@@ -78,6 +78,7 @@ async def measure(project, repeat: int) -> dict[str, list[tuple[float, float]]]:
     names = ("first paint (the screen; the list is read after it)", "source list: first rows painted",
              "whole source list filled (2,000 rows, in chunks)",
              "open the 50,000-word source", "next coding of a code",
+             "code a sentence of it with a new code (the list's counts updated)", "undo that",
              "filter 2,000 sources (kind:interview site:S3)", "clear the filter: first rows painted",
              "clear the filter: all 2,000 rows back")
     out: dict[str, list[tuple[float, float]]] = {k: [] for k in names}
@@ -114,7 +115,11 @@ async def measure(project, repeat: int) -> dict[str, list[tuple[float, float]]]:
                 await pilot.pause()
             out[names[0]].append(since(t0, first[-1]))
             out[names[1]].append(since(t0, painted[-1]))
+            table = app.query_one("#sources")
+            while table.row_count < len(app.shown):  # the rest of the list, 200 rows a repaint
+                await pilot.pause()
             out[names[2]].append(since(t0))
+            await pilot.pause()  # and the repaint after the last rows
             t = clock()
             app.open_source(big)
             await pilot.pause()
@@ -126,17 +131,28 @@ async def measure(project, repeat: int) -> dict[str, list[tuple[float, float]]]:
             await pilot.press("n")
             await pilot.pause()
             out[names[4]].append(since(t))
+            app.reader.move_to(len(app.reader.view.text) // 2)
+            await pilot.press("s", "c", *"Bench code")
+            await pilot.pause()
+            t = clock()
+            await pilot.press("enter")
+            await pilot.pause()
+            out[names[5]].append(since(t))
+            t = clock()
+            await pilot.press("u")
+            await pilot.pause()
+            out[names[6]].append(since(t))
             t = clock()
             app.query_one("#filter").value = "kind:interview site:S3"
             await pilot.pause()
-            out[names[5]].append(since(t))
+            out[names[7]].append(since(t))
             t = clock()
             app.query_one("#filter").value = ""
             table = app.query_one("#sources")
             while len(app.shown) < len(app.index.frame) or table.row_count < len(app.shown):
                 await pilot.pause()
-            out[names[6]].append(since(t, painted[-1]))
-            out[names[7]].append(since(t))
+            out[names[8]].append(since(t, painted[-1]))
+            out[names[9]].append(since(t))
     return out
 
 
