@@ -2,8 +2,8 @@
 
 Layout: the source list (with its filter line) on the left, the reader in the middle, what is at the
 cursor on the right, the key map in the footer.  The reader is Textual's ``TextArea`` (read only), which
-draws only the lines on screen, so a 50,000-word source opens at once; codings are drawn through its
-highlight map.  Every action goes through :class:`sp_realist.browse.session.Session` (the library), and
+draws only the lines on screen; it holds a window of a long source at a time (:class:`Reader`), so a
+50,000-word source opens at once; codings are drawn through its highlight map.  Every action goes through :class:`sp_realist.browse.session.Session` (the library), and
 every error is the library's one sentence, shown where the action was asked for.
 """
 
@@ -202,7 +202,7 @@ class Reader(TextArea):
 
 
 class Panel(Widget):
-    """Text that changes without changing its size (the side panel, the status line): updating it repaints
+    """Text that changes without changing its size (the status line): updating it repaints
     only itself, not the whole screen's layout (a 2,000-row source list repaints slowly)."""
 
     def __init__(self, *, id: str):  # noqa: A002 - Textual's name
