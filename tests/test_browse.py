@@ -404,3 +404,58 @@ def test_serve_answers_on_loopback(project):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(alphabet="ab \n\r", max_size=60), st.integers(0, 60), st.integers(0, 60), st.integers(1, 40))
+@example("a\r\nb", 2, 2, 1)
+@example("", 0, 0, 1)
+@example("ab ab\nab", 3, 3, 2)
+def test_text_window_round_trip_as_textual_cuts_lines(text, start, end, size):
+    """A window of the text holds the cursor or selection asked for, and maps the rows and columns of its own
+    lines (as Textual's Document cuts them) to exact offsets into the whole text."""
+    w = reading.text_window(text, start, end, size=size)
+    lo, hi = sorted((min(start, len(text)), min(end, len(text))))
+    assert 0 <= w.start <= lo <= hi <= w.end <= len(text)
+    assert w.size == len(text) and w.whole == (w.start == 0 and w.end == len(text))
+    if len(text) <= size:
+        assert w.whole
+    part = text[w.start:w.end]
+    lines = part.splitlines()
+    if not part or part.endswith(("\r\n", "\n", "\r")):
+        lines.append("")
+    assert len(w.line_starts) == len(lines)
+    for i in range(w.start, w.end + 1):
+        row, col = w.location(i)
+        assert col <= len(lines[row]) + 2
+        assert w.offset(row, col) == i
+
+
+def test_update_index_reads_one_source_again_as_the_whole_index_would(project):
+    """After each action, updating the one source the action changed gives the index read afresh."""
+    sid = _source(project, "S1 DK1 2019-05-28")
+    view = reading.load_source(project, source=sid, user="RA")
+    span = Span(sid, *reading.unit_span(project, source=sid, offset=view.text.index("whispered"), unit="sentence"))
+    s = Session(project, "RA")
+    index = reading.source_index(project, user="RA")
+
+    def check(action):
+        nonlocal index
+        if action.label == "memo":
+            assert action.source_id is None
+            return
+        assert action.source_id == sid
+        index = reading.update_index(index, project, source=action.source_id, user="RA")
+        fresh = reading.source_index(project, user="RA")
+        pd.testing.assert_frame_equal(index.frame, fresh.frame)
+        assert index.by_code == fresh.by_code
+
+    check(s.apply_code(span, "Client voice", parent="Relatives in the conversation"))
+    assert sid in index.by_code["Client voice"]
+    check(s.appraise(span, relevance="relevant"))
+    check(s.recode(s.done[0].coding_id, "Self-esteem"))
+    assert "Client voice" not in index.by_code
+    check(s.remove_coding(s.done[-1].steps[1].coding_id))
+    assert s.add_memo("A memo.", on="source", target=sid).source_id is None  # a memo changes no count
+    while s.done:
+        check(s.undo())

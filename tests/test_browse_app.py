@@ -168,6 +168,159 @@ def test_remove_recode_next_search_redo(project):
     asyncio.run(run())
 
 
+def test_an_action_updates_only_its_source_row(project, monkeypatch):
+    """Coding, undoing and appraising read the changed source's counts again, not the whole index; the list
+    shows them, and a filter the change no longer matches drops the row."""
+    from sp_realist.browse import reading
+
+    calls = []
+    whole = reading.source_index
+    monkeypatch.setattr(reading, "source_index", lambda *a, **k: calls.append(1) or whole(*a, **k))
+
+    async def run():
+        app = BrowseApp(project, coder="RA", source="S1 DK1 2019-05-28")
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            table = app.query_one("#sources")
+            sid = str(app.reader.view.id)
+            codings = lambda: int(str(table.get_cell(sid, "codings")))  # noqa: E731
+            before = codings()
+            await _to_sentence(pilot, app)
+            await pilot.press("c", *"Brand new code", "enter")
+            await pilot.pause()
+            assert codings() == before + 1
+            await pilot.press("f", *'code:"Brand new code"', "enter")
+            await pilot.pause()
+            assert app.shown == [int(sid)]
+            await pilot.press("u")  # the coding is gone, and the source leaves the filtered list
+            await pilot.pause()
+            assert app.shown == [] and table.row_count == 0
+            await pilot.press("q")
+
+    asyncio.run(run())
+    assert calls == [1]
+
+
+def test_appraisal_form_by_keyboard_alone(project):
+    """The six steps filled with key presses only: tab between fields, enter opens a choice, arrows pick, enter
+    takes it; ctrl+s saves."""
+    from sp_realist.cmoc.appraisal import list_appraisals
+
+    async def run():
+        app = BrowseApp(project, coder="RA", source="S1 DK1 2019-05-28")
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            await _to_sentence(pilot, app)
+            await pilot.press("a")
+            await pilot.pause()
+            form = app.screen
+            assert isinstance(form, AppraisalForm) and app.focused.id == "relevance"
+            await pilot.press("enter", "down", "enter", "tab")                    # 1. relevant
+            await pilot.press("enter", "down", "down", "enter", "tab")            # 2. moderate trust,
+            await pilot.press(*"The diarist saw it", "tab")                       #    and why
+            await pilot.press("enter", "down", "down", "down", "enter", "tab")    # 3. mechanism (response)
+            await pilot.press("enter", "down", "down", "enter", "tab")            # 4. supports
+            await pilot.press(*"T2.1", "tab")                                     #    the CMOC
+            await pilot.press(*"T2", "tab", *"no", "tab", *"Fits as it is", "tab")  # 5. theory, change, note
+            await pilot.press(*"Third diary saying so")                          # 6. saturation
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert app.screen is not form, str(form.query_one("#error").render())
+            await pilot.press("q")
+
+    asyncio.run(run())
+    row = list_appraisals(project).iloc[0]
+    assert (row["analyst"], row["relevance"], row["trust"], row["trust_rationale"], row["interpretation"],
+            row["cmoc_judgement"], row["cmoc"], row["theory"], bool(row["theory_change"]), row["theory_note"],
+            row["saturation_note"], row["text"]) == (
+        "RA", "relevant", "moderate", "The diarist saw it", "mechanism_response", "supports", "T2.1", "T2", False,
+        "Fits as it is", "Third diary saying so", SENTENCE)
+
+
+def test_side_panel_scrolls_by_keyboard(project):
+    """Long content at the cursor (here a long memo, in the 7-line panel of a narrow screen) is reachable:
+    tab moves to the side panel, and the arrow and end keys scroll it to the last line."""
+    async def run():
+        app = BrowseApp(project, coder="RA", source="S1 DK1 2019-05-28")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await _to_sentence(pilot, app, "Her voice was lost")
+            await pilot.press("m", *("Long memo line. " * 30), "ctrl+s")
+            await pilot.pause()
+            panel = app.query_one("#at")
+            assert panel.max_scroll_y > 0 and panel.scroll_y == 0
+            await pilot.press("tab")
+            assert panel.has_focus
+            await pilot.press("down")
+            await pilot.pause()
+            assert panel.scroll_y == 1
+            await pilot.press("end")
+            await pilot.pause()
+            assert panel.scroll_y == panel.max_scroll_y
+            shown = [panel.render_line(y).text for y in range(panel.size.height)]
+            assert any(line.startswith("Selected ") for line in shown), shown  # the panel's last line
+            await pilot.press("q")
+
+    asyncio.run(run())
+
+
+def test_long_source_is_read_a_window_at_a_time(project, monkeypatch):
+    """With a small window the reader holds part of the source; the window follows the cursor, and
+    selections, codings and the cursor keep exact offsets into the whole source."""
+    from sp_realist.browse.app import Reader
+
+    monkeypatch.setattr(Reader, "WINDOW", 100)
+    monkeypatch.setattr(Reader, "MARGIN", 25)
+
+    async def run():
+        app = BrowseApp(project, coder="RA", source="S1 DK1 2019-05-28")
+        async with app.run_test(size=(60, 16)) as pilot:
+            await pilot.pause()
+            reader = app.reader
+            view = reader.view
+            assert len(view.text) > 3 * 100 and reader.window.start == 0 and reader.window.end < len(view.text)
+            assert reader.document.text == view.text[reader.window.start:reader.window.end]
+            starts, offsets = set(), []
+            for _ in range(12):
+                await pilot.press("down")
+                await pilot.pause()
+                starts.add(reader.window.start)
+                offsets.append(reader.offset())
+                assert reader.window.start <= reader.offset() <= reader.window.end
+                assert reader.offset() == reader.window.offset(*reader.cursor_location)
+            assert len(starts) > 2 and offsets == sorted(offsets)  # the window moved along; the cursor only down
+            # scrolling (wheel, scroll bar) to the end of the window moves it on, the cursor taken along
+            monkeypatch.setattr(Reader, "WINDOW", 200)  # more than the 60x16 screen shows
+            reader.move_to(0)
+            await pilot.pause()
+            assert reader.window.start == 0 and reader.window.end < len(view.text)
+            for _ in range(40):
+                reader.scroll_to(y=reader.max_scroll_y, animate=False, immediate=True)
+                await pilot.pause()
+                if reader.window.end == len(view.text):
+                    break
+            assert reader.window.end == len(view.text)
+            assert reader.offset() == reader.window.offset(*reader.cursor_location)
+            assert reader.document.text == view.text[reader.window.start:reader.window.end]
+            # a sentence far from the start: selected by its offsets into the whole source
+            at = view.text.index(SENTENCE)
+            reader.move_to(at + 4)
+            await pilot.press("s")
+            await pilot.pause()
+            s, e = reader.selected_span()
+            assert view.text[s:e] == SENTENCE
+            # every coding inside the window is highlighted exactly over its characters
+            w = reader.window
+            for m in view.marks:
+                if w.start <= m.start and m.end <= w.end:
+                    row, col = w.location(m.start)
+                    line = reader.document.lines[row]
+                    assert any(a == len(line[:col].encode()) for a, _, _ in reader._highlights[row]), m
+            await pilot.press("q")
+
+    asyncio.run(run())
+
+
 # --- snapshots -------------------------------------------------------------------
 SIZES = [(80, 24), (160, 48)]
 

@@ -68,14 +68,15 @@ class SourceIndex:
     participants: list[str]
 
 
-def _visible_frame(conn, project: Project, user: str) -> pd.DataFrame:
+def _visible_frame(conn, project: Project, user: str, source_id: int | None = None) -> pd.DataFrame:
     from ..coding._common import fetch_frame
 
     c = S.codings
-    df = fetch_frame(conn, select(c.c.id, c.c.code_id, S.codes.c.name, c.c.source_id, c.c.start, c.c.end, c.c.coder,
-                                  c.c.origin, c.c.memo)
-                     .select_from(c.join(S.codes, S.codes.c.id == c.c.code_id)),
-                     ["id", "code_id", "code", "source_id", "start", "end", "coder", "origin", "memo"])
+    q = (select(c.c.id, c.c.code_id, S.codes.c.name, c.c.source_id, c.c.start, c.c.end, c.c.coder, c.c.origin,
+                c.c.memo).select_from(c.join(S.codes, S.codes.c.id == c.c.code_id)))
+    if source_id is not None:
+        q = q.where(c.c.source_id == source_id)
+    df = fetch_frame(conn, q, ["id", "code_id", "code", "source_id", "start", "end", "coder", "origin", "memo"])
     return visible_codings(project, user=user, codings=df)
 
 
@@ -103,6 +104,30 @@ def source_index(project: Project, *, user: str) -> SourceIndex:
 
     return SourceIndex(frame[INDEX_COLUMNS].reset_index(drop=True), by_code, values("kind"), values("site"),
                        values("participant"))
+
+
+def update_index(index: SourceIndex, project: Project, *, source: str | int, user: str) -> SourceIndex:
+    """``index`` with one source's counts read again (its visible codings, the codes it holds, what is still
+    to appraise in it): after an action on one source, without reading every source again (the whole index
+    of 2,000 sources takes half a second, mostly :func:`~sp_realist.cmoc.appraisal.appraisal_queue`)."""
+    from ..cmoc.appraisal import appraisal_queue
+    from ..sources import resolve_source
+
+    with project.connect() as conn:
+        src = resolve_source(conn, _ref(source))
+        codings = _visible_frame(conn, project, user, src["id"])
+    sid = src["id"]
+    pending = len(appraisal_queue(project, source=sid))
+    frame = index.frame.copy()
+    row = frame["id"] == sid
+    frame.loc[row, "codings"] = len(codings)
+    frame.loc[row, "unappraised"] = pending
+    codes = set(codings["code"].tolist())
+    by_code = {name: ids - {sid} for name, ids in index.by_code.items()}
+    for name in codes:
+        by_code[name] = by_code.get(name, frozenset()) | {sid}
+    by_code = {name: ids for name, ids in by_code.items() if ids}
+    return SourceIndex(frame, by_code, index.kinds, index.sites, index.participants)
 
 
 def filter_index(index: SourceIndex, *, kind: str | None = None, site: str | None = None,
@@ -159,13 +184,7 @@ class SourceView:
     line_starts: list[int] = field(default_factory=list)
 
     def __post_init__(self):
-        starts, pos = [0], 0
-        for line in self.text.splitlines(keepends=True):
-            pos += len(line)
-            starts.append(pos)
-        if self.text and not self.text.endswith(("\r\n", "\n", "\r")):
-            starts.pop()  # the reader's last line is the text's last (no empty line after it)
-        self.line_starts = starts
+        self.line_starts = line_starts(self.text)
 
     # positions: the reader's (row, column) <-> offsets into the text, as str.splitlines cuts lines
     def location(self, offset: int) -> tuple[int, int]:
@@ -191,6 +210,90 @@ class SourceView:
             "appraisals": [a for a in self.appraisals if a["start"] <= offset < a["end"]],
             "evidence": [e for e in self.evidence if e["start"] <= offset < e["end"]],
         }
+
+
+def line_starts(text: str, base: int = 0) -> list[int]:
+    """The offsets (plus ``base``) where the reader's lines of ``text`` start, as Textual's ``Document`` cuts
+    them (``str.splitlines``, and an empty last line after a final line break)."""
+    starts, pos = [base], base
+    for line in text.splitlines(keepends=True):
+        pos += len(line)
+        starts.append(pos)
+    if text and not text.endswith(("\r\n", "\n", "\r")):
+        starts.pop()  # the last line is the text's last (no empty line after it)
+    return starts
+
+
+#: Characters of a source the reader holds at once (about 4,000 words, dozens of screens).
+WINDOW = 24_000
+
+
+@dataclass(frozen=True)
+class TextWindow:
+    """The part ``text[start:end]`` of a source that the reader holds, and its lines: the reader's
+    ``(row, column)`` in the window <-> offsets into the whole source.
+
+    A long source is read a window at a time (Textual's ``TextArea`` wraps every line it holds when text is
+    loaded); the window moves with the cursor (:func:`text_window`), and every offset the reader hands the
+    library stays an offset into the whole source.
+    """
+
+    start: int
+    end: int
+    size: int                      # length of the whole source
+    line_starts: tuple[int, ...]   # offsets into the whole source
+
+    @property
+    def whole(self) -> bool:
+        return self.start == 0 and self.end == self.size
+
+    def contains(self, offset: int) -> bool:
+        return self.start <= offset <= self.end
+
+    def location(self, offset: int) -> tuple[int, int]:
+        """The window's ``(row, column)`` of ``offset`` (clamped to the window)."""
+        offset = max(self.start, min(int(offset), self.end))
+        row = bisect.bisect_right(self.line_starts, offset) - 1
+        return row, offset - self.line_starts[row]
+
+    def offset(self, row: int, column: int) -> int:
+        row = max(0, min(row, len(self.line_starts) - 1))
+        return min(self.line_starts[row] + column, self.end)
+
+
+def _cut(text: str, at: int, lo: int, hi: int) -> int:
+    """A place near ``at`` (within ``lo``..``hi``) to cut the text: after the nearest line break, else after
+    the nearest space, else ``at``; never between a carriage return and its line feed."""
+    for sep in ("\n", " "):
+        back = text.rfind(sep, lo, at)
+        if back >= 0:
+            return back + 1
+        ahead = text.find(sep, at, hi)
+        if ahead >= 0:
+            return ahead + 1
+    if 0 < at < len(text) and text[at - 1] == "\r" and text[at] == "\n":
+        at += 1
+    return at
+
+
+def text_window(text: str, start: int, end: int | None = None, *, size: int = WINDOW) -> TextWindow:
+    """The window of about ``size`` characters of ``text`` around ``start``..``end`` (a cursor, or a
+    selection: the window always holds all of it, however long), cut at line breaks where it can."""
+    n = len(text)
+    lo, hi = sorted((max(0, min(int(start), n)), max(0, min(int(start if end is None else end), n))))
+    if n <= size:
+        a, b = 0, n
+    else:
+        pad = max(0, size - (hi - lo)) // 2
+        a, b = lo - pad, hi + pad
+        if a < 0:
+            a, b = 0, b - a
+        if b > n:
+            a, b = max(0, a - (b - n)), n
+        slack = max(1, size // 8)
+        a = 0 if a == 0 else min(_cut(text, a, max(0, a - slack), min(lo, a + slack)), lo)
+        b = n if b == n else max(_cut(text, b, max(hi, b - slack), min(n, b + slack)), hi)
+    return TextWindow(a, b, n, tuple(line_starts(text[a:b], a)))
 
 
 def load_source(project: Project, *, source: str | int, user: str) -> SourceView:

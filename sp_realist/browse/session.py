@@ -30,6 +30,9 @@ class Span:
 
 class Action:
     label = "action"
+    #: The source whose codings or appraisals the action changes, i.e. whose counts in the source list it
+    #: changes (None: a memo or a link to a CMOC changes none of them).
+    source_id: int | None = None
 
     def do(self, s: "Session") -> None:  # pragma: no cover - every action overrides
         raise NotImplementedError
@@ -57,6 +60,10 @@ class ApplyCode(Action):
     @property
     def label(self) -> str:
         return f"code {self.code!r}"
+
+    @property
+    def source_id(self) -> int:
+        return self.span.source_id
 
     def do(self, s):
         from ..coding._common import clean_name
@@ -108,6 +115,7 @@ class RemoveCoding(Action):
         if df.empty:
             raise SpRealistError(f"coding {self.coding_id}: no such coding (removed already?); nothing changed.")
         self.row = df.iloc[0].to_dict()
+        self.source_id = s.source_id_of(self.row["source"])
         self.memos = memo_records(s.project, on="coding", target=self.coding_id)
         remove_codings(s.project, ids=[self.coding_id])
 
@@ -148,6 +156,7 @@ class Recode(Action):
             self.coding_id = remove.coding_id
             raise
         self.steps = [remove, apply]
+        self.source_id = remove.source_id
 
     def undo(self, s):
         remove, apply = self.steps
@@ -183,6 +192,10 @@ class Appraise(Action):
     steps: dict
     before: dict | None = None
     label = "appraisal"
+
+    @property
+    def source_id(self) -> int:
+        return self.span.source_id
 
     def do(self, s):
         from ..cmoc.appraisal import STEP_FIELDS, list_appraisals, set_appraisal
