@@ -62,6 +62,13 @@ class Resolution:
     failed: list[Hashable] = field(default_factory=list)  # selections no convention could place
     ambiguous: bool = False  # several conventions fit and give different spans
     candidates: list[str] = field(default_factory=list)  # conventions that fit every selection
+    differ: bool = False  # the candidates do not all give the same spans
+
+
+def _differ(results: dict, conventions: Sequence[str]) -> bool:
+    """Whether the converted spans of ``conventions`` are not all the same."""
+    first = results[conventions[0]]
+    return any(results[c] != first for c in conventions[1:])
 
 
 _SPECIAL = {
@@ -198,6 +205,10 @@ def resolve(text: str, sels: Sequence[Sel], has_bom: bool = False,
     complete = [c for c in order if all(v is not None for v in results[c].values())]
     if complete:
         std = CODEPOINTS if CODEPOINTS in complete else None
+        if trust_standard and std:
+            # a file sp_realist wrote: code points whenever they fit, never ambiguous (no evidence to weigh)
+            return Resolution(std, {k: v for k, v in results[std].items() if v is not None},
+                              candidates=complete, differ=_differ(results, complete))
         scores = {c: _score(text, sels, results[c]) for c in complete}
         if trust_standard and std:
             choice = std
@@ -215,7 +226,7 @@ def resolve(text: str, sels: Sequence[Sel], has_bom: bool = False,
         ambiguous = any(results[c] != results[choice] and scores[c] >= scores[choice]
                         for c in complete if c != choice) and not trust_standard
         return Resolution(choice, {k: v for k, v in results[choice].items() if v is not None},
-                          ambiguous=ambiguous, candidates=complete)
+                          ambiguous=ambiguous, candidates=complete, differ=_differ(results, complete))
 
     # no convention places every selection: keep the one that places most
     def placed(c):

@@ -301,14 +301,23 @@ class _Reader:
             self.plan.note_targets.append((g, target_type, target))
 
     def coding(self, el) -> CodingPlan | None:
-        ref = kid(el, "CodeRef")
+        ref, notes = None, []
+        for child in el:  # one pass over the children (a coding has one or two)
+            tag = local(child.tag)
+            if tag == "CodeRef":
+                if ref is None:
+                    ref = child
+            elif tag == "NoteRef":
+                g = norm_guid(child.get("targetGUID"))
+                if g:
+                    notes.append(g)
         code = norm_guid(ref.get("targetGUID")) if ref is not None else None
         if code is None:
             self.lost["coding-no-code"] += 1
             return None
         c = CodingPlan(norm_guid(el.get("guid")), code, norm_guid(el.get("creatingUser")),
                        store_datetime(el.get("creationDateTime")))
-        c.notes = [g for g in (norm_guid(n.get("targetGUID")) for n in kids(el, "NoteRef")) if g]
+        c.notes = notes
         return c
 
     def variables_of(self, el) -> dict[str, str]:
@@ -364,12 +373,26 @@ class _Reader:
                 continue
             if start > end:
                 start, end = end, start
+            codings, notes, description = [], [], None
+            for child in sel:  # one pass over the children: codings, note references, the first description
+                tag = local(child.tag)
+                if tag == "Coding":
+                    c = self.coding(child)
+                    if c:
+                        codings.append(c)
+                elif tag == "NoteRef":
+                    n = norm_guid(child.get("targetGUID"))
+                    if n:
+                        notes.append(n)
+                elif tag == "Description" and description is None:
+                    description = child
             s = SelPlan(norm_guid(sel.get("guid")), sel.get("name"), start, end, norm_guid(sel.get("creatingUser")),
-                        store_datetime(sel.get("creationDateTime")), text_of(sel, "Description"))
-            s.codings = [c for c in (self.coding(c) for c in kids(sel, "Coding")) if c]
+                        store_datetime(sel.get("creationDateTime")),
+                        description.text if description is not None else None)
+            s.codings = codings
             if s.guid:
                 self.sel_index[s.guid] = (g, s)
-            s.notes = [n for n in (norm_guid(x.get("targetGUID")) for x in kids(sel, "NoteRef")) if n]
+            s.notes = notes
             sp.sels.append(s)
         sp.whole = [c for c in (self.coding(c) for c in kids(el, "Coding")) if c]
         sp.notes = [n for n in (norm_guid(x.get("targetGUID")) for x in kids(el, "NoteRef")) if n]
