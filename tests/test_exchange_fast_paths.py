@@ -4,6 +4,7 @@ converted as datetime converts them, and the local name of a tag is the same whe
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from datetime import datetime, timezone
@@ -126,9 +127,9 @@ _TEXT = st.text(alphabet=st.sampled_from(list("ab \n\r\u00e9\U0001f600")), max_s
 @example("\u00e9a b", [(0, 2)], True, True)
 @example("", [], False, True)
 def test_positions_shortcut_for_our_own_files(text, pairs, bom, trust):
-    """A file sp_realist wrote keeps code points whenever they place every selection, without weighing
-    evidence (what the general path chose: the standard, never ambiguous); ``differ`` says whether the
-    candidate conventions give different spans, as converting each again does."""
+    """A file sp_realist wrote keeps code points whenever they place every selection, without trying
+    the other conventions (the general path chose the standard then, never ambiguous); ``differ`` says
+    whether the candidate conventions give different spans, as converting each again does."""
     from sp_realist.exchange import positions as P
 
     sels = [P.Sel(i, min(a, b), max(a, b), None) for i, (a, b) in enumerate(pairs)]
@@ -137,6 +138,10 @@ def test_positions_shortcut_for_our_own_files(text, pairs, bom, trust):
     codepoints = P.convert(text, sels, P.CODEPOINTS)
     if trust and sels and all(v is not None for v in codepoints.values()):
         assert res.convention == P.CODEPOINTS and not res.ambiguous and not res.failed
-        assert res.spans == codepoints
-        assert res.candidates == [c for c in P.applicable(text, bom)
-                                  if all(v is not None for v in P.convert(text, sels, c).values())]
+        assert res.spans == codepoints and res.candidates == [P.CODEPOINTS]
+        # what weighing every convention chooses for a file we wrote
+        convs = P.applicable(text, bom)
+        complete = [c for c in convs if all(v is not None for v in P.convert(text, sels, c).values())]
+        assert P.CODEPOINTS in complete
+    elif trust and sels:  # code points do not fit: the evidence is weighed as for any file
+        assert res == dataclasses.replace(P.resolve(text, sels, bom), ambiguous=False)

@@ -61,7 +61,8 @@ class Resolution:
     spans: dict[Hashable, tuple[int, int]]  # key -> (start, end) in code points
     failed: list[Hashable] = field(default_factory=list)  # selections no convention could place
     ambiguous: bool = False  # several conventions fit and give different spans
-    candidates: list[str] = field(default_factory=list)  # conventions that fit every selection
+    # conventions that fit every selection (with trust_standard, only code points when they fit)
+    candidates: list[str] = field(default_factory=list)
     differ: bool = False  # the candidates do not all give the same spans
 
 
@@ -199,16 +200,18 @@ def resolve(text: str, sels: Sequence[Sel], has_bom: bool = False,
     """
     if not sels:
         return Resolution(CODEPOINTS, {})
+    if trust_standard:
+        # a file sp_realist wrote: code points whenever they place every selection, without trying the
+        # other conventions (the general path below chooses the same and is never ambiguous then)
+        spans = convert(text, sels, CODEPOINTS)
+        if all(v is not None for v in spans.values()):
+            return Resolution(CODEPOINTS, spans, candidates=[CODEPOINTS])
     convs = applicable(text, has_bom)
     order = [c for c in prefer if c in convs] + [c for c in convs if c not in prefer]
     results = {c: convert(text, sels, c) for c in convs}
     complete = [c for c in order if all(v is not None for v in results[c].values())]
     if complete:
         std = CODEPOINTS if CODEPOINTS in complete else None
-        if trust_standard and std:
-            # a file sp_realist wrote: code points whenever they fit, never ambiguous (no evidence to weigh)
-            return Resolution(std, {k: v for k, v in results[std].items() if v is not None},
-                              candidates=complete, differ=_differ(results, complete))
         scores = {c: _score(text, sels, results[c]) for c in complete}
         if trust_standard and std:
             choice = std

@@ -13,6 +13,7 @@ import os
 import posixpath
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .. import schema as S
 from ..errors import SpRealistError
@@ -162,7 +163,7 @@ def text_of(el, name: str) -> str | None:
 
 def _int(value: str | None) -> int | None:
     try:
-        return int(str(value).strip())
+        return int(value)  # an attribute's text (int() takes surrounding white space) or None
     except (TypeError, ValueError):
         return None
 
@@ -173,6 +174,8 @@ class _Reader:
         self.where = where
         self.result = result
         self.lost: Counter = Counter()
+        # a file's times repeat (a selection and its codings, work saved at once): each converted once
+        self.time = lru_cache(maxsize=4096)(store_datetime)
         self.by_base: dict[str, str] = {}
         for n in zf.names:
             self.by_base.setdefault(posixpath.basename(n).casefold(), n)
@@ -316,7 +319,7 @@ class _Reader:
             self.lost["coding-no-code"] += 1
             return None
         c = CodingPlan(norm_guid(el.get("guid")), code, norm_guid(el.get("creatingUser")),
-                       store_datetime(el.get("creationDateTime")))
+                       self.time(el.get("creationDateTime")))
         c.notes = notes
         return c
 
@@ -387,7 +390,7 @@ class _Reader:
                 elif tag == "Description" and description is None:
                     description = child
             s = SelPlan(norm_guid(sel.get("guid")), sel.get("name"), start, end, norm_guid(sel.get("creatingUser")),
-                        store_datetime(sel.get("creationDateTime")),
+                        self.time(sel.get("creationDateTime")),
                         description.text if description is not None else None)
             s.codings = codings
             if s.guid:
