@@ -29,7 +29,7 @@ TEXT_KINDS = set(S.SOURCE_KINDS)
 
 
 # --- plan ---------------------------------------------------------------------
-@dataclass
+@dataclass(slots=True)  # one per coding and selection in a file: slots keep them small and quick to make
 class CodingPlan:
     guid: str | None
     code: str  # code guid
@@ -38,7 +38,7 @@ class CodingPlan:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class SelPlan:
     guid: str | None
     name: str | None
@@ -318,10 +318,8 @@ class _Reader:
         if code is None:
             self.lost["coding-no-code"] += 1
             return None
-        c = CodingPlan(norm_guid(el.get("guid")), code, norm_guid(el.get("creatingUser")),
-                       self.time(el.get("creationDateTime")))
-        c.notes = notes
-        return c
+        return CodingPlan(norm_guid(el.get("guid")), code, norm_guid(el.get("creatingUser")),
+                          self.time(el.get("creationDateTime")), notes)
 
     def variables_of(self, el) -> dict[str, str]:
         out = {}
@@ -391,11 +389,9 @@ class _Reader:
                     description = child
             s = SelPlan(norm_guid(sel.get("guid")), sel.get("name"), start, end, norm_guid(sel.get("creatingUser")),
                         self.time(sel.get("creationDateTime")),
-                        description.text if description is not None else None)
-            s.codings = codings
+                        description.text if description is not None else None, codings, notes)
             if s.guid:
                 self.sel_index[s.guid] = (g, s)
-            s.notes = notes
             sp.sels.append(s)
         sp.whole = [c for c in (self.coding(c) for c in kids(el, "Coding")) if c]
         sp.notes = [n for n in (norm_guid(x.get("targetGUID")) for x in kids(el, "NoteRef")) if n]
