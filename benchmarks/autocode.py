@@ -14,7 +14,9 @@
      from the project before the clock starts);
    * ``autocode(dry_run=True)``: sp_realist additionally reads the texts from
      the project as it goes, splits sentences, expands hits to units and
-     builds the hits table with contexts;
+     builds the hits table with contexts; and, as ``sp-realist autocode
+     --dry-run`` runs it, with ``max_texts=200`` (matched words and contexts
+     of the first 200 hits only: what the terminal may show);
    * ``autocode()`` applying, with its write (the one transaction that
      stores the new codings and the audit row, commit included) timed on its
      own, against bare ``sqlite3`` ``executemany`` of the same rows into a
@@ -165,11 +167,13 @@ def child(task: dict) -> dict:
     from sp_realist.coding import autocode
     from sp_realist.store import Project
 
-    if work == "dry":
+    if work in ("dry", "dry_cli"):
+        # dry_cli: what `sp-realist autocode --dry-run` keeps (the text of at most 200 hits; counts shown)
+        limit = {"max_texts": 200} if work == "dry_cli" else {}
         with Project.open(db) as project:
             autocode(project, dry_run=True, sources=[1])  # warm (imports, spaCy)
             with Clock() as c:
-                hits = autocode(project, dry_run=True, include_interviewer=True)
+                hits = autocode(project, dry_run=True, include_interviewer=True, **limit)
         return {"wall": c.wall, "cpu": c.cpu, "hits": len(hits)}
     # apply, on a copy; the write transaction is timed on its own, then the same rows are written
     # with bare sqlite3 into another copy of the project as it was
@@ -251,10 +255,11 @@ def main(argv=None) -> int:
             task = {"db": db, "kind": kind, "rules": args.rules, "copy": str(folder / "apply.sprealist"),
                     "bare_copy": str(folder / "bare.sprealist")}
             runs = {w: [in_child("benchmarks.autocode", {**task, "work": w}) for _ in range(2)]
-                    for w in ("bare", "dry", "apply")}
+                    for w in ("bare", "dry", "dry_cli", "apply")}
             best = {w: {k: min(r[k] for r in rs) for k in rs[0]} for w, rs in runs.items()}
             # Interviewer turns too: the bare matcher does not know about speakers.
             assert best["dry"]["hits"] == best["bare"]["hits"], (best["dry"]["hits"], best["bare"]["hits"])
+            assert best["dry_cli"]["hits"] == best["dry"]["hits"]
             bench[kind] = best
             for f in folder.glob("*copy*"):
                 f.unlink()
@@ -280,8 +285,9 @@ def main(argv=None) -> int:
     print(f"Corpus: {files:,} files, {n_words:,} words (built in {t_build:.1f} s); {args.rules:,} rules. "
           "Wall / CPU seconds, best of 2; peak RSS of each whole process.\n")
     print("| rules | hits | codings | bare make_doc + PhraseMatcher | `autocode(dry_run=True)` | `autocode()` applying "
-          "| its write | bare `executemany` of the same rows | peak RSS (bare / dry run / applying) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| its write | bare `executemany` of the same rows | peak RSS (bare / dry run / applying) "
+          "| dry run as the command line runs it (`max_texts=200`): wall / CPU, peak RSS |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     ok = True
     for kind, b in bench.items():
         bare, dry, app = b["bare"], b["dry"], b["apply"]
@@ -294,7 +300,8 @@ def main(argv=None) -> int:
               f"| {app['bare_write_wall']:.2f} / {app['bare_write_cpu']:.2f} s "
               f"({app['write_wall'] / max(app['bare_write_wall'], 1e-9):.2f}x / "
               f"{app['write_cpu'] / max(app['bare_write_cpu'], 1e-9):.2f}x) "
-              f"| {bare['rss_mib']:.0f} / {dry['rss_mib']:.0f} / {app['rss_mib']:.0f} MiB |")
+              f"| {bare['rss_mib']:.0f} / {dry['rss_mib']:.0f} / {app['rss_mib']:.0f} MiB "
+              f"| {b['dry_cli']['wall']:.2f} / {b['dry_cli']['cpu']:.2f} s, {b['dry_cli']['rss_mib']:.0f} MiB |")
         ok &= dry["cpu"] <= 3 * bare["cpu"]
         if app["codings"] > 10_000:
             ok &= app["write_cpu"] <= 1.3 * app["bare_write_cpu"]

@@ -129,3 +129,28 @@ def test_large_dry_run_prints_counts_per_rule_or_code(runner, cli, tmp_path, mon
     assert r.stdout.count("\n") == len(every) + 1
     monkeypatch.setattr(commands, "HIT_TABLE_LIMIT", len(every))  # at the limit: every hit on the terminal
     assert runner.invoke(cli, base).stdout.count("\n") == len(every) + 1
+
+
+@pytest.mark.parametrize("limit", [0, 1, 7, 10**9])
+def test_max_texts_keeps_the_text_of_the_first_hits_only(tmp_path, monkeypatch, limit):
+    """With ``max_texts`` every hit is still returned with the same numbers and flags; only the first
+    ``limit`` carry their matched words and context (the others None), and applying stores the same codings."""
+    a = _project(tmp_path / "a.sprealist", tmp_path)
+    b = _project(tmp_path / "b.sprealist", tmp_path)
+    try:
+        monkeypatch.setattr(ac, "STREAM_BATCH", 2)  # the limit is reached across batches
+        full = ac.autocode(a, dry_run=True, include_interviewer=True)
+        cut = ac.autocode(a, dry_run=True, include_interviewer=True, max_texts=limit)
+        assert len(full) > 10 and list(cut.columns) == list(full.columns)
+        numbers = [c for c in full.columns if c not in ("matched", "context")]
+        assert cut[numbers].equals(full[numbers])
+        k = min(limit, len(full))
+        for col in ("matched", "context"):
+            assert cut[col].iloc[:k].tolist() == full[col].iloc[:k].tolist()
+            assert cut[col].iloc[k:].isna().all()
+        applied = ac.autocode(a, include_interviewer=True, max_texts=limit)
+        reference = ac.autocode(b, include_interviewer=True)
+        assert applied[numbers].equals(reference[numbers]) and _codings(a) == _codings(b)
+    finally:
+        a.close()
+        b.close()

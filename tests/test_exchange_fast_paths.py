@@ -4,6 +4,7 @@ converted as datetime converts them, and the local name of a tag is the same whe
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from datetime import datetime, timezone
@@ -114,3 +115,33 @@ def test_local_names(tag):
     assert local(tag) == tag.rsplit("}", 1)[-1]
     assert local(tag) == tag.rsplit("}", 1)[-1]  # remembered
     assert local(None) == "" and local(len) == ""
+
+
+_TEXT = st.text(alphabet=st.sampled_from(list("ab \n\r\u00e9\U0001f600")), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT, st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), max_size=6), st.booleans(),
+       st.booleans())
+@example("ab\r\ncd", [(0, 2), (4, 6)], False, True)
+@example("\u00e9a b", [(0, 2)], True, True)
+@example("", [], False, True)
+def test_positions_shortcut_for_our_own_files(text, pairs, bom, trust):
+    """A file sp_realist wrote keeps code points whenever they place every selection, without trying
+    the other conventions (the general path chose the standard then, never ambiguous); ``differ`` says
+    whether the candidate conventions give different spans, as converting each again does."""
+    from sp_realist.exchange import positions as P
+
+    sels = [P.Sel(i, min(a, b), max(a, b), None) for i, (a, b) in enumerate(pairs)]
+    res = P.resolve(text, sels, bom, trust_standard=trust)
+    assert res.differ == (len({tuple(P.convert(text, sels, c).items()) for c in res.candidates}) > 1)
+    codepoints = P.convert(text, sels, P.CODEPOINTS)
+    if trust and sels and all(v is not None for v in codepoints.values()):
+        assert res.convention == P.CODEPOINTS and not res.ambiguous and not res.failed
+        assert res.spans == codepoints and res.candidates == [P.CODEPOINTS]
+        # what weighing every convention chooses for a file we wrote
+        convs = P.applicable(text, bom)
+        complete = [c for c in convs if all(v is not None for v in P.convert(text, sels, c).values())]
+        assert P.CODEPOINTS in complete
+    elif trust and sels:  # code points do not fit: the evidence is weighed as for any file
+        assert res == dataclasses.replace(P.resolve(text, sels, bom), ambiguous=False)

@@ -370,7 +370,8 @@ def _load_rules(conn: Connection, names: list[str] | None) -> list[dict]:
 
 def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = None,
              progress: Callable[[int, int], None] | None = None, sources: list[str | int] | None = None,
-             context: int | None = None, include_interviewer: bool = False) -> pd.DataFrame:
+             context: int | None = None, include_interviewer: bool = False,
+             max_texts: int | None = None) -> pd.DataFrame:
     """Apply the codebook's rules to every source (or ``sources``).
 
     Hits in an interviewer's turn (a speaker in the project's
@@ -389,6 +390,10 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
     ``context`` is the number of characters shown either side of a match:
     60 for a dry run by default; when applying, the context column is left
     empty unless a width is given (it is for reviewing hits).
+    ``max_texts`` keeps the matched words and context of only the first that
+    many hits (the others get None in both columns), so that a caller that
+    shows only counts or the first rows holds no text per hit: a dense rule
+    set's millions of hits then cost their numbers, not their strings.
     """
     import numpy as np
 
@@ -416,6 +421,7 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
     cols: dict[str, list] = {k: [] for k in ("ridx", "src", "us", "ue", "ms", "me")}
     matched: list[str] = []
     contexts: list[str] = []
+    hits = 0
     total = len(srcs)
     for i, _sid, text, src_segs, pids, doc in _stream_sources(project, ruleset, [s[0] for s in srcs]):
         attrs = doc.to_array(list(SENT_ATTRS)) if len(doc) else None
@@ -437,15 +443,23 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
             for key, arr in (("ridx", ridx), ("us", us), ("ue", ue), ("ms", ms), ("me", me)):
                 cols[key].append(arr)
             cols["src"].append(np.full(len(ridx), i, dtype=np.int64))
-            ms_l, me_l = ms.tolist(), me.tolist()
-            matched.extend(text[a:b] for a, b in zip(ms_l, me_l))
-            if context:
-                contexts.extend(_contexts(text, ms_l, me_l, context))
+            room = len(ridx) if max_texts is None else max(0, min(len(ridx), max_texts - len(matched)))
+            if room:
+                ms_l, me_l = ms[:room].tolist(), me[:room].tolist()
+                matched.extend(text[a:b] for a, b in zip(ms_l, me_l))
+                if context:
+                    contexts.extend(_contexts(text, ms_l, me_l, context))
+            hits += len(ridx)
         if progress is not None:
             progress(i + 1, total)
-    if not matched:
+    if not hits:
         return pd.DataFrame(columns=HIT_COLUMNS)
     cat = {k: np.concatenate(v) for k, v in cols.items()}
+    if len(matched) < hits:  # max_texts: the hits past it carry no text
+        pad = [None] * (hits - len(matched))
+        matched.extend(pad)
+        if context:
+            contexts.extend(pad)
     src_ids = np.array([s[0] for s in srcs], dtype=np.int64)[cat["src"]]
     src_names = np.array([s[1] for s in srcs], dtype=object)[cat["src"]]
     code_ids = rule_code[cat["ridx"]]

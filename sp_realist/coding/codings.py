@@ -72,29 +72,45 @@ def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000,
     """
     if not rows:
         return 0
+    return insert_coding_tuples(conn, [
+        (r["code_id"], r["source_id"], r["start"], r["end"], r["coder"], r.get("origin"), r.get("memo"),
+         r.get("guid"), r.get("created_at"), r.get("dated"), r.get("selection_guid")) for r in rows],
+        batch=batch, known=known, guids=guids)
+
+
+#: The columns of a coding tuple given to :func:`insert_coding_tuples`.
+CODING_COLUMNS = ("code_id", "source_id", "start", "end", "coder", "origin", "memo", "guid", "created_at", "dated",
+                  "selection_guid")
+
+
+def insert_coding_tuples(conn: Connection, rows: list[tuple], batch: int = 5000,
+                         known: set | None = None, guids: bool = True) -> int:
+    """:func:`insert_codings` for rows given as tuples in :data:`CODING_COLUMNS` order (no dict per row:
+    what a bulk import builds); an empty origin is ``manual``, an empty time now, an empty GUID the stable
+    one (unless ``guids=False``).  Skips rows whose key (the first five) exists or repeats; returns how many
+    were inserted."""
+    if not rows:
+        return 0
     if known is not None:
         seen = set(known)
     else:
-        code_ids = sorted({r["code_id"] for r in rows})
-        source_ids = sorted({r["source_id"] for r in rows})
+        code_ids = sorted({r[0] for r in rows})
+        source_ids = sorted({r[1] for r in rows})
         seen = existing_keys(conn, code_ids, source_ids if len(source_ids) < 500 else None)
     ts = now()
-    cols = ("code_id", "source_id", "start", "end", "coder", "origin", "memo", "guid", "created_at", "dated",
-            "selection_guid")
+    cols = CODING_COLUMNS
     out = []
     c = S.codings.c
     check = S.check_column
     for r in rows:
-        key = (r["code_id"], r["source_id"], r["start"], r["end"], r["coder"])
+        key = r[:5]
         if key in seen:
             continue
         seen.add(key)
-        check(c.coder, r["coder"])  # the bulk insert below bypasses the columns' own checks: the same checks here
-        guid = r.get("guid") or (coding_guid(*key) if guids else None)
-        row = (*key, check(c.origin, r.get("origin") or "manual"), check(c.memo, r.get("memo")), check(c.guid, guid),
-               check(c.created_at, r.get("created_at") or ts), r.get("dated"),
-               check(c.selection_guid, r.get("selection_guid")))
-        out.append(row)
+        check(c.coder, r[4])  # the bulk insert below bypasses the columns' own checks: the same checks here
+        guid = r[7] or (coding_guid(*key) if guids else None)
+        out.append((*key, check(c.origin, r[5] or "manual"), check(c.memo, r[6]), check(c.guid, guid),
+                    check(c.created_at, r[8] or ts), r[9], check(c.selection_guid, r[10])))
     if not out:
         return 0
     # One compiled INSERT executed with many parameter sets (the dialect's own SQL and paramstyle).  The

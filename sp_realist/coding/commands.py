@@ -439,8 +439,12 @@ def autocode_cmd(dry_run, rules, remove_rule, sources, include_interviewer, proj
             n = remove_rule_codings(project, remove_rule)
             message(f"Removed {n} coding(s) made by rule {remove_rule!r}.")
             return
+        # the terminal shows counts (or at most HIT_TABLE_LIMIT hits): no matched words or contexts beyond
+        # those are kept, so a dense run's memory is its numbers; csv, json, md, xlsx or -o FILE get every hit
+        shown = fmt == "table" and not output
         df = autocode(project, dry_run=dry_run, rules=list(rules) or None, sources=list(sources) or None,
-                      progress=_progress(), include_interviewer=include_interviewer)
+                      progress=_progress(), include_interviewer=include_interviewer,
+                      max_texts=(HIT_TABLE_LIMIT if dry_run else 0) if shown else None)
     new = int(df["new"].sum()) if len(df) else 0
     if dry_run and fmt == "table" and not output and len(df) > HIT_TABLE_LIMIT:
         from .autocode import hit_counts

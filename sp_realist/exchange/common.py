@@ -62,7 +62,8 @@ def repair_foreign_guids(root, where: str) -> int:
     mapped: dict[str, str] = {}
     for el in root.iter():
         for name, value in el.attrib.items():
-            if name not in GUID_ATTRIBUTES or not value or not value.strip() or norm_guid(value):
+            if name not in GUID_ATTRIBUTES or not value or _CANONICAL_GUID.fullmatch(value) or not value.strip() \
+                    or norm_guid(value):
                 continue
             token = value.strip()
             if token not in mapped:

@@ -61,7 +61,15 @@ class Resolution:
     spans: dict[Hashable, tuple[int, int]]  # key -> (start, end) in code points
     failed: list[Hashable] = field(default_factory=list)  # selections no convention could place
     ambiguous: bool = False  # several conventions fit and give different spans
-    candidates: list[str] = field(default_factory=list)  # conventions that fit every selection
+    # conventions that fit every selection (with trust_standard, only code points when they fit)
+    candidates: list[str] = field(default_factory=list)
+    differ: bool = False  # the candidates do not all give the same spans
+
+
+def _differ(results: dict, conventions: Sequence[str]) -> bool:
+    """Whether the converted spans of ``conventions`` are not all the same."""
+    first = results[conventions[0]]
+    return any(results[c] != first for c in conventions[1:])
 
 
 _SPECIAL = {
@@ -192,6 +200,12 @@ def resolve(text: str, sels: Sequence[Sel], has_bom: bool = False,
     """
     if not sels:
         return Resolution(CODEPOINTS, {})
+    if trust_standard:
+        # a file sp_realist wrote: code points whenever they place every selection, without trying the
+        # other conventions (the general path below chooses the same and is never ambiguous then)
+        spans = convert(text, sels, CODEPOINTS)
+        if all(v is not None for v in spans.values()):
+            return Resolution(CODEPOINTS, spans, candidates=[CODEPOINTS])
     convs = applicable(text, has_bom)
     order = [c for c in prefer if c in convs] + [c for c in convs if c not in prefer]
     results = {c: convert(text, sels, c) for c in convs}
@@ -215,7 +229,7 @@ def resolve(text: str, sels: Sequence[Sel], has_bom: bool = False,
         ambiguous = any(results[c] != results[choice] and scores[c] >= scores[choice]
                         for c in complete if c != choice) and not trust_standard
         return Resolution(choice, {k: v for k, v in results[choice].items() if v is not None},
-                          ambiguous=ambiguous, candidates=complete)
+                          ambiguous=ambiguous, candidates=complete, differ=_differ(results, complete))
 
     # no convention places every selection: keep the one that places most
     def placed(c):

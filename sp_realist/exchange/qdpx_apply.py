@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..cmoc.appraisal import set_appraisal_conn
 from ..cmoc.cmocs import link_evidence_conn
-from ..coding.codings import insert_codings, set_coding_memo
+from ..coding.codings import insert_coding_tuples, set_coding_memo
 from ..coding.memos import insert_memo
 from ..errors import SpRealistError
 from ..sources import (Segment, SourceDraft, add_source, add_source_set, ensure_participant, get_or_create_excerpt,
@@ -198,8 +198,10 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
         for r in conn.execute(select(c.id, c.code_id, c.source_id, c.start, c.end, c.coder)
                               .where(c.source_id.in_(reused_sids))):
             known[(r.code_id, r.source_id, r.start, r.end, r.coder)] = r.id
-    before = set(known)  # the codings already in reused sources (insert_codings skips these)
-    rows: list[dict] = []
+    before = set(known)  # the codings already in reused sources (insert_coding_tuples skips these)
+    rows: list[tuple] = []  # in codings.CODING_COLUMNS order
+    touched: set[int] = set()
+    stamp = now()  # the time of a coding the file gives none for
     refs: list[tuple] = []  # (coding key, coding plan)
     excerpt_ids: dict[str, int] = {}  # uncoded selection (GUID, else source:start:end) -> excerpt id
     undated_excerpts = 0
@@ -230,9 +232,9 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
                     # a coding's time is its own, else its selection's; none given stays none (dated False)
                     given = c.created or (sel.created if sel else None)
                     undated += given is None
-                    rows.append(dict(code_id=cid, source_id=sid, start=span[0], end=span[1], coder=coder,
-                                     origin=origin, guid=c.guid, created_at=given or now(), dated=given is not None,
-                                     selection_guid=sel.guid if sel else None))
+                    rows.append((cid, sid, span[0], span[1], coder, origin, None, c.guid, given or stamp,
+                                 given is not None, sel.guid if sel else None))
+                    touched.add(sid)
                 ref = c.guid or key
                 refs.append((key, ref))
                 first_coding = first_coding or ref
@@ -257,9 +259,8 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
             plan.notes[g] = NotePlan(g, "Source description", sp.description, None, sp.created, sp.created)
             plan.note_targets.append((g, "source", sp.guid))
     if rows:
-        result.counts["codings"] += insert_codings(conn, rows, known=before)
+        result.counts["codings"] += insert_coding_tuples(conn, rows, known=before)
         c = S.codings.c
-        touched = {r["source_id"] for r in rows}
         for r in conn.execute(select(c.id, c.code_id, c.source_id, c.start, c.end, c.coder)
                               .where(c.source_id.in_(touched))):
             known[(r.code_id, r.source_id, r.start, r.end, r.coder)] = r.id

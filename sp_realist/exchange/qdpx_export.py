@@ -39,6 +39,7 @@ import tempfile
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 from xml.etree import ElementTree as ET
@@ -102,6 +103,8 @@ class _Builder:
         self.counts: dict[str, int] = defaultdict(int)
         self.losses: list[str] = []
         self.stripped = 0
+        # codings made together share their time (an autocoding run, an import): each converted once
+        self.xsd_time = lru_cache(maxsize=4096)(xsd_datetime)
         # users kept from an import (with their GUIDs), listed even without codings or notes
         self.kept_users: dict[str, str | None] = dict(conn.execute(select(S.users.c.name, S.users.c.guid)).all())
 
@@ -119,7 +122,7 @@ class _Builder:
         return cleaned
 
     def rows(self, query) -> list[dict]:
-        return [dict(r) for r in self.conn.execute(query).mappings()]
+        return [r._asdict() for r in self.conn.execute(query)]
 
     # -- build ------------------------------------------------------------
     def build(self) -> bytes:
@@ -378,14 +381,20 @@ class _Builder:
                     sel = sub(el, "PlainTextSelection", {
                         "guid": sg, "name": self.clean(_selection_name(s["text"], start, end)),
                         "startPosition": start, "endPosition": end, "creatingUser": self.user(coder),
-                        "creationDateTime": xsd_datetime(first.get("created_at")),
+                        "creationDateTime": self.xsd_time(first.get("created_at")),
                     })
                     for r in rows:
+                        # what sub() writes, the attributes in the same order, built directly (one per coding)
                         cg = self.coding_guid[r["id"]]
-                        cod = sub(sel, "Coding", {
-                            "guid": cg, "creatingUser": self.user(r["coder"]),
-                            "creationDateTime": xsd_datetime(r["created_at"]) if r.get("dated") is not False else None})
-                        sub(cod, "CodeRef", {"targetGUID": self.code_guid[r["code_id"]]})
+                        attrs = {"guid": cg}
+                        who = self.user(r["coder"])
+                        if who is not None:
+                            attrs["creatingUser"] = who
+                        when = self.xsd_time(r["created_at"]) if r.get("dated") is not False else None
+                        if when is not None:
+                            attrs["creationDateTime"] = when
+                        cod = ET.SubElement(sel, "Coding", attrs)
+                        ET.SubElement(cod, "CodeRef", {"targetGUID": self.code_guid[r["code_id"]]})
                         if r["memo"]:
                             ng = guid_for(None, self.pid, "coding-memo", cg)
                             self._note(notes_el, ng, "Coding memo", r["memo"], r["coder"], r["created_at"],

@@ -24,8 +24,7 @@ def resolve_positions(plan: "QdpxPlan") -> None:
         res = P.resolve(sp.text, sels, sp.has_bom, trust_standard=ours)
         first[sp.guid] = (sels, res)
         if sels and not res.ambiguous and not res.failed and len(res.candidates) >= 1:
-            distinct = {tuple(P.convert(sp.text, sels, c).items()) for c in res.candidates}
-            if len(distinct) > 1 or res.convention != P.CODEPOINTS:
+            if res.differ or res.convention != P.CODEPOINTS:
                 votes[res.convention] += 1
     prefer = [c for c, _ in votes.most_common()]
     converted: Counter = Counter()

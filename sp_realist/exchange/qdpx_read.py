@@ -13,6 +13,7 @@ import os
 import posixpath
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .. import schema as S
 from ..errors import SpRealistError
@@ -28,7 +29,7 @@ TEXT_KINDS = set(S.SOURCE_KINDS)
 
 
 # --- plan ---------------------------------------------------------------------
-@dataclass
+@dataclass(slots=True)  # one per coding and selection in a file: slots keep them small and quick to make
 class CodingPlan:
     guid: str | None
     code: str  # code guid
@@ -37,7 +38,7 @@ class CodingPlan:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class SelPlan:
     guid: str | None
     name: str | None
@@ -162,7 +163,7 @@ def text_of(el, name: str) -> str | None:
 
 def _int(value: str | None) -> int | None:
     try:
-        return int(str(value).strip())
+        return int(value)  # an attribute's text (int() takes surrounding white space) or None
     except (TypeError, ValueError):
         return None
 
@@ -173,6 +174,8 @@ class _Reader:
         self.where = where
         self.result = result
         self.lost: Counter = Counter()
+        # a file's times repeat (a selection and its codings, work saved at once): each converted once
+        self.time = lru_cache(maxsize=4096)(store_datetime)
         self.by_base: dict[str, str] = {}
         for n in zf.names:
             self.by_base.setdefault(posixpath.basename(n).casefold(), n)
@@ -301,15 +304,22 @@ class _Reader:
             self.plan.note_targets.append((g, target_type, target))
 
     def coding(self, el) -> CodingPlan | None:
-        ref = kid(el, "CodeRef")
+        ref, notes = None, []
+        for child in el:  # one pass over the children (a coding has one or two)
+            tag = local(child.tag)
+            if tag == "CodeRef":
+                if ref is None:
+                    ref = child
+            elif tag == "NoteRef":
+                g = norm_guid(child.get("targetGUID"))
+                if g:
+                    notes.append(g)
         code = norm_guid(ref.get("targetGUID")) if ref is not None else None
         if code is None:
             self.lost["coding-no-code"] += 1
             return None
-        c = CodingPlan(norm_guid(el.get("guid")), code, norm_guid(el.get("creatingUser")),
-                       store_datetime(el.get("creationDateTime")))
-        c.notes = [g for g in (norm_guid(n.get("targetGUID")) for n in kids(el, "NoteRef")) if g]
-        return c
+        return CodingPlan(norm_guid(el.get("guid")), code, norm_guid(el.get("creatingUser")),
+                          self.time(el.get("creationDateTime")), notes)
 
     def variables_of(self, el) -> dict[str, str]:
         out = {}
@@ -364,12 +374,24 @@ class _Reader:
                 continue
             if start > end:
                 start, end = end, start
+            codings, notes, description = [], [], None
+            for child in sel:  # one pass over the children: codings, note references, the first description
+                tag = local(child.tag)
+                if tag == "Coding":
+                    c = self.coding(child)
+                    if c:
+                        codings.append(c)
+                elif tag == "NoteRef":
+                    n = norm_guid(child.get("targetGUID"))
+                    if n:
+                        notes.append(n)
+                elif tag == "Description" and description is None:
+                    description = child
             s = SelPlan(norm_guid(sel.get("guid")), sel.get("name"), start, end, norm_guid(sel.get("creatingUser")),
-                        store_datetime(sel.get("creationDateTime")), text_of(sel, "Description"))
-            s.codings = [c for c in (self.coding(c) for c in kids(sel, "Coding")) if c]
+                        self.time(sel.get("creationDateTime")),
+                        description.text if description is not None else None, codings, notes)
             if s.guid:
                 self.sel_index[s.guid] = (g, s)
-            s.notes = [n for n in (norm_guid(x.get("targetGUID")) for x in kids(sel, "NoteRef")) if n]
             sp.sels.append(s)
         sp.whole = [c for c in (self.coding(c) for c in kids(el, "Coding")) if c]
         sp.notes = [n for n in (norm_guid(x.get("targetGUID")) for x in kids(el, "NoteRef")) if n]
