@@ -72,6 +72,14 @@ def test_what_each_role_may_do(pg_fresh, runner, tmp_path):
     rows = _codings(url)
     assert [c for _i, c in rows] == [p["coder1"], p["coder2"]]
     first = rows[0][0]
+    # ... and appraises it, as the login too
+    _ok(runner, "-p", c1, "appraise", "set", "--coding", str(first), "--relevance", "relevant")
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT analyst FROM appraisals")).scalars().all() == [p["coder1"]]
+        assert set(conn.execute(text("SELECT actor FROM audit_log WHERE action LIKE 'coding%'")).scalars()) == \
+            {p["coder1"], p["coder2"]}
+    engine.dispose()
 
     # a coder cannot remove another's coding (row-level security keeps it, and the command says so)
     _refused(runner, "-p", c2, "code", "remove", "--id", str(first), role="analyst")
@@ -91,8 +99,31 @@ def test_what_each_role_may_do(pg_fresh, runner, tmp_path):
     _ok(runner, "-p", c2, "code", "remove", "--code", "Workload", "--coder", p["coder2"])
     _ok(runner, "-p", analyst, "code", "remove", "--id", str(first))
     assert _codings(url) == []
-    # the owner manages the team
+    # an analyst ingests; a coder appraises and writes memos
+    (tmp_path / "s1-lw2.txt").write_text("The referral was late.\n", encoding="utf-8")
+    _ok(runner, "-p", analyst, "ingest", str(tmp_path / "s1-lw2.txt"), "--kind", "interview", "--site", "S1")
+    _ok(runner, "-p", c1, "memo", "add", "Forms again.", "--source", "s1-dk1")
+    from sp_realist.coding.memos import delete_memo, edit_memo
+    from sp_realist.errors import SpRealistError
+    from sp_realist.store import Project
+
+    with Project.open(c2) as project:  # another coder may neither change nor remove it
+        with pytest.raises(SpRealistError, match="needs the analyst role"):
+            edit_memo(project, 1, text="Not forms.")
+        with pytest.raises(SpRealistError, match="needs the analyst role"):
+            delete_memo(project, 1)
+    with Project.open(c1) as project:
+        edit_memo(project, 1, text="Forms, again.")
+    with Project.open(analyst) as project:
+        assert delete_memo(project, 1)["text"] == "Forms, again."
+    # the owner manages the team, and so does an owner it adds
     _ok(runner, "-p", url, "team", "remove", p["coder2"])
+    second = f"owner2_{make_url(url).database}"
+    _ok(runner, "-p", url, "team", "add", second, "--role", "owner")
+    _ok(runner, "-p", _as(url, second), "team", "add", p["coder2"], "--role", "coder")
+    listed = json.loads(_ok(runner, "-p", _as(url, second), "team", "list", "--format", "json").stdout)
+    assert [r["role"] for r in listed if r["name"] in (second, p["coder2"])] == ["owner", "coder"]
+    _ok(runner, "-p", _as(url, second), "team", "remove", p["coder2"])
     listed = json.loads(_ok(runner, "-p", url, "team", "list", "--format", "json").stdout)
     assert p["coder2"] not in {r["name"] for r in listed}
 

@@ -12,8 +12,8 @@ row-level-security policies that make them mean:
 
 The **owner** is the login that created the project (``sp-realist init URL``): it owns the tables, so
 PostgreSQL lets it do everything, and the first ``team add`` it runs creates the group roles and grants.
-Further owners are added with ``team add NAME --role owner`` (their login gets CREATEROLE, so they can manage
-the team too).  A superuser counts as an owner.
+Further owners are added with ``team add NAME --role owner`` (their login gets CREATEROLE and every group
+role WITH ADMIN OPTION, so they can manage the team too).  A superuser counts as an owner.
 
 **Blind coding** (:func:`set_blind`) is the project setting ``team_blind``; while it is on, a coder sees only
 their own codings: :func:`coding_restriction` is the one function deciding it (used by ``code list``,
@@ -193,9 +193,12 @@ def team_add(project: Project, *, name: str, role: str, password: str | None = N
         elif options:
             conn.exec_driver_sql(f"ALTER ROLE {q}{options}")
         for other in ROLES:  # one role per person: the new one replaces any other
-            if other != role:
-                conn.exec_driver_sql(f"REVOKE {_quote(conn, group_role(db, other))} FROM {q}")
-        conn.exec_driver_sql(f"GRANT {_quote(conn, group_role(db, role))} TO {q}")
+            conn.exec_driver_sql(f"REVOKE {_quote(conn, group_role(db, other))} FROM {q}")
+        if role == "owner":  # an owner may grant and revoke every group role (ADMIN OPTION, PostgreSQL 16 asks it)
+            for other in ROLES:
+                conn.exec_driver_sql(f"GRANT {_quote(conn, group_role(db, other))} TO {q} WITH ADMIN OPTION")
+        else:
+            conn.exec_driver_sql(f"GRANT {_quote(conn, group_role(db, role))} TO {q}")
         project.log(conn, "team.add", name, role=role)
     return group_role(db, role)
 
@@ -226,7 +229,8 @@ def team_list(project: Project) -> pd.DataFrame:
                 "SELECT m.rolname FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid "
                 "JOIN pg_roles m ON m.oid = a.member WHERE g.rolname = :g AND m.rolcanlogin ORDER BY m.rolname"),
                 {"g": group_role(db, role)}).scalars().all()
-            rows += [{"name": m, "role": role} for m in members if m != owner]
+            listed = {r["name"] for r in rows}  # an owner is a member of every group (to manage them)
+            rows += [{"name": m, "role": role} for m in members if m not in listed]
     df = pd.DataFrame(rows, columns=["name", "role"])
     df["may"] = [ROLE_MEANING[r] for r in df["role"]]
     return df
