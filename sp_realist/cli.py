@@ -32,7 +32,8 @@ COMMAND_MODULES = (
 #: ``sp-realist --help`` lists the commands from here, and running one imports only its own module, so
 #: neither imports the other areas.  tests/test_startup.py checks that this equals the real commands.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "init": ("sp_realist.commands", "Create a new, empty project file."),
+    "init": ("sp_realist.commands",
+             "Create a new, empty project: a file, or a database URL (an empty PostgreSQL database)."),
     "info": ("sp_realist.commands", "Show the project's location, schema version and object counts."),
     "ingest": ("sp_realist.ingest.commands",
                "Ingest transcripts (.txt .md .docx .vtt .srt) and reflective diaries."),
