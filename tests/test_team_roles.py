@@ -60,6 +60,10 @@ def _codings(url):
 
 def test_what_each_role_may_do(pg_fresh, runner, tmp_path):
     url, p = _team(pg_fresh, runner, tmp_path)
+    engine = create_engine(url)
+    with engine.connect() as conn:  # a team is set up: logins are people (sp_realist.identity reads it)
+        assert conn.execute(text("SELECT value FROM meta WHERE key = 'team:logins'")).scalar() == "on"
+    engine.dispose()
     listed = json.loads(_ok(runner, "-p", url, "team", "list", "--format", "json").stdout)
     assert {(r["name"], r["role"]) for r in listed} >= {(p["coder1"], "coder"), (p["coder2"], "coder"),
                                                          (p["reader"], "reader"), (p["analyst"], "analyst")}

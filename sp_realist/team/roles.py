@@ -35,6 +35,8 @@ from ..store import Project
 
 ROLES = ("reader", "coder", "analyst", "owner")
 BLIND_SETTING = "team_blind"
+#: The meta key saying that each database login of this project is a person (``identity.LOGINS_SETTING``).
+LOGINS_KEY = "team:logins"
 #: Tables a coder may write (besides reading everything): their own codings and memos (row-level security),
 #: the excerpts they code, their appraisals, and the audit log every write appends to.
 CODER_TABLES = ("codings", "memos", "excerpts", "appraisals", "appraisal_history", "audit_log")
@@ -149,6 +151,11 @@ def _setup(conn) -> None:
         for name, body in policies.items():
             conn.exec_driver_sql(f"DROP POLICY IF EXISTS sprealist_{name} ON {table}")
             conn.exec_driver_sql(f"CREATE POLICY sprealist_{name} ON {table} {body}")
+    # from now on each login is a person: sp_realist.identity records session_user on this project (the key the
+    # identity module reads; until a team is set up everyone may share the login the project was made with)
+    exists = conn.execute(text("SELECT 1 FROM meta WHERE key = :k"), {"k": LOGINS_KEY}).first()
+    conn.execute(text("UPDATE meta SET value = 'on' WHERE key = :k" if exists else
+                      "INSERT INTO meta (key, value) VALUES (:k, 'on')"), {"k": LOGINS_KEY})
     # meta: everyone reads; an analyst may change only the blind-coding setting; an owner everything
     blind_key = f"key = 'setting:{BLIND_SETTING}'"
     conn.exec_driver_sql("ALTER TABLE meta ENABLE ROW LEVEL SECURITY")
