@@ -23,7 +23,7 @@ COMMAND_MODULES = (
     "sp_realist.cmoc.commands",      # appraise, cmoc, theory, ifthen, saturation, suggest, graph, triangulate
     "sp_realist.exchange.commands",  # export / import (REFI-QDA)
     "sp_realist.report.commands",    # report, build
-    "sp_realist.team.commands",      # config, adjudicate, merge, conflicts, log
+    "sp_realist.team.commands",      # config, adjudicate, merge, conflicts, log, team
     "sp_realist.browse.commands",    # browse (Textual is imported only when it runs)
 )
 
@@ -94,6 +94,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "merge": ("sp_realist.team.commands",
               "Bring another copy's codings, memos, appraisals, excerpts, codes, themes, CMOCs and theories in."),
     "conflicts": ("sp_realist.team.commands", "List and settle what merges kept apart."),
+    "team": ("sp_realist.team.commands", "Roles and blind coding on a PostgreSQL project: add, list, remove, blind."),
     "search": ("sp_realist.coding.commands",
                "Find a regular expression (or, with --word, a word) in every source: keyword-in-context lines."),
     "words": ("sp_realist.coding.commands",

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import create_engine, event, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SAWarning
+from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, OperationalError, SAWarning
 from sqlalchemy.schema import CreateColumn
 
 from . import schema as S
@@ -499,12 +499,23 @@ class Project:
             raise ProjectError(f"{_safe_location(self.location)}: another writer kept the project busy for "
                                f"over {WRITE_WAIT_SECONDS} seconds; nothing was written, run the command again "
                                "when it has finished.") from None
+        except DBAPIError as exc:  # a refusal by the login's role (a missing GRANT, row-level security)
+            refused = _refused(exc)
+            if refused is None:
+                raise
+            raise ProjectError(refused) from None
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A read connection."""
-        with self.engine.connect() as conn:
-            yield conn
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            refused = _refused(exc)
+            if refused is None:
+                raise
+            raise ProjectError(refused) from None
 
     def _set_meta(self, conn: Connection, key: str, value: str) -> None:
         exists = conn.execute(select(S.meta.c.key).where(S.meta.c.key == key)).first()
@@ -604,6 +615,29 @@ def _log_text(value: str | None, column) -> str | None:
     value = re.sub("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]", " ", str(value))
     limit = column.type.limit
     return value if limit is None or len(value) <= limit else value[: limit - 3] + "..."
+
+
+def _refused(exc: DBAPIError) -> str | None:
+    """The sentence for a write or read PostgreSQL refused because of the login's role (SQLSTATE 42501:
+    a missing GRANT, or a row-level-security policy), naming the role that may do it; None for any other
+    error.  The roles and what each may change are in :mod:`sp_realist.team.roles`."""
+    import re
+
+    if getattr(exc.orig, "sqlstate", None) != "42501":
+        return None
+    reason = _reason(exc)
+    found = re.search(r'(?:for table|policy for table) "?([A-Za-z0-9_]+)"?', reason)
+    table = found.group(1) if found else None
+    if "row-level security" in reason:
+        what = {"codings": "codings", "memos": "memos"}.get(table, f"rows of {table}")
+        return (f"your login may add or change only its own {what}; another person's need the analyst role "
+                "(ask the project's owner: 'sp-realist team add NAME --role analyst').")
+    from .team.roles import CODER_TABLES
+
+    role = "owner" if table == "meta" else "coder" if table in CODER_TABLES else "analyst"
+    what = "the project's settings" if table == "meta" else f"table {table}" if table else "this part of the project"
+    return (f"your login may not change {what}; that needs the {role} role (ask the project's owner: "
+            f"'sp-realist team add NAME --role {role}').")
 
 
 def _is_unique_violation(exc: IntegrityError) -> bool:

@@ -34,14 +34,16 @@ INDEX_COLUMNS = ["id", "name", "kind", "participant", "site", "date", "character
 def visible_codings(project: Project, *, user: str, codings: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``codings`` (a frame with at least ``coder`` and ``code``) that ``user`` may see.
 
-    The single place the reader asks: today a project has no roles or blind coding, so every coding is
-    visible to everyone; blind mode (each coder sees only their own codings until agreement is computed)
-    will narrow it here, and every view of the reader follows.
+    The single place the reader asks, and every view of the reader follows it: while blind coding is on
+    (``sp-realist team blind on``, a PostgreSQL project), a coder sees only their own codings; analysts,
+    owners and everyone on a project file see all (:func:`sp_realist.team.roles.visible_to_me`).
     """
     if not isinstance(user, str) or not user.strip():
         raise SpRealistError("browse: the reader needs the name of the person reading; set --coder or "
                              "$SP_REALIST_CODER.")
-    return codings
+    from ..team.roles import visible_to_me
+
+    return visible_to_me(project, codings, user)
 
 
 def _ref(source):

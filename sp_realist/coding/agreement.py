@@ -95,6 +95,12 @@ def agreement(project: Project, coders: list[str], unit: str = "sentence", codes
         raise SpRealistError("agreement: name at least two different coders (e.g. --coders RA SM).")
     if unit not in ("sentence", "segment"):
         raise SpRealistError(f"agreement: unit {unit!r} is not sentence or segment.")
+    from ..team.roles import coding_restriction
+
+    if coding_restriction(project) is not None:
+        raise SpRealistError("agreement: blind coding is on, so agreement is for analysts (it compares "
+                             "everyone's codings); ask an analyst, or one to turn it off ('sp-realist team "
+                             "blind off').")
     c = S.codings
     with project.connect() as conn:
         known = {r[0] for r in conn.execute(select(c.c.coder).distinct())}

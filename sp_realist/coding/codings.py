@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
@@ -275,7 +275,12 @@ def remove_codings(project: Project, code: str | None = None, source: str | int 
         cond = _filtered(conn, code, source, coder, origin, span, children, ids)
         ids_q = select(S.codings.c.id).where(cond)
         conn.execute(delete(S.memos).where(and_(S.memos.c.target_type == "coding", S.memos.c.target_id.in_(ids_q))))
+        matched = conn.execute(select(func.count()).select_from(S.codings).where(cond)).scalar_one()
         n = conn.execute(delete(S.codings).where(cond)).rowcount
+        if n < matched:  # on a server, row-level security let this login remove only its own codings
+            raise SpRealistError(f"code remove: {matched - n} of the {matched} coding(s) are another person's, and "
+                                 "removing those needs the analyst role; nothing was removed (add --coder with "
+                                 "your login to remove only yours).")
         project.log(conn, "coding.remove", code, source=source, coder=coder, origin=origin, span=span, removed=n)
     return n
 
@@ -294,6 +299,11 @@ def list_codings(project: Project, code: str | None = None, source: str | int | 
              .order_by(S.sources.c.ingest_order, c.c.start, c.c.end, S.codes.c.name, c.c.coder))
         if cond is not None:
             q = q.where(cond)
+        from ..team.roles import coding_restriction
+
+        only = coding_restriction(project)  # blind coding: a coder sees only their own codings
+        if only is not None:
+            q = q.where(c.c.coder == only)
         df = fetch_frame(conn, q, ["id", "code", "source", "start", "end", "coder", "origin", "created_at", "memo",
                                    "source_id", "dated"])
         # a coding imported without a time has none (the stored import time is not the coding's)

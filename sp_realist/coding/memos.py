@@ -118,7 +118,10 @@ def edit_memo(project: Project, memo_id: int, text: str | None = None, title: st
             values["in_report"] = _marked(row["target_type"], in_report)
         if not values:
             raise SpRealistError(f"memo {memo_id}: nothing to change; give the new text or title.")
-        conn.execute(update(S.memos).where(S.memos.c.id == memo_id).values(updated_at=now(), **values))
+        done = conn.execute(update(S.memos).where(S.memos.c.id == memo_id).values(updated_at=now(), **values))
+        if done.rowcount == 0:  # a server's row-level security: a coder changes only their own memos
+            raise SpRealistError(f"memo {memo_id} is {row['author']!r}'s, and changing another person's memo needs "
+                                 "the analyst role.")
         project.log(conn, "memo.edit", str(memo_id), before={k: row[k] for k in values})
 
 
@@ -130,7 +133,9 @@ def delete_memo(project: Project, memo_id: int) -> dict:
         row = conn.execute(select(S.memos).where(S.memos.c.id == memo_id)).mappings().first()
         if row is None:
             raise NotFoundError(f"No memo {memo_id}; see 'sp-realist memo list'.")
-        conn.execute(delete(S.memos).where(S.memos.c.id == memo_id))
+        if conn.execute(delete(S.memos).where(S.memos.c.id == memo_id)).rowcount == 0:  # row-level security
+            raise SpRealistError(f"memo {memo_id} is {row['author']!r}'s, and removing another person's memo needs "
+                                 "the analyst role.")
         project.log(conn, "memo.delete", str(memo_id), on=row["target_type"], target_id=row["target_id"])
     return dict(row)
 

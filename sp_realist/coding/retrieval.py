@@ -166,6 +166,19 @@ def _rolled(counts: pd.DataFrame, rows: list[dict], rollup: bool) -> pd.DataFram
     return pd.concat(parts, ignore_index=True)
 
 
+def _blind_filter(project: Project, filters: dict[str, Any]) -> None:
+    """Blind coding: a coder's listing holds only their own codings (:func:`sp_realist.team.roles.coding_restriction`)."""
+    from ..team.roles import coding_restriction
+
+    only = coding_restriction(project)
+    if only is None:
+        return
+    if filters.get("coder") not in (None, only):
+        raise SpRealistError(f"blind coding is on, so you see only your own codings ({only!r}), not "
+                             f"{filters['coder']!r}'s; an analyst sees everyone's.")
+    filters["coder"] = only
+
+
 def coded_excerpts(project: Project, code: str | Iterable[str] | None = None, children: bool = False,
                    filters: dict[str, Any] | None = None, coder: str | None = None) -> pd.DataFrame:
     """The coded text for ``code`` (and its descendants with ``children``), in source order,
@@ -174,6 +187,7 @@ def coded_excerpts(project: Project, code: str | Iterable[str] | None = None, ch
     filters = dict(filters or {})
     if coder:
         filters["coder"] = coder
+    _blind_filter(project, filters)
     df, _ = _frame(project, codes, children, filters, text=True)
     out = df.copy()
     out["attribution"] = "(" + out["attribution"].astype(str) + ")" if len(out) else out["attribution"]
@@ -188,6 +202,7 @@ def own_and_descendant_codings(project: Project, codes: Iterable[str], filters: 
     filters = dict(filters or {})
     if coder:
         filters["coder"] = coder
+    _blind_filter(project, filters)
     rows = []
     with project.connect() as conn:
         tree = CodeTree.read(conn)

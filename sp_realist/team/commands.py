@@ -1,4 +1,4 @@
-"""Commands of team work: config, adjudicate, merge, conflicts, log."""
+"""Commands of team work: config, adjudicate, merge, conflicts, log, team."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ def register(main: click.Group) -> None:
     main.add_command(adjudicate_cmd)
     main.add_command(merge_cmd)
     main.add_command(conflicts)
+    main.add_command(team)
 
 
 # --- config -------------------------------------------------------------------------
@@ -266,3 +267,91 @@ def conflicts_resolve(conflict_id, keep, analyst, project_path):
     with get_project(project_path) as project:
         row = resolve_conflict(project, conflict_id, keep=keep, actor=analyst)
     message(f"Conflict {conflict_id} ({row['kind']} {row['key']}, {row['field']}): kept {keep}.")
+
+
+# --- team -------------------------------------------------------------------------------
+@click.group("team")
+def team():
+    """Roles and blind coding on a PostgreSQL project: add, list, remove, blind.
+
+    \b
+    Examples:
+      sp-realist -p postgresql://owner@host/eval team add rhian --role coder --password s3cret
+      sp-realist -p postgresql://owner@host/eval team list
+      sp-realist -p postgresql://rhian@host/eval team blind on
+    """
+
+
+@team.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["owner", "analyst", "coder", "reader"]), required=True,
+              help="reader: read; coder: own codings and memos, appraise; analyst: also codebook, themes, CMOCs, "
+                   "theories, adjudication; owner: also the team and settings.")
+@click.option("--password", default=None, help="The new login's password (a login that exists keeps its own "
+                                                "unless this is given).")
+@project_option
+def team_add_cmd(name, role, password, project_path):
+    """Give the database login NAME a role in this project (owner only).
+
+    The login is created when it does not exist; a person has one role, so this also changes a role.
+
+    \b
+    Example:
+      sp-realist team add rhian --role coder --password s3cret
+    """
+    from .roles import team_add
+
+    with get_project(project_path) as project:
+        team_add(project, name=name, role=role, password=password)
+    message(f"{name} is now {role} of the project.")
+
+
+@team.command("list")
+@project_option
+@format_option
+def team_list_cmd(project_path, fmt, output):
+    """List the team: each login, its role and what it may do.
+
+    \b
+    Example:
+      sp-realist team list --format csv
+    """
+    from .roles import team_list
+
+    with get_project(project_path) as project:
+        df = team_list(project)
+    emit(df, fmt, output, title="Team")
+
+
+@team.command("remove")
+@click.argument("name")
+@project_option
+def team_remove_cmd(name, project_path):
+    """Take the login NAME out of this project's team (owner only; its codings and memos stay).
+
+    \b
+    Example:
+      sp-realist team remove rhian
+    """
+    from .roles import team_remove
+
+    with get_project(project_path) as project:
+        team_remove(project, name=name)
+    message(f"{name} is no longer in the project's team.")
+
+
+@team.command("blind")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@project_option
+def team_blind_cmd(state, project_path):
+    """Blind double coding on or off (analyst): while on, a coder sees only their own codings.
+
+    \b
+    Example:
+      sp-realist team blind on
+    """
+    from .roles import set_blind
+
+    with get_project(project_path) as project:
+        set_blind(project, on=state == "on")
+    message(f"Blind coding is {state}.")
