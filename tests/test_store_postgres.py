@@ -1,29 +1,19 @@
 """Schema 8 on PostgreSQL 15: a schema-7 store (codes.name UNIQUE project-wide) migrates to names unique among
-siblings (the constraint dropped, the expression index created), keeping every row.  Runs when
-``SP_REALIST_TEST_PG_URL`` names an empty PostgreSQL database (e.g. postgresql+psycopg2://pg@/t?host=/tmp/pg);
-skipped otherwise."""
+siblings (the constraint dropped, the expression index created), keeping every row.  Runs on the tests' throwaway
+PostgreSQL cluster (tests/pg_cluster.py)."""
 
 from __future__ import annotations
-
-import os
 
 import pytest
 from sqlalchemy import create_engine, insert, inspect, select, text
 
 from sp_realist import schema as S
 
-URL = os.environ.get("SP_REALIST_TEST_PG_URL")
-pytestmark = pytest.mark.skipif(not URL, reason="set SP_REALIST_TEST_PG_URL to an empty PostgreSQL database")
-
 
 @pytest.fixture
-def pg_url():
-    engine = create_engine(URL)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return URL
+def pg_url(pg_fresh):
+    """A new, empty database on this worker's cluster (dropped after the test)."""
+    return pg_fresh.empty()
 
 
 def test_a_version_7_store_on_postgresql_migrates_to_sibling_unique_names(pg_url):
