@@ -272,6 +272,20 @@ def _reason(exc: DatabaseError | OperationalError) -> str:
     return (text[0] if text else type(exc).__name__).rstrip(".")
 
 
+@contextmanager
+def _released_on_failure(engine: Engine, what: str) -> Iterator[None]:
+    """Create and open share this: if the block fails the engine is released, and a database error becomes one
+    sentence, ``what`` followed by the driver's reason."""
+    try:
+        yield
+    except (DatabaseError, OperationalError) as exc:
+        engine.dispose()
+        raise ProjectError(f"{what}: {_reason(exc)}.") from None
+    except BaseException:
+        engine.dispose()
+        raise
+
+
 class Project:
     """An open project.  Use :meth:`create` or :meth:`open`, never the constructor."""
 
@@ -343,7 +357,7 @@ class Project:
                 raise ProjectError(f"The folder {path.parent} does not exist; create it first.")
         engine = cls._engine_for(target)
         project = cls(engine, target)
-        try:
+        with _released_on_failure(engine, f"{project.location}: the project could not be created"):
             with project.begin() as conn:
                 if _is_url(target):  # a database is made elsewhere; it must not hold anything yet
                     if inspect(conn).has_table("meta"):
@@ -355,12 +369,6 @@ class Project:
                 project._upgrade(conn)
                 conn.execute(insert(S.meta).values(key="created_at", value=now()))
                 conn.execute(insert(S.meta).values(key="project_id", value=str(uuid.uuid4())))
-        except (DatabaseError, OperationalError) as exc:
-            engine.dispose()
-            raise ProjectError(f"{project.location}: the project could not be created: {_reason(exc)}.") from None
-        except BaseException:
-            engine.dispose()
-            raise
         return project
 
     @classmethod
@@ -379,7 +387,7 @@ class Project:
                 raise ProjectError(f"{path} is not an sp_realist project file (not an SQLite database).")
         engine = cls._engine_for(target)
         project = cls(engine, target)
-        try:
+        with _released_on_failure(engine, f"{project.location} could not be opened as a project"):
             with project.connect() as conn:
                 if not inspect(conn).has_table("meta"):
                     raise ProjectError(f"{project.location} is not an sp_realist project (it has no meta table).")
@@ -387,12 +395,6 @@ class Project:
             if current != S.SCHEMA_VERSION:
                 with project._migrating() as conn:
                     project._upgrade(conn)
-        except (DatabaseError, OperationalError) as exc:
-            engine.dispose()
-            raise ProjectError(f"{project.location} could not be opened as a project: {_reason(exc)}.") from None
-        except BaseException:
-            engine.dispose()
-            raise
         from .project_templates import adopt_templates_dir
 
         adopt_templates_dir(project)  # a templates_dir folder (schema < 9) is read into the project
