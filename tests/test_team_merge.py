@@ -353,3 +353,24 @@ def test_merging_into_an_anonymised_project_says_to_anonymise_again(runner, copi
     # S1 DK1's text differs now (anonymised here, not there): nothing pointing into it came in
     assert "1 source(s) come from the same file but have a different text in the other copy" in err
     assert "is not anonymised yet; run 'sp-realist anonymise --key KEY'" in err
+
+
+def test_a_server_project_takes_copies_and_a_copy_takes_the_server_by_url(pg_fresh, copies):
+    """merge OTHER|URL both ways on a real PostgreSQL server: the team's project on the server takes a colleague's
+    file copy (the same result as between two files), and a file copy takes the server's work by its URL."""
+    ours, theirs = copies
+    url = pg_fresh.empty()
+    with Project.create(url) as p:
+        first = merge_copy(p, str(ours))  # an empty server project takes everything of ours, with no conflict
+        assert first.conflicts == [] and first.counts["sources"] == 2 and first.counts["codings"] == 2
+        result = merge_copy(p, str(theirs), actor="Lead")
+    added = {k: v for k, v in result.counts.items() if v}
+    assert added == {"sources": 1, "participants": 1, "codes": 1, "excerpts": 1, "codings": 4, "memos": 1,
+                     "cmocs": 1, "evidence": 1, "theories": 1, "members": 1, "history": 1, "appraisals": 1,
+                     "conflicts": 2}
+    with Project.open(url) as p:
+        assert not any(merge_copy(p, str(theirs)).counts.values())  # the second merge changes nothing
+    with Project.open(theirs) as p:  # back: theirs lacks only RA's Workload coding and memo (its Workload is a path)
+        back = merge_copy(p, url)
+    assert back.counts["codings"] == 1 and back.counts["memos"] == 1 and back.counts["sources"] == 0
+    assert sorted((c["kind"], c["key"]) for c in back.conflicts) == [("cmoc", "T1.1"), ("code", "Referral/Workload")]
