@@ -245,7 +245,10 @@ def test_side_panel_scrolls_by_keyboard(project):
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()
             await _to_sentence(pilot, app, "Her voice was lost")
-            await pilot.press("m", *("Long memo line. " * 30), "ctrl+s")
+            await pilot.press("m")
+            await pilot.pause()
+            app.focused.insert("Long memo line. " * 30)  # the memo's text area, typed in at once (keys are slow)
+            await pilot.press("ctrl+s")
             await pilot.pause()
             panel = app.query_one("#at")
             assert panel.max_scroll_y > 0 and panel.scroll_y == 0

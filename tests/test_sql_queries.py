@@ -250,13 +250,13 @@ def specs(draw):
     return {"sources": sources, "codings": codings}
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=specs())
 def test_generated_projects_agree(tmp_path_factory, spec):
     check_all(tmp_path_factory.mktemp("gen") / "p.sprealist", spec)
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=4, deadline=None)
 @given(spec=specs())
 def test_generated_projects_agree_on_postgresql(pg_databases, spec):
     try:
