@@ -701,11 +701,13 @@ def insert_many(conn: Connection, table, columns: tuple[str, ...], rows: list[tu
     if not rows:
         return
     # the text checks bind processing would make (schema.CheckedText), column by column
-    checked = [(i, table.c[name]) for i, name in enumerate(columns) if isinstance(table.c[name].type, S.CheckedText)]
-    for row in rows:
-        for i, column in checked:
-            if isinstance(row[i], str):
-                S.check_column(column, row[i])
+    # (each distinct value once, in the order of the rows: bulk rows repeat their coder, origin, kind ...)
+    for i, name in enumerate(columns):
+        column = table.c[name]
+        if isinstance(column.type, S.CheckedText):
+            for value in dict.fromkeys(row[i] for row in rows):
+                if isinstance(value, str):
+                    S.check_column(column, value)
     key = (conn.dialect.name, conn.dialect.paramstyle, table.name, columns)
     cached = _INSERT_SQL.get(key)
     if cached is None:
