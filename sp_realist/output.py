@@ -18,7 +18,7 @@ import io
 import json
 import math
 import sys
-from typing import IO, TYPE_CHECKING, Any, Iterator
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
 from .formats import FORMATS, FORMATS_XLSX  # noqa: E402,F401 - re-exported
 from .rows import Rows
@@ -92,10 +92,15 @@ def write_json(table, stream: IO[str]) -> None:
     stream.write("]\n" if first else "\n]\n")
 
 
-def to_json(df) -> str:
+def _written(write: Callable[[Any, IO[str]], None], table) -> str:
+    """What ``write`` writes of ``table``, as one string (the ``to_*`` forms of the ``write_*`` functions)."""
     buf = io.StringIO()
-    write_json(df, buf)
+    write(table, buf)
     return buf.getvalue()
+
+
+def to_json(df) -> str:
+    return _written(write_json, df)
 
 
 def _md_escape(value: Any) -> str:
@@ -115,9 +120,7 @@ def write_markdown(table, stream: IO[str]) -> None:
 
 
 def to_markdown(df) -> str:
-    buf = io.StringIO()
-    write_markdown(df, buf)
-    return buf.getvalue()
+    return _written(write_markdown, df)
 
 
 def write_csv(table, stream: IO[str]) -> None:
@@ -135,9 +138,7 @@ def write_csv(table, stream: IO[str]) -> None:
 
 
 def to_csv(df) -> str:
-    buf = io.StringIO()
-    write_csv(df, buf)
-    return buf.getvalue()
+    return _written(write_csv, df)
 
 
 def _plain_cell(value: Any) -> str:
