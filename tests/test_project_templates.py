@@ -23,6 +23,7 @@ IFTHEN = "{{ key }} says: {{ outcome|clause }}"
 REPORT_MD = "# {{ r.title }} (custom)\n{% for t in r.theories %}{{ t.key }}\n{% endfor %}"
 
 
+@pytest.mark.sqlite_only("a built project file moved elsewhere")
 def test_a_built_project_moved_elsewhere_renders_with_the_study_templates(runner, cli, tmp_path):
     study = tmp_path / "study"
     shutil.copytree(MINI, study)
@@ -102,6 +103,7 @@ def _older(path: Path, setting: str | None) -> None:
     con.close()
 
 
+@pytest.mark.sqlite_only("an older project file with a templates folder beside it")
 def test_an_older_project_reads_its_templates_dir_in_on_open(tmp_path):
     from sp_realist.store import MIGRATIONS, _migrate_to_9
 
@@ -127,6 +129,7 @@ def test_an_older_project_reads_its_templates_dir_in_on_open(tmp_path):
         assert ifthen_statements(p)["statement"][0] == "C1 says: delays."
 
 
+@pytest.mark.sqlite_only("an older project file with a templates folder beside it")
 def test_an_older_project_whose_templates_folder_is_gone_says_so_in_one_sentence(runner, cli, tmp_path):
     path = tmp_path / "old.sprealist"
     with Project.create(path) as p:
