@@ -56,6 +56,35 @@ def test_a_built_project_moved_elsewhere_renders_with_the_study_templates(runner
     assert " says: " in r.stdout
 
 
+def test_a_study_built_into_a_server_renders_with_its_templates_from_anywhere(runner, cli, pg_fresh, tmp_path,
+                                                                            monkeypatch):
+    """build --into URL stores the study's templates in the server project: with the study and the output
+    folder gone, a report and the if/then statements made from the server by URL use them (issue 16)."""
+    study = tmp_path / "study"
+    shutil.copytree(MINI, study)
+    (study / "templates").mkdir()
+    (study / "templates" / "ifthen.j2").write_text(IFTHEN, encoding="utf-8")
+    (study / "templates" / "report.md.j2").write_text(REPORT_MD, encoding="utf-8")
+    url, out = pg_fresh.empty(), tmp_path / "out"
+    r = runner.invoke(cli, ["build", str(study), "--out", str(out), "--into", url])
+    assert r.exit_code == 0, r.output
+    built = (out / "report.md").read_text(encoding="utf-8")
+    assert built.startswith("# Mini study report (custom)\n")
+    shutil.rmtree(study)
+    shutil.rmtree(out)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with Project.open(url) as project:
+        assert sorted(stored_templates(project)) == ["ifthen.j2", "report.md.j2"]
+    r = runner.invoke(cli, ["-p", url, "report", "again.md"])
+    assert r.exit_code == 0, r.output
+    assert (elsewhere / "again.md").read_text(encoding="utf-8") == built
+    r = runner.invoke(cli, ["-p", url, "ifthen"])
+    assert r.exit_code == 0, r.output
+    assert " says: " in r.stdout
+
+
 def test_stored_templates_render_on_every_back_end(project_target, tmp_path):
     """A project on a server holds its templates like a file does (no folder to point at)."""
     folder = tmp_path / "tpl"
