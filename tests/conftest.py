@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -22,8 +23,39 @@ BACKENDS = ("sqlite", "postgresql")
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "sqlite_only(reason): a test about the project *file* (paths, copying the "
-                                       "file, VACUUM, secure_delete); it runs on SQLite only")
+    config.addinivalue_line("markers", "sqlite_only(reason): a test that runs on SQLite only, with the reason: it "
+                                       "is about the project *file* (paths, copying the file, VACUUM, an older "
+                                       "file's migration), or its subject is not the store (drawing, page layout, "
+                                       "template sandboxing, archive checks) and what it reads from the store is "
+                                       "tested on both back ends elsewhere")
+
+
+@pytest.fixture(autouse=True)
+def _store_tests_run_on_both_backends(request, monkeypatch):
+    """Issue 16's rule, enforced: a test that opens or creates a project file must run on both back ends (use
+    ``backend`` or a fixture built on it: ``project``, ``project_path``, ``project_target``, ``new_location``,
+    ``place``, ``new_project``, ``built_copy``) or say why not with ``@pytest.mark.sqlite_only(reason)``. Tests
+    of PostgreSQL itself (the ``pg_*`` fixtures) may compare with a file. Projects made by module- or
+    session-scoped fixtures are not seen here; the test's own opens are."""
+    if ("backend" in request.fixturenames or request.node.get_closest_marker("sqlite_only")
+            or {"pg_cluster", "pg_databases", "pg_fresh"} & set(request.fixturenames)):  # about PostgreSQL itself
+        yield
+        return
+    opened: list[str] = []
+    for name in ("open", "create"):
+        real = getattr(Project, name).__func__
+
+        def spy(cls, target, *args, _real=real, **kwargs):
+            if "://" not in str(target):
+                opened.append(str(target))
+            return _real(cls, target, *args, **kwargs)
+
+        monkeypatch.setattr(Project, name, classmethod(spy))
+    yield
+    if opened:
+        pytest.fail(f"{request.node.nodeid} opens the project file {opened[0]} but runs on SQLite only: use the "
+                    "`backend` fixtures (conftest.py) so it runs on PostgreSQL too, or mark it "
+                    "@pytest.mark.sqlite_only(reason)", pytrace=False)
 
 
 def pytest_generate_tests(metafunc):
@@ -32,6 +64,20 @@ def pytest_generate_tests(metafunc):
     if "backend" in metafunc.fixturenames:
         only = metafunc.definition.get_closest_marker("sqlite_only")
         metafunc.parametrize("backend", ["sqlite"] if only else list(BACKENDS), indirect=True)
+
+
+def examples(backend: str, n: int) -> int:
+    """How many generated examples a Hypothesis round trip draws on ``backend``: ``n`` on SQLite, a tenth (at
+    least 2) on PostgreSQL, where every example makes its own databases (the suite's time budget); the explicit
+    ``@example`` cases run on both. Use it on a property defined inside the test::
+
+        def test_round_trip(backend, new_location):
+            @settings(max_examples=examples(backend, 25), deadline=None)
+            @given(doc=documents())
+            def check(doc): ...
+            check()
+    """
+    return n if backend == "sqlite" else max(2, n // 10)
 
 
 def _in_ci() -> bool:
@@ -186,6 +232,34 @@ def new_project(backend, tmp_path, request):
         return str(path)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def _originals():
+    return {}
+
+
+@pytest.fixture
+def built_copy(backend, tmp_path, tmp_path_factory, request, _originals):
+    """``built_copy(make)``: the location (str) of a fresh copy of the project that ``make(location)`` builds at
+    an empty location; ``make`` runs once per session and back end, each call copies its project (a file copy on
+    SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL). For tests that each need the same populated project."""
+    def copy(make) -> str:
+        key = (make, backend)
+        if key not in _originals:
+            if backend == "postgresql":
+                _originals[key] = request.getfixturevalue("pg_databases").kept(make)
+            else:
+                path = str(tmp_path_factory.mktemp("original") / "original.sprealist")
+                make(path)
+                _originals[key] = path
+        if backend == "postgresql":
+            return request.getfixturevalue("pg_fresh").copy(_originals[key])
+        target = tmp_path / f"copy-{len(list(tmp_path.glob('copy-*.sprealist'))) + 1}.sprealist"
+        shutil.copyfile(_originals[key], target)
+        return str(target)
+
+    return copy
 
 
 @pytest.fixture

@@ -145,6 +145,7 @@ class Databases:
         self.cluster = cluster
         self.conn = cluster.admin()
         self.made: list[str] = []
+        self.kept_names: list[str] = []
         self._template = False
 
     def empty(self) -> str:
@@ -167,6 +168,20 @@ class Databases:
             c.execute("UPDATE meta SET value = %s WHERE key = 'project_id'", (str(uuid.uuid4()),))
         return self.cluster.url(name)
 
+    def kept(self, build) -> str:
+        """A database that ``build(url)`` fills, kept until the session ends (not dropped after the test):
+        the original for :meth:`copy`; its URL."""
+        name = f"k_{uuid.uuid4().hex[:16]}"
+        self.conn.execute(f'CREATE DATABASE "{name}"')
+        self.kept_names.append(name)
+        build(self.cluster.url(name))
+        return self.cluster.url(name)
+
+    def copy(self, url: str) -> str:
+        """A new database copied from the database at ``url`` (no session may be open on it); its URL."""
+        original = url.split("@/", 1)[1].split("?", 1)[0]
+        return self.cluster.url(self._create(f' TEMPLATE "{original}" STRATEGY FILE_COPY'))
+
     def _create(self, clause: str) -> str:
         name = f"t_{uuid.uuid4().hex[:16]}"
         self.conn.execute(f'CREATE DATABASE "{name}"{clause}')
@@ -179,5 +194,7 @@ class Databases:
             self.conn.execute(f'DROP DATABASE IF EXISTS "{self.made.pop()}" WITH (FORCE)')
 
     def close(self) -> None:
+        self.drop_all()
+        self.made.extend(self.kept_names)
         self.drop_all()
         self.conn.close()

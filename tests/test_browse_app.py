@@ -14,6 +14,10 @@ import pytest
 from browse_helpers import copy_project, make_mini_project
 from sp_realist import Project
 
+pytestmark = pytest.mark.sqlite_only(
+    "the terminal app's drawing and keys; its store work goes through browse.session, tested on both back"
+    " ends in test_browse.py")
+
 pytest.importorskip("textual")
 from sp_realist.browse.app import AppraisalForm, BrowseApp, CodeFinder, LinkForm, MemoForm, SearchScreen  # noqa: E402
 

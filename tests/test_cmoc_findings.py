@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, insert, inspect, select
 
-from conftest import run_sql
+from conftest import examples, run_sql
 from report_data import populate
 from sp_realist import schema as S
 from sp_realist.cli import main
@@ -241,25 +241,29 @@ EDGE = {"strands": ["Ünïcode strand: «quoted»", "#not a comment"], "evidence
                    "could_improve": ["- a dash", "true", {"text": "x: y", "evidence": ["E1", "E2"]}]}]}
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(documents())
-@example(EDGE)
-@example({"strands": ["A"], "evidence": EDGE["evidence"]})
-def test_round_trip_import_export_import(doc):
+def test_round_trip_import_export_import(backend, new_location):
     """import -> export gives the document back (canonical form); importing that into a fresh project and
     exporting again gives the same text."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        exported = []
-        for name in ("a", "b"):
-            p = Project.create(tmp / f"{name}.sprealist")
-            populate(p)
-            source = write(tmp, doc, "in.yaml") if name == "a" else tmp / "out.yaml"
-            import_findings_yaml(p, source)
-            exported.append(export_findings_yaml(p, tmp / "out.yaml" if name == "a" else None))
-            p.close()
-        assert yaml.safe_load(exported[0]) == doc
-        assert exported[1] == exported[0]
+
+    @settings(max_examples=examples(backend, 25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(documents())
+    @example(EDGE)
+    @example({"strands": ["A"], "evidence": EDGE["evidence"]})
+    def check(doc):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            exported = []
+            for name in ("a", "b"):
+                p = Project.create(new_location())
+                populate(p)
+                source = write(tmp, doc, "in.yaml") if name == "a" else tmp / "out.yaml"
+                import_findings_yaml(p, source)
+                exported.append(export_findings_yaml(p, tmp / "out.yaml" if name == "a" else None))
+                p.close()
+            assert yaml.safe_load(exported[0]) == doc
+            assert exported[1] == exported[0]
+
+    check()
 
 
 # --------------------------------------------------------------------------

@@ -124,6 +124,7 @@ def test_dot_and_mermaid(theory_project, tmp_path):
         export_graph(G, tmp_path / "g.xyz")
 
 
+@pytest.mark.sqlite_only("drawing a graph; the graph is read from the store on both back ends above")
 def test_render_png_and_svg(theory_project, tmp_path):
     G = programme_graph(theory_project)
     png = render_graph(G, tmp_path / "g.png")
@@ -143,6 +144,7 @@ def test_render_png_and_svg(theory_project, tmp_path):
         assert Path(again).read_bytes() == (tmp_path / f"g.{ext}").read_bytes()
 
 
+@pytest.mark.sqlite_only("drawing a graph; the graph is read from the store on both back ends above")
 def test_render_fifty_cmocs(project, tmp_path):
     for t in range(1, 6):
         add_theory(project, f"T{t}", f"Theory {t}")
@@ -367,6 +369,7 @@ def _rendered_figure(G, path, monkeypatch):
     return figures[-1]
 
 
+@pytest.mark.sqlite_only("drawing a graph; the graph is read from the store on both back ends above")
 @pytest.mark.parametrize("fifty", [False, True])
 def test_render_draws_arrowheads_that_stop_at_the_node_boxes(theory_project, tmp_path, monkeypatch, fifty):
     from matplotlib.patches import FancyArrowPatch

@@ -4,14 +4,16 @@ a CMOC's own wording (theories YAML `ifthen:`, `cmoc edit --ifthen`), which wins
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from conftest import examples
 from sp_realist import schema as S
 from sp_realist.cmoc import (add_cmoc, add_theory, cmoc_detail, edit_cmoc, export_theories_yaml, ifthen_statements,
                              import_theories_yaml)
@@ -277,36 +279,39 @@ wording = st.lists(st.text(alphabet=st.characters(codec="utf-8", exclude_categor
                            min_size=1, max_size=12), min_size=1, max_size=8).map(" ".join)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=wording)
-@example(text="If there is lack of induction then this leads to confusion.")
-@example(text="x")                                  # shortest
-@example(text="If ‘S1’ — “GP” … then: yes; no.")   # quotes, dashes, an ellipsis, non-ASCII
-@example(text="- a leading dash")                   # YAML would read a bare one as a list
-@example(text="key: value")                         # and this as a mapping
-def test_theories_yaml_ifthen_round_trip(tmp_path_factory, text):
-    folder = tmp_path_factory.mktemp("ifthen")
-    doc = {"theories": [{"key": "T1", "title": "A theory", "cmocs": [
-        {"key": "T1.1", "context": "Lack of induction", "ifthen": text}, {"key": "T1.2", "context": "No rooms"}]}]}
-    src = folder / "in.yaml"
-    src.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-    with Project.create(folder / "a.sprealist") as a:
-        import_theories_yaml(a, src)
-        out = export_theories_yaml(a, folder / "out.yaml")
-    back = yaml.safe_load(out)["theories"][0]["cmocs"]
-    assert back[0]["ifthen"] == text and "ifthen" not in back[1]
-    with Project.create(folder / "b.sprealist") as b:
-        import_theories_yaml(b, folder / "out.yaml")
-        assert export_theories_yaml(b) == out
-        # a file without ifthen: leaves the wording alone (import is a merge); ifthen: "" clears it
-        doc["theories"][0]["cmocs"][0].pop("ifthen")
+def test_theories_yaml_ifthen_round_trip(backend, new_location, tmp_path):
+    @settings(max_examples=examples(backend, 30), deadline=None)
+    @given(text=wording)
+    @example(text="If there is lack of induction then this leads to confusion.")
+    @example(text="x")                                  # shortest
+    @example(text="If ‘S1’ — “GP” … then: yes; no.")   # quotes, dashes, an ellipsis, non-ASCII
+    @example(text="- a leading dash")                   # YAML would read a bare one as a list
+    @example(text="key: value")                         # and this as a mapping
+    def check(text):
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))
+        doc = {"theories": [{"key": "T1", "title": "A theory", "cmocs": [
+            {"key": "T1.1", "context": "Lack of induction", "ifthen": text}, {"key": "T1.2", "context": "No rooms"}]}]}
+        src = folder / "in.yaml"
         src.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-        import_theories_yaml(b, src)
-        assert yaml.safe_load(export_theories_yaml(b))["theories"][0]["cmocs"][0]["ifthen"] == text
-        doc["theories"][0]["cmocs"][0]["ifthen"] = ""
-        src.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-        import_theories_yaml(b, src)
-        assert "ifthen" not in yaml.safe_load(export_theories_yaml(b))["theories"][0]["cmocs"][0]
+        with Project.create(new_location()) as a:
+            import_theories_yaml(a, src)
+            out = export_theories_yaml(a, folder / "out.yaml")
+        back = yaml.safe_load(out)["theories"][0]["cmocs"]
+        assert back[0]["ifthen"] == text and "ifthen" not in back[1]
+        with Project.create(new_location()) as b:
+            import_theories_yaml(b, folder / "out.yaml")
+            assert export_theories_yaml(b) == out
+            # a file without ifthen: leaves the wording alone (import is a merge); ifthen: "" clears it
+            doc["theories"][0]["cmocs"][0].pop("ifthen")
+            src.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+            import_theories_yaml(b, src)
+            assert yaml.safe_load(export_theories_yaml(b))["theories"][0]["cmocs"][0]["ifthen"] == text
+            doc["theories"][0]["cmocs"][0]["ifthen"] = ""
+            src.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+            import_theories_yaml(b, src)
+            assert "ifthen" not in yaml.safe_load(export_theories_yaml(b))["theories"][0]["cmocs"][0]
+
+    check()
 
 
 def test_theories_yaml_refuses_a_list_as_ifthen(project, tmp_path):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from conftest import examples
 from sp_realist import schema as S
 from sp_realist.cmoc import (add_cmoc, add_member, add_theory, cmoc_detail, cmoc_table, edit_cmoc, edit_theory,
                              export_theories_yaml, ifthen_statements, import_theories_yaml, link_evidence,
@@ -179,40 +181,43 @@ cell_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("C
                     min_size=1, max_size=30).map(str.strip).filter(bool)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cmocs=st.lists(st.fixed_dictionaries({
-    "context": st.one_of(cell_text, st.lists(cell_text, min_size=2, max_size=3)),
-    "mechanism_response": cell_text,
-    "outcome": st.one_of(st.none(), cell_text, st.lists(cell_text, min_size=2, max_size=3)),
-    "status": st.sampled_from(["partial", "complete"]),
-    "confidence": st.sampled_from([None, "high", "moderate", "low"]),
-}), min_size=1, max_size=4), questions=st.lists(st.sampled_from(["Q1", "Q2", "Q3"]), unique=True))
-# Boundaries found slowly by search and shrinking: YAML-special words, a one-character cell, a list cell,
-# a missing outcome, every question.
-@example(cmocs=[{"context": "null", "mechanism_response": "- no: yes #", "outcome": None, "status": "partial",
-                 "confidence": None}], questions=[])
-@example(cmocs=[{"context": ["1.0", "'quoted'"], "mechanism_response": "x", "outcome": ["Ünïcode", "~"],
-                 "status": "complete", "confidence": "low"}] * 2, questions=["Q3", "Q1", "Q2"])
-def test_round_trip_property(tmp_path_factory, cmocs, questions):
-    folder = tmp_path_factory.mktemp("rt")
-    doc = {"theories": [{"key": "T1", "title": "A theory", "questions": questions,
-                         "cmocs": [{"key": f"T1.{i + 1}", **{k: v for k, v in c.items() if v is not None}}
-                                   for i, c in enumerate(cmocs)]}]}
-    src = folder / "in.yaml"
-    src.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-    a = Project.create(folder / "a.sprealist")
-    import_theories_yaml(a, src)
-    text = export_theories_yaml(a, folder / "out.yaml")
-    back = yaml.safe_load(text)
-    assert back["theories"][0].get("questions", []) == questions
-    for given_c, got in zip(doc["theories"][0]["cmocs"], back["theories"][0]["cmocs"]):
-        for k, v in given_c.items():
-            assert got[k] == v, (k, v, got)
-    b = Project.create(folder / "b.sprealist")
-    import_theories_yaml(b, folder / "out.yaml")
-    assert export_theories_yaml(b) == text
-    a.close()
-    b.close()
+def test_round_trip_property(backend, new_location, tmp_path):
+    @settings(max_examples=examples(backend, 25), deadline=None)
+    @given(cmocs=st.lists(st.fixed_dictionaries({
+        "context": st.one_of(cell_text, st.lists(cell_text, min_size=2, max_size=3)),
+        "mechanism_response": cell_text,
+        "outcome": st.one_of(st.none(), cell_text, st.lists(cell_text, min_size=2, max_size=3)),
+        "status": st.sampled_from(["partial", "complete"]),
+        "confidence": st.sampled_from([None, "high", "moderate", "low"]),
+    }), min_size=1, max_size=4), questions=st.lists(st.sampled_from(["Q1", "Q2", "Q3"]), unique=True))
+    # Boundaries found slowly by search and shrinking: YAML-special words, a one-character cell, a list cell,
+    # a missing outcome, every question.
+    @example(cmocs=[{"context": "null", "mechanism_response": "- no: yes #", "outcome": None, "status": "partial",
+                     "confidence": None}], questions=[])
+    @example(cmocs=[{"context": ["1.0", "'quoted'"], "mechanism_response": "x", "outcome": ["Ünïcode", "~"],
+                     "status": "complete", "confidence": "low"}] * 2, questions=["Q3", "Q1", "Q2"])
+    def check(cmocs, questions):
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))
+        doc = {"theories": [{"key": "T1", "title": "A theory", "questions": questions,
+                             "cmocs": [{"key": f"T1.{i + 1}", **{k: v for k, v in c.items() if v is not None}}
+                                       for i, c in enumerate(cmocs)]}]}
+        src = folder / "in.yaml"
+        src.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+        a = Project.create(new_location())
+        import_theories_yaml(a, src)
+        text = export_theories_yaml(a, folder / "out.yaml")
+        back = yaml.safe_load(text)
+        assert back["theories"][0].get("questions", []) == questions
+        for given_c, got in zip(doc["theories"][0]["cmocs"], back["theories"][0]["cmocs"]):
+            for k, v in given_c.items():
+                assert got[k] == v, (k, v, got)
+        b = Project.create(new_location())
+        import_theories_yaml(b, folder / "out.yaml")
+        assert export_theories_yaml(b) == text
+        a.close()
+        b.close()
+
+    check()
 
 
 def test_bad_theory_files_change_nothing(project, tmp_path):

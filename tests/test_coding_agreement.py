@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import cohen_kappa_score
 
 from coding_helpers import CODEBOOK_YAML, add_corpus
+from conftest import examples
 from sp_realist.coding import codebook as cb
 from sp_realist.coding.agreement import agreement, cohen_kappa, krippendorff_alpha, percent_agreement
 from sp_realist.coding.codings import add_coding
@@ -189,47 +192,50 @@ def test_cli_agreement(runner, cli, project_path, tmp_path):
     assert r.exit_code == 1 and "at least two" in r.stderr
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.sampled_from(["RA", "SM"]), st.sampled_from(["Induction", "Belonging"]),
-                          st.integers(0, 300), st.integers(1, 60)), min_size=2, max_size=14))
-def test_agreement_matches_direct_computation(tmp_path_factory, items):
-    from sp_realist.store import Project
+def test_agreement_matches_direct_computation(backend, new_location, tmp_path):
+    @settings(max_examples=examples(backend, 15), deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(["RA", "SM"]), st.sampled_from(["Induction", "Belonging"]),
+                              st.integers(0, 300), st.integers(1, 60)), min_size=2, max_size=14))
+    def check(items):
+        from sp_realist.store import Project
 
-    folder = tmp_path_factory.mktemp("agr")
-    (folder / "cb.yaml").write_text(CODEBOOK_YAML, encoding="utf-8")
-    with Project.create(folder / "p.sprealist") as p:
-        cb.import_codebook_yaml(p, folder / "cb.yaml")
-        add_corpus(p)
-        units, text = _units(p, D1, "sentence")
-        spans = []
-        for coder, code, start, length in items:
-            start = min(start, len(text) - 1)
-            span = (start, min(len(text), start + length))
-            add_coding(p, code, D1, span=span, coder=coder)
-            spans.append((coder, code, span))
-        if {c for c, *_ in spans} != {"RA", "SM"}:
-            with pytest.raises(SpRealistError):
-                agreement(p, ["RA", "SM"])
-            return
-        res = agreement(p, ["RA", "SM"], unit="sentence")
-    codes = [c for c in ("Induction", "Belonging") if any(code == c for _, code, _ in spans)]
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))
+        (folder / "cb.yaml").write_text(CODEBOOK_YAML, encoding="utf-8")
+        with Project.create(new_location()) as p:
+            cb.import_codebook_yaml(p, folder / "cb.yaml")
+            add_corpus(p)
+            units, text = _units(p, D1, "sentence")
+            spans = []
+            for coder, code, start, length in items:
+                start = min(start, len(text) - 1)
+                span = (start, min(len(text), start + length))
+                add_coding(p, code, D1, span=span, coder=coder)
+                spans.append((coder, code, span))
+            if {c for c, *_ in spans} != {"RA", "SM"}:
+                with pytest.raises(SpRealistError):
+                    agreement(p, ["RA", "SM"])
+                return
+            res = agreement(p, ["RA", "SM"], unit="sentence")
+        codes = [c for c in ("Induction", "Belonging") if any(code == c for _, code, _ in spans)]
 
-    def decision(coder, code, unit):
-        return int(any(cd == coder and cc == code and s[0] < unit[1] and unit[0] < s[1] for cd, cc, s in spans))
+        def decision(coder, code, unit):
+            return int(any(cd == coder and cc == code and s[0] < unit[1] and unit[0] < s[1] for cd, cc, s in spans))
 
-    pooled = {"RA": [], "SM": []}
-    summary = res.summary.set_index("code")
-    for code in codes:
-        a = [decision("RA", code, u) for u in units]
-        b = [decision("SM", code, u) for u in units]
-        pooled["RA"] += a
-        pooled["SM"] += b
-        assert math.isclose(summary.loc[code, "percent"], 100 * np.mean(np.array(a) == np.array(b)))
-        expected_alpha = krippendorff_alpha(np.array([a, b]))
-        got = summary.loc[code, "alpha"]
-        assert (math.isnan(got) and math.isnan(expected_alpha)) or math.isclose(got, expected_alpha)
-    k = summary.loc["(all codes)", "kappa"]
-    ref = cohen_kappa(pooled["RA"], pooled["SM"])
-    assert (math.isnan(k) and math.isnan(ref)) or math.isclose(k, ref)
-    assert len(res.disagreements) == sum(
-        decision("RA", code, u) != decision("SM", code, u) for code in codes for u in units)
+        pooled = {"RA": [], "SM": []}
+        summary = res.summary.set_index("code")
+        for code in codes:
+            a = [decision("RA", code, u) for u in units]
+            b = [decision("SM", code, u) for u in units]
+            pooled["RA"] += a
+            pooled["SM"] += b
+            assert math.isclose(summary.loc[code, "percent"], 100 * np.mean(np.array(a) == np.array(b)))
+            expected_alpha = krippendorff_alpha(np.array([a, b]))
+            got = summary.loc[code, "alpha"]
+            assert (math.isnan(got) and math.isnan(expected_alpha)) or math.isclose(got, expected_alpha)
+        k = summary.loc["(all codes)", "kappa"]
+        ref = cohen_kappa(pooled["RA"], pooled["SM"])
+        assert (math.isnan(k) and math.isnan(ref)) or math.isclose(k, ref)
+        assert len(res.disagreements) == sum(
+            decision("RA", code, u) != decision("SM", code, u) for code in codes for u in units)
+
+    check()

@@ -37,11 +37,11 @@ def _codings(project):
 
 
 @pytest.mark.parametrize("batch", [1, 2, 1000])
-def test_streamed_batches_give_the_same_hits_and_codings_as_the_row_writer(tmp_path, monkeypatch, batch):
+def test_streamed_batches_give_the_same_hits_and_codings_as_the_row_writer(place, tmp_path, monkeypatch, batch):
     """Project A: autocode applies (texts read ``batch`` sources at a time, bulk writer).  Project B: the
     hits of a dry run written row by row with insert_codings, as autocode did before."""
-    a = _project(tmp_path / "a.sprealist", tmp_path)
-    b = _project(tmp_path / "b.sprealist", tmp_path)
+    a = _project(place("a"), tmp_path)
+    b = _project(place("b"), tmp_path)
     try:
         monkeypatch.setattr(ac, "STREAM_BATCH", batch)
         applied = ac.autocode(a, include_interviewer=True)
@@ -95,14 +95,15 @@ def test_hit_counts_per_rule_and_code(proj_hits):
 
 
 @pytest.fixture
-def proj_hits(tmp_path):
-    p = _project(tmp_path / "h.sprealist", tmp_path)
+def proj_hits(place, tmp_path):
+    p = _project(place("h"), tmp_path)
     try:
         yield ac.autocode(p, dry_run=True, include_interviewer=True)
     finally:
         p.close()
 
 
+@pytest.mark.sqlite_only("a dry run's terminal output; the hits are counted on both back ends above")
 def test_large_dry_run_prints_counts_per_rule_or_code(runner, cli, tmp_path, monkeypatch):
     from sp_realist.coding import commands
 
@@ -131,6 +132,7 @@ def test_large_dry_run_prints_counts_per_rule_or_code(runner, cli, tmp_path, mon
     assert runner.invoke(cli, base).stdout.count("\n") == len(every) + 1
 
 
+@pytest.mark.sqlite_only("which hits carry their text; the bulk writer is compared on both back ends above")
 @pytest.mark.parametrize("limit", [0, 1, 7, 10**9])
 def test_max_texts_keeps_the_text_of_the_first_hits_only(tmp_path, monkeypatch, limit):
     """With ``max_texts`` every hit is still returned with the same numbers and flags; only the first

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import string
+import tempfile
+from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from coding_helpers import CODEBOOK_YAML, add_corpus
+from conftest import examples
 from sp_realist import schema as S
 from sp_realist.coding import codebook as cb
 from sp_realist.coding.codings import add_coding, list_codings
@@ -93,34 +96,37 @@ def trees(draw):
     return names, parents, fields
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(tree=trees())
-# Boundaries found slowly by search and shrinking: one code; eight codes each under the previous one, with
-# accents, quotes and hyphens in names and YAML-special definitions.
-@example(tree=(["A"], {"A": None}, {"A": {}}))
-@example(tree=(["a", "B-c", "é", "ü'x", "d e", "F", "g", "h"],
-               {"a": None, "B-c": "a", "é": "B-c", "ü'x": "é", "d e": "ü'x", "F": "d e", "g": "F", "h": "g"},
-               {"a": {"definition": "- no: yes #"}, "B-c": {"colour": "#FF0000"}, "é": {"definition": "null"},
-                "ü'x": {}, "d e": {"definition": "'1.0'"}, "F": {}, "g": {"colour": "#abc"}, "h": {}}))
-def test_yaml_round_trip_property(tmp_path_factory, tree):
-    names, parents, fields = tree
-    folder = tmp_path_factory.mktemp("rt")
-    with Project.create(folder / "a.sprealist") as p:
+def test_yaml_round_trip_property(backend, new_location, tmp_path):
+    @settings(max_examples=examples(backend, 25), deadline=None)
+    @given(tree=trees())
+    # Boundaries found slowly by search and shrinking: one code; eight codes each under the previous one, with
+    # accents, quotes and hyphens in names and YAML-special definitions.
+    @example(tree=(["A"], {"A": None}, {"A": {}}))
+    @example(tree=(["a", "B-c", "é", "ü'x", "d e", "F", "g", "h"],
+                   {"a": None, "B-c": "a", "é": "B-c", "ü'x": "é", "d e": "ü'x", "F": "d e", "g": "F", "h": "g"},
+                   {"a": {"definition": "- no: yes #"}, "B-c": {"colour": "#FF0000"}, "é": {"definition": "null"},
+                    "ü'x": {}, "d e": {"definition": "'1.0'"}, "F": {}, "g": {"colour": "#abc"}, "h": {}}))
+    def check(tree):
+        names, parents, fields = tree
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))
+        with Project.create(new_location()) as p:
+            for n in names:
+                cb.add_code(p, n, parent=parents[n], **fields[n])
+            text = cb.export_codebook_yaml(p)
+            (folder / "cb.yaml").write_text(text, encoding="utf-8")
+            expected = cb.codebook_tree(p).drop(columns=["id"])
+        with Project.create(new_location()) as q:
+            cb.import_codebook_yaml(q, folder / "cb.yaml")
+            got = cb.codebook_tree(q).drop(columns=["id"])
+            assert cb.export_codebook_yaml(q) == text
+        assert got.fillna("").to_dict("records") == expected.fillna("").to_dict("records")
         for n in names:
-            cb.add_code(p, n, parent=parents[n], **fields[n])
-        text = cb.export_codebook_yaml(p)
-        (folder / "cb.yaml").write_text(text, encoding="utf-8")
-        expected = cb.codebook_tree(p).drop(columns=["id"])
-    with Project.create(folder / "b.sprealist") as q:
-        cb.import_codebook_yaml(q, folder / "cb.yaml")
-        got = cb.codebook_tree(q).drop(columns=["id"])
-        assert cb.export_codebook_yaml(q) == text
-    assert got.fillna("").to_dict("records") == expected.fillna("").to_dict("records")
-    for n in names:
-        row = got.set_index("name").loc[n]
-        assert (row["parent"] if isinstance(row["parent"], str) else None) == parents[n]
-        if "colour" in fields[n]:
-            assert row["colour"] == fields[n]["colour"].lower()
+            row = got.set_index("name").loc[n]
+            assert (row["parent"] if isinstance(row["parent"], str) else None) == parents[n]
+            if "colour" in fields[n]:
+                assert row["colour"] == fields[n]["colour"].lower()
+
+    check()
 
 
 def test_csv_round_trip(place, project, cbfile, tmp_path):

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import functools
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from coding_helpers import CODEBOOK_YAML, DIARY_S1, INTERVIEW, add_corpus
+from conftest import examples
 from sp_realist import schema as S
 from sp_realist.coding import codebook as cb
 from sp_realist.coding.codings import (
@@ -153,26 +156,29 @@ spans = st.lists(st.tuples(st.integers(0, 200), st.integers(1, 60), st.sampled_f
                  min_size=1, max_size=12)
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(items=spans)
-def test_codings_yaml_round_trip(tmp_path_factory, items):
-    folder = tmp_path_factory.mktemp("codings")
-    (folder / "cb.yaml").write_text(CODEBOOK_YAML, encoding="utf-8")
-    with Project.create(folder / "a.sprealist") as a:
-        cb.import_codebook_yaml(a, folder / "cb.yaml")
-        add_corpus(a)
-        n = len(_text(a, D1))
-        for start, length, coder, code in items:
-            start = min(start, n - 1)
-            add_coding(a, code, D1, span=(start, min(n, start + length)), coder=coder, memo=f"m{start}" if coder == "RA" else None)
-        export_codings_yaml(a, folder / "codings.yaml")
-        expected = list_codings(a).drop(columns=["id", "created_at"])
-    with Project.create(folder / "b.sprealist") as b:
-        cb.import_codebook_yaml(b, folder / "cb.yaml")
-        add_corpus(b)
-        import_codings_yaml(b, folder / "codings.yaml")
-        got = list_codings(b).drop(columns=["id", "created_at"])
-    assert got.to_dict("records") == expected.to_dict("records")
+def test_codings_yaml_round_trip(backend, new_location, tmp_path):
+    @settings(max_examples=examples(backend, 10), deadline=None)
+    @given(items=spans)
+    def check(items):
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))
+        (folder / "cb.yaml").write_text(CODEBOOK_YAML, encoding="utf-8")
+        with Project.create(new_location()) as a:
+            cb.import_codebook_yaml(a, folder / "cb.yaml")
+            add_corpus(a)
+            n = len(_text(a, D1))
+            for start, length, coder, code in items:
+                start = min(start, n - 1)
+                add_coding(a, code, D1, span=(start, min(n, start + length)), coder=coder, memo=f"m{start}" if coder == "RA" else None)
+            export_codings_yaml(a, folder / "codings.yaml")
+            expected = list_codings(a).drop(columns=["id", "created_at"])
+        with Project.create(new_location()) as b:
+            cb.import_codebook_yaml(b, folder / "cb.yaml")
+            add_corpus(b)
+            import_codings_yaml(b, folder / "codings.yaml")
+            got = list_codings(b).drop(columns=["id", "created_at"])
+        assert got.to_dict("records") == expected.to_dict("records")
+
+    check()
 
 
 def test_cli_code(runner, cli, project_path, tmp_path):

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import itertools
 import json
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from coding_helpers import CODEBOOK_YAML, INTERVIEW, add_corpus
+from conftest import examples
 from sp_realist import schema as S
 from sp_realist.coding import codebook as cb
 from sp_realist.coding.codings import add_coding, list_codings
@@ -116,30 +119,33 @@ def _matrix(df):
     return {(a, b): int(df.set_index("code").loc[a, b]) for a in df["code"] for b in df["code"]}
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(items=st.lists(st.tuples(st.sampled_from(CODES), st.sampled_from([D1, IV]), st.integers(0, 250),
-                                st.integers(1, 80)), min_size=0, max_size=25))
-@example(items=[("Referral process", D1, 0, 1), ("Referral process", IV, 0, 1)])  # codings shorter than segments
-def test_cooccurrence_matches_brute_force(tmp_path_factory, items):
-    from sp_realist.store import Project
+def test_cooccurrence_matches_brute_force(backend, new_location, tmp_path):
+    @settings(max_examples=examples(backend, 15), deadline=None)
+    @given(items=st.lists(st.tuples(st.sampled_from(CODES), st.sampled_from([D1, IV]), st.integers(0, 250),
+                                    st.integers(1, 80)), min_size=0, max_size=25))
+    @example(items=[("Referral process", D1, 0, 1), ("Referral process", IV, 0, 1)])  # codings shorter than segments
+    def check(items):
+        from sp_realist.store import Project
 
-    folder = tmp_path_factory.mktemp("cooc")
-    (folder / "cb.yaml").write_text(CODEBOOK_YAML, encoding="utf-8")
-    with Project.create(folder / "p.sprealist") as p:
-        cb.import_codebook_yaml(p, folder / "cb.yaml")
-        add_corpus(p)
-        with p.connect() as conn:
-            texts = dict(conn.execute(select(S.sources.c.name, S.sources.c.text)).all())
-            ids = dict(conn.execute(select(S.sources.c.name, S.sources.c.id)).all())
-            segments = [tuple(r) for r in conn.execute(select(S.segments.c.source_id, S.segments.c.start,
-                                                              S.segments.c.end))]
-        for i, (code, src, start, length) in enumerate(items):
-            n = len(texts[src])
-            start = min(start, n - 1)
-            add_coding(p, code, src, span=(start, min(n, start + length)), coder=f"C{i % 3}")
-        rows = [(r.code, ids[r.source], r.start, r.end) for r in list_codings(p).itertuples()]
-        assert _matrix(cooccurrence(p, mode="overlap")) == _brute_overlap(rows, CODES)
-        assert _matrix(cooccurrence(p, mode="segment")) == _brute_segment(rows, segments, CODES)
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))
+        (folder / "cb.yaml").write_text(CODEBOOK_YAML, encoding="utf-8")
+        with Project.create(new_location()) as p:
+            cb.import_codebook_yaml(p, folder / "cb.yaml")
+            add_corpus(p)
+            with p.connect() as conn:
+                texts = dict(conn.execute(select(S.sources.c.name, S.sources.c.text)).all())
+                ids = dict(conn.execute(select(S.sources.c.name, S.sources.c.id)).all())
+                segments = [tuple(r) for r in conn.execute(select(S.segments.c.source_id, S.segments.c.start,
+                                                                  S.segments.c.end))]
+            for i, (code, src, start, length) in enumerate(items):
+                n = len(texts[src])
+                start = min(start, n - 1)
+                add_coding(p, code, src, span=(start, min(n, start + length)), coder=f"C{i % 3}")
+            rows = [(r.code, ids[r.source], r.start, r.end) for r in list_codings(p).itertuples()]
+            assert _matrix(cooccurrence(p, mode="overlap")) == _brute_overlap(rows, CODES)
+            assert _matrix(cooccurrence(p, mode="segment")) == _brute_segment(rows, segments, CODES)
+
+    check()
 
 
 def test_cooccurrence_code_selection_and_filters(proj):

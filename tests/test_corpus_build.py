@@ -24,6 +24,10 @@ from sp_realist import schema as S
 from sp_realist.sources import attribution_map, locate_excerpt
 from sp_realist.store import Project
 
+pytestmark = pytest.mark.sqlite_only(
+    "built from the study into a project file; build --into a PostgreSQL database gives the same outputs "
+    "(test_postgres.py)")
+
 HERE = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("corpus_content", HERE / "test_corpus_content.py")
 content = importlib.util.module_from_spec(_spec)

@@ -27,6 +27,10 @@ from sp_realist.cli import main
 from sp_realist.errors import SpRealistError
 from sp_realist.report.study import build_study, load_study
 
+pytestmark = pytest.mark.sqlite_only(
+    "built from the study into a project file; build --into a PostgreSQL database gives the same outputs "
+    "(test_postgres.py)")
+
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE.parent / "corpora" / "mind-cymru-2020"
 MINI = HERE / "data" / "mini_study"

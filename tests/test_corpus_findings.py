@@ -20,6 +20,10 @@ from sp_realist.cmoc.findings import findings_long, summary_of_findings
 from sp_realist.report.study import load_study
 from sp_realist.store import Project
 
+pytestmark = pytest.mark.sqlite_only(
+    "built from the study into a project file; build --into a PostgreSQL database gives the same outputs "
+    "(test_postgres.py)")
+
 CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "mind-cymru-2020"
 STRANDS = ["Meta-narrative", "Thematic synthesis", "Reflective diaries"]
 MN, TS, RD = STRANDS

@@ -81,14 +81,14 @@ def _exported_tree(qde: bytes) -> dict[str, tuple[str, str]]:
     return out
 
 
-def test_every_deviation_imports_whole_and_round_trips(tmp_path):
+def test_every_deviation_imports_whole_and_round_trips(place, tmp_path):
     src = deviant_archive(tmp_path / "deviant.qdpx")
-    result = import_qdpx_new(src, tmp_path / "a.sprealist")
+    result = import_qdpx_new(src, place("a"))
     assert not result.changes  # nothing renamed: names repeat under different parents
     assert result.counts["codes"] == 6 and result.counts["excerpts"] == 2
     assert "2 selection(s) without codings had no time in the file; none is exported for them" not in result.notes
     assert "1 selection(s) without codings had no time in the file; none is exported for them" in result.notes
-    with Project.open(tmp_path / "a.sprealist") as p:
+    with Project.open(place("a")) as p:
         a = _whole(p)
         assert list_codings(p, code="Board/other")["coder"].tolist() == ["RA"]
         assert list_codings(p, code="Awareness/other")["coder"].tolist() == ["RB"]
@@ -122,8 +122,8 @@ def test_every_deviation_imports_whole_and_round_trips(tmp_path):
     coded = sels["5e800000-0000-0000-0000-000000000002"]
     assert coded.get("creationDateTime") is None and all(c.get("creationDateTime") is None for c in coded)
 
-    import_qdpx_new(tmp_path / "a.qdpx", tmp_path / "b.sprealist")
-    with Project.open(tmp_path / "b.sprealist") as p:
+    import_qdpx_new(tmp_path / "a.qdpx", place("b"))
+    with Project.open(place("b")) as p:
         b = _whole(p)
         export_qdpx(p, tmp_path / "b.qdpx")
     assert b == a
@@ -142,31 +142,31 @@ def test_every_deviation_imports_whole_and_round_trips(tmp_path):
                                       ("Heading", "Check the year."): 1})
 
 
-def test_a_folder_and_board_source_keep_their_guids(tmp_path):
-    import_qdpx_new(deviant_archive(tmp_path / "d.qdpx"), tmp_path / "a.sprealist")
-    with Project.open(tmp_path / "a.sprealist") as p, p.connect() as conn:
+def test_a_folder_and_board_source_keep_their_guids(place, tmp_path):
+    import_qdpx_new(deviant_archive(tmp_path / "d.qdpx"), place("a"))
+    with Project.open(place("a")) as p, p.connect() as conn:
         assert conn.execute(select(S.codes.c.guid).where(S.codes.c.name == "Board")).scalar() == FOLDER
         assert conn.execute(select(S.sources.c.guid).where(S.sources.c.name == "board_2017")).scalar() == BOARD
 
 
-def test_a_coding_imported_without_a_time_lists_none(tmp_path):
-    import_qdpx_new(deviant_archive(tmp_path / "d.qdpx"), tmp_path / "a.sprealist")
-    with Project.open(tmp_path / "a.sprealist") as p:
+def test_a_coding_imported_without_a_time_lists_none(place, tmp_path):
+    import_qdpx_new(deviant_archive(tmp_path / "d.qdpx"), place("a"))
+    with Project.open(place("a")) as p:
         df = list_codings(p, code="Awareness/other").iloc[0]
         assert df["created_at"] is None
         assert list_codings(p, code="Board/other").iloc[0]["created_at"] == "2018-02-01T10:00:00+00:00"
 
 
-def test_memos_on_excerpts_from_the_command_line(tmp_path):
+def test_memos_on_excerpts_from_the_command_line(place, tmp_path):
     from click.testing import CliRunner
 
     from sp_realist.cli import main
 
-    import_qdpx_new(deviant_archive(tmp_path / "d.qdpx"), tmp_path / "a.sprealist")
-    with Project.open(tmp_path / "a.sprealist") as p, p.connect() as conn:
+    import_qdpx_new(deviant_archive(tmp_path / "d.qdpx"), place("a"))
+    with Project.open(place("a")) as p, p.connect() as conn:
         xid = conn.execute(select(S.excerpts.c.id).where(S.excerpts.c.guid == UNCODED_DATED)).scalar()
     run = CliRunner().invoke
-    p = ["-p", str(tmp_path / "a.sprealist")]
+    p = ["-p", str(place("a"))]
     r = run(main, ["memo", "add", "The heading is the year.", "--excerpt", str(xid), "--author", "RA", *p])
     assert r.exit_code == 0, r.output
     r = run(main, ["memo", "list", "--format", "csv", *p])
@@ -176,7 +176,7 @@ def test_memos_on_excerpts_from_the_command_line(tmp_path):
     assert r.exit_code == 1 and "No excerpt '999' in the project" in r.stderr
 
 
-def test_a_note_on_a_selection_whose_codings_name_missing_codes_goes_on_the_source(tmp_path):
+def test_a_note_on_a_selection_whose_codings_name_missing_codes_goes_on_the_source(place, tmp_path):
     """Such a selection makes neither a coding nor an excerpt (its codings are reported); its note is kept
     on the source."""
     qdpx = deviant_archive(tmp_path / "d.qdpx")
@@ -187,7 +187,7 @@ def test_a_note_on_a_selection_whose_codings_name_missing_codes_goes_on_the_sour
         f'<Coding guid="c5d00000-0000-0000-0000-000000000001" creatingUser="{RA}"><CodeRef targetGUID="'
         f'c0000000-0000-0000-0000-0000000000ff"/></Coding><NoteRef targetGUID="{SEL_NOTE}"/>'
         '</PlainTextSelection>'.encode())
-    result = import_qdpx_new(make_zip(tmp_path / "m.qdpx", entries), tmp_path / "m.sprealist")
+    result = import_qdpx_new(make_zip(tmp_path / "m.qdpx", entries), place("m"))
     assert "1 coding(s) refer to codes that are not in the codebook and were skipped" in result.losses
-    with Project.open(tmp_path / "m.sprealist") as p:
+    with Project.open(place("m")) as p:
         assert _whole(p)["note targets"][("Heading", "source", None)] == 1

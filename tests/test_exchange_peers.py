@@ -578,7 +578,7 @@ def test_codes_sharing_a_name_under_different_parents_keep_their_names_and_come_
     assert tree["Board/other"] == "c0000000-0000-0000-0000-000000000006"
 
 
-def test_two_siblings_of_one_name_in_a_file_are_imported_and_the_second_reported_renamed(tmp_path):
+def test_two_siblings_of_one_name_in_a_file_are_imported_and_the_second_reported_renamed(place, tmp_path):
     qdpx = peer_archive(tmp_path / "peer.qdpx")
     with zipfile.ZipFile(qdpx) as zf:
         entries = {n: zf.read(n) for n in zf.namelist()}
@@ -586,8 +586,8 @@ def test_two_siblings_of_one_name_in_a_file_are_imported_and_the_second_reported
         b'<Code guid="' + FIN.encode() + b'" name="Finance" isCodable="true"/>',
         b'<Code guid="' + FIN.encode() + b'" name="Finance" isCodable="true"/>'
         b'<Code guid="c0000000-0000-0000-0000-000000000007" name="Finance"/>')
-    result = import_qdpx_new(make_zip(tmp_path / "sib.qdpx", entries), tmp_path / "sib.sprealist")
-    with Project.open(tmp_path / "sib.sprealist") as p:
+    result = import_qdpx_new(make_zip(tmp_path / "sib.qdpx", entries), place("sib"))
+    with Project.open(place("sib")) as p:
         assert {"Board/Finance", "Board/Finance (2)"} <= set(_code_paths(p))
     assert result.changes == ["1 code(s) had the name of a sibling under the same parent and were imported but "
                               "renamed 'Name (2)' (names are unique among siblings)"]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 import zipfile
+from pathlib import Path
 
 from defusedxml import ElementTree as DET
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
 from sqlalchemy import text as sql_text
 
+from conftest import examples
 from exchange_helpers import DATA, build_sample, schema, snapshot, validate_qdpx
 from sp_realist import schema as S
 from sp_realist.exchange.qdpx_export import export_qdpx, qde_bytes
@@ -311,48 +314,52 @@ def projects(draw):
     return srcs, codes, parents, codings, memos, owners, loners
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=projects())
-def test_round_trip_generated_projects(tmp_path_factory, data):
-    srcs, codes, parents, codings, memos, owners, loners = data
-    d = tmp_path_factory.mktemp("rt")
-    ts = "2020-01-02T03:04:05+00:00"
-    with Project.create(d / "gen.sprealist") as p:
-        with p.begin() as conn:
-            sids = [add_source(conn, SourceDraft(name=f"source {i}", kind="interview", text=t,
-                                                 segments=[Segment(0, len(t))], checksum=str(i),
-                                                 participant_code=owner))
-                    for i, (t, owner) in enumerate(zip(srcs, owners))]
-            for code in loners:
-                ensure_participant(conn, code, role="link worker")
-            cids = []
-            for name, parent in zip(codes, parents):
-                cids.append(conn.execute(insert(S.codes).values(
-                    name=name, parent_id=cids[parent] if parent is not None else None, created_at=ts,
-                    definition=f"about {name}")).inserted_primary_key[0])
-            seen = set()
-            for si, a, b, ci, coder in codings:
-                if (si, a, b, ci, coder) in seen:
-                    continue
-                seen.add((si, a, b, ci, coder))
-                conn.execute(insert(S.codings).values(code_id=cids[ci], source_id=sids[si], start=a, end=b,
-                                                      coder=coder, created_at=ts))
-            for kind, text in memos:
-                target = {"project": None, "code": cids[0], "source": sids[0]}[kind]
-                conn.execute(insert(S.memos).values(target_type=kind, target_id=target, text=text, author="RA",
-                                                    created_at=ts, updated_at=ts))
-        export_qdpx(p, d / "one.qdpx")
-        validate_qdpx(d / "one.qdpx")
-        result = import_qdpx_new(d / "one.qdpx", d / "two.sprealist")
-        assert not result.losses
-        with Project.open(d / "two.sprealist") as q:
-            export_qdpx(q, d / "two.qdpx")
-            a, b = semantic(d / "one.qdpx"), semantic(d / "two.qdpx")
-            assert a == b
-            assert set(case_guids(d / "one.qdpx")) == {o for o in owners if o} | set(loners)
-            assert case_guids(d / "one.qdpx") == case_guids(d / "two.qdpx")
-            assert snapshot(p)["codings"] == snapshot(q)["codings"]
-            assert snapshot(p)["sources"] == snapshot(q)["sources"]
+def test_round_trip_generated_projects(backend, new_location, tmp_path):
+    @settings(max_examples=examples(backend, 15), deadline=None)
+    @given(data=projects())
+    def check(data):
+        srcs, codes, parents, codings, memos, owners, loners = data
+        d = Path(tempfile.mkdtemp(dir=tmp_path))
+        ts = "2020-01-02T03:04:05+00:00"
+        with Project.create(new_location()) as p:
+            with p.begin() as conn:
+                sids = [add_source(conn, SourceDraft(name=f"source {i}", kind="interview", text=t,
+                                                     segments=[Segment(0, len(t))], checksum=str(i),
+                                                     participant_code=owner))
+                        for i, (t, owner) in enumerate(zip(srcs, owners))]
+                for code in loners:
+                    ensure_participant(conn, code, role="link worker")
+                cids = []
+                for name, parent in zip(codes, parents):
+                    cids.append(conn.execute(insert(S.codes).values(
+                        name=name, parent_id=cids[parent] if parent is not None else None, created_at=ts,
+                        definition=f"about {name}")).inserted_primary_key[0])
+                seen = set()
+                for si, a, b, ci, coder in codings:
+                    if (si, a, b, ci, coder) in seen:
+                        continue
+                    seen.add((si, a, b, ci, coder))
+                    conn.execute(insert(S.codings).values(code_id=cids[ci], source_id=sids[si], start=a, end=b,
+                                                          coder=coder, created_at=ts))
+                for kind, text in memos:
+                    target = {"project": None, "code": cids[0], "source": sids[0]}[kind]
+                    conn.execute(insert(S.memos).values(target_type=kind, target_id=target, text=text, author="RA",
+                                                        created_at=ts, updated_at=ts))
+            export_qdpx(p, d / "one.qdpx")
+            validate_qdpx(d / "one.qdpx")
+            two = new_location()
+            result = import_qdpx_new(d / "one.qdpx", two)
+            assert not result.losses
+            with Project.open(two) as q:
+                export_qdpx(q, d / "two.qdpx")
+                a, b = semantic(d / "one.qdpx"), semantic(d / "two.qdpx")
+                assert a == b
+                assert set(case_guids(d / "one.qdpx")) == {o for o in owners if o} | set(loners)
+                assert case_guids(d / "one.qdpx") == case_guids(d / "two.qdpx")
+                assert snapshot(p)["codings"] == snapshot(q)["codings"]
+                assert snapshot(p)["sources"] == snapshot(q)["sources"]
+
+    check()
 
 
 def test_xml_invalid_characters_are_left_out_of_notes_not_sources(project, tmp_path):

@@ -16,6 +16,10 @@ from sp_realist.exchange import safety
 from sp_realist.exchange.qdpx_export import export_qdpx
 from sp_realist.store import Project
 
+pytestmark = pytest.mark.sqlite_only(
+    "hostile archives are refused before anything is written; imports run on both back ends in "
+    "test_exchange_import.py")
+
 QDE_OK = ('<?xml version="1.0" encoding="utf-8"?><Project xmlns="urn:QDA-XML:project:1.0" name="x">'
           '<Sources><TextSource guid="55555555-5555-5555-5555-555555555555" name="S">'
           '<PlainTextContent>hello</PlainTextContent></TextSource></Sources></Project>')

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.sqlite_only(
+    "a newcomer's first commands on a project file; the queries they run are tested on both back ends in "
+    "test_sql_queries.py")
+
 TRANSCRIPT = ("Interviewer: How are referrals?\n"
               "Link worker: Slow at first, then fine. The workload was heavy but we coped.\n"
               "Interviewer: Thanks.\n")

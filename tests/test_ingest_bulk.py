@@ -5,10 +5,13 @@ SQLAlchemy's ``insert()`` stores, and ingest of a generated corpus stores every 
 from __future__ import annotations
 
 import pytest
+import tempfile
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from pathlib import Path
 from sqlalchemy import insert, select
 
+from conftest import examples
 from sp_realist import schema as S
 from sp_realist.ingest import ingest_paths, read_sources
 from sp_realist.ingest.diary import DIARY_DATE_RE, _TITLE_LINE_RE, _template_line
@@ -44,39 +47,42 @@ seg_rows = st.lists(st.tuples(
     st.one_of(st.none(), st.floats(min_value=0, max_value=1e6, allow_nan=False))), max_size=40)
 
 
-@given(seg_rows)
-@example([])
-@example([("Interviewer", None, "turn", 0.0, 1.5), (None, "What?", "heading", None, None), ("", "", "cue", 1e6, 0.0)])
-@settings(max_examples=40, deadline=None)
-def test_insert_many_stores_what_sqlalchemy_insert_stores(tmp_path_factory, rows):
-    from sp_realist.store import Project
+def test_insert_many_stores_what_sqlalchemy_insert_stores(backend, new_location, tmp_path):
+    @given(seg_rows)
+    @example([])
+    @example([("Interviewer", None, "turn", 0.0, 1.5), (None, "What?", "heading", None, None), ("", "", "cue", 1e6, 0.0)])
+    @settings(max_examples=examples(backend, 40), deadline=None)
+    def check(rows):
+        from sp_realist.store import Project
 
-    project = Project.create(tmp_path_factory.mktemp("bulk") / "p.sprealist")
-    try:
-        with project.begin() as conn:
-            ids = [add_source(conn, SourceDraft(name=f"s{i}", kind="interview", text="x", checksum="c",
-                                                segments=[Segment(0, 1)])) for i in (1, 2)]
-            conn.execute(S.segments.delete())
-            full = [(None, i, i, i + 1, *r) for i, r in enumerate(rows)]
-            insert_many(conn, S.segments, SEGMENT_COLUMNS,
-                        [(ids[0], *r[1:8], r[8], None) for r in full], batch=7)
-            if full:
-                conn.execute(insert(S.segments), [dict(zip(SEGMENT_COLUMNS, (ids[1], *r[1:8], r[8], None)))
-                                                  for r in full])
-            got = {sid: conn.execute(select(*[S.segments.c[c] for c in SEGMENT_COLUMNS[1:]])
-                                     .where(S.segments.c.source_id == sid).order_by(S.segments.c.ord)).all()
-                   for sid in ids}
-        assert got[ids[0]] == got[ids[1]]
-        assert len(got[ids[0]]) == len(rows)
-    finally:
-        project.close()
+        project = Project.create(Path(tempfile.mkdtemp(dir=tmp_path)) / "p.sprealist")
+        try:
+            with project.begin() as conn:
+                ids = [add_source(conn, SourceDraft(name=f"s{i}", kind="interview", text="x", checksum="c",
+                                                    segments=[Segment(0, 1)])) for i in (1, 2)]
+                conn.execute(S.segments.delete())
+                full = [(None, i, i, i + 1, *r) for i, r in enumerate(rows)]
+                insert_many(conn, S.segments, SEGMENT_COLUMNS,
+                            [(ids[0], *r[1:8], r[8], None) for r in full], batch=7)
+                if full:
+                    conn.execute(insert(S.segments), [dict(zip(SEGMENT_COLUMNS, (ids[1], *r[1:8], r[8], None)))
+                                                      for r in full])
+                got = {sid: conn.execute(select(*[S.segments.c[c] for c in SEGMENT_COLUMNS[1:]])
+                                         .where(S.segments.c.source_id == sid).order_by(S.segments.c.ord)).all()
+                       for sid in ids}
+            assert got[ids[0]] == got[ids[1]]
+            assert len(got[ids[0]]) == len(rows)
+        finally:
+            project.close()
+
+    check()
 
 
-def test_insert_many_refuses_what_a_bound_value_may_not_hold(tmp_path):
+def test_insert_many_refuses_what_a_bound_value_may_not_hold(place):
     from sp_realist.schema import TextValueError
     from sp_realist.store import Project
 
-    with Project.create(tmp_path / "p.sprealist") as project:
+    with Project.create(place("p")) as project:
         with pytest.raises(TextValueError, match="The segment speaker contains a control character, U\\+001F"):
             with project.begin() as conn:
                 sid = add_source(conn, SourceDraft(name="s", kind="interview", text="x", checksum="c",

@@ -7,6 +7,7 @@ import io
 import re
 
 import pandas as pd
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from rich.console import Console
@@ -103,6 +104,7 @@ def test_render_on_a_terminal_uses_the_rich_table(monkeypatch):
     assert "[/x] odd: nothing to show" in stream.getvalue()
 
 
+@pytest.mark.sqlite_only("writing text without markup")
 def test_markup_in_code_names_titles_and_errors_is_text(cli, runner, tmp_path, monkeypatch):
     (tmp_path / "s1-lw4.txt").write_text(
         "Interviewer: How are referrals?\nLink worker: The workload was heavy but we coped.\n", encoding="utf-8")

@@ -20,6 +20,8 @@ import pytest
 
 from sp_realist.output import _CHUNK, render
 
+pytestmark = pytest.mark.sqlite_only("writing rows to terminals and files; the rows come from queries tested on both back ends")
+
 GOLDEN = Path(__file__).parent / "golden"
 
 

@@ -5,13 +5,12 @@ restores every table exactly (a Hypothesis round trip over full table dumps)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Boolean, Float, Integer, insert, select
 
-from conftest import stored_bytes
+from conftest import examples, stored_bytes
 from sp_realist import schema as S
 from sp_realist.privacy.anonymise import (EXEMPT, JSON_FIELDS, SOURCE_FIELDS, anonymise, exempt_reason, project_fields,
                                           reverse, text_columns)
@@ -171,35 +170,38 @@ def planted(draw):
     return name, email, coder, memo
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(planted())
-@example(("Sarah Jones", "sarah.jones@nhs.net", "sarah_jones", "Sarah Jones"))  # name is the whole text
-@example(("Patel", "s.jones@example.org", "Jones", "(Patel)"))  # next to punctuation
-@example(("Sarah\u00a0Jones", "jones@nhs.net", "RA", "Met Sarah\u00a0Jones."))  # non-breaking space
-@example(("Sarah\u200dJones", "patel.r@nhs.net", "patel-r", "x Sarah\u200dJones"))  # zero-width joiner
-@example(("Patel", "sarah.jones@nhs.net", "Sarah", "Patella only, Patel's"))  # Patella is not Patel
-def test_anonymise_then_reverse_restores_every_table_exactly(tmp_path_factory, case):
-    name, email, coder, memo = case
-    path = tmp_path_factory.mktemp("rt") / "p.sprealist"
-    key = key_from_entries(KEY)
-    with Project.create(path) as project:
-        _fill(project, name, email, coder, memo)
-        before = _dump(project)
-        anonymise(project, key)
-        after = _dump(project)
-        assert after != before
-        text = after["sources"][0][cols_index("sources", "text")]
-        assert "sarah" not in text.lower() and "jones" not in text.lower()
-        if "Patella" in memo:
-            assert "Patella" in after["memos"][0][cols_index("memos", "text")]
-        reverse(project, key)
-        assert _dump(project) == before
+def test_anonymise_then_reverse_restores_every_table_exactly(backend, new_location, tmp_path):
+    @settings(max_examples=examples(backend, 12), deadline=None)
+    @given(planted())
+    @example(("Sarah Jones", "sarah.jones@nhs.net", "sarah_jones", "Sarah Jones"))  # name is the whole text
+    @example(("Patel", "s.jones@example.org", "Jones", "(Patel)"))  # next to punctuation
+    @example(("Sarah\u00a0Jones", "jones@nhs.net", "RA", "Met Sarah\u00a0Jones."))  # non-breaking space
+    @example(("Sarah\u200dJones", "patel.r@nhs.net", "patel-r", "x Sarah\u200dJones"))  # zero-width joiner
+    @example(("Patel", "sarah.jones@nhs.net", "Sarah", "Patella only, Patel's"))  # Patella is not Patel
+    def check(case):
+        name, email, coder, memo = case
+        path = new_location()
+        key = key_from_entries(KEY)
+        with Project.create(path) as project:
+            _fill(project, name, email, coder, memo)
+            before = _dump(project)
+            anonymise(project, key)
+            after = _dump(project)
+            assert after != before
+            text = after["sources"][0][cols_index("sources", "text")]
+            assert "sarah" not in text.lower() and "jones" not in text.lower()
+            if "Patella" in memo:
+                assert "Patella" in after["memos"][0][cols_index("memos", "text")]
+            reverse(project, key)
+            assert _dump(project) == before
+
+    check()
 
 
-def _project_with_source(tmp_path):
+def _project_with_source(location):
     from sp_realist.sources import Segment, SourceDraft, add_source
 
-    project = Project.create(tmp_path / "u.sprealist")
+    project = Project.create(location)
     text = "We spoke about the referral.\n"
     with project.begin() as conn:
         add_source(conn, SourceDraft(name="interview", kind="interview", text=text, checksum="x",
@@ -208,12 +210,12 @@ def _project_with_source(tmp_path):
     return project
 
 
-def test_coders_who_become_one_participant_code_on_one_span_are_refused(tmp_path):
+def test_coders_who_become_one_participant_code_on_one_span_are_refused(place):
     import pytest
 
     from sp_realist.errors import SpRealistError
 
-    project = _project_with_source(tmp_path)
+    project = _project_with_source(place("u"))
     with project.begin() as conn:
         for coder in ("Sarah", "S1 DK1"):
             conn.execute(insert(S.codings).values(code_id=1, source_id=1, start=0, end=5, coder=coder,
@@ -226,8 +228,8 @@ def test_coders_who_become_one_participant_code_on_one_span_are_refused(tmp_path
     project.close()
 
 
-def test_json_columns_are_rewritten_inside_their_strings(tmp_path):
-    project = _project_with_source(tmp_path)
+def test_json_columns_are_rewritten_inside_their_strings(place):
+    project = _project_with_source(place("u"))
     with project.begin() as conn:
         project.log(conn, "ingest", "interview-sarah-jones.txt", actor="sjones",
                     path="/data/Sarah Jones/interview-sarah-jones.txt", note="Zo\u00eb and Dr Patel")

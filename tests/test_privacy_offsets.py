@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
 
+from conftest import examples
 from sp_realist import schema as S
 from sp_realist.privacy.anonymise import anonymise, reverse
 from sp_realist.privacy.keyfile import key_from_entries
@@ -110,53 +111,56 @@ def oracle(names):
     return start, end, boundary
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(scenario())
-def test_anonymise_moves_spans_and_reverse_restores_them(tmp_path, data):
-    entries, text, names, codings, excerpts, cuts = data
-    key = key_from_entries(entries)
-    start, end, boundary = oracle(names)
-    # excerpts that would merge inside one name are refused (tested elsewhere); keep distinct ones
-    seen, kept = set(), []
-    for s, e in excerpts:
-        if (start(s), end(e)) not in seen:
-            seen.add((start(s), end(e)))
-            kept.append((s, e))
-    bounds = [0, *cuts, len(text)]
-    with Project.create(tmp_path / f"h{next(COUNTER)}.sprealist") as project:
-        with project.begin() as conn:
-            sid = add_source(conn, SourceDraft(
-                name="interview", kind="interview", text=text, checksum="x",
-                segments=[Segment(a, b) for a, b in zip(bounds, bounds[1:])]))
-            for i, (s, e) in enumerate(codings):  # one code per coding: they can never collide
-                cid = conn.execute(insert(S.codes).values(name=f"c{i}", ord=i, created_at="t")).inserted_primary_key[0]
-                conn.execute(insert(S.codings).values(code_id=cid, source_id=sid, start=s, end=e, coder="RA",
-                                                      origin="manual", created_at="t"))
-            for s, e in kept:
-                conn.execute(insert(S.excerpts).values(source_id=sid, start=s, end=e, created_at="t"))
+def test_anonymise_moves_spans_and_reverse_restores_them(backend, new_location, tmp_path):
+    @settings(max_examples=examples(backend, 30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(scenario())
+    def check(data):
+        entries, text, names, codings, excerpts, cuts = data
+        key = key_from_entries(entries)
+        start, end, boundary = oracle(names)
+        # excerpts that would merge inside one name are refused (tested elsewhere); keep distinct ones
+        seen, kept = set(), []
+        for s, e in excerpts:
+            if (start(s), end(e)) not in seen:
+                seen.add((start(s), end(e)))
+                kept.append((s, e))
+        bounds = [0, *cuts, len(text)]
+        with Project.create(new_location()) as project:
+            with project.begin() as conn:
+                sid = add_source(conn, SourceDraft(
+                    name="interview", kind="interview", text=text, checksum="x",
+                    segments=[Segment(a, b) for a, b in zip(bounds, bounds[1:])]))
+                for i, (s, e) in enumerate(codings):  # one code per coding: they can never collide
+                    cid = conn.execute(insert(S.codes).values(name=f"c{i}", ord=i, created_at="t")).inserted_primary_key[0]
+                    conn.execute(insert(S.codings).values(code_id=cid, source_id=sid, start=s, end=e, coder="RA",
+                                                          origin="manual", created_at="t"))
+                for s, e in kept:
+                    conn.execute(insert(S.excerpts).values(source_id=sid, start=s, end=e, created_at="t"))
 
-        def state():
-            with project.connect() as conn:
-                t = conn.execute(select(S.sources.c.text)).scalar_one()
-                seg = conn.execute(select(S.segments.c.start, S.segments.c.end).order_by(S.segments.c.ord)).all()
-                cod = conn.execute(select(S.codings.c.start, S.codings.c.end).order_by(S.codings.c.id)).all()
-                exc = conn.execute(select(S.excerpts.c.start, S.excerpts.c.end).order_by(S.excerpts.c.id)).all()
-            return t, [tuple(r) for r in seg], [tuple(r) for r in cod], [tuple(r) for r in exc]
+            def state():
+                with project.connect() as conn:
+                    t = conn.execute(select(S.sources.c.text)).scalar_one()
+                    seg = conn.execute(select(S.segments.c.start, S.segments.c.end).order_by(S.segments.c.ord)).all()
+                    cod = conn.execute(select(S.codings.c.start, S.codings.c.end).order_by(S.codings.c.id)).all()
+                    exc = conn.execute(select(S.excerpts.c.start, S.excerpts.c.end).order_by(S.excerpts.c.id)).all()
+                return t, [tuple(r) for r in seg], [tuple(r) for r in cod], [tuple(r) for r in exc]
 
-        before = state()
-        result = anonymise(project, key)
-        assert result.count == len(names)
-        new_text, segs, cods, excs = state()
-        assert new_text == expected_text(text, names)
-        # segments still tile the text, at the expected boundaries
-        assert segs == [(boundary(a), boundary(b)) for a, b in zip(bounds, bounds[1:])]
-        assert "".join(new_text[a:b] for a, b in segs) == new_text
-        for (s, e), (ns, ne) in zip(codings + kept, cods + excs):
-            assert (ns, ne) == (start(s), end(e))
-            # the same words, with a span touching a name widened to the whole name
-            a = min([s] + [x for x, y, _ in names if x < s < y])
-            b = max([e] + [y for x, y, _ in names if x < e < y])
-            inside = [(x - a, y - a, r) for x, y, r in names if a <= x and y <= b]
-            assert new_text[ns:ne] == expected_text(text[a:b], inside)
-        reverse(project, key)
-        assert state() == before
+            before = state()
+            result = anonymise(project, key)
+            assert result.count == len(names)
+            new_text, segs, cods, excs = state()
+            assert new_text == expected_text(text, names)
+            # segments still tile the text, at the expected boundaries
+            assert segs == [(boundary(a), boundary(b)) for a, b in zip(bounds, bounds[1:])]
+            assert "".join(new_text[a:b] for a, b in segs) == new_text
+            for (s, e), (ns, ne) in zip(codings + kept, cods + excs):
+                assert (ns, ne) == (start(s), end(e))
+                # the same words, with a span touching a name widened to the whole name
+                a = min([s] + [x for x, y, _ in names if x < s < y])
+                b = max([e] + [y for x, y, _ in names if x < e < y])
+                inside = [(x - a, y - a, r) for x, y, r in names if a <= x and y <= b]
+                assert new_text[ns:ne] == expected_text(text[a:b], inside)
+            reverse(project, key)
+            assert state() == before
+
+    check()

@@ -111,8 +111,25 @@ COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize("plant, args, makes_file", COMMANDS, ids=[" ".join(c[1][:3]) for c in COMMANDS])
+# One command for each kind of planted name runs on both back ends (the fingerprints are read from the store);
+# the rest check the output check of every other command and format, which does not depend on the back end.
+BOTH = [COMMANDS[i] for i in (0, 6, 8, 15, 21)]
+REST = [c for c in COMMANDS if c not in BOTH]
+
+
+@pytest.mark.parametrize("plant, args, makes_file", BOTH, ids=[" ".join(c[1][:3]) for c in BOTH])
 def test_a_name_planted_after_anonymisation_is_refused(runner, cli, anon, tmp_path, plant, args, makes_file):
+    _planted_name_is_refused(runner, cli, anon, tmp_path, plant, args)
+
+
+@pytest.mark.sqlite_only("every other command's output check; the store side is checked on both back ends above")
+@pytest.mark.parametrize("plant, args, makes_file", REST, ids=[" ".join(c[1][:3]) for c in REST])
+def test_a_name_planted_after_anonymisation_is_refused_by_every_command(runner, cli, anon, tmp_path, plant, args,
+                                                                        makes_file):
+    _planted_name_is_refused(runner, cli, anon, tmp_path, plant, args)
+
+
+def _planted_name_is_refused(runner, cli, anon, tmp_path, plant, args):
     out = tmp_path / "out"
     args = [a.replace("{out}", str(out)) for a in args]
     r = runner.invoke(cli, [*args, "-p", str(anon)])

@@ -23,6 +23,7 @@ IFTHEN = "{{ key }} says: {{ outcome|clause }}"
 REPORT_MD = "# {{ r.title }} (custom)\n{% for t in r.theories %}{{ t.key }}\n{% endfor %}"
 
 
+@pytest.mark.sqlite_only("a built project file moved elsewhere")
 def test_a_built_project_moved_elsewhere_renders_with_the_study_templates(runner, cli, tmp_path):
     study = tmp_path / "study"
     shutil.copytree(MINI, study)
@@ -51,6 +52,35 @@ def test_a_built_project_moved_elsewhere_renders_with_the_study_templates(runner
     assert r.exit_code == 0, r.output
     assert (elsewhere / "again.md").read_text(encoding="utf-8") == built
     r = runner.invoke(cli, ["-p", str(moved), "ifthen"])
+    assert r.exit_code == 0, r.output
+    assert " says: " in r.stdout
+
+
+def test_a_study_built_into_a_server_renders_with_its_templates_from_anywhere(runner, cli, pg_fresh, tmp_path,
+                                                                            monkeypatch):
+    """build --into URL stores the study's templates in the server project: with the study and the output
+    folder gone, a report and the if/then statements made from the server by URL use them (issue 16)."""
+    study = tmp_path / "study"
+    shutil.copytree(MINI, study)
+    (study / "templates").mkdir()
+    (study / "templates" / "ifthen.j2").write_text(IFTHEN, encoding="utf-8")
+    (study / "templates" / "report.md.j2").write_text(REPORT_MD, encoding="utf-8")
+    url, out = pg_fresh.empty(), tmp_path / "out"
+    r = runner.invoke(cli, ["build", str(study), "--out", str(out), "--into", url])
+    assert r.exit_code == 0, r.output
+    built = (out / "report.md").read_text(encoding="utf-8")
+    assert built.startswith("# Mini study report (custom)\n")
+    shutil.rmtree(study)
+    shutil.rmtree(out)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with Project.open(url) as project:
+        assert sorted(stored_templates(project)) == ["ifthen.j2", "report.md.j2"]
+    r = runner.invoke(cli, ["-p", url, "report", "again.md"])
+    assert r.exit_code == 0, r.output
+    assert (elsewhere / "again.md").read_text(encoding="utf-8") == built
+    r = runner.invoke(cli, ["-p", url, "ifthen"])
     assert r.exit_code == 0, r.output
     assert " says: " in r.stdout
 
@@ -102,6 +132,7 @@ def _older(path: Path, setting: str | None) -> None:
     con.close()
 
 
+@pytest.mark.sqlite_only("an older project file with a templates folder beside it")
 def test_an_older_project_reads_its_templates_dir_in_on_open(tmp_path):
     from sp_realist.store import MIGRATIONS, _migrate_to_9
 
@@ -127,6 +158,7 @@ def test_an_older_project_reads_its_templates_dir_in_on_open(tmp_path):
         assert ifthen_statements(p)["statement"][0] == "C1 says: delays."
 
 
+@pytest.mark.sqlite_only("an older project file with a templates folder beside it")
 def test_an_older_project_whose_templates_folder_is_gone_says_so_in_one_sentence(runner, cli, tmp_path):
     path = tmp_path / "old.sprealist"
     with Project.create(path) as p:

@@ -168,6 +168,7 @@ def test_bad_narrative_files_are_refused(project, tmp_path):
 # any text a project accepts (control characters other than tab and line feed are refused; see test_store_text_limits)
 @given(text=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"), whitelist_characters="\t\n"),
                     max_size=300))
+@pytest.mark.sqlite_only("built from a study into a project file; build --into is tested in test_postgres.py")
 @example(text="Approved by the committee in March 2019.")
 @example(text="# A heading\n\n- a\n- b\n")
 @example(text="Caf\u00e9 \u2013 \u2018quoted\u2019 \U0001f600")
@@ -315,6 +316,7 @@ def test_study_narrative_refusals(tmp_path):
             load_study(_mini_with(tmp_path, value))
 
 
+@pytest.mark.sqlite_only("built from a study into a project file; build --into is tested in test_postgres.py")
 def test_built_project_carries_its_narrative_anywhere(tmp_path):
     study = _mini_with(tmp_path, {"ethics": "text/ethics.md", "summary": "text/summary.md"})
     (study / "text").mkdir()
@@ -351,6 +353,7 @@ def corpus_project(tmp_path_factory):
     project.close()
 
 
+@pytest.mark.sqlite_only("built from a study into a project file; build --into is tested in test_postgres.py")
 def test_corpus_statuses_follow_its_study(corpus_project):
     out, project = corpus_project
     study = yaml.safe_load((CORPUS / "study.yaml").read_text(encoding="utf-8"))

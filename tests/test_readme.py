@@ -6,6 +6,10 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.sqlite_only("the README's tour, which makes a project file")
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpora" / "mind-cymru-2020"
 

@@ -20,6 +20,8 @@ from sp_realist.ingest import ingest_paths
 from sp_realist.ingest.browse import list_sources
 from sp_realist.store import Project
 
+pytestmark = pytest.mark.sqlite_only("the README's command-line tour, which makes a project file")
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpora" / "mind-cymru-2020"
 

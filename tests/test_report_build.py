@@ -17,6 +17,8 @@ from sp_realist.errors import SpRealistError
 from sp_realist.report.study import build_study, load_study
 from sp_realist.store import Project
 
+pytestmark = pytest.mark.sqlite_only("build makes a project file; build --into a PostgreSQL database is tested in test_postgres.py")
+
 HERE = Path(__file__).parent
 MINI = HERE / "data" / "mini_study"
 CORPUS = HERE.parent / "corpora" / "mind-cymru-2020"

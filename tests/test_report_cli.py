@@ -83,12 +83,12 @@ KEY = """entries:
 
 
 @pytest.fixture
-def anonymised(tmp_path):
+def anonymised(place, tmp_path):
     """A project whose sources held real names, anonymised with a key."""
     from sp_realist.sources import Segment, SourceDraft, add_source
     from sp_realist.store import Project
 
-    path = tmp_path / "anon.sprealist"
+    path = place("anon")
     key = tmp_path / "key.yaml"
     key.write_text(KEY, encoding="utf-8")
     text = "Sarah Jones wrote that Riverside Surgery had no induction for her.\n"

@@ -14,6 +14,10 @@ from sp_realist.errors import SpRealistError
 from sp_realist.report.api import write_report
 from sp_realist.report.model import ReportSettings, build_report_model
 
+pytestmark = pytest.mark.sqlite_only(
+    "the Word writer's output; the report model it writes is built on both back ends in "
+    "test_report_model.py")
+
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 

@@ -19,6 +19,10 @@ from sp_realist.report import docx_writer as dw
 from sp_realist.report.api import write_report
 from sp_realist.report.model import ReportSettings, build_report_model
 
+pytestmark = pytest.mark.sqlite_only(
+    "the Word writer's layout; the report model it writes is built on both back ends in "
+    "test_report_model.py")
+
 
 def min_width(word: str, size: float, bold: bool = False) -> float:
     return (dw.word_ems(word, bold) + 0.5) * size + dw._CELL_PAD_PT

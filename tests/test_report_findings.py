@@ -54,6 +54,7 @@ def built(study, tmp_path_factory):
     return out
 
 
+@pytest.mark.sqlite_only("built from a study into a project file; build --into is tested in test_postgres.py")
 def test_study_names_its_findings_file_and_build_imports_it(study, built):
     assert load_study(study).findings == [study / "findings.yaml"]
     with Project.open(built / "mini.sprealist") as p:
@@ -70,6 +71,7 @@ def test_a_missing_findings_file_is_refused_before_anything_is_made(study, tmp_p
         load_study(bad)
 
 
+@pytest.mark.sqlite_only("built from a study into a project file; build --into is tested in test_postgres.py")
 def test_a_findings_file_with_an_unknown_theme_fails_the_build_and_leaves_out_alone(study, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(study, bad)
@@ -84,6 +86,7 @@ def test_a_findings_file_with_an_unknown_theme_fails_the_build_and_leaves_out_al
     assert not out.exists()
 
 
+@pytest.mark.sqlite_only("built from a study into a project file; build --into is tested in test_postgres.py")
 def test_report_model_has_one_numbered_table_per_question_after_the_triangulation(built):
     with Project.open(built / "mini.sprealist") as p:
         model = build_report_model(p, ReportSettings())

@@ -12,8 +12,10 @@ from collections import Counter
 import docx
 import pytest
 
-pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("soffice", "pdftotext", "pdfinfo")),
-                                reason="LibreOffice (soffice) and poppler-utils are not installed")
+pytestmark = [pytest.mark.skipif(not all(shutil.which(t) for t in ("soffice", "pdftotext", "pdfinfo")),
+                                 reason="LibreOffice (soffice) and poppler-utils are not installed"),
+              pytest.mark.sqlite_only("LibreOffice rendering a written report; the model is built on both back "
+                                      "ends in test_report_model.py")]
 
 LONG_WORD = re.compile(r"(?<![A-Za-z'\u2019-])[A-Za-z]{4,}(?![A-Za-z'\u2019-])")
 

@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import docx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert
@@ -17,6 +18,8 @@ from sp_realist.report.api import write_report
 from sp_realist.report.docx_writer import xml_safe
 from sp_realist.report.model import ReportSettings, build_report_model
 from sp_realist.store import Project, now
+
+pytestmark = pytest.mark.sqlite_only("text surviving every report writer; the model is built on both back ends in test_report_model.py")
 
 # any text a project accepts (control characters other than tab and line breaks are refused on the way in)
 TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs", "Cc"], include_characters="\t\n\r"),
@@ -73,7 +76,7 @@ def _project(folder: Path, context: str, outcome: str) -> Project:
 
 
 @given(context=TEXT, outcome=TEXT)
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_cmoc_text_survives_every_writer(context, outcome):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -18,6 +18,10 @@ from sp_realist.report.api import write_report
 from sp_realist.report.model import ReportSettings
 from sp_realist.sources import add_source, ensure_participant
 
+pytestmark = pytest.mark.sqlite_only(
+    "Word page layout of a rendered report; the report model it renders is built on both back ends in "
+    "test_report_model.py")
+
 
 def write(project, tmp_path, name="report.docx", **settings):
     out = tmp_path / name

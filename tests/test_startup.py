@@ -14,6 +14,8 @@ import pytest
 
 from sp_realist.cli import COMMAND_MODULES, COMMANDS, MainGroup
 
+pytestmark = pytest.mark.sqlite_only("which modules a command imports, in a fresh interpreter on a project file")
+
 HEAVY = ("pandas", "sqlalchemy", "networkx", "matplotlib", "spacy", "docx", "numpy", "openpyxl", "jinja2",
          "xmlschema", "yaml", "rich")
 AREAS = ("ingest", "privacy", "coding", "cmoc", "exchange", "report")

@@ -40,6 +40,7 @@ def test_foreign_keys_and_wal_are_on(project):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar().lower() == "wal"
 
 
+@pytest.mark.sqlite_only("an older project file; migrations on PostgreSQL are tested in test_store_postgres.py")
 def test_migrates_an_old_store_on_open(tmp_path):
     # A version-0 file: an SQLite database with only an empty meta table.
     path = tmp_path / "old.sprealist"
@@ -159,6 +160,7 @@ def test_refuses_newer_schema(project_target):
         Project.open(path)
 
 
+@pytest.mark.sqlite_only("project files in folders")
 def test_refuses_non_project_files(tmp_path):
     bogus = tmp_path / "x.sprealist"
     bogus.write_text("hello")
@@ -240,6 +242,7 @@ def test_cli_init_and_info(runner, cli, tmp_path, new_location):
         assert "Traceback" not in r.output and not r.stdout
 
 
+@pytest.mark.sqlite_only("project files in folders")
 def test_project_discovery_from_the_environment_and_the_folder(runner, cli, tmp_path, monkeypatch):
     """SP_REALIST_PROJECT, then the single *.sprealist in the current folder; --project wins over both."""
     one, two = tmp_path / "a" / "one.sprealist", tmp_path / "b" / "two.sprealist"
@@ -303,6 +306,7 @@ def _as_schema_7(path) -> None:
     con.close()
 
 
+@pytest.mark.sqlite_only("an older project file; migrations on PostgreSQL are tested in test_store_postgres.py")
 def test_a_version_7_store_migrates_to_sibling_unique_code_names_keeping_everything(tmp_path):
     """Schema 8 drops the project-wide UNIQUE on code names (SQLite rebuilds the table with foreign keys
     off, so no coding, rule, theme link or memo cascades away) and adds the sibling index; ids are kept."""
@@ -349,6 +353,7 @@ def test_a_version_7_store_migrates_to_sibling_unique_code_names_keeping_everyth
         assert p.schema_version == S.SCHEMA_VERSION
 
 
+@pytest.mark.sqlite_only("an older project file; migrations on PostgreSQL are tested in test_store_postgres.py")
 def test_migration_8_rolls_back_whole_and_leaves_foreign_keys_on(tmp_path, monkeypatch):
     """A failing upgrade changes nothing (DDL included: the SQLite upgrade runs in one explicit
     transaction) and the connection gets its foreign keys back."""

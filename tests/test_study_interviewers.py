@@ -21,6 +21,10 @@ from sp_realist.report.study import build_study, load_study
 from sp_realist.sources import INTERVIEWER_SETTING, interviewer_speakers
 from sp_realist.store import Project
 
+pytestmark = pytest.mark.sqlite_only(
+    "built from a study into a project file; build --into a PostgreSQL database is tested in "
+    "test_postgres.py")
+
 MINI = Path(__file__).parent / "data" / "mini_study"
 INTERVIEW = MINI / "interviews" / "s1-manager-interview.txt"
 RULES = re.compile(r"\b(referrals?|induction|paperwork|consent form)\b", re.IGNORECASE)

@@ -100,6 +100,7 @@ def copies(tmp_path):
     return ours, theirs
 
 
+@pytest.mark.sqlite_only("merging copies of a project file; merging with a server project is tested below")
 def test_merge_counts_conflicts_and_a_second_merge_changes_nothing(copies):
     ours, theirs = copies
     before = counts(ours)
@@ -138,6 +139,7 @@ def test_merge_counts_conflicts_and_a_second_merge_changes_nothing(copies):
     assert counts(ours) == after
 
 
+@pytest.mark.sqlite_only("merging copies of a project file; merging with a server project is tested below")
 def test_dry_run_writes_nothing(copies):
     ours, theirs = copies
     before = counts(ours)
@@ -152,6 +154,7 @@ def test_dry_run_writes_nothing(copies):
     assert len(log_ids(ours)) == n_log + 1 and log_ids(ours, "merge") == [str(theirs)]  # the dry run left no entry
 
 
+@pytest.mark.sqlite_only("merging copies of a project file; merging with a server project is tested below")
 def test_settling_conflicts(copies):
     ours, theirs = copies
     with Project.open(ours) as p:
@@ -172,6 +175,7 @@ def test_settling_conflicts(copies):
         assert merge_copy(p, str(theirs)).conflicts == []
 
 
+@pytest.mark.sqlite_only("merging copies of a project file; merging with a server project is tested below")
 def test_merge_and_conflicts_commands(runner, copies):
     ours, theirs = copies
     r = runner.invoke(main, ["merge", str(theirs), "--dry-run", "--format", "json", "-p", str(ours)])
@@ -196,6 +200,7 @@ def test_merge_and_conflicts_commands(runner, copies):
     assert [x["action"] for x in json.loads(r.stdout)] == ["merge", "merge.resolve"]
 
 
+@pytest.mark.sqlite_only("merging copies of a project file; merging with a server project is tested below")
 def test_a_colleagues_qdpx_merges_like_a_copy(runner, copies, tmp_path):
     """import qdpx --into: the file is imported to a temporary project and merged; a second time adds nothing."""
     from sp_realist.exchange.qdpx_export import export_qdpx
@@ -222,6 +227,7 @@ def test_a_colleagues_qdpx_merges_like_a_copy(runner, copies, tmp_path):
     assert r.exit_code == 2 and "--dry-run needs --into" in r.stderr
 
 
+@pytest.mark.sqlite_only("merging copies of a project file; merging with a server project is tested below")
 def test_a_moved_code_is_one_conflict_and_a_coding_memo_fills_or_conflicts(tmp_path):
     base = tmp_path / "base.sprealist"
     with Project.create(base) as p:
@@ -295,6 +301,7 @@ def _keys(path):
                                    .select_from(S.codings.join(S.codes, S.codes.c.id == c.code_id))).all())
 
 
+@pytest.mark.sqlite_only("merging copies of a project file; merging with a server project is tested below")
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 @example(data=None)  # nothing coded apart: nothing to merge
@@ -323,6 +330,7 @@ def test_merge_is_the_union_and_idempotent(base_file, tmp_path_factory, data):
     assert not any(again.counts.values()) and counts(ours) == before
 
 
+@pytest.mark.sqlite_only("merging copies of a project file; merging with a server project is tested below")
 def test_anonymise_rewrites_conflicts_and_adjudications(copies, tmp_path):
     """The new text columns are anonymised like the rest of the project text (the JSON values inside)."""
     from sp_realist.privacy.anonymise import anonymise
@@ -339,6 +347,7 @@ def test_anonymise_rewrites_conflicts_and_adjudications(copies, tmp_path):
     assert json.loads(row["theirs"]) == "[LW 1] never had an induction"
 
 
+@pytest.mark.sqlite_only("merging copies of a project file; merging with a server project is tested below")
 def test_merging_into_an_anonymised_project_says_to_anonymise_again(runner, copies, tmp_path):
     from sp_realist.privacy.anonymise import anonymise
 

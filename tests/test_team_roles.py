@@ -168,6 +168,7 @@ def test_blind_coding(pg_fresh, runner, tmp_path):
 
 @pytest.mark.parametrize("args", [["team", "list"], ["team", "add", "rhian", "--role", "coder"],
                                   ["team", "remove", "rhian"], ["team", "blind", "on"]])
+@pytest.mark.sqlite_only("roles need a server: this is the SQLite answer")
 def test_sqlite_has_no_roles(tmp_path, runner, args):
     p = str(tmp_path / "p.sprealist")
     _ok(runner, "init", p)

@@ -16,6 +16,10 @@ from sp_realist import templating
 from sp_realist.errors import SpRealistError
 from sp_realist.store import Project
 
+pytestmark = pytest.mark.sqlite_only(
+    "sandboxing templates someone sent; the project only feeds them, and reports render on both back ends"
+    " in test_report_render.py")
+
 HERE = Path(__file__).parent
 MINI = HERE / "data" / "mini_study"
 

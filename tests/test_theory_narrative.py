@@ -62,6 +62,7 @@ def test_a_theory_narrative_must_name_a_theory(with_theories, runner, cli, proje
     assert r.exit_code == 0 and "Realist findings > T2" in " ".join(r.stderr.split())
 
 
+@pytest.mark.sqlite_only("a study built into a project file; build --into is tested in test_postgres.py")
 def test_a_study_naming_an_unknown_theory_builds_nothing(tmp_path):
     study = tmp_path / "study"
     study.mkdir()

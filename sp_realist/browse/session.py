@@ -6,6 +6,11 @@ the command line's one-sentence error and leaves nothing half-written.  An actio
 to undo itself through the library too (``remove_codings`` for a coding it made, ``delete_code`` for a code
 it created, ``delete_memo``, ``delete_appraisal`` or the earlier appraisal, ``unlink_evidence``); undoing
 then redoing does the action again.  The history lasts as long as the session.
+
+A coding or memo made again (undoing its removal, redoing its creation) gets a new id from the database, so
+the session forwards the old id to the new one (:meth:`Session.made`) and every action looks its ids up
+through :meth:`Session.current`: a memo on a coding that was removed and brought back is still found, on
+SQLite (which may or may not hand the old id out again) and on PostgreSQL (which never does).
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class ApplyCode(Action):
         from ..coding.codings import add_coding
 
         self.code = clean_name(self.code)
+        before = self.coding_id  # set when this is a redo
         self.created_code = self.code not in s.code_names()
         if self.created_code:
             add_code(s.project, self.code, parent=self.parent or None)
@@ -86,12 +92,13 @@ class ApplyCode(Action):
                 delete_code(s.project, self.code)
             raise SpRealistError(f"code {self.code!r}: you have already coded this passage with it; nothing changed.")
         self.coding_id = _coding_id(s, self.code, self.span, s.coder)
+        s.made("coding", self.coding_id, was=before)
 
     def undo(self, s):
         from ..coding.codebook import delete_code
         from ..coding.codings import remove_codings
 
-        remove_codings(s.project, ids=[self.coding_id])
+        remove_codings(s.project, ids=[s.current("coding", self.coding_id)])
         if self.created_code:
             delete_code(s.project, self.code)
 
@@ -110,6 +117,7 @@ class RemoveCoding(Action):
         from ..coding.codings import list_codings, remove_codings
         from ..coding.memos import memo_records
 
+        self.coding_id = s.current("coding", self.coding_id)
         df = list_codings(s.project, text=False)
         df = df[df["id"] == self.coding_id]
         if df.empty:
@@ -127,10 +135,11 @@ class RemoveCoding(Action):
         add_coding(s.project, r["code"], r["source"], span=(int(r["start"]), int(r["end"])), coder=r["coder"],
                    memo=r["memo"], origin=r["origin"])
         span = Span(s.source_id_of(r["source"]), int(r["start"]), int(r["end"]))
-        self.coding_id = _coding_id(s, r["code"], span, r["coder"])
+        before, self.coding_id = self.coding_id, _coding_id(s, r["code"], span, r["coder"])
+        s.made("coding", self.coding_id, was=before)
         for m in self.memos:
-            add_memo(s.project, m["text"], on="coding", target=self.coding_id, title=m.get("title"),
-                     author=m.get("author"))
+            s.made("memo", add_memo(s.project, m["text"], on="coding", target=self.coding_id, title=m.get("title"),
+                                    author=m.get("author")), was=m["id"])
 
 
 @dataclass
@@ -177,13 +186,16 @@ class AddMemo(Action):
     def do(self, s):
         from ..coding.memos import add_memo
 
-        self.memo_id = add_memo(s.project, self.text, on=self.on, target=self.target, title=self.title,
+        target = s.current("coding", self.target) if self.on == "coding" else self.target
+        before = self.memo_id  # set when this is a redo
+        self.memo_id = add_memo(s.project, self.text, on=self.on, target=target, title=self.title,
                                 author=s.coder)
+        s.made("memo", self.memo_id, was=before)
 
     def undo(self, s):
         from ..coding.memos import delete_memo
 
-        delete_memo(s.project, self.memo_id)
+        delete_memo(s.project, s.current("memo", self.memo_id))
 
 
 @dataclass
@@ -270,6 +282,27 @@ class Session:
         self.coder = coder
         self.done: list[Action] = []
         self.undone: list[Action] = []
+        self._moved: dict[tuple[str, int], int] = {}
+
+    # ids of rows made again
+    def made(self, kind: str, new: int, was: int | None = None) -> None:
+        """Record that a ``kind`` ("coding" or "memo") row was made with id ``new``: again, when ``was`` is the
+        id it had before (so ``was``, and whatever ``was`` already led to, now lead to ``new``), else afresh (an
+        id SQLite handed out again names the new row, not an old one)."""
+        self._moved.pop((kind, new), None)
+        if was is None:
+            return
+        for old in {was, self.current(kind, was)}:
+            if old != new:
+                self._moved[(kind, old)] = new
+
+    def current(self, kind: str, id_: Any) -> Any:
+        """The id a ``kind`` first made as ``id_`` has now (following every time it was made again)."""
+        seen = set()
+        while (kind, id_) in self._moved and id_ not in seen:
+            seen.add(id_)
+            id_ = self._moved[(kind, id_)]
+        return id_
 
     # small lookups the actions share
     def code_names(self) -> set[str]:
