@@ -74,6 +74,16 @@ _MAGIC = (
 
 # Control characters that never occur in a real text file (tab, LF, CR, FF are allowed).
 _BAD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+#: Every byte but those control characters.  In UTF-8 and Windows-1252 a byte below 0x80 is always that
+#: character, so deleting these bytes leaves exactly the control characters of the decoded text (a C loop
+#: over the bytes, about 20x faster than the regular expression over the text).
+_NOT_CONTROL_BYTES = bytes(b for b in range(256) if not _BAD_CONTROL.match(chr(b)))
+
+
+def _has_bad_control(text: str, data: bytes, encoding: str) -> bool:
+    if encoding in ("utf-8", "utf-8-sig", "cp1252"):
+        return bool(data.translate(None, _NOT_CONTROL_BYTES))
+    return _BAD_CONTROL.search(text) is not None
 
 
 def decode_bytes(data: bytes, name: str) -> tuple[str, str]:
@@ -105,7 +115,7 @@ def decode_bytes(data: bytes, name: str) -> tuple[str, str]:
                 break
             except UnicodeDecodeError:
                 continue
-    if text is None or _BAD_CONTROL.search(text):
+    if text is None or _has_bad_control(text, data, encoding):
         raise IngestError(
             f"{name}: the file is not readable text (binary data, or an encoding other than UTF-8, UTF-16 "
             "with a byte-order mark or Windows-1252); re-save it as UTF-8 text."
