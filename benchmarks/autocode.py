@@ -15,8 +15,9 @@
    * ``autocode(dry_run=True)``: sp_realist additionally reads the texts from
      the project as it goes, splits sentences, expands hits to units and
      builds the hits table with contexts; and, as ``sp-realist autocode
-     --dry-run`` runs it, with ``max_texts=200`` (matched words and contexts
-     of the first 200 hits only: what the terminal may show);
+     --dry-run`` runs it on a terminal, ``autocode_summary(dry_run=True,
+     first=200)`` (hits counted per rule as they are found, the first 200
+     in full: what the terminal may show);
    * ``autocode()`` applying, with its write (the one transaction that
      stores the new codings and the audit row, commit included) timed on its
      own, against bare ``sqlite3`` ``executemany`` of the same rows into a
@@ -164,34 +165,27 @@ def child(task: dict) -> dict:
         with Clock() as c:
             _t, hits = bare_phrasematcher(texts, rules)
         return {"wall": c.wall, "cpu": c.cpu, "hits": hits}
-    from sp_realist.coding import autocode
+    from sp_realist.coding import autocode, autocode_summary
     from sp_realist.store import Project
 
     if work in ("dry", "dry_cli"):
-        # dry_cli: what `sp-realist autocode --dry-run` keeps (the text of at most 200 hits; counts shown)
-        limit = {"max_texts": 200} if work == "dry_cli" else {}
+        # dry_cli: what `sp-realist autocode --dry-run` runs on a terminal (counts, the first 200 hits)
         with Project.open(db) as project:
             autocode(project, dry_run=True, sources=[1])  # warm (imports, spaCy)
             with Clock() as c:
-                hits = autocode(project, dry_run=True, include_interviewer=True, **limit)
-        return {"wall": c.wall, "cpu": c.cpu, "hits": len(hits)}
+                if work == "dry_cli":
+                    n = autocode_summary(project, dry_run=True, include_interviewer=True, first=200).hits
+                else:
+                    n = len(autocode(project, dry_run=True, include_interviewer=True))
+        return {"wall": c.wall, "cpu": c.cpu, "hits": n}
     # apply, on a copy; the write transaction is timed on its own, then the same rows are written
     # with bare sqlite3 into another copy of the project as it was
-    import importlib
     import sqlite3
     from contextlib import contextmanager
 
-    ac = importlib.import_module("sp_realist.coding.autocode")
     shutil.copy(db, task["copy"])
     shutil.copy(db, task["bare_copy"])
     captured: dict = {}
-    plain = ac.insert_plain_codings
-
-    def capture(conn, rows, **kw):
-        captured["rows"] = rows
-        return plain(conn, rows, **kw)
-
-    ac.insert_plain_codings = capture
     with Project.open(task["copy"]) as project:
         autocode(project, dry_run=True, sources=[1])  # warm
         begin = project.begin
@@ -206,7 +200,10 @@ def child(task: dict) -> dict:
         project.begin = timed_begin
         with Clock() as c:
             hits = autocode(project, include_interviewer=True)
-    rows = captured.get("rows") or []
+    con = sqlite3.connect(task["copy"])  # the rows the write stored, in its order, for the bare side
+    rows = con.execute('SELECT code_id, source_id, start, "end", coder, origin, created_at FROM codings '
+                       "ORDER BY id").fetchall()
+    con.close()
     con = sqlite3.connect(task["bare_copy"])
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
@@ -286,7 +283,7 @@ def main(argv=None) -> int:
           "Wall / CPU seconds, best of 2; peak RSS of each whole process.\n")
     print("| rules | hits | codings | bare make_doc + PhraseMatcher | `autocode(dry_run=True)` | `autocode()` applying "
           "| its write | bare `executemany` of the same rows | peak RSS (bare / dry run / applying) "
-          "| dry run as the command line runs it (`max_texts=200`): wall / CPU, peak RSS |")
+          "| dry run as the command line runs it on a terminal (`autocode_summary`): wall / CPU, peak RSS |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     ok = True
     for kind, b in bench.items():
@@ -301,7 +298,9 @@ def main(argv=None) -> int:
               f"({app['write_wall'] / max(app['bare_write_wall'], 1e-9):.2f}x / "
               f"{app['write_cpu'] / max(app['bare_write_cpu'], 1e-9):.2f}x) "
               f"| {bare['rss_mib']:.0f} / {dry['rss_mib']:.0f} / {app['rss_mib']:.0f} MiB "
-              f"| {b['dry_cli']['wall']:.2f} / {b['dry_cli']['cpu']:.2f} s, {b['dry_cli']['rss_mib']:.0f} MiB |")
+              f"| {b['dry_cli']['wall']:.2f} / {b['dry_cli']['cpu']:.2f} s "
+              f"({b['dry_cli']['wall'] / bare['wall']:.1f}x / {b['dry_cli']['cpu'] / bare['cpu']:.1f}x), "
+              f"{b['dry_cli']['rss_mib']:.0f} MiB |")
         ok &= dry["cpu"] <= 3 * bare["cpu"]
         if app["codings"] > 10_000:
             ok &= app["write_cpu"] <= 1.3 * app["bare_write_cpu"]
