@@ -88,15 +88,23 @@ def insert_ignoring(conn: Connection, table, index_elements: list[str]):
     return dialect_insert(table).on_conflict_do_nothing(index_elements=index_elements)
 
 
+_MAX_OF: dict[tuple[str, str], Any] = {}
+
+
 def next_ordinal(conn: Connection, column, *where, start: int = 1) -> int:
     """The next free ordinal of ``column`` (``max + 1``, or ``start`` in an empty group) among rows matching
     ``where``.  Safe against other writers because every write transaction holds the project's write turn
     (:meth:`Project.begin`): nobody else can add a row between this read and the caller's insert."""
     from sqlalchemy import func
 
-    q = select(func.max(column))
-    for cond in where:
-        q = q.where(cond)
+    key = (column.table.name, column.name)
+    q = None if where else _MAX_OF.get(key)
+    if q is None:
+        q = select(func.max(column))
+        for cond in where:
+            q = q.where(cond)
+        if not where:  # built once (ingest asks for every file; building costs more than SQLite's work)
+            _MAX_OF[key] = q
     top = conn.execute(q).scalar()
     return start if top is None else top + 1
 
