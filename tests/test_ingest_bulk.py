@@ -291,3 +291,30 @@ def test_the_source_text_check_refuses_what_its_pattern_finds(value):
     except TextValueError:
         ok = False
     assert ok == (_CONTROL_SOURCE.search(value) is None)
+
+
+def _line_blocks_before(text):
+    """line_blocks as written before (line.strip() per line, keyword arguments)."""
+    from sp_realist.ingest.base import Block
+
+    blocks, pos, blank_before = [], 0, True
+    for line in text.split("\n"):
+        if line.strip():
+            blocks.append(Block(pos, pos + len(line), line, para_start=blank_before))
+            blank_before = False
+        else:
+            blank_before = True
+        pos += len(line) + 1
+    return blocks
+
+
+@given(st.text(st.sampled_from(["a", " ", "\t", "\n", "\x0c", "\u00a0", "\u2003", "\u2028", "\x1c", ":", "é"]),
+               max_size=30))
+@example("")
+@example("\n\n  \n")
+@example("Interviewer: yes\n\u00a0\nS1 LW1: no\n")
+@settings(max_examples=300, deadline=None)
+def test_line_blocks_are_those_of_the_line_strip_loop(text):
+    from sp_realist.ingest.base import line_blocks
+
+    assert line_blocks(text) == _line_blocks_before(text)

@@ -16,13 +16,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from operator import attrgetter
 from typing import Iterable
 
 from ..errors import IngestError
 from ..sources import Segment
 
 
-@dataclass
+@dataclass(slots=True)
 class Block:
     """A paragraph (Word) or line (text) of a document: ``doc.text[start:end]``.
 
@@ -137,19 +138,21 @@ def normalise_newlines(text: str) -> str:
 def line_blocks(text: str) -> list[Block]:
     """One block per non-blank line; ``para_start`` after a blank line."""
     blocks = []
+    append = blocks.append
     pos = 0
     blank_before = True
     for line in text.split("\n"):
-        if line.strip():
-            blocks.append(Block(pos, pos + len(line), line, para_start=blank_before))
+        n = len(line)
+        if line and not line.isspace():  # what line.strip() keeps something of, without the copy
+            append(Block(pos, pos + n, line, "body", 0, blank_before))
             blank_before = False
         else:
             blank_before = True
-        pos += len(line) + 1
+        pos += n + 1
     return blocks
 
 
-@dataclass
+@dataclass(slots=True)
 class Cut:
     """A segment starts at ``pos`` (absolute offset) with these attributes."""
 
@@ -173,7 +176,7 @@ def tile(text: str, cuts: Iterable[Cut], start: int = 0, end: int | None = None,
     end = len(text) if end is None else end
     base = start if offset is None else offset
     unique: list[Cut] = []
-    for c in sorted((c for c in cuts if start <= c.pos < end), key=lambda c: c.pos):
+    for c in sorted((c for c in cuts if start <= c.pos < end), key=attrgetter("pos")):
         if not unique or unique[-1].pos != c.pos:
             unique.append(c)
     if end <= start:
