@@ -178,6 +178,13 @@ def child(task: dict) -> dict:
                 else:
                     n = len(autocode(project, dry_run=True, include_interviewer=True))
         return {"wall": c.wall, "cpu": c.cpu, "hits": n}
+    if work == "apply_cli":  # what `sp-realist autocode` runs on a terminal: counts, then the write
+        shutil.copy(db, task["copy"])
+        with Project.open(task["copy"]) as project:
+            autocode(project, dry_run=True, sources=[1])  # warm
+            with Clock() as c:
+                s = autocode_summary(project, include_interviewer=True, first=0)
+        return {"wall": c.wall, "cpu": c.cpu, "hits": s.hits, "codings": s.added}
     # apply, on a copy; the write transaction is timed on its own, then the same rows are written
     # with bare sqlite3 into another copy of the project as it was
     import sqlite3
@@ -225,6 +232,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rules", type=int, default=1000)
     ap.add_argument("--codings", type=int, default=100_000, help="codings for the query timings (0: skip them)")
     ap.add_argument("--kinds", default="specific,dense", help="rule sets to run (specific, dense)")
+    ap.add_argument("--works", default="bare,dry,dry_cli,apply,apply_cli",
+                    help="what to run: bare, dry (autocode's hits table), dry_cli and apply_cli (autocode_summary, "
+                         "as the command line runs on a terminal), apply (autocode() with its write timed)")
     args = ap.parse_args(argv)
     files = args.files or max(2, args.words // 5000)
 
@@ -252,11 +262,13 @@ def main(argv=None) -> int:
             task = {"db": db, "kind": kind, "rules": args.rules, "copy": str(folder / "apply.sprealist"),
                     "bare_copy": str(folder / "bare.sprealist")}
             runs = {w: [in_child("benchmarks.autocode", {**task, "work": w}) for _ in range(2)]
-                    for w in ("bare", "dry", "dry_cli", "apply")}
+                    for w in ["bare", *[w for w in args.works.split(",") if w != "bare"]]}
             best = {w: {k: min(r[k] for r in rs) for k in rs[0]} for w, rs in runs.items()}
             # Interviewer turns too: the bare matcher does not know about speakers.
-            assert best["dry"]["hits"] == best["bare"]["hits"], (best["dry"]["hits"], best["bare"]["hits"])
-            assert best["dry_cli"]["hits"] == best["dry"]["hits"]
+            for w in best:
+                assert best[w]["hits"] == best["bare"]["hits"], (w, best[w]["hits"], best["bare"]["hits"])
+            if "apply" in best and "apply_cli" in best:
+                assert best["apply"]["codings"] == best["apply_cli"]["codings"]
             bench[kind] = best
             for f in folder.glob("*copy*"):
                 f.unlink()
@@ -281,12 +293,14 @@ def main(argv=None) -> int:
 
     print(f"Corpus: {files:,} files, {n_words:,} words (built in {t_build:.1f} s); {args.rules:,} rules. "
           "Wall / CPU seconds, best of 2; peak RSS of each whole process.\n")
-    print("| rules | hits | codings | bare make_doc + PhraseMatcher | `autocode(dry_run=True)` | `autocode()` applying "
+    ok = True
+    full = {k: b for k, b in bench.items() if all(w in b for w in ("dry", "dry_cli", "apply"))}
+    if full:
+        print("| rules | hits | codings | bare make_doc + PhraseMatcher | `autocode(dry_run=True)` | `autocode()` applying "
           "| its write | bare `executemany` of the same rows | peak RSS (bare / dry run / applying) "
           "| dry run as the command line runs it on a terminal (`autocode_summary`): wall / CPU, peak RSS |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    ok = True
-    for kind, b in bench.items():
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for kind, b in full.items():
         bare, dry, app = b["bare"], b["dry"], b["apply"]
         print(f"| {kind} | {dry['hits']:,} | {app['codings']:,} | {bare['wall']:.2f} / {bare['cpu']:.2f} s "
               f"| {dry['wall']:.2f} / {dry['cpu']:.2f} s ({dry['wall'] / bare['wall']:.1f}x / "
@@ -301,16 +315,36 @@ def main(argv=None) -> int:
               f"| {b['dry_cli']['wall']:.2f} / {b['dry_cli']['cpu']:.2f} s "
               f"({b['dry_cli']['wall'] / bare['wall']:.1f}x / {b['dry_cli']['cpu'] / bare['cpu']:.1f}x), "
               f"{b['dry_cli']['rss_mib']:.0f} MiB |")
-        ok &= dry["cpu"] <= 3 * bare["cpu"]
         if app["codings"] > 10_000:
             ok &= app["write_cpu"] <= 1.3 * app["bare_write_cpu"]
+    cli = {k: b for k, b in bench.items() if "dry_cli" in b or "apply_cli" in b}
+    if cli:
+        print("\nAs the command line runs on a terminal (`autocode_summary`: hits counted as found):\n")
+        print("| rules | hits | bare PhraseMatcher (wall / CPU, RSS) | dry run (wall / CPU, ratio, RSS) "
+              "| applying (wall / CPU, ratio, RSS, codings added) |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+
+        def cell(r, bare, extra=""):
+            if r is None:
+                return "-"
+            return (f"{r['wall']:.2f} / {r['cpu']:.2f} s ({r['wall'] / bare['wall']:.1f}x / "
+                    f"{r['cpu'] / bare['cpu']:.1f}x), {r['rss_mib']:.0f} MiB{extra}")
+
+        for kind, b in cli.items():
+            bare, d, a = b["bare"], b.get("dry_cli"), b.get("apply_cli")
+            added = f", {a['codings']:,} codings" if a else ""
+            print(f"| {kind} | {bare['hits']:,} | {bare['wall']:.2f} / {bare['cpu']:.2f} s, "
+                  f"{bare['rss_mib']:.0f} MiB | {cell(d, bare)} | {cell(a, bare, added)} |")
+            if d is not None:
+                ok &= d["cpu"] <= 3 * bare["cpu"]
     if timings:
         print()
         print(f"| query over {args.codings:,} codings | best of 3 |")
         print("| --- | ---: |")
         for label, t in timings.items():
             print(f"| `{label}` | {t:.2f} s |")
-    print(f"\nTargets (dry run within 3x bare PhraseMatcher, write within 1.3x bare executemany, CPU): "
+    print(f"\nTargets (the command line's dry run within 3x bare PhraseMatcher, write within 1.3x bare "
+          f"executemany, CPU): "
           f"{'met' if ok else 'NOT met'}")
     return 0 if ok else 1
 
