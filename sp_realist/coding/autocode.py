@@ -503,9 +503,10 @@ def autocode_summary(project: Project, *, dry_run: bool = False, rules: list[str
         for i, text, ridx, us, ue, ms, me, new in _source_hits(project, run, progress):
             rule_hits += np.bincount(ridx, minlength=n_rules)
             rule_new += np.bincount(ridx[new], minlength=n_rules)
-            seen, at = np.unique(ridx, return_index=True)
-            fresh = first_at[seen] < 0
-            first_at[seen[fresh]] = hits + at[fresh]
+            unseen = np.flatnonzero(first_at[ridx] < 0)
+            if len(unseen):  # rules hit for the first time: where (their order in the counts)
+                seen, at = np.unique(ridx[unseen], return_index=True)
+                first_at[seen] = hits + unseen[at]
             if kept < first:
                 k = min(len(ridx), first - kept)
                 ms_l, me_l = ms[:k].tolist(), me[:k].tolist()
