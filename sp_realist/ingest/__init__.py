@@ -314,6 +314,7 @@ def ingest_paths(project: Project, paths: Sequence[str | os.PathLike], kind: str
     try:
         for i, path in enumerate(paths, start=1):
             report.files.append(_ingest_file(project, Path(path), opts, batch))
+            batch.turns.step()
             if progress:
                 progress(i, len(paths))
     finally:
@@ -470,6 +471,7 @@ def ingest_manifest(project: Project, csv_path: str | os.PathLike, replace: bool
                             role=merged.get("role"), date=merged.get("date"), attributes=attrs, speaker_map=smap,
                             replace=replace, force_site=force_site)
             report.files.append(_ingest_file(project, Path(row["path"]), opts, batch))
+            batch.turns.step()
             if progress:
                 progress(i, len(rows))
     finally:
@@ -500,8 +502,8 @@ class _Turns:
     """The write transactions (*turns*) of one ingest run.
 
     :meth:`file` gives a file a savepoint in the current turn, opening a turn when none is open; a turn
-    commits after :data:`FILES_PER_TURN` files or :data:`TURN_SECONDS`, and at the end of the run
-    (:meth:`close`).  A refusal (:class:`SpRealistError`) rolls back only that file's savepoint.  Any other
+    commits after :data:`FILES_PER_TURN` files or :data:`TURN_SECONDS` (:meth:`step`), and at the end of the
+    run (:meth:`close`).  A refusal (:class:`SpRealistError`) rolls back only that file's savepoint.  Any other
     error (a bug, Ctrl-C) first commits the files stored before it in the turn, as the files before it were
     already committed when each file had its own transaction, then propagates.
     """
@@ -528,7 +530,12 @@ class _Turns:
         except BaseException:
             self.close()
             raise
-        if self._files >= FILES_PER_TURN or time.monotonic() - self._started >= TURN_SECONDS:
+
+    def step(self) -> None:
+        """After a file (outside its savepoint, so that a failed commit is never taken for that file's
+        refusal): commit the turn when it holds :data:`FILES_PER_TURN` files or is :data:`TURN_SECONDS` old."""
+        if self._conn is not None and (self._files >= FILES_PER_TURN
+                                       or time.monotonic() - self._started >= TURN_SECONDS):
             self.close()
 
     def close(self) -> None:
