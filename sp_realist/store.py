@@ -88,15 +88,23 @@ def insert_ignoring(conn: Connection, table, index_elements: list[str]):
     return dialect_insert(table).on_conflict_do_nothing(index_elements=index_elements)
 
 
+_MAX_OF: dict[tuple[str, str], Any] = {}
+
+
 def next_ordinal(conn: Connection, column, *where, start: int = 1) -> int:
     """The next free ordinal of ``column`` (``max + 1``, or ``start`` in an empty group) among rows matching
     ``where``.  Safe against other writers because every write transaction holds the project's write turn
     (:meth:`Project.begin`): nobody else can add a row between this read and the caller's insert."""
     from sqlalchemy import func
 
-    q = select(func.max(column))
-    for cond in where:
-        q = q.where(cond)
+    key = (column.table.name, column.name)
+    q = None if where else _MAX_OF.get(key)
+    if q is None:
+        q = select(func.max(column))
+        for cond in where:
+            q = q.where(cond)
+        if not where:  # built once (ingest asks for every file; building costs more than SQLite's work)
+            _MAX_OF[key] = q
     top = conn.execute(q).scalar()
     return start if top is None else top + 1
 
@@ -492,9 +500,7 @@ class Project:
         except IntegrityError as exc:
             if not _is_unique_violation(exc):
                 raise
-            raise ProjectError(f"{_safe_location(self.location)}: another change to the same record was saved "
-                               "at the same moment, so nothing of this one was written; run the command "
-                               "again.") from None
+            raise self._conflict() from None
         except OperationalError as exc:
             if "locked" not in str(exc.orig) and "lock timeout" not in str(exc.orig):
                 raise
@@ -574,6 +580,24 @@ class Project:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.exec_driver_sql("VACUUM")
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _conflict(self) -> ProjectError:
+        return ProjectError(f"{_safe_location(self.location)}: another change to the same record was saved "
+                            "at the same moment, so nothing of this one was written; run the command again.")
+
+    @contextmanager
+    def savepoint(self, conn: Connection) -> Iterator[Connection]:
+        """A savepoint inside the caller's write transaction (:meth:`begin`): an error raised inside rolls back
+        what was written since it began, and the transaction goes on with what came before.  Lets one write
+        turn hold several all-or-nothing steps (ingest: one per file).  A unique-constraint conflict is the
+        one sentence :meth:`begin` gives."""
+        try:
+            with conn.begin_nested():
+                yield conn
+        except IntegrityError as exc:
+            if not _is_unique_violation(exc):
+                raise
+            raise self._conflict() from None
 
     def log(self, conn: Connection, action: str, target: str | None = None, actor: str | None = None, **detail) -> None:
         """Append to the audit log inside the caller's transaction; ``actor`` defaults to who is working

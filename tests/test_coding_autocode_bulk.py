@@ -156,3 +156,63 @@ def test_max_texts_keeps_the_text_of_the_first_hits_only(tmp_path, monkeypatch, 
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize("batch,first", [(1, 0), (2, 7), (1000, 10**9)])
+def test_summary_counts_what_the_hits_table_holds_and_applies_the_same_codings(tmp_path, monkeypatch, batch, first):
+    """autocode_summary, counting hits as they are found (texts read ``batch`` sources at a time), gives the
+    counts hit_counts gives for autocode's table (per rule and per code, same order), its first ``first``
+    rows, and applying stores the codings and audit row autocode stores; a second run finds nothing new."""
+    a = _project(tmp_path / "a.sprealist", tmp_path)
+    b = _project(tmp_path / "b.sprealist", tmp_path)
+    try:
+        monkeypatch.setattr(ac, "STREAM_BATCH", batch)
+        table = ac.autocode(a, dry_run=True, include_interviewer=True)
+        summary = ac.autocode_summary(a, dry_run=True, include_interviewer=True, first=first)
+        assert len(table) > 10
+        assert (summary.hits, summary.new, summary.added) == (len(table), int(table["new"].sum()), 0)
+        for by in ("rule", "code"):
+            assert summary.counts(by).equals(ac.hit_counts(table, by=by))
+        k = min(first, len(table))
+        assert summary.first.equals(table.head(k)) if k else summary.first.empty
+        applied = ac.autocode_summary(a, include_interviewer=True, first=first)
+        reference = ac.autocode(b, include_interviewer=True)
+        assert applied.added == applied.new == int(reference["new"].sum()) and _codings(a) == _codings(b)
+        audit = S.audit_log.c
+        details = []
+        for p in (a, b):
+            with p.connect() as conn:
+                details.append(json.loads(conn.execute(select(audit.detail).where(audit.action == "autocode"))
+                                          .scalar_one()))
+        assert details[0] == details[1] == {"added": applied.added, "hits": len(table), "rules": details[1]["rules"]}
+        again = ac.autocode_summary(a, include_interviewer=True)
+        assert again.hits == len(table) and again.new == again.added == 0 and _codings(a) == _codings(b)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_summary_of_a_project_without_rules_or_hits(tmp_path):
+    with Project.create(tmp_path / "empty.sprealist") as project:
+        s = ac.autocode_summary(project, dry_run=True)
+        assert (s.hits, s.new, s.added, len(s.first)) == (0, 0, 0, 0)
+        assert s.counts().empty and list(s.counts("code").columns) == ["code", "rules", "hits", "new"]
+        with pytest.raises(Exception, match="by must be 'rule' or 'code'"):
+            s.counts("source")
+
+
+def test_applying_on_the_terminal_stores_what_the_library_stores(runner, cli, tmp_path):
+    """The command line's terminal path (counts only) applies the same codings as autocode()."""
+    path = tmp_path / "t.sprealist"
+    _project(path, tmp_path).close()
+    b = _project(tmp_path / "b.sprealist", tmp_path)
+    try:
+        r = runner.invoke(cli, ["autocode", "-p", str(path), "--include-interviewer"])
+        assert r.exit_code == 0, r.output
+        reference = ac.autocode(b, include_interviewer=True)
+        n = int(reference["new"].sum())
+        assert f"Autocoded: {len(reference)} hit(s), {n} new coding(s)." in r.stderr and r.stdout == ""
+        with Project.open(path) as a:
+            assert _codings(a) == _codings(b)
+    finally:
+        b.close()

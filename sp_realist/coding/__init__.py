@@ -9,7 +9,7 @@ The functions most callers need are re-exported here::
 from __future__ import annotations
 
 from .agreement import AgreementResult, agreement, cohen_kappa, krippendorff_alpha, percent_agreement
-from .autocode import add_rule, autocode, delete_rule, remove_rule_codings, rules_frame
+from .autocode import add_rule, autocode, autocode_summary, delete_rule, remove_rule_codings, rules_frame
 from .codebook import (
     add_code,
     codebook_tree,
@@ -30,7 +30,7 @@ from .themes import add_theme, assign_codes, delete_theme, edit_theme, list_them
 
 __all__ = [
     "AgreementResult", "agreement", "cohen_kappa", "krippendorff_alpha", "percent_agreement",
-    "add_rule", "autocode", "delete_rule", "remove_rule_codings", "rules_frame",
+    "add_rule", "autocode", "autocode_summary", "delete_rule", "remove_rule_codings", "rules_frame",
     "add_code", "codebook_tree", "delete_code", "edit_code", "export_codebook_csv", "export_codebook_yaml",
     "import_codebook_csv", "import_codebook_yaml", "merge_codes", "move_code", "rename_code",
     "add_coding", "export_codings_yaml", "import_codings_yaml", "list_codings", "remove_codings",

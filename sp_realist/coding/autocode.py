@@ -21,6 +21,7 @@ second time; ``remove_rule_codings`` removes one rule's codings as a batch.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -33,7 +34,7 @@ from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..sources import interviewer_speakers, is_interviewer_label, speaker_key
 from ..store import Project, now
 from ._common import UNITS, clean_name, code_labels, fetch_rows, resolve_code
-from .codings import existing_keys, insert_plain_codings
+from .codings import insert_plain_codings
 from .units import SENT_ATTRS, SourceUnits, sentences
 
 AUTOCODER = "autocode"
@@ -394,64 +395,31 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
     many hits (the others get None in both columns), so that a caller that
     shows only counts or the first rows holds no text per hit: a dense rule
     set's millions of hits then cost their numbers, not their strings.
+    :func:`autocode_summary` counts the hits as they are found instead, and
+    holds no row per hit at all.
     """
     import numpy as np
 
-    from ..sources import resolve_source
-
     if context is None:
         context = 60 if dry_run else 0
-    with project.connect() as conn:
-        rule_rows = _load_rules(conn, rules)
-        codes = code_labels(conn)
-        q = select(S.sources.c.id, S.sources.c.name).order_by(S.sources.c.ingest_order)
-        if sources:
-            q = q.where(S.sources.c.id.in_([resolve_source(conn, s)["id"] for s in sources]))
-        srcs = conn.execute(q).all()
-        pcodes = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
-        interviewers = interviewer_speakers(conn)
-        before = existing_keys(conn, sorted({r["code_id"] for r in rule_rows}), None, AUTOCODER) if rule_rows else set()
-    if not rule_rows:
+    run = _prepare(project, rules, sources, include_interviewer)
+    if run is None:
         return pd.DataFrame(columns=HIT_COLUMNS)
-    ruleset = RuleSet(rule_rows)
-    by_name = {r["name"]: r for r in rule_rows}
-    speaker_filter = _SpeakerFilter([by_name[n] for n in ruleset.order], interviewers, include_interviewer, pcodes)
-    rule_unit = np.array([UNITS.index(by_name[n]["unit"]) for n in ruleset.order])
-    rule_code = np.array([by_name[n]["code_id"] for n in ruleset.order], dtype=np.int64)
-    cols: dict[str, list] = {k: [] for k in ("ridx", "src", "us", "ue", "ms", "me")}
+    cols: dict[str, list] = {k: [] for k in ("ridx", "src", "us", "ue", "ms", "me", "new")}
     matched: list[str] = []
     contexts: list[str] = []
     hits = 0
-    total = len(srcs)
-    for i, _sid, text, src_segs, pids, doc in _stream_sources(project, ruleset, [s[0] for s in srcs]):
-        attrs = doc.to_array(list(SENT_ATTRS)) if len(doc) else None
-        ridx, ms, me = ruleset.match_arrays(doc, attrs)
-        if len(ridx):
-            keep = speaker_filter.keep(src_segs or [(0, len(text), None, "paragraph", None)],
-                                       pids or [None], ridx, ms)
-            if keep is not None:
-                ridx, ms, me = ridx[keep], ms[keep], me[keep]
-        if len(ridx):
-            units = SourceUnits(text, src_segs or [(0, len(text), None, "paragraph")])
-            if ruleset.need_sentences and (rule_unit[ridx] == UNITS.index("sentence")).any():
-                units.set_sentences(sentences(doc, attrs, text))
-            us, ue = ms.copy(), me.copy()
-            kinds = rule_unit[ridx]
-            for k in np.unique(kinds):
-                mask = kinds == k
-                us[mask], ue[mask] = units.expand_many(ms[mask], me[mask], UNITS[k])
-            for key, arr in (("ridx", ridx), ("us", us), ("ue", ue), ("ms", ms), ("me", me)):
-                cols[key].append(arr)
-            cols["src"].append(np.full(len(ridx), i, dtype=np.int64))
-            room = len(ridx) if max_texts is None else max(0, min(len(ridx), max_texts - len(matched)))
-            if room:
-                ms_l, me_l = ms[:room].tolist(), me[:room].tolist()
-                matched.extend(text[a:b] for a, b in zip(ms_l, me_l))
-                if context:
-                    contexts.extend(_contexts(text, ms_l, me_l, context))
-            hits += len(ridx)
-        if progress is not None:
-            progress(i + 1, total)
+    for i, text, ridx, us, ue, ms, me, new in _source_hits(project, run, progress):
+        for key, arr in (("ridx", ridx), ("us", us), ("ue", ue), ("ms", ms), ("me", me), ("new", new)):
+            cols[key].append(arr)
+        cols["src"].append(np.full(len(ridx), i, dtype=np.int64))
+        room = len(ridx) if max_texts is None else max(0, min(len(ridx), max_texts - len(matched)))
+        if room:
+            ms_l, me_l = ms[:room].tolist(), me[:room].tolist()
+            matched.extend(text[a:b] for a, b in zip(ms_l, me_l))
+            if context:
+                contexts.extend(_contexts(text, ms_l, me_l, context))
+        hits += len(ridx)
     if not hits:
         return pd.DataFrame(columns=HIT_COLUMNS)
     cat = {k: np.concatenate(v) for k, v in cols.items()}
@@ -460,34 +428,111 @@ def autocode(project: Project, dry_run: bool = False, rules: list[str] | None = 
         matched.extend(pad)
         if context:
             contexts.extend(pad)
-    src_ids = np.array([s[0] for s in srcs], dtype=np.int64)[cat["src"]]
-    src_names = np.array([s[1] for s in srcs], dtype=object)[cat["src"]]
-    code_ids = rule_code[cat["ridx"]]
-    keys = pd.DataFrame({"code_id": code_ids, "source_id": src_ids, "start": cat["us"], "end": cat["ue"]})
-    new = ~keys.duplicated().to_numpy()
-    if before:
-        new &= np.fromiter(((c, s_, a, b, AUTOCODER) not in before for c, s_, a, b in zip(
-            code_ids.tolist(), src_ids.tolist(), cat["us"].tolist(), cat["ue"].tolist())), dtype=bool, count=len(keys))
-    names = np.array(ruleset.order, dtype=object)
-    code_names = np.array([codes[c] for c in rule_code], dtype=object)
+    src_names = np.array([s[1] for s in run.srcs], dtype=object)[cat["src"]]
     df = pd.DataFrame({
-        "rule": names[cat["ridx"]], "code": code_names[cat["ridx"]], "source": src_names,
+        "rule": run.names[cat["ridx"]], "code": run.code_names[cat["ridx"]], "source": src_names,
         "start": cat["us"], "end": cat["ue"], "match_start": cat["ms"], "match_end": cat["me"],
-        "matched": matched, "context": contexts if context else None, "new": new,
+        "matched": matched, "context": contexts if context else None, "new": cat["new"],
     }, columns=HIT_COLUMNS)
     if not dry_run:
-        from itertools import repeat
-
-        sel = np.flatnonzero(new)
-        sel = sel[np.lexsort((cat["ue"][sel], cat["us"][sel], src_ids[sel], code_ids[sel]))]  # index order
-        origins = np.array([f"rule:{n}" for n in ruleset.order], dtype=object)[cat["ridx"][sel]]
-        rows = list(zip(code_ids[sel].tolist(), src_ids[sel].tolist(), cat["us"][sel].tolist(),
-                        cat["ue"][sel].tolist(), repeat(AUTOCODER), origins.tolist(), repeat(now())))
-        with project.begin() as conn:
-            n = insert_plain_codings(conn, rows)
-            project.log(conn, "autocode", ",".join(rules) if rules else "all rules", actor=AUTOCODER,
-                        rules=len(rule_rows), hits=len(df), added=n)
+        sel = np.flatnonzero(cat["new"])
+        run.store(project, rules, cat["ridx"][sel], run.src_ids[cat["src"][sel]], cat["us"][sel], cat["ue"][sel],
+                  hits)
     return df
+
+
+@dataclass
+class AutocodeSummary:
+    """What :func:`autocode_summary` found: ``hits`` and ``new`` in all (``added``: codings stored when
+    applying), the hits of each rule (``rules``, ``codes``: in the codebook's order; ``rule_hits``,
+    ``rule_new``: their counts; ``first_at``: the position of each rule's first hit in the run, -1 for
+    none) and ``first``, the first hits with every column of :func:`autocode`."""
+
+    hits: int
+    new: int
+    added: int
+    rules: list[str]
+    codes: list[str]
+    rule_hits: list[int]
+    rule_new: list[int]
+    first_at: list[int]
+    first: pd.DataFrame
+
+    def counts(self, by: str = "rule") -> pd.DataFrame:
+        """The hits per rule or per code, as :func:`hit_counts` gives them for the hits table."""
+        if by not in ("rule", "code"):
+            raise SpRealistError(f"hit counts: by must be 'rule' or 'code', not {by!r}.")
+        rows = sorted((at, r) for r, at in enumerate(self.first_at) if at >= 0)  # in order of first hit
+        if by == "rule":
+            out = pd.DataFrame([(self.rules[r], self.codes[r], self.rule_hits[r], self.rule_new[r]) for _at, r in rows],
+                               columns=["rule", "code", "hits", "new"])
+        else:
+            per_code: dict[str, list[int]] = {}
+            for _at, r in rows:
+                c = per_code.setdefault(self.codes[r], [0, 0, 0])
+                c[0] += 1
+                c[1] += self.rule_hits[r]
+                c[2] += self.rule_new[r]
+            out = pd.DataFrame([(code, *v) for code, v in per_code.items()], columns=["code", "rules", "hits", "new"])
+        out = out.astype({c: "int64" for c in out.columns if c in ("rules", "hits", "new")})
+        return out.sort_values("hits", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def autocode_summary(project: Project, *, dry_run: bool = False, rules: list[str] | None = None,
+                     sources: list[str | int] | None = None, progress: Callable[[int, int], None] | None = None,
+                     include_interviewer: bool = False, first: int = 200,
+                     context: int | None = None) -> AutocodeSummary:
+    """:func:`autocode` that counts the hits as it finds them instead of returning one row per hit: the
+    hits and new codings of each rule, and the first ``first`` hits in full (what a terminal shows).
+    Applying (``dry_run=False``) stores exactly the codings :func:`autocode` stores; memory does not
+    grow with the hits of a dry run, and while applying only by the new codings' numbers (40 bytes each)
+    until they are written."""
+    import numpy as np
+
+    if context is None:
+        context = 60 if dry_run else 0
+    run = _prepare(project, rules, sources, include_interviewer)
+    n_rules = len(run.names) if run is not None else 0
+    rule_hits = np.zeros(n_rules, dtype=np.int64)
+    rule_new = np.zeros(n_rules, dtype=np.int64)
+    first_at = np.full(n_rules, -1, dtype=np.int64)
+    shown: list[pd.DataFrame] = []
+    keep: dict[str, list] = {k: [] for k in ("ridx", "src", "us", "ue")}
+    hits = kept = 0
+    if run is not None:
+        for i, text, ridx, us, ue, ms, me, new in _source_hits(project, run, progress):
+            rule_hits += np.bincount(ridx, minlength=n_rules)
+            rule_new += np.bincount(ridx[new], minlength=n_rules)
+            unseen = np.flatnonzero(first_at[ridx] < 0)
+            if len(unseen):  # rules hit for the first time: where (their order in the counts)
+                seen, at = np.unique(ridx[unseen], return_index=True)
+                first_at[seen] = hits + unseen[at]
+            if kept < first:
+                k = min(len(ridx), first - kept)
+                ms_l, me_l = ms[:k].tolist(), me[:k].tolist()
+                shown.append(pd.DataFrame({
+                    "rule": run.names[ridx[:k]], "code": run.code_names[ridx[:k]], "source": run.srcs[i][1],
+                    "start": us[:k], "end": ue[:k], "match_start": ms[:k], "match_end": me[:k],
+                    "matched": [text[a:b] for a, b in zip(ms_l, me_l)],
+                    "context": _contexts(text, ms_l, me_l, context) if context else None, "new": new[:k]},
+                    columns=HIT_COLUMNS))
+                kept += k
+            if not dry_run and new.any():
+                keep["ridx"].append(ridx[new])
+                keep["src"].append(np.full(int(new.sum()), run.src_ids[i], dtype=np.int64))
+                keep["us"].append(us[new])
+                keep["ue"].append(ue[new])
+            hits += len(ridx)
+    added = 0
+    if run is not None and not dry_run and hits:
+        cat = {k: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for k, v in keep.items()}
+        keep.clear()
+        added = run.store(project, rules, cat["ridx"], cat["src"], cat["us"], cat["ue"], hits)
+    first_frame = pd.concat(shown, ignore_index=True) if shown else pd.DataFrame(columns=HIT_COLUMNS)
+    return AutocodeSummary(
+        hits=hits, new=int(rule_new.sum()), added=added, rules=list(run.names) if run else [],
+        codes=list(run.code_names) if run else [], rule_hits=rule_hits.tolist(), rule_new=rule_new.tolist(),
+        first_at=first_at.tolist(), first=first_frame)
 
 
 def hit_counts(hits: pd.DataFrame, by: str = "rule") -> pd.DataFrame:
@@ -504,15 +549,128 @@ def hit_counts(hits: pd.DataFrame, by: str = "rule") -> pd.DataFrame:
     return out.sort_values("hits", ascending=False, kind="stable").reset_index(drop=True)
 
 
+class _Run:
+    """One autocoding run's rules, compiled matchers, sources and speaker filter (see :func:`_prepare`)."""
+
+    def __init__(self, rule_rows, codes, srcs, pcodes, interviewers, include_interviewer):
+        import numpy as np
+
+        self.rule_rows = rule_rows
+        self.ruleset = RuleSet(rule_rows)
+        by_name = {r["name"]: r for r in rule_rows}
+        order = self.ruleset.order
+        self.speaker_filter = _SpeakerFilter([by_name[n] for n in order], interviewers, include_interviewer,
+                                             pcodes)
+        self.rule_unit = np.array([UNITS.index(by_name[n]["unit"]) for n in order])
+        self.rule_code = np.array([by_name[n]["code_id"] for n in order], dtype=np.int64)
+        self.code_ids = sorted({r["code_id"] for r in rule_rows})
+        self.names = np.array(order, dtype=object)
+        self.code_names = np.array([codes[c] for c in self.rule_code], dtype=object)
+        self.srcs = srcs
+        self.src_ids = np.array([s[0] for s in srcs], dtype=np.int64)
+
+    def store(self, project: Project, rules, ridx, src_ids, us, ue, hits: int) -> int:
+        """Store the new codings (rule indexes, source ids, unit spans) in one transaction, in the codings
+        index's order, with the audit row; return how many were added."""
+        import numpy as np
+        from itertools import repeat
+
+        code_ids = self.rule_code[ridx]
+        order = np.lexsort((ue, us, src_ids, code_ids))
+        origins = np.array([f"rule:{n}" for n in self.names], dtype=object)
+
+        def rows(step: int = 50_000):  # tuples made a slice at a time: the whole list is never held
+            at = now()
+            for a in range(0, len(order), step):
+                sel = order[a:a + step]
+                yield from zip(code_ids[sel].tolist(), src_ids[sel].tolist(), us[sel].tolist(), ue[sel].tolist(),
+                               repeat(AUTOCODER), origins[ridx[sel]].tolist(), repeat(at))
+
+        with project.begin() as conn:
+            n = insert_plain_codings(conn, rows(), code_ids=self.code_ids) if len(order) else 0
+            project.log(conn, "autocode", ",".join(rules) if rules else "all rules", actor=AUTOCODER,
+                        rules=len(self.rule_rows), hits=hits, added=n)
+        return n
+
+
+def _prepare(project: Project, rules, sources, include_interviewer) -> _Run | None:
+    """The run's rules, sources and settings read from the project; None when there are no rules."""
+    from ..sources import resolve_source
+
+    with project.connect() as conn:
+        rule_rows = _load_rules(conn, rules)
+        codes = code_labels(conn)
+        q = select(S.sources.c.id, S.sources.c.name).order_by(S.sources.c.ingest_order)
+        if sources:
+            q = q.where(S.sources.c.id.in_([resolve_source(conn, s)["id"] for s in sources]))
+        srcs = conn.execute(q).all()
+        pcodes = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
+        interviewers = interviewer_speakers(conn)
+    if not rule_rows:
+        return None
+    return _Run(rule_rows, codes, srcs, pcodes, interviewers, include_interviewer)
+
+
+def _source_hits(project: Project, run: _Run, progress):
+    """``(position of the source, text, rule indexes, unit starts, unit ends, match starts, match ends, new)``
+    of each source with hits, the arrays sorted by match; ``new`` is False for a hit whose coding (code,
+    source, unit) is already stored by autocode or made by an earlier hit of this run (a coding's key
+    holds its source, so each source is checked on its own)."""
+    import numpy as np
+
+    ruleset, speaker_filter, rule_unit, rule_code = run.ruleset, run.speaker_filter, run.rule_unit, run.rule_code
+    total = len(run.srcs)
+    for i, _sid, text, src_segs, pids, doc, known in _stream_sources(
+            project, ruleset, [s[0] for s in run.srcs], run.code_ids):
+        attrs = doc.to_array(list(SENT_ATTRS)) if len(doc) else None
+        ridx, ms, me = ruleset.match_arrays(doc, attrs)
+        if len(ridx):
+            keep = speaker_filter.keep(src_segs or [(0, len(text), None, "paragraph", None)],
+                                       pids or [None], ridx, ms)
+            if keep is not None:
+                ridx, ms, me = ridx[keep], ms[keep], me[keep]
+        if len(ridx):
+            units = SourceUnits(text, src_segs or [(0, len(text), None, "paragraph")])
+            if ruleset.need_sentences and (rule_unit[ridx] == UNITS.index("sentence")).any():
+                units.set_sentences(sentences(doc, attrs, text))
+            us, ue = ms.copy(), me.copy()
+            kinds = rule_unit[ridx]
+            for k in np.unique(kinds):
+                mask = kinds == k
+                us[mask], ue[mask] = units.expand_many(ms[mask], me[mask], UNITS[k])
+            code_ids = rule_code[ridx]
+            new = _first_of_each_key(code_ids, us, ue)
+            if known:
+                new &= np.fromiter(((c, a, b) not in known for c, a, b in zip(
+                    code_ids.tolist(), us.tolist(), ue.tolist())), dtype=bool, count=len(ridx))
+            yield i, text, ridx, us, ue, ms, me, new
+        if progress is not None:
+            progress(i + 1, total)
+
+
+def _first_of_each_key(code_ids, us, ue):
+    """A mask over the hits: True for the first hit (in their order) of each (code, start, end)."""
+    import numpy as np
+
+    order = np.lexsort((ue, us, code_ids))  # stable: equal keys keep the hits' order
+    c, a, b = code_ids[order], us[order], ue[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (c[1:] != c[:-1]) | (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    out = np.zeros(len(order), dtype=bool)
+    out[order[starts]] = True
+    return out
+
+
 #: Sources whose texts are read from the project at a time (memory stays flat in the corpus size).
 STREAM_BATCH = 32
 
 
-def _stream_sources(project: Project, ruleset: "RuleSet", source_ids: list[int]):
-    """``(position in source_ids, source id, text, segments, segment participant ids, doc)`` for each source
-    in turn, reading
-    texts and segments from the project :data:`STREAM_BATCH` sources at a time, in one read snapshot."""
+def _stream_sources(project: Project, ruleset: "RuleSet", source_ids: list[int], code_ids: list[int]):
+    """``(position in source_ids, source id, text, segments, segment participant ids, doc, known)`` for each
+    source in turn, reading texts, segments and the (code id, start, end) of its autocode codings of
+    ``code_ids`` (``known``) from the project :data:`STREAM_BATCH` sources at a time, in one read snapshot."""
     seg = S.segments
+    c = S.codings.c
     with project.connect() as conn:
         for i in range(0, len(source_ids), STREAM_BATCH):
             ids = source_ids[i:i + STREAM_BATCH]
@@ -524,10 +682,14 @@ def _stream_sources(project: Project, ruleset: "RuleSet", source_ids: list[int])
                                 .where(seg.c.source_id.in_(ids)).order_by(seg.c.source_id, seg.c.ord)):
                 segs.setdefault(r[0], []).append(tuple(r[1:6]))
                 seg_pids.setdefault(r[0], []).append(r[6])
+            known: dict[int, set[tuple[int, int, int]]] = {}
+            for code_id, sid, start, end in fetch_rows(conn, select(c.code_id, c.source_id, c.start, c.end).where(
+                    c.source_id.in_(ids), c.code_id.in_(code_ids), c.coder == AUTOCODER)):
+                known.setdefault(sid, set()).add((code_id, start, end))
             here = [(i + k, sid) for k, sid in enumerate(ids) if sid in texts]  # (one deleted since: skipped)
             batch = [texts.pop(sid) for _k, sid in here]
             for (k, sid), text, doc in zip(here, batch, ruleset.docs(batch)):
-                yield k, sid, text, segs.get(sid), seg_pids.get(sid), doc
+                yield k, sid, text, segs.get(sid), seg_pids.get(sid), doc, known.get(sid)
 
 
 class _SpeakerFilter:

@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pandas as pd
 from sqlalchemy import and_, bindparam, delete, func, select, update
@@ -135,21 +135,32 @@ def insert_coding_tuples(conn: Connection, rows: list[tuple], batch: int = 5000,
 PLAIN_CODING_COLUMNS = ("code_id", "source_id", "start", "end", "coder", "origin", "created_at")
 
 
-def insert_plain_codings(conn: Connection, rows: list[tuple], batch: int = 5000) -> int:
+def insert_plain_codings(conn: Connection, rows: Iterable[tuple], batch: int = 5000, *,
+                         code_ids: Iterable[int] | None = None) -> int:
     """Insert codings given as tuples ``(code_id, source_id, start, end, coder, origin, created_at)`` with
     no memo, GUID or selection (autocoding), skipping any whose key (the first five) is already stored;
     returns how many were inserted.  The rows must not repeat a key among themselves.
 
     The bulk path of :func:`insert_codings`: the tuples go to the database as they are, with one
     compiled INSERT executed with many parameter sets, and are filtered only when a coding of these
-    codes already exists (read in this transaction)."""
-    if not rows:
-        return 0
-    seen = existing_keys(conn, sorted({r[0] for r in rows}), None, None)
-    if seen:
-        rows = [r for r in rows if r[:5] not in seen]
-    insert_many(conn, S.codings, PLAIN_CODING_COLUMNS, rows, batch=batch)
-    return len(rows)
+    codes already exists (read in this transaction).  ``rows`` may be any iterable (a generator keeps
+    only ``batch`` tuples in memory at a time) when ``code_ids`` names every code the rows hold."""
+    if code_ids is None:
+        rows = list(rows)
+        if not rows:
+            return 0
+        code_ids = {r[0] for r in rows}
+    seen = existing_keys(conn, sorted(code_ids), None, None)
+    from itertools import islice
+
+    n = 0
+    rows = iter(rows)
+    while chunk := list(islice(rows, batch)):
+        if seen:
+            chunk = [r for r in chunk if r[:5] not in seen]
+        insert_many(conn, S.codings, PLAIN_CODING_COLUMNS, chunk, batch=batch)
+        n += len(chunk)
+    return n
 
 
 def set_coding_memo(conn: Connection, coding_id: int, text: str) -> None:

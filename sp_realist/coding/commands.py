@@ -430,7 +430,7 @@ def autocode_cmd(dry_run, rules, remove_rule, sources, include_interviewer, proj
       sp-realist autocode --rule referral-words
       sp-realist autocode --remove-rule referral-words
     """
-    from .autocode import autocode, remove_rule_codings
+    from .autocode import autocode, autocode_summary, remove_rule_codings
 
     with get_project(project_path) as project:
         if remove_rule:
@@ -439,32 +439,43 @@ def autocode_cmd(dry_run, rules, remove_rule, sources, include_interviewer, proj
             n = remove_rule_codings(project, remove_rule)
             message(f"Removed {n} coding(s) made by rule {remove_rule!r}.")
             return
-        # the terminal shows counts (or at most HIT_TABLE_LIMIT hits): no matched words or contexts beyond
-        # those are kept, so a dense run's memory is its numbers; csv, json, md, xlsx or -o FILE get every hit
-        shown = fmt == "table" and not output
-        df = autocode(project, dry_run=dry_run, rules=list(rules) or None, sources=list(sources) or None,
-                      progress=_progress(), include_interviewer=include_interviewer,
-                      max_texts=(HIT_TABLE_LIMIT if dry_run else 0) if shown else None)
-    new = int(df["new"].sum()) if len(df) else 0
-    if dry_run and fmt == "table" and not output and len(df) > HIT_TABLE_LIMIT:
-        from .autocode import hit_counts
-
-        counts = hit_counts(df)
-        if len(counts) > HIT_TABLE_LIMIT:
-            counts = hit_counts(df, by="code")
-        message(f"Dry run: {len(df)} hit(s); applying would add {new} coding(s). Hits per "
-                f"{'rule' if 'rule' in counts else 'code'} below; every hit: --format csv -o hits.csv (or json).")
-        emit(counts, fmt, None, title=f"Autocoding hits per {'rule' if 'rule' in counts else 'code'}")
+        if fmt == "table" and not output:
+            # the terminal shows counts (or at most HIT_TABLE_LIMIT hits): hits are counted as they are
+            # found, so a dense run's memory does not grow with them; csv, json, md, xlsx or -o get every hit
+            summary = autocode_summary(project, dry_run=dry_run, rules=list(rules) or None,
+                                       sources=list(sources) or None, progress=_progress(),
+                                       include_interviewer=include_interviewer,
+                                       first=HIT_TABLE_LIMIT if dry_run else 0)
+            df = None
+        else:
+            df = autocode(project, dry_run=dry_run, rules=list(rules) or None, sources=list(sources) or None,
+                          progress=_progress(), include_interviewer=include_interviewer)
+    if df is None:
+        if not dry_run:
+            message(f"Autocoded: {summary.hits} hit(s), {summary.new} new coding(s).")
+            return
+        if summary.hits > HIT_TABLE_LIMIT:
+            counts = summary.counts()
+            if len(counts) > HIT_TABLE_LIMIT:
+                counts = summary.counts(by="code")
+            by = "rule" if "rule" in counts else "code"
+            message(f"Dry run: {summary.hits} hit(s); applying would add {summary.new} coding(s). Hits per "
+                    f"{by} below; every hit: --format csv -o hits.csv (or json).")
+            emit(counts, fmt, None, title=f"Autocoding hits per {by}")
+            return
+        message(f"Dry run: {summary.hits} hit(s); applying would add {summary.new} coding(s).")
+        # the terminal is narrow; other formats keep every column
+        emit(summary.first[["rule", "code", "source", "context", "new"]], fmt, None, title="Autocoding hits")
         return
-    if fmt == "table":  # the terminal is narrow; other formats keep every column
+    new = int(df["new"].sum()) if len(df) else 0
+    if fmt == "table":  # a table in a file (-o): the terminal's columns
         df = df[["rule", "code", "source", "context", "new"]]
     if dry_run:
         message(f"Dry run: {len(df)} hit(s); applying would add {new} coding(s).")
         emit(df, fmt, output, title="Autocoding hits")
     else:
         message(f"Autocoded: {len(df)} hit(s), {new} new coding(s).")
-        if output or fmt != "table":
-            emit(df, fmt, output, title="Autocoding hits")
+        emit(df, fmt, output, title="Autocoding hits")
 
 
 def _progress():

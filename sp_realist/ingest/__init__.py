@@ -12,7 +12,8 @@ One reader module per format (:mod:`.text` for ``.txt``/``.md``,
 diary into entries; :func:`read_sources` turns a file into the
 :class:`~sp_realist.sources.SourceDraft` s it holds (one per interview, one per
 diary entry) without touching a project; :func:`ingest_paths` and
-:func:`ingest_manifest` store them, each file in its own transaction.
+:func:`ingest_manifest` store them, each file all or nothing (its own savepoint in a write
+transaction shared by up to :data:`FILES_PER_TURN` files).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import csv
 import io
 import os
 import re
+import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
@@ -279,7 +282,7 @@ def ingest_paths(project: Project, paths: Sequence[str | os.PathLike], kind: str
                  attributes: Mapping[str, str] | None = None, replace: bool = False,
                  progress: Progress | None = None, speaker_map: Mapping[str, str] | Iterable[str] | None = None,
                  role: str | None = None, date: str | None = None, force_site: bool = False) -> IngestReport:
-    """Ingest files into ``project``; one transaction per file.
+    """Ingest files into ``project``, each file all or nothing (see :class:`_Turns`).
 
     * ``kind``: ``interview``, ``focus_group``, ``diary``, ``field_notes`` or
       ``document``; by default ``diary`` for files in the reflective-diary
@@ -307,11 +310,15 @@ def ingest_paths(project: Project, paths: Sequence[str | os.PathLike], kind: str
                     replace=replace, force_site=force_site)
     report = IngestReport()
     paths = expand_paths(paths)
-    batch = _Batch()
-    for i, path in enumerate(paths, start=1):
-        report.files.append(_ingest_file(project, Path(path), opts, batch))
-        if progress:
-            progress(i, len(paths))
+    batch = _Batch(turns=_Turns(project))
+    try:
+        for i, path in enumerate(paths, start=1):
+            report.files.append(_ingest_file(project, Path(path), opts, batch))
+            batch.turns.step()
+            if progress:
+                progress(i, len(paths))
+    finally:
+        batch.turns.close()
     return report
 
 
@@ -447,24 +454,28 @@ def ingest_manifest(project: Project, csv_path: str | os.PathLike, replace: bool
                     within: str | os.PathLike | None = None) -> IngestReport:
     """Ingest the files a manifest CSV lists (see :func:`read_manifest`).
 
-    The whole manifest is checked first; then each file is ingested in its own
-    transaction, as by :func:`ingest_paths`.  ``defaults`` (``kind``, ``site``,
+    The whole manifest is checked first; then each file is ingested all or
+    nothing, as by :func:`ingest_paths`.  ``defaults`` (``kind``, ``site``,
     ``participant``...) apply where a row leaves a column empty.  ``within``
     confines every row's file to that folder (see :func:`read_manifest`).
     """
     rows = read_manifest(csv_path, within=within)
     smap = parse_speaker_map(speaker_map)
     report = IngestReport()
-    batch = _Batch()
-    for i, row in enumerate(rows, start=1):
-        merged = {**{k: v for k, v in (defaults or {}).items() if v}, **{k: v for k, v in row.items() if v}}
-        attrs = {k: v for k, v in merged.items() if k not in MANIFEST_COLUMNS and not k.startswith("_")}
-        opts = _Options(kind=merged.get("kind"), site=merged.get("site"), participant=merged.get("participant"),
-                        role=merged.get("role"), date=merged.get("date"), attributes=attrs, speaker_map=smap,
-                        replace=replace, force_site=force_site)
-        report.files.append(_ingest_file(project, Path(row["path"]), opts, batch))
-        if progress:
-            progress(i, len(rows))
+    batch = _Batch(turns=_Turns(project))
+    try:
+        for i, row in enumerate(rows, start=1):
+            merged = {**{k: v for k, v in (defaults or {}).items() if v}, **{k: v for k, v in row.items() if v}}
+            attrs = {k: v for k, v in merged.items() if k not in MANIFEST_COLUMNS and not k.startswith("_")}
+            opts = _Options(kind=merged.get("kind"), site=merged.get("site"), participant=merged.get("participant"),
+                            role=merged.get("role"), date=merged.get("date"), attributes=attrs, speaker_map=smap,
+                            replace=replace, force_site=force_site)
+            report.files.append(_ingest_file(project, Path(row["path"]), opts, batch))
+            batch.turns.step()
+            if progress:
+                progress(i, len(rows))
+    finally:
+        batch.turns.close()
     return report
 
 
@@ -480,14 +491,81 @@ _PARTICIPANT_SITES = select(S.participants.c.code, S.participants.c.site)
 _ANY_LEGACY = select(_src.id).where(_src.file_name.is_not(None), _src.file_path.is_(None)).limit(1)
 
 
+#: Files one write transaction of an ingest run holds at most (each file in its own savepoint, so a refused
+#: file leaves nothing behind and the others stand), and the longest such a transaction stays open before it
+#: commits (other writers wait for it): a commit per file cost more than storing a transcript.
+FILES_PER_TURN = 64
+TURN_SECONDS = 2.0
+
+
+class _Turns:
+    """The write transactions (*turns*) of one ingest run.
+
+    :meth:`file` gives a file a savepoint in the current turn, opening a turn when none is open; a turn
+    commits after :data:`FILES_PER_TURN` files or :data:`TURN_SECONDS` (:meth:`step`), and at the end of the
+    run (:meth:`close`).  A refusal (:class:`SpRealistError`) rolls back only that file's savepoint.  Any other
+    error (a bug, Ctrl-C) first commits the files stored before it in the turn, as the files before it were
+    already committed when each file had its own transaction, then propagates.
+    """
+
+    def __init__(self, project: Project):
+        self.project = project
+        self._stack: ExitStack | None = None
+        self._conn = None
+        self._files = 0
+        self._started = 0.0
+
+    @contextmanager
+    def file(self):
+        if self._conn is None:
+            stack = ExitStack()
+            self._conn = stack.enter_context(self.project.begin())  # busy: ProjectError, the file is refused
+            self._stack, self._files, self._started = stack, 0, time.monotonic()
+        self._files += 1
+        try:
+            with self.project.savepoint(self._conn):
+                yield self._conn
+        except SpRealistError:
+            raise
+        except BaseException:
+            self.close()
+            raise
+
+    def step(self) -> None:
+        """After a file (outside its savepoint, so that a failed commit is never taken for that file's
+        refusal): commit the turn when it holds :data:`FILES_PER_TURN` files or is :data:`TURN_SECONDS` old."""
+        if self._conn is not None and (self._files >= FILES_PER_TURN
+                                       or time.monotonic() - self._started >= TURN_SECONDS):
+            self.close()
+
+    def close(self) -> None:
+        """Commit the open turn, if any."""
+        stack, self._stack, self._conn = self._stack, None, None
+        if stack is not None:
+            stack.close()
+
+
 @dataclass
 class _Batch:
     """What one ingest run remembers between files: ``seen`` maps base names to the first file (resolved,
     as given) seen with each; ``legacy`` whether the project holds sources with a file name but no path
-    (from before schema 2; ``None``: not looked up yet; no ingest adds such sources)."""
+    (from before schema 2; ``None``: not looked up yet; no ingest adds such sources); ``turns`` the run's
+    write transactions (``None``: a transaction per file); ``actor`` who the audit rows name (resolved once
+    per run)."""
 
     seen: dict[str, tuple[Path, str]] = field(default_factory=dict)
     legacy: bool | None = None
+    turns: _Turns | None = None
+    actor: str | None = None
+
+
+def _actor(conn, batch: _Batch) -> str:
+    """Who the run's audit rows name, resolved at the first one (the same for every file of a run)."""
+    if batch.actor is None:
+        from ..identity import current_user
+
+        batch.actor = current_user(None, conn=conn)
+    return batch.actor
 
 
 def _may_have_legacy(conn, batch: _Batch) -> bool:
@@ -497,7 +575,8 @@ def _may_have_legacy(conn, batch: _Batch) -> bool:
 
 
 def _ingest_file(project: Project, path: Path, opts: _Options, batch: _Batch | None = None) -> FileResult:
-    """Ingest one file in its own transaction.
+    """Ingest one file, all or nothing: in its own transaction, or with ``batch.turns`` in its own
+    savepoint of the run's current write turn (see :class:`_Turns`).
 
     Sources remember their file's absolute path (``file_path``), so a file is
     matched to its earlier sources by path: ``s1/notes.txt`` and
@@ -532,7 +611,7 @@ def _ingest_file(project: Project, path: Path, opts: _Options, batch: _Batch | N
         src = S.sources.c
         # One transaction reads what the project holds of this file and writes the new sources: an
         # IngestError raised on the way rolls it back, so nothing of a refused file is written.
-        with project.begin() as conn:
+        with (batch_state.turns.file() if batch_state.turns is not None else project.begin()) as conn:
             same = conn.execute(_SAME_CONTENT, {"checksum": checksum}).all()
             # this file's earlier sources: by path; legacy sources (no path) by base name
             previous = conn.execute(_SAME_PATH, {"path": file_path}).all()
@@ -555,8 +634,8 @@ def _ingest_file(project: Project, path: Path, opts: _Options, batch: _Batch | N
                 if found:
                     conn.execute(S.sources.update().where(src.id.in_(found), src.file_path.is_(None))
                                  .values(file_path=file_path))
-                    project.log(conn, "ingest.record_path", base, checksum=checksum, path=file_path,
-                                sources=len(found))
+                    project.log(conn, "ingest.record_path", base, actor=_actor(conn, batch_state), checksum=checksum,
+                                path=file_path, sources=len(found))
                     note += f"; its path is now recorded for {len(found)} source(s)"
                 return FileResult(shown, "unchanged", same[0][2], names,
                                   f"already ingested{note}; nothing to do")
@@ -609,7 +688,8 @@ def _ingest_file(project: Project, path: Path, opts: _Options, batch: _Batch | N
             detail = {}
             if outcome is not None:
                 detail = {"codings": outcome.codings, "excerpts": outcome.excerpts, "left": outcome.left}
-            project.log(conn, "ingest.replace" if old_ids else "ingest", base, checksum=checksum,
+            project.log(conn, "ingest.replace" if old_ids else "ingest", base, actor=_actor(conn, batch_state),
+                        checksum=checksum,
                         kind=drafts[0].kind, sources=[d.name for d in drafts], replaced=len(old_ids),
                         path=file_path, **detail)
         status = "replaced" if old_ids else "ingested"

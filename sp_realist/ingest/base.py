@@ -16,13 +16,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from operator import attrgetter
 from typing import Iterable
 
 from ..errors import IngestError
 from ..sources import Segment
 
 
-@dataclass
+@dataclass(slots=True)
 class Block:
     """A paragraph (Word) or line (text) of a document: ``doc.text[start:end]``.
 
@@ -74,6 +75,16 @@ _MAGIC = (
 
 # Control characters that never occur in a real text file (tab, LF, CR, FF are allowed).
 _BAD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+#: Every byte but those control characters.  In UTF-8 and Windows-1252 a byte below 0x80 is always that
+#: character, so deleting these bytes leaves exactly the control characters of the decoded text (a C loop
+#: over the bytes, about 20x faster than the regular expression over the text).
+_NOT_CONTROL_BYTES = bytes(b for b in range(256) if not _BAD_CONTROL.match(chr(b)))
+
+
+def _has_bad_control(text: str, data: bytes, encoding: str) -> bool:
+    if encoding in ("utf-8", "utf-8-sig", "cp1252"):
+        return bool(data.translate(None, _NOT_CONTROL_BYTES))
+    return _BAD_CONTROL.search(text) is not None
 
 
 def decode_bytes(data: bytes, name: str) -> tuple[str, str]:
@@ -105,7 +116,7 @@ def decode_bytes(data: bytes, name: str) -> tuple[str, str]:
                 break
             except UnicodeDecodeError:
                 continue
-    if text is None or _BAD_CONTROL.search(text):
+    if text is None or _has_bad_control(text, data, encoding):
         raise IngestError(
             f"{name}: the file is not readable text (binary data, or an encoding other than UTF-8, UTF-16 "
             "with a byte-order mark or Windows-1252); re-save it as UTF-8 text."
@@ -127,19 +138,21 @@ def normalise_newlines(text: str) -> str:
 def line_blocks(text: str) -> list[Block]:
     """One block per non-blank line; ``para_start`` after a blank line."""
     blocks = []
+    append = blocks.append
     pos = 0
     blank_before = True
     for line in text.split("\n"):
-        if line.strip():
-            blocks.append(Block(pos, pos + len(line), line, para_start=blank_before))
+        n = len(line)
+        if line and not line.isspace():  # what line.strip() keeps something of, without the copy
+            append(Block(pos, pos + n, line, "body", 0, blank_before))
             blank_before = False
         else:
             blank_before = True
-        pos += len(line) + 1
+        pos += n + 1
     return blocks
 
 
-@dataclass
+@dataclass(slots=True)
 class Cut:
     """A segment starts at ``pos`` (absolute offset) with these attributes."""
 
@@ -163,7 +176,7 @@ def tile(text: str, cuts: Iterable[Cut], start: int = 0, end: int | None = None,
     end = len(text) if end is None else end
     base = start if offset is None else offset
     unique: list[Cut] = []
-    for c in sorted((c for c in cuts if start <= c.pos < end), key=lambda c: c.pos):
+    for c in sorted((c for c in cuts if start <= c.pos < end), key=attrgetter("pos")):
         if not unique or unique[-1].pos != c.pos:
             unique.append(c)
     if end <= start:

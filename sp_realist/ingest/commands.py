@@ -66,7 +66,7 @@ def ingest_cmd(files, kind, site, participant, role, date_, attrs, speaker_map, 
 
     FILES may include folders: their supported files are ingested, sorted.
 
-    Each file is ingested in its own transaction. A file already ingested with
+    Each file is ingested all or nothing. A file already ingested with
     the same content is left alone; a changed file is refused unless --replace.
     Bad files are reported (exit 1) after the good ones are ingested.
 

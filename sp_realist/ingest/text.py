@@ -203,25 +203,21 @@ def segment_transcript(doc: Document, speaker_map: Mapping[str, str] | None = No
 
     # A file written consistently as "Label:" lines: every label is a speaker, however rare, from the
     # first line a stricter rule recognises on (a "Label:" line above it is the file's header).
-    lines = [b for b in blocks if b.style != "heading" and b.text.strip()]
+    n_lines = sum(1 for b in blocks if b.style != "heading" and b.text and not b.text.isspace())
     labelled = sum(1 for b, lab in found if lab and b.style != "heading")
-    consistent = labelled >= 2 and labelled >= CONSISTENT_SHARE * len(lines)
+    consistent = labelled >= 2 and labelled >= CONSISTENT_SHARE * n_lines
     first = next((i for i, (b, lab) in enumerate(found) if lab and strict(lab[0], b)), 0)
-    position = {id(b): i for i, (b, _lab) in enumerate(found)}
-
-    def accepted(label: str, block: Block) -> bool:
-        return strict(label, block) or (consistent and position[id(block)] >= first)
-
-    turns = [(b, lab) for b, lab in found if lab and accepted(lab[0], b)]
+    # which blocks open a turn (by position in ``found``)
+    is_turn = [bool(lab) and (strict(lab[0], b) or (consistent and i >= first)) for i, (b, lab) in enumerate(found)]
+    turns = [lab for (_b, lab), t in zip(found, is_turn) if t]
     if len(turns) < 2 and not (doc.transcript and turns):
         return None
-    mapping = map_speakers([lab[0] for _b, lab in turns], speaker_map, known_codes, participant)
-    turn_ids = {id(b) for b, _ in turns}
+    mapping = map_speakers([lab[0] for lab in turns], speaker_map, known_codes, participant)
     cuts: list[Cut] = []
     section = None
     in_turn = started = False
-    for b, lab in found:
-        if id(b) in turn_ids:
+    for (b, lab), turn in zip(found, is_turn):
+        if turn:
             sp, ts = lab
             cuts.append(Cut(b.start, "turn", speaker=sp, section=section, start_time=ts,
                             participant_code=mapping.get(sp)))
