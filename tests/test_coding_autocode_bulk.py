@@ -159,12 +159,12 @@ def test_max_texts_keeps_the_text_of_the_first_hits_only(tmp_path, monkeypatch, 
 
 
 @pytest.mark.parametrize("batch,first", [(1, 0), (2, 7), (1000, 10**9)])
-def test_summary_counts_what_the_hits_table_holds_and_applies_the_same_codings(tmp_path, monkeypatch, batch, first):
+def test_summary_counts_what_the_hits_table_holds_and_applies_the_same_codings(place, tmp_path, monkeypatch, batch, first):
     """autocode_summary, counting hits as they are found (texts read ``batch`` sources at a time), gives the
     counts hit_counts gives for autocode's table (per rule and per code, same order), its first ``first``
     rows, and applying stores the codings and audit row autocode stores; a second run finds nothing new."""
-    a = _project(tmp_path / "a.sprealist", tmp_path)
-    b = _project(tmp_path / "b.sprealist", tmp_path)
+    a = _project(place("a"), tmp_path)
+    b = _project(place("b"), tmp_path)
     try:
         monkeypatch.setattr(ac, "STREAM_BATCH", batch)
         table = ac.autocode(a, dry_run=True, include_interviewer=True)
@@ -192,8 +192,8 @@ def test_summary_counts_what_the_hits_table_holds_and_applies_the_same_codings(t
         b.close()
 
 
-def test_summary_of_a_project_without_rules_or_hits(tmp_path):
-    with Project.create(tmp_path / "empty.sprealist") as project:
+def test_summary_of_a_project_without_rules_or_hits(place, tmp_path):
+    with Project.create(place("empty")) as project:
         s = ac.autocode_summary(project, dry_run=True)
         assert (s.hits, s.new, s.added, len(s.first)) == (0, 0, 0, 0)
         assert s.counts().empty and list(s.counts("code").columns) == ["code", "rules", "hits", "new"]
@@ -201,11 +201,11 @@ def test_summary_of_a_project_without_rules_or_hits(tmp_path):
             s.counts("source")
 
 
-def test_applying_on_the_terminal_stores_what_the_library_stores(runner, cli, tmp_path):
+def test_applying_on_the_terminal_stores_what_the_library_stores(place, runner, cli, tmp_path):
     """The command line's terminal path (counts only) applies the same codings as autocode()."""
-    path = tmp_path / "t.sprealist"
+    path = place("t")
     _project(path, tmp_path).close()
-    b = _project(tmp_path / "b.sprealist", tmp_path)
+    b = _project(place("b"), tmp_path)
     try:
         r = runner.invoke(cli, ["autocode", "-p", str(path), "--include-interviewer"])
         assert r.exit_code == 0, r.output
