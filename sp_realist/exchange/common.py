@@ -51,6 +51,21 @@ GUID_ATTRIBUTES = frozenset((
 ))
 
 
+_CANONICAL_LINE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.MULTILINE)
+
+
+def guids_canonical(root) -> bool:
+    """Whether every GUID attribute in the parsed tree is empty or already a canonical GUID (what sp_realist
+    and most tools write): then :func:`repair_foreign_guids` has nothing to do and :func:`norm_guid` returns
+    each value as it is (or None for an empty one).  The values are checked together: joined one per line
+    (none may hold a line break itself), every line must be a canonical GUID or empty."""
+    values = [v for el in root.iter() for k, v in el.items() if k in GUID_ATTRIBUTES]
+    joined = "\n".join(values)
+    if joined.count("\n") != max(len(values) - 1, 0):
+        return False
+    return not _CANONICAL_LINE.sub("", joined).strip("\n")
+
+
 def repair_foreign_guids(root, where: str) -> int:
     """Give identifiers that are not GUIDs (``guid="c1"``, written by some tools
     and by hand) deterministic GUIDs, *in every attribute that refers to them*,
