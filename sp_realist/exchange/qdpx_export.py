@@ -37,7 +37,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -134,8 +134,11 @@ class _Builder:
         })
         codes = self.rows(select(S.codes).order_by(S.codes.c.ord, S.codes.c.name))
         sources = self.rows(select(S.sources).order_by(S.sources.c.ingest_order, S.sources.c.id))
-        codings = self.rows(select(S.codings).order_by(S.codings.c.source_id, S.codings.c.start, S.codings.c.end,
-                                                        S.codings.c.code_id, S.codings.c.coder))
+        # codings as named tuples (the bulk of a project: smaller and quicker to make than a dict per row)
+        cc = S.codings.c
+        codings = list(map(_Coding._make, c.execute(
+            select(*[cc[name] for name in _Coding._fields]).order_by(cc.source_id, cc.start, cc.end, cc.code_id,
+                                                                       cc.coder))))
         memos = self.rows(select(S.memos).order_by(S.memos.c.created_at, S.memos.c.id))
         participants = self.rows(select(S.participants).order_by(S.participants.c.code))
         themes = self.rows(select(S.themes).order_by(S.themes.c.ord, S.themes.c.name))
@@ -151,11 +154,6 @@ class _Builder:
         self.theory_guid = {r["id"]: guid_for(r["guid"], self.pid, "theory", r["key"]) for r in theories}
         self.cmoc_keys = {r["id"]: r["key"] for r in cmocs}
         self.theory_keys = {r["id"]: r["key"] for r in theories}
-        self.coding_guid = {}
-        for r in codings:
-            self.coding_guid[r["id"]] = guid_for(
-                r["guid"], self.pid, "coding", self.source_guid[r["source_id"]], r["start"], r["end"],
-                self.code_guid[r["code_id"]], r["coder"])
         self.memo_guid = {r["id"]: guid_for(r["guid"], self.pid, "memo", r["id"], r["created_at"]) for r in memos}
 
         # memos grouped by where their NoteRef goes
@@ -163,8 +161,8 @@ class _Builder:
         for m in memos:
             self.memos_for[(m["target_type"], m["target_id"])].append(self.memo_guid[m["id"]])
         # authors first so Users lists them in a stable order
-        for r in codings:
-            self.user(r["coder"])
+        for name in dict.fromkeys(r.coder for r in codings):
+            self.user(name)
         for m in memos:
             self.user(m["author"])
         for name in self.kept_users:
@@ -335,7 +333,13 @@ class _Builder:
         self.span_selection: dict[tuple[int, int, int], str] = {}  # (source id, start, end) -> selection guid
         by_source = defaultdict(list)
         for r in codings:
-            by_source[r["source_id"]].append(r)
+            by_source[r.source_id].append(r)
+        # excerpts (evidence, appraisals, uncoded selections) are selections too: their spans by source
+        other_spans = defaultdict(list)
+        for r in self.evidence + self.appraisals + list(self.excerpts.values()):
+            other_spans[r["source_id"]].append((r["start"], r["end"]))
+        coding_notes = {tid: gs for (ttype, tid), gs in self.memos_for.items() if ttype == "coding"}
+        pid, code_guid, user, xsd_time, SubElement = self.pid, self.code_guid, self.user, self.xsd_time, ET.SubElement
         sources_el = ET.Element(q("Sources"))
         for s in sources:
             guid = self.source_guid[s["id"]]
@@ -346,10 +350,9 @@ class _Builder:
             })
             spans = defaultdict(list)
             for r in by_source.get(s["id"], []):
-                spans[(r["start"], r["end"])].append(r)
-            for r in self.evidence + self.appraisals + list(self.excerpts.values()):  # excerpts are selections too
-                if r["source_id"] == s["id"]:
-                    spans.setdefault((r["start"], r["end"]), [])
+                spans[(r.start, r.end)].append(r)
+            for span in other_spans.get(s["id"], ()):
+                spans.setdefault(span, [])
             appraisal_notes = defaultdict(list)
             for r in self.appraisals:
                 if r["source_id"] == s["id"]:
@@ -358,13 +361,16 @@ class _Builder:
                 # one selection per coder (peers take the coder from the selection), the uncoded excerpt
                 # alone when nobody coded it; the span's first selection carries its appraisal notes and is
                 # what CMOC evidence links point at
-                by_coder: dict = defaultdict(list)
-                for r in group:
-                    by_coder[r["coder"]].append(r)
-                parts = sorted(by_coder.items()) or [(None, [])]
+                if len(group) == 1:  # most spans: one coding
+                    parts = [(group[0].coder, group)]
+                else:
+                    by_coder: dict = defaultdict(list)
+                    for r in group:
+                        by_coder[r.coder].append(r)
+                    parts = sorted(by_coder.items()) or [(None, [])]
                 excerpt = self.excerpts.get((s["id"], start, end))
                 for i, (coder, rows) in enumerate(parts):
-                    kept = {r["selection_guid"] for r in rows if r.get("selection_guid")}
+                    kept = {r.selection_guid for r in rows if r.selection_guid}
                     if not rows and excerpt is not None and excerpt["guid"]:
                         kept = {excerpt["guid"]}  # an uncoded selection's own GUID
                     sg = norm_guid(next(iter(kept))) if len(kept) == 1 else None
@@ -374,35 +380,39 @@ class _Builder:
                     self.used_selections.add(sg)
                     if i == 0:
                         self.span_selection[(s["id"], start, end)] = sg
-                    dated = [r for r in rows if r.get("dated") is not False]
-                    first = min(dated, key=lambda r: (r["created_at"] or "", r["id"])) if dated else {}
+                    dated = [r for r in rows if r.dated is not False]
+                    created = min(dated, key=lambda r: (r.created_at or "", r.id)).created_at if dated else None
                     if not rows and excerpt is not None and excerpt["dated"]:
-                        first = excerpt  # an uncoded selection imported with a time keeps it
-                    sel = sub(el, "PlainTextSelection", {
-                        "guid": sg, "name": self.clean(_selection_name(s["text"], start, end)),
-                        "startPosition": start, "endPosition": end, "creatingUser": self.user(coder),
-                        "creationDateTime": self.xsd_time(first.get("created_at")),
-                    })
+                        created = excerpt["created_at"]  # an uncoded selection imported with a time keeps it
+                    # what sub() writes (values as text, None left out), the attributes in the same order, built
+                    # directly: one selection and one coding per coding of a project
+                    who = user(coder)  # a selection's codings share its coder
+                    attrs = {"guid": sg, "name": self.clean(_selection_name(s["text"], start, end)),
+                             "startPosition": str(start), "endPosition": str(end)}
+                    if who is not None:
+                        attrs["creatingUser"] = who
+                    when = xsd_time(created)
+                    if when is not None:
+                        attrs["creationDateTime"] = when
+                    sel = SubElement(el, "PlainTextSelection", attrs)
                     for r in rows:
-                        # what sub() writes, the attributes in the same order, built directly (one per coding)
-                        cg = self.coding_guid[r["id"]]
+                        cg = guid_for(r.guid, pid, "coding", guid, r.start, r.end, code_guid[r.code_id], r.coder)
                         attrs = {"guid": cg}
-                        who = self.user(r["coder"])
                         if who is not None:
                             attrs["creatingUser"] = who
-                        when = self.xsd_time(r["created_at"]) if r.get("dated") is not False else None
+                        when = xsd_time(r.created_at) if r.dated is not False else None
                         if when is not None:
                             attrs["creationDateTime"] = when
-                        cod = ET.SubElement(sel, "Coding", attrs)
-                        ET.SubElement(cod, "CodeRef", {"targetGUID": self.code_guid[r["code_id"]]})
-                        if r["memo"]:
-                            ng = guid_for(None, self.pid, "coding-memo", cg)
-                            self._note(notes_el, ng, "Coding memo", r["memo"], r["coder"], r["created_at"],
-                                       r["created_at"])
+                        cod = SubElement(sel, "Coding", attrs)
+                        SubElement(cod, "CodeRef", {"targetGUID": code_guid[r.code_id]})
+                        if r.memo:
+                            ng = guid_for(None, pid, "coding-memo", cg)
+                            self._note(notes_el, ng, "Coding memo", r.memo, r.coder, r.created_at, r.created_at)
                             self.counts["notes"] += 1
-                            sub(cod, "NoteRef", {"targetGUID": ng})
-                        self._noterefs(cod, "coding", r["id"])
-                        self.counts["codings"] += 1
+                            SubElement(cod, "NoteRef", {"targetGUID": ng})
+                        for ng in coding_notes.get(r.id, ()):
+                            SubElement(cod, "NoteRef", {"targetGUID": ng})
+                    self.counts["codings"] += len(rows)
                     if i == 0:
                         for ng in appraisal_notes.get((start, end), []):
                             sub(sel, "NoteRef", {"targetGUID": ng})
@@ -589,6 +599,11 @@ class _Builder:
         if self.stripped:
             self.losses.append(f"{self.stripped} character(s) that XML 1.0 cannot hold were left out of names, "
                                "descriptions and notes (source texts are exported unchanged)")
+
+
+#: A coding row as the export reads it.
+_Coding = namedtuple("_Coding", ["id", "code_id", "source_id", "start", "end", "coder", "memo", "guid", "created_at",
+                                 "dated", "selection_guid"])
 
 
 def _selection_name(text: str, start: int, end: int, limit: int = 60) -> str:
