@@ -241,3 +241,32 @@ def test_checking_a_column_values_at_once_refuses_as_one_by_one(values, column):
         with pytest.raises(S.TextValueError) as got:
             S.check_column_values(col, values)
         assert str(got.value) == first
+
+
+def test_sources_written_ahead_give_the_whole_tree_serialisation(project):
+    """The export writes each TextSource as soon as it is built (memory: one source's elements at a time);
+    the document is byte for byte what indenting and serialising the whole tree at once gives, with
+    awkward names and texts, a source without selections and a source with many."""
+    from unittest import mock
+
+    from sqlalchemy import insert
+
+    from exchange_helpers import build_sample
+    from sp_realist import schema as S
+    from sp_realist.exchange import qdpx_export
+    from sp_realist.exchange.qdpx_export import qde_bytes
+    from sp_realist.sources import Segment, SourceDraft, add_source
+
+    ids = build_sample(project)
+    text = 'Quotes "<&>" and \U0001f600 emoji; a line\r\nbreak -->\n' * 5
+    with project.begin() as conn:
+        add_source(conn, SourceDraft(name='A <name> & "quotes" -->', kind="document", text=text, segments=[Segment(0, len(text))], checksum="x"))
+        sid = add_source(conn, SourceDraft(name="Many", kind="document", text=text, segments=[Segment(0, len(text))], checksum="y"))
+        conn.execute(insert(S.codings), [dict(code_id=ids["Induction"], source_id=sid, start=i, end=i + 9,
+                                              coder="RA" if i % 2 else "RB", origin="manual",
+                                              created_at="2020-01-01T00:00:00+00:00") for i in range(0, 200, 3)])
+    streamed = qde_bytes(project, "p")
+    assert b"<!--" not in streamed and streamed.count(b"<TextSource ") == 4
+    with mock.patch.object(qdpx_export._Builder, "_streamed", lambda self, el: el):
+        whole = qde_bytes(project, "p")
+    assert streamed == whole

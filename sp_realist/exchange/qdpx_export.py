@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections import defaultdict, namedtuple
@@ -215,7 +216,23 @@ class _Builder:
             sub(root, "NoteRef", {"targetGUID": g})
         self._losses()
         ET.indent(root, space="  ")
-        return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+        xml = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+        # each TextSource was written as soon as it was built (_streamed): put them in place of their markers
+        parts = _SOURCE_MARK.split(xml)
+        out = [parts[0]]
+        for k in range(1, len(parts), 2):
+            out += [self.source_xml[int(parts[k])], parts[k + 1]]
+        self.source_xml = []
+        return b"".join(out + [b"\n"])
+
+    def _streamed(self, el: ET.Element) -> ET.Element:
+        """Serialise a finished ``TextSource`` now and return the marker :meth:`build` replaces with it: its
+        selections and codings are most of a project's XML, so only one source's elements are held at a time.
+        It is indented as indenting the whole tree indents it (Project > Sources > TextSource), and written
+        with what ``tostring`` writes for the whole tree, so the file is the same byte for byte."""
+        ET.indent(el, space="  ", level=2)
+        self.source_xml.append(ET.tostring(el, encoding="utf-8"))
+        return ET.Comment(f"{_SOURCE_MARK_TEXT}{len(self.source_xml) - 1}")
 
     def _note(self, parent, guid, title, text, author, created, modified) -> None:
         """A Note with its text both inline (``PlainTextContent``) and as the file ``plainTextPath`` names
@@ -341,13 +358,13 @@ class _Builder:
         coding_notes = {tid: gs for (ttype, tid), gs in self.memos_for.items() if ttype == "coding"}
         pid, code_guid, user, xsd_time, SubElement = self.pid, self.code_guid, self.user, self.xsd_time, ET.SubElement
         sources_el = ET.Element(q("Sources"))
+        self.source_xml: list[bytes] = []  # each TextSource, serialised when built (see _streamed)
         for s in sources:
             guid = self.source_guid[s["id"]]
             self.files[f"sources/{guid}.txt"] = s["text"].encode("utf-8", "surrogatepass")
-            el = sub(sources_el, "TextSource", {
-                "guid": guid, "name": self.clean(s["name"]), "plainTextPath": f"internal://{guid}.txt",
-                "creationDateTime": xsd_datetime(s["created_at"]),
-            })
+            el = ET.Element(q("TextSource"), {k: v for k, v in (
+                ("guid", guid), ("name", self.clean(s["name"])), ("plainTextPath", f"internal://{guid}.txt"),
+                ("creationDateTime", xsd_datetime(s["created_at"]))) if v is not None})
             spans = defaultdict(list)
             for r in by_source.get(s["id"], []):
                 spans[(r.start, r.end)].append(r)
@@ -424,6 +441,7 @@ class _Builder:
                 self._value(el, "source", DATE_VARIABLE, s["date"])
             for name in sorted(self.source_attrs[s["id"]]):
                 self._value(el, "source", name, self.source_attrs[s["id"]][name])
+            sources_el.append(self._streamed(el))
         self.counts["sources"] = len(sources)
         return sources_el
 
@@ -600,6 +618,11 @@ class _Builder:
             self.losses.append(f"{self.stripped} character(s) that XML 1.0 cannot hold were left out of names, "
                                "descriptions and notes (source texts are exported unchanged)")
 
+
+#: The comment standing for a TextSource written ahead (``<!--...N-->``; a comment in the XML can only be one of
+#: these: text and attributes escape ``<``).
+_SOURCE_MARK_TEXT = "sp_realist:source:"
+_SOURCE_MARK = re.compile(rb"<!--sp_realist:source:(\d+)-->")
 
 #: A coding row as the export reads it.
 _Coding = namedtuple("_Coding", ["id", "code_id", "source_id", "start", "end", "coder", "memo", "guid", "created_at",
