@@ -120,14 +120,19 @@ def insert_coding_tuples(conn: Connection, rows: list[tuple], batch: int = 5000,
                 .values({c: bindparam(c) for c in cols}).compile(dialect=conn.dialect))
     order = compiled.positiontup if compiled.positional else None
     sql = str(compiled)
-    if order is not None:
+    if order is None:  # named parameters
+        shape = lambda chunk: [dict(zip(cols, row)) for row in chunk]  # noqa: E731
+    elif list(order) == list(cols):  # the tuples are already in the statement's order
+        shape = lambda chunk: chunk  # noqa: E731
+    else:
         from operator import itemgetter
 
         pick = itemgetter(*[cols.index(name) for name in order])
+        shape = lambda chunk: [pick(row) for row in chunk]  # noqa: E731
     inserted = 0
     for i in range(0, len(out), batch):
         chunk = out[i:i + batch]
-        params = [pick(row) for row in chunk] if order is not None else [dict(zip(cols, row)) for row in chunk]
+        params = shape(chunk)
         result = conn.exec_driver_sql(sql, params)
         inserted += result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(chunk)
     return inserted

@@ -441,6 +441,7 @@ class _Reader:
                 self.lost["picture"] += 1
                 if kids(s, "PictureSelection"):
                     self.lost["picture-selection"] += len(kids(s, "PictureSelection"))
+            s.clear()  # read into the plan: its selections' elements (most of the tree) need not stay
 
     def realist(self, root) -> tuple[set[str], set[str]]:
         """Recognise CMOCs and theories as sp_realist exports them (sets of component notes,
@@ -601,7 +602,6 @@ class _Reader:
         known = {c.guid for c in plan.codes}
         source_guids = {s.guid for s in plan.sources}
         case_guids = {c.guid for c in plan.cases}
-        coding_guids = {c.guid for s in plan.sources for sel in s.sels for c in sel.codings if c.guid}
         sets_el = kid(root, "Sets")
         consumed_sets, consumed_links = self.realist(root)
         for st in (kids(sets_el, "Set") if sets_el is not None else []):
@@ -627,9 +627,11 @@ class _Reader:
             if not mcodes and not msources:
                 self.lost["note-set"] += 1
         links_el = kid(root, "Links")
-        for ln in (kids(links_el, "Link") if links_el is not None else []):
-            if norm_guid(ln.get("guid")) in consumed_links:
-                continue
+        links = [ln for ln in (kids(links_el, "Link") if links_el is not None else [])
+                 if norm_guid(ln.get("guid")) not in consumed_links]
+        # the codings' GUIDs (one per coding in a file) only when a link is left that may point at one
+        coding_guids = {c.guid for s in plan.sources for sel in s.sels for c in sel.codings if c.guid} if links else set()
+        for ln in links:
             a, b = norm_guid(ln.get("originGUID")), norm_guid(ln.get("targetGUID"))
             note, other = (a, b) if a in plan.notes else (b, a) if b in plan.notes else (None, None)
             target_type = ("code" if other in known else "source" if other in source_guids else
