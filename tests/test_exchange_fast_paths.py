@@ -270,3 +270,48 @@ def test_sources_written_ahead_give_the_whole_tree_serialisation(project):
     with mock.patch.object(qdpx_export._Builder, "_streamed", lambda self, el: el):
         whole = qde_bytes(project, "p")
     assert streamed == whole
+
+
+def test_the_cycle_collector_is_paused_only_while_exchanging(project, tmp_path):
+    """Export and import pause the cyclic garbage collector while they work and leave it as they found it:
+    on after an export, an import, and an import that fails; still paused for a caller that had paused it."""
+    import gc
+
+    import pytest
+
+    from exchange_helpers import build_sample
+    from sp_realist.errors import SpRealistError
+    from sp_realist.exchange import qdpx_export
+    from sp_realist.exchange.common import cycle_collection_paused
+    from sp_realist.exchange.qdpx_export import export_qdpx
+    from sp_realist.exchange.qdpx_import import import_qdpx_new
+
+    build_sample(project)
+    seen = []
+    build = qdpx_export._Builder.build
+
+    def spy(self):
+        seen.append(gc.isenabled())
+        return build(self)
+
+    assert gc.isenabled()
+    qdpx_export._Builder.build = spy
+    try:
+        export_qdpx(project, tmp_path / "a.qdpx")
+    finally:
+        qdpx_export._Builder.build = build
+    assert seen == [False] and gc.isenabled()
+    import_qdpx_new(tmp_path / "a.qdpx", tmp_path / "a.sprealist")
+    assert gc.isenabled()
+    (tmp_path / "bad.qdpx").write_bytes(b"not a zip")
+    with pytest.raises(SpRealistError):
+        import_qdpx_new(tmp_path / "bad.qdpx", tmp_path / "bad.sprealist")
+    assert gc.isenabled() and not (tmp_path / "bad.sprealist").exists()
+    gc.disable()
+    try:
+        with cycle_collection_paused():
+            pass
+        export_qdpx(project, tmp_path / "b.qdpx")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

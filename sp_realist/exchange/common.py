@@ -8,8 +8,10 @@ half-way leaves the project untouched.
 
 from __future__ import annotations
 
+import gc
 import re
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -29,6 +31,22 @@ _RGB = re.compile(r"^#([A-Fa-f0-9]{6}|[A-Fa-f0-9]{3})$")
 # Labels that fold sp_realist's code fields into REFI-QDA's single Description.
 DESCRIPTION_FIELDS = (("inclusion", "Inclusion"), ("exclusion", "Exclusion"), ("example", "Example"))
 _DESC_SPLIT = re.compile(r"\n\n(?=(?:Inclusion|Exclusion|Example): )")
+
+
+@contextmanager
+def cycle_collection_paused():
+    """Pause Python's cyclic garbage collector while a file's worth of objects is built and written (an
+    import's parsed tree and plans, an export's rows and elements).  They hold no reference cycles and are
+    freed by reference counting as always, but with millions of them alive every collection pass walks them
+    all: a fifth to a third of the time at 100,000 to 1,000,000 codings.  Restored as it was (a caller that
+    had paused it keeps it paused), also on error."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 _CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -53,8 +53,8 @@ from .. import schema as S
 from ..coding._common import code_labels
 from ..errors import SpRealistError
 from ..store import Project, stable_guid
-from .common import (NS_PROJECT, compose_description, guid_for, norm_guid, project_id, valid_colour, xml_safe,
-                     xsd_datetime)
+from .common import (NS_PROJECT, compose_description, cycle_collection_paused, guid_for, norm_guid, project_id,
+                     valid_colour, xml_safe, xsd_datetime)
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 KIND_VARIABLE = "sp_realist.kind"
@@ -638,7 +638,7 @@ def _selection_name(text: str, start: int, end: int, limit: int = 60) -> str:
 def build_qdpx(project: Project, name: str | None = None) -> tuple[bytes, dict[str, bytes], _Builder]:
     """``(project.qde bytes, {zip path: bytes}, builder)`` for a project, without writing anything."""
     name = name or project.name
-    with project.connect() as conn:
+    with project.connect() as conn, cycle_collection_paused():
         b = _Builder(conn, name)
         qde = b.build()
     return qde, b.files, b
