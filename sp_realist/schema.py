@@ -700,6 +700,23 @@ def check_column(column, value):
     return value
 
 
+def check_column_values(column, values) -> None:
+    """:func:`check_column` for many values of one column (a bulk writer's): each distinct value once, and the
+    strings together in one pass (their longest length, one search of them joined by line feeds, which no
+    pattern refuses); only when that finds something is each checked alone, so the message names the first
+    refused value in the order given, as checking them one by one would."""
+    kind = column.type
+    if not isinstance(kind, CheckedText):
+        return
+    strings = [v for v in dict.fromkeys(values) if isinstance(v, str)]
+    if not strings:
+        return
+    if (kind.limit is not None and max(map(len, strings)) > kind.limit) \
+            or kind._pattern.search("\n".join(strings)) is not None:
+        for value in strings:
+            check_text(value, kind.field, kind.limit, kind._pattern)
+
+
 def _wrap_text_columns() -> None:
     for table in metadata.tables.values():
         for column in table.columns:

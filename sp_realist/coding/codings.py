@@ -101,32 +101,38 @@ def insert_coding_tuples(conn: Connection, rows: list[tuple], batch: int = 5000,
     cols = CODING_COLUMNS
     out = []
     c = S.codings.c
-    check = S.check_column
     for r in rows:
         key = r[:5]
         if key in seen:
             continue
         seen.add(key)
-        check(c.coder, r[4])  # the bulk insert below bypasses the columns' own checks: the same checks here
-        guid = r[7] or (coding_guid(*key) if guids else None)
-        out.append((*key, check(c.origin, r[5] or "manual"), check(c.memo, r[6]), check(c.guid, guid),
-                    check(c.created_at, r[8] or ts), r[9], check(c.selection_guid, r[10])))
+        out.append((*key, r[5] or "manual", r[6], r[7] or (coding_guid(*key) if guids else None), r[8] or ts,
+                    r[9], r[10]))
     if not out:
         return 0
+    # the bulk insert below bypasses the columns' own checks: the same checks here, each distinct value of a
+    # text column once (bulk rows repeat their coder, origin and time), before anything is written
+    for i, name in ((4, "coder"), (5, "origin"), (6, "memo"), (7, "guid"), (8, "created_at"), (10, "selection_guid")):
+        S.check_column_values(c[name], (row[i] for row in out))
     # One compiled INSERT executed with many parameter sets (the dialect's own SQL and paramstyle).  The
     # unique constraint decides: a coding another writer added meanwhile is skipped (ON CONFLICT DO NOTHING).
     compiled = (insert_ignoring(conn, S.codings, ["code_id", "source_id", "start", "end", "coder"])
                 .values({c: bindparam(c) for c in cols}).compile(dialect=conn.dialect))
     order = compiled.positiontup if compiled.positional else None
     sql = str(compiled)
-    if order is not None:
+    if order is None:  # named parameters
+        shape = lambda chunk: [dict(zip(cols, row)) for row in chunk]  # noqa: E731
+    elif list(order) == list(cols):  # the tuples are already in the statement's order
+        shape = lambda chunk: chunk  # noqa: E731
+    else:
         from operator import itemgetter
 
         pick = itemgetter(*[cols.index(name) for name in order])
+        shape = lambda chunk: [pick(row) for row in chunk]  # noqa: E731
     inserted = 0
     for i in range(0, len(out), batch):
         chunk = out[i:i + batch]
-        params = [pick(row) for row in chunk] if order is not None else [dict(zip(cols, row)) for row in chunk]
+        params = shape(chunk)
         result = conn.exec_driver_sql(sql, params)
         inserted += result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(chunk)
     return inserted

@@ -260,12 +260,16 @@ def apply_plan(conn: Connection, plan: QdpxPlan, project: Project, tool: str | N
             plan.note_targets.append((g, "source", sp.guid))
     if rows:
         result.counts["codings"] += insert_coding_tuples(conn, rows, known=before)
-        c = S.codings.c
-        for r in conn.execute(select(c.id, c.code_id, c.source_id, c.start, c.end, c.coder)
-                              .where(c.source_id.in_(touched))):
-            known[(r.code_id, r.source_id, r.start, r.end, r.coder)] = r.id
-    for key, ref in refs:
-        coding_ids.setdefault(ref, known[key])
+    # the ids of the inserted codings are needed only for notes on codings (memos, selection notes): read
+    # back only then
+    if any(ttype == "coding" for _, ttype, _ in plan.note_targets):
+        if rows:
+            c = S.codings.c
+            for r in conn.execute(select(c.id, c.code_id, c.source_id, c.start, c.end, c.coder)
+                                  .where(c.source_id.in_(touched))):
+                known[(r.code_id, r.source_id, r.start, r.end, r.coder)] = r.id
+        for key, ref in refs:
+            coding_ids.setdefault(ref, known[key])
     if undated:
         result.note(f"{undated} coding(s) had no time in the file; none is exported for them")
     if undated_excerpts:

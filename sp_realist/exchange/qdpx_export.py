@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import zipfile
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -52,8 +53,8 @@ from .. import schema as S
 from ..coding._common import code_labels
 from ..errors import SpRealistError
 from ..store import Project, stable_guid
-from .common import (NS_PROJECT, compose_description, guid_for, norm_guid, project_id, valid_colour, xml_safe,
-                     xsd_datetime)
+from .common import (NS_PROJECT, compose_description, cycle_collection_paused, guid_for, norm_guid, project_id,
+                     valid_colour, xml_safe, xsd_datetime)
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 KIND_VARIABLE = "sp_realist.kind"
@@ -134,8 +135,11 @@ class _Builder:
         })
         codes = self.rows(select(S.codes).order_by(S.codes.c.ord, S.codes.c.name))
         sources = self.rows(select(S.sources).order_by(S.sources.c.ingest_order, S.sources.c.id))
-        codings = self.rows(select(S.codings).order_by(S.codings.c.source_id, S.codings.c.start, S.codings.c.end,
-                                                        S.codings.c.code_id, S.codings.c.coder))
+        # codings as named tuples (the bulk of a project: smaller and quicker to make than a dict per row)
+        cc = S.codings.c
+        codings = list(map(_Coding._make, c.execute(
+            select(*[cc[name] for name in _Coding._fields]).order_by(cc.source_id, cc.start, cc.end, cc.code_id,
+                                                                       cc.coder))))
         memos = self.rows(select(S.memos).order_by(S.memos.c.created_at, S.memos.c.id))
         participants = self.rows(select(S.participants).order_by(S.participants.c.code))
         themes = self.rows(select(S.themes).order_by(S.themes.c.ord, S.themes.c.name))
@@ -151,11 +155,6 @@ class _Builder:
         self.theory_guid = {r["id"]: guid_for(r["guid"], self.pid, "theory", r["key"]) for r in theories}
         self.cmoc_keys = {r["id"]: r["key"] for r in cmocs}
         self.theory_keys = {r["id"]: r["key"] for r in theories}
-        self.coding_guid = {}
-        for r in codings:
-            self.coding_guid[r["id"]] = guid_for(
-                r["guid"], self.pid, "coding", self.source_guid[r["source_id"]], r["start"], r["end"],
-                self.code_guid[r["code_id"]], r["coder"])
         self.memo_guid = {r["id"]: guid_for(r["guid"], self.pid, "memo", r["id"], r["created_at"]) for r in memos}
 
         # memos grouped by where their NoteRef goes
@@ -163,8 +162,8 @@ class _Builder:
         for m in memos:
             self.memos_for[(m["target_type"], m["target_id"])].append(self.memo_guid[m["id"]])
         # authors first so Users lists them in a stable order
-        for r in codings:
-            self.user(r["coder"])
+        for name in dict.fromkeys(r.coder for r in codings):
+            self.user(name)
         for m in memos:
             self.user(m["author"])
         for name in self.kept_users:
@@ -217,7 +216,23 @@ class _Builder:
             sub(root, "NoteRef", {"targetGUID": g})
         self._losses()
         ET.indent(root, space="  ")
-        return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+        xml = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+        # each TextSource was written as soon as it was built (_streamed): put them in place of their markers
+        parts = _SOURCE_MARK.split(xml)
+        out = [parts[0]]
+        for k in range(1, len(parts), 2):
+            out += [self.source_xml[int(parts[k])], parts[k + 1]]
+        self.source_xml = []
+        return b"".join(out + [b"\n"])
+
+    def _streamed(self, el: ET.Element) -> ET.Element:
+        """Serialise a finished ``TextSource`` now and return the marker :meth:`build` replaces with it: its
+        selections and codings are most of a project's XML, so only one source's elements are held at a time.
+        It is indented as indenting the whole tree indents it (Project > Sources > TextSource), and written
+        with what ``tostring`` writes for the whole tree, so the file is the same byte for byte."""
+        ET.indent(el, space="  ", level=2)
+        self.source_xml.append(ET.tostring(el, encoding="utf-8"))
+        return ET.Comment(f"{_SOURCE_MARK_TEXT}{len(self.source_xml) - 1}")
 
     def _note(self, parent, guid, title, text, author, created, modified) -> None:
         """A Note with its text both inline (``PlainTextContent``) and as the file ``plainTextPath`` names
@@ -335,21 +350,26 @@ class _Builder:
         self.span_selection: dict[tuple[int, int, int], str] = {}  # (source id, start, end) -> selection guid
         by_source = defaultdict(list)
         for r in codings:
-            by_source[r["source_id"]].append(r)
+            by_source[r.source_id].append(r)
+        # excerpts (evidence, appraisals, uncoded selections) are selections too: their spans by source
+        other_spans = defaultdict(list)
+        for r in self.evidence + self.appraisals + list(self.excerpts.values()):
+            other_spans[r["source_id"]].append((r["start"], r["end"]))
+        coding_notes = {tid: gs for (ttype, tid), gs in self.memos_for.items() if ttype == "coding"}
+        pid, code_guid, user, xsd_time, SubElement = self.pid, self.code_guid, self.user, self.xsd_time, ET.SubElement
         sources_el = ET.Element(q("Sources"))
+        self.source_xml: list[bytes] = []  # each TextSource, serialised when built (see _streamed)
         for s in sources:
             guid = self.source_guid[s["id"]]
             self.files[f"sources/{guid}.txt"] = s["text"].encode("utf-8", "surrogatepass")
-            el = sub(sources_el, "TextSource", {
-                "guid": guid, "name": self.clean(s["name"]), "plainTextPath": f"internal://{guid}.txt",
-                "creationDateTime": xsd_datetime(s["created_at"]),
-            })
+            el = ET.Element(q("TextSource"), {k: v for k, v in (
+                ("guid", guid), ("name", self.clean(s["name"])), ("plainTextPath", f"internal://{guid}.txt"),
+                ("creationDateTime", xsd_datetime(s["created_at"]))) if v is not None})
             spans = defaultdict(list)
             for r in by_source.get(s["id"], []):
-                spans[(r["start"], r["end"])].append(r)
-            for r in self.evidence + self.appraisals + list(self.excerpts.values()):  # excerpts are selections too
-                if r["source_id"] == s["id"]:
-                    spans.setdefault((r["start"], r["end"]), [])
+                spans[(r.start, r.end)].append(r)
+            for span in other_spans.get(s["id"], ()):
+                spans.setdefault(span, [])
             appraisal_notes = defaultdict(list)
             for r in self.appraisals:
                 if r["source_id"] == s["id"]:
@@ -358,13 +378,16 @@ class _Builder:
                 # one selection per coder (peers take the coder from the selection), the uncoded excerpt
                 # alone when nobody coded it; the span's first selection carries its appraisal notes and is
                 # what CMOC evidence links point at
-                by_coder: dict = defaultdict(list)
-                for r in group:
-                    by_coder[r["coder"]].append(r)
-                parts = sorted(by_coder.items()) or [(None, [])]
+                if len(group) == 1:  # most spans: one coding
+                    parts = [(group[0].coder, group)]
+                else:
+                    by_coder: dict = defaultdict(list)
+                    for r in group:
+                        by_coder[r.coder].append(r)
+                    parts = sorted(by_coder.items()) or [(None, [])]
                 excerpt = self.excerpts.get((s["id"], start, end))
                 for i, (coder, rows) in enumerate(parts):
-                    kept = {r["selection_guid"] for r in rows if r.get("selection_guid")}
+                    kept = {r.selection_guid for r in rows if r.selection_guid}
                     if not rows and excerpt is not None and excerpt["guid"]:
                         kept = {excerpt["guid"]}  # an uncoded selection's own GUID
                     sg = norm_guid(next(iter(kept))) if len(kept) == 1 else None
@@ -374,35 +397,39 @@ class _Builder:
                     self.used_selections.add(sg)
                     if i == 0:
                         self.span_selection[(s["id"], start, end)] = sg
-                    dated = [r for r in rows if r.get("dated") is not False]
-                    first = min(dated, key=lambda r: (r["created_at"] or "", r["id"])) if dated else {}
+                    dated = [r for r in rows if r.dated is not False]
+                    created = min(dated, key=lambda r: (r.created_at or "", r.id)).created_at if dated else None
                     if not rows and excerpt is not None and excerpt["dated"]:
-                        first = excerpt  # an uncoded selection imported with a time keeps it
-                    sel = sub(el, "PlainTextSelection", {
-                        "guid": sg, "name": self.clean(_selection_name(s["text"], start, end)),
-                        "startPosition": start, "endPosition": end, "creatingUser": self.user(coder),
-                        "creationDateTime": self.xsd_time(first.get("created_at")),
-                    })
+                        created = excerpt["created_at"]  # an uncoded selection imported with a time keeps it
+                    # what sub() writes (values as text, None left out), the attributes in the same order, built
+                    # directly: one selection and one coding per coding of a project
+                    who = user(coder)  # a selection's codings share its coder
+                    attrs = {"guid": sg, "name": self.clean(_selection_name(s["text"], start, end)),
+                             "startPosition": str(start), "endPosition": str(end)}
+                    if who is not None:
+                        attrs["creatingUser"] = who
+                    when = xsd_time(created)
+                    if when is not None:
+                        attrs["creationDateTime"] = when
+                    sel = SubElement(el, "PlainTextSelection", attrs)
                     for r in rows:
-                        # what sub() writes, the attributes in the same order, built directly (one per coding)
-                        cg = self.coding_guid[r["id"]]
+                        cg = guid_for(r.guid, pid, "coding", guid, r.start, r.end, code_guid[r.code_id], r.coder)
                         attrs = {"guid": cg}
-                        who = self.user(r["coder"])
                         if who is not None:
                             attrs["creatingUser"] = who
-                        when = self.xsd_time(r["created_at"]) if r.get("dated") is not False else None
+                        when = xsd_time(r.created_at) if r.dated is not False else None
                         if when is not None:
                             attrs["creationDateTime"] = when
-                        cod = ET.SubElement(sel, "Coding", attrs)
-                        ET.SubElement(cod, "CodeRef", {"targetGUID": self.code_guid[r["code_id"]]})
-                        if r["memo"]:
-                            ng = guid_for(None, self.pid, "coding-memo", cg)
-                            self._note(notes_el, ng, "Coding memo", r["memo"], r["coder"], r["created_at"],
-                                       r["created_at"])
+                        cod = SubElement(sel, "Coding", attrs)
+                        SubElement(cod, "CodeRef", {"targetGUID": code_guid[r.code_id]})
+                        if r.memo:
+                            ng = guid_for(None, pid, "coding-memo", cg)
+                            self._note(notes_el, ng, "Coding memo", r.memo, r.coder, r.created_at, r.created_at)
                             self.counts["notes"] += 1
-                            sub(cod, "NoteRef", {"targetGUID": ng})
-                        self._noterefs(cod, "coding", r["id"])
-                        self.counts["codings"] += 1
+                            SubElement(cod, "NoteRef", {"targetGUID": ng})
+                        for ng in coding_notes.get(r.id, ()):
+                            SubElement(cod, "NoteRef", {"targetGUID": ng})
+                    self.counts["codings"] += len(rows)
                     if i == 0:
                         for ng in appraisal_notes.get((start, end), []):
                             sub(sel, "NoteRef", {"targetGUID": ng})
@@ -414,6 +441,7 @@ class _Builder:
                 self._value(el, "source", DATE_VARIABLE, s["date"])
             for name in sorted(self.source_attrs[s["id"]]):
                 self._value(el, "source", name, self.source_attrs[s["id"]][name])
+            sources_el.append(self._streamed(el))
         self.counts["sources"] = len(sources)
         return sources_el
 
@@ -591,6 +619,16 @@ class _Builder:
                                "descriptions and notes (source texts are exported unchanged)")
 
 
+#: The comment standing for a TextSource written ahead (``<!--...N-->``; a comment in the XML can only be one of
+#: these: text and attributes escape ``<``).
+_SOURCE_MARK_TEXT = "sp_realist:source:"
+_SOURCE_MARK = re.compile(rb"<!--sp_realist:source:(\d+)-->")
+
+#: A coding row as the export reads it.
+_Coding = namedtuple("_Coding", ["id", "code_id", "source_id", "start", "end", "coder", "memo", "guid", "created_at",
+                                 "dated", "selection_guid"])
+
+
 def _selection_name(text: str, start: int, end: int, limit: int = 60) -> str:
     """A selection's display name: its first words, like ATLAS.ti's quotation names."""
     s = " ".join(text[start:end].split())
@@ -600,7 +638,7 @@ def _selection_name(text: str, start: int, end: int, limit: int = 60) -> str:
 def build_qdpx(project: Project, name: str | None = None) -> tuple[bytes, dict[str, bytes], _Builder]:
     """``(project.qde bytes, {zip path: bytes}, builder)`` for a project, without writing anything."""
     name = name or project.name
-    with project.connect() as conn:
+    with project.connect() as conn, cycle_collection_paused():
         b = _Builder(conn, name)
         qde = b.build()
     return qde, b.files, b

@@ -34,7 +34,7 @@ from typing import Callable
 
 from ..errors import SpRealistError
 from ..store import Project
-from .common import ImportResult
+from .common import ImportResult, cycle_collection_paused
 from .qdpx_apply import apply_plan
 from .qdpx_read import (CasePlan, CmocPlan, CodingPlan, NotePlan, QdpxPlan, SelPlan, SourcePlan, SourceSetPlan,
                         TheoryPlan, read_qdpx)
@@ -46,11 +46,12 @@ __all__ = ["import_qdpx", "import_qdpx_new", "import_qdpx_into", "read_qdpx", "a
 def import_qdpx(path: str | os.PathLike, project: Project, tool: str | None = None,
                 progress: Callable[[int, int], None] | None = None) -> ImportResult:
     """Import a ``.qdpx`` into ``project`` in one transaction (nothing is written if anything fails)."""
-    plan = read_qdpx(path)
-    if progress:
-        progress(0, 1)
-    with project.begin() as conn:
-        result = apply_plan(conn, plan, project, tool)
+    with cycle_collection_paused():  # millions of objects for a large file (see common.cycle_collection_paused)
+        plan = read_qdpx(path)
+        if progress:
+            progress(0, 1)
+        with project.begin() as conn:
+            result = apply_plan(conn, plan, project, tool)
     result.project = str(project.location)
     if progress:
         progress(1, 1)
@@ -67,14 +68,15 @@ def import_qdpx_new(path: str | os.PathLike, target: str | os.PathLike | None = 
     if "://" not in target and Path(target).exists():
         raise SpRealistError(f"{target}: already exists; import into it with --into {target}, or choose another "
                              "name with --project.")
-    plan = read_qdpx(path)
-    project = Project.create(target)  # on a server: refused unless the database is empty
-    try:
-        with project.begin() as conn:
-            result = apply_plan(conn, plan, project)
-    except BaseException:
-        project.discard()
-        raise
+    with cycle_collection_paused():  # millions of objects for a large file (see common.cycle_collection_paused)
+        plan = read_qdpx(path)
+        project = Project.create(target)  # on a server: refused unless the database is empty
+        try:
+            with project.begin() as conn:
+                result = apply_plan(conn, plan, project)
+        except BaseException:
+            project.discard()
+            raise
     project.close()
     result.project = project.location
     return result

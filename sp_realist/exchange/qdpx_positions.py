@@ -13,6 +13,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .qdpx_read import QdpxPlan
 
 
+def _inside(sp) -> bool:
+    """Whether every selection of a source lies inside its text with a start before its end (code points)."""
+    n = len(sp.text)
+    return all(0 <= s.start < s.end <= n for s in sp.sels)
+
+
 def resolve_positions(plan: "QdpxPlan") -> None:
     """Choose each source's counting convention (project-wide votes break ties) and convert."""
     result = plan.result
@@ -20,6 +26,12 @@ def resolve_positions(plan: "QdpxPlan") -> None:
     votes: Counter = Counter()
     ours = plan.origin.startswith("sp_realist")  # we write code points, as the standard says
     for sp in plan.sources:
+        if ours and _inside(sp):
+            # a file sp_realist wrote whose selections all lie inside their text: code points place each one
+            # as it is, so resolve() would choose them (never ambiguous, no vote) and verify() compare each
+            # span's text with itself; take the spans as they are, without a Sel per selection
+            first[sp.guid] = None
+            continue
         sels = [P.Sel(i, s.start, s.end, s.name) for i, s in enumerate(sp.sels)]
         res = P.resolve(sp.text, sels, sp.has_bom, trust_standard=ours)
         first[sp.guid] = (sels, res)
@@ -30,6 +42,11 @@ def resolve_positions(plan: "QdpxPlan") -> None:
     converted: Counter = Counter()
     ambiguous = failed = mismatched = 0
     for sp in plan.sources:
+        if first[sp.guid] is None:
+            sp.convention = P.CODEPOINTS
+            for s in sp.sels:
+                s.span = (s.start, s.end)
+            continue
         sels, res = first[sp.guid]
         if res.ambiguous:
             res = P.resolve(sp.text, sels, sp.has_bom, prefer=prefer)

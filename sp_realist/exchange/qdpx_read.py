@@ -20,7 +20,8 @@ from ..errors import SpRealistError
 from ..sources import Segment
 from ..store import stable_guid
 from . import positions as P
-from .common import CodePlan, ImportResult, ThemePlan, norm_guid, repair_foreign_guids, store_datetime
+from .common import (CodePlan, ImportResult, ThemePlan, guids_canonical, norm_guid, repair_foreign_guids,
+                     store_datetime)
 from .qdpx_export import DATE_VARIABLE, KIND_VARIABLE, SEGMENTS_ENTRY
 from .qdpx_positions import resolve_positions
 from .safety import ExchangeError, SafeZip, local, open_zip, parse_xml
@@ -161,6 +162,11 @@ def text_of(el, name: str) -> str | None:
     return c.text if c is not None and c.text is not None else None
 
 
+def _present(value: str | None) -> str | None:
+    """``norm_guid`` of a value known to be a canonical GUID or empty."""
+    return value or None
+
+
 def _int(value: str | None) -> int | None:
     try:
         return int(value)  # an attribute's text (int() takes surrounding white space) or None
@@ -169,8 +175,11 @@ def _int(value: str | None) -> int | None:
 
 
 class _Reader:
-    def __init__(self, zf: SafeZip, where: str, result: ImportResult):
+    def __init__(self, zf: SafeZip, where: str, result: ImportResult, canonical: bool = False):
         self.zf = zf
+        # a selection's and a coding's GUID attributes (one per coding and selection in a file): when every
+        # GUID attribute is canonical or empty (common.guids_canonical), norm_guid would return each as it is
+        self.ng = _present if canonical else norm_guid
         self.where = where
         self.result = result
         self.lost: Counter = Counter()
@@ -304,6 +313,7 @@ class _Reader:
             self.plan.note_targets.append((g, target_type, target))
 
     def coding(self, el) -> CodingPlan | None:
+        ng = self.ng
         ref, notes = None, []
         for child in el:  # one pass over the children (a coding has one or two)
             tag = local(child.tag)
@@ -311,15 +321,15 @@ class _Reader:
                 if ref is None:
                     ref = child
             elif tag == "NoteRef":
-                g = norm_guid(child.get("targetGUID"))
+                g = ng(child.get("targetGUID"))
                 if g:
                     notes.append(g)
-        code = norm_guid(ref.get("targetGUID")) if ref is not None else None
+        code = ng(ref.get("targetGUID")) if ref is not None else None
         if code is None:
             self.lost["coding-no-code"] += 1
             return None
-        return CodingPlan(norm_guid(el.get("guid")), code, norm_guid(el.get("creatingUser")),
-                          self.time(el.get("creationDateTime")), notes)
+        return CodingPlan(ng(el.get("guid")), code, ng(el.get("creatingUser")), self.time(el.get("creationDateTime")),
+                          notes)
 
     def variables_of(self, el) -> dict[str, str]:
         out = {}
@@ -367,6 +377,7 @@ class _Reader:
         if k in TEXT_KINDS:
             sp.kind = k
         sp.date = attrs.pop(DATE_VARIABLE, None)
+        ng = self.ng
         for sel in kids(el, "PlainTextSelection"):
             start, end = _int(sel.get("startPosition")), _int(sel.get("endPosition"))
             if start is None or end is None:
@@ -382,12 +393,12 @@ class _Reader:
                     if c:
                         codings.append(c)
                 elif tag == "NoteRef":
-                    n = norm_guid(child.get("targetGUID"))
+                    n = ng(child.get("targetGUID"))
                     if n:
                         notes.append(n)
                 elif tag == "Description" and description is None:
                     description = child
-            s = SelPlan(norm_guid(sel.get("guid")), sel.get("name"), start, end, norm_guid(sel.get("creatingUser")),
+            s = SelPlan(ng(sel.get("guid")), sel.get("name"), start, end, ng(sel.get("creatingUser")),
                         self.time(sel.get("creationDateTime")),
                         description.text if description is not None else None, codings, notes)
             if s.guid:
@@ -430,6 +441,7 @@ class _Reader:
                 self.lost["picture"] += 1
                 if kids(s, "PictureSelection"):
                     self.lost["picture-selection"] += len(kids(s, "PictureSelection"))
+            s.clear()  # read into the plan: its selections' elements (most of the tree) need not stay
 
     def realist(self, root) -> tuple[set[str], set[str]]:
         """Recognise CMOCs and theories as sp_realist exports them (sets of component notes,
@@ -590,7 +602,6 @@ class _Reader:
         known = {c.guid for c in plan.codes}
         source_guids = {s.guid for s in plan.sources}
         case_guids = {c.guid for c in plan.cases}
-        coding_guids = {c.guid for s in plan.sources for sel in s.sels for c in sel.codings if c.guid}
         sets_el = kid(root, "Sets")
         consumed_sets, consumed_links = self.realist(root)
         for st in (kids(sets_el, "Set") if sets_el is not None else []):
@@ -616,9 +627,11 @@ class _Reader:
             if not mcodes and not msources:
                 self.lost["note-set"] += 1
         links_el = kid(root, "Links")
-        for ln in (kids(links_el, "Link") if links_el is not None else []):
-            if norm_guid(ln.get("guid")) in consumed_links:
-                continue
+        links = [ln for ln in (kids(links_el, "Link") if links_el is not None else [])
+                 if norm_guid(ln.get("guid")) not in consumed_links]
+        # the codings' GUIDs (one per coding in a file) only when a link is left that may point at one
+        coding_guids = {c.guid for s in plan.sources for sel in s.sels for c in sel.codings if c.guid} if links else set()
+        for ln in links:
             a, b = norm_guid(ln.get("originGUID")), norm_guid(ln.get("targetGUID"))
             note, other = (a, b) if a in plan.notes else (b, a) if b in plan.notes else (None, None)
             target_type = ("code" if other in known else "source" if other in source_guids else
@@ -765,10 +778,11 @@ def _read_open(zf: SafeZip, where: str, result: ImportResult) -> QdpxPlan:
     if ns and ns != "urn:QDA-XML:project:1.0":
         result.note(f"the project uses the namespace {ns!r} (the standard's is 'urn:QDA-XML:project:1.0'); "
                     "read it by element names")
-    foreign = repair_foreign_guids(root, where)
+    canonical = guids_canonical(root)  # then nothing to repair, and the reader takes GUIDs as they are
+    foreign = 0 if canonical else repair_foreign_guids(root, where)
     if foreign:
         result.note(f"{foreign} identifier(s) that are not GUIDs were given GUIDs; the references to them were kept")
-    reader = _Reader(zf, where, result)
+    reader = _Reader(zf, where, result, canonical=canonical)
     plan = reader.read(root)
     _restore_segments(zf, plan)
     for key, n in reader.lost.items():
