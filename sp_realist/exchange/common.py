@@ -131,7 +131,10 @@ def xsd_datetime(value: str | None) -> str | None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return dt.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is in year 0 in UTC: no xsd time to give
+        return None
 
 
 def store_datetime(value: str | None) -> str | None:
@@ -154,7 +157,10 @@ def store_datetime(value: str | None) -> str | None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+    try:
+        return dt.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is in year 0 in UTC: unreadable, like a bad date
+        return None
 
 
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
