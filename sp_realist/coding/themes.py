@@ -11,6 +11,7 @@ participants and sites.  The reports call the same code
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -497,8 +498,6 @@ class _QuoteContext:
     sources' names and texts (read when first needed), and the widest run of white space in any text."""
 
     def __init__(self, conn: Connection, names: dict[int, str]):
-        import re
-
         self.conn = conn
         self.names = names
         label_rank = {label: rank for rank, label in enumerate(sorted(set(names.values())))}
@@ -516,13 +515,19 @@ class _QuoteContext:
         self.source_people = dict(conn.execute(select(S.sources.c.id, S.sources.c.participant_id)).all())
         # a participant without a code is attributed by speaker or source: then group by source too
         self.by_source = any(not c for c in self.people.values())
-        # the most white space a span's ends can lose to strip(): a span longer than QUOTE_MAX + 2 * ws is
-        # too long whatever its ends hold (read one text at a time)
-        self.ws = 0
+
+    @cached_property
+    def ws(self) -> int:
+        """The most white space a span's ends can lose to strip() (the longest run in any text, read one
+        text at a time): a span longer than QUOTE_MAX + 2 * ws is too long whatever its ends hold."""
+        import re
+
+        ws = 0
         runs, space = re.compile(r"\s\s+"), re.compile(r"\s")
-        for (text,) in conn.execute(select(S.sources.c.text).execution_options(stream_results=True)):
+        for (text,) in self.conn.execute(select(S.sources.c.text).execution_options(stream_results=True)):
             text = text or ""
-            self.ws = max(self.ws, max((len(m) for m in runs.findall(text)), default=1 if space.search(text) else 0))
+            ws = max(ws, max((len(m) for m in runs.findall(text)), default=1 if space.search(text) else 0))
+        return ws
 
     def site(self, source_id: int, participant_id: int | None) -> str | None:
         for site in (self.source_sites.get(source_id), self.people_sites.get(participant_id),
