@@ -456,36 +456,30 @@ def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3,
                          filters: dict | None = None) -> list[ThemeSummary]:
     """:func:`theme_summaries` inside the caller's connection (the reports use this).
 
-    The counts come from one GROUP BY over the themes' codes (:func:`_code_groups`), each theme's quote
-    candidates from a query with a window function (:func:`_preselect`), so memory stays bounded however
-    many codings support a theme; a filter on ``attribution`` (worded in Python) reads the codings
-    instead (:func:`_summaries_from_frame`)."""
+    Each theme's counts (a GROUP BY) and quote candidates (a window function) come from one query over its
+    codings (:func:`_preselect`), so memory stays bounded however many codings support a theme; a filter
+    on ``attribution`` (worded in Python) reads the codings instead (:func:`_summaries_from_frame`)."""
     rows = _theme_rows(conn)
     expanded = _theme_code_ids(conn, rows)
     if filters and "attribution" in filters:
         return _summaries_from_frame(conn, rows, expanded, quotes_per_theme, filters)
     names = code_labels(conn)
     ctx = _QuoteContext(conn, names)
-    all_ids = sorted({x for v in expanded.values() for x in v})
-    by_code: dict[int, list[tuple]] = {}
-    for g in (_code_groups(conn, all_ids, filters, ctx) if all_ids else []):
-        by_code.setdefault(g[0], []).append(g)
     out: list[ThemeSummary] = []
     used: set = set()  # spans quoted for an earlier theme (tree order): used again only when nothing else is left
     for r, depth, parent in rows:
         ids = expanded.get(r["id"], [])
         counts, quotes = (0, 0, 0, 0), []
         if ids:
-            counts, asked = _theme_counts([g for i in ids for g in by_code.get(i, [])], ctx)
-            if counts[0] and quotes_per_theme > 0:
-                limit: int | None = PRESELECT
-                while True:
-                    cands, unseen = _preselect(conn, ids, filters, asked, limit, ctx)
-                    picked = _pick_quotes(cands, quotes_per_theme, used, unseen)
-                    if picked is not None:
-                        break
-                    limit = (limit + 1) * PRESELECT_GROWTH if limit < 100_000 else None
-                quotes = [ctx.quote(q) for q in picked]
+            limit: int | None = PRESELECT
+            while True:
+                groups, cands, unseen = _preselect(conn, ids, filters, limit, ctx)
+                counts = _theme_counts(groups, ctx)
+                picked = _pick_quotes(cands, quotes_per_theme, used, unseen) if counts[0] else []
+                if picked is not None:
+                    break
+                limit = (limit + 1) * PRESELECT_GROWTH if limit < 100_000 else None
+            quotes = [ctx.quote(q) for q in picked]
         out.append(ThemeSummary(theme_id=r["id"], name=r["name"], parent=parent, depth=depth, phase=r["phase"],
                                 description=r["description"], codes=[names[i] for i in ids], code_ids=list(ids),
                                 codings=counts[0], participants=counts[1], sites=counts[2], sources=counts[3],
@@ -515,6 +509,10 @@ class _QuoteContext:
         self.source_people = dict(conn.execute(select(S.sources.c.id, S.sources.c.participant_id)).all())
         # a participant without a code is attributed by speaker or source: then group by source too
         self.by_source = any(not c for c in self.people.values())
+        # the interviewer labels among the unmapped speakers (never quoted, counted as no participant)
+        seg = S.segments
+        self.asked = sorted(x for (x,) in conn.execute(select(seg.c.speaker).distinct().where(
+            seg.c.participant_id.is_(None), seg.c.speaker.is_not(None))) if is_interviewer_label(x, self.interviewers))
 
     @cached_property
     def ws(self) -> int:
@@ -565,44 +563,24 @@ _THEME_COLUMNS = ("coding_id", "code_id", "source_id", "start", "end", "particip
                   "origin", "coder", "kind", "ingest_order")
 
 
-def _theme_codings(conn: Connection, ids: list[int], filters: dict | None):
-    from .sqlquery import CodingQuery
-
-    return CodingQuery(conn, ids, filters).build(*_THEME_COLUMNS, dedupe=False).subquery("r")
-
-
-def _code_groups(conn: Connection, ids: list[int], filters: dict | None, ctx: _QuoteContext) -> list[tuple]:
-    """The codings of codes ``ids`` that ``filters`` keep, counted by code, source, participant and speaker of
-    the turn (which together decide who said a coding and at which site): one GROUP BY for every theme.
-    Each group as ``(code_id, source_id, participant_id, turn_speaker, codings, first start, site)``."""
-    from sqlalchemy import func
-
-    from .sqlquery import CodingQuery
-
-    r = CodingQuery(conn, ids, filters).build("code_id", "source_id", "participant_id", "turn_speaker", "start",
-                                              dedupe=False).subquery("r")
-    keys = (r.c.code_id, r.c.source_id, r.c.participant_id, r.c.turn_speaker)
-    groups = fetch_rows(conn, select(*keys, func.count(), func.min(r.c.start)).group_by(*keys))
-    sites = {k: ctx.site(*k) for k in {(g[1], g[2]) for g in groups}}
-    return [(*g, sites[g[1], g[2]]) for g in groups]
-
-
-def _theme_counts(groups: list[tuple], ctx: _QuoteContext) -> tuple[tuple[int, int, int, int], list[str]]:
-    """(codings, participants, sites, sources) of a theme from its codes' groups (:func:`_code_groups`),
-    and the interviewer labels among the speakers of their turns (never quoted, counted as no participant;
-    the participants are the distinct attributions of the rest, worded for each group's first coding)."""
+def _theme_counts(groups: list[tuple], ctx: _QuoteContext) -> tuple[int, int, int, int]:
+    """(codings, participants, sites, sources) of a theme from its codings counted by source, participant and
+    speaker of the turn (``(source_id, participant_id, turn_speaker, codings, first start)``, which together
+    decide who said a coding and at which site): interviewer turns count as codings but not as participants;
+    the participants are the distinct attributions of the rest, worded for each group's first coding."""
     if not groups:
-        return (0, 0, 0, 0), []
-    asked = sorted({g[3] for g in groups if g[3] is not None and is_interviewer_label(g[3], ctx.interviewers)})
-    speech = [g for g in groups if g[3] not in asked]
-    people = set(ctx.who().many([g[1] for g in speech], [g[5] for g in speech])) if speech else set()
-    return (sum(g[4] for g in groups), len(people), len({g[6] for g in groups if g[6] is not None}),
-            len({g[1] for g in groups})), asked
+        return 0, 0, 0, 0
+    speech = [g for g in groups if g[2] is None or g[2] not in ctx.asked]
+    people = set(ctx.who().many([g[0] for g in speech], [g[4] for g in speech])) if speech else set()
+    sites = {ctx.site(g[0], g[1]) for g in groups} - {None}
+    return sum(g[3] for g in groups), len(people), len(sites), len({g[0] for g in groups})
 
 
-def _preselect(conn: Connection, ids: list[int], filters: dict | None, asked: list[str], limit: int | None,
-               ctx: _QuoteContext) -> tuple[pd.DataFrame, list[tuple]]:
-    """A theme's quote candidates as :func:`_pick_quotes` takes them, and the groups cut short (``unseen``).
+def _preselect(conn: Connection, ids: list[int], filters: dict | None, limit: int | None,
+               ctx: _QuoteContext) -> tuple[list[tuple], pd.DataFrame, list[tuple]]:
+    """A theme's codings counted for :func:`_theme_counts`, its quote candidates as :func:`_pick_quotes` takes
+    them, and the groups cut short (``unseen``): one query, whose codings (a CTE, read once) are grouped for
+    the counts and ranked for the candidates.
 
     Candidates are the spans coded outside interviewer turns, each shown by its first coding in source
     order, then by code label, coder and id (as the frame of every coding was sorted).  Spans are grouped
@@ -611,11 +589,11 @@ def _preselect(conn: Connection, ids: list[int], filters: dict | None, asked: li
     QUOTE_MIN: too short; longer than QUOTE_MAX plus twice the widest run of white space in any text:
     too long; else decided on the stripped text).  Of each group, every coding of the first ``limit`` + 1
     spans in source order is read (all when ``limit`` is None): one window function (DENSE_RANK)."""
-    from sqlalchemy import case, func, null
+    from sqlalchemy import Integer, String, case, cast, func, literal, null, union_all
 
-    from .sqlquery import is_rule
+    from .sqlquery import CodingQuery, is_rule
 
-    r = _theme_codings(conn, ids, filters)
+    r = CodingQuery(conn, ids, filters).build(*_THEME_COLUMNS, dedupe=False).cte("r")
     raw = r.c.end - r.c.start
     length_class = case((raw < QUOTE_MIN, 0), (raw > QUOTE_MAX + 2 * ctx.ws, 2), else_=1)
     source_key = r.c.source_id if ctx.by_source else case(
@@ -625,15 +603,27 @@ def _preselect(conn: Connection, ids: list[int], filters: dict | None, asked: li
     g = select(*cols, case((is_rule(r.c.origin), 1), else_=0).label("rule"), length_class.label("length_class"),
                func.dense_rank().over(partition_by=group, order_by=[r.c.ingest_order, r.c.start, r.c.end,
                                                                     r.c.source_id]).label("rank"))
-    if asked:
-        g = g.where(or_(r.c.turn_speaker.is_(None), r.c.turn_speaker.not_in(asked)))
+    if ctx.asked:
+        g = g.where(or_(r.c.turn_speaker.is_(None), r.c.turn_speaker.not_in(ctx.asked)))
     g = g.subquery("g")
-    q = select(g)
+    names = list(g.c.keys())
+    cands = select(literal(1).label("part"), *[g.c[k] for k in names], cast(null(), Integer).label("n"))
     if limit is not None:
-        q = q.where(g.c.rank <= limit + 1)
-    df = pd.DataFrame(fetch_rows(conn, q), columns=list(g.c.keys()))
+        cands = cands.where(g.c.rank <= limit + 1)
+    keys = (r.c.source_id, r.c.participant_id, r.c.turn_speaker)
+    typed = {"site": String, "turn_speaker": String, "coder": String}
+    counted = {"source_id": r.c.source_id, "participant_id": r.c.participant_id, "turn_speaker": r.c.turn_speaker,
+               "start": func.min(r.c.start)}
+    groups = select(literal(0).label("part"),
+                    *[counted[k] if k in counted else cast(null(), typed.get(k, Integer)) for k in names],
+                    func.count().label("n")).group_by(*keys)
+    rows = fetch_rows(conn, union_all(groups, cands))
+    at = {k: i + 1 for i, k in enumerate(names)}
+    counts = [(x[at["source_id"]], x[at["participant_id"]], x[at["turn_speaker"]], x[-1], x[at["start"]])
+              for x in rows if x[0] == 0]
+    df = pd.DataFrame([x[1:-1] for x in rows if x[0] == 1], columns=names)
     if not len(df):
-        return df, []
+        return counts, df, []
     df["_code_rank"] = df["code_id"].map(ctx.code_rank)
     coders = {n: k for k, n in enumerate(sorted(set(df["coder"].tolist())))}
     df["_coder_rank"] = df["coder"].map(coders)
@@ -651,7 +641,7 @@ def _preselect(conn: Connection, ids: list[int], filters: dict | None, asked: li
         for row in df[df["rank"] > limit].itertuples(index=False):
             unseen.append((row.site, row.attribution, int(row.length_class != 1),
                            (int(row.ingest_order), int(row.start), int(row.end))))
-    return df, unseen
+    return counts, df, unseen
 
 
 def _summaries_from_frame(conn: Connection, rows, expanded, quotes_per_theme: int,
