@@ -10,13 +10,29 @@ from __future__ import annotations
 
 import sys
 from importlib import import_module
+from types import ModuleType
 from typing import Callable
 
 
 def lazy_exports(package: str, exports: dict[str, tuple[str, ...]]) -> Callable[[str], object]:
     """A module ``__getattr__`` for ``package`` that finds each name of ``exports`` (relative module ->
-    names) in its module on first use, and keeps it in the package."""
+    names) in its module on first use, and keeps it in the package.
+
+    A function named as its own module (``sp_realist.coding.autocode.autocode``) keeps the package's
+    name when that module is imported later (Python's import sets ``package.autocode`` to the module):
+    ``from sp_realist.coding import autocode`` is the function, as with eager re-exports."""
     module_of = {name: module for module, names in exports.items() for name in names}
+    shadowed = {name for name, module in module_of.items() if module == "." + name}
+    if shadowed:
+        pkg = sys.modules[package]
+
+        class _Package(type(pkg)):
+            def __setattr__(self, name, value):
+                if name in shadowed and isinstance(value, ModuleType):
+                    return  # the submodule stays in sys.modules; the package's name is the function's
+                super().__setattr__(name, value)
+
+        pkg.__class__ = _Package
 
     def __getattr__(name: str):
         module = module_of.get(name)

@@ -362,8 +362,52 @@ def framework_matrix(project: Project, rows: str = "participant", codes: Iterabl
 
 
 # --- the theme table's numbers and quotes, and saturation's evidence facts, as they were computed ----------
+def pick_quotes(cands: pd.DataFrame, n: int, used: set | None = None) -> list[dict]:
+    """The quote picker as it was (the library's preselects in SQL): a greedy, deterministic choice of
+    ``n`` quotes spread across sites, then participants.
+
+    Each step takes the candidate that (in order of priority) was not quoted
+    for an earlier theme (``used``: (source_id, start, end) spans, updated with
+    the choice), comes from a site not yet quoted, from a participant not yet
+    quoted, was coded by a person (not a rule), has a readable length (column
+    ``_length``, else that of ``text`` stripped), and comes first in ``cands``
+    (in source order); spans that overlap a chosen quote are skipped.  Each
+    step is one pass over numpy arrays.
+    """
+    chosen: list[dict] = []
+    used = used if used is not None else set()
+    if n <= 0 or not len(cands):
+        return chosen
+    c = cands.reset_index(drop=True)
+    length = (c["_length"] if "_length" in c.columns else c["text"].map(lambda t: len(t.strip()))).to_numpy()
+    sid, start, end = (c[k].to_numpy(dtype=np.int64) for k in ("source_id", "start", "end"))
+    spans = pd.MultiIndex.from_arrays([sid, start, end])
+    fixed = (spans.isin(list(used)) if used else np.zeros(len(c), dtype=bool)).astype(np.int64) * 16
+    rule = c["rule"] if "rule" in c.columns else c["origin"].astype(str).str.startswith("rule:")
+    fixed += rule.to_numpy(dtype=np.int64) * 2
+    fixed += (~((length >= 40) & (length <= 400))).astype(np.int64)
+    alive = np.ones(len(c), dtype=bool)
+    used_sites: list = []
+    used_people: list = []
+    while len(chosen) < n and alive.any():
+        score = fixed.copy()
+        if used_sites:
+            score += c["site"].isin(used_sites).to_numpy(dtype=np.int64) * 8
+        if used_people:
+            score += c["attribution"].isin(used_people).to_numpy(dtype=np.int64) * 4
+        idx = np.flatnonzero(alive)
+        best = int(idx[np.argmin(score[idx])])  # the first of the lowest: source order breaks ties
+        row = c.iloc[best].to_dict()
+        chosen.append(row)
+        alive &= ~((sid == sid[best]) & (start < end[best]) & (start[best] < end))  # overlaps (itself too)
+        used_sites.append(row["site"])
+        used_people.append(row["attribution"])
+    used.update((c["source_id"], c["start"], c["end"]) for c in chosen)
+    return chosen
+
+
 def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3, filters: dict | None = None):
-    from sp_realist.coding.themes import ThemeQuote, ThemeSummary, _pick_quotes, _theme_code_ids, _theme_rows
+    from sp_realist.coding.themes import ThemeQuote, ThemeSummary, _theme_code_ids, _theme_rows
     from sp_realist.sources import interviewer_spans
 
     rows = _theme_rows(conn)
@@ -390,7 +434,7 @@ def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3, filters: d
                                  site=None if pd.isna(q["site"]) else q["site"], source=q["source"],
                                  source_id=int(q["source_id"]), start=int(q["start"]), end=int(q["end"]),
                                  code=q["code"], coding_id=int(q["coding_id"]))
-                      for q in _pick_quotes(cands, quotes_per_theme, used)]
+                      for q in pick_quotes(cands, quotes_per_theme, used)]
             counts = (int(sub["coding_id"].nunique()), int(speech["attribution"].nunique()),
                       int(sub["site"].nunique()), int(sub["source_id"].nunique()))
         else:

@@ -22,6 +22,7 @@ import oracle_retrieval as oracle
 from sp_realist import schema as S
 from sp_realist.cmoc.saturation import evidence_facts
 from sp_realist.coding import retrieval as R
+from sp_realist.coding import themes
 from sp_realist.coding.themes import theme_summaries_conn
 from sp_realist.errors import SpRealistError
 from sp_realist.store import Project, now
@@ -53,7 +54,7 @@ def build(target, spec: dict) -> Project:
             pids[key] = i
         conn.execute(insert(S.participant_attributes).values(participant_id=1, name="band", value="high"))
         for k, src in enumerate(spec["sources"], 1):
-            text = "".join(chr(97 + (k * 7 + j) % 26) for j in range(src["length"]))
+            text = src.get("text") or "".join(chr(97 + (k * 7 + j) % 26) for j in range(src["length"]))
             conn.execute(insert(S.sources).values(
                 id=k, name=f"source {k}", kind=src.get("kind", "interview"), checksum=str(k), text=text,
                 participant_id=pids.get(src.get("participant")), created_at=ts, ingest_order=k,
@@ -140,13 +141,23 @@ def check_all(target, spec: dict, calls: list = CALLS) -> None:
             same(R.own_and_descendant_codings(project, ["A", "D"], **kw),
                  oracle.own_and_descendant_codings(project, ["A", "D"], **kw))
         with project.connect() as conn:
-            for filters in (None, {"site": "S1"}):
-                new = [t.__dict__ for t in theme_summaries_conn(conn, 2, filters)]
-                old = [t.__dict__ for t in oracle.theme_summaries_conn(conn, 2, filters)]
-                assert new == old
+            check_themes(conn, (None, {"site": "S1"}))
             same(evidence_facts(conn), oracle.evidence_facts(conn))
     finally:
         project.close()
+
+
+def check_themes(conn, filters_list, quotes=(2,)) -> None:
+    """The theme summaries equal the oracle's, with the quote candidates preselected as shipped and with
+    one span per group (themes.PRESELECT = 0: every choice is proved against the groups cut short, or the
+    theme read again with more)."""
+    for filters in filters_list:
+        for n in quotes:
+            old = [t.__dict__ for t in oracle.theme_summaries_conn(conn, n, filters)]
+            assert [t.__dict__ for t in theme_summaries_conn(conn, n, filters)] == old
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(themes, "PRESELECT", 0)
+                assert [t.__dict__ for t in theme_summaries_conn(conn, n, filters)] == old
 
 
 SEGMENTS = [(0, 10, "Interviewer"), (10, 40, "P1"), (40, 40, "P2"), (40, 60, "P2"), (70, 90, "Carer"),
@@ -283,3 +294,39 @@ def test_unknown_attribute_names_the_choices(target):
     with pytest.raises(SpRealistError, match="'colour'"):
         R.cooccurrence(project, filters={"colour": "red"})
     project.close()
+
+
+def test_theme_quotes_from_long_spaced_texts(target):
+    """Quotes chosen among many candidates per speaker and site (groups cut short by the preselection),
+    lengths either side of 40 and 400 characters once white space is stripped, rules and people, an
+    interviewer's turn and a span quoted by two themes: the same numbers and quotes as the oracle's."""
+    words = "we talked about what mattered most and the link worker listened to every word of it".split()
+    text = ""
+    for k in range(60):  # sentences of 3 to 90 words with runs of white space between them
+        text += " ".join(words[j % len(words)] for j in range(k, k + 3 + (k * 37) % 88)) + "." + " " * (1 + k % 4)
+        text += "\n" * (k % 3)
+    n = len(text)
+    third = n // 3
+    segments = [(0, 200, "Interviewer"), (200, third, "P1"), (third, 2 * third, "P2"), (2 * third, n, "Carer")]
+    sources = [{"length": n, "text": text, "segments": segments, "participant": "P3", "site": "S1"},
+               {"length": n, "text": text, "segments": [], "participant": "P2", "site": "S2", "kind": "diary"},
+               {"length": n, "text": text, "segments": [], "participant": None}]
+    bounds = [0] + [i + 1 for i, ch in enumerate(text) if ch == "."] + [n]
+    codings = []
+    for k in (1, 2, 3):
+        for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+            code = "ABCD"[(i + k) % 4]
+            codings.append((code, k, a, b, "ana", "manual"))
+            if i % 3 == 0:
+                codings.append((code, k, a, b, "autocode", "rule:x"))
+            if i % 5 == 0:  # a rule alone on a wider span (white space kept at its ends)
+                codings.append(("D", k, a, min(n, b + 3), "robot", "rule:y"))
+            if i % 7 == 0:
+                codings.append(("B", k, a, b, "ben", "manual"))
+    project = build(target, {"sources": sources, "codings": codings})
+    try:
+        with project.connect() as conn:
+            check_themes(conn, (None, {"site": "S1"}, {"coder": "autocode"}, {"attribution": "S2 P2"}),
+                         quotes=(1, 3, 8))
+    finally:
+        project.close()

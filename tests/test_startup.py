@@ -82,14 +82,60 @@ def test_info_and_sources_list_need_only_sqlalchemy(small_project):
 
 @pytest.mark.parametrize("argv", [["sources", "--help"], ["sources", "list", "--help"], ["cmoc", "--help"],
                                   ["graph", "render", "--help"], ["report", "--help"], ["build", "--help"],
-                                  ["export", "--help"], ["import", "qdpx", "--help"], ["anonymise", "--help"]])
+                                  ["export", "--help"], ["import", "qdpx", "--help"], ["anonymise", "--help"],
+                                  ["code", "--help"], ["frequencies", "--help"], ["theme", "table", "--help"]])
 def test_an_areas_help_is_light(argv):
-    # (the coding package still imports pandas: its `autocode` function shares its module's name, so its names
-    # cannot be looked up lazily)
     assert set(run(argv)[0]) <= {"sqlalchemy", "rich"}
 
 
-@pytest.mark.parametrize("package", ["sp_realist.cmoc", "sp_realist.report", "sp_realist.exchange"])
+@pytest.fixture
+def coded_project(small_project):
+    from sp_realist.coding import add_code, add_coding, add_theme
+    from sp_realist.store import Project
+
+    with Project.open(small_project) as project:
+        add_code(project, "Referrals")
+        add_coding(project, "Referrals", "s0", match="referrals came")
+        add_theme(project, "Access", codes=["Referrals"])
+    return small_project
+
+
+QUERIES = [["frequencies"], ["frequencies", "--by", "site", "--measure", "participants"], ["cooccurrence"],
+           ["cooccurrence", "--mode", "segment"], ["framework", "--rows", "participants"],
+           ["retrieve", "Referrals", "--where", "site=S1"], ["theme", "table"], ["saturation"]]
+
+
+@pytest.mark.parametrize("argv", QUERIES, ids=[" ".join(a) for a in QUERIES])
+def test_a_query_command_loads_only_what_it_uses(coded_project, tmp_path, argv):
+    # pandas (the result is a DataFrame) and SQLAlchemy; not YAML, spaCy, networkx, Word or plotting, and of
+    # the areas no autocoding, agreement or anonymising (the output check, privacy.guard, is all of privacy)
+    full = [*argv, "-p", coded_project, "--format", "csv", "-o", str(tmp_path / "out.csv")]
+    heavy, areas = run(full)
+    assert set(heavy) <= {"pandas", "numpy", "sqlalchemy"}
+    body = "import sys\n" + RUN.format(argv=full) + "\nprint(sorted(sys.modules))"
+    modules = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, check=True).stdout
+    for name in ("sp_realist.coding.autocode", "sp_realist.coding.agreement", "sp_realist.coding.codings",
+                 "sp_realist.privacy.anonymise", "sp_realist.privacy.keyfile", "sp_realist.cmoc.graph"):
+        assert f"'{name}'" not in modules, name
+    assert areas in (["privacy", "coding"], ["privacy", "coding", "cmoc"]), areas
+
+
+def test_a_function_named_as_its_module_keeps_the_package_name():
+    # the package exports autocode (the function); importing the module sp_realist.coding.autocode later
+    # must not put the module in its place
+    body = ("import importlib, sp_realist.coding as c, sp_realist.privacy as p\n"
+            "for m in ('sp_realist.coding.autocode', 'sp_realist.coding.agreement', 'sp_realist.privacy.anonymise'):\n"
+            "    importlib.import_module(m)\n"
+            "from sp_realist.coding import autocode, agreement\nfrom sp_realist.privacy import anonymise\n"
+            "import sp_realist\n"
+            "print('kinds:' + ','.join(type(f).__name__ for f in (autocode, agreement, anonymise, c.autocode, "
+            "sp_realist.autocode, sp_realist.agreement, p.anonymise)))")
+    out = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "kinds:" + ",".join(["function"] * 7)
+
+
+@pytest.mark.parametrize("package", ["sp_realist.cmoc", "sp_realist.report", "sp_realist.exchange",
+                                     "sp_realist.coding", "sp_realist.privacy"])
 def test_lazily_exported_names_all_resolve(package):
     import importlib
 

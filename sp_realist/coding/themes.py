@@ -11,18 +11,19 @@ participants and sites.  The reports call the same code
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..sources import interviewer_speakers, is_interviewer_label
 from ..store import Project, next_ordinal, now, stable_guid
-from ._common import PHASES, CodeTree, clean_name, code_labels, descendants
+from ._common import PHASES, CodeTree, clean_name, code_labels, descendants, fetch_rows
 
 
 def resolve_theme(conn: Connection, ref: str | int) -> dict:
@@ -300,7 +301,8 @@ class ThemeSummary:
     quotes: list[ThemeQuote] = field(default_factory=list)
 
 
-def _pick_quotes(cands: pd.DataFrame, n: int, used: set | None = None) -> list[dict]:
+def _pick_quotes(cands: pd.DataFrame, n: int, used: set | None = None,
+                 unseen: list[tuple] | None = None) -> list[dict] | None:
     """Greedy, deterministic choice of ``n`` quotes spread across sites, then participants.
 
     Each step takes the candidate that (in order of priority) was not quoted
@@ -310,6 +312,14 @@ def _pick_quotes(cands: pd.DataFrame, n: int, used: set | None = None) -> list[d
     ``_length``, else that of ``text`` stripped), and comes first in ``cands``
     (in source order); spans that overlap a chosen quote are skipped.  Each
     step is one pass over numpy arrays.
+
+    ``unseen`` describes candidates left out of ``cands`` (a preselection, see
+    :func:`_preselect`): one ``(site, attribution, base, key)`` per group of
+    them, where every left-out candidate of the group scores at least ``base``
+    before the site and participant terms and comes after ``key``
+    (``(ingest_order, start, end)``) in source order.  When one of them could
+    beat a step's choice, nothing is chosen and None is returned (``used``
+    untouched): the caller asks again with more candidates.
     """
     chosen: list[dict] = []
     used = used if used is not None else set()
@@ -334,13 +344,29 @@ def _pick_quotes(cands: pd.DataFrame, n: int, used: set | None = None) -> list[d
             score += c["attribution"].isin(used_people).to_numpy(dtype=np.int64) * 4
         idx = np.flatnonzero(alive)
         best = int(idx[np.argmin(score[idx])])  # the first of the lowest: source order breaks ties
+        if unseen and _unseen_may_win(unseen, int(score[best]), c.loc[best, ["ingest_order", "start", "end"]].tolist(),
+                                      used_sites, used_people):
+            return None
         row = c.iloc[best].to_dict()
         chosen.append(row)
         alive &= ~((sid == sid[best]) & (start < end[best]) & (start[best] < end))  # overlaps (itself too)
         used_sites.append(row["site"])
         used_people.append(row["attribution"])
+    if unseen and len(chosen) < n:  # the candidates ran out: one left out could have been next
+        return None
     used.update((c["source_id"], c["start"], c["end"]) for c in chosen)
     return chosen
+
+
+def _unseen_may_win(unseen: list[tuple], score: int, key: list, used_sites: list, used_people: list) -> bool:
+    """True when a left-out candidate (``unseen``, see :func:`_pick_quotes`) could score below ``score`` or
+    equal it and come before ``key`` (``(ingest_order, start, end)`` of the step's choice)."""
+    key = tuple(int(x) for x in key)
+    for site, who, base, last in unseen:
+        low = base + 8 * (site in used_sites) + 4 * (who in used_people)
+        if low < score or (low == score and not last > key):
+            return True
+    return False
 
 
 def _theme_code_ids(conn: Connection, rows: list[tuple[dict, int, str | None]]) -> dict[int, list[int]]:
@@ -418,11 +444,209 @@ def _theme_frame(conn: Connection, ids: list[int], filters: dict | None, batch: 
         .reset_index(drop=True)
 
 
+# Candidates for quotes are preselected in SQL (_preselect): within each group of spans that score alike
+# but for rule or person, overlaps and earlier themes' quotes (same site, same speaker key, length class),
+# the first PRESELECT + 1 in source order; _pick_quotes proves each choice against the groups cut short,
+# and a theme whose choice it cannot prove is read again with PRESELECT_GROWTH times as many.
+PRESELECT = 4
+PRESELECT_GROWTH = 8
+
+
 def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3,
                          filters: dict | None = None) -> list[ThemeSummary]:
-    """:func:`theme_summaries` inside the caller's connection (the reports use this)."""
+    """:func:`theme_summaries` inside the caller's connection (the reports use this).
+
+    Each theme's counts (a GROUP BY) and quote candidates (a window function) come from one query over its
+    codings (:func:`_preselect`), so memory stays bounded however many codings support a theme; a filter
+    on ``attribution`` (worded in Python) reads the codings instead (:func:`_summaries_from_frame`)."""
     rows = _theme_rows(conn)
     expanded = _theme_code_ids(conn, rows)
+    if filters and "attribution" in filters:
+        return _summaries_from_frame(conn, rows, expanded, quotes_per_theme, filters)
+    names = code_labels(conn)
+    ctx = _QuoteContext(conn, names)
+    out: list[ThemeSummary] = []
+    used: set = set()  # spans quoted for an earlier theme (tree order): used again only when nothing else is left
+    for r, depth, parent in rows:
+        ids = expanded.get(r["id"], [])
+        counts, quotes = (0, 0, 0, 0), []
+        if ids:
+            limit: int | None = PRESELECT
+            while True:
+                groups, cands, unseen = _preselect(conn, ids, filters, limit, ctx)
+                counts = _theme_counts(groups, ctx)
+                picked = _pick_quotes(cands, quotes_per_theme, used, unseen) if counts[0] else []
+                if picked is not None:
+                    break
+                limit = (limit + 1) * PRESELECT_GROWTH if limit < 100_000 else None
+            quotes = [ctx.quote(q) for q in picked]
+        out.append(ThemeSummary(theme_id=r["id"], name=r["name"], parent=parent, depth=depth, phase=r["phase"],
+                                description=r["description"], codes=[names[i] for i in ids], code_ids=list(ids),
+                                codings=counts[0], participants=counts[1], sites=counts[2], sources=counts[3],
+                                quotes=quotes))
+    return out
+
+
+class _QuoteContext:
+    """What the theme queries share: the speakers' attribution, the code labels and their order, the
+    sources' names and texts (read when first needed), and the widest run of white space in any text."""
+
+    def __init__(self, conn: Connection, names: dict[int, str]):
+        self.conn = conn
+        self.names = names
+        label_rank = {label: rank for rank, label in enumerate(sorted(set(names.values())))}
+        self.code_rank = {cid: label_rank[label] for cid, label in names.items()}
+        self._who = None
+        self.interviewers = interviewer_speakers(conn)
+        self.texts: dict[int, str] = {}
+        self.sources = {r[0]: r[1] for r in conn.execute(select(S.sources.c.id, S.sources.c.name))}
+        self.people = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
+        # a coding's site (sqlquery.CodingQuery's rule): the source's site, else its speaker's, else the
+        # source participant's
+        self.people_sites = dict(conn.execute(select(S.participants.c.id, S.participants.c.site)).all())
+        self.source_sites = dict(conn.execute(select(S.source_attributes.c.source_id, S.source_attributes.c.value)
+                                              .where(S.source_attributes.c.name == "site")).all())
+        self.source_people = dict(conn.execute(select(S.sources.c.id, S.sources.c.participant_id)).all())
+        # a participant without a code is attributed by speaker or source: then group by source too
+        self.by_source = any(not c for c in self.people.values())
+        # the interviewer labels among the unmapped speakers (never quoted, counted as no participant)
+        seg = S.segments
+        self.asked = sorted(x for (x,) in conn.execute(select(seg.c.speaker).distinct().where(
+            seg.c.participant_id.is_(None), seg.c.speaker.is_not(None))) if is_interviewer_label(x, self.interviewers))
+
+    @cached_property
+    def ws(self) -> int:
+        """The most white space a span's ends can lose to strip() (the longest run in any text, read one
+        text at a time): a span longer than QUOTE_MAX + 2 * ws is too long whatever its ends hold."""
+        import re
+
+        ws = 0
+        runs, space = re.compile(r"\s\s+"), re.compile(r"\s")
+        for (text,) in self.conn.execute(select(S.sources.c.text).execution_options(stream_results=True)):
+            text = text or ""
+            ws = max(ws, max((len(m) for m in runs.findall(text)), default=1 if space.search(text) else 0))
+        return ws
+
+    def site(self, source_id: int, participant_id: int | None) -> str | None:
+        for site in (self.source_sites.get(source_id), self.people_sites.get(participant_id),
+                     self.people_sites.get(self.source_people.get(source_id))):
+            if site is not None:
+                return site
+        return None
+
+    def who(self):
+        """Who said what (:class:`sp_realist.sources.SpanAttributor`, read once, when first needed)."""
+        if self._who is None:
+            from ..sources import SpanAttributor
+
+            self._who = SpanAttributor(self.conn)
+        return self._who
+
+    def text(self, source_ids) -> dict[int, str]:
+        missing = sorted({int(x) for x in source_ids} - set(self.texts))
+        for i in range(0, len(missing), 500):
+            self.texts.update(self.conn.execute(select(S.sources.c.id, S.sources.c.text)
+                                                .where(S.sources.c.id.in_(missing[i:i + 500]))).all())
+        return self.texts
+
+    def quote(self, q: dict) -> ThemeQuote:
+        pid = q["participant_id"]
+        participant = self.people.get(int(pid)) if pid is not None and pid == pid else None
+        return ThemeQuote(text=self.texts[q["source_id"]][q["start"]:q["end"]].strip(),
+                          attribution=f"({q['attribution']})", participant=participant,
+                          site=None if pd.isna(q["site"]) else q["site"], source=self.sources[q["source_id"]],
+                          source_id=int(q["source_id"]), start=int(q["start"]), end=int(q["end"]),
+                          code=self.names[q["code_id"]], coding_id=int(q["coding_id"]))
+
+
+_THEME_COLUMNS = ("coding_id", "code_id", "source_id", "start", "end", "participant_id", "site", "turn_speaker",
+                  "origin", "coder", "kind", "ingest_order")
+
+
+def _theme_counts(groups: list[tuple], ctx: _QuoteContext) -> tuple[int, int, int, int]:
+    """(codings, participants, sites, sources) of a theme from its codings counted by source, participant and
+    speaker of the turn (``(source_id, participant_id, turn_speaker, codings, first start)``, which together
+    decide who said a coding and at which site): interviewer turns count as codings but not as participants;
+    the participants are the distinct attributions of the rest, worded for each group's first coding."""
+    if not groups:
+        return 0, 0, 0, 0
+    speech = [g for g in groups if g[2] is None or g[2] not in ctx.asked]
+    people = set(ctx.who().many([g[0] for g in speech], [g[4] for g in speech])) if speech else set()
+    sites = {ctx.site(g[0], g[1]) for g in groups} - {None}
+    return sum(g[3] for g in groups), len(people), len(sites), len({g[0] for g in groups})
+
+
+def _preselect(conn: Connection, ids: list[int], filters: dict | None, limit: int | None,
+               ctx: _QuoteContext) -> tuple[list[tuple], pd.DataFrame, list[tuple]]:
+    """A theme's codings counted for :func:`_theme_counts`, its quote candidates as :func:`_pick_quotes` takes
+    them, and the groups cut short (``unseen``): one query, whose codings (a CTE, read once) are grouped for
+    the counts and ranked for the candidates.
+
+    Candidates are the spans coded outside interviewer turns, each shown by its first coding in source
+    order, then by code label, coder and id (as the frame of every coding was sorted).  Spans are grouped
+    by what their score is made of apart from rule or person: site, the speaker key (participant and
+    source kind; else the source and the unmapped turn's speaker) and length class (shorter than
+    QUOTE_MIN: too short; longer than QUOTE_MAX plus twice the widest run of white space in any text:
+    too long; else decided on the stripped text).  Of each group, every coding of the first ``limit`` + 1
+    spans in source order is read (all when ``limit`` is None): one window function (DENSE_RANK)."""
+    from sqlalchemy import Integer, String, case, cast, func, literal, null, union_all
+
+    from .sqlquery import CodingQuery, is_rule
+
+    r = CodingQuery(conn, ids, filters).build(*_THEME_COLUMNS, dedupe=False).cte("r")
+    raw = r.c.end - r.c.start
+    length_class = case((raw < QUOTE_MIN, 0), (raw > QUOTE_MAX + 2 * ctx.ws, 2), else_=1)
+    source_key = r.c.source_id if ctx.by_source else case(
+        (and_(r.c.turn_speaker.is_(None), r.c.participant_id.is_not(None)), null()), else_=r.c.source_id)
+    group = [r.c.site, r.c.participant_id, r.c.kind, source_key, r.c.turn_speaker, length_class]
+    cols = [r.c[k] for k in _THEME_COLUMNS if k not in ("origin", "kind")]
+    g = select(*cols, case((is_rule(r.c.origin), 1), else_=0).label("rule"), length_class.label("length_class"),
+               func.dense_rank().over(partition_by=group, order_by=[r.c.ingest_order, r.c.start, r.c.end,
+                                                                    r.c.source_id]).label("rank"))
+    if ctx.asked:
+        g = g.where(or_(r.c.turn_speaker.is_(None), r.c.turn_speaker.not_in(ctx.asked)))
+    g = g.subquery("g")
+    names = list(g.c.keys())
+    cands = select(literal(1).label("part"), *[g.c[k] for k in names], cast(null(), Integer).label("n"))
+    if limit is not None:
+        cands = cands.where(g.c.rank <= limit + 1)
+    keys = (r.c.source_id, r.c.participant_id, r.c.turn_speaker)
+    typed = {"site": String, "turn_speaker": String, "coder": String}
+    counted = {"source_id": r.c.source_id, "participant_id": r.c.participant_id, "turn_speaker": r.c.turn_speaker,
+               "start": func.min(r.c.start)}
+    groups = select(literal(0).label("part"),
+                    *[counted[k] if k in counted else cast(null(), typed.get(k, Integer)) for k in names],
+                    func.count().label("n")).group_by(*keys)
+    rows = fetch_rows(conn, union_all(groups, cands))
+    at = {k: i + 1 for i, k in enumerate(names)}
+    counts = [(x[at["source_id"]], x[at["participant_id"]], x[at["turn_speaker"]], x[-1], x[at["start"]])
+              for x in rows if x[0] == 0]
+    df = pd.DataFrame([x[1:-1] for x in rows if x[0] == 1], columns=names)
+    if not len(df):
+        return counts, df, []
+    df["_code_rank"] = df["code_id"].map(ctx.code_rank)
+    coders = {n: k for k, n in enumerate(sorted(set(df["coder"].tolist())))}
+    df["_coder_rank"] = df["coder"].map(coders)
+    df = df.sort_values(["ingest_order", "start", "end", "_code_rank", "_coder_rank", "coding_id"]) \
+        .drop_duplicates(["source_id", "start", "end"]).reset_index(drop=True)
+    df["rule"] = df["rule"].astype(bool)
+    df["attribution"] = pd.Series(ctx.who().many(df["source_id"].to_numpy(), df["start"].to_numpy()),
+                                  index=df.index, dtype=object)
+    texts = ctx.text(df["source_id"].unique().tolist())
+    df["_length"] = np.fromiter((len(texts[s][a:b].strip()) for s, a, b in zip(df["source_id"], df["start"],
+                                                                                 df["end"])),
+                                dtype=np.int64, count=len(df))
+    unseen = []
+    if limit is not None:  # a left-out span of the group: a rule's or a person's, after the last one read
+        for row in df[df["rank"] > limit].itertuples(index=False):
+            unseen.append((row.site, row.attribution, int(row.length_class != 1),
+                           (int(row.ingest_order), int(row.start), int(row.end))))
+    return counts, df, unseen
+
+
+def _summaries_from_frame(conn: Connection, rows, expanded, quotes_per_theme: int,
+                          filters: dict | None) -> list[ThemeSummary]:
+    """The theme summaries from the codings read into a frame (a filter on ``attribution`` needs them)."""
     all_ids = sorted({x for v in expanded.values() for x in v})
     # Filtered in SQL; the speaker of the turn each coding starts in comes along (interviewer turns are never
     # quoted and support no participant count), and the text only for the quotes chosen.

@@ -9,14 +9,20 @@ Nothing else in sp_realist reads a pseudonym key; the project stores only its SH
 fingerprints of its names, with which every output of the project is checked (:mod:`.guard`).
 """
 
-from .anonymise import (AnonymiseResult, anonymise, applied_keys, check_key_matches, project_key_required,
-                        reverse, runs_frame, status_frame)
-from .audit import assert_no_leaks, audit_paths
-from .detect import Detector, Match
-from .guard import activated, check_frame, check_text, checked_path, leak_finder
-from .keyfile import Key, KeyEntry, append_entries, key_from_entries, load_key
-from .ner import add_suggestions_to_key, suggest
-from .patterns import find_identifiers, suggest_identifiers
+from ..lazy import lazy_exports
+
+# relative module -> the names it exports, imported on first use: every command checks its output
+# (.guard), and only `anonymise`, `audit` and the key commands need the rest
+__getattr__ = lazy_exports(__name__, {
+    ".anonymise": ("AnonymiseResult", "anonymise", "applied_keys", "check_key_matches", "project_key_required",
+                   "reverse", "runs_frame", "status_frame"),
+    ".audit": ("assert_no_leaks", "audit_paths"),
+    ".detect": ("Detector", "Match"),
+    ".guard": ("activated", "check_frame", "check_text", "checked_path", "leak_finder"),
+    ".keyfile": ("Key", "KeyEntry", "append_entries", "key_from_entries", "load_key"),
+    ".ner": ("add_suggestions_to_key", "suggest"),
+    ".patterns": ("find_identifiers", "suggest_identifiers"),
+})
 
 __all__ = [
     "AnonymiseResult", "anonymise", "reverse", "applied_keys", "check_key_matches", "project_key_required",

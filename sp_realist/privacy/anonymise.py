@@ -39,6 +39,7 @@ from ..errors import SpRealistError
 from ..sources import resolve_source
 from ..store import Project, now
 from .detect import Detector, apply_matches
+from .guard import applied_keys  # noqa: F401  (defined with the output check, which needs it at every start)
 from .keyfile import Key, as_key
 from .sealing import seal, unseal
 from .spans import OffsetMap
@@ -760,15 +761,6 @@ def reverse(project: Project, key: Key | str, sources: Sequence[str | int] | Non
 
 # --------------------------------------------------------------------------
 # which key is applied (used by reports and exports)
-
-
-def applied_keys(project: Project) -> list[str]:
-    """Hashes of the keys whose anonymisation is currently in effect, latest first."""
-    r = S.anonymisation_records
-    with project.connect() as conn:
-        rows = conn.execute(select(r.c.key_sha256, func.max(r.c.id).label("last"))
-                            .group_by(r.c.key_sha256).order_by(func.max(r.c.id).desc())).all()
-    return [row[0] for row in rows]
 
 
 def project_key_required(project: Project) -> str | None:

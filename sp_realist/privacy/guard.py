@@ -171,14 +171,23 @@ class LeakFinder:
         return "a name from the applied pseudonym key"
 
 
+def applied_keys(project) -> list[str]:
+    """Hashes of the keys whose anonymisation is currently in effect, latest first."""
+    from sqlalchemy import func
+
+    r = S.anonymisation_records
+    with project.connect() as conn:
+        rows = conn.execute(select(r.c.key_sha256, func.max(r.c.id).label("last"))
+                            .group_by(r.c.key_sha256).order_by(func.max(r.c.id).desc())).all()
+    return [row[0] for row in rows]
+
+
 def leak_finder(project, key=None) -> LeakFinder | None:
     """The finder for ``project``'s outputs, or None when no key is in effect (one query).
 
     ``key`` (a Key or a key file; else ``$SP_REALIST_KEY``) is used too when given; it must be a key
     applied to the project.  A project anonymised before fingerprints were kept needs the key.
     """
-    from .anonymise import applied_keys, check_key_matches
-
     with project.connect() as conn:
         data = _load(conn)
     applied = applied_keys(project) if data is None else True
@@ -186,6 +195,9 @@ def leak_finder(project, key=None) -> LeakFinder | None:
         return None
     if key is None and os.environ.get(ENV_KEY):
         key = os.environ[ENV_KEY]
+    if key is not None:
+        from .anonymise import check_key_matches
+
     loaded = check_key_matches(project, key) if key is not None else None
     if data is None and loaded is None:
         raise SpRealistError(
