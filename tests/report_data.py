@@ -176,3 +176,12 @@ def populate(project, pages: bool = True) -> dict:
         project.log(conn, "test.populate", "report fixture")
     ids["cmocs"] = {"T1.1": m11, "T1.2": m12, "T2.1": m21}
     return ids
+
+
+def populated_project(location) -> None:
+    """Create a project at ``location`` holding what :func:`populate` writes (for the ``built_copy`` fixture:
+    built once per session and back end, copied for each test)."""
+    from sp_realist.store import Project
+
+    with Project.create(location) as project:
+        populate(project)

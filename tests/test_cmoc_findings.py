@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, insert, inspect, select
 
 from conftest import examples, run_sql
-from report_data import populate
+from report_data import populate, populated_project
 from sp_realist import schema as S
 from sp_realist.cli import main
 from sp_realist.cmoc.findings import (export_findings_yaml, findings_document, findings_lists, findings_long,
@@ -59,9 +59,15 @@ DOC = {
 
 
 @pytest.fixture
-def populated(project):
-    populate(project)
-    return project
+def populated_path(built_copy):
+    """A copy of the populated project (report_data.populate), on each back end: its location."""
+    return built_copy(populated_project)
+
+
+@pytest.fixture
+def populated(populated_path):
+    with Project.open(populated_path) as project:
+        yield project
 
 
 def write(tmp_path: Path, doc, name: str = "findings.yaml") -> Path:
@@ -399,9 +405,9 @@ def test_import_conn_takes_a_document_inside_the_callers_transaction(populated):
 # --------------------------------------------------------------------------
 # the command line
 # --------------------------------------------------------------------------
-def test_cli_import_show_lists_export(populated, project_path, tmp_path):
+def test_cli_import_show_lists_export(populated, populated_path, tmp_path):
     r = CliRunner()
-    p = ["-p", str(project_path)]
+    p = ["-p", str(populated_path)]
     res = r.invoke(main, ["triangulate", "import", str(write(tmp_path, DOC)), *p])
     assert res.exit_code == 0, res.stderr
     assert "8 findings" in res.stderr
@@ -427,9 +433,9 @@ def test_cli_import_show_lists_export(populated, project_path, tmp_path):
     assert res.stdout.splitlines()[1] == "L1,literature,A review of social prescribing models.,"
 
 
-def test_cli_refusals_are_one_sentence_and_exit_1(populated, project_path, tmp_path):
+def test_cli_refusals_are_one_sentence_and_exit_1(populated, populated_path, tmp_path):
     r = CliRunner()
-    p = ["-p", str(project_path)]
+    p = ["-p", str(populated_path)]
     r.invoke(main, ["triangulate", "import", str(write(tmp_path, DOC)), *p])
     res = r.invoke(main, ["triangulate", *p, "--strands", "Meta-narrative,Diaries"])
     assert res.exit_code == 1
@@ -452,24 +458,24 @@ def test_every_new_command_has_an_example_in_its_help():
         assert res.exit_code == 0 and "Example" in res.stdout and "sp-realist triangulate" in res.stdout
 
 
-def test_without_findings_the_matrix_stays_the_default(populated, project_path):
-    res = CliRunner().invoke(main, ["triangulate", "-p", str(project_path), "--question", "Q2", "--format", "csv"])
+def test_without_findings_the_matrix_stays_the_default(populated, populated_path):
+    res = CliRunner().invoke(main, ["triangulate", "-p", str(populated_path), "--question", "Q2", "--format", "csv"])
     assert res.exit_code == 0, res.stderr
     assert res.stdout.splitlines()[0] == "question,text,diary,interview"
-    res = CliRunner().invoke(main, ["triangulate", "-p", str(project_path), "--view", "findings"])
+    res = CliRunner().invoke(main, ["triangulate", "-p", str(populated_path), "--view", "findings"])
     assert res.exit_code == 0
     assert " ".join(res.stderr.split()).startswith("Warning: the project has no summary-of-findings tables; "
                                                    "import a findings file")
 
 
-def test_matrix_by_dataset_warns_when_no_source_has_a_dataset(populated, project_path):
+def test_matrix_by_dataset_warns_when_no_source_has_a_dataset(populated, populated_path):
     from sp_realist.cmoc.triangulate import triangulation
 
     df = triangulation(populated, {"Q2": "Barriers?"}, by="dataset", sources=["Reflective diaries"])
     assert df.attrs["warnings"][0].startswith("no source has a 'dataset' attribute, so the columns are source kinds")
     assert df.attrs["warnings"][1] == ("column 'Reflective diaries' is empty: no source's dataset is 'Reflective "
                                        "diaries'; the data sources are: diary, interview.")
-    res = CliRunner().invoke(main, ["triangulate", "-p", str(project_path), "--by", "dataset", "--question", "Q2",
+    res = CliRunner().invoke(main, ["triangulate", "-p", str(populated_path), "--by", "dataset", "--question", "Q2",
                                     "--sources", "Reflective diaries"])
     assert res.exit_code == 0
     assert " ".join(res.stderr.split()).startswith("Warning: no source has a 'dataset' attribute")

@@ -11,19 +11,17 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from report_data import populate
+from report_data import populated_project
 from sp_realist.cli_support import Int, Span
 from sp_realist.numbers import INT64_MAX, INT64_MIN, db_id, fits
-from sp_realist.store import Project
 
 BIG = "99999999999999999999"
 
 
 @pytest.fixture
-def populated(project_path):
-    with Project.open(project_path) as p:
-        populate(p)
-    return project_path
+def populated(built_copy):
+    """A copy of the populated project (report_data.populate), on each back end: its location."""
+    return built_copy(populated_project)
 
 
 def one_sentence(result, code: int) -> str:

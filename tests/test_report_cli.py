@@ -5,17 +5,14 @@ from __future__ import annotations
 import docx
 import pytest
 
-from report_data import populate
+from report_data import populated_project
 from sp_realist.privacy.anonymise import anonymise
 
 
 @pytest.fixture
-def filled(project_path):
-    from sp_realist.store import Project
-
-    with Project.open(project_path) as p:
-        populate(p)
-    return project_path
+def filled(built_copy):
+    """A copy of the populated project (report_data.populate), on each back end: its location."""
+    return built_copy(populated_project)
 
 
 def test_report_each_format(runner, cli, filled, tmp_path):
