@@ -263,6 +263,22 @@ def built_copy(backend, tmp_path, tmp_path_factory, request, _originals):
 
 
 @pytest.fixture
+def populated_path(built_copy):
+    """A copy of the project ``report_data.populate`` fills (diaries, interviews, codes, themes, CMOCs,
+    theories, appraisals), on each back end: its location. Built once per session and back end."""
+    from report_data import populated_project
+
+    return built_copy(populated_project)
+
+
+@pytest.fixture
+def populated(populated_path):
+    """The same, open."""
+    with Project.open(populated_path) as project:
+        yield project
+
+
+@pytest.fixture
 def project_path(backend, tmp_path, request):
     """A fresh, empty project: its file (a Path, SQLite) or its URL (a str, PostgreSQL)."""
     if backend == "postgresql":

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, insert, inspect, select
 
 from conftest import examples, run_sql
-from report_data import populate, populated_project
+from report_data import populate
 from sp_realist import schema as S
 from sp_realist.cli import main
 from sp_realist.cmoc.findings import (export_findings_yaml, findings_document, findings_lists, findings_long,
@@ -56,18 +56,6 @@ DOC = {
              "Reflective diaries": [{"text": "Confusion over referrals.", "theories": ["T1"]}]}}]},
     ],
 }
-
-
-@pytest.fixture
-def populated_path(built_copy):
-    """A copy of the populated project (report_data.populate), on each back end: its location."""
-    return built_copy(populated_project)
-
-
-@pytest.fixture
-def populated(populated_path):
-    with Project.open(populated_path) as project:
-        yield project
 
 
 def write(tmp_path: Path, doc, name: str = "findings.yaml") -> Path:

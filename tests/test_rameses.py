@@ -30,7 +30,6 @@ from sp_realist.report.rameses import FILLED, ITEMS, MISSING, NEEDS_TEXT, ramese
 from sp_realist.report.study import build_study, load_study
 from sp_realist.store import Project
 
-from report_data import populated_project
 
 HERE = Path(__file__).parent
 MINI = HERE / "data" / "mini_study"
@@ -56,15 +55,8 @@ def write_all_sections(project, folder: Path) -> None:
 
 
 @pytest.fixture
-def filled_path(built_copy):
-    """A copy of the populated project (report_data.populate), on each back end: its location."""
-    return built_copy(populated_project)
-
-
-@pytest.fixture
-def filled(filled_path):
-    with Project.open(filled_path) as project:
-        yield project
+def filled(populated):
+    return populated
 
 
 # --------------------------------------------------------------------------
@@ -402,9 +394,9 @@ def test_corpus_statuses_follow_its_study(corpus_project):
 # CLI
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["table", "json", "csv", "md", "docx"])
-def test_rameses_cli_formats(runner, cli, filled, filled_path, tmp_path, fmt):
+def test_rameses_cli_formats(runner, cli, filled, populated_path, tmp_path, fmt):
     out = tmp_path / f"rameses.{fmt}"
-    args = ["rameses", "-p", filled_path, "--format", fmt]
+    args = ["rameses", "-p", populated_path, "--format", fmt]
     if fmt == "docx":
         args += ["--output", str(out)]
     r = runner.invoke(cli, args)

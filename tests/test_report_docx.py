@@ -9,11 +9,9 @@ import pytest
 from docx.oxml.ns import qn
 from docx.shared import Pt
 
-from report_data import populated_project
 from sp_realist.errors import SpRealistError
 from sp_realist.report.api import write_report
 from sp_realist.report.model import ReportSettings, build_report_model
-from sp_realist.store import Project
 
 pytestmark = pytest.mark.sqlite_only(
     "the Word writer's output; the report model it writes is built on both back ends in "
@@ -23,10 +21,8 @@ W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 
 @pytest.fixture
-def filled(built_copy):
-    """A copy of the populated project (report_data.populate), on each back end."""
-    with Project.open(built_copy(populated_project)) as project:
-        yield project
+def filled(populated):
+    return populated
 
 
 def headings(doc):

@@ -9,19 +9,15 @@ import inspect
 
 import pytest
 
-from report_data import populated_project
 from sp_realist.cmoc.ifthen import CmocCells, IfThenStatement, cmoc_cells, cmoc_table, ifthen_records, ifthen_statements
 from sp_realist.cmoc.saturation import SaturationVerdict
 from sp_realist.report import integrations
 from sp_realist.report.model import ReportSettings, build_report_model
-from sp_realist.store import Project
 
 
 @pytest.fixture
-def filled(built_copy):
-    """A copy of the populated project (report_data.populate), on each back end."""
-    with Project.open(built_copy(populated_project)) as project:
-        yield project
+def filled(populated):
+    return populated
 
 
 def test_ifthen_records_are_typed_and_the_dataframe_is_built_from_them(filled):

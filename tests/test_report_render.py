@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from report_data import populate, populated_project
+from report_data import populate
 from sp_realist.errors import SpRealistError
 from sp_realist.report.api import write_report
 from sp_realist.report.model import ReportSettings, build_report_model
 from sp_realist.report.render import export_tables, render_html, render_markdown
-from sp_realist.store import Project
 
 GOLDEN = Path(__file__).parent / "golden"
 SETTINGS = dict(title="Mini evaluation", subtitle="Golden report", authors=["A. Author"], date="2020-10-01",
@@ -28,10 +27,8 @@ SETTINGS = dict(title="Mini evaluation", subtitle="Golden report", authors=["A. 
 
 
 @pytest.fixture
-def filled(built_copy):
-    """A copy of the populated project (report_data.populate), on each back end."""
-    with Project.open(built_copy(populated_project)) as project:
-        yield project
+def filled(populated):
+    return populated
 
 
 def check_golden(name: str, text: str) -> None:

@@ -11,13 +11,12 @@ import pytest
 from docx.oxml.ns import qn
 from docx.shared import Mm
 
-from report_data import interview_draft, populate, populated_project
+from report_data import interview_draft, populate
 from sp_realist.errors import SpRealistError
 from sp_realist.report import docx_writer as dw
 from sp_realist.report.api import write_report
 from sp_realist.report.model import ReportSettings
 from sp_realist.sources import add_source, ensure_participant
-from sp_realist.store import Project
 
 pytestmark = pytest.mark.sqlite_only(
     "Word page layout of a rendered report; the report model it renders is built on both back ends in "
@@ -31,10 +30,8 @@ def write(project, tmp_path, name="report.docx", **settings):
 
 
 @pytest.fixture
-def filled(built_copy):
-    """A copy of the populated project (report_data.populate), on each back end."""
-    with Project.open(built_copy(populated_project)) as project:
-        yield project
+def filled(populated):
+    return populated
 
 
 def instr(part_element) -> list[str]:
