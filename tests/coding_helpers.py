@@ -68,6 +68,23 @@ def add_corpus(project) -> dict[str, int]:
     return ids
 
 
+def corpus_project(location, folder):
+    """A new project at ``location`` holding CODEBOOK_YAML's codes (imported from a file written in ``folder``)
+    and the corpus of :func:`add_corpus`; open (the caller closes it)."""
+    from sp_realist.coding.codebook import import_codebook_yaml
+    from sp_realist.store import Project
+
+    project = Project.create(location)
+    try:
+        (folder / "cb.yaml").write_text(CODEBOOK_YAML, encoding="utf-8")
+        import_codebook_yaml(project, folder / "cb.yaml")
+        add_corpus(project)
+    except BaseException:
+        project.close()
+        raise
+    return project
+
+
 CODEBOOK_YAML = """\
 codes:
   - name: Referral process

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import cohen_kappa_score
 
-from coding_helpers import CODEBOOK_YAML, add_corpus
+from coding_helpers import CODEBOOK_YAML, add_corpus, corpus_project
 from conftest import examples
 from sp_realist.coding import codebook as cb
 from sp_realist.coding.agreement import agreement, cohen_kappa, krippendorff_alpha, percent_agreement
@@ -197,13 +197,7 @@ def test_agreement_matches_direct_computation(backend, new_location, tmp_path):
     @given(st.lists(st.tuples(st.sampled_from(["RA", "SM"]), st.sampled_from(["Induction", "Belonging"]),
                               st.integers(0, 300), st.integers(1, 60)), min_size=2, max_size=14))
     def check(items):
-        from sp_realist.store import Project
-
-        folder = Path(tempfile.mkdtemp(dir=tmp_path))
-        (folder / "cb.yaml").write_text(CODEBOOK_YAML, encoding="utf-8")
-        with Project.create(new_location()) as p:
-            cb.import_codebook_yaml(p, folder / "cb.yaml")
-            add_corpus(p)
+        with corpus_project(new_location(), Path(tempfile.mkdtemp(dir=tmp_path))) as p:
             units, text = _units(p, D1, "sentence")
             spans = []
             for coder, code, start, length in items:

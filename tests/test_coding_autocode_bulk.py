@@ -12,9 +12,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from coding_helpers import CODEBOOK_YAML, add_corpus
+from coding_helpers import corpus_project
 from sp_realist import schema as S
-from sp_realist.coding import codebook as cb
 from sp_realist.coding.codings import insert_codings
 from sp_realist.store import Project
 
@@ -22,11 +21,7 @@ ac = importlib.import_module("sp_realist.coding.autocode")  # the module (the pa
 
 
 def _project(path, tmp_path):
-    project = Project.create(path)
-    (tmp_path / "codebook.yaml").write_text(CODEBOOK_YAML, encoding="utf-8")
-    cb.import_codebook_yaml(project, tmp_path / "codebook.yaml")
-    add_corpus(project)
-    return project
+    return corpus_project(path, tmp_path)
 
 
 def _codings(project):

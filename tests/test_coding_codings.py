@@ -13,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from coding_helpers import CODEBOOK_YAML, DIARY_S1, INTERVIEW, add_corpus
+from coding_helpers import CODEBOOK_YAML, DIARY_S1, INTERVIEW, add_corpus, corpus_project
 from conftest import examples
 from sp_realist import schema as S
 from sp_realist.coding import codebook as cb
@@ -161,19 +161,14 @@ def test_codings_yaml_round_trip(backend, new_location, tmp_path):
     @given(items=spans)
     def check(items):
         folder = Path(tempfile.mkdtemp(dir=tmp_path))
-        (folder / "cb.yaml").write_text(CODEBOOK_YAML, encoding="utf-8")
-        with Project.create(new_location()) as a:
-            cb.import_codebook_yaml(a, folder / "cb.yaml")
-            add_corpus(a)
+        with corpus_project(new_location(), folder) as a:
             n = len(_text(a, D1))
             for start, length, coder, code in items:
                 start = min(start, n - 1)
                 add_coding(a, code, D1, span=(start, min(n, start + length)), coder=coder, memo=f"m{start}" if coder == "RA" else None)
             export_codings_yaml(a, folder / "codings.yaml")
             expected = list_codings(a).drop(columns=["id", "created_at"])
-        with Project.create(new_location()) as b:
-            cb.import_codebook_yaml(b, folder / "cb.yaml")
-            add_corpus(b)
+        with corpus_project(new_location(), folder) as b:
             import_codings_yaml(b, folder / "codings.yaml")
             got = list_codings(b).drop(columns=["id", "created_at"])
         assert got.to_dict("records") == expected.to_dict("records")

@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from coding_helpers import CODEBOOK_YAML, INTERVIEW, add_corpus
+from coding_helpers import CODEBOOK_YAML, INTERVIEW, add_corpus, corpus_project
 from conftest import examples
 from sp_realist import schema as S
 from sp_realist.coding import codebook as cb
@@ -125,13 +125,7 @@ def test_cooccurrence_matches_brute_force(backend, new_location, tmp_path):
                                     st.integers(1, 80)), min_size=0, max_size=25))
     @example(items=[("Referral process", D1, 0, 1), ("Referral process", IV, 0, 1)])  # codings shorter than segments
     def check(items):
-        from sp_realist.store import Project
-
-        folder = Path(tempfile.mkdtemp(dir=tmp_path))
-        (folder / "cb.yaml").write_text(CODEBOOK_YAML, encoding="utf-8")
-        with Project.create(new_location()) as p:
-            cb.import_codebook_yaml(p, folder / "cb.yaml")
-            add_corpus(p)
+        with corpus_project(new_location(), Path(tempfile.mkdtemp(dir=tmp_path))) as p:
             with p.connect() as conn:
                 texts = dict(conn.execute(select(S.sources.c.name, S.sources.c.text)).all())
                 ids = dict(conn.execute(select(S.sources.c.name, S.sources.c.id)).all())
