@@ -724,14 +724,10 @@ def insert_many(conn: Connection, table, columns: tuple[str, ...], rows: list[tu
     values are checked as bound values are (limits, control characters)."""
     if not rows:
         return
-    # the text checks bind processing would make (schema.CheckedText), column by column
-    # (each distinct value once, in the order of the rows: bulk rows repeat their coder, origin, kind ...)
+    # the text checks bind processing would make (schema.CheckedText), column by column: each distinct value
+    # once (bulk rows repeat their coder, origin, kind ...), the first refused named in the order of the rows
     for i, name in enumerate(columns):
-        column = table.c[name]
-        if isinstance(column.type, S.CheckedText):
-            for value in dict.fromkeys(row[i] for row in rows):
-                if isinstance(value, str):
-                    S.check_column(column, value)
+        S.check_column_values(table.c[name], (row[i] for row in rows))
     key = (conn.dialect.name, conn.dialect.paramstyle, table.name, columns)
     cached = _INSERT_SQL.get(key)
     if cached is None:
