@@ -2,7 +2,8 @@
 
 PostgreSQL refuses to run as root, so when the tests run as root the cluster belongs to an unprivileged user
 (``$SP_REALIST_PG_USER``, else ``postgres`` when that account exists, else ``nobody``) and its data and socket
-folders are made outside pytest's private (0700) temporary tree, owned by that user. The tests connect over the
+folders are made outside pytest's private (0700) temporary tree, owned by that user: in memory (``/dev/shm``)
+where there is room, else in ``/tmp`` (:func:`_cluster_parent`). The tests connect over the
 socket as the cluster's superuser ``sp_realist``.
 
 A database holding an empty project (``TEMPLATE``) is made once; each test gets a copy of it with
@@ -57,6 +58,24 @@ def _server_user() -> str | None:
     raise PostgresUnavailable("running as root and no unprivileged account (postgres, nobody) to run PostgreSQL as")
 
 
+def _cluster_parent() -> str:
+    """Where the cluster's folder goes: ``$SP_REALIST_PG_DIR`` when set; else a memory file system
+    (``/dev/shm``) with at least 1 GiB free, because every test creates and drops a database (each a copy of
+    several MB of catalogue files) and on a disk shared with other work that file traffic, not PostgreSQL,
+    was most of a test's set-up; else ``/tmp``. Outside pytest's private (0700) temporary tree either way,
+    since the server may run as another user."""
+    wanted = os.environ.get("SP_REALIST_PG_DIR")
+    if wanted:
+        return wanted
+    shm = Path("/dev/shm")
+    try:
+        if shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free >= 1 << 30:
+            return str(shm)
+    except OSError:
+        pass
+    return "/tmp"
+
+
 class Cluster:
     """One running cluster; :meth:`stop` ends it and removes its folder."""
 
@@ -68,7 +87,7 @@ class Cluster:
         self.initdb, self.pg_ctl = _binary("initdb"), _binary("pg_ctl")
         _binary("postgres")
         self.user = _server_user()
-        self.root = Path(tempfile.mkdtemp(prefix="sp-realist-pg-", dir="/tmp"))
+        self.root = Path(tempfile.mkdtemp(prefix="sp-realist-pg-", dir=_cluster_parent()))
         self.data, self.socket = self.root / "data", self.root / "s"
         self.started = False
         self.socket.mkdir()

@@ -25,18 +25,22 @@ import sys
 {body}
 print("loaded:" + ",".join(m for m in {heavy!r} if m in sys.modules))
 print("areas:" + ",".join(a for a in {areas!r} if "sp_realist." + a in sys.modules))
+print("modules:" + ",".join(sorted(sys.modules)))
 """
 
 RUN = "from sp_realist.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
 
 
-def _probe(body: str) -> tuple[list[str], list[str]]:
+def _probe(body: str) -> tuple[list[str], list[str], set[str]]:
     out = subprocess.run([sys.executable, "-c", PROBE.format(body=body, heavy=HEAVY, areas=AREAS)],
                          capture_output=True, text=True, check=True).stdout
     lines = out.splitlines()
-    loaded = [x for x in lines if x.startswith("loaded:")][-1][len("loaded:"):]
-    areas = [x for x in lines if x.startswith("areas:")][-1][len("areas:"):]
-    return [m for m in loaded.split(",") if m], [a for a in areas.split(",") if a]
+
+    def last(prefix: str) -> list[str]:
+        found = [x for x in lines if x.startswith(prefix)][-1][len(prefix):]
+        return [m for m in found.split(",") if m]
+
+    return last("loaded:"), last("areas:"), set(last("modules:"))
 
 
 def loaded(body: str) -> list[str]:
@@ -45,7 +49,7 @@ def loaded(body: str) -> list[str]:
 
 def run(argv: list[str]) -> tuple[list[str], list[str]]:
     """The heavy libraries and the sp_realist areas that running ``sp-realist ARGV`` imported."""
-    return _probe(RUN.format(argv=argv))
+    return _probe(RUN.format(argv=argv))[:2]
 
 
 def test_version_imports_no_heavy_library():
@@ -110,13 +114,12 @@ def test_a_query_command_loads_only_what_it_uses(coded_project, tmp_path, argv):
     # pandas (the result is a DataFrame) and SQLAlchemy; not YAML, spaCy, networkx, Word or plotting, and of
     # the areas no autocoding, agreement or anonymising (the output check, privacy.guard, is all of privacy)
     full = [*argv, "-p", coded_project, "--format", "csv", "-o", str(tmp_path / "out.csv")]
-    heavy, areas = run(full)
+    heavy, areas, modules = _probe(RUN.format(argv=full))
+    assert (tmp_path / "out.csv").stat().st_size > 0  # the command ran and wrote its result
     assert set(heavy) <= {"pandas", "numpy", "sqlalchemy"}
-    body = "import sys\n" + RUN.format(argv=full) + "\nprint(sorted(sys.modules))"
-    modules = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, check=True).stdout
     for name in ("sp_realist.coding.autocode", "sp_realist.coding.agreement", "sp_realist.coding.codings",
                  "sp_realist.privacy.anonymise", "sp_realist.privacy.keyfile", "sp_realist.cmoc.graph"):
-        assert f"'{name}'" not in modules, name
+        assert name not in modules, name
     assert areas in (["privacy", "coding"], ["privacy", "coding", "cmoc"]), areas
 
 

@@ -13,6 +13,7 @@ from sp_realist.sources import Segment, SourceDraft, add_source, resolve_source
 from sp_realist.store import Project, find_project
 
 from conftest import column_names
+from conftest import engine_for
 from conftest import run_sql as downgrade
 
 
@@ -23,6 +24,48 @@ def test_create_and_reopen(new_location):
         assert p.schema_version == S.SCHEMA_VERSION
     with pytest.raises(ProjectError, match="already exists|already holds an sp_realist project"):
         Project.create(path)
+
+
+def _schema_shape(location) -> dict:
+    """Everything a store's schema is made of, as the database's own catalogue has it: each table's DDL and
+    each index's (SQLite), or each column, constraint and index definition (PostgreSQL)."""
+    engine = engine_for(location)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                return {name: sql for name, sql in conn.exec_driver_sql(
+                    "SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
+            shape = {}
+            for table, column, kind, nullable, default in conn.exec_driver_sql(
+                    "SELECT table_name, column_name, data_type || coalesce('(' || character_maximum_length || ')', "
+                    "''), is_nullable, column_default FROM information_schema.columns "
+                    "WHERE table_schema = current_schema()"):
+                shape[f"{table}.{column}"] = (kind, nullable, default)
+            for name, definition in conn.exec_driver_sql(
+                    "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                    "WHERE connamespace = current_schema()::regnamespace"):
+                shape[f"constraint {name}"] = definition
+            for name, definition in conn.exec_driver_sql(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"):
+                shape[f"index {name}"] = definition
+            return shape
+    finally:
+        engine.dispose()
+
+
+def test_a_new_project_has_the_schema_the_migrations_give(new_location):
+    """``Project.create`` makes the current schema in one pass; a store brought up from version 0 by every
+    migration in turn has exactly the same tables, columns, constraints and indexes, and the same version."""
+    fresh, migrated = new_location(), new_location()
+    Project.create(fresh).close()
+    engine = engine_for(migrated)  # a version-0 store: the meta table alone, empty
+    S.meta.create(engine)
+    engine.dispose()
+    with Project.open(migrated) as p:
+        assert p.schema_version == S.SCHEMA_VERSION
+    with Project.open(fresh) as p:
+        assert p.schema_version == S.SCHEMA_VERSION
+    assert _schema_shape(fresh) == _schema_shape(migrated)
 
 
 def test_foreign_keys_are_enforced(project):
