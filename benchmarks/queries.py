@@ -255,7 +255,8 @@ elif mode == "theme":
         return out
     links = q("SELECT theme_id, code_id FROM theme_codes")
     themes = q("SELECT id FROM themes ORDER BY ord, id")["id"].tolist()
-    theme_codes = {{t: {{x for cid in links.loc[links["theme_id"] == t, "code_id"] for x in below(cid)}} for t in themes}}
+    theme_codes = {{t: {{x for cid in links.loc[links["theme_id"] == t, "code_id"] for x in below(cid)}}
+                   for t in themes}}
     c = attributed(q('SELECT id AS coding_id, code_id, source_id, start, "end", coder, '
                      "substr(origin, 1, 5) = 'rule:' AS rule FROM codings"))
     c["interviewer"] = c["start"].lt(c["seg_end"]) & c["seg_pid"].isna() & c["speaker"].eq("Interviewer")

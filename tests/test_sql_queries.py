@@ -334,12 +334,14 @@ def test_theme_quotes_from_long_spaced_texts(target):
 
 
 @pytest.mark.parametrize("shared_order", [False, True])
-def test_themes_sharing_codes_nested_empty_and_few_codes(target, shared_order):
+@pytest.mark.parametrize("extra", [2, 20])
+def test_themes_sharing_codes_nested_empty_and_few_codes(target, shared_order, extra):
     """Themes that share codes (each counts and quotes them; a span quoted for an earlier theme is used again
     only when nothing else is left), a sub-theme under a theme without codes of its own (which draws on it),
-    a theme without codes and one whose code has no codings, a codebook much larger than the themes' codes
-    (the codings looked up by code), sources sharing an ingest order (their spans interleave in source
-    order), and filters on attribution with others: the same numbers and quotes as the oracle's."""
+    a theme without codes and one whose code has no codings, a codebook a little larger than the themes'
+    codes (the table read through, codes kept by value) or much larger (the codings looked up by code),
+    sources sharing an ingest order (their spans interleave in source order), and filters on attribution
+    with others: the same numbers and quotes as the oracle's."""
     text = "we talked about what mattered most and the link worker listened to every word of it. " * 3
     n = len(text)
     segments = [(0, 20, "Interviewer"), (20, 90, "P1"), (90, 170, "P2"), (170, n, "Carer")]
@@ -353,8 +355,8 @@ def test_themes_sharing_codes_nested_empty_and_few_codes(target, shared_order):
     sources = [{"length": n, "text": text, "segments": segments, "participant": "P3", "site": "S1"},
                {"length": n, "text": text, "segments": [], "participant": "P2", "site": "S2", "kind": "diary"},
                {"length": n, "text": text, "segments": segments[:2], "participant": None}]
-    project = build(target, {"sources": sources, "codings": codings,
-                             "codes": [(n_, n_, p) for n_, p in CODES] + [(f"X{i}", f"X{i}", None) for i in range(20)]})
+    codes = [(n_, n_, p) for n_, p in CODES] + [(f"X{i}", f"X{i}", None) for i in range(extra)]
+    project = build(target, {"sources": sources, "codings": codings, "codes": codes})
     try:
         ts = now()
         with project.begin() as conn:
@@ -367,7 +369,7 @@ def test_themes_sharing_codes_nested_empty_and_few_codes(target, shared_order):
             conn.execute(insert(S.theme_codes).values(theme_id=5, code_id=ids["B"]))
             conn.execute(insert(S.themes).values(id=6, name="Empty", phase="initial", ord=4, created_at=ts))
             conn.execute(insert(S.themes).values(id=7, name="Uncoded", phase="initial", ord=5, created_at=ts))
-            conn.execute(insert(S.theme_codes).values(theme_id=7, code_id=ids["X3"]))
+            conn.execute(insert(S.theme_codes).values(theme_id=7, code_id=ids["X0"]))
             if shared_order:
                 conn.execute(S.sources.update().values(ingest_order=1))
         with project.connect() as conn:
@@ -376,7 +378,7 @@ def test_themes_sharing_codes_nested_empty_and_few_codes(target, shared_order):
             by = {t.name: t for t in got}
             assert by["Both"].codings == by["Theme A"].codings + by["Theme D"].codings > 0
             assert by["Umbrella"].codes == by["Child"].codes == ["B", "C"] and by["Umbrella"].codings > 0
-            assert by["Empty"].codings == by["Uncoded"].codings == 0 and by["Uncoded"].codes == ["X3"]
+            assert by["Empty"].codings == by["Uncoded"].codings == 0 and by["Uncoded"].codes == ["X0"]
             check_themes(conn, (None, {"site": "S1"}, {"attribution": "S1 P1"},
                                 {"coder": ["ana", "autocode"], "attribution": ["S1 P1", "S2 P2"]}), quotes=(1, 3))
     finally:

@@ -404,7 +404,7 @@ class _ThemeCodings:
         rank = case({c: i for i, c in enumerate(coders)}, value=t.c.coder, else_=len(coders)) if coders else 0
         query = select(t.c.coding_id, t.c.code_id, t.c.source_id, t.c.start, t.c.end, rank,
                        case((is_rule(t.c.origin), 1), else_=0))
-        if scan:
+        if scan and len(ids) < len(names):  # (every code: no condition at all)
             query = query.where((t.c.code_id + 0).in_(ids))
         result = conn.execute(query)
         cursor = getattr(result, "cursor", None)
