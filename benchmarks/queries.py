@@ -239,13 +239,58 @@ elif mode == "retrieve":
     c["text"] = [texts[s][a:b] for s, a, b in zip(c["source_id"], c["start"], c["end"])]
     out = c
 elif mode == "theme":
-    c = attributed(q('SELECT c.code_id, c.source_id, c.start, c."end", t.theme_id FROM codings c JOIN theme_codes t '
-                     "ON t.code_id = c.code_id"))
-    out = c.groupby("theme_id").agg(codings=("start", "size"), sources=("source_id", "nunique"),
-                                    participants=("participant_id", "nunique"))
+    # The theme table from the same file: each theme's codes with their descendants; its codings, participants
+    # (outside interviewer turns), sites and sources; 3 quotes by the same greedy rule (a span not quoted for
+    # an earlier theme, then a new site, a new participant, a person's coding, 40-400 characters once
+    # stripped, first in source order; spans overlapping a chosen one skipped; a span once however many
+    # codings it has, shown by its first by code name, coder and id).
+    codes = q("SELECT id, parent_id, name FROM codes")
+    kids = codes.dropna(subset=["parent_id"]).groupby("parent_id")["id"].apply(list).to_dict()
+    def below(cid):
+        out, stack = [], [cid]
+        while stack:
+            x = stack.pop()
+            out.append(x)
+            stack.extend(kids.get(x, []))
+        return out
+    links = q("SELECT theme_id, code_id FROM theme_codes")
+    themes = q("SELECT id FROM themes ORDER BY ord, id")["id"].tolist()
+    theme_codes = {{t: {{x for cid in links.loc[links["theme_id"] == t, "code_id"] for x in below(cid)}}
+                   for t in themes}}
+    c = attributed(q('SELECT id AS coding_id, code_id, source_id, start, "end", coder, '
+                     "substr(origin, 1, 5) = 'rule:' AS rule FROM codings"))
+    c["interviewer"] = c["start"].lt(c["seg_end"]) & c["seg_pid"].isna() & c["speaker"].eq("Interviewer")
+    site = q("SELECT source_id, value AS site FROM source_attributes WHERE name = 'site'")
+    order = q("SELECT id AS source_id, ingest_order FROM sources")
+    c = c.merge(site, on="source_id", how="left").merge(order, on="source_id", how="left")
+    c["code_rank"] = c["code_id"].map(codes.set_index("id")["name"].rank(method="dense"))
+    c["coder_rank"] = pd.factorize(c["coder"], sort=True)[0]
+    c = c.sort_values(["ingest_order", "start", "end", "code_rank", "coder_rank", "coding_id"])
     texts = dict(con.execute("SELECT id, text FROM sources").fetchall())
-    quotes = c.groupby("theme_id").head(3)
-    quotes = [texts[s][a:b] for s, a, b in zip(quotes["source_id"], quotes["start"], quotes["end"])]
+    used, rows = set(), []
+    for t in themes:
+        sub = c[c["code_id"].isin(theme_codes[t])]
+        speech = sub[~sub["interviewer"]]
+        cands = speech.drop_duplicates(["source_id", "start", "end"])
+        sid, a, b = (cands[k].to_numpy() for k in ("source_id", "start", "end"))
+        length = np.array([len(texts[s][x:y].strip()) for s, x, y in zip(sid, a, b)], dtype=np.int64)
+        where, who = pd.factorize(cands["site"])[0], pd.factorize(cands["participant_id"])[0]
+        fixed = (16 * pd.MultiIndex.from_arrays([sid, a, b]).isin(list(used)) + 2 * cands["rule"].to_numpy()
+                 + ~((length >= 40) & (length <= 400)))
+        alive, sites, people, chosen = np.ones(len(sid), dtype=bool), [], [], []
+        while len(chosen) < 3 and alive.any():
+            score = fixed + 8 * np.isin(where, sites) + 4 * np.isin(who, people)
+            idx = np.flatnonzero(alive)
+            best = idx[np.argmin(score[idx])]
+            chosen.append(best)
+            alive &= ~((sid == sid[best]) & (a < b[best]) & (a[best] < b))
+            sites.append(where[best])
+            people.append(who[best])
+        used.update((sid[i], a[i], b[i]) for i in chosen)
+        rows.append({{"theme": t, "codings": len(sub), "participants": speech["participant_id"].nunique(),
+                     "sites": sub["site"].nunique(), "sources": sub["source_id"].nunique(),
+                     "quotes": "\\n".join(texts[sid[i]][a[i]:b[i]].strip() for i in chosen)}})
+    out = pd.DataFrame(rows)
 elif mode == "saturation":
     e = attributed(q("SELECT e.cmoc_id, e.role, x.source_id, x.start FROM cmoc_evidence e "
                      "JOIN excerpts x ON x.id = e.excerpt_id"))

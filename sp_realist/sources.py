@@ -536,7 +536,11 @@ class SpanAttributor:
             if batch is not None and not batch:
                 continue
             qq = q if batch is None else q.where(seg.c.source_id.in_(batch))
-            for sid, a, b, speaker, pid in conn.execute(qq):
+            result = conn.execute(qq)  # the DBAPI's rows at once: a Row object each costs more than the search
+            cursor = getattr(result, "cursor", None)
+            rows = cursor.fetchall() if cursor is not None else result.all()
+            result.close()
+            for sid, a, b, speaker, pid in rows:
                 self._segs.setdefault(sid, []).append((a, b, speaker, pid))
         self._starts = {sid: [s[0] for s in segs] for sid, segs in self._segs.items()}
         self._arrays: dict[int, tuple] = {}

@@ -138,6 +138,29 @@ def test_bulk_and_single_lookups_agree_at_every_position(proj):
         assert span_attributions(conn, spans) == dict(zip(spans, bulk))
 
 
+def test_many_with_participants_agrees_with_the_single_lookups(proj):
+    """The numpy form (the theme table's) gives, at every position of every source, in shuffled order, and
+    for a source that does not exist, what many(), participant_id() and is_interviewer() give one by one."""
+    import random
+
+    from sp_realist.attribution import ParticipantAttributor
+
+    with proj.connect() as conn:
+        texts = dict(conn.execute(select(S.sources.c.id, S.sources.c.text)).all())
+        who = ParticipantAttributor(conn)
+        spans = [(sid, i) for sid, t in texts.items() for i in range(len(t) + 1)] + [(999, 0)]
+        random.Random(14).shuffle(spans)
+        codes, names, pids, asked = who.many_with_participants([s for s, _ in spans], [i for _, i in spans])
+        assert [names[k] for k in codes] == who.many([s for s, _ in spans], [i for _, i in spans])
+        assert [None if p < 0 else int(p) for p in pids] == [who.participant_id(s, i) for s, i in spans]
+        assert asked.tolist() == [who.is_interviewer(s, i) for s, i in spans]
+        assert {names[k] for k, a in zip(codes, asked) if a} == {"Interviewer, S2 PM1 interview",
+                                                                 "Facilitator, S3 focus group"}
+        assert len(names) == len(set(names))
+        empty = who.many_with_participants([], [])
+        assert (len(empty[0]), empty[1], len(empty[2]), len(empty[3])) == (0, [], 0, 0)
+
+
 def test_interviewer_labels():
     names = DEFAULT_INTERVIEWER_SPEAKERS
     for label in ("Interviewer", "interviewer", "INTERVIEWER 2", "Interviewer (RA)", "Facilitator", "moderator",

@@ -148,15 +148,16 @@ def check_all(target, spec: dict, calls: list = CALLS) -> None:
 
 
 def check_themes(conn, filters_list, quotes=(2,)) -> None:
-    """The theme summaries equal the oracle's, with the quote candidates preselected as shipped and with
-    one span per group (themes.PRESELECT = 0: every choice is proved against the groups cut short, or the
-    theme read again with more)."""
+    """The theme summaries equal the oracle's, as shipped and with the codings read 3 at a time and one
+    candidate's length read at a time (themes.READ_BATCH, themes.RESOLVE: every batch joined and every
+    length read before a choice it decides)."""
     for filters in filters_list:
         for n in quotes:
             old = [t.__dict__ for t in oracle.theme_summaries_conn(conn, n, filters)]
             assert [t.__dict__ for t in theme_summaries_conn(conn, n, filters)] == old
             with pytest.MonkeyPatch.context() as mp:
-                mp.setattr(themes, "PRESELECT", 0)
+                mp.setattr(themes, "READ_BATCH", 3)
+                mp.setattr(themes, "RESOLVE", 1)
                 assert [t.__dict__ for t in theme_summaries_conn(conn, n, filters)] == old
 
 
@@ -328,5 +329,57 @@ def test_theme_quotes_from_long_spaced_texts(target):
         with project.connect() as conn:
             check_themes(conn, (None, {"site": "S1"}, {"coder": "autocode"}, {"attribution": "S2 P2"}),
                          quotes=(1, 3, 8))
+    finally:
+        project.close()
+
+
+@pytest.mark.parametrize("shared_order", [False, True])
+@pytest.mark.parametrize("extra", [2, 20])
+def test_themes_sharing_codes_nested_empty_and_few_codes(target, shared_order, extra):
+    """Themes that share codes (each counts and quotes them; a span quoted for an earlier theme is used again
+    only when nothing else is left), a sub-theme under a theme without codes of its own (which draws on it),
+    a theme without codes and one whose code has no codings, a codebook a little larger than the themes'
+    codes (the table read through, codes kept by value) or much larger (the codings looked up by code),
+    sources sharing an ingest order (their spans interleave in source order), and filters on attribution
+    with others: the same numbers and quotes as the oracle's."""
+    text = "we talked about what mattered most and the link worker listened to every word of it. " * 3
+    n = len(text)
+    segments = [(0, 20, "Interviewer"), (20, 90, "P1"), (90, 170, "P2"), (170, n, "Carer")]
+    codings = []
+    for k in (1, 2, 3):
+        for i, a in enumerate(range(0, n - 50, 9)):
+            code = "ABCD"[(i + k) % 4]
+            codings.append((code, k, a, a + 30 + (i * 17) % 60, ("ana", "ben")[i % 2], "manual"))
+            if i % 4 == 0:
+                codings.append((code, k, a, a + 30 + (i * 17) % 60, "autocode", "rule:x"))
+    sources = [{"length": n, "text": text, "segments": segments, "participant": "P3", "site": "S1"},
+               {"length": n, "text": text, "segments": [], "participant": "P2", "site": "S2", "kind": "diary"},
+               {"length": n, "text": text, "segments": segments[:2], "participant": None}]
+    codes = [(n_, n_, p) for n_, p in CODES] + [(f"X{i}", f"X{i}", None) for i in range(extra)]
+    project = build(target, {"sources": sources, "codings": codings, "codes": codes})
+    try:
+        ts = now()
+        with project.begin() as conn:
+            ids = {r.name: r.id for r in conn.execute(S.codes.select())}
+            conn.execute(insert(S.themes).values(id=3, name="Both", phase="named", ord=2, created_at=ts))
+            conn.execute(insert(S.theme_codes).values(theme_id=3, code_id=ids["A"]))
+            conn.execute(insert(S.theme_codes).values(theme_id=3, code_id=ids["D"]))
+            conn.execute(insert(S.themes).values(id=4, name="Umbrella", phase="named", ord=3, created_at=ts))
+            conn.execute(insert(S.themes).values(id=5, name="Child", phase="named", parent_id=4, ord=0, created_at=ts))
+            conn.execute(insert(S.theme_codes).values(theme_id=5, code_id=ids["B"]))
+            conn.execute(insert(S.themes).values(id=6, name="Empty", phase="initial", ord=4, created_at=ts))
+            conn.execute(insert(S.themes).values(id=7, name="Uncoded", phase="initial", ord=5, created_at=ts))
+            conn.execute(insert(S.theme_codes).values(theme_id=7, code_id=ids["X0"]))
+            if shared_order:
+                conn.execute(S.sources.update().values(ingest_order=1))
+        with project.connect() as conn:
+            got = theme_summaries_conn(conn, 2)
+            assert [t.name for t in got] == ["Theme A", "Theme D", "Both", "Umbrella", "Child", "Empty", "Uncoded"]
+            by = {t.name: t for t in got}
+            assert by["Both"].codings == by["Theme A"].codings + by["Theme D"].codings > 0
+            assert by["Umbrella"].codes == by["Child"].codes == ["B", "C"] and by["Umbrella"].codings > 0
+            assert by["Empty"].codings == by["Uncoded"].codings == 0 and by["Uncoded"].codes == ["X0"]
+            check_themes(conn, (None, {"site": "S1"}, {"attribution": "S1 P1"},
+                                {"coder": ["ana", "autocode"], "attribution": ["S1 P1", "S2 P2"]}), quotes=(1, 3))
     finally:
         project.close()

@@ -11,19 +11,17 @@ participants and sites.  The reports call the same code
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
-from ..sources import interviewer_speakers, is_interviewer_label
 from ..store import Project, next_ordinal, now, stable_guid
-from ._common import PHASES, CodeTree, clean_name, code_labels, descendants, fetch_rows
+from ._common import PHASES, CodeTree, clean_name, code_labels
 
 
 def resolve_theme(conn: Connection, ref: str | int) -> dict:
@@ -301,77 +299,23 @@ class ThemeSummary:
     quotes: list[ThemeQuote] = field(default_factory=list)
 
 
-def _pick_quotes(cands: pd.DataFrame, n: int, used: set | None = None,
-                 unseen: list[tuple] | None = None) -> list[dict] | None:
-    """Greedy, deterministic choice of ``n`` quotes spread across sites, then participants.
-
-    Each step takes the candidate that (in order of priority) was not quoted
-    for an earlier theme (``used``: (source_id, start, end) spans, updated with
-    the choice), comes from a site not yet quoted, from a participant not yet
-    quoted, was coded by a person (not a rule), has a readable length (column
-    ``_length``, else that of ``text`` stripped), and comes first in ``cands``
-    (in source order); spans that overlap a chosen quote are skipped.  Each
-    step is one pass over numpy arrays.
-
-    ``unseen`` describes candidates left out of ``cands`` (a preselection, see
-    :func:`_preselect`): one ``(site, attribution, base, key)`` per group of
-    them, where every left-out candidate of the group scores at least ``base``
-    before the site and participant terms and comes after ``key``
-    (``(ingest_order, start, end)``) in source order.  When one of them could
-    beat a step's choice, nothing is chosen and None is returned (``used``
-    untouched): the caller asks again with more candidates.
-    """
-    chosen: list[dict] = []
-    used = used if used is not None else set()
-    if n <= 0 or not len(cands):
-        return chosen
-    c = cands.reset_index(drop=True)
-    length = (c["_length"] if "_length" in c.columns else c["text"].map(lambda t: len(t.strip()))).to_numpy()
-    sid, start, end = (c[k].to_numpy(dtype=np.int64) for k in ("source_id", "start", "end"))
-    spans = pd.MultiIndex.from_arrays([sid, start, end])
-    fixed = (spans.isin(list(used)) if used else np.zeros(len(c), dtype=bool)).astype(np.int64) * 16
-    rule = c["rule"] if "rule" in c.columns else c["origin"].astype(str).str.startswith("rule:")
-    fixed += rule.to_numpy(dtype=np.int64) * 2
-    fixed += (~((length >= QUOTE_MIN) & (length <= QUOTE_MAX))).astype(np.int64)
-    alive = np.ones(len(c), dtype=bool)
-    used_sites: list = []
-    used_people: list = []
-    while len(chosen) < n and alive.any():
-        score = fixed.copy()
-        if used_sites:
-            score += c["site"].isin(used_sites).to_numpy(dtype=np.int64) * 8
-        if used_people:
-            score += c["attribution"].isin(used_people).to_numpy(dtype=np.int64) * 4
-        idx = np.flatnonzero(alive)
-        best = int(idx[np.argmin(score[idx])])  # the first of the lowest: source order breaks ties
-        if unseen and _unseen_may_win(unseen, int(score[best]), c.loc[best, ["ingest_order", "start", "end"]].tolist(),
-                                      used_sites, used_people):
-            return None
-        row = c.iloc[best].to_dict()
-        chosen.append(row)
-        alive &= ~((sid == sid[best]) & (start < end[best]) & (start[best] < end))  # overlaps (itself too)
-        used_sites.append(row["site"])
-        used_people.append(row["attribution"])
-    if unseen and len(chosen) < n:  # the candidates ran out: one left out could have been next
-        return None
-    used.update((c["source_id"], c["start"], c["end"]) for c in chosen)
-    return chosen
-
-
-def _unseen_may_win(unseen: list[tuple], score: int, key: list, used_sites: list, used_people: list) -> bool:
-    """True when a left-out candidate (``unseen``, see :func:`_pick_quotes`) could score below ``score`` or
-    equal it and come before ``key`` (``(ingest_order, start, end)`` of the step's choice)."""
-    key = tuple(int(x) for x in key)
-    for site, who, base, last in unseen:
-        low = base + 8 * (site in used_sites) + 4 * (who in used_people)
-        if low < score or (low == score and not last > key):
-            return True
-    return False
-
-
 def _theme_code_ids(conn: Connection, rows: list[tuple[dict, int, str | None]]) -> dict[int, list[int]]:
-    """Theme id -> its code ids: assigned codes and their descendants; a theme without codes of its own
-    draws on its sub-themes' codes."""
+    """Theme id -> its code ids: assigned codes and their descendants (depth first, as
+    :func:`sp_realist.coding._common.descendants` gives them; the code tree read once); a theme without codes
+    of its own draws on its sub-themes' codes."""
+    children: dict[int | None, list[int]] = {}
+    for cid, pid in conn.execute(select(S.codes.c.id, S.codes.c.parent_id).order_by(S.codes.c.ord, S.codes.c.id)):
+        children.setdefault(pid, []).append(cid)
+
+    def below(code_id: int) -> list[int]:
+        out: list[int] = []
+        stack = list(reversed(children.get(code_id, [])))
+        while stack:
+            cid = stack.pop()
+            out.append(cid)
+            stack.extend(reversed(children.get(cid, [])))
+        return out
+
     links: dict[int, list[int]] = {}
     for tid, cid in conn.execute(select(S.theme_codes.c.theme_id, S.theme_codes.c.code_id)
                                  .select_from(S.theme_codes.join(S.codes, S.theme_codes.c.code_id == S.codes.c.id))
@@ -381,7 +325,7 @@ def _theme_code_ids(conn: Connection, rows: list[tuple[dict, int, str | None]]) 
     for tid, cids in links.items():
         ids: list[int] = []
         for cid in cids:
-            for x in [cid] + descendants(conn, cid):
+            for x in [cid] + below(cid):
                 if x not in ids:
                     ids.append(x)
         expanded[tid] = ids
@@ -394,92 +338,31 @@ def _theme_code_ids(conn: Connection, rows: list[tuple[dict, int, str | None]]) 
     return expanded
 
 
-def _theme_frame(conn: Connection, ids: list[int], filters: dict | None, batch: int = 100_000) -> pd.DataFrame:
-    """The codings of ``ids`` that ``filters`` keep, with what the theme table needs, read a batch at a
-    time into compact columns (ids and numbers; every repeated text one shared object): on a million
-    codings a row of Python objects each would take a gigabyte."""
-    from .retrieval import coding_frame
-    from .sqlquery import CodingQuery
-    from ..sources import SpanAttributor
-
-    if filters and "attribution" in filters:  # worded in Python: the full frame, filtered after the query
-        return coding_frame(conn, ids, filters=filters, extra=("turn_speaker",), attributes=False) \
-            .assign(rule=lambda d: d["origin"].astype(str).str.startswith("rule:"))
-    cols = ["coding_id", "code_id", "source_id", "start", "end", "participant_id", "site", "turn_speaker", "coder",
-            "origin"]
-    result = conn.execute(CodingQuery(conn, ids, filters).build(*cols, dedupe=False))
-    cursor = getattr(result, "cursor", None)
-    fetch = cursor.fetchmany if cursor is not None else (lambda n: [tuple(r) for r in result.fetchmany(n)])
-    shared: dict = {}
-    parts = []
-    while True:
-        chunk = fetch(batch)
-        if not chunk:
-            break
-        df = pd.DataFrame(chunk, columns=cols)
-        for k in ("site", "turn_speaker", "coder"):
-            df[k] = pd.Series([shared.setdefault(x, x) for x in df[k]], index=df.index, dtype=object)
-        df["rule"] = df["origin"].str.startswith("rule:").to_numpy(dtype=bool)
-        parts.append(df.drop(columns="origin"))
-    result.close()
-    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols[:-1] + ["rule"])
-    src = S.sources
-    srcs = {r[0]: (r[1], r[2]) for r in conn.execute(select(src.c.id, src.c.name, src.c.ingest_order))}
-    codes = code_labels(conn)  # the name, or the path when another code has the same name
-    people = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
-    df["code"] = df["code_id"].map(codes)
-    df["source"] = df["source_id"].map({k: v[0] for k, v in srcs.items()})
-    df["ingest_order"] = df["source_id"].map({k: v[1] for k, v in srcs.items()})
-    df["participant"] = pd.Series([people.get(x) if x == x and x is not None else None for x in df["participant_id"]],
-                                  index=df.index, dtype=object)
-    who = SpanAttributor(conn, df["source_id"].unique().tolist()) if len(df) else None
-    df["attribution"] = pd.Series(who.many(df["source_id"].to_numpy(), df["start"].to_numpy()) if who else [],
-                                  index=df.index, dtype=object)
-    # sorted as the coding frame is (names by their rank: the same order, sorting integers)
-    code_rank = {n: i for i, n in enumerate(sorted(set(codes.values())))}
-    coder_rank = {n: i for i, n in enumerate(sorted(set(df["coder"].tolist())))}
-    df["_code_rank"] = df["code"].map(code_rank)
-    df["_coder_rank"] = df["coder"].map(coder_rank)
-    return df.sort_values(["ingest_order", "start", "end", "_code_rank", "_coder_rank", "coding_id"]) \
-        .reset_index(drop=True)
-
-
-# Candidates for quotes are preselected in SQL (_preselect): within each group of spans that score alike
-# but for rule or person, overlaps and earlier themes' quotes (same site, same speaker key, length class),
-# the first PRESELECT + 1 in source order; _pick_quotes proves each choice against the groups cut short,
-# and a theme whose choice it cannot prove is read again with PRESELECT_GROWTH times as many.
-PRESELECT = 4
-PRESELECT_GROWTH = 8
+# The theme table reads the codings of every theme's codes once (one query, filters in its WHERE clause),
+# a batch at a time into integer arrays, attributes them on numpy (attribution.ParticipantAttributor), and
+# counts and chooses quotes for each theme on those arrays; a quote candidate's text is read only when its
+# length decides a choice (_Picker), and a chosen quote's text only for the chosen span.
+READ_BATCH = 100_000  # codings fetched at a time
+RESOLVE = 16  # candidates whose stripped length is read at a time
 
 
 def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3,
                          filters: dict | None = None) -> list[ThemeSummary]:
     """:func:`theme_summaries` inside the caller's connection (the reports use this).
 
-    Each theme's counts (a GROUP BY) and quote candidates (a window function) come from one query over its
-    codings (:func:`_preselect`), so memory stays bounded however many codings support a theme; a filter
-    on ``attribution`` (worded in Python) reads the codings instead (:func:`_summaries_from_frame`)."""
+    The codings of all the themes' codes are read once (:class:`_ThemeCodings`); each theme's counts are
+    group counts on their integer columns and its quotes the greedy choice of :class:`_Picker`."""
     rows = _theme_rows(conn)
     expanded = _theme_code_ids(conn, rows)
-    if filters and "attribution" in filters:
-        return _summaries_from_frame(conn, rows, expanded, quotes_per_theme, filters)
     names = code_labels(conn)
-    ctx = _QuoteContext(conn, names)
+    all_ids = sorted({x for v in expanded.values() for x in v})
+    codings = _ThemeCodings(conn, all_ids, filters, names) if all_ids else None
     out: list[ThemeSummary] = []
-    used: set = set()  # spans quoted for an earlier theme (tree order): used again only when nothing else is left
     for r, depth, parent in rows:
         ids = expanded.get(r["id"], [])
         counts, quotes = (0, 0, 0, 0), []
-        if ids:
-            limit: int | None = PRESELECT
-            while True:
-                groups, cands, unseen = _preselect(conn, ids, filters, limit, ctx)
-                counts = _theme_counts(groups, ctx)
-                picked = _pick_quotes(cands, quotes_per_theme, used, unseen) if counts[0] else []
-                if picked is not None:
-                    break
-                limit = (limit + 1) * PRESELECT_GROWTH if limit < 100_000 else None
-            quotes = [ctx.quote(q) for q in picked]
+        if ids and codings is not None:
+            counts, quotes = codings.theme(ids, quotes_per_theme)
         out.append(ThemeSummary(theme_id=r["id"], name=r["name"], parent=parent, depth=depth, phase=r["phase"],
                                 description=r["description"], codes=[names[i] for i in ids], code_ids=list(ids),
                                 codings=counts[0], participants=counts[1], sites=counts[2], sources=counts[3],
@@ -487,206 +370,217 @@ def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3,
     return out
 
 
-class _QuoteContext:
-    """What the theme queries share: the speakers' attribution, the code labels and their order, the
-    sources' names and texts (read when first needed), and the widest run of white space in any text."""
+def _distinct(values: np.ndarray, size: int) -> int:
+    """How many distinct values in ``values`` (integers 0 <= v < size)."""
+    return int(np.count_nonzero(np.bincount(values, minlength=size))) if len(values) else 0
 
-    def __init__(self, conn: Connection, names: dict[int, str]):
-        self.conn = conn
-        self.names = names
-        label_rank = {label: rank for rank, label in enumerate(sorted(set(names.values())))}
-        self.code_rank = {cid: label_rank[label] for cid, label in names.items()}
-        self._who = None
-        self.interviewers = interviewer_speakers(conn)
-        self.texts: dict[int, str] = {}
-        self.sources = {r[0]: r[1] for r in conn.execute(select(S.sources.c.id, S.sources.c.name))}
+
+class _ThemeCodings:
+    """Every coding of the themes' codes that the filters keep (interviewer turns included), as integer arrays
+    in the order quotes are ranked: source order (ingest order, start, end), then code label, coder and id.
+
+    Columns: ``code`` (position in the code list), ``source`` (position in the source list), ``start``,
+    ``end``, ``coding_id``, ``rule`` (an autocoding), ``asked`` (in an interviewer's turn), ``who`` (the
+    attribution, an index into ``who_names``), ``participant`` (id, -1 for none), ``site`` (an index into
+    ``site_names``, whose 0 is no site) and ``span`` (the same source, start and end: the same span)."""
+
+    def __init__(self, conn: Connection, ids: list[int], filters: dict | None, names: dict[int, str]):
+        from itertools import chain
+
+        from sqlalchemy import case
+
+        from ..attribution import ParticipantAttributor
+        from .sqlquery import CodingQuery, is_rule
+
+        self.conn, self.names = conn, names
+        filters = dict(filters or {})
+        said = filters.pop("attribution", None)  # worded in Python: kept below, after the attribution
+        coders = sorted(x for (x,) in conn.execute(select(S.codings.c.coder).distinct()))  # as Python orders them
+        # Most of the codebook: read the table through rather than look each coding up by the code index
+        # (SQLite has no statistics to tell; an expression on code_id keeps it from the index).
+        scan = 4 * len(ids) >= len(names)
+        t = CodingQuery(conn, None if scan else ids, filters or None).build(
+            "coding_id", "code_id", "source_id", "start", "end", "coder", "origin", dedupe=False).subquery("t")
+        rank = case({c: i for i, c in enumerate(coders)}, value=t.c.coder, else_=len(coders)) if coders else 0
+        query = select(t.c.coding_id, t.c.code_id, t.c.source_id, t.c.start, t.c.end, rank,
+                       case((is_rule(t.c.origin), 1), else_=0))
+        if scan and len(ids) < len(names):  # (every code: no condition at all)
+            query = query.where((t.c.code_id + 0).in_(ids))
+        result = conn.execute(query)
+        cursor = getattr(result, "cursor", None)
+        fetch = cursor.fetchmany if cursor is not None else (lambda k: [tuple(r) for r in result.fetchmany(k)])
+        parts: list[list[np.ndarray]] = [[] for _ in range(7)]
+        while True:
+            chunk = fetch(READ_BATCH)
+            if not chunk:
+                break
+            block = np.fromiter(chain.from_iterable(chunk), dtype=np.int64, count=7 * len(chunk)).reshape(-1, 7)
+            del chunk
+            for k in range(7):  # ids and offsets are 32-bit integers in the schema
+                parts[k].append(block[:, k].astype(np.int64 if k == 0 else np.int32))
+            del block
+        result.close()
+        cid, code, src, start, end, coder, rule = (np.concatenate(p) if p else np.empty(0, dtype=np.int32)
+                                                   for p in parts)
+        del parts
+        who, who_names, pid, asked = ParticipantAttributor(conn, pd.unique(src).tolist()) \
+            .many_with_participants(src, start)
+        if said is not None:
+            wanted = {str(v) for v in (said if isinstance(said, (list, tuple, set)) else [said])}
+            keep = np.array([x in wanted for x in who_names], dtype=bool)[who] if who_names else who.astype(bool)
+            cid, code, src, start, end, coder, rule, pid, asked, who = (
+                x[keep] for x in (cid, code, src, start, end, coder, rule, pid, asked, who))
+        self.who_names = who_names
         self.people = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
         # a coding's site (sqlquery.CodingQuery's rule): the source's site, else its speaker's, else the
-        # source participant's
-        self.people_sites = dict(conn.execute(select(S.participants.c.id, S.participants.c.site)).all())
-        self.source_sites = dict(conn.execute(select(S.source_attributes.c.source_id, S.source_attributes.c.value)
-                                              .where(S.source_attributes.c.name == "site")).all())
-        self.source_people = dict(conn.execute(select(S.sources.c.id, S.sources.c.participant_id)).all())
-        # a participant without a code is attributed by speaker or source: then group by source too
-        self.by_source = any(not c for c in self.people.values())
-        # the interviewer labels among the unmapped speakers (never quoted, counted as no participant)
-        seg = S.segments
-        self.asked = sorted(x for (x,) in conn.execute(select(seg.c.speaker).distinct().where(
-            seg.c.participant_id.is_(None), seg.c.speaker.is_not(None))) if is_interviewer_label(x, self.interviewers))
+        # source participant's; worded once per source and participant
+        people_sites = dict(conn.execute(select(S.participants.c.id, S.participants.c.site)).all())
+        source_sites = dict(conn.execute(select(S.source_attributes.c.source_id, S.source_attributes.c.value)
+                                         .where(S.source_attributes.c.name == "site")).all())
+        src_rows = conn.execute(select(S.sources.c.id, S.sources.c.name, S.sources.c.ingest_order,
+                                       S.sources.c.participant_id).order_by(S.sources.c.id)).all()
+        self.source_ids = np.array([r[0] for r in src_rows], dtype=np.int64)
+        self.source_names = [r[1] for r in src_rows]
+        source = np.searchsorted(self.source_ids, src).astype(np.int32)
+        del src
+        orders = [r[2] for r in src_rows]
+        ingest = np.array(orders, dtype=np.int32)[source]
+        pair, pairs = pd.factorize(source.astype(np.int64) * (int(pid.max(initial=0)) + 2) + pid + 1)
+        site_index: dict = {None: 0}
+        pair_site = []
+        for key in pairs.tolist():
+            k, p = divmod(key, int(pid.max(initial=0)) + 2)
+            sid, _name, _order, owner = src_rows[k]
+            value = next((v for v in (source_sites.get(sid), people_sites.get(p - 1), people_sites.get(owner))
+                          if v is not None), None)
+            pair_site.append(site_index.setdefault(value, len(site_index)))
+        self.site_names = list(site_index)
+        site = np.array(pair_site, dtype=np.int32)[pair]
+        del pair
+        self.code_ids = np.array(sorted(names), dtype=np.int64)
+        label_rank = {label: r for r, label in enumerate(sorted(set(names.values())))}
+        code_rank = np.array([label_rank[names[c]] for c in self.code_ids.tolist()], dtype=np.int64)
+        code = np.searchsorted(self.code_ids, code).astype(np.int32)
+        order = np.lexsort((cid, coder, code_rank[code].astype(np.int32), end, start, ingest))
+        del coder
+        # each column put in that order in turn (a copy of one at a time: memory stays bounded)
+        self.code, code = code[order], None
+        self.source, source = source[order], None
+        self.start, start = start[order], None
+        self.end, end = end[order], None
+        self.coding_id, cid = cid[order], None
+        self.rule, rule = rule[order].astype(bool), None
+        self.asked, asked = asked[order], None
+        self.who, who = who[order], None
+        self.participant, pid = pid[order], None
+        self.site, site = site[order], None
+        ingest = ingest[order]
+        del order
+        n = len(ingest)
+        new = np.ones(n, dtype=bool)
+        new[1:] = (ingest[1:] != ingest[:-1]) | (self.start[1:] != self.start[:-1]) | (self.end[1:] != self.end[:-1])
+        self.span = np.cumsum(new) - 1  # a run of the same place in source order
+        del new, ingest
+        if len(set(orders)) < len(orders):  # sources sharing an ingest order: their runs can interleave
+            self.span = pd.factorize(self.span * len(orders) + self.source)[0]
+        n_spans = int(self.span.max()) + 1 if n else 0
+        self.used = np.zeros(n_spans, dtype=bool)  # quoted for an earlier theme (tree order)
+        self.length = np.full(n_spans, -1, dtype=np.int64)  # stripped length, once read
+        self.texts: dict[int, str] = {}  # span -> stripped text, once read
 
-    @cached_property
-    def ws(self) -> int:
-        """The most white space a span's ends can lose to strip() (the longest run in any text, read one
-        text at a time): a span longer than QUOTE_MAX + 2 * ws is too long whatever its ends hold."""
-        import re
+    def theme(self, ids: list[int], n: int) -> tuple[tuple[int, int, int, int], list[ThemeQuote]]:
+        """(codings, participants, sites, sources) of the codings of ``ids`` and ``n`` quotes for them:
+        interviewer turns count as codings but not as participants; a quote is a span outside them."""
+        member = np.zeros(len(self.code_ids), dtype=bool)
+        member[np.searchsorted(self.code_ids, np.asarray(ids, dtype=np.int64))] = True
+        rows = np.flatnonzero(member[self.code])
+        if not len(rows):
+            return (0, 0, 0, 0), []
+        speech = rows[~self.asked[rows]]
+        sites = self.site[rows]
+        counts = (len(rows), _distinct(self.who[speech], len(self.who_names)),
+                  _distinct(sites[sites > 0], len(self.site_names)), _distinct(self.source[rows], len(self.source_ids)))
+        _spans, first = np.unique(self.span[speech], return_index=True)
+        cands = speech[np.sort(first)]  # each span once, shown by its first coding
+        chosen = _Picker(self, cands).pick(n)
+        return counts, [self.quote(i) for i in chosen]
 
-        ws = 0
-        runs, space = re.compile(r"\s\s+"), re.compile(r"\s")
-        for (text,) in self.conn.execute(select(S.sources.c.text).execution_options(stream_results=True)):
-            text = text or ""
-            ws = max(ws, max((len(m) for m in runs.findall(text)), default=1 if space.search(text) else 0))
-        return ws
+    def read(self, spans: np.ndarray, rows: np.ndarray) -> None:
+        """Read the text of ``spans`` (one coding row of each in ``rows``): their stripped length and text."""
+        from sqlalchemy import Integer, cast, func, literal, union_all
 
-    def site(self, source_id: int, participant_id: int | None) -> str | None:
-        for site in (self.source_sites.get(source_id), self.people_sites.get(participant_id),
-                     self.people_sites.get(self.source_people.get(source_id))):
-            if site is not None:
-                return site
-        return None
+        text = S.sources.c.text
+        todo = [(int(s), int(r)) for s, r in zip(spans, rows) if int(s) not in self.texts]
+        for i in range(0, len(todo), 100):
+            part = todo[i:i + 100]
+            selects = [select(literal(k, Integer).label("k"),
+                              func.substr(text, cast(literal(int(self.start[r]) + 1), Integer),
+                                          cast(literal(int(self.end[r] - self.start[r])), Integer)).label("t"))
+                       .where(S.sources.c.id == int(self.source_ids[self.source[r]]))
+                       for k, (_s, r) in enumerate(part)]
+            got = dict(self.conn.execute(union_all(*selects) if len(selects) > 1 else selects[0]).all())
+            for k, (s, _r) in enumerate(part):
+                self.texts[s] = (got.get(k) or "").strip()
+                self.length[s] = len(self.texts[s])
 
-    def who(self):
-        """Who said what (:class:`sp_realist.sources.SpanAttributor`, read once, when first needed)."""
-        if self._who is None:
-            from ..sources import SpanAttributor
-
-            self._who = SpanAttributor(self.conn)
-        return self._who
-
-    def text(self, source_ids) -> dict[int, str]:
-        missing = sorted({int(x) for x in source_ids} - set(self.texts))
-        for i in range(0, len(missing), 500):
-            self.texts.update(self.conn.execute(select(S.sources.c.id, S.sources.c.text)
-                                                .where(S.sources.c.id.in_(missing[i:i + 500]))).all())
-        return self.texts
-
-    def quote(self, q: dict) -> ThemeQuote:
-        pid = q["participant_id"]
-        participant = self.people.get(int(pid)) if pid is not None and pid == pid else None
-        return ThemeQuote(text=self.texts[q["source_id"]][q["start"]:q["end"]].strip(),
-                          attribution=f"({q['attribution']})", participant=participant,
-                          site=None if pd.isna(q["site"]) else q["site"], source=self.sources[q["source_id"]],
-                          source_id=int(q["source_id"]), start=int(q["start"]), end=int(q["end"]),
-                          code=self.names[q["code_id"]], coding_id=int(q["coding_id"]))
-
-
-_THEME_COLUMNS = ("coding_id", "code_id", "source_id", "start", "end", "participant_id", "site", "turn_speaker",
-                  "origin", "coder", "kind", "ingest_order")
-
-
-def _theme_counts(groups: list[tuple], ctx: _QuoteContext) -> tuple[int, int, int, int]:
-    """(codings, participants, sites, sources) of a theme from its codings counted by source, participant and
-    speaker of the turn (``(source_id, participant_id, turn_speaker, codings, first start)``, which together
-    decide who said a coding and at which site): interviewer turns count as codings but not as participants;
-    the participants are the distinct attributions of the rest, worded for each group's first coding."""
-    if not groups:
-        return 0, 0, 0, 0
-    speech = [g for g in groups if g[2] is None or g[2] not in ctx.asked]
-    people = set(ctx.who().many([g[0] for g in speech], [g[4] for g in speech])) if speech else set()
-    sites = {ctx.site(g[0], g[1]) for g in groups} - {None}
-    return sum(g[3] for g in groups), len(people), len(sites), len({g[0] for g in groups})
-
-
-def _preselect(conn: Connection, ids: list[int], filters: dict | None, limit: int | None,
-               ctx: _QuoteContext) -> tuple[list[tuple], pd.DataFrame, list[tuple]]:
-    """A theme's codings counted for :func:`_theme_counts`, its quote candidates as :func:`_pick_quotes` takes
-    them, and the groups cut short (``unseen``): one query, whose codings (a CTE, read once) are grouped for
-    the counts and ranked for the candidates.
-
-    Candidates are the spans coded outside interviewer turns, each shown by its first coding in source
-    order, then by code label, coder and id (as the frame of every coding was sorted).  Spans are grouped
-    by what their score is made of apart from rule or person: site, the speaker key (participant and
-    source kind; else the source and the unmapped turn's speaker) and length class (shorter than
-    QUOTE_MIN: too short; longer than QUOTE_MAX plus twice the widest run of white space in any text:
-    too long; else decided on the stripped text).  Of each group, every coding of the first ``limit`` + 1
-    spans in source order is read (all when ``limit`` is None): one window function (DENSE_RANK)."""
-    from sqlalchemy import Integer, String, case, cast, func, literal, null, union_all
-
-    from .sqlquery import CodingQuery, is_rule
-
-    r = CodingQuery(conn, ids, filters).build(*_THEME_COLUMNS, dedupe=False).cte("r")
-    raw = r.c.end - r.c.start
-    length_class = case((raw < QUOTE_MIN, 0), (raw > QUOTE_MAX + 2 * ctx.ws, 2), else_=1)
-    source_key = r.c.source_id if ctx.by_source else case(
-        (and_(r.c.turn_speaker.is_(None), r.c.participant_id.is_not(None)), null()), else_=r.c.source_id)
-    group = [r.c.site, r.c.participant_id, r.c.kind, source_key, r.c.turn_speaker, length_class]
-    cols = [r.c[k] for k in _THEME_COLUMNS if k not in ("origin", "kind")]
-    g = select(*cols, case((is_rule(r.c.origin), 1), else_=0).label("rule"), length_class.label("length_class"),
-               func.dense_rank().over(partition_by=group, order_by=[r.c.ingest_order, r.c.start, r.c.end,
-                                                                    r.c.source_id]).label("rank"))
-    if ctx.asked:
-        g = g.where(or_(r.c.turn_speaker.is_(None), r.c.turn_speaker.not_in(ctx.asked)))
-    g = g.subquery("g")
-    names = list(g.c.keys())
-    cands = select(literal(1).label("part"), *[g.c[k] for k in names], cast(null(), Integer).label("n"))
-    if limit is not None:
-        cands = cands.where(g.c.rank <= limit + 1)
-    keys = (r.c.source_id, r.c.participant_id, r.c.turn_speaker)
-    typed = {"site": String, "turn_speaker": String, "coder": String}
-    counted = {"source_id": r.c.source_id, "participant_id": r.c.participant_id, "turn_speaker": r.c.turn_speaker,
-               "start": func.min(r.c.start)}
-    groups = select(literal(0).label("part"),
-                    *[counted[k] if k in counted else cast(null(), typed.get(k, Integer)) for k in names],
-                    func.count().label("n")).group_by(*keys)
-    rows = fetch_rows(conn, union_all(groups, cands))
-    at = {k: i + 1 for i, k in enumerate(names)}
-    counts = [(x[at["source_id"]], x[at["participant_id"]], x[at["turn_speaker"]], x[-1], x[at["start"]])
-              for x in rows if x[0] == 0]
-    df = pd.DataFrame([x[1:-1] for x in rows if x[0] == 1], columns=names)
-    if not len(df):
-        return counts, df, []
-    df["_code_rank"] = df["code_id"].map(ctx.code_rank)
-    coders = {n: k for k, n in enumerate(sorted(set(df["coder"].tolist())))}
-    df["_coder_rank"] = df["coder"].map(coders)
-    df = df.sort_values(["ingest_order", "start", "end", "_code_rank", "_coder_rank", "coding_id"]) \
-        .drop_duplicates(["source_id", "start", "end"]).reset_index(drop=True)
-    df["rule"] = df["rule"].astype(bool)
-    df["attribution"] = pd.Series(ctx.who().many(df["source_id"].to_numpy(), df["start"].to_numpy()),
-                                  index=df.index, dtype=object)
-    texts = ctx.text(df["source_id"].unique().tolist())
-    df["_length"] = np.fromiter((len(texts[s][a:b].strip()) for s, a, b in zip(df["source_id"], df["start"],
-                                                                                 df["end"])),
-                                dtype=np.int64, count=len(df))
-    unseen = []
-    if limit is not None:  # a left-out span of the group: a rule's or a person's, after the last one read
-        for row in df[df["rank"] > limit].itertuples(index=False):
-            unseen.append((row.site, row.attribution, int(row.length_class != 1),
-                           (int(row.ingest_order), int(row.start), int(row.end))))
-    return counts, df, unseen
+    def quote(self, row: int) -> ThemeQuote:
+        span = int(self.span[row])
+        self.read(np.array([span]), np.array([row]))
+        pid = int(self.participant[row])
+        site = self.site_names[self.site[row]]
+        return ThemeQuote(text=self.texts[span], attribution=f"({self.who_names[self.who[row]]})",
+                          participant=self.people.get(pid) if pid >= 0 else None, site=site,
+                          source=self.source_names[self.source[row]],
+                          source_id=int(self.source_ids[self.source[row]]), start=int(self.start[row]),
+                          end=int(self.end[row]), code=self.names[int(self.code_ids[self.code[row]])],
+                          coding_id=int(self.coding_id[row]))
 
 
-def _summaries_from_frame(conn: Connection, rows, expanded, quotes_per_theme: int,
-                          filters: dict | None) -> list[ThemeSummary]:
-    """The theme summaries from the codings read into a frame (a filter on ``attribution`` needs them)."""
-    all_ids = sorted({x for v in expanded.values() for x in v})
-    # Filtered in SQL; the speaker of the turn each coding starts in comes along (interviewer turns are never
-    # quoted and support no participant count), and the text only for the quotes chosen.
-    frame = _theme_frame(conn, all_ids, filters) if all_ids else None
-    texts: dict[int, str] = {}
-    if frame is not None:
-        speakers = interviewer_speakers(conn)
-        asked = [x for x in frame["turn_speaker"].dropna().unique().tolist() if is_interviewer_label(x, speakers)]
-        sids = sorted(frame["source_id"].unique().tolist())
-        texts = dict(conn.execute(select(S.sources.c.id, S.sources.c.text).where(S.sources.c.id.in_(sids))).all())
-        frame = frame.assign(_interviewer=frame["turn_speaker"].isin(asked).to_numpy(dtype=bool),
-                             _length=np.fromiter((len(texts[s][a:b].strip()) for s, a, b in
-                                                  zip(frame["source_id"], frame["start"], frame["end"])),
-                                                 dtype=np.int64, count=len(frame)))
-    names = code_labels(conn)
-    out: list[ThemeSummary] = []
-    used: set = set()  # spans quoted for an earlier theme (tree order): used again only when nothing else is left
-    for r, depth, parent in rows:
-        ids = expanded.get(r["id"], [])
-        sub = frame[frame["code_id"].isin(ids)] if frame is not None and ids else None
-        quotes: list[ThemeQuote] = []
-        if sub is not None and len(sub):
-            speech = sub[~sub["_interviewer"]]
-            cands = speech.drop_duplicates(["source_id", "start", "end"])  # the frame is in source order
-            quotes = [ThemeQuote(text=texts[q["source_id"]][q["start"]:q["end"]].strip(),
-                                 attribution=f"({q['attribution']})",
-                                 participant=None if pd.isna(q["participant"]) else q["participant"],
-                                 site=None if pd.isna(q["site"]) else q["site"], source=q["source"],
-                                 source_id=int(q["source_id"]), start=int(q["start"]), end=int(q["end"]),
-                                 code=q["code"], coding_id=int(q["coding_id"]))
-                      for q in _pick_quotes(cands, quotes_per_theme, used)]
-            counts = (int(sub["coding_id"].nunique()), int(speech["attribution"].nunique()),
-                      int(sub["site"].nunique()), int(sub["source_id"].nunique()))
-        else:
-            counts = (0, 0, 0, 0)
-        out.append(ThemeSummary(theme_id=r["id"], name=r["name"], parent=parent, depth=depth, phase=r["phase"],
-                                description=r["description"], codes=[names[i] for i in ids], code_ids=list(ids),
-                                codings=counts[0], participants=counts[1], sites=counts[2], sources=counts[3],
-                                quotes=quotes))
-    return out
+class _Picker:
+    """Greedy, deterministic choice of quotes among ``cands`` (rows of a :class:`_ThemeCodings`, one per
+    span, in source order) spread across sites, then participants.
+
+    Each step takes the candidate that (in order of priority) was not quoted for an earlier theme
+    (``used``, updated with the choice), comes from a site not yet quoted, from a participant not yet quoted,
+    was coded by a person (not a rule), has a readable length (QUOTE_MIN to QUOTE_MAX characters once
+    stripped), and comes first in source order; spans that overlap a chosen quote are skipped.  Each step
+    is one pass over numpy arrays.  A span shorter than QUOTE_MIN is too short whatever its text; any other
+    span's length is read (RESOLVE at a time) only when it would win the step were its length readable."""
+
+    def __init__(self, codings: _ThemeCodings, cands: np.ndarray):
+        self.c, self.rows = codings, cands
+        self.span = codings.span[cands]
+        self.source, self.start, self.end = codings.source[cands], codings.start[cands], codings.end[cands]
+        self.site, self.who = codings.site[cands], codings.who[cands]
+        length = codings.length[self.span]
+        self.unknown = (length < 0) & (self.end - self.start >= QUOTE_MIN)
+        bad = np.where(length >= 0, (length < QUOTE_MIN) | (length > QUOTE_MAX), self.end - self.start < QUOTE_MIN)
+        self.fixed = codings.used[self.span] * 16 + codings.rule[cands] * 2 + bad.astype(np.int64)
+
+    def pick(self, n: int) -> list[int]:
+        chosen: list[int] = []
+        alive = np.ones(len(self.rows), dtype=bool)
+        site_used = np.zeros(len(self.c.site_names), dtype=np.int64)
+        who_used = np.zeros(len(self.c.who_names), dtype=np.int64)
+        while len(chosen) < n and alive.any():
+            idx = np.flatnonzero(alive)
+            score = self.fixed[idx] + 8 * site_used[self.site[idx]] + 4 * who_used[self.who[idx]]
+            k = int(np.argmin(score))  # the first of the lowest: source order breaks ties
+            best = int(idx[k])
+            if self.unknown[best]:  # its length decides: read it, and that of the next few scoring the same
+                ties = idx[(score == score[k]) & self.unknown[idx]][:RESOLVE]
+                self.c.read(self.span[ties], self.rows[ties])
+                length = self.c.length[self.span[ties]]
+                self.fixed[ties] += ((length < QUOTE_MIN) | (length > QUOTE_MAX)).astype(np.int64)
+                self.unknown[ties] = False
+                continue
+            chosen.append(best)
+            alive &= ~((self.source == self.source[best]) & (self.start < self.end[best])
+                       & (self.start[best] < self.end))  # overlaps (itself too)
+            site_used[self.site[best]] = 1
+            who_used[self.who[best]] = 1
+        self.c.used[self.span[chosen]] = True
+        return [int(self.rows[i]) for i in chosen]
 
 
 def theme_summaries(project: Project, quotes_per_theme: int = 3, filters: dict | None = None) -> list[ThemeSummary]:
