@@ -106,6 +106,9 @@ CALLS = [
     ("frequencies", {"by": "site", "measure": "participants", "rollup": True}),
     ("frequencies", {"by": "role", "measure": "sources"}),
     ("frequencies", {"by": "participant", "measure": "participants"}),
+    # distinct combinations: duplicates matter only for a per-coding key or filter (coder, origin ...)
+    ("frequencies", {"by": "coder", "measure": "participants"}),
+    ("frequencies", {"by": "site", "measure": "sources", "filters": {"coder": "autocode"}}),
     ("frequencies", {"by": "wave", "filters": {"coder": "ana"}}),
     ("frequencies", {"by": "band"}),
     ("frequencies", {"by": "attribution"}),
