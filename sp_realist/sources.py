@@ -608,18 +608,22 @@ class SpanAttributor:
             if not segs:
                 out[idx] = fallback
                 continue
-            if sid not in self._arrays:
-                labels = [self._segment_label(sid, seg) for seg in segs]
+            if sid not in self._arrays:  # labels are worded for the segments hit, once each
                 self._arrays[sid] = (np.array([seg[0] for seg in segs], dtype=np.int64),
                                      np.array([seg[1] for seg in segs], dtype=np.int64),
-                                     np.array([fallback if x is None else x for x in labels], dtype=object))
+                                     np.full(len(segs), None, dtype=object))
             seg_starts, seg_ends, labels = self._arrays[sid]
             p = pos[idx]
             k = np.searchsorted(seg_starts, p, side="right") - 1
             kk = np.maximum(k, 0)
             inside = (k >= 0) & (p < seg_ends[kk]) & (p >= seg_starts[kk])
+            hit = kk[inside]
+            for j in np.unique(hit).tolist():
+                if labels[j] is None:
+                    label = self._segment_label(sid, segs[j])
+                    labels[j] = fallback if label is None else label
             res = np.full(len(idx), fallback, dtype=object)
-            res[inside] = labels[kk[inside]]
+            res[inside] = labels[hit]
             out[idx] = res
         return out.tolist()
 

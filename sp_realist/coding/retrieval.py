@@ -205,9 +205,10 @@ def coded_excerpts(project: Project, code: str | Iterable[str] | None = None, ch
 
 
 def own_and_descendant_codings(project: Project, codes: Iterable[str], filters: dict[str, Any] | None = None,
-                               coder: str | None = None) -> pd.DataFrame:
+                               coder: str | None = None, parents_only: bool = False) -> pd.DataFrame:
     """For each code: how many codings it has itself (``own``) and how many its descendants have
-    (``descendants``), under the same ``filters`` and ``coder`` as :func:`coded_excerpts`."""
+    (``descendants``), under the same ``filters`` and ``coder`` as :func:`coded_excerpts`.
+    ``parents_only`` leaves out (and does not count) codes without descendants."""
     filters = dict(filters or {})
     if coder:
         filters["coder"] = coder
@@ -219,6 +220,8 @@ def own_and_descendant_codings(project: Project, codes: Iterable[str], filters: 
             code = dict(tree.resolve(ref))
             code["name"] = tree.label(code["id"])
             ids = [code["id"]] + descendants(conn, code["id"])
+            if parents_only and len(ids) == 1:
+                continue
             counts = _counts(conn, ids, filters, ["code_id"], dedupe=False)
             own = int(counts.loc[counts["code_id"] == code["id"], "n"].sum())
             rows.append({"code": code["name"], "own": own, "descendants": int(counts["n"].sum()) - own})
