@@ -373,15 +373,17 @@ def attribution_map(conn: Connection) -> dict[int, str]:
         select(S.source_attributes.c.source_id, S.source_attributes.c.value).where(
             S.source_attributes.c.name == "site")
     ).all())
-    out = {}
-    for sid, name, code in rows:
-        if code:
-            out[sid] = code
-        elif sites.get(sid):
-            out[sid] = f"{sites[sid]}, unidentified"
-        else:
-            out[sid] = name
-    return out
+    return {sid: _source_who(name, code, sites.get(sid)) for sid, name, code in rows}
+
+
+def _source_who(name: str, code: str | None, site: str | None) -> str:
+    """:func:`attribution_map`'s rule for one source: its participant's code, else its site
+    "unidentified", else its name."""
+    if code:
+        return code
+    if site:
+        return f"{site}, unidentified"
+    return name
 
 
 # --- attribution of spans (quotes, codings, evidence) -------------------------
@@ -510,7 +512,6 @@ class SpanAttributor:
 
     def __post_init__(self):
         conn = self.conn
-        self.base = attribution_map(conn)
         src = S.sources
         rows = conn.execute(select(src.c.id, src.c.name, src.c.kind, src.c.participant_id)).all()
         self._sources = {r[0]: (r[1], r[2], r[3]) for r in rows}
@@ -520,6 +521,9 @@ class SpanAttributor:
         self._sites = dict(conn.execute(
             select(S.source_attributes.c.source_id, S.source_attributes.c.value).where(
                 S.source_attributes.c.name == "site")).all())
+        # attribution_map's rule, from the rows read here (one read of the sources, not two)
+        self.base = {sid: _source_who(name, self._codes.get(pid) if pid is not None else None, self._sites.get(sid))
+                     for sid, (name, _kind, pid) in self._sources.items()}
         self.interviewers = interviewer_speakers(conn)
         seg = S.segments
         # Only segments that change the answer are kept: a mapped speaker or an unmapped label.
@@ -612,18 +616,22 @@ class SpanAttributor:
             if not segs:
                 out[idx] = fallback
                 continue
-            if sid not in self._arrays:
-                labels = [self._segment_label(sid, seg) for seg in segs]
+            if sid not in self._arrays:  # labels are worded for the segments hit, once each
                 self._arrays[sid] = (np.array([seg[0] for seg in segs], dtype=np.int64),
                                      np.array([seg[1] for seg in segs], dtype=np.int64),
-                                     np.array([fallback if x is None else x for x in labels], dtype=object))
+                                     np.full(len(segs), None, dtype=object))
             seg_starts, seg_ends, labels = self._arrays[sid]
             p = pos[idx]
             k = np.searchsorted(seg_starts, p, side="right") - 1
             kk = np.maximum(k, 0)
             inside = (k >= 0) & (p < seg_ends[kk]) & (p >= seg_starts[kk])
+            hit = kk[inside]
+            for j in np.unique(hit).tolist():
+                if labels[j] is None:
+                    label = self._segment_label(sid, segs[j])
+                    labels[j] = fallback if label is None else label
             res = np.full(len(idx), fallback, dtype=object)
-            res[inside] = labels[kk[inside]]
+            res[inside] = labels[hit]
             out[idx] = res
         return out.tolist()
 

@@ -106,6 +106,9 @@ CALLS = [
     ("frequencies", {"by": "site", "measure": "participants", "rollup": True}),
     ("frequencies", {"by": "role", "measure": "sources"}),
     ("frequencies", {"by": "participant", "measure": "participants"}),
+    # distinct combinations: duplicates matter only for a per-coding key or filter (coder, origin ...)
+    ("frequencies", {"by": "coder", "measure": "participants"}),
+    ("frequencies", {"by": "site", "measure": "sources", "filters": {"coder": "autocode"}}),
     ("frequencies", {"by": "wave", "filters": {"coder": "ana"}}),
     ("frequencies", {"by": "band"}),
     ("frequencies", {"by": "attribution"}),
@@ -223,6 +226,23 @@ def test_repeated_code_names_show_paths(target):
             R.frequencies(project, filters={"code": "B"})
         with pytest.raises(SpRealistError, match="No code named 'Z'"):
             R.coded_excerpts(project, filters={"code": ["A", "Z"]})
+    finally:
+        project.close()
+
+
+def test_parents_only_counts_the_codes_with_children(target):
+    """retrieve's hint (a code without codings of its own whose children have some) needs the counts of
+    codes with children only: parents_only leaves out the others and gives the parents' rows unchanged."""
+    project = build(target, {"sources": [{"length": 120, "segments": SEGMENTS, "site": "S1"}],
+                             "codings": [("B", 1, 0, 30, "ana", "manual"), ("C", 1, 5, 15, "ana", "manual"),
+                                         ("D", 1, 20, 40, "ben", "manual")]})
+    try:
+        for kw in ({}, {"filters": {"site": "S1"}}, {"coder": "ben"}):
+            old = oracle.own_and_descendant_codings(project, ["A", "B", "C", "D"], **kw)
+            new = R.own_and_descendant_codings(project, ["A", "B", "C", "D"], parents_only=True, **kw)
+            same(new, old[old["code"].isin(["A", "B"])])  # C and D have no children
+        assert R.own_and_descendant_codings(project, ["A"], parents_only=True).to_dict("records") == \
+            [{"code": "A", "own": 0, "descendants": 2}]
     finally:
         project.close()
 

@@ -32,7 +32,7 @@ theory is saturated when all its CMOCs are.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -117,7 +117,19 @@ def evidence_facts(conn: Connection) -> pd.DataFrame:
     speaker's turn, else the source's participant) is joined in the query, set-wise
     (:mod:`sp_realist.coding.sqlquery`); so is the site (the source's, else the speaker's, else the source
     participant's)."""
-    from ..coding._common import fetch_frame
+    rows = _evidence_rows(conn)
+    if not rows:
+        return pd.DataFrame(columns=FACT_COLUMNS)
+    return pd.DataFrame(rows, columns=FACT_COLUMNS)
+
+
+def _evidence_rows(conn: Connection) -> list[tuple]:
+    """The rows of :func:`evidence_facts` as tuples (columns :data:`FACT_COLUMNS`).
+
+    The source's participant (a column stored after the source's text, so read from the text's overflow
+    pages in SQLite) is read only where the answer needs it: outside a mapped speaker's turn, or for a
+    site when neither the source nor the speaker has one."""
+    from ..coding._common import fetch_rows
     from ..coding.sqlquery import attributed_participant, segment_holding
 
     ev, ex = S.cmoc_evidence, S.excerpts
@@ -131,15 +143,14 @@ def evidence_facts(conn: Connection) -> pd.DataFrame:
            .select_from(inner.join(src, src.c.id == inner.c.source_id).outerjoin(seg, seg.c.id == inner.c.seg_id))
            .subquery("a"))
     p, sp, site = S.participants.alias("p"), S.participants.alias("sp"), S.source_attributes.alias("site")
+    source_site = select(sp.c.site).where(sp.c.id == att.c.source_participant).scalar_subquery()
     q = (select(att.c.cmoc_id, att.c.cmoc, att.c.role, att.c.component, att.c.excerpt_id, att.c.source_id,
                 att.c.source, p.c.code.label("participant"),
-                func.coalesce(func.nullif(site.c.value, ""), func.nullif(p.c.site, ""), sp.c.site).label("site"))
+                func.coalesce(func.nullif(site.c.value, ""), func.nullif(p.c.site, ""), source_site).label("site"))
          .select_from(att.outerjoin(p, p.c.id == att.c.participant_id)
-                      .outerjoin(sp, sp.c.id == att.c.source_participant)
                       .outerjoin(site, (site.c.source_id == att.c.source_id) & (site.c.name == "site")))
          .order_by(att.c.id))
-    df = fetch_frame(conn, q, FACT_COLUMNS)
-    return df if len(df) else pd.DataFrame(columns=FACT_COLUMNS)
+    return fetch_rows(conn, q)
 
 
 def _present(value: Any) -> bool:
@@ -210,7 +221,7 @@ class SaturationVerdict:
 
     def row(self) -> dict[str, Any]:
         """The verdict as a row of :func:`saturation_table`."""
-        return {k: v for k, v in asdict(self).items() if k in COLUMNS}
+        return {k: getattr(self, k) for k in COLUMNS}
 
 
 def _judge_cmoc(status: str | None, links: list[dict], position: dict[int, int], rule: dict[str, Any]) \
@@ -310,7 +321,7 @@ def saturation_verdicts(project: Project, theory: str | None = None,
             resolve_theory(conn, theory)
         cmocs = cmoc_rows(conn, theory)
         members = _memberships(conn)
-        links = evidence_facts(conn).to_dict(orient="records")
+        links = [dict(zip(FACT_COLUMNS, r)) for r in _evidence_rows(conn)]
         position = {s["id"]: i for i, s in enumerate(source_order(conn, rule["order"]))}
         theories = [t for t in theory_rows(conn) if theory is None or t["key"] == theory]
         notes, theory_notes = _notes(conn)

@@ -694,7 +694,8 @@ def retrieve(codes, children, where, coder, project_path, fmt, output):
     with get_project(project_path) as project:
         df = coded_excerpts(project, list(codes), children=children, filters=_where(where), coder=coder)
         if not children:
-            counts = own_and_descendant_codings(project, list(codes), filters=_where(where), coder=coder)
+            counts = own_and_descendant_codings(project, list(codes), filters=_where(where), coder=coder,
+                                                parents_only=True)
             for row in counts.itertuples(index=False):
                 if row.own == 0 and row.descendants:
                     message(f"(code {row.code!r} has no codings of its own; its children have {row.descendants}: "

@@ -28,7 +28,7 @@ from ..sources import SpanAttributor
 from ..store import Project
 from ._common import CodeTree, code_ids_for, descendants, fetch_frame, labelled_code_rows
 from .codebook import _tree_order
-from .sqlquery import CodingQuery
+from .sqlquery import PER_CODING, CodingQuery
 
 BASE_COLUMNS = ["coding_id", "code_id", "code", "source_id", "source", "kind", "date", "start", "end", "coder",
                 "origin", "memo", "participant", "role", "site", "attribution", "ingest_order"]
@@ -122,10 +122,15 @@ def _frame(project: Project, codes: Iterable[str] | None = None, children: bool 
 
 
 def _counts(conn: Connection, ids: list[int] | None, filters: dict | None, keys: list[str], text: tuple = (),
-            dedupe: bool = True) -> pd.DataFrame:
+            dedupe: bool = True, distinct: bool = False) -> pd.DataFrame:
     """How many codings (column ``n``) have each combination of ``keys`` among the codings of ``ids``
     that ``filters`` keep: a GROUP BY in the database.  Grouping or filtering by ``attribution`` (worded
-    in Python) groups :func:`coding_frame`'s rows instead."""
+    in Python) groups :func:`coding_frame`'s rows instead.
+
+    ``distinct``: only which combinations occur (no ``n``), a SELECT DISTINCT.  Rule-and-person
+    duplicates then change nothing unless a key or filter is one that two such codings differ in
+    (:data:`sp_realist.coding.sqlquery.PER_CODING`: each duplicate left out has a twin kept, of the same
+    code and words, so of the same source, participant and attributes), and are not looked for."""
     keys = list(dict.fromkeys(keys))
     if "attribution" in keys or "attribution" in (filters or {}):
         df = coding_frame(conn, ids, filters=filters, dedupe=dedupe)
@@ -133,6 +138,10 @@ def _counts(conn: Connection, ids: list[int] | None, filters: dict | None, keys:
         if not len(df):
             return pd.DataFrame({k: [] for k in keys + ["n"]})
         return df.groupby(keys, dropna=False, sort=False).size().reset_index(name="n")
+    if distinct:
+        dedupe = dedupe and any(k in PER_CODING for k in [*keys, *(filters or {})])
+        return fetch_frame(conn, CodingQuery(conn, ids, filters).build(*keys, dedupe=dedupe, text=tuple(text))
+                           .distinct(), keys)
     sub = CodingQuery(conn, ids, filters).build(*keys, dedupe=dedupe, text=tuple(text)).subquery("k")
     group = [sub.c[k] for k in keys]
     return fetch_frame(conn, select(*group, func.count().label("n")).group_by(*group), keys + ["n"])
@@ -196,9 +205,10 @@ def coded_excerpts(project: Project, code: str | Iterable[str] | None = None, ch
 
 
 def own_and_descendant_codings(project: Project, codes: Iterable[str], filters: dict[str, Any] | None = None,
-                               coder: str | None = None) -> pd.DataFrame:
+                               coder: str | None = None, parents_only: bool = False) -> pd.DataFrame:
     """For each code: how many codings it has itself (``own``) and how many its descendants have
-    (``descendants``), under the same ``filters`` and ``coder`` as :func:`coded_excerpts`."""
+    (``descendants``), under the same ``filters`` and ``coder`` as :func:`coded_excerpts`.
+    ``parents_only`` leaves out (and does not count) codes without descendants."""
     filters = dict(filters or {})
     if coder:
         filters["coder"] = coder
@@ -210,6 +220,8 @@ def own_and_descendant_codings(project: Project, codes: Iterable[str], filters: 
             code = dict(tree.resolve(ref))
             code["name"] = tree.label(code["id"])
             ids = [code["id"]] + descendants(conn, code["id"])
+            if parents_only and len(ids) == 1:
+                continue
             counts = _counts(conn, ids, filters, ["code_id"], dedupe=False)
             own = int(counts.loc[counts["code_id"] == code["id"], "n"].sum())
             rows.append({"code": code["name"], "own": own, "descendants": int(counts["n"].sum()) - own})
@@ -249,7 +261,8 @@ def frequencies(project: Project, by: str | None = None, codes: Iterable[str] | 
         if by is None:
             counts = _counts(conn, ids, filters, ["code_id", "source_id", "participant"])
         else:
-            counts = _counts(conn, ids, filters, ["code_id", by] + ([unit] if unit else []), text=(by,))
+            counts = _counts(conn, ids, filters, ["code_id", by] + ([unit] if unit else []), text=(by,),
+                             distinct=unit is not None)
     order = _selected_order(project, rows, codes, children)
     df = _rolled(counts, rows, rollup)
     if by is None:

@@ -160,13 +160,17 @@ class CodingQuery:
         named in ``text`` come as text (see :func:`as_text`)."""
         names = set(wanted) | set((self.filters or {}).keys())
         self._check(names)
-        attributed = any(n in ATTRIBUTED or n in self.p_attrs for n in names)
-        sourced = attributed or any(n in SOURCE_COLUMNS or n in self.s_attrs for n in names)
+        person = any((n in ATTRIBUTED and n != "site") or n in self.p_attrs for n in names)
+        # The site alone is the source's site attribute where it has one: the coding's participant is
+        # then looked up only for codings of sources without one (see :meth:`_fallback_site`).
+        lazy_site = "site" in names and not person and "site" in self.s_attrs
+        attributed = person or ("site" in names and not lazy_site)
+        sourced = attributed or any(n in SOURCE_COLUMNS for n in names)  # attributes join on source_id
         a = self._base(attributed, sourced)
         frm = a
         exprs: dict[str, Any] = {}
-        p = sp = None
-        if any(n in ("participant", "role", "site") for n in names):
+        p = None
+        if any(n in ("participant", "role") for n in names) or ("site" in names and not lazy_site):
             p = S.participants.alias("p")
             frm = frm.outerjoin(p, p.c.id == a.c.participant_id)
         for i, n in enumerate(sorted(names)):
@@ -186,8 +190,9 @@ class CodingQuery:
                 exprs[n] = t.c.value
             elif n == "site":  # the source's site, else the speaker's, else the source participant's
                 sp = S.participants.alias("sp")
-                frm = frm.outerjoin(sp, sp.c.id == a.c.source_participant_id)
-                parts = [p.c.site, sp.c.site]
+                # scalar subqueries, evaluated only for the codings whose source has no site
+                parts = ([self._fallback_site(a)] if lazy_site else
+                         [p.c.site, select(sp.c.site).where(sp.c.id == a.c.source_participant_id).scalar_subquery()])
                 if "site" in self.s_attrs:
                     t = S.source_attributes.alias(f"sa{i}")
                     frm = frm.outerjoin(t, and_(t.c.source_id == a.c.source_id, t.c.name == n))
@@ -206,6 +211,20 @@ class CodingQuery:
         cols = [(as_text(exprs[n]) if n in text else exprs[n]).label(n) for n in wanted]
         q = select(*cols).select_from(frm)
         return q.where(and_(*conds)) if conds else q
+
+    @staticmethod
+    def _fallback_site(a) -> ColumnElement:
+        """Scalar subquery: the site of the participant who said coding ``a`` (the attributed participant,
+        :func:`attributed_participant`), else of its source's participant; as a COALESCE argument after the
+        source's site attribute it is evaluated only where that is missing (SQLite and PostgreSQL
+        evaluate COALESCE's arguments left to right, as far as needed)."""
+        src, seg = S.sources.alias("fsrc"), S.segments.alias("fseg")
+        p, sp = S.participants.alias("fp"), S.participants.alias("fsp")
+        pid = attributed_participant(seg, src, inside=a.c.start < seg.c.end)
+        frm = (src.outerjoin(seg, seg.c.id == segment_holding(a.c.source_id, a.c.start).correlate(a))
+               .outerjoin(p, p.c.id == pid).outerjoin(sp, sp.c.id == src.c.participant_id))
+        return (select(func.coalesce(p.c.site, sp.c.site)).select_from(frm).where(src.c.id == a.c.source_id)
+                .scalar_subquery())
 
     def _duplicates(self):
         """The ids of rule codings of words that a person (or an earlier rule: lower id) coded with the
