@@ -6,8 +6,8 @@
 
 On each back end, into a fresh project:
 
-1. bulk inserts: ``ingest_paths`` of the deterministic transcript corpus of ``benchmarks/corpus.py`` (one
-   transaction per file: source text and speaker-turn segments), a codebook of 100 codes, then 100,000 codings
+1. bulk inserts: ``ingest_paths`` of the deterministic transcript corpus of ``benchmarks/corpus.py`` (source
+   text and speaker-turn segments; up to 64 files share a write transaction, each in its own savepoint), a codebook of 100 codes, then 100,000 codings
    in one transaction (``coding.codings.insert_codings``);
 2. queries over those codings, best of 3: ``frequencies``, ``frequencies(by="site")``, both
    ``cooccurrence`` modes, ``framework_matrix(rows="sites")`` and ``coded_excerpts`` of one code.
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(paths)} files, {words:,} words; 100 codes; {args.codings:,} codings.\n")
     print("| work | SQLite | PostgreSQL | PostgreSQL / SQLite |")
     print("| --- | ---: | ---: | ---: |")
-    labels = {"ingest": f"`ingest_paths`: {len(paths)} files (one transaction each)",
+    labels = {"ingest": f"`ingest_paths`: {len(paths)} files (shared write transactions, a savepoint each)",
               "codes": "`add_code` x 100 (one transaction each)",
               "codings": f"{args.codings:,} codings in one transaction"}
     for key in a:

@@ -17,6 +17,7 @@ import json
 import os
 import uuid
 import warnings
+import weakref
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -411,7 +412,32 @@ class Project:
         return project
 
     def close(self) -> None:
-        self.engine.dispose()
+        try:
+            self.refresh_statistics()
+        finally:
+            self.engine.dispose()
+
+    def refresh_statistics(self) -> None:
+        """On PostgreSQL, ``ANALYZE`` the tables that bulk writes (:func:`insert_many`, the codings' bulk insert)
+        have added at least :data:`ANALYZE_AFTER_ROWS` rows to since the last refresh, so the next query is
+        planned for what the tables now hold: until the server's autovacuum gets to it (a minute or more),
+        a query right after an ingest or import is planned for the empty tables -- ``frequencies`` on 100,000
+        codings took 2.2 s instead of 0.55 s. The bulk operations (ingest, autocoding, QDPX import) call it
+        when they finish, and :meth:`close` does. Nothing on SQLite, whose queries here are written for its
+        planner without statistics. A login that does not own the tables gets a warning from the server and
+        the tables are skipped; nothing fails."""
+        written = _BULK_ROWS.get(self.engine)
+        if not written:
+            return
+        due = sorted(name for name, n in written.items() if n >= ANALYZE_AFTER_ROWS)
+        for name in due:
+            del written[name]
+        if not due or self.engine.dialect.name != "postgresql":
+            return
+        with self.engine.connect() as conn:
+            prep = conn.dialect.identifier_preparer
+            conn.exec_driver_sql("ANALYZE " + ", ".join(prep.quote(name) for name in due))
+            conn.commit()
 
     def discard(self) -> None:
         """Remove a project this process has just created and abandons (a failed import), then close it: the
@@ -726,6 +752,19 @@ def open_project(explicit: str | None = None) -> Project:
 
 _INSERT_SQL: dict[tuple, tuple[str, Any]] = {}
 
+#: Rows a table must have gained by bulk writes before :meth:`Project.refresh_statistics` analyzes it.
+ANALYZE_AFTER_ROWS = 1000
+#: engine -> table name -> rows bulk-written since the last refresh (kept per open project)
+_BULK_ROWS: "weakref.WeakKeyDictionary[Engine, dict[str, int]]" = weakref.WeakKeyDictionary()
+
+
+def note_bulk_rows(conn: Connection, table: str, n: int) -> None:
+    """Record that ``n`` rows were bulk-inserted into ``table`` through ``conn`` (for
+    :meth:`Project.refresh_statistics`). A transaction that rolls back leaves a count too, which at worst
+    analyzes a table once more than needed."""
+    written = _BULK_ROWS.setdefault(conn.engine, {})
+    written[table] = written.get(table, 0) + n
+
 
 def insert_many(conn: Connection, table, columns: tuple[str, ...], rows: list[tuple], batch: int = 5000) -> None:
     """Insert ``rows`` (tuples in ``columns`` order) into ``table`` with one compiled INSERT executed with many
@@ -753,6 +792,7 @@ def insert_many(conn: Connection, table, columns: tuple[str, ...], rows: list[tu
             pick = (lambda row: (getter(row),)) if len(order) == 1 else getter
         cached = _INSERT_SQL[key] = (str(compiled), order is not None, pick)
     sql, positional, pick = cached
+    note_bulk_rows(conn, table.name, len(rows))
     for i in range(0, len(rows), batch):
         chunk = rows[i:i + batch]
         if positional:

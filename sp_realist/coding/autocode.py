@@ -590,6 +590,7 @@ class _Run:
             n = insert_plain_codings(conn, rows(), code_ids=self.code_ids) if len(order) else 0
             project.log(conn, "autocode", ",".join(rules) if rules else "all rules", actor=AUTOCODER,
                         rules=len(self.rule_rows), hits=hits, added=n)
+        project.refresh_statistics()  # on a server, the next query is planned for the new codings
         return n
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import SpRealistError
 from ..sources import locate_excerpt, resolve_source
-from ..store import Project, insert_ignoring, insert_many, now
+from ..store import Project, insert_ignoring, insert_many, note_bulk_rows, now
 from ..identity import current_user
 from ._common import UNITS, CodeTree, code_ids_for, dump_yaml, fetch_frame, read_yaml
 from .units import SourceUnits, trim
@@ -135,6 +135,7 @@ def insert_coding_tuples(conn: Connection, rows: list[tuple], batch: int = 5000,
         params = shape(chunk)
         result = conn.exec_driver_sql(sql, params)
         inserted += result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(chunk)
+    note_bulk_rows(conn, S.codings.name, inserted)
     return inserted
 
 

@@ -52,6 +52,7 @@ def import_qdpx(path: str | os.PathLike, project: Project, tool: str | None = No
             progress(0, 1)
         with project.begin() as conn:
             result = apply_plan(conn, plan, project, tool)
+    project.refresh_statistics()  # on a server, the next query is planned for the new rows
     result.project = str(project.location)
     if progress:
         progress(1, 1)

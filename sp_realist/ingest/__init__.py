@@ -319,6 +319,7 @@ def ingest_paths(project: Project, paths: Sequence[str | os.PathLike], kind: str
                 progress(i, len(paths))
     finally:
         batch.turns.close()
+    project.refresh_statistics()  # on a server, the next query is planned for the new rows
     return report
 
 
@@ -476,6 +477,7 @@ def ingest_manifest(project: Project, csv_path: str | os.PathLike, replace: bool
                 progress(i, len(rows))
     finally:
         batch.turns.close()
+    project.refresh_statistics()  # on a server, the next query is planned for the new rows
     return report
 
 
