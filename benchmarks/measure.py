@@ -41,6 +41,16 @@ def child_main(child: Callable[[dict], dict]) -> bool:
     return False
 
 
+def compile_sp_realist() -> None:
+    """Byte-compile sp_realist's modules, as an installed package's are (pip compiles on install): where
+    ``PYTHONDONTWRITEBYTECODE`` is set (as on the machine of docs/performance.md) a benchmark process would
+    otherwise compile every module it imports from source -- inside the measured work for a module imported
+    lazily -- which the bare baseline, importing installed libraries, never pays."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "sp_realist"), quiet=1)
+
+
 class Clock:
     """``with Clock() as c: ...`` then ``c.wall`` / ``c.cpu`` (seconds)."""
 

@@ -25,7 +25,6 @@ docs/performance.md.
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import random
 import statistics
@@ -34,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.measure import compile_sp_realist
 
 WORDS = ("the referral came through and we talked about what mattered to her most at home "
          "link worker surgery group walk garden loneliness confidence money housing debt anxiety "
@@ -347,10 +348,7 @@ def main() -> None:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     root = str(Path(__file__).resolve().parent.parent)
-    # sp_realist byte-compiled, as an installed package is: where PYTHONDONTWRITEBYTECODE is set (as on the
-    # machine of docs/performance.md) every run would otherwise compile its modules from source, which the
-    # bare process (pandas installed, compiled) never pays for.
-    compileall.compile_dir(os.path.join(root, "sp_realist"), quiet=1)
+    compile_sp_realist()  # as an installed package is (see benchmarks.measure.compile_sp_realist)
     print("| codings | command | sp_realist wall / CPU | bare pandas wall / CPU | ratio wall / CPU "
           "| peak RSS (sp_realist / bare) |")
     print("| ---: | --- | ---: | ---: | ---: | --- |")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 
 from .. import schema as S
 from ..errors import IngestError, SpRealistError
@@ -483,9 +483,10 @@ def ingest_manifest(project: Project, csv_path: str | os.PathLike, replace: bool
 
 # The lookups made for every file, built once (building a statement costs more than SQLite's work here).
 _src = S.sources.c
-_SAME_CONTENT = select(_src.name, _src.file_name, _src.kind, _src.file_path, _src.id) \
-    .where(_src.checksum == bindparam("checksum")).order_by(_src.ingest_order)
-_SAME_PATH = select(_src.id, _src.name, _src.checksum).where(_src.file_path == bindparam("path")) \
+#: the sources with this file's content or from this file's path, in one look-up (both columns are indexed:
+#: SQLite and PostgreSQL read the two indexes, not the table)
+_SAME_CONTENT_OR_PATH = select(_src.name, _src.file_name, _src.kind, _src.file_path, _src.id, _src.checksum) \
+    .where(or_(_src.checksum == bindparam("checksum"), _src.file_path == bindparam("path"))) \
     .order_by(_src.ingest_order)
 _LEGACY_SAME_NAME = select(_src.id, _src.name, _src.checksum) \
     .where(_src.file_name == bindparam("base"), _src.file_path.is_(None)).order_by(_src.ingest_order)
@@ -614,9 +615,10 @@ def _ingest_file(project: Project, path: Path, opts: _Options, batch: _Batch | N
         # One transaction reads what the project holds of this file and writes the new sources: an
         # IngestError raised on the way rolls it back, so nothing of a refused file is written.
         with (batch_state.turns.file() if batch_state.turns is not None else project.begin()) as conn:
-            same = conn.execute(_SAME_CONTENT, {"checksum": checksum}).all()
+            found_rows = conn.execute(_SAME_CONTENT_OR_PATH, {"checksum": checksum, "path": file_path}).all()
+            same = [r[:5] for r in found_rows if r[5] == checksum]
             # this file's earlier sources: by path; legacy sources (no path) by base name
-            previous = conn.execute(_SAME_PATH, {"path": file_path}).all()
+            previous = [(r[4], r[0], r[5]) for r in found_rows if r[3] == file_path]
             legacy = False
             if not previous and _may_have_legacy(conn, batch_state):
                 previous = conn.execute(_LEGACY_SAME_NAME, {"base": base}).all()
