@@ -13,6 +13,7 @@ nothing half-written.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import uuid
@@ -627,13 +628,22 @@ class Project:
         what was written since it began, and the transaction goes on with what came before.  Lets one write
         turn hold several all-or-nothing steps (ingest: one per file).  A unique-constraint conflict is the
         one sentence :meth:`begin` gives."""
+        # plain SAVEPOINT / RELEASE statements: SQLAlchemy's begin_nested() costs 54 us a savepoint against 15 us
+        # (ingest takes one per file); the caller's begin() still owns the transaction
+        name = f"sp_realist_{next(_SAVEPOINT_NUMBERS)}"
+        conn.exec_driver_sql(f"SAVEPOINT {name}")
         try:
-            with conn.begin_nested():
-                yield conn
-        except IntegrityError as exc:
-            if not _is_unique_violation(exc):
-                raise
-            raise self._conflict() from None
+            yield conn
+        except BaseException as exc:
+            try:
+                conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+                conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+            except DBAPIError:
+                pass  # the database ended the whole transaction (SQLite does after some errors): begin() rolls back
+            if isinstance(exc, IntegrityError) and _is_unique_violation(exc):
+                raise self._conflict() from None
+            raise
+        conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
 
     def log(self, conn: Connection, action: str, target: str | None = None, actor: str | None = None, **detail) -> None:
         """Append to the audit log inside the caller's transaction; ``actor`` defaults to who is working
@@ -751,6 +761,8 @@ def open_project(explicit: str | None = None) -> Project:
 
 
 _INSERT_SQL: dict[tuple, tuple[str, Any]] = {}
+
+_SAVEPOINT_NUMBERS = itertools.count(1)
 
 #: Rows a table must have gained by bulk writes before :meth:`Project.refresh_statistics` analyzes it.
 ANALYZE_AFTER_ROWS = 1000

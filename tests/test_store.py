@@ -68,6 +68,36 @@ def test_a_new_project_has_the_schema_the_migrations_give(new_location):
     assert _schema_shape(fresh) == _schema_shape(migrated)
 
 
+def test_a_savepoint_undoes_only_its_own_writes_and_the_transaction_goes_on(project):
+    """An error inside ``Project.savepoint`` -- a refusal raised in Python, or the database's own unique
+    violation, which on PostgreSQL aborts the transaction until the savepoint is rolled back -- undoes what was
+    written inside it; what came before and after in the same transaction is committed; savepoints nest."""
+    meta = S.meta
+
+    def keys() -> set[str]:
+        with project.connect() as conn:
+            return {k for (k,) in conn.execute(select(meta.c.key)) if k.startswith("t:")}
+
+    with project.begin() as conn:
+        conn.execute(insert(meta).values(key="t:before", value="1"))
+        with pytest.raises(SpRealistError, match="refused"):
+            with project.savepoint(conn):
+                conn.execute(insert(meta).values(key="t:refused", value="1"))
+                raise SpRealistError("refused")
+        with pytest.raises(ProjectError, match="at the same moment"):
+            with project.savepoint(conn):
+                conn.execute(insert(meta).values(key="t:inside", value="1"))
+                conn.execute(insert(meta).values(key="t:before", value="2"))  # the unique key again
+        with project.savepoint(conn):
+            conn.execute(insert(meta).values(key="t:outer", value="1"))
+            with pytest.raises(SpRealistError):
+                with project.savepoint(conn):
+                    conn.execute(insert(meta).values(key="t:nested", value="1"))
+                    raise SpRealistError("nested")
+        conn.execute(insert(meta).values(key="t:after", value="1"))
+    assert keys() == {"t:before", "t:outer", "t:after"}
+
+
 def test_foreign_keys_are_enforced(project):
     from sqlalchemy.exc import IntegrityError
 

@@ -124,20 +124,37 @@ def strip_markup(text: str) -> str:
     return clean_label(t)
 
 
-def turn_label(block: Block) -> tuple[str, float | None] | None:
-    """``(label, seconds)`` when the block starts with ``Label:``; else ``None``."""
+def turn_label(block: Block, labels: dict[str, str | None] | None = None) -> tuple[str, float | None] | None:
+    """``(label, seconds)`` when the block starts with ``Label:``; else ``None``. ``labels``: a dict the caller
+    keeps for one document, remembering what each raw label cleans to (a transcript repeats a few labels
+    thousands of times)."""
     if block.speaker:
         return block.speaker, block.time
     m = TURN_RE.match(block.text) or TIMED_LABEL_RE.match(block.text)
     if not m:
         return None
-    label = clean_label(m.group("label")).rstrip(".")
+    raw = m.group("label")
+    if labels is not None and raw in labels:
+        label = labels[raw]
+    else:
+        label = _speaker_label(raw)
+        if labels is not None:
+            labels[raw] = label
+    if label is None:
+        return None
+    ts = m.group("ts") or (m.group("ts2") if m.re is TURN_RE else None)
+    return label, (to_seconds(ts) if ts else None)
+
+
+def _speaker_label(raw: str) -> str | None:
+    """The speaker a raw ``Label`` names, or None when it cannot be one (too long, not capitalised and no
+    role, a heading word such as "Date")."""
+    label = clean_label(raw).rstrip(".")
     if not label or len(label) > 40 or not (label[0].isupper() or ROLE_RE.match(label)):
         return None
     if label.lower() in STOP_LABELS:
         return None
-    ts = m.group("ts") or (m.group("ts2") if m.re is TURN_RE else None)
-    return label, (to_seconds(ts) if ts else None)
+    return label
 
 
 def to_seconds(ts: str) -> float:
@@ -189,7 +206,8 @@ def segment_transcript(doc: Document, speaker_map: Mapping[str, str] | None = No
     ``None`` when it is not a transcript (fewer than two speaker turns)."""
     end = len(doc.text) if end is None else end
     blocks = [b for b in doc.blocks if start <= b.start < end]
-    found = [(b, turn_label(b)) for b in blocks]
+    labels: dict[str, str | None] = {}
+    found = [(b, turn_label(b, labels)) for b in blocks]
     counts: dict[str, int] = {}
     for _b, lab in found:
         if lab:
