@@ -178,11 +178,17 @@ def code_labels(conn: Connection) -> dict[int, str]:
     return CodeTree.read(conn).labels()
 
 
-def descendants(conn: Connection, code_id: int) -> list[int]:
-    """Ids of ``code_id``'s descendants (not including itself), depth first."""
+def code_children(conn: Connection) -> dict[int | None, list[int]]:
+    """Each code's children's ids in codebook order (key ``None``: the top-level codes); the tree read once."""
     children: dict[int | None, list[int]] = {}
     for cid, pid in conn.execute(select(S.codes.c.id, S.codes.c.parent_id).order_by(S.codes.c.ord, S.codes.c.id)):
         children.setdefault(pid, []).append(cid)
+    return children
+
+
+def descendants_in(children: dict[int | None, list[int]], code_id: int) -> list[int]:
+    """Ids of ``code_id``'s descendants (not including itself) in a tree from :func:`code_children`, depth
+    first."""
     out: list[int] = []
     stack = list(reversed(children.get(code_id, [])))
     while stack:
@@ -190,6 +196,11 @@ def descendants(conn: Connection, code_id: int) -> list[int]:
         out.append(cid)
         stack.extend(reversed(children.get(cid, [])))
     return out
+
+
+def descendants(conn: Connection, code_id: int) -> list[int]:
+    """Ids of ``code_id``'s descendants (not including itself), depth first."""
+    return descendants_in(code_children(conn), code_id)
 
 
 def code_ids_for(conn: Connection, codes: list[str] | tuple[str, ...] | None, children: bool = False) -> list[int] | None:

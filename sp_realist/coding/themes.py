@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..store import Project, next_ordinal, now, stable_guid
-from ._common import PHASES, CodeTree, clean_name, code_labels
+from ._common import PHASES, CodeTree, clean_name, code_children, code_labels, descendants_in
 
 
 def resolve_theme(conn: Connection, ref: str | int) -> dict:
@@ -303,19 +303,7 @@ def _theme_code_ids(conn: Connection, rows: list[tuple[dict, int, str | None]]) 
     """Theme id -> its code ids: assigned codes and their descendants (depth first, as
     :func:`sp_realist.coding._common.descendants` gives them; the code tree read once); a theme without codes
     of its own draws on its sub-themes' codes."""
-    children: dict[int | None, list[int]] = {}
-    for cid, pid in conn.execute(select(S.codes.c.id, S.codes.c.parent_id).order_by(S.codes.c.ord, S.codes.c.id)):
-        children.setdefault(pid, []).append(cid)
-
-    def below(code_id: int) -> list[int]:
-        out: list[int] = []
-        stack = list(reversed(children.get(code_id, [])))
-        while stack:
-            cid = stack.pop()
-            out.append(cid)
-            stack.extend(reversed(children.get(cid, [])))
-        return out
-
+    children = code_children(conn)
     links: dict[int, list[int]] = {}
     for tid, cid in conn.execute(select(S.theme_codes.c.theme_id, S.theme_codes.c.code_id)
                                  .select_from(S.theme_codes.join(S.codes, S.theme_codes.c.code_id == S.codes.c.id))
@@ -325,7 +313,7 @@ def _theme_code_ids(conn: Connection, rows: list[tuple[dict, int, str | None]]) 
     for tid, cids in links.items():
         ids: list[int] = []
         for cid in cids:
-            for x in [cid] + below(cid):
+            for x in [cid] + descendants_in(children, cid):
                 if x not in ids:
                     ids.append(x)
         expanded[tid] = ids
