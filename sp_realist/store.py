@@ -426,7 +426,8 @@ class Project:
         codings took 2.2 s instead of 0.55 s. The bulk operations (ingest, autocoding, QDPX import) call it
         when they finish, and :meth:`close` does. Nothing on SQLite, whose queries here are written for its
         planner without statistics. A login that does not own the tables gets a warning from the server and
-        the tables are skipped; nothing fails."""
+        the tables are skipped, and a server that refuses ``ANALYZE`` (a read-only replica, a dropped
+        connection) is left to its autovacuum: the statistics only help the planner, so nothing fails."""
         written = _BULK_ROWS.get(self.engine)
         if not written:
             return
@@ -435,10 +436,13 @@ class Project:
             del written[name]
         if not due or self.engine.dialect.name != "postgresql":
             return
-        with self.engine.connect() as conn:
-            prep = conn.dialect.identifier_preparer
-            conn.exec_driver_sql("ANALYZE " + ", ".join(prep.quote(name) for name in due))
-            conn.commit()
+        try:
+            with self.engine.connect() as conn:
+                prep = conn.dialect.identifier_preparer
+                conn.exec_driver_sql("ANALYZE " + ", ".join(prep.quote(name) for name in due))
+                conn.commit()
+        except DBAPIError:
+            pass
 
     def discard(self) -> None:
         """Remove a project this process has just created and abandons (a failed import), then close it: the

@@ -84,3 +84,21 @@ def test_ingest_analyzes_the_segments_it_wrote(project, backend, tmp_path):
     with project.connect() as conn:
         assert len(conn.execute(select(S.segments.c.id)).all()) == turns
     assert _analyzed(project, "segments") == (backend == "postgresql")
+
+
+def test_an_analyze_the_server_refuses_fails_nothing(project, backend, tmp_path):
+    """Statistics only help the planner: when the server refuses ANALYZE (here the table is not there under
+    its name at that moment), the bulk write stands and the refresh is quiet; the count is spent, so closing
+    does not try again."""
+    _no_autovacuum(project, "codings")
+    _codings(project, tmp_path, ANALYZE_AFTER_ROWS)
+    with project.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE codings RENAME TO codings_aside")
+    project.refresh_statistics()  # ANALYZE "codings" fails on PostgreSQL: no error
+    with project.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE codings_aside RENAME TO codings")
+    assert not _analyzed(project, "codings")
+    with project.connect() as conn:
+        assert len(conn.execute(select(S.codings.c.id)).all()) == ANALYZE_AFTER_ROWS
+    project.refresh_statistics()  # nothing due any more
+    assert not _analyzed(project, "codings")
