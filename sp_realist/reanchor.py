@@ -30,7 +30,7 @@ import json
 from array import array
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from typing import Any, Sequence
+from typing import Sequence
 
 import pandas as pd
 from sqlalchemy import and_, delete, insert, select, update

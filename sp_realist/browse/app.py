@@ -25,7 +25,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
-from textual.widgets import (Button, Checkbox, DataTable, Footer, Header, Input, Label, OptionList, Select, Static,
+from textual.widgets import (Checkbox, DataTable, Footer, Header, Input, Label, OptionList, Select, Static,
                              TextArea)
 from textual.widgets.text_area import Selection, TextAreaTheme
 from textual.widgets.option_list import Option

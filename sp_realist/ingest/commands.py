@@ -6,7 +6,6 @@ function in :mod:`sp_realist.ingest` / :mod:`sp_realist.ingest.browse`.
 from __future__ import annotations
 
 import json
-import sys
 from typing import TYPE_CHECKING
 
 import click

@@ -10,7 +10,6 @@ the report says exactly what ``sp-realist ifthen``, ``cmoc table``, ``saturation
 
 from __future__ import annotations
 
-import io
 import re
 from typing import TYPE_CHECKING
 
