@@ -70,12 +70,8 @@ class ParticipantAttributor(SpanAttributor):
         index: dict[str, int] = {}
         if not n:
             return who, [], pids, asked
-        order = np.argsort(sids, kind="stable")
-        uniq, first = np.unique(sids[order], return_index=True)
-        ends = np.append(first[1:], n)
         interviewer: dict = {}
-        for sid, a, b in zip(uniq.tolist(), first.tolist(), ends.tolist()):
-            idx = order[a:b]
+        for sid, idx in self._by_source(sids):
             fallback = index.setdefault(self._source_fallback(sid), len(index))
             own = self._sources.get(sid, (None, None, None))[2]
             own = -1 if own is None else own
@@ -95,16 +91,11 @@ class ParticipantAttributor(SpanAttributor):
                     seen[key] = (fallback if label is None else index.setdefault(label, len(index)),
                                  bool(seg[2] and seg[2].strip()), seg[3] is None and interviewer[seg[2]])
                 facts.append(seen[key])
-            seg_starts = np.array([s[0] for s in segs], dtype=np.int64)
-            seg_ends = np.array([s[1] for s in segs], dtype=np.int64)
             seg_who = np.array([f[0] for f in facts], dtype=np.int64)
             seg_pids = np.array([-1 if s[3] is None else s[3] for s in segs], dtype=np.int64)
             voiced = np.array([f[1] for f in facts], dtype=bool)
             seg_asked = np.array([f[2] for f in facts], dtype=bool)
-            p = pos[idx]
-            k = np.searchsorted(seg_starts, p, side="right") - 1
-            kk = np.maximum(k, 0)
-            inside = (k >= 0) & (p < seg_ends[kk]) & (p >= seg_starts[kk])
+            kk, inside = self._holding(sid, pos[idx])
             who[idx] = np.where(inside, seg_who[kk], fallback)
             seg_pid = seg_pids[kk]
             pids[idx] = np.where(inside & (seg_pid >= 0), seg_pid, np.where(inside & voiced[kk], -1, own))

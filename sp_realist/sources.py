@@ -597,6 +597,34 @@ class SpanAttributor:
         label = self._segment_label(source_id, seg) if seg is not None else None
         return label if label is not None else self._source_fallback(source_id)
 
+    @staticmethod
+    def _by_source(sids):
+        """``(source id, indexes of its positions in sids)`` for each source among ``sids`` (a numpy array),
+        in id order."""
+        import numpy as np
+
+        order = np.argsort(sids, kind="stable")
+        uniq, first = np.unique(sids[order], return_index=True)
+        ends = np.append(first[1:], len(order))
+        for sid, a, b in zip(uniq.tolist(), first.tolist(), ends.tolist()):
+            yield sid, order[a:b]
+
+    def _holding(self, sid: int, p):
+        """For positions ``p`` (a numpy array) in source ``sid``, which has segments: ``(kk, inside)``, the index
+        of the last segment starting at or before each position, and whether the position lies inside it.
+        The source's segment bounds are made into arrays once (with a slot per segment for its label)."""
+        import numpy as np
+
+        if sid not in self._arrays:
+            segs = self._segs[sid]
+            self._arrays[sid] = (np.array([seg[0] for seg in segs], dtype=np.int64),
+                                 np.array([seg[1] for seg in segs], dtype=np.int64),
+                                 np.full(len(segs), None, dtype=object))
+        seg_starts, seg_ends, _labels = self._arrays[sid]
+        k = np.searchsorted(seg_starts, p, side="right") - 1
+        kk = np.maximum(k, 0)
+        return kk, (k >= 0) & (p < seg_ends[kk]) & (p >= seg_starts[kk])
+
     def many(self, source_ids, starts) -> list[str]:
         """The attributions of many positions at once (arrays or lists of equal length)."""
         import numpy as np
@@ -606,25 +634,14 @@ class SpanAttributor:
         out = np.empty(len(sids), dtype=object)
         if not len(sids):
             return []
-        order = np.argsort(sids, kind="stable")
-        uniq, first = np.unique(sids[order], return_index=True)
-        ends = np.append(first[1:], len(order))
-        for sid, a, b in zip(uniq.tolist(), first.tolist(), ends.tolist()):
-            idx = order[a:b]
+        for sid, idx in self._by_source(sids):
             fallback = self._source_fallback(sid)
             segs = self._segs.get(sid)
             if not segs:
                 out[idx] = fallback
                 continue
-            if sid not in self._arrays:  # labels are worded for the segments hit, once each
-                self._arrays[sid] = (np.array([seg[0] for seg in segs], dtype=np.int64),
-                                     np.array([seg[1] for seg in segs], dtype=np.int64),
-                                     np.full(len(segs), None, dtype=object))
-            seg_starts, seg_ends, labels = self._arrays[sid]
-            p = pos[idx]
-            k = np.searchsorted(seg_starts, p, side="right") - 1
-            kk = np.maximum(k, 0)
-            inside = (k >= 0) & (p < seg_ends[kk]) & (p >= seg_starts[kk])
+            kk, inside = self._holding(sid, pos[idx])
+            labels = self._arrays[sid][2]  # worded for the segments hit, once each
             hit = kk[inside]
             for j in np.unique(hit).tolist():
                 if labels[j] is None:
