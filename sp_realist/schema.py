@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -34,7 +35,7 @@ from sqlalchemy import (
     func,
 )
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 metadata = MetaData()
 
@@ -186,6 +187,32 @@ codings = Table(
 )
 Index("ix_codings_source", codings.c.source_id, codings.c.start)
 Index("ix_codings_code", codings.c.code_id)
+
+# --- digests: counts kept per source for the matrices (schema 11) --------------------------------------
+# Derived from codings, segments and sources, never edited: sp_realist.coding.digests owns both tables and
+# fills them for the sources a query needs; the triggers of DIGEST_TRIGGERS delete a source's digest (and,
+# by the cascade, its tallies) in the same transaction as any change to its codings, segments or row.
+source_digests = Table(
+    "source_digests",
+    metadata,
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("tallied", Boolean, nullable=False, default=False),  # coding_tallies holds this source's rows
+    Column("overlap", LargeBinary),  # int32 triples (code a, code b, overlapping pairs); a == b: codings
+    Column("segment", LargeBinary),  # int32 triples (code a, code b, segments both touch)
+)
+
+coding_tallies = Table(
+    "coding_tallies",
+    metadata,
+    Column("source_id", Integer, ForeignKey("source_digests.source_id", ondelete="CASCADE"), nullable=False),
+    Column("code_id", Integer, nullable=False),
+    Column("participant_id", Integer),  # who said it (sp_realist.attribution's rule); NULL: nobody
+    Column("n", Integer, nullable=False),  # codings, rule-and-person duplicates counted once
+    Column("n_all", Integer, nullable=False),  # every coding
+)
+Index("ix_coding_tallies_source", coding_tallies.c.source_id)
+DIGEST_TABLES = (source_digests, coding_tallies)
 
 memos = Table(
     "memos",
@@ -726,3 +753,77 @@ def _wrap_text_columns() -> None:
 
 
 _wrap_text_columns()
+
+
+# --- the triggers that keep digests honest ----------------------------------------------------------------
+# (table, its source id column): a change to a row of these makes its source's digest stale
+DIGEST_WATCHED = (("codings", "source_id"), ("segments", "source_id"), ("sources", "id"))
+PG_DIGEST_FUNCTION = "sp_realist_digest_stale"
+
+
+def _digest_trigger_ddl(dialect: str) -> list[str]:
+    """CREATE statements of the triggers that delete the digest (``source_digests``, and with it the source's
+    ``coding_tallies``) of every source whose codings, segments or own row an INSERT, UPDATE or DELETE touches,
+    inside the statement's transaction: a digest that exists is never older than what it counts.
+
+    SQLite: a row trigger each (foreign-key actions, ``ON DELETE CASCADE`` / ``SET NULL``, fire them too).
+    PostgreSQL: statement triggers with transition tables (one DELETE per statement, not per row) calling one
+    ``SECURITY DEFINER`` function, so a coder whose role may not write the digests still clears them; it names
+    the digest table in the schema of the table that fired it (``TG_TABLE_SCHEMA``), so it needs no
+    search_path of its own."""
+    out = []
+    if dialect == "sqlite":
+        for table, col in DIGEST_WATCHED:
+            ops = {"insert": [f"NEW.{col}"], "delete": [f"OLD.{col}"],
+                   "update": [f"OLD.{col}", f"NEW.{col}"]}
+            if table == "sources":
+                ops = {"update": ops["update"]}  # a new source has no digest; a deleted one cascades
+            for op, refs in ops.items():
+                cond = f"source_id = {refs[0]}" if len(refs) == 1 else f"source_id IN ({', '.join(refs)})"
+                out.append(f"CREATE TRIGGER IF NOT EXISTS sp_realist_digest_{table}_{op} AFTER {op.upper()} ON "
+                           f"{table} BEGIN DELETE FROM source_digests WHERE {cond}; END")
+        return out
+    if dialect == "postgresql":
+        out.append(f"""CREATE OR REPLACE FUNCTION {PG_DIGEST_FUNCTION}() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    EXECUTE format('DELETE FROM %I.source_digests WHERE source_id IN (SELECT %I FROM new_rows)',
+                   TG_TABLE_SCHEMA, TG_ARGV[0]);
+  END IF;
+  IF TG_OP IN ('DELETE', 'UPDATE') THEN
+    EXECUTE format('DELETE FROM %I.source_digests WHERE source_id IN (SELECT %I FROM old_rows)',
+                   TG_TABLE_SCHEMA, TG_ARGV[0]);
+  END IF;
+  RETURN NULL;
+END $$""")
+        for table, col in DIGEST_WATCHED:
+            ops = {"insert": "REFERENCING NEW TABLE AS new_rows", "delete": "REFERENCING OLD TABLE AS old_rows",
+                   "update": "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"}
+            if table == "sources":
+                ops = {"update": ops["update"]}
+            for op, ref in ops.items():
+                name = f"sp_realist_digest_{table}_{op}"
+                out.append(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+                out.append(f"CREATE TRIGGER {name} AFTER {op.upper()} ON {table} {ref} FOR EACH STATEMENT "
+                           f"EXECUTE FUNCTION {PG_DIGEST_FUNCTION}('{col}')")
+        return out
+    return out
+
+
+def create_digest_triggers(conn) -> None:
+    """Create the digest triggers (see :func:`_digest_trigger_ddl`) on ``conn``'s store; idempotent."""
+    from sqlalchemy import text
+
+    for ddl in _digest_trigger_ddl(conn.dialect.name):
+        conn.execute(text(ddl))  # text(): the driver's placeholders (psycopg's %) are escaped for it
+
+
+def drop_digest_function(conn, schema: str | None = None) -> None:
+    """PostgreSQL: drop the digest triggers' function (of ``schema``, else of the current schema) and with it
+    the triggers; nothing elsewhere."""
+    if conn.dialect.name != "postgresql":
+        return
+    name = PG_DIGEST_FUNCTION if schema is None else \
+        f"{conn.dialect.identifier_preparer.quote(schema)}.{PG_DIGEST_FUNCTION}"
+    conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {name}() CASCADE")

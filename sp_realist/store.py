@@ -269,11 +269,20 @@ def _migrate_to_10(conn: Connection) -> None:
     S.metadata.create_all(conn, tables=list(S.TEAM_TABLES), checkfirst=True)
 
 
+def _migrate_to_11(conn: Connection) -> None:
+    """Schema 11 (issue 14): the digests the matrices read (``source_digests``, ``coding_tallies``; filled by
+    :mod:`sp_realist.coding.digests` when a query first needs them) and the triggers that clear a source's
+    digest whenever its codings, segments or row change."""
+    S.metadata.create_all(conn, tables=list(S.DIGEST_TABLES), checkfirst=True)
+    S.create_digest_triggers(conn)
+
+
 # MIGRATIONS[n] brings a store at version n to version n+1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2, 2: _migrate_to_3,
                                                        3: _migrate_to_4, 4: _migrate_to_5,
                                                        5: _migrate_to_6, 6: _migrate_to_7, 7: _migrate_to_8,
-                                                       8: _migrate_to_9, 9: _migrate_to_10}
+                                                       8: _migrate_to_9, 9: _migrate_to_10,
+                                                       10: _migrate_to_11}
 
 
 def _reason(exc: DatabaseError | OperationalError) -> str:
@@ -453,7 +462,9 @@ class Project:
                 Path(self.location + suffix).unlink(missing_ok=True)
             return
         try:
-            S.metadata.drop_all(self.engine)
+            with self.engine.begin() as conn:
+                S.metadata.drop_all(conn)
+                S.drop_digest_function(conn)
         finally:
             self.engine.dispose()
 
@@ -479,6 +490,7 @@ class Project:
         (dozens of catalogue queries, each a round trip to a server). ``tests/test_store.py`` checks that
         both ways give the same schema."""
         S.metadata.create_all(conn, checkfirst=False)
+        S.create_digest_triggers(conn)
         conn.execute(insert(S.meta).values(key="schema_version", value=str(S.SCHEMA_VERSION)))
 
     def _upgrade(self, conn: Connection) -> None:

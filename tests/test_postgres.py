@@ -237,6 +237,21 @@ def test_build_into_postgres_rebuilds_and_refuses_what_it_did_not_make(runner, c
     with Project.open(url) as p, p.connect() as conn:
         assert [r[0] for r in conn.execute(select(S.theories.c.key).order_by(S.theories.c.key))] == ["T1", "T2"]
         assert conn.execute(select(S.audit_log.c.id).where(S.audit_log.c.action == "build.start")).all() != []
+        # the digest triggers' function came along with the tables (one, in the project's schema) and works
+        assert conn.exec_driver_sql("SELECT n.nspname FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace "
+                                    f"WHERE f.proname = '{S.PG_DIGEST_FUNCTION}'").all() == [("public",)]
+        first = conn.execute(select(S.codings.c.id, S.codings.c.source_id).order_by(S.codings.c.id)).first()
+    from sp_realist.coding import digests
+    from sp_realist.coding.retrieval import frequencies
+
+    with Project.open(url) as p:
+        frequencies(p)
+        with p.connect() as conn:
+            assert digests.complete(conn, "tallies")
+        with p.begin() as conn:
+            conn.execute(S.codings.delete().where(S.codings.c.id == first[0]))
+        with p.connect() as conn:
+            assert digests.stale_sources(conn, "tallies") == [first[1]]
     assert (out / "report.md").is_file() and not list(out.glob(".*"))
     other = pg_fresh.project()  # a project nobody built
     r = runner.invoke(cli, ["build", str(MINI), "--out", str(tmp_path / "o2"), "--into", other])

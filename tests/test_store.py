@@ -48,6 +48,10 @@ def _schema_shape(location) -> dict:
             for name, definition in conn.exec_driver_sql(
                     "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"):
                 shape[f"index {name}"] = definition
+            for name, definition in conn.exec_driver_sql(
+                    "SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                    "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"):
+                shape[f"trigger {name}"] = definition
             return shape
     finally:
         engine.dispose()
@@ -55,7 +59,8 @@ def _schema_shape(location) -> dict:
 
 def test_a_new_project_has_the_schema_the_migrations_give(new_location):
     """``Project.create`` makes the current schema in one pass; a store brought up from version 0 by every
-    migration in turn has exactly the same tables, columns, constraints and indexes, and the same version."""
+    migration in turn has exactly the same tables, columns, constraints, indexes and triggers, and the same
+    version."""
     fresh, migrated = new_location(), new_location()
     Project.create(fresh).close()
     engine = engine_for(migrated)  # a version-0 store: the meta table alone, empty

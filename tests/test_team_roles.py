@@ -97,6 +97,14 @@ def test_what_each_role_may_do(pg_fresh, runner, tmp_path):
     # the reader reads everything
     seen = json.loads(_ok(runner, "-p", reader, "code", "list", "--format", "json").stdout)
     assert sorted(r["coder"] for r in seen) == sorted([p["coder1"], p["coder2"]])
+    # counts: a reader may not write the digests, so its first count is made from the codings; an analyst's
+    # makes them, and then the reader reads them: the same numbers each time
+    def counts(who):
+        return json.loads(_ok(runner, "-p", who, "frequencies", "--format", "json").stdout)
+
+    first_count = counts(reader)
+    assert sum(r["codings"] for r in first_count) == 2
+    assert counts(analyst) == first_count == counts(reader)
     # an analyst changes the codebook
     _ok(runner, "-p", analyst, "codebook", "add", "Caseload", "--parent", "Workload")
     # a coder removes their own coding; an analyst anyone's
@@ -148,6 +156,13 @@ def test_blind_coding(pg_fresh, runner, tmp_path):
         assert coders(*args, who=c1) == [p["coder1"]]
         assert coders(*args, who=c2) == [p["coder2"]]
         assert coders(*args, who=analyst) == sorted([p["coder1"], p["coder2"]])
+    # and in counts: the digests count everyone's, so a coder under blind coding is counted from the codings
+    # they see, even after an analyst's count made the digests
+    def total(who):
+        return sum(r["codings"] for r in json.loads(_ok(runner, "-p", who, "frequencies", "--format", "json").stdout))
+
+    assert total(analyst) == 2
+    assert total(c1) == 1 and total(c2) == 1
     # the server enforces it too: a coder's own SQL sees only their codings
     assert [c for _i, c in _codings(c1)] == [p["coder1"]]
     r = runner.invoke(main, ["-p", c1, "agreement", "--coders", p["coder1"], p["coder2"]])

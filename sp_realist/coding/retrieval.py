@@ -19,16 +19,17 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import SpRealistError
 from ..sources import SpanAttributor
 from ..store import Project
-from ._common import CodeTree, code_ids_for, descendants, fetch_frame, labelled_code_rows
+from . import digests
+from ._common import CodeTree, code_ids_for, descendants, fetch_frame, fetch_rows, labelled_code_rows
 from .codebook import _tree_order
-from .sqlquery import PER_CODING, CodingQuery
+from .sqlquery import NOT_TALLIED, PER_CODING, CodingQuery
 
 BASE_COLUMNS = ["coding_id", "code_id", "code", "source_id", "source", "kind", "date", "start", "end", "coder",
                 "origin", "memo", "participant", "role", "site", "attribution", "ingest_order"]
@@ -122,7 +123,7 @@ def _frame(project: Project, codes: Iterable[str] | None = None, children: bool 
 
 
 def _counts(conn: Connection, ids: list[int] | None, filters: dict | None, keys: list[str], text: tuple = (),
-            dedupe: bool = True, distinct: bool = False) -> pd.DataFrame:
+            dedupe: bool = True, distinct: bool = False, tallied: bool = False) -> pd.DataFrame:
     """How many codings (column ``n``) have each combination of ``keys`` among the codings of ``ids``
     that ``filters`` keep: a GROUP BY in the database.  Grouping or filtering by ``attribution`` (worded
     in Python) groups :func:`coding_frame`'s rows instead.
@@ -138,6 +139,14 @@ def _counts(conn: Connection, ids: list[int] | None, filters: dict | None, keys:
         if not len(df):
             return pd.DataFrame({k: [] for k in keys + ["n"]})
         return df.groupby(keys, dropna=False, sort=False).size().reset_index(name="n")
+    if tallied:  # the digests' tallies hold what is asked: sum them (sp_realist.coding.digests)
+        cq = CodingQuery(conn, ids, filters, tallied=True)
+        if cq.tallyable(keys):
+            if distinct:
+                return fetch_frame(conn, cq.build(*keys, dedupe=dedupe, text=tuple(text)).distinct(), keys)
+            sub = cq.build(*keys, "n", dedupe=dedupe, text=tuple(text)).subquery("k")
+            group = [sub.c[k] for k in keys]
+            return fetch_frame(conn, select(*group, func.sum(sub.c.n).label("n")).group_by(*group), keys + ["n"])
     if distinct:
         dedupe = dedupe and any(k in PER_CODING for k in [*keys, *(filters or {})])
         return fetch_frame(conn, CodingQuery(conn, ids, filters).build(*keys, dedupe=dedupe, text=tuple(text))
@@ -145,6 +154,25 @@ def _counts(conn: Connection, ids: list[int] | None, filters: dict | None, keys:
     sub = CodingQuery(conn, ids, filters).build(*keys, dedupe=dedupe, text=tuple(text)).subquery("k")
     group = [sub.c[k] for k in keys]
     return fetch_frame(conn, select(*group, func.count().label("n")).group_by(*group), keys + ["n"])
+
+
+def _code_totals(conn: Connection, ids: list[int] | None, filters: dict | None, tallied: bool) -> pd.DataFrame:
+    """Per code: ``codings`` (duplicates once), distinct ``sources`` and distinct ``participants`` of the codings
+    ``filters`` keep, in one GROUP BY (from the digests' tallies when ``tallied`` and they hold the filters)."""
+    cq = CodingQuery(conn, ids, filters, tallied=tallied)
+    if tallied and not cq.tallyable(["code_id", "source_id", "participant_id"]):
+        cq = CodingQuery(conn, ids, filters)
+    sub = cq.build("code_id", "source_id", "participant_id", *(["n"] if cq.tallied else [])).subquery("k")
+    q = (select(sub.c.code_id, (func.sum(sub.c.n) if cq.tallied else func.count()).label("codings"),
+                func.count(sub.c.source_id.distinct()), func.count(sub.c.participant_id.distinct()))
+         .group_by(sub.c.code_id))
+    return fetch_frame(conn, q, ["code_id", "codings", "sources", "participants"])
+
+
+def _may_tally(filters: dict | None, *keys: str | None) -> bool:
+    """Whether the digests' tallies may hold a count by ``keys`` under ``filters`` (not by anything two codings
+    of one tally can differ in); :meth:`CodingQuery.tallyable` decides for good."""
+    return not any(k in NOT_TALLIED for k in [*keys, *(filters or {})])
 
 
 def _descendant_map(rows: list[dict]) -> dict[int, list[int]]:
@@ -214,7 +242,7 @@ def own_and_descendant_codings(project: Project, codes: Iterable[str], filters: 
         filters["coder"] = coder
     _blind_filter(project, filters)
     rows = []
-    with project.connect() as conn:
+    with digests.reading(project, "tallies", wanted=_may_tally(filters)) as (conn, tallied):
         tree = CodeTree.read(conn)
         for ref in codes:
             code = dict(tree.resolve(ref))
@@ -222,7 +250,7 @@ def own_and_descendant_codings(project: Project, codes: Iterable[str], filters: 
             ids = [code["id"]] + descendants(conn, code["id"])
             if parents_only and len(ids) == 1:
                 continue
-            counts = _counts(conn, ids, filters, ["code_id"], dedupe=False)
+            counts = _counts(conn, ids, filters, ["code_id"], dedupe=False, tallied=tallied)
             own = int(counts.loc[counts["code_id"] == code["id"], "n"].sum())
             rows.append({"code": code["name"], "own": own, "descendants": int(counts["n"].sum()) - own})
     return pd.DataFrame(rows, columns=["code", "own", "descendants"])
@@ -254,16 +282,25 @@ def frequencies(project: Project, by: str | None = None, codes: Iterable[str] | 
     """
     if measure not in ("codings", "sources", "participants"):
         raise SpRealistError(f"measure {measure!r} is not one of codings, sources, participants.")
-    with project.connect() as conn:
+    with digests.reading(project, "tallies", wanted=_may_tally(filters, by)) as (conn, tallied):
         ids = code_ids_for(conn, list(codes) if codes else None, children)
         rows = labelled_code_rows(conn)
         unit = {"codings": None, "sources": "source_id", "participants": "participant"}[measure]
-        if by is None:
-            counts = _counts(conn, ids, filters, ["code_id", "source_id", "participant"])
+        if by is None and not rollup and "attribution" not in (filters or {}):
+            totals = _code_totals(conn, ids, filters, tallied)
+        elif by is None:
+            counts = _counts(conn, ids, filters, ["code_id", "source_id", "participant"], tallied=tallied)
         else:
             counts = _counts(conn, ids, filters, ["code_id", by] + ([unit] if unit else []), text=(by,),
-                             distinct=unit is not None)
+                             distinct=unit is not None, tallied=tallied)
     order = _selected_order(project, rows, codes, children)
+    if by is None and not rollup and "attribution" not in (filters or {}):
+        names = {r["id"]: r["name"] for r in rows}
+        totals = totals.assign(code=totals["code_id"].map(names)).set_index("code")
+        out = pd.DataFrame({"code": order})
+        for col in ("codings", "sources", "participants"):
+            out[col] = out["code"].map(totals[col]).fillna(0).astype(int)
+        return out
     df = _rolled(counts, rows, rollup)
     if by is None:
         g = df.groupby("code")
@@ -297,10 +334,13 @@ def cooccurrence(project: Project, mode: str = "overlap", codes: Iterable[str] |
     """
     if mode not in ("overlap", "segment"):
         raise SpRealistError(f"co-occurrence mode {mode!r} is not overlap or segment.")
-    with project.connect() as conn:
+    with digests.reading(project, mode, wanted=not filters) as (conn, digested):
         ids = code_ids_for(conn, list(codes) if codes else None, children)
         rows = labelled_code_rows(conn)
-        pairs = (overlap_pairs if mode == "overlap" else segment_pairs)(conn, ids, filters)
+        if digested:  # every source's counts kept in its digest: summed (sp_realist.coding.digests)
+            pairs = digests.pairs(conn, mode, ids)
+        else:
+            pairs = (overlap_pairs if mode == "overlap" else segment_pairs)(conn, ids, filters)
     order = _selected_order(project, rows, codes, children)
     index = {r["id"]: order.index(r["name"]) for r in rows if r["name"] in order}
     n = len(order)
@@ -316,10 +356,6 @@ def cooccurrence(project: Project, mode: str = "overlap", codes: Iterable[str] |
     return out
 
 
-def _selected(conn: Connection, ids: list[int] | None, filters: dict | None, name: str, *cols: str):
-    return CodingQuery(conn, ids, filters).build("coding_id", "code_id", "source_id", "start", "end", *cols).subquery(name)
-
-
 def overlap_pairs(conn: Connection, ids: list[int] | None, filters: dict | None,
                   batch: int = 200_000) -> pd.DataFrame:
     """Columns ``a``, ``b``, ``n``: for codes a != b, how many pairs of codings (one of each) overlap in the
@@ -329,80 +365,154 @@ def overlap_pairs(conn: Connection, ids: list[int] | None, filters: dict | None,
     The codings (filtered and deduplicated by the query) are read in source order, a batch of whole
     sources at a time, and their overlapping pairs are swept on numpy arrays: a pair join in SQL reads a
     row per pair (5x slower on 1M codings), while the sweep's memory is bounded by the batch."""
-    q = (CodingQuery(conn, ids, filters).build("source_id", "start", "end", "coding_id", "code_id")
-         .order_by("source_id", "start"))
-    result = conn.execute(q)
-    cursor = getattr(result, "cursor", None)
-    fetch = cursor.fetchmany if cursor is not None else (lambda n: [tuple(r) for r in result.fetchmany(n)])
     counts: dict[tuple[int, int], int] = {}
-    buf: list[tuple] = []
-    while True:
-        rows = fetch(batch)
-        if not rows:
-            if buf:
-                _sweep(np.asarray(buf, dtype=np.int64), counts)
-            break
-        buf.extend(rows)
-        i = len(buf)  # the last source may go on in the next batch: keep it back
-        while i > 0 and buf[i - 1][0] == buf[-1][0]:
-            i -= 1
-        if i:
-            _sweep(np.asarray(buf[:i], dtype=np.int64), counts)
-            buf = buf[i:]
-    result.close()
+    for arr in source_batches(conn, CodingQuery(conn, ids, filters), batch):
+        _src, a, b, n = sweep_pairs(arr)
+        m = int(max(a.max(initial=0), b.max(initial=0))) + 1
+        key = a * m + b
+        keys, inv = np.unique(key, return_inverse=True)
+        sums = np.bincount(inv, weights=n, minlength=len(keys)).astype(np.int64)
+        for k, c in zip(keys.tolist(), sums.tolist()):
+            counts[divmod(k, m)] = counts.get(divmod(k, m), 0) + c
     return pd.DataFrame([(a, b, n) for (a, b), n in counts.items()], columns=["a", "b", "n"])
 
 
-def _sweep(arr: np.ndarray, counts: dict[tuple[int, int], int]) -> None:
-    """Add the overlapping pairs (and each code's codings) of rows (source_id, start, end, id, code_id)
-    of whole sources to ``counts``."""
+def source_batches(conn: Connection, cq: CodingQuery, batch: int = 200_000):
+    """The codings ``cq`` selects as int64 arrays of rows (source_id, start, end, coding_id, code_id), read in
+    source order, each array holding whole sources (about ``batch`` rows)."""
+    q = cq.build("source_id", "start", "end", "coding_id", "code_id").order_by("source_id", "start")
+    result = conn.execute(q)
+    cursor = getattr(result, "cursor", None)
+    fetch = cursor.fetchmany if cursor is not None else (lambda n: [tuple(r) for r in result.fetchmany(n)])
+    buf: list[tuple] = []
+    try:
+        while True:
+            rows = fetch(batch)
+            if not rows:
+                if buf:
+                    yield np.asarray(buf, dtype=np.int64)
+                break
+            buf.extend(rows)
+            i = len(buf)  # the last source may go on in the next batch: keep it back
+            while i > 0 and buf[i - 1][0] == buf[-1][0]:
+                i -= 1
+            if i:
+                yield np.asarray(buf[:i], dtype=np.int64)
+                buf = buf[i:]
+    finally:
+        result.close()
+
+
+def sweep_pairs(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The overlapping pairs of rows (source_id, start, end, id, code_id) of whole sources, counted: arrays
+    ``source``, ``a``, ``b``, ``n`` (sorted by source, a, b), for a < b the pairs of codings of codes a and b
+    whose spans overlap, for a == b the codings of code a."""
     src, starts, ends, cid, code = arr.T
     order = np.lexsort((cid, ends, starts, src))
     src, starts, ends, code = src[order], starts[order], ends[order], code[order]
     big = int(ends.max()) + 1  # one sorted key across sources: a span never reaches the next source's block
-    rank = np.unique(src, return_inverse=True)[1].astype(np.int64)
+    uniq, rank = np.unique(src, return_inverse=True)
+    rank = rank.astype(np.int64)
     ks, ke = rank * big + starts, rank * big + ends
     hi = np.searchsorted(ks, ke, side="left")  # later codings j overlap i when start_j < end_i
     many = np.maximum(hi - np.arange(len(ks)) - 1, 0)
-    pairs = [(code, code)]
+    parts = [(rank, code, code)]
     if many.any():
         ii = np.repeat(np.arange(len(ks)), many)
         jj = ii + 1 + (np.arange(many.sum()) - np.repeat(np.cumsum(many) - many, many))
         a, b = code[ii], code[jj]
         keep = a != b
-        pairs.append((np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])))
-    m = int(code.max()) + 1
-    for a, b in pairs:
+        parts.append((rank[ii][keep], np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])))
+    return _tally(uniq, parts)
+
+
+def _tally(sources: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]):
+    """Count the triples (source rank, code a, code b) of ``parts``: arrays ``source`` (from ``sources``),
+    ``a``, ``b``, ``n``, sorted by source, a, b."""
+    codes = np.unique(np.concatenate([np.concatenate([a, b]) for _r, a, b in parts])) if parts else \
+        np.empty(0, dtype=np.int64)
+    k = len(codes)  # codes as 0..k-1: keys stay small
+    out_keys, out_n = [], []
+    for r, a, b in parts:
         if not len(a):
             continue
-        key = a * m + b
-        if m * m <= 1 << 22:  # a small codebook: count every code pair in one array
-            n = np.bincount(key, minlength=m * m)
+        key = (r * k + np.searchsorted(codes, a)) * k + np.searchsorted(codes, b)
+        if len(sources) * k * k <= 1 << 22:  # small: count every key in one array
+            n = np.bincount(key, minlength=len(sources) * k * k)
             keys = np.flatnonzero(n)
             n = n[keys]
         else:
             keys, n = np.unique(key, return_counts=True)
-        for k, c in zip(keys.tolist(), n.tolist()):
-            counts[divmod(k, m)] = counts.get(divmod(k, m), 0) + c
+        out_keys.append(keys)
+        out_n.append(n)
+    keys = np.concatenate(out_keys) if out_keys else np.empty(0, dtype=np.int64)
+    n = np.concatenate(out_n) if out_n else np.empty(0, dtype=np.int64)
+    if len(out_keys) > 1:  # the same key from two parts: add them up
+        keys, inv = np.unique(keys, return_inverse=True)
+        n = np.bincount(inv, weights=n, minlength=len(keys))
+    r, rest = np.divmod(keys, k * k) if k else (keys, keys)
+    a, b = np.divmod(rest, k) if k else (keys, keys)
+    return sources[r], codes[a], codes[b], n.astype(np.int64)
 
 
-def segment_pairs(conn: Connection, ids: list[int] | None, filters: dict | None) -> pd.DataFrame:
-    """Columns ``a``, ``b``, ``n``: how many segments codes a and b both touch (a == b: segments a touches).
+def segment_pairs(conn: Connection, ids: list[int] | None, filters: dict | None,
+                  source_ids: list[int] | None = None, by_source: bool = False,
+                  batch: int = 200_000) -> pd.DataFrame:
+    """Columns ``a``, ``b``, ``n``: how many segments codes a and b both touch (a == b: segments a touches);
+    with ``by_source`` a ``source`` column first, counting each source's segments apart.
 
     A coding touches the non-empty segments from the one holding its start (the last starting at or
-    before it) to the last starting before its end, where they reach past its start."""
-    x = _selected(conn, ids, filters, "x", "seg_start")
-    seg = S.segments.alias("s")
-    # "+ 0" keeps SQLite from driving the join from the segments (a range of codings per segment): it
-    # looks the few segments of each coding up on ix_segments_source instead.
-    touched = (select(seg.c.id.label("seg"), x.c.code_id).distinct()
-               .select_from(x.join(seg, and_(seg.c.source_id == x.c.source_id + 0, seg.c.start >= x.c.seg_start,
-                                             seg.c.start < x.c.end + 0, seg.c.end > x.c.start,
-                                             seg.c.start < seg.c.end)))).cte("touched")
-    t1, t2 = touched.alias("t1"), touched.alias("t2")
-    q = (select(t1.c.code_id.label("a"), t2.c.code_id.label("b"), func.count().label("n"))
-         .select_from(t1.join(t2, t1.c.seg == t2.c.seg)).group_by(t1.c.code_id, t2.c.code_id))
-    return fetch_frame(conn, q, ["a", "b", "n"])
+    before it) to the last starting before its end, where they reach past its start; a coding that starts
+    before a source's first segment touches none.  The codings (filtered and deduplicated by the query) and
+    the segments of their sources are read a batch of whole sources at a time and matched on numpy arrays
+    (a segment join in SQL took 10 s on 1M codings)."""
+    seg = S.segments
+    found: list[tuple[np.ndarray, ...]] = []
+    for arr in source_batches(conn, CodingQuery(conn, ids, filters, source_ids=source_ids), batch):
+        srcs = np.unique(arr[:, 0])
+        segs = fetch_rows(conn, select(seg.c.source_id, seg.c.start, seg.c.end)
+                          .where(seg.c.source_id.in_(srcs.tolist()), seg.c.start < seg.c.end)
+                          .order_by(seg.c.source_id, seg.c.start))
+        if segs:
+            found.append(_touching_pairs(arr, np.asarray(segs, dtype=np.int64)))
+    cols = (["source"] if by_source else []) + ["a", "b", "n"]
+    if not found:
+        return pd.DataFrame({c: [] for c in cols}, dtype="int64")
+    src, a, b, n = (np.concatenate(x) for x in zip(*found))
+    df = pd.DataFrame({"source": src, "a": a, "b": b, "n": n})
+    if not by_source:
+        df = df.groupby(["a", "b"], sort=True)["n"].sum().reset_index()
+    return df[cols].reset_index(drop=True)
+
+
+def _touching_pairs(arr: np.ndarray, segs: np.ndarray):
+    """(source, a, b, n) of :func:`segment_pairs` for codings ``arr`` (source_id, start, end, id, code_id) of
+    whole sources and the non-empty segments ``segs`` (source_id, start, end) of those sources, sorted."""
+    src, start, end, _cid, code = arr.T
+    sources = np.unique(np.concatenate([src, segs[:, 0]]))
+    big = int(max(end.max(), segs[:, 2].max())) + 1  # one sorted key across sources, as in sweep_pairs
+    seg_rank = np.searchsorted(sources, segs[:, 0])
+    seg_key = seg_rank * big + segs[:, 1]
+    rank = np.searchsorted(sources, src)
+    hold = np.searchsorted(seg_key, rank * big + start, side="right") - 1  # the segment holding the start
+    last = np.searchsorted(seg_key, rank * big + end, side="left")  # segments starting before the end
+    ok = (hold >= 0) & (seg_rank[np.maximum(hold, 0)] == rank)
+    first = np.where(ok & (segs[np.maximum(hold, 0), 2] > start), hold, hold + 1)  # the holder may end before
+    many = np.where(ok, np.maximum(last - first, 0), 0)
+    which = np.repeat(first, many) + (np.arange(many.sum()) - np.repeat(np.cumsum(many) - many, many))
+    coded = np.repeat(code, many)
+    # each segment and code once, then every pair of codes on the same segment (both ways and each with itself)
+    codes = np.unique(coded)
+    touched = np.unique(which * max(len(codes), 1) + np.searchsorted(codes, coded))
+    seg_of, code_of = np.divmod(touched, max(len(codes), 1))
+    bounds = np.flatnonzero(np.diff(seg_of)) + 1
+    group_start = np.concatenate([[0], bounds]) if len(seg_of) else np.empty(0, dtype=np.int64)
+    size = np.diff(np.concatenate([group_start, [len(seg_of)]])) if len(seg_of) else group_start
+    per = np.repeat(size, size)  # each touched (segment, code): how many codes its segment has
+    first_of = np.repeat(group_start, size)
+    ii = np.repeat(np.arange(len(seg_of)), per)
+    jj = np.repeat(first_of, per) + (np.arange(per.sum()) - np.repeat(np.cumsum(per) - per, per))
+    return _tally(sources, [(seg_rank[seg_of[ii]], codes[code_of[ii]], codes[code_of[jj]])])
 
 
 def framework_matrix(project: Project, rows: str = "participant", codes: Iterable[str] | None = None,
@@ -418,10 +528,10 @@ def framework_matrix(project: Project, rows: str = "participant", codes: Iterabl
     if cells not in ("counts", "excerpts"):
         raise SpRealistError(f"cells {cells!r} is not counts or excerpts.")
     if cells == "counts":  # counted in the database
-        with project.connect() as conn:
+        with digests.reading(project, "tallies", wanted=_may_tally(filters, rows_by)) as (conn, tallied):
             ids = code_ids_for(conn, list(codes) if codes else None, children)
             code_list = labelled_code_rows(conn)
-            counts = _counts(conn, ids, filters, [rows_by, "code_id"], text=(rows_by,))
+            counts = _counts(conn, ids, filters, [rows_by, "code_id"], text=(rows_by,), tallied=tallied)
         order = _selected_order(project, code_list, codes, children)
         d = _rolled(counts, code_list, rollup)
         d = d.assign(_row=d[rows_by].astype("string").fillna("(none)"))

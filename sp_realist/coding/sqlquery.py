@@ -70,6 +70,13 @@ def attribute_names(conn: Connection) -> tuple[list[str], list[str]]:
 
 
 SOURCE_COLUMNS = ("source", "kind", "date", "ingest_order")
+# What a coding can be grouped or filtered by that the digests' tallies do not keep.
+NOT_TALLIED = ("coding_id", "coder", "origin", "memo", "start", "end", "attribution", "seg_id", "seg_start",
+               "turn_speaker")
+# What the digests' tallies can group and filter by (besides attributes): a coding's code, its source and
+# the source's columns, its participant and theirs (sp_realist.coding.digests).
+TALLY_COLUMNS = ("code_id", "code", "source_id", "source", "kind", "date", "ingest_order", "participant", "role",
+                 "site", "participant_id")
 # Columns that need the coding's participant (the segment holding its start).
 ATTRIBUTED = ("participant", "role", "site", "participant_id", "seg_id", "seg_start", "turn_speaker")
 
@@ -84,6 +91,11 @@ class CodingQuery:
     conn: Connection
     code_ids: list[int] | None = None
     filters: dict[str, Any] | None = None
+    # only the codings of these sources (a digest being filled: sp_realist.coding.digests)
+    source_ids: list[int] | None = None
+    # read the digests' tallies (sp_realist.coding.digests) instead of the codings: a row per source, code and
+    # participant with ``n`` codings; only for what :meth:`tallyable` allows
+    tallied: bool = False
 
     def __post_init__(self):
         p_attrs, s_attrs = attribute_names(self.conn)
@@ -113,6 +125,13 @@ class CodingQuery:
         paths = {cid: label for cid, label in tree.labels().items() if label != tree.rows[cid]["name"]}
         return case(paths, value=code.c.id, else_=code.c.name) if paths else code.c.name
 
+    def tallyable(self, names) -> bool:
+        """Whether the tallies hold everything ``names`` and the filters need: a coding's code, source (and its
+        columns and attributes) and participant (and theirs), but not what two codings of one tally differ in
+        (coder, origin, memo, id, span, turn) nor the attribution worded in Python."""
+        names = set(names) | set((self.filters or {}).keys())
+        return all(n in TALLY_COLUMNS or n in self.p_attrs or n in self.s_attrs for n in names)
+
     def available(self) -> list[str]:
         return sorted((set(CODING_COLUMNS) | set(self.p_attrs) | set(self.s_attrs)) - HIDDEN)
 
@@ -124,6 +143,21 @@ class CodingQuery:
                 raise SpRealistError(f"attribute {n!r}: codings have no attribute of that name; "
                                      f"use one of {', '.join(self.available())}.")
 
+    def _tallies(self):
+        """The digests' tallies (of ``code_ids``) with their source's columns: columns as :meth:`_base`'s with
+        ``n`` (codings, duplicates once) and ``n_all`` (every coding) instead of one row per coding."""
+        t = S.coding_tallies.alias("c")
+        inner = select(t.c.code_id, t.c.source_id, t.c.participant_id, t.c.n, t.c.n_all)
+        if self.code_ids is not None:
+            inner = inner.where(t.c.code_id.in_(self.code_ids))
+        if self.source_ids is not None:
+            inner = inner.where(t.c.source_id.in_(self.source_ids))
+        b = inner.subquery("b")
+        src = S.sources.alias("src")
+        cols = [b.c[k] for k in b.c.keys()] + [src.c.name.label("source"), src.c.kind, src.c.date,
+                                               src.c.ingest_order, src.c.participant_id.label("source_participant_id")]
+        return select(*cols).select_from(b.join(src, src.c.id == b.c.source_id)).subquery("a")
+
     def _base(self, attributed: bool, sourced: bool):
         """The codings (of ``code_ids``) with, when asked, their source's columns and their participant."""
         c = S.codings.alias("c")
@@ -134,6 +168,8 @@ class CodingQuery:
         inner = select(*cols)
         if self.code_ids is not None:
             inner = inner.where(c.c.code_id.in_(self.code_ids))
+        if self.source_ids is not None:
+            inner = inner.where(c.c.source_id.in_(self.source_ids))
         if not (attributed or sourced):
             return inner.subquery("a")
         b = inner.subquery("b")
@@ -159,14 +195,16 @@ class CodingQuery:
         ``turn_speaker`` (the speaker label of an unmapped turn holding the start).  Columns
         named in ``text`` come as text (see :func:`as_text`)."""
         names = set(wanted) | set((self.filters or {}).keys())
-        self._check(names)
+        self._check(names - {"n"} if self.tallied else names)
         person = any((n in ATTRIBUTED and n != "site") or n in self.p_attrs for n in names)
         # The site alone is the source's site attribute where it has one: the coding's participant is
         # then looked up only for codings of sources without one (see :meth:`_fallback_site`).
-        lazy_site = "site" in names and not person and "site" in self.s_attrs
+        lazy_site = "site" in names and not person and "site" in self.s_attrs and not self.tallied
         attributed = person or ("site" in names and not lazy_site)
         sourced = attributed or any(n in SOURCE_COLUMNS for n in names)  # attributes join on source_id
-        a = self._base(attributed, sourced)
+        if self.tallied and not self.tallyable(names - {"n"}):
+            raise ValueError(f"the tallies do not hold {sorted(names)}")  # a caller's slip: tallyable() first
+        a = self._tallies() if self.tallied else self._base(attributed, sourced)
         frm = a
         exprs: dict[str, Any] = {}
         p = None
@@ -174,7 +212,9 @@ class CodingQuery:
             p = S.participants.alias("p")
             frm = frm.outerjoin(p, p.c.id == a.c.participant_id)
         for i, n in enumerate(sorted(names)):
-            if n in a.c:
+            if n == "n" and self.tallied:  # how many codings a tally row stands for
+                exprs[n] = a.c.n if dedupe else a.c.n_all
+            elif n in a.c:
                 exprs[n] = a.c[n]
             elif n == "code":
                 code = S.codes.alias("code")
@@ -206,8 +246,8 @@ class CodingQuery:
         for n, value in (self.filters or {}).items():
             values = value if isinstance(value, (list, tuple, set)) else [value]
             conds.append(as_text(exprs[n]).in_(sorted({str(v) for v in values})))
-        if dedupe:
-            conds.append(a.c.coding_id.not_in(self._duplicates()))
+        if dedupe and not self.tallied:
+            conds.append(a.c.coding_id.not_in(self.duplicates()))
         cols = [(as_text(exprs[n]) if n in text else exprs[n]).label(n) for n in wanted]
         q = select(*cols).select_from(frm)
         return q.where(and_(*conds)) if conds else q
@@ -226,7 +266,7 @@ class CodingQuery:
         return (select(func.coalesce(p.c.site, sp.c.site)).select_from(frm).where(src.c.id == a.c.source_id)
                 .scalar_subquery())
 
-    def _duplicates(self):
+    def duplicates(self):
         """The ids of rule codings of words that a person (or an earlier rule: lower id) coded with the
         same code, among the codings the filters keep (two such codings differ only in PER_CODING)."""
         r, o = S.codings.alias("r"), S.codings.alias("o")
@@ -238,6 +278,8 @@ class CodingQuery:
                 col = o.c.id if n == "coding_id" else o.c[n]
                 same.append(as_text(col).in_(sorted({str(v) for v in values})))
         q = select(r.c.id).where(is_rule(r.c.origin), exists(select(literal(1)).select_from(o).where(*same)))
+        if self.source_ids is not None:
+            q = q.where(r.c.source_id.in_(self.source_ids))
         return q.where(r.c.code_id.in_(self.code_ids)) if self.code_ids is not None else q
 
 
