@@ -198,8 +198,8 @@ source_digests = Table(
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True,
            autoincrement=False),
     Column("tallied", Boolean, nullable=False, default=False),  # coding_tallies holds this source's rows
-    Column("overlap", LargeBinary),  # int32 triples (code a, code b, overlapping pairs); a == b: codings
-    Column("segment", LargeBinary),  # int32 triples (code a, code b, segments both touch)
+    Column("overlap", LargeBinary),  # int32 triples (code a <= code b, overlapping pairs); a == b: codings
+    Column("segment", LargeBinary),  # int32 triples (code a <= code b, segments both touch)
 )
 
 coding_tallies = Table(
@@ -208,10 +208,16 @@ coding_tallies = Table(
     Column("source_id", Integer, ForeignKey("source_digests.source_id", ondelete="CASCADE"), nullable=False),
     Column("code_id", Integer, nullable=False),
     Column("participant_id", Integer),  # who said it (sp_realist.attribution's rule); NULL: nobody
+    # the speaker label of the segment holding the codings' start ('' for none); NULL: in no segment
+    Column("turn", String(200)),
     Column("n", Integer, nullable=False),  # codings, rule-and-person duplicates counted once
     Column("n_all", Integer, nullable=False),  # every coding
+    Column("n_rule", Integer, nullable=False),  # autocodings (origin rule:NAME) among them
 )
-Index("ix_coding_tallies_source", coding_tallies.c.source_id)
+# the source first (the cascade from source_digests), then what the queries group by, then what they add up:
+# SQLite reads the tallies from the index alone, in the order of the GROUP BY
+Index("ix_coding_tallies_source", *(coding_tallies.c[k] for k in ("source_id", "participant_id", "turn", "code_id",
+                                                                   "n", "n_all", "n_rule")))
 DIGEST_TABLES = (source_digests, coding_tallies)
 
 memos = Table(

@@ -172,3 +172,14 @@ def test_a_schema_10_project_gains_the_digests_and_keeps_its_data(new_location):
             conn.execute(delete(S.codings).where(S.codings.c.id == 8))
         assert set(digested(p)) == {1, 3}
         agree(p)
+
+
+def test_a_count_of_a_few_codes_reads_digests_but_does_not_make_them(project):
+    """``retrieve``'s hint (a code's own and its descendants' codings) counts a few codes: quickly counted from
+    the codings, so it does not make digests for the whole project; it reads them when they are there."""
+    expected = oracle.own_and_descendant_codings(project, ["A", "D"])
+    same(R.own_and_descendant_codings(project, ["A", "D"]), expected)
+    assert digested(project) == {}
+    R.frequencies(project)
+    assert set(digested(project)) == {1, 2, 3}
+    same(R.own_and_descendant_codings(project, ["A", "D"]), expected)

@@ -21,6 +21,7 @@ from sqlalchemy import insert
 import oracle_retrieval as oracle
 from sp_realist import schema as S
 from sp_realist.cmoc.saturation import evidence_facts
+from sp_realist.coding import digests
 from sp_realist.coding import retrieval as R
 from sp_realist.coding import themes
 from sp_realist.coding.themes import theme_summaries_conn
@@ -143,6 +144,7 @@ def check_all(target, spec: dict, calls: list = CALLS) -> None:
         for kw in ({}, {"filters": {"site": "S2"}}, {"coder": "ana"}):
             same(R.own_and_descendant_codings(project, ["A", "D"], **kw),
                  oracle.own_and_descendant_codings(project, ["A", "D"], **kw))
+        assert digests.ensure(project, "tallies")  # so that the themes are also read from the digests
         with project.connect() as conn:
             check_themes(conn, (None, {"site": "S1"}))
             same(evidence_facts(conn), oracle.evidence_facts(conn))
@@ -153,15 +155,22 @@ def check_all(target, spec: dict, calls: list = CALLS) -> None:
 def check_themes(conn, filters_list, quotes=(2,)) -> None:
     """The theme summaries equal the oracle's, as shipped and with the codings read 3 at a time and one
     candidate's length read at a time (themes.READ_BATCH, themes.RESOLVE: every batch joined and every
-    length read before a choice it decides)."""
+    length read before a choice it decides); and, when every source has its digest, read from the digests'
+    tallies (themes._DigestThemes), as shipped and a source's codings at a time (themes.PAGE)."""
+    tallied = digests.complete(conn, "tallies")
     for filters in filters_list:
         for n in quotes:
             old = [t.__dict__ for t in oracle.theme_summaries_conn(conn, n, filters)]
             assert [t.__dict__ for t in theme_summaries_conn(conn, n, filters)] == old
+            if tallied:
+                assert [t.__dict__ for t in theme_summaries_conn(conn, n, filters, tallied=True)] == old
             with pytest.MonkeyPatch.context() as mp:
                 mp.setattr(themes, "READ_BATCH", 3)
                 mp.setattr(themes, "RESOLVE", 1)
+                mp.setattr(themes, "PAGE", 1)
                 assert [t.__dict__ for t in theme_summaries_conn(conn, n, filters)] == old
+                if tallied:
+                    assert [t.__dict__ for t in theme_summaries_conn(conn, n, filters, tallied=True)] == old
 
 
 SEGMENTS = [(0, 10, "Interviewer"), (10, 40, "P1"), (40, 40, "P2"), (40, 60, "P2"), (70, 90, "Carer"),
@@ -346,8 +355,10 @@ def test_theme_quotes_from_long_spaced_texts(target):
                 codings.append(("B", k, a, b, "ben", "manual"))
     project = build(target, {"sources": sources, "codings": codings})
     try:
+        assert digests.ensure(project, "tallies")
         with project.connect() as conn:
-            check_themes(conn, (None, {"site": "S1"}, {"coder": "autocode"}, {"attribution": "S2 P2"}),
+            check_themes(conn, (None, {"site": "S1"}, {"coder": "autocode"}, {"attribution": "S2 P2"},
+                                {"kind": "diary"}),
                          quotes=(1, 3, 8))
     finally:
         project.close()
@@ -392,6 +403,7 @@ def test_themes_sharing_codes_nested_empty_and_few_codes(target, shared_order, e
             conn.execute(insert(S.theme_codes).values(theme_id=7, code_id=ids["X0"]))
             if shared_order:
                 conn.execute(S.sources.update().values(ingest_order=1))
+        assert digests.ensure(project, "tallies")
         with project.connect() as conn:
             got = theme_summaries_conn(conn, 2)
             assert [t.name for t in got] == ["Theme A", "Theme D", "Both", "Umbrella", "Child", "Empty", "Uncoded"]

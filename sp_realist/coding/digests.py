@@ -43,6 +43,7 @@ from ._common import fetch_rows
 
 KINDS = ("tallies", "overlap", "segment")
 CHUNK = 256  # sources counted at a time (an IN list; memory bounded by their codings)
+BATCH = 50_000  # codings swept at a time while counting co-occurrence (whole sources; bounds the memory)
 _TRIPLE = np.dtype("<i4")  # a pair blob: little-endian int32 triples (code a, code b, n)
 
 
@@ -132,13 +133,26 @@ def ensure(project: Project, kind: str) -> bool:
         return False
 
 
+def _all_there(project: Project, kind: str) -> bool:
+    """Whether the ``kind`` digests may be read now without making any: the user sees every coding, may read
+    them, and every source has one."""
+    if not sees_every_coding(project):
+        return False
+    try:
+        with project.connect() as conn:
+            return complete(conn, kind)
+    except (OperationalError, ProgrammingError, ProjectError):
+        return False
+
+
 @contextmanager
-def reading(project: Project, kind: str, wanted: bool = True) -> Iterator[tuple[Connection, bool]]:
-    """A read connection, and whether the ``kind`` digests may be read in it (``wanted``, :func:`ensure`, and
-    complete in the connection's snapshot: a change committed after :func:`ensure` deletes a digest, and
-    then the query counts the codings).  On PostgreSQL the read is REPEATABLE READ when digests are read, so
-    that every statement of the query sees the digests it checked."""
-    usable = wanted and ensure(project, kind)
+def reading(project: Project, kind: str, wanted: bool = True, make: bool = True) -> Iterator[tuple[Connection, bool]]:
+    """A read connection, and whether the ``kind`` digests may be read in it (``wanted``, :func:`ensure` --
+    or, without ``make``, only if they are all there already -- and complete in the connection's snapshot:
+    a change committed after :func:`ensure` deletes a digest, and then the query counts the codings).  On
+    PostgreSQL the read is REPEATABLE READ when digests are read, so that every statement of the query sees
+    the digests it checked."""
+    usable = wanted and (ensure(project, kind) if make else _all_there(project, kind))
     with project.connect() as conn:
         if usable and conn.dialect.name == "postgresql":
             conn.execution_options(isolation_level="REPEATABLE READ")
@@ -161,16 +175,18 @@ def fill(conn: Connection, kind: str, source_ids: list[int]) -> None:
 
 
 def _fill_tallies(conn: Connection, source_ids: list[int]) -> None:
-    from .sqlquery import CodingQuery
+    from .sqlquery import CodingQuery, is_rule
 
     cq = CodingQuery(conn, None, None, source_ids=source_ids)
-    t = cq.build("source_id", "code_id", "participant_id", "coding_id", dedupe=False).subquery("t")
-    keys = [t.c.source_id, t.c.code_id, t.c.participant_id]
-    q = (select(*keys, func.sum(case((t.c.coding_id.in_(cq.duplicates()), 0), else_=1)), func.count())
+    t = cq.build("source_id", "code_id", "participant_id", "turn", "coding_id", "origin", dedupe=False).subquery("t")
+    keys = [t.c.source_id, t.c.code_id, t.c.participant_id, t.c.turn]
+    q = (select(*keys, func.sum(case((t.c.coding_id.in_(cq.duplicates()), 0), else_=1)), func.count(),
+                func.sum(case((is_rule(t.c.origin), 1), else_=0)))
          .group_by(*keys))
-    rows = [(s, c, p, int(n), int(n_all)) for s, c, p, n, n_all in fetch_rows(conn, q)]
+    rows = [(s, c, p, turn, int(n), int(n_all), int(n_rule)) for s, c, p, turn, n, n_all, n_rule in fetch_rows(conn, q)]
     conn.execute(delete(S.coding_tallies).where(S.coding_tallies.c.source_id.in_(source_ids)))
-    insert_many(conn, S.coding_tallies, ("source_id", "code_id", "participant_id", "n", "n_all"), rows)
+    insert_many(conn, S.coding_tallies, ("source_id", "code_id", "participant_id", "turn", "n", "n_all", "n_rule"),
+                rows)
     d = S.source_digests
     conn.execute(update(d).where(d.c.source_id.in_(source_ids)).values(tallied=True))
 
@@ -180,20 +196,21 @@ def _overlap_by_source(conn: Connection, source_ids: list[int]) -> dict[int, np.
     from .sqlquery import CodingQuery
 
     out: dict[int, np.ndarray] = {}
-    for arr in source_batches(conn, CodingQuery(conn, None, None, source_ids=source_ids)):
+    for arr in source_batches(conn, CodingQuery(conn, None, None, source_ids=source_ids), BATCH):
         src, a, b, n = sweep_pairs(arr)
-        out.update(_split(src, np.stack([a, b, n], axis=1)))
+        out.update(_split(src, np.stack([a, b, n], axis=1).astype(_TRIPLE)))
     return out
 
 
 def _segment_by_source(conn: Connection, source_ids: list[int]) -> dict[int, np.ndarray]:
-    from .retrieval import segment_pairs
+    from .retrieval import segment_batches
+    from .sqlquery import CodingQuery
 
-    df = segment_pairs(conn, None, None, source_ids=source_ids, by_source=True)
-    if not len(df):
-        return {}
-    df = df.sort_values(["source", "a", "b"], kind="stable")
-    return _split(df["source"].to_numpy(dtype=np.int64), df[["a", "b", "n"]].to_numpy(dtype=np.int64))
+    out: dict[int, np.ndarray] = {}
+    for src, a, b, n in segment_batches(conn, CodingQuery(conn, None, None, source_ids=source_ids), BATCH):
+        half = a <= b  # the counts are symmetric: each pair is kept once (pairs() gives both ways)
+        out.update(_split(src[half], np.stack([a[half], b[half], n[half]], axis=1).astype(_TRIPLE)))
+    return out
 
 
 def _split(src: np.ndarray, triples: np.ndarray) -> dict[int, np.ndarray]:
@@ -261,4 +278,8 @@ def pairs(conn: Connection, kind: str, code_ids: list[int] | None, batch: int = 
         keys = np.array(sorted(found), dtype=np.int64)
         sums = np.array([found[k] for k in keys.tolist()], dtype=np.int64)
     a, b = np.divmod(keys, m)
-    return pd.DataFrame({"a": a.astype(np.int64), "b": b.astype(np.int64), "n": sums.astype(np.int64)})
+    sums = sums.astype(np.int64)
+    if kind == "segment":  # kept once per pair (a <= b): both ways, as segment_pairs counts them
+        other = a != b
+        a, b, sums = np.concatenate([a, b[other]]), np.concatenate([b, a[other]]), np.concatenate([sums, sums[other]])
+    return pd.DataFrame({"a": a.astype(np.int64), "b": b.astype(np.int64), "n": sums})

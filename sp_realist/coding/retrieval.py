@@ -141,6 +141,10 @@ def _counts(conn: Connection, ids: list[int] | None, filters: dict | None, keys:
         return df.groupby(keys, dropna=False, sort=False).size().reset_index(name="n")
     if tallied:  # the digests' tallies hold what is asked: sum them (sp_realist.coding.digests)
         cq = CodingQuery(conn, ids, filters, tallied=True)
+        if cq.tallyable(keys) and "code_id" in keys and "code" not in keys:
+            groups, group, code, n = _speaker_matrix(conn, ids, filters, [k for k in keys if k != "code_id"],
+                                                     text, dedupe)
+            return _grouped(keys, groups, group, code, None if distinct else n)
         if cq.tallyable(keys):
             if distinct:
                 return fetch_frame(conn, cq.build(*keys, dedupe=dedupe, text=tuple(text)).distinct(), keys)
@@ -156,9 +160,84 @@ def _counts(conn: Connection, ids: list[int] | None, filters: dict | None, keys:
     return fetch_frame(conn, select(*group, func.count().label("n")).group_by(*group), keys + ["n"])
 
 
+def _speaker_matrix(conn: Connection, ids: list[int] | None, filters: dict | None, keys: list[str], text=(),
+                    dedupe: bool = True) -> tuple[list[tuple], np.ndarray, np.ndarray, np.ndarray]:
+    """The digests' tallies as groups x codes: ``(groups, group, code, n)``, ``groups`` the distinct values of
+    ``keys`` (tuples) over the sources and participants the tallies have and ``filters`` keep, and for each
+    (source and participant, code) tallied: its group's index, the code id and its codings (duplicates once
+    with ``dedupe``).  ``keys`` (and the filters) must follow from a source and a participant
+    (:meth:`CodingQuery.tallyable`): they are worded once per source and participant -- a few thousand
+    rows -- and not once per tally, and the tallies come as one string of numbers per source and participant
+    (``code id * 2**31 + n``: both are 32-bit in the schema), so that a million codings are counted from a
+    few thousand rows read."""
+    from sqlalchemy import BigInteger, String, cast, literal
+
+    from ._common import fetch_rows
+
+    cq = CodingQuery(conn, ids, filters, tallied=True, speakers=True)
+    groups: dict[tuple, int] = {}
+    where: dict[tuple, int] = {}
+    for row in fetch_rows(conn, cq.build("source_id", "participant_id", *keys, text=tuple(text))):
+        where[(row[0], row[1])] = groups.setdefault(tuple(row[2:]), len(groups))
+    t = S.coding_tallies
+    coded = cast(t.c.code_id * literal(SHIFT, BigInteger) + (t.c.n if dedupe else t.c.n_all), String)
+    q = select(t.c.source_id, t.c.participant_id, func.aggregate_strings(coded, ","))
+    if cq.code_ids is not None:  # (a code filter is in cq.code_ids)
+        q = q.where(t.c.code_id.in_(cq.code_ids))
+    listed = [(where[(s, p)], text_) for s, p, text_ in
+              fetch_rows(conn, q.group_by(t.c.source_id, t.c.participant_id)) if (s, p) in where and text_]
+    if not listed:
+        empty = np.empty(0, dtype=np.int64)
+        return list(groups), empty, empty, empty
+    values = np.array(",".join(x for _g, x in listed).split(","), dtype=np.int64)
+    group = np.repeat(np.array([g for g, _x in listed], dtype=np.int64), [x.count(",") + 1 for _g, x in listed])
+    code, n = np.divmod(values, SHIFT)
+    return list(groups), group, code, n
+
+
+SHIFT = 2 ** 31  # (code id, n) as one 64-bit integer
+
+
+def _grouped(keys: list[str], groups: list[tuple], group: np.ndarray, code: np.ndarray,
+             n: np.ndarray | None) -> pd.DataFrame:
+    """:func:`_counts`' frame from :func:`_speaker_matrix`: each (code, group) once, with ``n`` summed unless
+    ``n`` is None (which combinations occur)."""
+    others = [k for k in keys if k != "code_id"]
+    size = max(len(groups), 1)
+    key, inv = np.unique(code * size + group, return_inverse=True)
+    codes, at = np.divmod(key, size)
+    cols: dict[str, Any] = {}
+    for k in keys:
+        if k == "code_id":
+            cols[k] = codes
+        else:
+            j = others.index(k)
+            cols[k] = np.array([g[j] for g in groups] + [None], dtype=object)[at] if len(groups) else at
+    if n is not None:
+        cols["n"] = np.bincount(inv, weights=n, minlength=len(key)).astype(np.int64)
+    return pd.DataFrame(cols, columns=keys + ([] if n is None else ["n"]))
+
+
 def _code_totals(conn: Connection, ids: list[int] | None, filters: dict | None, tallied: bool) -> pd.DataFrame:
     """Per code: ``codings`` (duplicates once), distinct ``sources`` and distinct ``participants`` of the codings
     ``filters`` keep, in one GROUP BY (from the digests' tallies when ``tallied`` and they hold the filters)."""
+    if tallied and CodingQuery(conn, ids, filters, tallied=True).tallyable(["code_id", "source_id", "participant_id"]):
+        groups, group, code, n = _speaker_matrix(conn, ids, filters, ["source_id", "participant_id"])
+        codes, pos = np.unique(code, return_inverse=True)
+        src = np.unique(np.array([g[0] for g in groups], dtype=np.int64), return_inverse=True)[1]
+        pid = np.unique(np.array([-1 if g[1] is None else g[1] for g in groups], dtype=np.int64),
+                        return_inverse=True)
+        spoke = pid[0][pid[1]][group] >= 0  # said by a participant
+
+        def distinct(of: np.ndarray, keep: np.ndarray) -> np.ndarray:
+            """How many distinct values of ``of`` each code has (among the entries ``keep``)."""
+            width = int(of.max(initial=0)) + 1
+            pairs = np.unique(pos[keep] * width + of[keep])
+            return np.bincount(pairs // width, minlength=len(codes))
+
+        return pd.DataFrame({"code_id": codes, "codings": np.bincount(pos, weights=n, minlength=len(codes))
+                             .astype(np.int64), "sources": distinct(src[group], np.ones(len(group), dtype=bool)),
+                             "participants": distinct(pid[1][group], spoke)})
     cq = CodingQuery(conn, ids, filters, tallied=tallied)
     if tallied and not cq.tallyable(["code_id", "source_id", "participant_id"]):
         cq = CodingQuery(conn, ids, filters)
@@ -242,7 +321,8 @@ def own_and_descendant_codings(project: Project, codes: Iterable[str], filters: 
         filters["coder"] = coder
     _blind_filter(project, filters)
     rows = []
-    with digests.reading(project, "tallies", wanted=_may_tally(filters)) as (conn, tallied):
+    # the digests when they are there (a few codes' codings are quickly counted: not worth making them)
+    with digests.reading(project, "tallies", wanted=_may_tally(filters), make=False) as (conn, tallied):
         tree = CodeTree.read(conn)
         for ref in codes:
             code = dict(tree.resolve(ref))
@@ -357,7 +437,7 @@ def cooccurrence(project: Project, mode: str = "overlap", codes: Iterable[str] |
 
 
 def overlap_pairs(conn: Connection, ids: list[int] | None, filters: dict | None,
-                  batch: int = 200_000) -> pd.DataFrame:
+                  batch: int = 100_000) -> pd.DataFrame:
     """Columns ``a``, ``b``, ``n``: for codes a != b, how many pairs of codings (one of each) overlap in the
     same source, each pair counted once (under the code of the coding first in (start, end, id) order);
     for a == b, how many codings code a has.
@@ -457,7 +537,7 @@ def _tally(sources: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray, np.nda
 
 def segment_pairs(conn: Connection, ids: list[int] | None, filters: dict | None,
                   source_ids: list[int] | None = None, by_source: bool = False,
-                  batch: int = 200_000) -> pd.DataFrame:
+                  batch: int = 50_000) -> pd.DataFrame:
     """Columns ``a``, ``b``, ``n``: how many segments codes a and b both touch (a == b: segments a touches);
     with ``by_source`` a ``source`` column first, counting each source's segments apart.
 
@@ -466,23 +546,30 @@ def segment_pairs(conn: Connection, ids: list[int] | None, filters: dict | None,
     before a source's first segment touches none.  The codings (filtered and deduplicated by the query) and
     the segments of their sources are read a batch of whole sources at a time and matched on numpy arrays
     (a segment join in SQL took 10 s on 1M codings)."""
+    cols = (["source"] if by_source else []) + ["a", "b", "n"]
+    found = []
+    for src, a, b, n in segment_batches(conn, CodingQuery(conn, ids, filters, source_ids=source_ids), batch):
+        part = pd.DataFrame({"source": src, "a": a, "b": b, "n": n})
+        found.append(part if by_source else part.groupby(["a", "b"], sort=False)["n"].sum().reset_index())
+    if not found:
+        return pd.DataFrame({c: [] for c in cols}, dtype="int64")
+    df = pd.concat(found, ignore_index=True)
+    if not by_source:
+        df = df.groupby(["a", "b"], sort=True)["n"].sum().reset_index()
+    return df[cols].reset_index(drop=True)
+
+
+def segment_batches(conn: Connection, cq: CodingQuery, batch: int = 200_000):
+    """:func:`segment_pairs` by source for the codings ``cq`` selects, a batch of whole sources at a time:
+    arrays ``source``, ``a``, ``b``, ``n`` sorted by source, a, b."""
     seg = S.segments
-    found: list[tuple[np.ndarray, ...]] = []
-    for arr in source_batches(conn, CodingQuery(conn, ids, filters, source_ids=source_ids), batch):
+    for arr in source_batches(conn, cq, batch):
         srcs = np.unique(arr[:, 0])
         segs = fetch_rows(conn, select(seg.c.source_id, seg.c.start, seg.c.end)
                           .where(seg.c.source_id.in_(srcs.tolist()), seg.c.start < seg.c.end)
                           .order_by(seg.c.source_id, seg.c.start))
         if segs:
-            found.append(_touching_pairs(arr, np.asarray(segs, dtype=np.int64)))
-    cols = (["source"] if by_source else []) + ["a", "b", "n"]
-    if not found:
-        return pd.DataFrame({c: [] for c in cols}, dtype="int64")
-    src, a, b, n = (np.concatenate(x) for x in zip(*found))
-    df = pd.DataFrame({"source": src, "a": a, "b": b, "n": n})
-    if not by_source:
-        df = df.groupby(["a", "b"], sort=True)["n"].sum().reset_index()
-    return df[cols].reset_index(drop=True)
+            yield _touching_pairs(arr, np.asarray(segs, dtype=np.int64))
 
 
 def _touching_pairs(arr: np.ndarray, segs: np.ndarray):

@@ -35,7 +35,7 @@ from ._common import CodeTree
 # Columns every coding has (the names the pandas frame used); anything else is an attribute.
 CODING_COLUMNS = ("coding_id", "code_id", "code", "source_id", "source", "kind", "date", "start", "end", "coder",
                   "origin", "memo", "participant", "role", "site", "attribution", "ingest_order")
-HIDDEN = {"coding_id", "code_id", "source_id", "start", "end", "memo", "text", "ingest_order"}
+HIDDEN = {"coding_id", "code_id", "source_id", "start", "end", "memo", "text", "ingest_order", "turn"}
 # Columns that two codings of the same words with the same code can differ in (the rest follow from the span).
 PER_CODING = ("coding_id", "coder", "origin", "memo")
 
@@ -76,9 +76,9 @@ NOT_TALLIED = ("coding_id", "coder", "origin", "memo", "start", "end", "attribut
 # What the digests' tallies can group and filter by (besides attributes): a coding's code, its source and
 # the source's columns, its participant and theirs (sp_realist.coding.digests).
 TALLY_COLUMNS = ("code_id", "code", "source_id", "source", "kind", "date", "ingest_order", "participant", "role",
-                 "site", "participant_id")
+                 "site", "participant_id", "turn")
 # Columns that need the coding's participant (the segment holding its start).
-ATTRIBUTED = ("participant", "role", "site", "participant_id", "seg_id", "seg_start", "turn_speaker")
+ATTRIBUTED = ("participant", "role", "site", "participant_id", "seg_id", "seg_start", "turn_speaker", "turn")
 
 
 @dataclass
@@ -96,6 +96,8 @@ class CodingQuery:
     # read the digests' tallies (sp_realist.coding.digests) instead of the codings: a row per source, code and
     # participant with ``n`` codings; only for what :meth:`tallyable` allows
     tallied: bool = False
+    # with ``tallied``: one row per source and participant that the tallies (of ``code_ids``) have, no code
+    speakers: bool = False
 
     def __post_init__(self):
         p_attrs, s_attrs = attribute_names(self.conn)
@@ -147,7 +149,9 @@ class CodingQuery:
         """The digests' tallies (of ``code_ids``) with their source's columns: columns as :meth:`_base`'s with
         ``n`` (codings, duplicates once) and ``n_all`` (every coding) instead of one row per coding."""
         t = S.coding_tallies.alias("c")
-        inner = select(t.c.code_id, t.c.source_id, t.c.participant_id, t.c.n, t.c.n_all)
+        inner = select(t.c.code_id, t.c.source_id, t.c.participant_id, t.c.turn, t.c.n, t.c.n_all, t.c.n_rule)
+        if self.speakers:
+            inner = select(t.c.source_id, t.c.participant_id).distinct()
         if self.code_ids is not None:
             inner = inner.where(t.c.code_id.in_(self.code_ids))
         if self.source_ids is not None:
@@ -184,7 +188,8 @@ class CodingQuery:
             inside = b.c.start < seg.c.end
             cols += [pid.label("participant_id"), seg.c.start.label("seg_start"),
                      case((and_(inside, seg.c.participant_id.is_(None)), seg.c.speaker), else_=null())
-                     .label("turn_speaker")]
+                     .label("turn_speaker"),
+                     case((inside, func.coalesce(seg.c.speaker, "")), else_=null()).label("turn")]
         return select(*cols).select_from(frm).subquery("a")
 
     def build(self, *wanted: str, dedupe: bool = True, text: tuple[str, ...] = ()):
@@ -195,14 +200,14 @@ class CodingQuery:
         ``turn_speaker`` (the speaker label of an unmapped turn holding the start).  Columns
         named in ``text`` come as text (see :func:`as_text`)."""
         names = set(wanted) | set((self.filters or {}).keys())
-        self._check(names - {"n"} if self.tallied else names)
+        self._check(names - {"n", "n_rule"} if self.tallied else names)
         person = any((n in ATTRIBUTED and n != "site") or n in self.p_attrs for n in names)
         # The site alone is the source's site attribute where it has one: the coding's participant is
         # then looked up only for codings of sources without one (see :meth:`_fallback_site`).
         lazy_site = "site" in names and not person and "site" in self.s_attrs and not self.tallied
         attributed = person or ("site" in names and not lazy_site)
         sourced = attributed or any(n in SOURCE_COLUMNS for n in names)  # attributes join on source_id
-        if self.tallied and not self.tallyable(names - {"n"}):
+        if self.tallied and not self.tallyable(names - {"n", "n_rule"}):
             raise ValueError(f"the tallies do not hold {sorted(names)}")  # a caller's slip: tallyable() first
         a = self._tallies() if self.tallied else self._base(attributed, sourced)
         frm = a
@@ -214,6 +219,8 @@ class CodingQuery:
         for i, n in enumerate(sorted(names)):
             if n == "n" and self.tallied:  # how many codings a tally row stands for
                 exprs[n] = a.c.n if dedupe else a.c.n_all
+            elif n == "n_rule" and self.tallied:  # how many of them are autocodings
+                exprs[n] = a.c.n_rule
             elif n in a.c:
                 exprs[n] = a.c[n]
             elif n == "code":

@@ -335,16 +335,26 @@ RESOLVE = 16  # candidates whose stripped length is read at a time
 
 
 def theme_summaries_conn(conn: Connection, quotes_per_theme: int = 3,
-                         filters: dict | None = None) -> list[ThemeSummary]:
+                         filters: dict | None = None, tallied: bool = False) -> list[ThemeSummary]:
     """:func:`theme_summaries` inside the caller's connection (the reports use this).
 
     The codings of all the themes' codes are read once (:class:`_ThemeCodings`); each theme's counts are
-    group counts on their integer columns and its quotes the greedy choice of :class:`_Picker`."""
+    group counts on their integer columns and its quotes the greedy choice of :class:`_Picker`.  With
+    ``tallied`` (every source's digest is in ``conn``'s snapshot: :func:`sp_realist.coding.digests.reading`)
+    and filters the tallies hold, the counts come from the digests' tallies and the quotes from the first
+    sources in source order that can decide them (:class:`_DigestThemes`): the same table."""
+    from .sqlquery import CodingQuery
+
     rows = _theme_rows(conn)
     expanded = _theme_code_ids(conn, rows)
     names = code_labels(conn)
     all_ids = sorted({x for v in expanded.values() for x in v})
-    codings = _ThemeCodings(conn, all_ids, filters, names) if all_ids else None
+    codings: _ThemeCodings | _DigestThemes | None = None
+    if all_ids and tallied and "attribution" not in (filters or {}) and \
+            CodingQuery(conn, all_ids, filters or None, tallied=True).tallyable(["code_id"]):
+        codings = _DigestThemes(conn, all_ids, filters, names)
+    elif all_ids:
+        codings = _ThemeCodings(conn, all_ids, filters, names)
     out: list[ThemeSummary] = []
     for r, depth, parent in rows:
         ids = expanded.get(r["id"], [])
@@ -495,21 +505,12 @@ class _ThemeCodings:
 
     def read(self, spans: np.ndarray, rows: np.ndarray) -> None:
         """Read the text of ``spans`` (one coding row of each in ``rows``): their stripped length and text."""
-        from sqlalchemy import Integer, cast, func, literal, union_all
-
-        text = S.sources.c.text
         todo = [(int(s), int(r)) for s, r in zip(spans, rows) if int(s) not in self.texts]
-        for i in range(0, len(todo), 100):
-            part = todo[i:i + 100]
-            selects = [select(literal(k, Integer).label("k"),
-                              func.substr(text, cast(literal(int(self.start[r]) + 1), Integer),
-                                          cast(literal(int(self.end[r] - self.start[r])), Integer)).label("t"))
-                       .where(S.sources.c.id == int(self.source_ids[self.source[r]]))
-                       for k, (_s, r) in enumerate(part)]
-            got = dict(self.conn.execute(union_all(*selects) if len(selects) > 1 else selects[0]).all())
-            for k, (s, _r) in enumerate(part):
-                self.texts[s] = (got.get(k) or "").strip()
-                self.length[s] = len(self.texts[s])
+        got = _span_texts(self.conn, [(int(self.source_ids[self.source[r]]), int(self.start[r]), int(self.end[r]))
+                                      for _s, r in todo])
+        for (s, _r), text in zip(todo, got):
+            self.texts[s] = text
+            self.length[s] = len(text)
 
     def quote(self, row: int) -> ThemeQuote:
         span = int(self.span[row])
@@ -522,6 +523,267 @@ class _ThemeCodings:
                           source_id=int(self.source_ids[self.source[row]]), start=int(self.start[row]),
                           end=int(self.end[row]), code=self.names[int(self.code_ids[self.code[row]])],
                           coding_id=int(self.coding_id[row]))
+
+
+def _span_texts(conn: Connection, spans: list[tuple[int, int, int]]) -> list[str]:
+    """The stripped text of each span (source id, start, end), read 100 at a time (only those characters)."""
+    from sqlalchemy import Integer, cast, func, literal, union_all
+
+    text = S.sources.c.text
+    out: list[str] = []
+    for i in range(0, len(spans), 100):
+        part = spans[i:i + 100]
+        selects = [select(literal(k, Integer).label("k"),
+                          func.substr(text, cast(literal(a + 1), Integer), cast(literal(b - a), Integer)).label("t"))
+                   .where(S.sources.c.id == sid) for k, (sid, a, b) in enumerate(part)]
+        got = dict(conn.execute(union_all(*selects) if len(selects) > 1 else selects[0]).all())
+        out.extend((got.get(k) or "").strip() for k in range(len(part)))
+    return out
+
+
+SHIFT = 2 ** 31  # ids and counts are 32-bit in the schema: (id, n) as one 64-bit integer
+PAGE = 8  # ingest orders whose sources' codings the digest path reads first for a theme's quotes (then doubling)
+
+
+class _DigestThemes:
+    """The theme table read from the digests' tallies (:mod:`sp_realist.coding.digests`) where they hold the
+    filters: the same counts and quotes as :class:`_ThemeCodings`, without reading every coding.
+
+    **Counts**: a tally row is the codings of one code, source, participant and turn (the speaker label of the
+    segment holding their start); its attribution, interviewer turn and site follow from those
+    (:meth:`_who`), so each theme's codings, sources, sites and participants are sums and distinct counts
+    over the tally rows of its codes.
+
+    **Quotes**: :class:`_Picker`'s greedy choice, made on the candidates of the first sources in source order
+    only: the codings of a page of sources (whole ingest orders, read once for every theme; pages double)
+    are read and attributed as :class:`_ThemeCodings` reads them, and a step's choice is final when the best
+    loaded candidate scores no higher than any candidate still unread could (a site or speaker the theme
+    still lacks counts as free unless the tallies show every one of them quoted already; a rule's coding as
+    a person's unless the theme has no person's coding): unread candidates come later in source order, which
+    breaks ties.  Otherwise the next page is read, up to every source."""
+
+    def __init__(self, conn: Connection, ids: list[int], filters: dict | None, names: dict[int, str]):
+        from ..attribution import ParticipantAttributor
+        from ._common import fetch_rows
+        from .sqlquery import CodingQuery
+
+        self.conn, self.names, self.ids, self.filters = conn, names, ids, dict(filters or {}) or None
+        self.facts = ParticipantAttributor(conn, [])  # the sources' and participants' wording, no segments
+        self.people = dict(conn.execute(select(S.participants.c.id, S.participants.c.code)).all())
+        self.people_sites = dict(conn.execute(select(S.participants.c.id, S.participants.c.site)).all())
+        self.source_sites = dict(conn.execute(select(S.source_attributes.c.source_id, S.source_attributes.c.value)
+                                              .where(S.source_attributes.c.name == "site")).all())
+        src_rows = conn.execute(select(S.sources.c.id, S.sources.c.name, S.sources.c.ingest_order,
+                                       S.sources.c.participant_id)).all()
+        self.source_names = {r[0]: r[1] for r in src_rows}
+        self.ingest = {r[0]: r[2] for r in src_rows}
+        self.owner = {r[0]: r[3] for r in src_rows}
+        self.code_ids = np.array(sorted(names), dtype=np.int64)
+        label_rank = {label: r for r, label in enumerate(sorted(set(names.values())))}
+        self.code_rank = np.array([label_rank[names[c]] for c in self.code_ids.tolist()], dtype=np.int64)
+        self.who_index: dict[str, int] = {}
+        self.site_index: dict = {None: 0}
+        from sqlalchemy import BigInteger, String, case, cast, func, literal
+
+        # one row per (source, participant, turn): each code said there with its number of codings (one integer,
+        # code id * 2**31 + n: both are 32-bit in the schema), and the codes a person coded there
+        t = CodingQuery(conn, ids, self.filters, tallied=True).build(
+            "code_id", "source_id", "participant_id", "turn", "n", "n_rule", dedupe=False).subquery("t")
+        pid = func.coalesce(t.c.participant_id, -1)
+        coded = cast(t.c.code_id * literal(SHIFT, BigInteger) + t.c.n, String)
+        person = case((t.c.n > t.c.n_rule, cast(t.c.code_id, String)), else_=None)
+        combos = fetch_rows(conn, select(t.c.source_id, pid, t.c.turn, func.aggregate_strings(coded, ","),
+                                         func.aggregate_strings(person, ","))
+                            .group_by(t.c.source_id, t.c.participant_id, t.c.turn))  # ix_coding_tallies_source
+        self.c_src = np.array([r[0] for r in combos], dtype=np.int64)
+        facts = [self._who(sid, None if p < 0 else p, turn) for sid, p, turn, _c, _p in combos]
+        self.c_who = np.array([f[0] for f in facts], dtype=np.int64)
+        self.c_asked = np.array([f[1] for f in facts], dtype=bool)
+        self.c_site = np.array([f[2] for f in facts], dtype=np.int64)
+        # which codes each combination has (any coding; a person's coding), and each code's codings
+        self.c_codes = np.zeros((len(combos), len(self.code_ids)), dtype=bool)
+        self.c_person = np.zeros((len(combos), len(self.code_ids)), dtype=bool)
+        self.codings = np.zeros(len(self.code_ids), dtype=np.int64)
+        for k, target in ((3, self.c_codes), (4, self.c_person)):
+            listed = [(i, r[k]) for i, r in enumerate(combos) if r[k]]
+            if not listed:
+                continue
+            values = np.array(",".join(x for _i, x in listed).split(","), dtype=np.int64)
+            row = np.repeat([i for i, _x in listed], [x.count(",") + 1 for _i, x in listed])
+            code, n = np.divmod(values, SHIFT) if k == 3 else (values, None)
+            col = np.searchsorted(self.code_ids, code)
+            target[row, col] = True
+            if n is not None:
+                self.codings += np.bincount(col, weights=n, minlength=len(self.code_ids)).astype(np.int64)
+        # pages: the sources with codings kept, whole ingest orders at a time, in source order
+        orders: dict = {}
+        for sid in sorted(set(self.c_src.tolist())):
+            orders.setdefault(self.ingest[sid], []).append(sid)
+        self.groups = [orders[k] for k in sorted(orders, key=lambda o: (o is None, o))]
+        self.pages: list[dict[str, np.ndarray]] = []
+        self.read_groups = 0
+        self.used: set[tuple[int, int, int]] = set()  # spans quoted for an earlier theme (tree order)
+        self.texts: dict[tuple[int, int, int], str] = {}
+        self.sites: dict[tuple[int, int], int] = {}
+
+    def _who(self, sid: int, pid: int | None, turn: str | None) -> tuple[int, bool, int]:
+        """(attribution index, in an interviewer's turn, site index) of codings in source ``sid`` said by
+        ``pid`` in a turn labelled ``turn`` (None: in no segment): what
+        :meth:`sp_realist.attribution.ParticipantAttributor.many_with_participants` gives for them."""
+        from ..sources import is_interviewer_label
+
+        f = self.facts
+        label = None if turn is None else f._segment_label(sid, (0, 0, turn or None, pid))
+        who = label if label is not None else f._source_fallback(sid)
+        asked = turn is not None and pid is None and is_interviewer_label(turn, f.interviewers)
+        site = next((v for v in (self.source_sites.get(sid), self.people_sites.get(pid) if pid is not None else None,
+                                 self.people_sites.get(self.owner.get(sid))) if v is not None), None)
+        return (self.who_index.setdefault(who, len(self.who_index)), asked,
+                self.site_index.setdefault(site, len(self.site_index)))
+
+    def _site(self, sid: int, pid: int) -> int:
+        """The site index of a coding in source ``sid`` said by ``pid`` (-1: nobody), worded once per pair."""
+        key = (sid, pid)
+        if key not in self.sites:
+            self.sites[key] = self._who(sid, None if pid < 0 else pid, None)[2]
+        return self.sites[key]
+
+    def _load_page(self) -> bool:
+        """Read the codings of the next page of sources (False when every source is read)."""
+        from ..attribution import ParticipantAttributor
+        from ._common import fetch_rows
+        from .sqlquery import CodingQuery, is_rule
+
+        if self.read_groups >= len(self.groups):
+            return False
+        size = PAGE * (2 ** len(self.pages))
+        sids = [sid for g in self.groups[self.read_groups:self.read_groups + size] for sid in g]
+        self.read_groups += size
+        t = CodingQuery(self.conn, self.ids, self.filters, source_ids=sids).build(
+            "coding_id", "code_id", "source_id", "start", "end", "coder", "origin", dedupe=False).subquery("t")
+        rows = fetch_rows(self.conn, select(t.c.coding_id, t.c.code_id, t.c.source_id, t.c.start, t.c.end,
+                                            t.c.coder, is_rule(t.c.origin)))
+        cid = np.array([r[0] for r in rows], dtype=np.int64)
+        code = np.searchsorted(self.code_ids, np.array([r[1] for r in rows], dtype=np.int64))
+        src = np.array([r[2] for r in rows], dtype=np.int64)
+        start = np.array([r[3] for r in rows], dtype=np.int64)
+        end = np.array([r[4] for r in rows], dtype=np.int64)
+        coders = [r[5] for r in rows]
+        rule = np.array([bool(r[6]) for r in rows], dtype=bool)
+        coder_rank = np.searchsorted(np.array(sorted(set(coders)), dtype=object), np.array(coders, dtype=object)) \
+            if rows else cid
+        ingest = np.array([self.ingest[s] for s in src.tolist()], dtype=np.int64)
+        who_local, who_names, pid, asked = ParticipantAttributor(self.conn, sids).many_with_participants(src, start)
+        who_map = np.array([self.who_index.setdefault(w, len(self.who_index)) for w in who_names], dtype=np.int64)
+        who = who_map[who_local] if len(who_names) else np.zeros(len(rows), dtype=np.int64)
+        site = np.array([self._site(s, p) for s, p in zip(src.tolist(), pid.tolist())], dtype=np.int64) \
+            if rows else cid
+        order = np.lexsort((cid, coder_rank, self.code_rank[code], end, start, ingest))
+        self.pages.append({"cid": cid[order], "code": code[order], "src": src[order], "start": start[order],
+                           "end": end[order], "rule": rule[order], "asked": asked[order], "who": who[order],
+                           "pid": pid[order].astype(np.int64), "site": site[order]})
+        return True
+
+    def theme(self, ids: list[int], n: int) -> tuple[tuple[int, int, int, int], list[ThemeQuote]]:
+        member = np.zeros(len(self.code_ids), dtype=bool)
+        member[np.searchsorted(self.code_ids, np.asarray(ids, dtype=np.int64))] = True
+        rows = np.flatnonzero(self.c_codes[:, member].any(axis=1))
+        if not len(rows):
+            return (0, 0, 0, 0), []
+        speech = rows[~self.c_asked[rows]]
+        sites = self.c_site[rows]
+        counts = (int(self.codings[member].sum()),
+                  len(np.unique(self.c_who[speech])), len(np.unique(sites[sites > 0])),
+                  len(np.unique(self.c_src[rows])))
+        theme_sites = set(self.c_site[speech].tolist())
+        theme_whos = set(self.c_who[speech].tolist())
+        no_person = not self.c_person[np.ix_(speech, np.flatnonzero(member))].any()
+        return counts, self._pick(member, n, theme_sites, theme_whos, no_person)
+
+    def _candidates(self, page: dict[str, np.ndarray], member: np.ndarray) -> dict[str, np.ndarray]:
+        """The theme's candidates in ``page``: each span's first speech coding of the theme's codes."""
+        rows = np.flatnonzero(member[page["code"]] & ~page["asked"])
+        if len(rows):
+            key = np.stack([page["src"][rows], page["start"][rows], page["end"][rows]], axis=1)
+            _u, first = np.unique(key, axis=0, return_index=True)
+            rows = rows[np.sort(first)]
+        c = {k: v[rows] for k, v in page.items()}
+        spans = list(zip(c["src"].tolist(), c["start"].tolist(), c["end"].tolist()))
+        known = np.array([s in self.texts for s in spans], dtype=bool)
+        length = np.array([len(self.texts[s]) if s in self.texts else -1 for s in spans], dtype=np.int64)
+        width = c["end"] - c["start"]
+        bad = np.where(known, (length < QUOTE_MIN) | (length > QUOTE_MAX), width < QUOTE_MIN)
+        c["unknown"] = ~known & (width >= QUOTE_MIN)
+        c["fixed"] = (np.array([s in self.used for s in spans], dtype=np.int64) * 16 + c["rule"] * 2
+                      + bad.astype(np.int64))
+        c["alive"] = np.ones(len(rows), dtype=bool)
+        return c
+
+    def _pick(self, member: np.ndarray, n: int, theme_sites: set, theme_whos: set, no_person: bool) -> list[ThemeQuote]:
+        parts: list[dict[str, np.ndarray]] = []
+        used_pages = 0
+        site_used: set[int] = set()
+        who_used: set[int] = set()
+        chosen: list[tuple[int, int]] = []  # (part, row)
+        while len(chosen) < n:
+            while used_pages < len(self.pages):  # pages other themes have read already
+                parts.append(self._candidates(self.pages[used_pages], member))
+                used_pages += 1
+            bound = 8 * theme_sites.issubset(site_used) + 4 * theme_whos.issubset(who_used) + 2 * no_person
+            best = None  # (score, part, row)
+            for i, c in enumerate(parts):
+                idx = np.flatnonzero(c["alive"])
+                if not len(idx):
+                    continue
+                score = (c["fixed"][idx] + 8 * np.isin(c["site"][idx], list(site_used))
+                         + 4 * np.isin(c["who"][idx], list(who_used)))
+                k = int(np.argmin(score))
+                if best is None or score[k] < best[0]:
+                    best = (int(score[k]), i, int(idx[k]), idx, score)
+            if best is not None and parts[best[1]]["unknown"][best[2]]:
+                low, i, _row, idx, score = best
+                c = parts[i]
+                ties = idx[(score == low) & c["unknown"][idx]][:RESOLVE]
+                spans = list(zip(c["src"][ties].tolist(), c["start"][ties].tolist(), c["end"][ties].tolist()))
+                missing = list(dict.fromkeys(s for s in spans if s not in self.texts))
+                self.texts.update(zip(missing, _span_texts(self.conn, missing)))
+                for t, span in zip(ties.tolist(), spans):
+                    length = len(self.texts[span])
+                    c["fixed"][t] += int(length < QUOTE_MIN or length > QUOTE_MAX)
+                    c["unknown"][t] = False
+                continue
+            if best is not None and (best[0] <= bound or not self._more()):
+                _s, i, row, _idx, _score = best
+                c = parts[i]
+                chosen.append((i, row))
+                c["alive"] &= ~((c["src"] == c["src"][row]) & (c["start"] < c["end"][row])
+                                & (c["start"][row] < c["end"]))
+                site_used.add(int(c["site"][row]))
+                who_used.add(int(c["who"][row]))
+                continue
+            if not self._load_page():
+                if best is None:
+                    break
+        quotes = []
+        for i, row in chosen:
+            c = parts[i]
+            span = (int(c["src"][row]), int(c["start"][row]), int(c["end"][row]))
+            self.used.add(span)
+            if span not in self.texts:
+                self.texts[span] = _span_texts(self.conn, [span])[0]
+            pid = int(c["pid"][row])
+            site_name = next(v for v, k in self.site_index.items() if k == int(c["site"][row]))
+            who_name = next(v for v, k in self.who_index.items() if k == int(c["who"][row]))
+            quotes.append(ThemeQuote(text=self.texts[span], attribution=f"({who_name})",
+                                     participant=self.people.get(pid) if pid >= 0 else None, site=site_name,
+                                     source=self.source_names[span[0]], source_id=span[0], start=span[1],
+                                     end=span[2], code=self.names[int(self.code_ids[c["code"][row]])],
+                                     coding_id=int(c["cid"][row])))
+        return quotes
+
+    def _more(self) -> bool:
+        """Whether pages are left to read."""
+        return self.read_groups < len(self.groups)
 
 
 class _Picker:
@@ -579,8 +841,12 @@ def theme_summaries(project: Project, quotes_per_theme: int = 3, filters: dict |
     spread across sites, then participants, prefer manual codings and readable lengths, and avoid spans
     already quoted for an earlier theme.  The choice is deterministic.
     """
-    with project.connect() as conn:
-        return theme_summaries_conn(conn, quotes_per_theme, filters)
+    from .digests import reading
+    from .sqlquery import NOT_TALLIED
+
+    wanted = not any(k in NOT_TALLIED for k in (filters or {}))
+    with reading(project, "tallies", wanted=wanted) as (conn, tallied):
+        return theme_summaries_conn(conn, quotes_per_theme, filters, tallied=tallied)
 
 
 def theme_table(project: Project, quotes_per_theme: int = 3, filters: dict | None = None) -> pd.DataFrame:
