@@ -525,29 +525,37 @@ class SpanAttributor:
         self.base = {sid: _source_who(name, self._codes.get(pid) if pid is not None else None, self._sites.get(sid))
                      for sid, (name, _kind, pid) in self._sources.items()}
         self.interviewers = interviewer_speakers(conn)
+        self._segs: dict[int, list[tuple[int, int, str | None, int | None]]] = {}
+        self._starts: dict[int, list[int]] = {}
+        self._arrays: dict[int, tuple] = {}
+        self._loaded: set[int] = set()  # sources whose segments are read
+        self.load_segments(self.source_ids)
+
+    def load_segments(self, source_ids: Iterable[int] | None) -> None:
+        """Read the speaker segments of ``source_ids`` (every source's when None), so that positions in them
+        can be attributed; an attributor made for some sources can take on more."""
         seg = S.segments
         # Only segments that change the answer are kept: a mapped speaker or an unmapped label.
         q = (select(seg.c.source_id, seg.c.start, seg.c.end, seg.c.speaker, seg.c.participant_id)
              .where((seg.c.participant_id.is_not(None)) | (func.coalesce(seg.c.speaker, "") != ""))
              .order_by(seg.c.source_id, seg.c.start))
-        self._segs: dict[int, list[tuple[int, int, str | None, int | None]]] = {}
-        if self.source_ids is None:
+        if source_ids is None:
             batches: list = [None]
         else:
-            ids = sorted(set(self.source_ids))
+            ids = sorted(set(source_ids) - set(self._loaded))
             batches = [ids[i:i + 500] for i in range(0, len(ids), 500)]
         for batch in batches:
             if batch is not None and not batch:
                 continue
             qq = q if batch is None else q.where(seg.c.source_id.in_(batch))
-            result = conn.execute(qq)  # the DBAPI's rows at once: a Row object each costs more than the search
+            result = self.conn.execute(qq)  # the DBAPI's rows at once: a Row object each costs more than the search
             cursor = getattr(result, "cursor", None)
             rows = cursor.fetchall() if cursor is not None else result.all()
             result.close()
             for sid, a, b, speaker, pid in rows:
                 self._segs.setdefault(sid, []).append((a, b, speaker, pid))
+            self._loaded.update(batch or self._sources)
         self._starts = {sid: [s[0] for s in segs] for sid, segs in self._segs.items()}
-        self._arrays: dict[int, tuple] = {}
 
     def segment(self, source_id: int, start: int) -> tuple[int, int, str | None, int | None] | None:
         """``(start, end, speaker, participant_id)`` of the speaker segment holding ``start``, if any."""
