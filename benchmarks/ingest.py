@@ -69,6 +69,14 @@ def child(task: dict) -> dict:
 
     Project.create(task["db"]).close()  # the same tables and indexes for both
     if task["work"] == "floor":
+        import sqlite3
+
+        # the floor stores the rows alone: without the digests' triggers (schema 11), which ingest keeps up
+        # and executemany would set up once per row
+        con = sqlite3.connect(task["db"])
+        for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            con.execute(f'DROP TRIGGER "{name}"')
+        con.close()
         with Clock() as c:
             nseg = floor(paths, task["db"])
     else:

@@ -764,19 +764,21 @@ _wrap_text_columns()
 # --- the triggers that keep digests honest ----------------------------------------------------------------
 # (table, its source id column): a change to a row of these makes its source's digest stale
 DIGEST_WATCHED = (("codings", "source_id"), ("segments", "source_id"), ("sources", "id"))
-PG_DIGEST_FUNCTION = "sp_realist_digest_stale"
+# PostgreSQL: the triggers' functions, by the column naming the source (one each: their SQL is static, so the
+# server plans it once, where a statement built at run time is planned at every call)
+PG_DIGEST_FUNCTIONS = {"source_id": "sp_realist_digest_stale", "id": "sp_realist_digest_stale_source"}
 
 
-def _digest_trigger_ddl(dialect: str) -> list[str]:
+def _digest_trigger_ddl(dialect: str, schema: str | None = None) -> list[str]:
     """CREATE statements of the triggers that delete the digest (``source_digests``, and with it the source's
     ``coding_tallies``) of every source whose codings, segments or own row an INSERT, UPDATE or DELETE touches,
     inside the statement's transaction: a digest that exists is never older than what it counts.
 
     SQLite: a row trigger each (foreign-key actions, ``ON DELETE CASCADE`` / ``SET NULL``, fire them too).
-    PostgreSQL: statement triggers with transition tables (one DELETE per statement, not per row) calling one
-    ``SECURITY DEFINER`` function, so a coder whose role may not write the digests still clears them; it names
-    the digest table in the schema of the table that fired it (``TG_TABLE_SCHEMA``), so it needs no
-    search_path of its own."""
+    PostgreSQL: statement triggers with transition tables (one DELETE per statement, not per row) calling a
+    ``SECURITY DEFINER`` function, so a coder whose role may not write the digests still clears them; the
+    function's ``search_path`` is the project's ``schema`` (then ``pg_temp``, as a definer function's must
+    be), fixed when it is made."""
     out = []
     if dialect == "sqlite":
         for table, col in DIGEST_WATCHED:
@@ -790,16 +792,17 @@ def _digest_trigger_ddl(dialect: str) -> list[str]:
                            f"{table} BEGIN DELETE FROM source_digests WHERE {cond}; END")
         return out
     if dialect == "postgresql":
-        out.append(f"""CREATE OR REPLACE FUNCTION {PG_DIGEST_FUNCTION}() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        path = '"' + (schema or "public").replace('"', '""') + '"'
+        for col, function in PG_DIGEST_FUNCTIONS.items():
+            out.append(f"""CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = {path}, pg_temp AS $$
 BEGIN
-  IF TG_OP IN ('INSERT', 'UPDATE') THEN
-    EXECUTE format('DELETE FROM %I.source_digests WHERE source_id IN (SELECT %I FROM new_rows)',
-                   TG_TABLE_SCHEMA, TG_ARGV[0]);
-  END IF;
-  IF TG_OP IN ('DELETE', 'UPDATE') THEN
-    EXECUTE format('DELETE FROM %I.source_digests WHERE source_id IN (SELECT %I FROM old_rows)',
-                   TG_TABLE_SCHEMA, TG_ARGV[0]);
+  IF TG_OP = 'INSERT' THEN
+    DELETE FROM source_digests WHERE source_id IN (SELECT {col} FROM new_rows);
+  ELSIF TG_OP = 'DELETE' THEN
+    DELETE FROM source_digests WHERE source_id IN (SELECT {col} FROM old_rows);
+  ELSE
+    DELETE FROM source_digests WHERE source_id IN (SELECT {col} FROM new_rows UNION SELECT {col} FROM old_rows);
   END IF;
   RETURN NULL;
 END $$""")
@@ -812,24 +815,26 @@ END $$""")
                 name = f"sp_realist_digest_{table}_{op}"
                 out.append(f"DROP TRIGGER IF EXISTS {name} ON {table}")
                 out.append(f"CREATE TRIGGER {name} AFTER {op.upper()} ON {table} {ref} FOR EACH STATEMENT "
-                           f"EXECUTE FUNCTION {PG_DIGEST_FUNCTION}('{col}')")
+                           f"EXECUTE FUNCTION {PG_DIGEST_FUNCTIONS[col]}()")
         return out
     return out
 
 
 def create_digest_triggers(conn) -> None:
-    """Create the digest triggers (see :func:`_digest_trigger_ddl`) on ``conn``'s store; idempotent."""
+    """Create the digest triggers (see :func:`_digest_trigger_ddl`) in ``conn``'s store (on PostgreSQL in its
+    current schema); idempotent."""
     from sqlalchemy import text
 
-    for ddl in _digest_trigger_ddl(conn.dialect.name):
+    schema = conn.exec_driver_sql("SELECT current_schema()").scalar() if conn.dialect.name == "postgresql" else None
+    for ddl in _digest_trigger_ddl(conn.dialect.name, schema):
         conn.execute(text(ddl))  # text(): the driver's placeholders (psycopg's %) are escaped for it
 
 
 def drop_digest_function(conn, schema: str | None = None) -> None:
-    """PostgreSQL: drop the digest triggers' function (of ``schema``, else of the current schema) and with it
-    the triggers; nothing elsewhere."""
+    """PostgreSQL: drop the digest triggers' functions (of ``schema``, else of the current schema) and with
+    them the triggers; nothing elsewhere."""
     if conn.dialect.name != "postgresql":
         return
-    name = PG_DIGEST_FUNCTION if schema is None else \
-        f"{conn.dialect.identifier_preparer.quote(schema)}.{PG_DIGEST_FUNCTION}"
-    conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {name}() CASCADE")
+    for function in PG_DIGEST_FUNCTIONS.values():
+        name = function if schema is None else f"{conn.dialect.identifier_preparer.quote(schema)}.{function}"
+        conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {name}() CASCADE")

@@ -805,6 +805,10 @@ def insert_many(conn: Connection, table, columns: tuple[str, ...], rows: list[tu
     # once (bulk rows repeat their coder, origin, kind ...), the first refused named in the order of the rows
     for i, name in enumerate(columns):
         S.check_column_values(table.c[name], (row[i] for row in rows))
+    note_bulk_rows(conn, table.name, len(rows))
+    if conn.dialect.name in MULTI_ROW:
+        insert_rows(conn, table, columns, rows)
+        return
     key = (conn.dialect.name, conn.dialect.paramstyle, table.name, columns)
     cached = _INSERT_SQL.get(key)
     if cached is None:
@@ -820,7 +824,6 @@ def insert_many(conn: Connection, table, columns: tuple[str, ...], rows: list[tu
             pick = (lambda row: (getter(row),)) if len(order) == 1 else getter
         cached = _INSERT_SQL[key] = (str(compiled), order is not None, pick)
     sql, positional, pick = cached
-    note_bulk_rows(conn, table.name, len(rows))
     for i in range(0, len(rows), batch):
         chunk = rows[i:i + batch]
         if positional:
@@ -828,3 +831,46 @@ def insert_many(conn: Connection, table, columns: tuple[str, ...], rows: list[tu
         else:
             params = [dict(zip(columns, r)) for r in chunk]
         conn.exec_driver_sql(sql, params)
+
+
+_MULTI_SQL: dict[tuple, str] = {}
+MULTI_ROW = ("sqlite", "postgresql")  # the back ends insert_rows writes many rows per statement for
+ROWS_PER_STATEMENT = 4000
+
+
+def insert_rows(conn: Connection, table, columns: tuple[str, ...], rows: list[tuple],
+                conflict: tuple[str, ...] | None = None) -> int:
+    """Insert ``rows`` (tuples in ``columns`` order, values already of the columns' types, text already checked)
+    with statements of up to :data:`ROWS_PER_STATEMENT` rows each; with ``conflict``, a row whose key is
+    already stored is skipped (``ON CONFLICT (...) DO NOTHING``).  Returns how many were inserted.
+
+    The digests' triggers (schema 11) make a statement per row expensive: SQLite runs a row trigger inside
+    a statement cheaply (2 us a row) but sets it up anew for each execution of the statement, which is what
+    ``executemany`` does per row (12 us a row: 300,000 codings 7.6 s against 3.9 s); PostgreSQL fires a
+    statement trigger per execution (30,000 codings 0.93 s against 0.45 s).  So SQLite gets one
+    ``INSERT ... VALUES (...), (...), ...`` per chunk (at most 32,766 parameters, SQLite's limit), and
+    PostgreSQL one ``INSERT ... SELECT * FROM unnest(array, ...)`` (a column's values as one array)."""
+    if not rows:
+        return 0
+    prep = conn.dialect.identifier_preparer
+    names = ", ".join(prep.quote(c) for c in columns)
+    tail = f" ON CONFLICT ({', '.join(prep.quote(c) for c in conflict)}) DO NOTHING" if conflict else ""
+    pg = conn.dialect.name == "postgresql"
+    per = ROWS_PER_STATEMENT if pg else max(1, min(ROWS_PER_STATEMENT, 32766 // max(len(columns), 1)))
+    inserted = 0
+    for i in range(0, len(rows), per):
+        chunk = rows[i:i + per]
+        key = (conn.dialect.name, table.name, columns, conflict, 0 if pg else len(chunk))
+        sql = _MULTI_SQL.get(key)
+        if sql is None:
+            if pg:
+                arrays = ", ".join(f"%s::{table.c[c].type.compile(dialect=conn.dialect)}[]" for c in columns)
+                sql = f"INSERT INTO {prep.format_table(table)} ({names}) SELECT * FROM unnest({arrays}){tail}"
+            else:
+                row = "(" + ", ".join(["?"] * len(columns)) + ")"
+                sql = f"INSERT INTO {prep.format_table(table)} ({names}) VALUES " + ", ".join([row] * len(chunk)) + tail
+            _MULTI_SQL[key] = sql
+        params = tuple(list(col) for col in zip(*chunk)) if pg else tuple(v for r in chunk for v in r)
+        result = conn.exec_driver_sql(sql, params)
+        inserted += result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(chunk)
+    return inserted

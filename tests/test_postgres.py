@@ -237,9 +237,13 @@ def test_build_into_postgres_rebuilds_and_refuses_what_it_did_not_make(runner, c
     with Project.open(url) as p, p.connect() as conn:
         assert [r[0] for r in conn.execute(select(S.theories.c.key).order_by(S.theories.c.key))] == ["T1", "T2"]
         assert conn.execute(select(S.audit_log.c.id).where(S.audit_log.c.action == "build.start")).all() != []
-        # the digest triggers' function came along with the tables (one, in the project's schema) and works
-        assert conn.exec_driver_sql("SELECT n.nspname FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace "
-                                    f"WHERE f.proname = '{S.PG_DIGEST_FUNCTION}'").all() == [("public",)]
+        # the digest triggers were made again where the tables are (their functions in the project's schema,
+        # once each, searching it) and work
+        names = ", ".join(f"'{f}'" for f in S.PG_DIGEST_FUNCTIONS.values())
+        assert sorted(conn.exec_driver_sql(
+            "SELECT f.proname, n.nspname, f.proconfig FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace "
+            f"WHERE f.proname IN ({names})").all()) == sorted(
+                (f, "public", ['search_path=public, pg_temp']) for f in S.PG_DIGEST_FUNCTIONS.values())
         first = conn.execute(select(S.codings.c.id, S.codings.c.source_id).order_by(S.codings.c.id)).first()
     from sp_realist.coding import digests
     from sp_realist.coding.retrieval import frequencies

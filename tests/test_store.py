@@ -460,3 +460,25 @@ def test_migration_8_rolls_back_whole_and_leaves_foreign_keys_on(tmp_path, monke
     with Project.open(path) as p, p.connect() as conn:
         assert p.schema_version == S.SCHEMA_VERSION
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+@pytest.mark.parametrize("per", [3, 4000])
+def test_insert_rows_writes_many_rows_per_statement_and_skips_stored_keys(project, monkeypatch, per):
+    """``store.insert_rows`` (SQLite: multi-row VALUES, at most 32,766 parameters; PostgreSQL: unnest of one
+    array per column) stores every row once, chunk boundaries included, with NULLs, and with ``conflict``
+    skips a row whose key is stored (another writer's) and says how many it inserted."""
+    from sp_realist import store
+
+    monkeypatch.setattr(store, "ROWS_PER_STATEMENT", per)
+    with project.begin() as conn:
+        sid = conn.execute(insert(S.sources).values(name="s", kind="interview", checksum="c", text="x" * 100,
+                                                    created_at="t", ingest_order=1)).inserted_primary_key[0]
+        cid = conn.execute(insert(S.codes).values(name="A", ord=1, created_at="t")).inserted_primary_key[0]
+        cols = ("code_id", "source_id", "start", "end", "coder", "origin", "memo", "created_at")
+        rows = [(cid, sid, i, i + 1, "ana", "manual", None if i % 2 else f"memo {i}", "t") for i in range(10)]
+        assert store.insert_rows(conn, S.codings, cols, rows[:4]) == 4
+        key = ("code_id", "source_id", "start", "end", "coder")
+        assert store.insert_rows(conn, S.codings, cols, rows, conflict=key) == 6  # the first four are stored
+    with project.connect() as conn:
+        got = conn.execute(select(S.codings.c.start, S.codings.c.memo).order_by(S.codings.c.start)).all()
+    assert got == [(i, None if i % 2 else f"memo {i}") for i in range(10)]

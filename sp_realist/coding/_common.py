@@ -283,3 +283,11 @@ def dump_yaml(data: Any) -> str:
 
     Dumper.add_representer(str, str_representer)
     return yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100, default_flow_style=False)
+
+
+def int_list(text: str):
+    """The integers of a comma-separated list (as SQL's ``group_concat`` / ``string_agg`` writes them) as an
+    int64 array, parsed in C (a list of Python strings converted one by one costs 6x more)."""
+    import numpy as np
+
+    return np.fromstring(text, dtype=np.int64, sep=",") if text else np.empty(0, dtype=np.int64)

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import SpRealistError
 from ..sources import locate_excerpt, resolve_source
-from ..store import Project, insert_ignoring, insert_many, note_bulk_rows, now
+from ..store import MULTI_ROW, Project, insert_ignoring, insert_many, insert_rows, note_bulk_rows, now
 from ..identity import current_user
 from ._common import UNITS, CodeTree, code_ids_for, dump_yaml, fetch_frame, read_yaml
 from .units import SourceUnits, trim
@@ -114,8 +114,14 @@ def insert_coding_tuples(conn: Connection, rows: list[tuple], batch: int = 5000,
     # text column once (bulk rows repeat their coder, origin and time), before anything is written
     for i, name in ((4, "coder"), (5, "origin"), (6, "memo"), (7, "guid"), (8, "created_at"), (10, "selection_guid")):
         S.check_column_values(c[name], (row[i] for row in out))
-    # One compiled INSERT executed with many parameter sets (the dialect's own SQL and paramstyle).  The
-    # unique constraint decides: a coding another writer added meanwhile is skipped (ON CONFLICT DO NOTHING).
+    # Many rows per INSERT (store.insert_rows; elsewhere one compiled INSERT executed with many parameter sets,
+    # the dialect's own SQL and paramstyle).  The unique constraint decides: a coding another writer added
+    # meanwhile is skipped (ON CONFLICT DO NOTHING).
+    if conn.dialect.name in MULTI_ROW:
+        inserted = insert_rows(conn, S.codings, tuple(cols), out,
+                               conflict=("code_id", "source_id", "start", "end", "coder"))
+        note_bulk_rows(conn, S.codings.name, inserted)
+        return inserted
     compiled = (insert_ignoring(conn, S.codings, ["code_id", "source_id", "start", "end", "coder"])
                 .values({c: bindparam(c) for c in cols}).compile(dialect=conn.dialect))
     order = compiled.positiontup if compiled.positional else None

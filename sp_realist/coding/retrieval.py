@@ -27,7 +27,7 @@ from ..errors import SpRealistError
 from ..sources import SpanAttributor
 from ..store import Project
 from . import digests
-from ._common import CodeTree, code_ids_for, descendants, fetch_frame, fetch_rows, labelled_code_rows
+from ._common import CodeTree, code_ids_for, descendants, fetch_frame, fetch_rows, int_list, labelled_code_rows
 from .codebook import _tree_order
 from .sqlquery import NOT_TALLIED, PER_CODING, CodingQuery
 
@@ -189,7 +189,7 @@ def _speaker_matrix(conn: Connection, ids: list[int] | None, filters: dict | Non
     if not listed:
         empty = np.empty(0, dtype=np.int64)
         return list(groups), empty, empty, empty
-    values = np.array(",".join(x for _g, x in listed).split(","), dtype=np.int64)
+    values = int_list(",".join(x for _g, x in listed))
     group = np.repeat(np.array([g for g, _x in listed], dtype=np.int64), [x.count(",") + 1 for _g, x in listed])
     code, n = np.divmod(values, SHIFT)
     return list(groups), group, code, n

@@ -171,7 +171,9 @@ class CodingQuery:
             cols.append(segment_holding(c.c.source_id, c.c.start).label("seg_id"))
         inner = select(*cols)
         if self.code_ids is not None:
-            inner = inner.where(c.c.code_id.in_(self.code_ids))
+            # with sources named, "+ 0" keeps SQLite on their index (ix_codings_source) rather than the codes'
+            code = c.c.code_id + 0 if self.source_ids is not None else c.c.code_id
+            inner = inner.where(code.in_(self.code_ids))
         if self.source_ids is not None:
             inner = inner.where(c.c.source_id.in_(self.source_ids))
         if not (attributed or sourced):

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..store import Project, next_ordinal, now, stable_guid
-from ._common import PHASES, CodeTree, clean_name, code_children, code_labels, descendants_in
+from ._common import PHASES, CodeTree, clean_name, code_children, code_labels, descendants_in, int_list
 
 
 def resolve_theme(conn: Connection, ref: str | int) -> dict:
@@ -526,19 +526,25 @@ class _ThemeCodings:
 
 
 def _span_texts(conn: Connection, spans: list[tuple[int, int, int]]) -> list[str]:
-    """The stripped text of each span (source id, start, end): only those characters are read, by one
-    statement compiled once (a UNION of a SELECT per span cost more to build than to run)."""
-    global _SUBSTR
-    if _SUBSTR is None:
-        from sqlalchemy import Integer, bindparam, func
+    """The stripped text of each span (source id, start, end), 100 at a time in one statement that reads only
+    those characters (a VALUES list of the spans joined to their sources; a UNION of a SELECT per span cost
+    more to build than to run)."""
+    from sqlalchemy import text as sql_text
 
-        _SUBSTR = select(func.substr(S.sources.c.text, bindparam("a", type_=Integer),
-                                     bindparam("n", type_=Integer))).where(S.sources.c.id == bindparam("sid"))
-    return [(conn.execute(_SUBSTR, {"sid": sid, "a": a + 1, "n": b - a}).scalar() or "").strip()
-            for sid, a, b in spans]
-
-
-_SUBSTR = None
+    out: list[str] = []
+    for i in range(0, len(spans), 100):
+        part = spans[i:i + 100]
+        rows = ", ".join(f"(:k{k}, :s{k}, :a{k}, :n{k})" for k in range(len(part)))
+        params = {}
+        for k, (sid, a, b) in enumerate(part):
+            params.update({f"k{k}": k, f"s{k}": sid, f"a{k}": a + 1, f"n{k}": b - a})
+        got = dict(conn.execute(sql_text(
+            f"WITH spans (k, sid, a, n) AS (VALUES {rows}) "
+            "SELECT spans.k, substr(sources.text, CAST(spans.a AS INTEGER), CAST(spans.n AS INTEGER)) "
+            "FROM spans JOIN sources ON sources.id = CAST(spans.sid AS INTEGER)"),
+            params).all())
+        out.extend((got.get(k) or "").strip() for k in range(len(part)))
+    return out
 
 
 SHIFT = 2 ** 31  # ids and counts are 32-bit in the schema: (id, n) as one 64-bit integer
@@ -608,7 +614,7 @@ class _DigestThemes:
             listed = [(i, r[k]) for i, r in enumerate(combos) if r[k]]
             if not listed:
                 continue
-            values = np.array(",".join(x for _i, x in listed).split(","), dtype=np.int64)
+            values = int_list(",".join(x for _i, x in listed))
             row = np.repeat([i for i, _x in listed], [x.count(",") + 1 for _i, x in listed])
             code, n = np.divmod(values, SHIFT) if k == 3 else (values, None)
             col = np.searchsorted(self.code_ids, code)

@@ -636,10 +636,11 @@ class ServerBuild:
                 conn.exec_driver_sql(f"DROP TABLE {', '.join(f'{quote(self.target)}.{quote(t)}' for t in self.replaces)}")
             for table in inspect(conn).get_table_names(schema=self.schema):
                 conn.exec_driver_sql(f"ALTER TABLE {quote(self.schema)}.{quote(table)} SET SCHEMA {quote(self.target)}")
-            # the digest triggers' function goes with the tables (the one of the build replaced, with it)
+            # the digest triggers are made again for the tables where they now are (the staging schema's
+            # functions, with their triggers, go; so do the replaced build's)
+            S.drop_digest_function(conn, self.schema)
             S.drop_digest_function(conn, self.target)
-            conn.exec_driver_sql(f"ALTER FUNCTION {quote(self.schema)}.{S.PG_DIGEST_FUNCTION}() "
-                                 f"SET SCHEMA {quote(self.target)}")
+            S.create_digest_triggers(conn)
             conn.exec_driver_sql(f"DROP SCHEMA {quote(self.schema)}")
             files()
         self.schema = None
