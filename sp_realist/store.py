@@ -852,14 +852,16 @@ def insert_rows(conn: Connection, table, columns: tuple[str, ...], rows: list[tu
     PostgreSQL one ``INSERT ... SELECT * FROM unnest(array, ...)`` (a column's values as one array)."""
     if not rows:
         return 0
+    from itertools import chain
+
     prep = conn.dialect.identifier_preparer
     names = ", ".join(prep.quote(c) for c in columns)
     tail = f" ON CONFLICT ({', '.join(prep.quote(c) for c in conflict)}) DO NOTHING" if conflict else ""
     pg = conn.dialect.name == "postgresql"
     per = ROWS_PER_STATEMENT if pg else max(1, min(ROWS_PER_STATEMENT, 32766 // max(len(columns), 1)))
     inserted = 0
-    for i in range(0, len(rows), per):
-        chunk = rows[i:i + per]
+    for i, size in _chunks(len(rows), per, pg):
+        chunk = rows[i:i + size]
         key = (conn.dialect.name, table.name, columns, conflict, 0 if pg else len(chunk))
         sql = _MULTI_SQL.get(key)
         if sql is None:
@@ -870,7 +872,22 @@ def insert_rows(conn: Connection, table, columns: tuple[str, ...], rows: list[tu
                 row = "(" + ", ".join(["?"] * len(columns)) + ")"
                 sql = f"INSERT INTO {prep.format_table(table)} ({names}) VALUES " + ", ".join([row] * len(chunk)) + tail
             _MULTI_SQL[key] = sql
-        params = tuple(list(col) for col in zip(*chunk)) if pg else tuple(v for r in chunk for v in r)
+        params = tuple(list(col) for col in zip(*chunk)) if pg else tuple(chain.from_iterable(chunk))
         result = conn.exec_driver_sql(sql, params)
         inserted += result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(chunk)
     return inserted
+
+
+def _chunks(n: int, per: int, any_size: bool):
+    """``(start, size)`` of the statements that insert ``n`` rows, at most ``per`` each; unless ``any_size``,
+    the sizes are ``per`` and powers of four (a file's 100 segments: 64 + 16 + 16 + 4), so that a handful of
+    statements, each prepared once and kept in the driver's cache, serve every number of rows."""
+    i = 0
+    while i < n:
+        left = n - i
+        if any_size or left >= per:
+            size = min(per, left)
+        else:
+            size = 4 ** ((left.bit_length() - 1) // 2)  # the largest power of four <= left
+        yield i, size
+        i += size
