@@ -509,6 +509,10 @@ class SpanAttributor:
 
     conn: Connection
     source_ids: Iterable[int] | None = None
+    # only these segments (their sources' among them), when the caller knows which hold its positions: the
+    # segment holding a position is the non-empty one with the greatest start at or before it, and with the
+    # holders alone the binary search finds the same one (sp_realist.coding.retrieval.coding_frame)
+    segment_ids: Iterable[int] | None = None
 
     def __post_init__(self):
         conn = self.conn
@@ -529,16 +533,26 @@ class SpanAttributor:
         self._starts: dict[int, list[int]] = {}
         self._arrays: dict[int, tuple] = {}
         self._loaded: set[int] = set()  # sources whose segments are read
-        self.load_segments(self.source_ids)
+        self.load_segments(self.source_ids, self.segment_ids)
 
-    def load_segments(self, source_ids: Iterable[int] | None) -> None:
-        """Read the speaker segments of ``source_ids`` (every source's when None), so that positions in them
-        can be attributed; an attributor made for some sources can take on more."""
+    def load_segments(self, source_ids: Iterable[int] | None, segment_ids: Iterable[int] | None = None) -> None:
+        """Read the speaker segments of ``source_ids`` (every source's when None; only ``segment_ids`` among
+        them when given), so that positions in them can be attributed; an attributor made for some sources
+        can take on more."""
         seg = S.segments
-        # Only segments that change the answer are kept: a mapped speaker or an unmapped label.
+        # Only segments that change the answer are kept: a mapped speaker or an unmapped label, and not empty
+        # (an empty segment holds no position: it does not hide the turn that starts where it is).
         q = (select(seg.c.source_id, seg.c.start, seg.c.end, seg.c.speaker, seg.c.participant_id)
-             .where((seg.c.participant_id.is_not(None)) | (func.coalesce(seg.c.speaker, "") != ""))
+             .where((seg.c.participant_id.is_not(None)) | (func.coalesce(seg.c.speaker, "") != ""),
+                    seg.c.start < seg.c.end)
              .order_by(seg.c.source_id, seg.c.start))
+        if segment_ids is not None:
+            wanted = sorted({int(i) for i in segment_ids})
+            for i in range(0, len(wanted), 500):
+                self._add_segments(q.where(seg.c.id.in_(wanted[i:i + 500])))
+            self._loaded.update(source_ids or ())
+            self._starts = {sid: [s[0] for s in segs] for sid, segs in self._segs.items()}
+            return
         if source_ids is None:
             batches: list = [None]
         else:
@@ -547,15 +561,17 @@ class SpanAttributor:
         for batch in batches:
             if batch is not None and not batch:
                 continue
-            qq = q if batch is None else q.where(seg.c.source_id.in_(batch))
-            result = self.conn.execute(qq)  # the DBAPI's rows at once: a Row object each costs more than the search
-            cursor = getattr(result, "cursor", None)
-            rows = cursor.fetchall() if cursor is not None else result.all()
-            result.close()
-            for sid, a, b, speaker, pid in rows:
-                self._segs.setdefault(sid, []).append((a, b, speaker, pid))
+            self._add_segments(q if batch is None else q.where(seg.c.source_id.in_(batch)))
             self._loaded.update(batch or self._sources)
         self._starts = {sid: [s[0] for s in segs] for sid, segs in self._segs.items()}
+
+    def _add_segments(self, query) -> None:
+        result = self.conn.execute(query)  # the DBAPI's rows at once: a Row object each costs more than the search
+        cursor = getattr(result, "cursor", None)
+        rows = cursor.fetchall() if cursor is not None else result.all()
+        result.close()
+        for sid, a, b, speaker, pid in rows:
+            self._segs.setdefault(sid, []).append((a, b, speaker, pid))
 
     def segment(self, source_id: int, start: int) -> tuple[int, int, str | None, int | None] | None:
         """``(start, end, speaker, participant_id)`` of the speaker segment holding ``start``, if any."""

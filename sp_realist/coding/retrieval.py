@@ -55,11 +55,16 @@ def coding_frame(conn: Connection, code_ids: list[int] | None = None, text: bool
     late = {"attribution": filters.pop("attribution")} if "attribution" in filters else {}
     cq = CodingQuery(conn, code_ids, filters)
     attrs = ((cq.p_attrs + cq.s_attrs) if attributes else []) + ([] if attributes and "site" in cq.s_attrs else ["site"])
-    cols = FRAME_COLUMNS + attrs + list(extra)
+    holder = [] if "seg_id" in extra else ["seg_id"]
+    cols = FRAME_COLUMNS + attrs + list(extra) + holder
     df = fetch_frame(conn, cq.build(*cols, dedupe=dedupe and not late), cols)
     # Who said it: the mapped speaker's code, an unmapped speaker ("Interviewer, S2 PM1 interview"), else the
-    # source's (span_attributions' rule, through its attributor, vectorised over the codings kept).
-    attributor = SpanAttributor(conn, df["source_id"].unique().tolist()) if len(df) else None
+    # source's (span_attributions' rule, through its attributor, vectorised over the codings kept); the
+    # attributor reads only the segments that hold them (the query found those)
+    attributor = SpanAttributor(conn, df["source_id"].unique().tolist(),
+                                segment_ids=df["seg_id"].dropna().astype("int64").unique().tolist()) \
+        if len(df) else None
+    df = df.drop(columns=holder)
     df["attribution"] = pd.Series(attributor.many(df["source_id"].to_numpy(), df["start"].to_numpy())
                                   if attributor else [], index=df.index, dtype="object")
     if late:
