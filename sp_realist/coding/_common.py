@@ -285,6 +285,21 @@ def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100, default_flow_style=False)
 
 
+PACK = 2 ** 31  # ids and counts are 32-bit in the schema: (id, n) packed as id * PACK + n in one 64-bit integer
+
+
+def unpack_lists(listed: list[tuple[int, str]]):
+    """``(owner, values)`` of comma-separated integer lists given as ``(owner index, text)``: for each value, the
+    index of the list it came from, and the values, as int64 arrays."""
+    import numpy as np
+
+    if not listed:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    values = int_list(",".join(text for _i, text in listed))
+    owner = np.repeat(np.array([i for i, _t in listed], dtype=np.int64), [t.count(",") + 1 for _i, t in listed])
+    return owner, values
+
+
 def int_list(text: str):
     """The integers of a comma-separated list (as SQL's ``group_concat`` / ``string_agg`` writes them) as an
     int64 array, parsed in C (a list of Python strings converted one by one costs 6x more)."""

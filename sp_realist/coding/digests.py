@@ -56,20 +56,21 @@ def _missing(kind: str):
     raise ValueError(f"no digest kind {kind!r}")
 
 
+def _stale(kind: str):
+    """SELECT of the ids of the sources whose ``kind`` digest is missing."""
+    d, src = S.source_digests, S.sources
+    return (select(src.c.id).select_from(src.outerjoin(d, d.c.source_id == src.c.id))
+            .where(or_(d.c.source_id.is_(None), _missing(kind))))
+
+
 def stale_sources(conn: Connection, kind: str) -> list[int]:
     """Ids of the sources whose ``kind`` digest is missing (never made, or deleted by a change)."""
-    d, src = S.source_digests, S.sources
-    q = (select(src.c.id).select_from(src.outerjoin(d, d.c.source_id == src.c.id))
-         .where(or_(d.c.source_id.is_(None), _missing(kind))).order_by(src.c.id))
-    return [r[0] for r in conn.execute(q)]
+    return [r[0] for r in conn.execute(_stale(kind).order_by(S.sources.c.id))]
 
 
 def complete(conn: Connection, kind: str) -> bool:
     """Whether every source has its ``kind`` digest, as ``conn``'s snapshot sees the store."""
-    d, src = S.source_digests, S.sources
-    q = (select(src.c.id).select_from(src.outerjoin(d, d.c.source_id == src.c.id))
-         .where(or_(d.c.source_id.is_(None), _missing(kind))).limit(1))
-    return conn.execute(q).first() is None
+    return conn.execute(_stale(kind).limit(1)).first() is None
 
 
 def sees_every_coding(project: Project) -> bool:

@@ -27,7 +27,7 @@ from ..errors import SpRealistError
 from ..sources import SpanAttributor
 from ..store import Project
 from . import digests
-from ._common import CodeTree, code_ids_for, descendants, fetch_frame, fetch_rows, int_list, labelled_code_rows
+from ._common import PACK, CodeTree, code_ids_for, descendants, fetch_frame, fetch_rows, labelled_code_rows, unpack_lists
 from .codebook import _tree_order
 from .sqlquery import NOT_TALLIED, PER_CODING, CodingQuery
 
@@ -185,22 +185,15 @@ def _speaker_matrix(conn: Connection, ids: list[int] | None, filters: dict | Non
     for row in fetch_rows(conn, cq.build("source_id", "participant_id", *keys, text=tuple(text))):
         where[(row[0], row[1])] = groups.setdefault(tuple(row[2:]), len(groups))
     t = S.coding_tallies
-    coded = cast(t.c.code_id * literal(SHIFT, BigInteger) + (t.c.n if dedupe else t.c.n_all), String)
+    coded = cast(t.c.code_id * literal(PACK, BigInteger) + (t.c.n if dedupe else t.c.n_all), String)
     q = select(t.c.source_id, t.c.participant_id, func.aggregate_strings(coded, ","))
     if cq.code_ids is not None:  # (a code filter is in cq.code_ids)
         q = q.where(t.c.code_id.in_(cq.code_ids))
-    listed = [(where[(s, p)], text_) for s, p, text_ in
-              fetch_rows(conn, q.group_by(t.c.source_id, t.c.participant_id)) if (s, p) in where and text_]
-    if not listed:
-        empty = np.empty(0, dtype=np.int64)
-        return list(groups), empty, empty, empty
-    values = int_list(",".join(x for _g, x in listed))
-    group = np.repeat(np.array([g for g, _x in listed], dtype=np.int64), [x.count(",") + 1 for _g, x in listed])
-    code, n = np.divmod(values, SHIFT)
+    group, values = unpack_lists([(where[(s, p)], text_) for s, p, text_ in
+                                  fetch_rows(conn, q.group_by(t.c.source_id, t.c.participant_id))
+                                  if (s, p) in where and text_])
+    code, n = np.divmod(values, PACK)
     return list(groups), group, code, n
-
-
-SHIFT = 2 ** 31  # (code id, n) as one 64-bit integer
 
 
 def _grouped(keys: list[str], groups: list[tuple], group: np.ndarray, code: np.ndarray,

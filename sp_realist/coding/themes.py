@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from .. import schema as S
 from ..errors import NotFoundError, SpRealistError, did_you_mean
 from ..store import Project, next_ordinal, now, stable_guid
-from ._common import PHASES, CodeTree, clean_name, code_children, code_labels, descendants_in, int_list
+from ._common import PACK, PHASES, CodeTree, clean_name, code_children, code_labels, descendants_in, unpack_lists
 
 
 def resolve_theme(conn: Connection, ref: str | int) -> dict:
@@ -547,7 +547,6 @@ def _span_texts(conn: Connection, spans: list[tuple[int, int, int]]) -> list[str
     return out
 
 
-SHIFT = 2 ** 31  # ids and counts are 32-bit in the schema: (id, n) as one 64-bit integer
 PAGE = 8  # ingest orders whose sources' codings the digest path reads first for a theme's quotes (then doubling)
 
 
@@ -592,11 +591,11 @@ class _DigestThemes:
         from sqlalchemy import BigInteger, String, case, cast, func, literal
 
         # one row per (source, participant, turn): each code said there with its number of codings (one integer,
-        # code id * 2**31 + n: both are 32-bit in the schema), and the codes a person coded there
+        # code id * PACK + n: both are 32-bit in the schema), and the codes a person coded there
         t = CodingQuery(conn, ids, self.filters, tallied=True).build(
             "code_id", "source_id", "participant_id", "turn", "n", "n_rule", dedupe=False).subquery("t")
         pid = func.coalesce(t.c.participant_id, -1)
-        coded = cast(t.c.code_id * literal(SHIFT, BigInteger) + t.c.n, String)
+        coded = cast(t.c.code_id * literal(PACK, BigInteger) + t.c.n, String)
         person = case((t.c.n > t.c.n_rule, cast(t.c.code_id, String)), else_=None)
         combos = fetch_rows(conn, select(t.c.source_id, pid, t.c.turn, func.aggregate_strings(coded, ","),
                                          func.aggregate_strings(person, ","))
@@ -611,12 +610,8 @@ class _DigestThemes:
         self.c_person = np.zeros((len(combos), len(self.code_ids)), dtype=bool)
         self.codings = np.zeros(len(self.code_ids), dtype=np.int64)
         for k, target in ((3, self.c_codes), (4, self.c_person)):
-            listed = [(i, r[k]) for i, r in enumerate(combos) if r[k]]
-            if not listed:
-                continue
-            values = int_list(",".join(x for _i, x in listed))
-            row = np.repeat([i for i, _x in listed], [x.count(",") + 1 for _i, x in listed])
-            code, n = np.divmod(values, SHIFT) if k == 3 else (values, None)
+            row, values = unpack_lists([(i, r[k]) for i, r in enumerate(combos) if r[k]])
+            code, n = np.divmod(values, PACK) if k == 3 else (values, None)
             col = np.searchsorted(self.code_ids, code)
             target[row, col] = True
             if n is not None:
