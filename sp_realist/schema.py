@@ -820,6 +820,25 @@ END $$""")
     return out
 
 
+DIGEST_TRIGGER_NAMES = tuple(f"sp_realist_digest_{table}_{op}" for table, _col in DIGEST_WATCHED
+                             for op in (("update",) if table == "sources" else ("insert", "update", "delete")))
+
+
+def digest_triggers_present(conn) -> bool:
+    """Whether every digest trigger is in ``conn``'s store (on PostgreSQL, on its current schema's tables): a
+    project file edited by a program that dropped them cannot be trusted to have kept its digests."""
+    from sqlalchemy import text
+
+    if conn.dialect.name == "sqlite":
+        q = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+    elif conn.dialect.name == "postgresql":
+        q = ("SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+             "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace")
+    else:
+        return False
+    return set(DIGEST_TRIGGER_NAMES) <= {r[0] for r in conn.execute(text(q))}
+
+
 def create_digest_triggers(conn) -> None:
     """Create the digest triggers (see :func:`_digest_trigger_ddl`) in ``conn``'s store (on PostgreSQL in its
     current schema); idempotent."""

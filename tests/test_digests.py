@@ -183,3 +183,22 @@ def test_a_count_of_a_few_codes_reads_digests_but_does_not_make_them(project):
     R.frequencies(project)
     assert set(digested(project)) == {1, 2, 3}
     same(R.own_and_descendant_codings(project, ["A", "D"]), expected)
+
+
+def test_digests_of_a_store_whose_triggers_were_dropped_are_not_trusted(project):
+    """A project edited by a program that dropped the triggers (and so could change codings without clearing
+    digests) has its digests read by no query: the next query deletes them, makes the triggers again and
+    counts every source anew."""
+    from conftest import run_sql
+
+    agree(project)
+    location = project.location if project.is_file else project.engine.url.render_as_string(hide_password=False)
+    drops = [f"DROP TRIGGER {name}" + ("" if project.is_file else f" ON {name.split('_')[3]}")
+             for name in S.DIGEST_TRIGGER_NAMES]
+    run_sql(location, *drops, "UPDATE codings SET code_id = 4 WHERE id = 1")  # A -> D, digest left as it was
+    with project.connect() as conn:
+        assert not S.digest_triggers_present(conn)
+    agree(project)  # counted again, right
+    with project.connect() as conn:
+        assert S.digest_triggers_present(conn)
+    assert set(digested(project)) == {1, 2, 3}

@@ -14,8 +14,10 @@ codings, already counted, and is kept until that source changes:
 
 A digest is made the first time a query needs it (:func:`ensure`, in a short write turn of its own) and is
 deleted, in the same transaction, by any INSERT, UPDATE or DELETE of its source's codings, segments or row:
-triggers in the database do it (``schema.DIGEST_TRIGGERS``), so no code path, other program or cascade can
-leave an old count behind.  The next query recounts only the sources that changed.  Queries use the digests
+triggers in the database do it (``schema.create_digest_triggers``), so no code path, other program or cascade
+can leave an old count behind.  A store whose triggers are missing (a file edited by a program that dropped
+them) has its digests read by no query; the next one that may write deletes them all and makes the triggers
+again.  The next query recounts only the sources that changed.  Queries use the digests
 only when they hold everything asked (:meth:`sp_realist.coding.sqlquery.CodingQuery.tallyable`; co-occurrence
 without ``--where``), when the user sees every coding (no blind coding in force for them: a digest counts
 everyone's), and when every source's digest is there in the query's own snapshot; otherwise they count the
@@ -118,11 +120,16 @@ def ensure(project: Project, kind: str) -> bool:
         return False
     try:
         with project.connect() as conn:
-            if not stale_sources(conn, kind):
+            if S.digest_triggers_present(conn) and not stale_sources(conn, kind):
                 return True
         with _write_turn_now(project) as conn:
             if conn is None:
                 return False
+            if not S.digest_triggers_present(conn):
+                # made or edited where the triggers were dropped: no digest in it can be trusted; they are all
+                # counted again, and the triggers made again
+                conn.execute(delete(S.source_digests))
+                S.create_digest_triggers(conn)
             stale = stale_sources(conn, kind)  # again, inside the write turn
             for i in range(0, len(stale), CHUNK):
                 fill(conn, kind, stale[i:i + CHUNK])
@@ -141,7 +148,7 @@ def _all_there(project: Project, kind: str) -> bool:
         return False
     try:
         with project.connect() as conn:
-            return complete(conn, kind)
+            return S.digest_triggers_present(conn) and complete(conn, kind)
     except (OperationalError, ProgrammingError, ProjectError):
         return False
 
