@@ -550,7 +550,6 @@ class SpanAttributor:
             wanted = sorted({int(i) for i in segment_ids})
             for i in range(0, len(wanted), 500):
                 self._add_segments(q.where(seg.c.id.in_(wanted[i:i + 500])))
-            self._loaded.update(source_ids or ())
             self._starts = {sid: [s[0] for s in segs] for sid, segs in self._segs.items()}
             return
         if source_ids is None:

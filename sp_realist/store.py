@@ -776,7 +776,6 @@ def open_project(explicit: str | None = None) -> Project:
     return Project.open(find_project(explicit))
 
 
-_INSERT_SQL: dict[tuple, tuple[str, Any]] = {}
 
 _SAVEPOINT_NUMBERS = itertools.count(1)
 
@@ -794,11 +793,11 @@ def note_bulk_rows(conn: Connection, table: str, n: int) -> None:
     written[table] = written.get(table, 0) + n
 
 
-def insert_many(conn: Connection, table, columns: tuple[str, ...], rows: list[tuple], batch: int = 5000) -> None:
-    """Insert ``rows`` (tuples in ``columns`` order) into ``table`` with one compiled INSERT executed with many
-    parameter sets (the dialect's own SQL and paramstyle): SQLAlchemy's per-row parameter processing costs
-    more than the database's work for bulk rows.  Values must already be of the column's database type; text
-    values are checked as bound values are (limits, control characters)."""
+def insert_many(conn: Connection, table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert ``rows`` (tuples in ``columns`` order) into ``table``, many rows to a statement
+    (:func:`insert_rows`): SQLAlchemy's per-row parameter processing costs more than the database's work for
+    bulk rows.  Values must already be of the column's database type; text values are checked as bound
+    values are (limits, control characters)."""
     if not rows:
         return
     # the text checks bind processing would make (schema.CheckedText), column by column: each distinct value
@@ -806,35 +805,10 @@ def insert_many(conn: Connection, table, columns: tuple[str, ...], rows: list[tu
     for i, name in enumerate(columns):
         S.check_column_values(table.c[name], (row[i] for row in rows))
     note_bulk_rows(conn, table.name, len(rows))
-    if conn.dialect.name in MULTI_ROW:
-        insert_rows(conn, table, columns, rows)
-        return
-    key = (conn.dialect.name, conn.dialect.paramstyle, table.name, columns)
-    cached = _INSERT_SQL.get(key)
-    if cached is None:
-        from operator import itemgetter
-
-        from sqlalchemy import bindparam
-
-        compiled = insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=conn.dialect)
-        order = compiled.positiontup if compiled.positional else None
-        pick = None
-        if order is not None and list(order) != list(columns):
-            getter = itemgetter(*[columns.index(name) for name in order])
-            pick = (lambda row: (getter(row),)) if len(order) == 1 else getter
-        cached = _INSERT_SQL[key] = (str(compiled), order is not None, pick)
-    sql, positional, pick = cached
-    for i in range(0, len(rows), batch):
-        chunk = rows[i:i + batch]
-        if positional:
-            params = [pick(r) for r in chunk] if pick is not None else chunk
-        else:
-            params = [dict(zip(columns, r)) for r in chunk]
-        conn.exec_driver_sql(sql, params)
+    insert_rows(conn, table, columns, rows)
 
 
 _MULTI_SQL: dict[tuple, str] = {}
-MULTI_ROW = ("sqlite", "postgresql")  # the back ends insert_rows writes many rows per statement for
 ROWS_PER_STATEMENT = 4000
 
 

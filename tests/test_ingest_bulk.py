@@ -16,6 +16,7 @@ from sp_realist import schema as S
 from sp_realist.ingest import ingest_paths, read_sources
 from sp_realist.ingest.diary import DIARY_DATE_RE, _TITLE_LINE_RE, _template_line
 from sp_realist.sources import Segment, SourceDraft, add_source
+from sp_realist import store
 from sp_realist.store import insert_many
 
 PIECES = ["Date of diary entry", "date  of the\nDIARY insert", "Reflective Diary", "  - reflective\tdiary:",
@@ -62,8 +63,9 @@ def test_insert_many_stores_what_sqlalchemy_insert_stores(backend, new_location,
                                                     segments=[Segment(0, 1)])) for i in (1, 2)]
                 conn.execute(S.segments.delete())
                 full = [(None, i, i, i + 1, *r) for i, r in enumerate(rows)]
-                insert_many(conn, S.segments, SEGMENT_COLUMNS,
-                            [(ids[0], *r[1:8], r[8], None) for r in full], batch=7)
+                with pytest.MonkeyPatch.context() as mp:  # statements of 7 rows at most: chunk boundaries
+                    mp.setattr(store, "ROWS_PER_STATEMENT", 7)
+                    insert_many(conn, S.segments, SEGMENT_COLUMNS, [(ids[0], *r[1:8], r[8], None) for r in full])
                 if full:
                     conn.execute(insert(S.segments), [dict(zip(SEGMENT_COLUMNS, (ids[1], *r[1:8], r[8], None)))
                                                       for r in full])

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
-from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from .. import schema as S
 from ..errors import SpRealistError
 from ..sources import locate_excerpt, resolve_source
-from ..store import MULTI_ROW, Project, insert_ignoring, insert_many, insert_rows, note_bulk_rows, now
+from ..store import Project, insert_many, insert_rows, note_bulk_rows, now
 from ..identity import current_user
 from ._common import UNITS, CodeTree, code_ids_for, dump_yaml, fetch_frame, read_yaml
 from .units import SourceUnits, trim
@@ -57,8 +57,7 @@ def existing_keys(conn: Connection, code_ids: list[int] | None = None, source_id
     return set(map(tuple, rows))
 
 
-def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000,
-                   known: set | None = None, guids: bool = True) -> int:
+def insert_codings(conn: Connection, rows: list[dict], known: set | None = None, guids: bool = True) -> int:
     """Insert coding rows (dicts with code_id, source_id, start, end, coder, origin[, memo]), skipping any
     that already exist; returns how many were inserted.  The one writer of new ``codings`` rows.
 
@@ -75,7 +74,7 @@ def insert_codings(conn: Connection, rows: list[dict], batch: int = 5000,
     return insert_coding_tuples(conn, [
         (r["code_id"], r["source_id"], r["start"], r["end"], r["coder"], r.get("origin"), r.get("memo"),
          r.get("guid"), r.get("created_at"), r.get("dated"), r.get("selection_guid")) for r in rows],
-        batch=batch, known=known, guids=guids)
+        known=known, guids=guids)
 
 
 #: The columns of a coding tuple given to :func:`insert_coding_tuples`.
@@ -83,8 +82,7 @@ CODING_COLUMNS = ("code_id", "source_id", "start", "end", "coder", "origin", "me
                   "selection_guid")
 
 
-def insert_coding_tuples(conn: Connection, rows: list[tuple], batch: int = 5000,
-                         known: set | None = None, guids: bool = True) -> int:
+def insert_coding_tuples(conn: Connection, rows: list[tuple], known: set | None = None, guids: bool = True) -> int:
     """:func:`insert_codings` for rows given as tuples in :data:`CODING_COLUMNS` order (no dict per row:
     what a bulk import builds); an empty origin is ``manual``, an empty time now, an empty GUID the stable
     one (unless ``guids=False``).  Skips rows whose key (the first five) exists or repeats; returns how many
@@ -114,33 +112,9 @@ def insert_coding_tuples(conn: Connection, rows: list[tuple], batch: int = 5000,
     # text column once (bulk rows repeat their coder, origin and time), before anything is written
     for i, name in ((4, "coder"), (5, "origin"), (6, "memo"), (7, "guid"), (8, "created_at"), (10, "selection_guid")):
         S.check_column_values(c[name], (row[i] for row in out))
-    # Many rows per INSERT (store.insert_rows; elsewhere one compiled INSERT executed with many parameter sets,
-    # the dialect's own SQL and paramstyle).  The unique constraint decides: a coding another writer added
+    # Many rows per INSERT (store.insert_rows).  The unique constraint decides: a coding another writer added
     # meanwhile is skipped (ON CONFLICT DO NOTHING).
-    if conn.dialect.name in MULTI_ROW:
-        inserted = insert_rows(conn, S.codings, tuple(cols), out,
-                               conflict=("code_id", "source_id", "start", "end", "coder"))
-        note_bulk_rows(conn, S.codings.name, inserted)
-        return inserted
-    compiled = (insert_ignoring(conn, S.codings, ["code_id", "source_id", "start", "end", "coder"])
-                .values({c: bindparam(c) for c in cols}).compile(dialect=conn.dialect))
-    order = compiled.positiontup if compiled.positional else None
-    sql = str(compiled)
-    if order is None:  # named parameters
-        shape = lambda chunk: [dict(zip(cols, row)) for row in chunk]  # noqa: E731
-    elif list(order) == list(cols):  # the tuples are already in the statement's order
-        shape = lambda chunk: chunk  # noqa: E731
-    else:
-        from operator import itemgetter
-
-        pick = itemgetter(*[cols.index(name) for name in order])
-        shape = lambda chunk: [pick(row) for row in chunk]  # noqa: E731
-    inserted = 0
-    for i in range(0, len(out), batch):
-        chunk = out[i:i + batch]
-        params = shape(chunk)
-        result = conn.exec_driver_sql(sql, params)
-        inserted += result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(chunk)
+    inserted = insert_rows(conn, S.codings, tuple(cols), out, conflict=("code_id", "source_id", "start", "end", "coder"))
     note_bulk_rows(conn, S.codings.name, inserted)
     return inserted
 
@@ -154,8 +128,8 @@ def insert_plain_codings(conn: Connection, rows: Iterable[tuple], batch: int = 5
     no memo, GUID or selection (autocoding), skipping any whose key (the first five) is already stored;
     returns how many were inserted.  The rows must not repeat a key among themselves.
 
-    The bulk path of :func:`insert_codings`: the tuples go to the database as they are, with one
-    compiled INSERT executed with many parameter sets, and are filtered only when a coding of these
+    The bulk path of :func:`insert_codings`: the tuples go to the database as they are, many to a statement
+    (:func:`sp_realist.store.insert_many`), and are filtered only when a coding of these
     codes already exists (read in this transaction).  ``rows`` may be any iterable (a generator keeps
     only ``batch`` tuples in memory at a time) when ``code_ids`` names every code the rows hold."""
     if code_ids is None:
@@ -171,7 +145,7 @@ def insert_plain_codings(conn: Connection, rows: Iterable[tuple], batch: int = 5
     while chunk := list(islice(rows, batch)):
         if seen:
             chunk = [r for r in chunk if r[:5] not in seen]
-        insert_many(conn, S.codings, PLAIN_CODING_COLUMNS, chunk, batch=batch)
+        insert_many(conn, S.codings, PLAIN_CODING_COLUMNS, chunk)
         n += len(chunk)
     return n
 

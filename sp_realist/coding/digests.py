@@ -250,12 +250,10 @@ def pairs(conn: Connection, kind: str, code_ids: list[int] | None, batch: int = 
     """Columns ``a``, ``b``, ``n`` summed over every source's ``kind`` digest, codes in ``code_ids`` only:
     what :func:`~sp_realist.coding.retrieval.overlap_pairs` / ``segment_pairs`` give without filters.  The
     digests are read and added ``batch`` sources at a time (memory bounded by the codebook, not the corpus)."""
+    from .retrieval import PairSums
+
     col = S.source_digests.c[kind]
-    top = conn.execute(select(func.max(S.codes.c.id))).scalar() or 0
-    m = int(top) + 1
-    dense = m * m <= 1 << 22  # a code x code array of counts; else a dict of the pairs met
-    acc = np.zeros(m * m if dense else 0, dtype=np.int64)
-    found: dict[int, int] = {}
+    sums = PairSums.for_codebook(conn)
     wanted = np.asarray(sorted(code_ids), dtype=np.int64) if code_ids is not None else None
     result = conn.execute(select(col).where(col.is_not(None)))
     try:
@@ -267,27 +265,14 @@ def pairs(conn: Connection, kind: str, code_ids: list[int] | None, batch: int = 
             if not parts:
                 continue
             triples = np.concatenate(parts).astype(np.int64)
-            triples = triples[(triples[:, 0] < m) & (triples[:, 1] < m)]  # (a deleted code clears its digests)
+            triples = triples[(triples[:, 0] < sums.m) & (triples[:, 1] < sums.m)]  # (a deleted code clears them)
             if wanted is not None:
                 triples = triples[np.isin(triples[:, 0], wanted) & np.isin(triples[:, 1], wanted)]
-            key = triples[:, 0] * m + triples[:, 1]
-            if dense:
-                acc += np.bincount(key, weights=triples[:, 2], minlength=m * m).astype(np.int64)
-            else:
-                keys, inv = np.unique(key, return_inverse=True)
-                for k, c in zip(keys.tolist(), np.bincount(inv, weights=triples[:, 2]).astype(np.int64).tolist()):
-                    found[k] = found.get(k, 0) + c
+            sums.add(triples[:, 0], triples[:, 1], triples[:, 2])
     finally:
         result.close()
-    if dense:
-        keys = np.flatnonzero(acc)
-        sums = acc[keys]
-    else:
-        keys = np.array(sorted(found), dtype=np.int64)
-        sums = np.array([found[k] for k in keys.tolist()], dtype=np.int64)
-    a, b = np.divmod(keys, m)
-    sums = sums.astype(np.int64)
+    df = sums.frame()
     if kind == "segment":  # kept once per pair (a <= b): both ways, as segment_pairs counts them
-        other = a != b
-        a, b, sums = np.concatenate([a, b[other]]), np.concatenate([b, a[other]]), np.concatenate([sums, sums[other]])
-    return pd.DataFrame({"a": a.astype(np.int64), "b": b.astype(np.int64), "n": sums})
+        other = df[df["a"] != df["b"]]
+        df = pd.concat([df, other.rename(columns={"a": "b", "b": "a"})[["a", "b", "n"]]], ignore_index=True)
+    return df

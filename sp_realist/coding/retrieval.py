@@ -177,8 +177,6 @@ def _speaker_matrix(conn: Connection, ids: list[int] | None, filters: dict | Non
     few thousand rows read."""
     from sqlalchemy import BigInteger, String, cast, literal
 
-    from ._common import fetch_rows
-
     cq = CodingQuery(conn, ids, filters, tallied=True, speakers=True)
     groups: dict[tuple, int] = {}
     where: dict[tuple, int] = {}
@@ -223,9 +221,9 @@ def _code_totals(conn: Connection, ids: list[int] | None, filters: dict | None, 
         groups, group, code, n = _speaker_matrix(conn, ids, filters, ["source_id", "participant_id"])
         codes, pos = np.unique(code, return_inverse=True)
         src = np.unique(np.array([g[0] for g in groups], dtype=np.int64), return_inverse=True)[1]
-        pid = np.unique(np.array([-1 if g[1] is None else g[1] for g in groups], dtype=np.int64),
-                        return_inverse=True)
-        spoke = pid[0][pid[1]][group] >= 0  # said by a participant
+        pids = np.array([-1 if g[1] is None else g[1] for g in groups], dtype=np.int64)
+        person = np.unique(pids, return_inverse=True)[1]
+        spoke = pids[group] >= 0  # said by a participant
 
         def distinct(of: np.ndarray, keep: np.ndarray) -> np.ndarray:
             """How many distinct values of ``of`` each code has (among the entries ``keep``)."""
@@ -235,7 +233,7 @@ def _code_totals(conn: Connection, ids: list[int] | None, filters: dict | None, 
 
         return pd.DataFrame({"code_id": codes, "codings": np.bincount(pos, weights=n, minlength=len(codes))
                              .astype(np.int64), "sources": distinct(src[group], np.ones(len(group), dtype=bool)),
-                             "participants": distinct(pid[1][group], spoke)})
+                             "participants": distinct(person[group], spoke)})
     cq = CodingQuery(conn, ids, filters, tallied=tallied)
     if tallied and not cq.tallyable(["code_id", "source_id", "participant_id"]):
         cq = CodingQuery(conn, ids, filters)
@@ -443,16 +441,46 @@ def overlap_pairs(conn: Connection, ids: list[int] | None, filters: dict | None,
     The codings (filtered and deduplicated by the query) are read in source order, a batch of whole
     sources at a time, and their overlapping pairs are swept on numpy arrays: a pair join in SQL reads a
     row per pair (5x slower on 1M codings), while the sweep's memory is bounded by the batch."""
-    counts: dict[tuple[int, int], int] = {}
+    sums = PairSums.for_codebook(conn)
     for arr in source_batches(conn, CodingQuery(conn, ids, filters), batch):
         _src, a, b, n = sweep_pairs(arr)
-        m = int(max(a.max(initial=0), b.max(initial=0))) + 1
-        key = a * m + b
+        sums.add(a, b, n)
+    return sums.frame()
+
+
+class PairSums:
+    """Adds up counts of code pairs (arrays ``a``, ``b``, ``n``) a batch at a time into one count per pair: a
+    code x code array when the code ids are small (their largest is ``top``), else a dict of the pairs met."""
+
+    def __init__(self, top: int):
+        self.m = int(top) + 1
+        self.dense = self.m * self.m <= 1 << 22
+        self.acc = np.zeros(self.m * self.m if self.dense else 0, dtype=np.int64)
+        self.found: dict[int, int] = {}
+
+    @classmethod
+    def for_codebook(cls, conn: Connection) -> "PairSums":
+        return cls(conn.execute(select(func.max(S.codes.c.id))).scalar() or 0)
+
+    def add(self, a: np.ndarray, b: np.ndarray, n: np.ndarray) -> None:
+        key = np.asarray(a, dtype=np.int64) * self.m + np.asarray(b, dtype=np.int64)
+        if self.dense:
+            self.acc += np.bincount(key, weights=n, minlength=self.m * self.m).astype(np.int64)
+            return
         keys, inv = np.unique(key, return_inverse=True)
-        sums = np.bincount(inv, weights=n, minlength=len(keys)).astype(np.int64)
-        for k, c in zip(keys.tolist(), sums.tolist()):
-            counts[divmod(k, m)] = counts.get(divmod(k, m), 0) + c
-    return pd.DataFrame([(a, b, n) for (a, b), n in counts.items()], columns=["a", "b", "n"])
+        for k, c in zip(keys.tolist(), np.bincount(inv, weights=n).astype(np.int64).tolist()):
+            self.found[k] = self.found.get(k, 0) + c
+
+    def frame(self) -> pd.DataFrame:
+        """Columns ``a``, ``b``, ``n``, one row per pair met, in (a, b) order."""
+        if self.dense:
+            keys = np.flatnonzero(self.acc)
+            sums = self.acc[keys]
+        else:
+            keys = np.array(sorted(self.found), dtype=np.int64)
+            sums = np.array([self.found[k] for k in keys.tolist()], dtype=np.int64)
+        a, b = np.divmod(keys, self.m)
+        return pd.DataFrame({"a": a.astype(np.int64), "b": b.astype(np.int64), "n": sums.astype(np.int64)})
 
 
 def source_batches(conn: Connection, cq: CodingQuery, batch: int = 200_000):
@@ -544,17 +572,16 @@ def segment_pairs(conn: Connection, ids: list[int] | None, filters: dict | None,
     before a source's first segment touches none.  The codings (filtered and deduplicated by the query) and
     the segments of their sources are read a batch of whole sources at a time and matched on numpy arrays
     (a segment join in SQL took 10 s on 1M codings)."""
-    cols = (["source"] if by_source else []) + ["a", "b", "n"]
-    found = []
-    for src, a, b, n in segment_batches(conn, CodingQuery(conn, ids, filters, source_ids=source_ids), batch):
-        part = pd.DataFrame({"source": src, "a": a, "b": b, "n": n})
-        found.append(part if by_source else part.groupby(["a", "b"], sort=False)["n"].sum().reset_index())
-    if not found:
-        return pd.DataFrame({c: [] for c in cols}, dtype="int64")
-    df = pd.concat(found, ignore_index=True)
+    batches = segment_batches(conn, CodingQuery(conn, ids, filters, source_ids=source_ids), batch)
     if not by_source:
-        df = df.groupby(["a", "b"], sort=True)["n"].sum().reset_index()
-    return df[cols].reset_index(drop=True)
+        sums = PairSums.for_codebook(conn)
+        for _src, a, b, n in batches:
+            sums.add(a, b, n)
+        return sums.frame()
+    found = [pd.DataFrame({"source": src, "a": a, "b": b, "n": n}) for src, a, b, n in batches]
+    if not found:
+        return pd.DataFrame({c: [] for c in ("source", "a", "b", "n")}, dtype="int64")
+    return pd.concat(found, ignore_index=True)
 
 
 def segment_batches(conn: Connection, cq: CodingQuery, batch: int = 200_000):
